@@ -1,0 +1,114 @@
+//! The settings that size shared memory, and the numbers derived from them.
+
+use crate::IpciError;
+use pgipc_shmem::{HugePages, SharedMemoryType};
+use std::path::PathBuf;
+
+/// PostgreSQL's `MAX_BACKENDS`: proc numbers must fit in 18 bits.
+pub const MAX_BACKENDS: u32 = (1 << 18) - 1;
+/// Special worker processes counted in `MaxBackends`: the autovacuum launcher and the slot-sync
+/// worker (PostgreSQL 18's `NUM_SPECIAL_WORKER_PROCS`).
+pub const NUM_SPECIAL_WORKER_PROCS: u32 = 2;
+/// Most I/O worker processes (PostgreSQL 18's `MAX_IO_WORKERS`).
+pub const MAX_IO_WORKERS: u32 = 32;
+/// Auxiliary processes with a PGPROC: archiver, bgwriter, checkpointer, walwriter, startup,
+/// walreceiver/walsummarizer family, plus the I/O workers (PostgreSQL 18's
+/// `NUM_AUXILIARY_PROCS = 6 + MAX_IO_WORKERS`).
+pub const NUM_AUXILIARY_PROCS: u32 = 6 + MAX_IO_WORKERS;
+
+/// The dynamic shared memory implementation (`dynamic_shared_memory_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DsmType {
+    /// `shm_open` segments under /dev/shm.
+    Posix,
+    /// System V segments.
+    Sysv,
+    /// Files under `pg_dynshmem/` in the data directory.
+    Mmap,
+}
+
+/// Everything that decides the size and layout of shared memory.
+#[derive(Debug, Clone)]
+pub struct IpcConfig {
+    /// `max_connections`.
+    pub max_connections: u32,
+    /// `autovacuum_worker_slots`.
+    pub autovacuum_worker_slots: u32,
+    /// `max_worker_processes`.
+    pub max_worker_processes: u32,
+    /// `max_wal_senders`.
+    pub max_wal_senders: u32,
+    /// `max_prepared_transactions` (PGPROCs without semaphores).
+    pub max_prepared_transactions: u32,
+    /// `shared_memory_type`.
+    pub shared_memory_type: SharedMemoryType,
+    /// `dynamic_shared_memory_type`.
+    pub dynamic_shared_memory_type: DsmType,
+    /// `huge_pages`.
+    pub huge_pages: HugePages,
+    /// `huge_page_size` in bytes (0 = the system default).
+    pub huge_page_size: usize,
+    /// `min_dynamic_shared_memory` in bytes.
+    pub min_dynamic_shared_memory: usize,
+    /// The data directory (ties the segment and its interlock to it); `None` for tests.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for IpcConfig {
+    /// PostgreSQL 18's defaults.
+    fn default() -> Self {
+        IpcConfig {
+            max_connections: 100,
+            autovacuum_worker_slots: 16,
+            max_worker_processes: 8,
+            max_wal_senders: 10,
+            max_prepared_transactions: 0,
+            shared_memory_type: SharedMemoryType::Mmap,
+            dynamic_shared_memory_type: DsmType::Posix,
+            huge_pages: HugePages::Try,
+            huge_page_size: 0,
+            min_dynamic_shared_memory: 0,
+            data_dir: None,
+        }
+    }
+}
+
+impl IpcConfig {
+    /// PostgreSQL's `MaxBackends`: regular backends, autovacuum workers, background workers,
+    /// WAL senders and the special workers (`InitializeMaxBackends`).
+    pub fn max_backends(&self) -> Result<u32, IpciError> {
+        let total = u64::from(self.max_connections)
+            + u64::from(self.autovacuum_worker_slots)
+            + u64::from(self.max_worker_processes)
+            + u64::from(self.max_wal_senders)
+            + u64::from(NUM_SPECIAL_WORKER_PROCS);
+        if total > u64::from(MAX_BACKENDS) {
+            return Err(IpciError::TooManyBackends {
+                max_connections: self.max_connections,
+                autovacuum_worker_slots: self.autovacuum_worker_slots,
+                max_worker_processes: self.max_worker_processes,
+                max_wal_senders: self.max_wal_senders,
+            });
+        }
+        Ok(total as u32)
+    }
+
+    /// Semaphores (wait slots) needed: one per PGPROC that can sleep (`ProcGlobalSemas`).
+    pub fn num_semaphores(&self) -> Result<u32, IpciError> {
+        Ok(self.max_backends()? + NUM_AUXILIARY_PROCS)
+    }
+
+    /// All PGPROCs: backends, auxiliary processes and prepared-transaction dummies
+    /// (`TotalProcs` in PostgreSQL's `InitProcGlobal`).
+    pub fn total_procs(&self) -> Result<u32, IpciError> {
+        self.num_semaphores()?
+            .checked_add(self.max_prepared_transactions)
+            .filter(|n| *n <= MAX_BACKENDS + NUM_AUXILIARY_PROCS + MAX_BACKENDS)
+            .ok_or(IpciError::TooManyBackends {
+                max_connections: self.max_connections,
+                autovacuum_worker_slots: self.autovacuum_worker_slots,
+                max_worker_processes: self.max_worker_processes,
+                max_wal_senders: self.max_wal_senders,
+            })
+    }
+}
