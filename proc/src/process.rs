@@ -1,0 +1,156 @@
+//! This process's own slot: `InitProcess`, `InitAuxiliaryProcess`, release at exit, sleep and
+//! wake-up.
+
+use crate::config::BackendType;
+use crate::global::ProcGlobal;
+use crate::shared::{PgProc, ProcNumber, INVALID_PROC_NUMBER};
+use crate::ProcError;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// This process's proc number (PostgreSQL's `MyProcNumber`), or [`INVALID_PROC_NUMBER`].
+static MY_PROC_NUMBER: AtomicU32 = AtomicU32::new(INVALID_PROC_NUMBER);
+
+/// This process's proc number, if it has a PGPROC (PostgreSQL's `MyProcNumber`).
+pub fn my_proc_number() -> Option<ProcNumber> {
+    match MY_PROC_NUMBER.load(Ordering::Relaxed) {
+        INVALID_PROC_NUMBER => None,
+        n => Some(n),
+    }
+}
+
+/// The calling process's PGPROC (PostgreSQL's `MyProc`): process-local, returned by
+/// [`init_process`] / [`init_auxiliary_process`]. The slot is given back by the exit callback
+/// those functions register, not when this value is dropped.
+#[derive(Clone)]
+pub struct MyProc {
+    global: ProcGlobal,
+    procno: ProcNumber,
+}
+
+impl fmt::Debug for MyProc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MyProc")
+            .field("procno", &self.procno)
+            .field("proc", self.pgproc())
+            .finish()
+    }
+}
+
+impl MyProc {
+    /// The proc number.
+    pub fn proc_number(&self) -> ProcNumber {
+        self.procno
+    }
+
+    /// The table this slot belongs to.
+    pub fn global(&self) -> &ProcGlobal {
+        &self.global
+    }
+
+    /// The shared slot.
+    pub fn pgproc(&self) -> &PgProc {
+        &self.global.all_procs()[self.procno as usize]
+    }
+
+    /// Publishes what this process waits for (`pgstat_report_wait_start/end`; 0 = nothing).
+    pub fn set_wait_event(&self, wait_event_info: u32) {
+        if let Ok(s) = self.global.wait_slot(self.procno) {
+            s.wait_event_info.store(wait_event_info, Ordering::Relaxed);
+        }
+    }
+
+    /// Sleeps until another process calls [`ProcGlobal::proc_send_signal`] for this slot
+    /// (PostgreSQL's `ProcWaitForSignal`). Wake-ups may be spurious: re-check the condition.
+    pub fn wait_for_signal(&self, wait_event_info: u32) {
+        let Ok(slot) = self.global.wait_slot(self.procno) else {
+            return;
+        };
+        self.set_wait_event(wait_event_info);
+        crate::latch_glue::wait(self.pgproc(), slot);
+        self.set_wait_event(0);
+    }
+}
+
+impl ProcGlobal {
+    /// Wakes the process that owns `procno` (PostgreSQL's `ProcSendSignal`).
+    pub fn proc_send_signal(&self, procno: ProcNumber) -> Result<(), ProcError> {
+        let slot = self.wait_slot(procno)?;
+        crate::latch_glue::set(self.proc(procno)?, slot);
+        Ok(())
+    }
+}
+
+fn claim(global: &ProcGlobal, procno: ProcNumber) {
+    let p = &global.all_procs()[procno as usize];
+    crate::latch_glue::own(p);
+    if let Ok(slot) = global.wait_slot(procno) {
+        // A crashed previous owner may have left a count or a wait event behind.
+        slot.sem.reset();
+        slot.wait_event_info.store(0, Ordering::Relaxed);
+    }
+    global.shmem().set_proc_number(Some(procno));
+    MY_PROC_NUMBER.store(procno, Ordering::Relaxed);
+}
+
+/// The exit callback (PostgreSQL's `ProcKill` / `AuxiliaryProcKill`).
+fn proc_kill(global: &ProcGlobal, procno: ProcNumber, pid: i32, aux: bool) {
+    if std::process::id() as i32 != pid {
+        let which = if aux { "AuxiliaryProcKill" } else { "ProcKill" };
+        eprintln!("PANIC:  {which}() called in child process");
+        std::process::abort();
+    }
+    let p = &global.all_procs()[procno as usize];
+    crate::latch_glue::disown(p);
+    global.shmem().set_proc_number(None);
+    MY_PROC_NUMBER.store(INVALID_PROC_NUMBER, Ordering::Relaxed);
+    // Latch disowned first: the next owner's OwnLatch must not find us.
+    let _ = if aux {
+        global.release_aux_slot(procno)
+    } else {
+        global.release_slot(procno)
+    };
+}
+
+fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyProc, ProcError> {
+    if my_proc_number().is_some() {
+        return Err(ProcError::AlreadyExists);
+    }
+    let pid = std::process::id() as i32;
+    let procno = if aux {
+        global.alloc_aux_slot(kind, pid)?
+    } else {
+        global.alloc_slot(kind, pid)?
+    };
+    claim(global, procno);
+    let g = global.clone();
+    if let Err(e) = pgipc_ipc::on_shmem_exit(move |_| proc_kill(&g, procno, pid, aux)) {
+        proc_kill(global, procno, pid, aux);
+        return Err(e.into());
+    }
+    Ok(MyProc {
+        global: global.clone(),
+        procno,
+    })
+}
+
+/// Gives the calling process a PGPROC from the free list of its kind (PostgreSQL's
+/// `InitProcess`): backends, autovacuum workers and launcher, the slot-sync worker, background
+/// workers and WAL senders.
+///
+/// Errors: [`ProcError::TooManyClients`] / [`ProcError::TooManyWalSenders`] (SQLSTATE 53300)
+/// when the list is empty, which leaves every list as it was; [`ProcError::AlreadyExists`] if
+/// this process already has one. On success an `on_shmem_exit` callback is registered that gives
+/// the slot back at exit; the process joins the ProcArray separately (`procarray`'s
+/// `init_process_phase2`).
+pub fn init_process(global: &ProcGlobal, kind: BackendType) -> Result<MyProc, ProcError> {
+    init_common(global, kind, false)
+}
+
+/// Gives the calling auxiliary process (checkpointer, WAL writer, startup, I/O worker, ...) the
+/// first free auxiliary PGPROC (PostgreSQL's `InitAuxiliaryProcess`); error
+/// [`ProcError::AllAuxiliaryProcsInUse`] when none is left. Auxiliary procs never join the
+/// ProcArray.
+pub fn init_auxiliary_process(global: &ProcGlobal, kind: BackendType) -> Result<MyProc, ProcError> {
+    init_common(global, kind, true)
+}
