@@ -1,0 +1,232 @@
+//! Exhaustive interleaving check of the set/reset/wait protocol (runs in normal `cargo test`).
+//!
+//! The owner and up to two setters are small state machines whose steps are the protocol's
+//! atomic actions (each load, store, and the kernel's compare-and-enqueue of `FUTEX_WAIT`); a
+//! depth-first search visits every interleaving and asserts that no run ends with the owner
+//! asleep while work it has not seen is pending. Sequential consistency is assumed here (that
+//! is what the two SeqCst fences buy); the loom model in `ci/loom.sh` checks the real code
+//! under weaker orderings.
+
+use std::collections::HashSet;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Mode {
+    Futex,
+    Signal,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct State {
+    is_set: bool,
+    sleeping: Option<Mode>, // maybe_sleeping
+    work: u8,               // work items published
+    seen: u8,               // work items the owner has consumed
+    pending_signal: bool,   // SIGURG pending on the signalfd
+    blocked: bool,          // owner inside FUTEX_WAIT / epoll_wait
+    woken: bool,            // a FUTEX_WAKE reached the queued owner
+    owner_pc: u8,
+    setter_pc: [u8; 2],
+}
+
+/// Which protocol to check: the real one, or a deliberately broken one (to show the checker
+/// finds lost wake-ups).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    Real,
+    /// The owner re-checks `is_set` *before* publishing its sleep mode.
+    CheckBeforePublish,
+    /// The setter skips the wake-up when it finds the latch already set, but the owner
+    /// checks work before resetting (check-then-reset order done wrong).
+    CheckWorkBeforeReset,
+}
+
+struct Checker {
+    mode: Mode,
+    variant: Variant,
+    setters: usize,
+    seen_states: HashSet<State>,
+    lost: Option<State>,
+}
+
+impl Checker {
+    /// Owner program: 0 reset, 1 check work, 2 check is_set, 3 publish mode, 4 re-check is_set,
+    /// 5 block, 6 awake (clear mode) then back to 0; 7 = done (saw all work).
+    fn owner_step(&self, s: &State) -> Option<State> {
+        let mut n = *s;
+        let total = self.setters as u8;
+        match s.owner_pc {
+            0 if self.variant == Variant::CheckWorkBeforeReset => {
+                // broken order: look at work, then reset
+                n.seen = s.work;
+                n.owner_pc = 1;
+            }
+            0 => {
+                n.is_set = false;
+                n.owner_pc = 1;
+            }
+            1 if self.variant == Variant::CheckWorkBeforeReset => {
+                n.is_set = false;
+                n.owner_pc = if n.seen == total { 7 } else { 2 };
+            }
+            1 => {
+                n.seen = s.work;
+                n.owner_pc = if n.seen == total { 7 } else { 2 };
+            }
+            2 => n.owner_pc = if s.is_set { 0 } else { 3 },
+            3 if self.variant == Variant::CheckBeforePublish => {
+                // broken: check first (step 4's job), then publish
+                n.owner_pc = if s.is_set { 0 } else { 8 };
+            }
+            8 => {
+                n.sleeping = Some(self.mode);
+                n.owner_pc = 5;
+            }
+            3 => {
+                n.sleeping = Some(self.mode);
+                n.owner_pc = 4;
+            }
+            4 => {
+                if s.is_set {
+                    n.sleeping = None;
+                    n.owner_pc = 0;
+                } else {
+                    n.owner_pc = 5;
+                }
+            }
+            5 => match self.mode {
+                // FUTEX_WAIT: the kernel compares the word and enqueues atomically.
+                Mode::Futex if !s.blocked => {
+                    if s.is_set {
+                        n.owner_pc = 6;
+                    } else {
+                        n.blocked = true;
+                        n.woken = false;
+                    }
+                }
+                Mode::Futex if s.woken => {
+                    n.blocked = false;
+                    n.owner_pc = 6;
+                }
+                // epoll_wait on the signalfd: returns when a signal is pending (and drains it).
+                Mode::Signal if s.pending_signal => {
+                    n.pending_signal = false;
+                    n.blocked = false;
+                    n.owner_pc = 6;
+                }
+                Mode::Signal if !s.blocked => n.blocked = true,
+                _ => return None, // asleep, no way to move on its own
+            },
+            6 => {
+                n.sleeping = None;
+                n.owner_pc = 0;
+            }
+            _ => return None,
+        }
+        Some(n)
+    }
+
+    /// Setter program: 0 publish work, 1 look at is_set, 2 set it, 3 read mode and wake, 4 done.
+    fn setter_step(&self, s: &State, i: usize) -> Option<State> {
+        let mut n = *s;
+        match s.setter_pc[i] {
+            0 => {
+                n.work += 1;
+                n.setter_pc[i] = 1;
+            }
+            1 => n.setter_pc[i] = if s.is_set { 4 } else { 2 },
+            2 => {
+                n.is_set = true;
+                n.setter_pc[i] = 3;
+            }
+            3 => {
+                match s.sleeping {
+                    Some(Mode::Futex) => {
+                        if s.blocked {
+                            n.woken = true;
+                        }
+                    }
+                    Some(Mode::Signal) => n.pending_signal = true,
+                    None => {}
+                }
+                n.setter_pc[i] = 4;
+            }
+            _ => return None,
+        }
+        Some(n)
+    }
+
+    fn explore(&mut self, s: State) {
+        if self.lost.is_some() || !self.seen_states.insert(s) {
+            return;
+        }
+        let mut moved = false;
+        if let Some(n) = self.owner_step(&s) {
+            moved = true;
+            self.explore(n);
+        }
+        for i in 0..self.setters {
+            if let Some(n) = self.setter_step(&s, i) {
+                moved = true;
+                self.explore(n);
+            }
+        }
+        if !moved && s.owner_pc != 7 {
+            // Nobody can move and the owner has not seen all the work: a lost wake-up.
+            self.lost = Some(s);
+        }
+    }
+}
+
+fn check(mode: Mode, variant: Variant, setters: usize, initially_set: bool) -> Option<State> {
+    let mut c = Checker {
+        mode,
+        variant,
+        setters,
+        seen_states: HashSet::new(),
+        lost: None,
+    };
+    let mut start = State {
+        is_set: initially_set,
+        sleeping: None,
+        work: 0,
+        seen: 0,
+        pending_signal: false,
+        blocked: false,
+        woken: false,
+        owner_pc: 0,
+        setter_pc: [4; 2],
+    };
+    for pc in start.setter_pc.iter_mut().take(setters) {
+        *pc = 0;
+    }
+    c.explore(start);
+    assert!(c.seen_states.len() > 10, "the search explored something");
+    c.lost
+}
+
+#[test]
+fn real_protocol_never_loses_a_wakeup() {
+    for mode in [Mode::Futex, Mode::Signal] {
+        for setters in [1, 2] {
+            for initially_set in [false, true] {
+                let lost = check(mode, Variant::Real, setters, initially_set);
+                assert_eq!(lost, None, "{mode:?} setters={setters} set={initially_set}");
+            }
+        }
+    }
+}
+
+#[test]
+fn checker_finds_lost_wakeups_in_broken_protocols() {
+    // Publishing the sleep mode after the last look at `is_set` loses a signal-mode wake-up.
+    // In futex mode it does not: the kernel's compare of the futex word (which *is* `is_set`)
+    // catches a set that slipped in; the checker agrees.
+    assert!(check(Mode::Signal, Variant::CheckBeforePublish, 1, false).is_some());
+    assert_eq!(
+        check(Mode::Futex, Variant::CheckBeforePublish, 1, false),
+        None
+    );
+    for mode in [Mode::Futex, Mode::Signal] {
+        assert!(check(mode, Variant::CheckWorkBeforeReset, 1, true).is_some());
+    }
+}

@@ -1,0 +1,91 @@
+//! Every system call the latch makes: the shared futex, the wake-up signal, and process/thread ids.
+//!
+//! All of them are async-signal-safe (plain system calls, no allocation, no locks), because
+//! [`Latch::set`](crate::Latch::set) may run inside a signal handler.
+//!
+//! Under `cfg(loom)` the futex is replaced by a model made of loom's mutex and condition
+//! variable (see [`FutexModel`]), so that a lost wake-up shows up as a loom deadlock.
+
+use crate::sync::AtomicU32;
+use std::time::Duration;
+
+/// The signal a setter sends to an owner that sleeps in epoll (PostgreSQL uses SIGURG too).
+pub(crate) const WAKEUP_SIGNAL: i32 = libc::SIGURG;
+
+/// Sleeps while `*word == expected` (shared futex: the word may be in memory other processes map).
+///
+/// Returns on a wake-up, a signal, a timeout, or at once if the word differs; callers re-check.
+#[cfg(not(loom))]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    use rustix::thread::futex;
+    let ts = timeout.map(|d| futex::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    });
+    // EAGAIN (value changed), EINTR and ETIMEDOUT all mean "re-check": nothing to report.
+    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+}
+
+/// Wakes every process sleeping on `word` (shared futex). Async-signal-safe.
+#[cfg(not(loom))]
+pub(crate) fn futex_wake(word: &AtomicU32) {
+    use rustix::thread::futex;
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Sends the wake-up signal to thread `tid` of process `pid` (or to the process when `tid` is 0).
+///
+/// Errors (the process exited, the pid was reused by a process we may not signal) are ignored, as
+/// PostgreSQL ignores them: a lost target has nobody left to wake. Async-signal-safe.
+pub(crate) fn send_wakeup(pid: i32, tid: i32) {
+    if tid > 0 {
+        // SAFETY: tgkill takes plain integers and touches no memory of ours.
+        unsafe {
+            libc::syscall(libc::SYS_tgkill, pid, tid, WAKEUP_SIGNAL);
+        }
+    } else {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, WAKEUP_SIGNAL);
+        }
+    }
+}
+
+/// This process's id.
+pub(crate) fn my_pid() -> i32 {
+    rustix::process::getpid().as_raw_nonzero().get()
+}
+
+/// This thread's id.
+pub(crate) fn my_tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// A futex for loom: `wait` checks the word and enqueues under one mutex, exactly as the kernel
+/// checks and enqueues under its hash-bucket lock, so a wake that precedes the check is seen
+/// through the word and a wake that follows it is seen through the sequence number.
+#[cfg(loom)]
+#[derive(Debug, Default)]
+pub(crate) struct FutexModel {
+    seq: loom::sync::Mutex<u64>,
+    cv: loom::sync::Condvar,
+}
+
+#[cfg(loom)]
+impl FutexModel {
+    pub(crate) fn wait(&self, word: &AtomicU32, expected: u32) {
+        let mut g = self.seq.lock().unwrap();
+        if word.load(crate::sync::Ordering::SeqCst) != expected {
+            return;
+        }
+        let start = *g;
+        while *g == start {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        *self.seq.lock().unwrap() += 1;
+        self.cv.notify_all();
+    }
+}

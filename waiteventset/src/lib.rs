@@ -1,0 +1,1 @@
+//! WaitEventSet (work in progress).
