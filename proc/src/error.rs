@@ -70,6 +70,9 @@ pub enum ProcError {
     /// The ProcStructLock stayed held (its holder probably died inside it).
     #[error(transparent)]
     Stuck(#[from] pgipc_lwlock::StuckSpinlock),
+    /// The slot's latch could not be owned or waited on.
+    #[error(transparent)]
+    Latch(#[from] pgipc_latch::LatchError),
     /// Registering the exit callback failed.
     #[error(transparent)]
     Ipc(#[from] pgipc_ipc::IpcError),

@@ -199,6 +199,12 @@ impl ProcGlobal {
             .ok_or(ProcError::ProcNumberOutOfRange { procno })
     }
 
+    /// The latch of `procno`, as a handle that keeps the mapping alive.
+    pub fn latch(&self, procno: ProcNumber) -> Result<Shared<pgipc_latch::Latch>, ProcError> {
+        self.proc(procno)?;
+        Ok(self.procs.map(|p| &p[procno as usize].latch))
+    }
+
     /// The wait-event code `procno` shows right now (PostgreSQL's `PGPROC.wait_event_info`).
     pub fn wait_event_info(&self, procno: ProcNumber) -> Result<u32, ProcError> {
         Ok(self
@@ -440,7 +446,7 @@ impl ProcGlobal {
         if p.pgxactoff.load(Ordering::Acquire) != INVALID_PROC_NUMBER {
             return Err(ProcError::StillInProcArray { procno, pid });
         }
-        crate::latch_glue::force_disown(p);
+        crate::latch_glue::force_disown(p, pid);
         let slot = self.wait_slot(procno)?;
         slot.wait_event_info.store(0, Ordering::Relaxed);
         let _g = self

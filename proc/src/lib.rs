@@ -36,6 +36,10 @@
 //!   `procarray` crate's locking rules, documented on [`PgProc`].
 //! * The semaphore of proc number *n* is `ProcWaitSlot` *n* of the `lwlock` crate; only the
 //!   owner sleeps on it.
+//! * Each slot embeds a shared `Latch` (crate `pgipc-latch`), initialised once by the creator.
+//!   Its ownership follows the slot's: taken in [`init_process`], given up in the exit callback
+//!   *before* the slot returns to its free list; anyone may set it
+//!   ([`ProcGlobal::proc_send_signal`]).
 //!
 //! # What this crate does not do
 //! * No heavyweight locks, deadlock detection, fast-path lock array, lock groups or

@@ -3,6 +3,7 @@
 
 use crate::config::BackendType;
 use crate::global::ProcGlobal;
+use crate::latch_glue::{self, ProcLatch};
 use crate::shared::{PgProc, ProcNumber, INVALID_PROC_NUMBER};
 use crate::ProcError;
 use std::fmt;
@@ -20,12 +21,14 @@ pub fn my_proc_number() -> Option<ProcNumber> {
 }
 
 /// The calling process's PGPROC (PostgreSQL's `MyProc`): process-local, returned by
-/// [`init_process`] / [`init_auxiliary_process`]. The slot is given back by the exit callback
-/// those functions register, not when this value is dropped.
+/// [`init_process`] / [`init_auxiliary_process`], holding the ownership of the slot's latch.
+/// The slot is given back by the exit callback those functions register, not when this value
+/// is dropped.
 #[derive(Clone)]
 pub struct MyProc {
     global: ProcGlobal,
     procno: ProcNumber,
+    latch: ProcLatch,
 }
 
 impl fmt::Debug for MyProc {
@@ -53,6 +56,12 @@ impl MyProc {
         &self.global.all_procs()[self.procno as usize]
     }
 
+    /// The owned process latch, for callers that wait on it with other events
+    /// (`waiteventset`).
+    pub fn latch(&self) -> &pgipc_latch::OwnedLatch<pgipc_shmem::Shared<pgipc_latch::Latch>> {
+        &self.latch
+    }
+
     /// Publishes what this process waits for (`pgstat_report_wait_start/end`; 0 = nothing).
     pub fn set_wait_event(&self, wait_event_info: u32) {
         if let Ok(s) = self.global.wait_slot(self.procno) {
@@ -60,37 +69,30 @@ impl MyProc {
         }
     }
 
-    /// Sleeps until another process calls [`ProcGlobal::proc_send_signal`] for this slot
-    /// (PostgreSQL's `ProcWaitForSignal`). Wake-ups may be spurious: re-check the condition.
-    pub fn wait_for_signal(&self, wait_event_info: u32) {
-        let Ok(slot) = self.global.wait_slot(self.procno) else {
-            return;
-        };
+    /// Sleeps until the process latch is set, then resets it (PostgreSQL's
+    /// `ProcWaitForSignal`: `WaitLatch` + `ResetLatch`); another process wakes it with
+    /// [`ProcGlobal::proc_send_signal`]. Wake-ups may be spurious: re-check the condition.
+    /// Postmaster death is not watched here (use `waiteventset` for that).
+    pub fn wait_for_signal(&self, wait_event_info: u32) -> Result<(), ProcError> {
         self.set_wait_event(wait_event_info);
-        crate::latch_glue::wait(self.pgproc(), slot);
+        let r = self.latch.wait(None);
         self.set_wait_event(0);
-    }
-}
-
-impl ProcGlobal {
-    /// Wakes the process that owns `procno` (PostgreSQL's `ProcSendSignal`).
-    pub fn proc_send_signal(&self, procno: ProcNumber) -> Result<(), ProcError> {
-        let slot = self.wait_slot(procno)?;
-        crate::latch_glue::set(self.proc(procno)?, slot);
+        r?;
+        self.latch.reset();
         Ok(())
     }
 }
 
-fn claim(global: &ProcGlobal, procno: ProcNumber) {
-    let p = &global.all_procs()[procno as usize];
-    crate::latch_glue::own(p);
-    if let Ok(slot) = global.wait_slot(procno) {
-        // A crashed previous owner may have left a count or a wait event behind.
-        slot.sem.reset();
-        slot.wait_event_info.store(0, Ordering::Relaxed);
+impl ProcGlobal {
+    /// Wakes the process that owns `procno` by setting its latch (PostgreSQL's
+    /// `ProcSendSignal`); error `procNumber out of range` outside the latch-bearing slots.
+    pub fn proc_send_signal(&self, procno: ProcNumber) -> Result<(), ProcError> {
+        if procno >= self.all_proc_count() {
+            return Err(ProcError::ProcNumberOutOfRange { procno });
+        }
+        self.proc(procno)?.latch.set();
+        Ok(())
     }
-    global.shmem().set_proc_number(Some(procno));
-    MY_PROC_NUMBER.store(procno, Ordering::Relaxed);
 }
 
 /// The exit callback (PostgreSQL's `ProcKill` / `AuxiliaryProcKill`).
@@ -101,10 +103,10 @@ fn proc_kill(global: &ProcGlobal, procno: ProcNumber, pid: i32, aux: bool) {
         std::process::abort();
     }
     let p = &global.all_procs()[procno as usize];
-    crate::latch_glue::disown(p);
+    // Latch first: the next owner's `own` must not find us.
+    latch_glue::disown(p, pid);
     global.shmem().set_proc_number(None);
     MY_PROC_NUMBER.store(INVALID_PROC_NUMBER, Ordering::Relaxed);
-    // Latch disowned first: the next owner's OwnLatch must not find us.
     let _ = if aux {
         global.release_aux_slot(procno)
     } else {
@@ -122,7 +124,22 @@ fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyPr
     } else {
         global.alloc_slot(kind, pid)?
     };
-    claim(global, procno);
+    let undo = |e: ProcError| {
+        let _ = if aux {
+            global.release_aux_slot(procno)
+        } else {
+            global.release_slot(procno)
+        };
+        e
+    };
+    let latch = latch_glue::own(global.latch(procno)?).map_err(undo)?;
+    if let Ok(slot) = global.wait_slot(procno) {
+        // A crashed previous owner may have left a count or a wait event behind.
+        slot.sem.reset();
+        slot.wait_event_info.store(0, Ordering::Relaxed);
+    }
+    global.shmem().set_proc_number(Some(procno));
+    MY_PROC_NUMBER.store(procno, Ordering::Relaxed);
     let g = global.clone();
     if let Err(e) = pgipc_ipc::on_shmem_exit(move |_| proc_kill(&g, procno, pid, aux)) {
         proc_kill(global, procno, pid, aux);
@@ -131,6 +148,7 @@ fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyPr
     Ok(MyProc {
         global: global.clone(),
         procno,
+        latch,
     })
 }
 
@@ -138,11 +156,12 @@ fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyPr
 /// `InitProcess`): backends, autovacuum workers and launcher, the slot-sync worker, background
 /// workers and WAL senders.
 ///
-/// Errors: [`ProcError::TooManyClients`] / [`ProcError::TooManyWalSenders`] (SQLSTATE 53300)
-/// when the list is empty, which leaves every list as it was; [`ProcError::AlreadyExists`] if
-/// this process already has one. On success an `on_shmem_exit` callback is registered that gives
-/// the slot back at exit; the process joins the ProcArray separately (`procarray`'s
-/// `init_process_phase2`).
+/// It owns the slot's latch and makes it the process's "my latch", resets the slot's semaphore
+/// and records the proc number for LWLock waits. Errors: [`ProcError::TooManyClients`] /
+/// [`ProcError::TooManyWalSenders`] (SQLSTATE 53300) when the list is empty, which leaves every
+/// list as it was; [`ProcError::AlreadyExists`] if this process already has one. On success an
+/// `on_shmem_exit` callback is registered that gives everything back at exit; the process joins
+/// the ProcArray separately (`procarray`'s `init_process_phase2`).
 pub fn init_process(global: &ProcGlobal, kind: BackendType) -> Result<MyProc, ProcError> {
     init_common(global, kind, false)
 }

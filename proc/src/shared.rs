@@ -1,6 +1,7 @@
 //! The structures that live in shared memory: `PROC_HDR` ("Proc Header"), `PGPROC` and the dense
 //! mirrors ("PGPROC structures").
 
+use pgipc_latch::Latch;
 use pgipc_shmem::ShmemSafe;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -182,6 +183,8 @@ impl fmt::Debug for XidCacheStatus {
 /// * `status_flags`: the owner, under ProcArrayLock exclusive (mirrored in `statusFlags[]`).
 /// * `pgxactoff`: under ProcArrayLock exclusive + XidGenLock exclusive (`procarray` add/remove);
 ///   [`INVALID_PROC_NUMBER`] while the proc is not in the ProcArray.
+/// * `latch`: the `latch` crate's rules (owner resets and sleeps, anyone sets); ownership
+///   follows the slot's.
 /// * `proc_array_group_*`: the group xid-clearing protocol (owner pushes itself, the leader
 ///   clears `proc_array_group_member` after doing its work).
 #[repr(C, align(64))]
@@ -232,9 +235,13 @@ pub struct PgProc {
     _pad2: [u8; 6],
     /// Cached subtransaction xids (the first `subxid_status.count` are valid).
     pub subxids: [AtomicU32; PGPROC_MAX_CACHED_SUBXIDS],
+    /// The process latch (PostgreSQL's `procLatch`): initialised once by the creator, owned by
+    /// whoever holds the slot, set by anyone to wake it.
+    pub latch: Latch,
 }
 
-// SAFETY: repr(C), atomics and plain padding only, all-zero valid (pid 0 = free), no pointers.
+// SAFETY: repr(C), atomics, plain padding and a Latch (itself ShmemSafe: atomics, zero =
+// clear and unowned) only; all-zero valid (pid 0 = free); no pointers.
 unsafe impl ShmemSafe for PgProc {}
 
 impl fmt::Debug for PgProc {

@@ -207,7 +207,8 @@ fn init_process_once_per_process() {
     ));
     // A signal sent before the wait is not lost.
     g.proc_send_signal(me.proc_number()).unwrap();
-    me.wait_for_signal(0x0800_0001);
+    me.wait_for_signal(0x0800_0001).unwrap();
+    assert!(!me.latch().is_set());
     assert_eq!(g.wait_event_info(me.proc_number()).unwrap(), 0);
     assert!(matches!(
         g.proc_send_signal(9999),
@@ -220,7 +221,7 @@ fn layout() {
     let s = format!(
         "PgProc size {} align {}\n pid {} proc_number {} lxid {} xid {} xmin {} pgxactoff {} \
          database_id {} group_next {} backend_type {} status_flags {} wait_start {} \
-         subxid_status {} subxids {}\nProcHdr size {} align {} free {} group_first {}\n\
+         subxid_status {} subxids {} latch {}\nProcHdr size {} align {} free {} group_first {}\n\
          XidCacheStatus size {}",
         size_of::<PgProc>(),
         align_of::<PgProc>(),
@@ -237,6 +238,7 @@ fn layout() {
         offset_of!(PgProc, wait_start),
         offset_of!(PgProc, subxid_status),
         offset_of!(PgProc, subxids),
+        offset_of!(PgProc, latch),
         size_of::<ProcHdr>(),
         align_of::<ProcHdr>(),
         offset_of!(ProcHdr, free),
