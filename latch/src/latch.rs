@@ -299,6 +299,71 @@ impl<L: Deref<Target = Latch>> OwnedLatch<L> {
         &self.latch
     }
 
+    /// The borrowed owner's view of this latch, to hand to a wait set.
+    pub fn as_owner(&self) -> LatchOwner<'_> {
+        LatchOwner {
+            latch: &self.latch,
+            pid: self.pid,
+        }
+    }
+
+    /// See [`LatchOwner::check_owner`].
+    pub fn check_owner(&self) -> Result<(), LatchError> {
+        self.as_owner().check_owner()
+    }
+
+    /// See [`LatchOwner::reset`].
+    pub fn reset(&self) {
+        self.as_owner().reset()
+    }
+
+    /// See [`LatchOwner::wait`].
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<LatchWait, LatchError> {
+        self.as_owner().wait(timeout)
+    }
+
+    /// See [`LatchOwner::prepare_sleep`].
+    pub fn prepare_sleep(&self, mode: SleepMode) -> Prepared {
+        self.as_owner().prepare_sleep(mode)
+    }
+
+    /// See [`LatchOwner::futex_sleep`].
+    pub fn futex_sleep(&self, timeout: Option<Duration>) {
+        self.as_owner().futex_sleep(timeout)
+    }
+
+    /// See [`LatchOwner::finish_sleep`].
+    pub fn finish_sleep(&self) {
+        self.as_owner().finish_sleep()
+    }
+}
+
+/// A borrowed owner's right to a latch, from [`OwnedLatch::as_owner`]: what a wait set stores.
+///
+/// It can only be made from an [`OwnedLatch`] and cannot outlive it, so holding one proves
+/// (at the time it was made) that this process owns the latch; [`check_owner`](Self::check_owner)
+/// re-checks it cheaply before every sleep.
+#[derive(Clone, Copy)]
+pub struct LatchOwner<'a> {
+    latch: &'a Latch,
+    pid: i32,
+}
+
+impl fmt::Debug for LatchOwner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatchOwner")
+            .field("latch", self.latch)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl<'a> LatchOwner<'a> {
+    /// The latch.
+    pub fn latch(&self) -> &'a Latch {
+        self.latch
+    }
+
     /// Checks that the latch's recorded owner is still this process (not a forked copy, not a
     /// latch the postmaster has re-initialised under us).
     pub fn check_owner(&self) -> Result<(), LatchError> {
@@ -330,10 +395,7 @@ impl<L: Deref<Target = Latch>> OwnedLatch<L> {
         self.check_owner()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            let remaining = match deadline {
-                None => None,
-                Some(d) => Some(d.saturating_duration_since(Instant::now())),
-            };
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if self.prepare_sleep(SleepMode::Futex) == Prepared::AlreadySet {
                 return Ok(LatchWait::Set);
             }
@@ -358,7 +420,7 @@ impl<L: Deref<Target = Latch>> OwnedLatch<L> {
     /// [`SleepMode::Signal`]) and then calls [`finish_sleep`](Self::finish_sleep). Only the
     /// thread that will block may call this, and `mode` must not be `Awake`.
     pub fn prepare_sleep(&self, mode: SleepMode) -> Prepared {
-        let l = &*self.latch;
+        let l = self.latch;
         if l.is_set.load(Ordering::Relaxed) != 0 {
             return Prepared::AlreadySet;
         }

@@ -140,13 +140,9 @@ impl Checker {
             }
             3 => {
                 match s.sleeping {
-                    Some(Mode::Futex) => {
-                        if s.blocked {
-                            n.woken = true;
-                        }
-                    }
+                    Some(Mode::Futex) if s.blocked => n.woken = true,
                     Some(Mode::Signal) => n.pending_signal = true,
-                    None => {}
+                    _ => {}
                 }
                 n.setter_pc[i] = 4;
             }
