@@ -1,0 +1,174 @@
+//! Plumbing for the multi-process tests and benchmarks of `latch` and `waiteventset` (the
+//! latter includes this file by path): a shared arena in a `pgipc_shmem` memfd segment handed
+//! to re-executed copies of the current binary, a watchdog, CPU pinning and a tiny runner that
+//! prints `N passed, N failed`.
+#![allow(dead_code, unreachable_pub)]
+
+use pgipc_latch::Latch;
+use pgipc_shmem::{Shared, Shmem, ShmemSafe};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+/// Which role a re-executed copy plays.
+pub const ROLE_ENV: &str = "PGIPC_LATCH_TEST_ROLE";
+/// The inherited memfd's descriptor number.
+pub const FD_ENV: &str = "PGIPC_LATCH_TEST_FD";
+
+/// What the processes share.
+#[repr(C)]
+pub struct Arena {
+    pub latches: [Latch; 4],
+    pub words: [AtomicU64; 16],
+}
+
+// SAFETY: #[repr(C)], latches and atomics only, all-zero is valid.
+unsafe impl ShmemSafe for Arena {}
+
+pub struct Kit {
+    pub shmem: Shmem,
+    pub arena: Shared<Arena>,
+}
+
+impl Kit {
+    pub fn create() -> Kit {
+        let shmem = Shmem::create_for_tests(1 << 20).expect("create segment");
+        let (arena, _) = shmem
+            .init_struct::<Arena>("latch test arena")
+            .expect("arena");
+        Kit { shmem, arena }
+    }
+
+    pub fn attach() -> Kit {
+        let raw: i32 = std::env::var(FD_ENV).expect("fd env").parse().expect("fd");
+        // SAFETY: inherited across exec for this purpose; nothing else in this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let shmem = Shmem::attach_fd(fd).expect("attach segment");
+        let (arena, _) = shmem
+            .init_struct::<Arena>("latch test arena")
+            .expect("arena");
+        Kit { shmem, arena }
+    }
+
+    /// A re-executed copy of this binary in `role`, with the segment inherited.
+    pub fn command(&self, role: &str, args: &[&str]) -> Command {
+        let raw = self.shmem.memfd().expect("memfd-backed").as_raw_fd();
+        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+        cmd.args(args)
+            .env(ROLE_ENV, role)
+            .env(FD_ENV, raw.to_string());
+        // SAFETY: only fcntl between fork and exec (async-signal-safe, no allocation).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    pub fn spawn(&self, role: &str, args: &[&str]) -> Child {
+        self.command(role, args).spawn().expect("spawn child")
+    }
+}
+
+/// This process's role, if it is a re-executed child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+/// Waits for `child` for at most `limit`; on timeout kills it and reports a hang.
+pub fn wait_child(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("watchdog: child {} hung for {limit:?}", child.id()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits for the child and requires exit code 0.
+pub fn expect_success(child: &mut Child, limit: Duration) -> Result<(), String> {
+    let st = wait_child(child, limit)?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("child {} failed: {st}", child.id()))
+    }
+}
+
+/// Pins the calling process to the given CPUs.
+pub fn pin(cpus: &[usize]) {
+    let mut set = rustix::thread::CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+/// Number of CPUs this process may run on.
+pub fn ncpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A tiny deterministic random generator (xorshift) for delays.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// Busy-waits about `ns` nanoseconds.
+pub fn spin_ns(ns: u64) {
+    let t = Instant::now();
+    while (t.elapsed().as_nanos() as u64) < ns {
+        std::hint::spin_loop();
+    }
+}
+
+/// Runs named tests in order, printing each result and the closing `N passed, N failed` line;
+/// exits non-zero if any failed.
+pub fn run_tests(tests: &[(&str, fn() -> Result<(), String>)]) {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
+            continue;
+        }
+        let t = Instant::now();
+        match f() {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.2?})", t.elapsed());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({:.2?}): {e}", t.elapsed());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
