@@ -71,8 +71,26 @@ impl Kit {
         cmd
     }
 
-    pub fn spawn(&self, role: &str, args: &[&str]) -> Child {
-        self.command(role, args).spawn().expect("spawn child")
+    pub fn spawn(&self, role: &str, args: &[&str]) -> Proc {
+        Proc(self.command(role, args).spawn().expect("spawn child"))
+    }
+}
+
+/// A child process that is killed and reaped if the test gives up on it.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
     }
 }
 
@@ -82,15 +100,15 @@ pub fn role() -> Option<String> {
 }
 
 /// Waits for `child` for at most `limit`; on timeout kills it and reports a hang.
-pub fn wait_child(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
+pub fn wait_child(child: &mut Proc, limit: Duration) -> Result<ExitStatus, String> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(st) = child.0.try_wait().map_err(|e| e.to_string())? {
             return Ok(st);
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = child.0.kill();
+            let _ = child.0.wait();
             return Err(format!("watchdog: child {} hung for {limit:?}", child.id()));
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -98,7 +116,7 @@ pub fn wait_child(child: &mut Child, limit: Duration) -> Result<ExitStatus, Stri
 }
 
 /// Waits for the child and requires exit code 0.
-pub fn expect_success(child: &mut Child, limit: Duration) -> Result<(), String> {
+pub fn expect_success(child: &mut Proc, limit: Duration) -> Result<(), String> {
     let st = wait_child(child, limit)?;
     if st.success() {
         Ok(())
@@ -145,7 +163,10 @@ pub fn spin_ns(ns: u64) {
 
 /// Runs named tests in order, printing each result and the closing `N passed, N failed` line;
 /// exits non-zero if any failed.
-pub fn run_tests(tests: &[(&str, fn() -> Result<(), String>)]) {
+pub type TestFn = fn() -> Result<(), String>;
+
+/// Runs named tests in order (see the module docs).
+pub fn run_tests(tests: &[(&str, TestFn)]) {
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
