@@ -5,11 +5,9 @@
 mod common;
 
 use common::{expect_success, pin, role, run_tests, spin_ns, Kit, Rng};
-use pgipc_latch::{
-    install_my_latch, set_my_latch, Latch, LatchError, LatchWait, OwnedLatch, SleepMode,
-};
+use pgipc_latch::{install_my_latch, Latch, LatchError, LatchWait, OwnedLatch, SleepMode};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PING_PONGS: u64 = 1_000_000;
 const STRESS_ROUNDS: u64 = 100_000;
@@ -73,17 +71,7 @@ fn child(role: &str, args: &[String]) -> i32 {
             let latch: &'static Latch = &kit.arena.latches[2];
             let mine = OwnedLatch::own(latch).expect("own latch 2");
             install_my_latch(latch);
-            extern "C" fn on_usr1(_: libc::c_int) {
-                set_my_latch();
-            }
-            let act = nix::sys::signal::SigAction::new(
-                nix::sys::signal::SigHandler::Handler(on_usr1),
-                nix::sys::signal::SaFlags::SA_RESTART,
-                nix::sys::signal::SigSet::empty(),
-            );
-            // SAFETY: the handler only sets a latch, which is async-signal-safe.
-            unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGUSR1, &act) }
-                .expect("sigaction");
+            common::on_sigusr1_set_my_latch();
             mine.reset();
             kit.arena.words[3].store(1, Ordering::SeqCst);
             match mine.wait(WAIT) {
@@ -111,17 +99,6 @@ fn child(role: &str, args: &[String]) -> i32 {
     }
 }
 
-fn wait_flag(kit: &Kit, idx: usize) -> Result<(), String> {
-    let t = Instant::now();
-    while kit.arena.words[idx].load(Ordering::SeqCst) == 0 {
-        if t.elapsed() > Duration::from_secs(30) {
-            return Err(format!("child never raised word {idx}"));
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    Ok(())
-}
-
 fn ping_pong() -> Result<(), String> {
     // Both processes on one CPU: a same-CPU futex hand-off costs ~5 us here, a cross-CPU one
     // ~50 us, and the test should take seconds, not minutes.
@@ -130,7 +107,7 @@ fn ping_pong() -> Result<(), String> {
     let a = &*kit.arena;
     let mine = OwnedLatch::own(&a.latches[0]).map_err(|e| e.to_string())?;
     let mut c = kit.spawn("pong", &[&PING_PONGS.to_string()]);
-    wait_flag(&kit, 9)?;
+    kit.wait_word(9)?;
     for i in 0..PING_PONGS {
         a.latches[1].set();
         if mine.wait(WAIT) != Ok(LatchWait::Set) {
@@ -153,7 +130,7 @@ fn stress() -> Result<(), String> {
     let a = &*kit.arena;
     let mine = OwnedLatch::own(&a.latches[0]).map_err(|e| e.to_string())?;
     let mut c = kit.spawn("stress", &[&STRESS_ROUNDS.to_string()]);
-    wait_flag(&kit, 9)?;
+    kit.wait_word(9)?;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for k in 1..=STRESS_ROUNDS {
         loop {
@@ -173,27 +150,7 @@ fn stress() -> Result<(), String> {
 }
 
 fn signal_handler() -> Result<(), String> {
-    let kit = Kit::create();
-    let a = &*kit.arena;
-    let mut c = kit.spawn("handler", &[]);
-    wait_flag(&kit, 3)?;
-    // Let it fall asleep on the futex, then signal it.
-    let t = Instant::now();
-    while a.latches[2].sleep_mode() != SleepMode::Futex && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(20));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(c.id() as i32),
-        nix::sys::signal::Signal::SIGUSR1,
-    )
-    .map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    expect_success(&mut c, Duration::from_secs(20))?;
-    if t.elapsed() > Duration::from_secs(5) {
-        return Err(format!("woke only after {:?}", t.elapsed()));
-    }
-    Ok(())
+    common::signal_wakes_sleeper("handler", SleepMode::Futex)
 }
 
 fn ownership() -> Result<(), String> {

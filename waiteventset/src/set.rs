@@ -475,12 +475,14 @@ impl<'l> WaitEventSet<'l> {
             }
             latch.finish_sleep();
         }
+        // Postmaster death first: the death-signal handler sets the latch to wake us, and a
+        // one-slot caller must hear about the death rather than that latch.
+        if n == 0 && self.pm_pos.is_some() && postmaster_death::possibly_dead() {
+            self.check_postmaster(occurred, &mut n);
+        }
         if latch.latch().is_set() && n < occurred.len() {
             occurred[n] = self.latch_event();
             n += 1;
-        }
-        if self.pm_pos.is_some() && postmaster_death::possibly_dead() {
-            self.check_postmaster(occurred, &mut n);
         }
         n
     }

@@ -9,7 +9,7 @@ use pgipc_shmem::{Shared, Shmem, ShmemSafe};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Which role a re-executed copy plays.
@@ -22,6 +22,7 @@ pub const FD_ENV: &str = "PGIPC_LATCH_TEST_FD";
 pub struct Arena {
     pub latches: [Latch; 4],
     pub words: [AtomicU64; 16],
+    pub slots: [AtomicU32; 4],
 }
 
 // SAFETY: #[repr(C)], latches and atomics only, all-zero is valid.
@@ -71,6 +72,18 @@ impl Kit {
         cmd
     }
 
+    /// Waits (up to 30 s) until a child raises `words[idx]`.
+    pub fn wait_word(&self, idx: usize) -> Result<(), String> {
+        let t = Instant::now();
+        while self.arena.words[idx].load(Ordering::SeqCst) == 0 {
+            if t.elapsed() > Duration::from_secs(30) {
+                return Err(format!("child never raised word {idx}"));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
     pub fn spawn(&self, role: &str, args: &[&str]) -> Proc {
         Proc(self.command(role, args).spawn().expect("spawn child"))
     }
@@ -92,6 +105,46 @@ impl Drop for Proc {
         }
         let _ = self.0.wait();
     }
+}
+
+/// Installs a SIGUSR1 handler that sets this process's latch (`set_my_latch`).
+pub fn on_sigusr1_set_my_latch() {
+    extern "C" fn on_usr1(_: libc::c_int) {
+        pgipc_latch::set_my_latch();
+    }
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_usr1),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only sets a latch, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &act) }.expect("sigaction");
+}
+
+/// Starts `role` (a child that owns `latches[2]`, installs it as its latch with
+/// [`on_sigusr1_set_my_latch`], raises `words[3]` and waits), waits until it sleeps in `mode`,
+/// sends it SIGUSR1 and requires it to wake up and exit 0 promptly.
+pub fn signal_wakes_sleeper(role: &str, mode: pgipc_latch::SleepMode) -> Result<(), String> {
+    let kit = Kit::create();
+    let mut c = kit.spawn(role, &[]);
+    kit.wait_word(3)?;
+    let t = Instant::now();
+    while kit.arena.latches[2].sleep_mode() != mode && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    expect_success(&mut c, Duration::from_secs(20))?;
+    if t.elapsed() > Duration::from_secs(5) {
+        return Err(format!("woke only after {:?}", t.elapsed()));
+    }
+    Ok(())
 }
 
 /// This process's role, if it is a re-executed child.
