@@ -17,16 +17,67 @@
 //! SyncScanShmemInit, AsyncShmemInit, StatsShmemInit, WaitEventCustomShmemInit,
 //! InjectionPointShmemInit, AioShmemInit.
 
-use crate::Subsystem;
+use crate::{IpcConfig, IpciError, Subsystem};
 
 /// Every subsystem of the workspace, in init order.
 pub static SUBSYSTEMS: &[Subsystem] = &[
     // dsm_shmem_init
+    // VarsupShmemInit
+    Subsystem {
+        name: pgipc_procarray::TRANSAM_VARIABLES_NAME,
+        size: |_| Ok(pgipc_procarray::transam_shmem_size()),
+        init: |s, _| {
+            pgipc_procarray::transam_shmem_init(s)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_procarray::TRANSAM_VARIABLES_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // InitProcGlobal
+    Subsystem {
+        name: pgipc_proc::PROC_HEADER_NAME,
+        size: |c| {
+            pgipc_proc::shmem_size(&proc_config(c))
+                .map_err(|e| IpciError::subsystem(pgipc_proc::PROC_HEADER_NAME, e))
+        },
+        init: |s, c| {
+            pgipc_proc::shmem_init(s, &proc_config(c))
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_proc::PROC_HEADER_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // ProcArrayShmemInit
+    Subsystem {
+        name: pgipc_procarray::PROC_ARRAY_NAME,
+        size: |c| {
+            pgipc_procarray::shmem_size(&proc_config(c))
+                .map_err(|e| IpciError::subsystem(pgipc_procarray::PROC_ARRAY_NAME, e))
+        },
+        init: |s, c| {
+            pgipc_procarray::shmem_init(s, &proc_config(c))
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_procarray::PROC_ARRAY_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // BackgroundWorkerShmemInit
     // SharedInvalShmemInit
     // PMSignalShmemInit
     // ProcSignalShmemInit
     // CheckpointerShmemInit
 ];
+
+/// The settings the PGPROC table and the ProcArray are sized by.
+fn proc_config(c: &IpcConfig) -> pgipc_proc::ProcConfig {
+    pgipc_proc::ProcConfig {
+        max_connections: c.max_connections,
+        autovacuum_worker_slots: c.autovacuum_worker_slots,
+        max_worker_processes: c.max_worker_processes,
+        max_wal_senders: c.max_wal_senders,
+        max_prepared_xacts: c.max_prepared_transactions,
+    }
+}
