@@ -51,9 +51,32 @@ pub(crate) fn send_wakeup(pid: i32, tid: i32) {
     }
 }
 
-/// This process's id.
+/// This process's id, cached (a wait checks ownership against it, and a `getpid` system call
+/// per wait would show in the latch round-trip benchmark). A `pthread_atfork` child handler
+/// refreshes the cache, so a forked child sees its own pid.
 pub(crate) fn my_pid() -> i32 {
-    rustix::process::getpid().as_raw_nonzero().get()
+    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::sync::Once;
+    static PID: AtomicI32 = AtomicI32::new(0);
+    static ATFORK: Once = Once::new();
+    extern "C" fn refresh_in_child() {
+        PID.store(
+            rustix::process::getpid().as_raw_nonzero().get(),
+            Ordering::Relaxed,
+        );
+    }
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only stores an atomic; no pointers are passed.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(refresh_in_child));
+        }
+    });
+    refresh_in_child();
+    PID.load(Ordering::Relaxed)
 }
 
 /// This thread's id.

@@ -4,6 +4,8 @@
 //! prints `N passed, N failed`.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bench;
+
 use pgipc_latch::Latch;
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -187,9 +189,11 @@ pub fn pin(cpus: &[usize]) {
     let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
-/// Number of CPUs this process may run on.
+/// Number of online CPUs (not just those this process is pinned to).
 pub fn ncpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf takes an integer name.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(1) as usize
 }
 
 /// A tiny deterministic random generator (xorshift) for delays.
