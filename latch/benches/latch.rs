@@ -16,7 +16,7 @@ use common::{pin, role, Kit};
 use pgipc_latch::{Latch, OwnedLatch};
 use rustix::thread::futex;
 use std::hint::black_box;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::Instant;
 
 const RAW_FUTEX: u64 = 1;
@@ -24,13 +24,9 @@ const LATCH: u64 = 2;
 const PAIRS: usize = 15;
 const ROUND_TRIPS: u64 = 2_000;
 
-/// The futex words of the raw ping-pong live in `words[15]` (two u32 halves).
+/// The futex words of the raw ping-pong: `slots[2]` (to the child), `slots[3]` (back).
 fn futex_words(kit: &Kit) -> (&AtomicU32, &AtomicU32) {
-    let w: &AtomicU64 = &kit.arena.words[15];
-    // SAFETY: an AtomicU64 is 8 bytes, 8-aligned; viewing it as two AtomicU32 is sound (same
-    // size/alignment rules), and only this benchmark touches this word.
-    let p = w as *const AtomicU64 as *const AtomicU32;
-    unsafe { (&*p, &*p.add(1)) }
+    (&kit.arena.slots[2], &kit.arena.slots[3])
 }
 
 fn raw_wait(w: &AtomicU32) {
