@@ -55,7 +55,7 @@ pub use array::{
 };
 pub use snapshot::{Snapshot, XidHorizons};
 pub use transam::{FullTransactionId, TransamVariables};
-pub use xact::{PG_WAIT_IPC, WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE};
+pub use xact::{EndPath, PG_WAIT_IPC, WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE};
 
 use pgipc_proc::ProcNumber;
 

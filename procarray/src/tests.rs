@@ -201,6 +201,54 @@ fn subtransactions_and_overflow() {
 }
 
 #[test]
+fn snapshots_across_xid_wraparound() {
+    let pa = setup(&cfg(10));
+    let t = pa.transam();
+    let start = FullTransactionId(u64::from(u32::MAX - 3));
+    t.next_xid.store(start.0, Ordering::Relaxed);
+    t.latest_completed_xid
+        .store(start.retreat().0, Ordering::Relaxed);
+    let me = backend(&pa, 1);
+    let ps: Vec<_> = (0..5).map(|i| backend(&pa, 10 + i)).collect();
+    let xs: Vec<_> = ps
+        .iter()
+        .map(|&p| pa.assign_transaction_id(p, false).unwrap())
+        .collect();
+    assert_eq!(
+        xs,
+        [u32::MAX - 3, u32::MAX - 2, u32::MAX - 1, u32::MAX, 3],
+        "special ids skipped"
+    );
+    assert_eq!(
+        pa.read_next_full_transaction_id(),
+        FullTransactionId((1 << 32) + 4)
+    );
+    pa.end_transaction(ps[4], xs[4]).unwrap();
+    pa.end_transaction(ps[3], xs[3]).unwrap();
+    assert_eq!(
+        t.latest_completed_xid.load(Ordering::Relaxed),
+        (1 << 32) + 3,
+        "an older end does not move it back"
+    );
+    let mut s = Snapshot::new();
+    pa.get_snapshot_data(me, &mut s).unwrap();
+    assert_eq!((s.xmin, s.xmax), (u32::MAX - 3, 4));
+    assert_eq!(s.xip, &xs[..3]);
+    assert!(s.xid_in_snapshot(u32::MAX - 3) && s.xid_in_snapshot(4) && s.xid_in_snapshot(7));
+    assert!(!s.xid_in_snapshot(u32::MAX) && !s.xid_in_snapshot(3));
+    assert!(
+        !s.xid_in_snapshot(u32::MAX - 10),
+        "before xmin, across the wrap"
+    );
+    assert_eq!(
+        pa.compute_xid_horizons(0).oldest_considered_running,
+        u32::MAX - 3
+    );
+    assert!(pa.transaction_id_is_in_progress(me, u32::MAX - 1).unwrap());
+    assert!(!pa.transaction_id_is_in_progress(me, 3).unwrap());
+}
+
+#[test]
 fn horizons_lookups_counts() {
     let pa = setup(&cfg(10));
     let a = backend(&pa, 11);
@@ -311,9 +359,14 @@ fn group_clear_under_contention() {
         std::thread::yield_now();
     }
     drop(guard);
-    for h in handles {
-        h.join().unwrap();
-    }
+    let mut paths: Vec<EndPath> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    paths.sort_by_key(|p| matches!(p, EndPath::GroupFollower));
+    assert_eq!(
+        paths[0],
+        EndPath::GroupLeader { members: K },
+        "one leader cleared everyone"
+    );
+    assert!(paths[1..].iter().all(|p| *p == EndPath::GroupFollower));
     assert_eq!(
         pa.transam().xact_completion_count.load(Ordering::Relaxed),
         before + u64::from(K)

@@ -17,6 +17,23 @@ pub const PG_WAIT_IPC: u32 = 0x0800_0000;
 /// xid. (The event number within the IPC class is ours.)
 pub const WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE: u32 = PG_WAIT_IPC | 0x29;
 
+/// How [`ProcArray::end_transaction`] recorded the end (none of these is a failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndPath {
+    /// The transaction had no xid: nothing shared to clear.
+    NoXid,
+    /// ProcArrayLock was free: cleared under it directly.
+    Direct,
+    /// Led a group clear: this many transactions (its own included) cleared under one lock
+    /// acquisition.
+    GroupLeader {
+        /// Members cleared, the leader included.
+        members: u32,
+    },
+    /// Queued behind a group leader, which cleared it; slept on the proc's semaphore.
+    GroupFollower,
+}
+
 impl ProcArray {
     /// Hands out the next transaction id to `procno` (PostgreSQL's `GetNewTransactionId`).
     ///
@@ -85,7 +102,7 @@ impl ProcArray {
         &self,
         procno: ProcNumber,
         latest_xid: TransactionId,
-    ) -> Result<(), ProcArrayError> {
+    ) -> Result<EndPath, ProcArrayError> {
         let p = self.proc_checked(procno)?;
         if transaction_id_is_valid(latest_xid) {
             if p.pgxactoff.load(Ordering::Relaxed) == INVALID_PROC_NUMBER {
@@ -97,10 +114,9 @@ impl ProcArray {
                 .conditional_acquire(&me, LWLockMode::Exclusive)
             {
                 self.end_transaction_internal(p, latest_xid);
-                return Ok(());
+                return Ok(EndPath::Direct);
             }
-            self.group_clear_xid(procno, latest_xid);
-            return Ok(());
+            return Ok(self.group_clear_xid(procno, latest_xid));
         }
         p.lxid.store(0, Ordering::Relaxed);
         p.xmin.store(INVALID_TRANSACTION_ID, Ordering::Relaxed);
@@ -119,7 +135,7 @@ impl ProcArray {
                 d.store(f, Ordering::Relaxed);
             }
         }
-        Ok(())
+        Ok(EndPath::NoXid)
     }
 
     /// Clears `p`'s transaction in the PGPROC and the dense arrays and records the end.
@@ -155,7 +171,7 @@ impl ProcArray {
 
     /// The group path of [`end_transaction`](Self::end_transaction)
     /// (`ProcArrayGroupClearXid`).
-    fn group_clear_xid(&self, procno: ProcNumber, latest_xid: TransactionId) {
+    fn group_clear_xid(&self, procno: ProcNumber, latest_xid: TransactionId) -> EndPath {
         let all = self.procs.all_procs();
         let p = &all[procno as usize];
         let head = &self.procs.hdr().proc_array_group_first;
@@ -174,7 +190,11 @@ impl ProcArray {
         if next != INVALID_PROC_NUMBER {
             // A follower: the leader clears our xid and posts our semaphore.
             let Ok(slot) = self.procs.wait_slot(procno) else {
-                return;
+                // No semaphore (a prepared-transaction dummy cannot get here): poll.
+                while p.proc_array_group_member.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+                return EndPath::GroupFollower;
             };
             slot.wait_event_info
                 .store(WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE, Ordering::Relaxed);
@@ -190,17 +210,19 @@ impl ProcArray {
             for _ in 0..extra {
                 slot.sem.unlock();
             }
-            return;
+            return EndPath::GroupFollower;
         }
         // The leader: clear everyone queued so far under one exclusive acquisition.
         let me = self.actor(procno);
         let guard = self.proc_array_lock().acquire(&me, LWLockMode::Exclusive);
         let first = head.swap(INVALID_PROC_NUMBER, Ordering::AcqRel);
         let mut cur = first;
+        let mut members = 0;
         while cur != INVALID_PROC_NUMBER {
             let m = &all[cur as usize];
             self.end_transaction_internal(m, m.proc_array_group_member_xid.load(Ordering::Relaxed));
             cur = m.proc_array_group_next.load(Ordering::Relaxed);
+            members += 1;
         }
         drop(guard);
         // Wake the followers only after the lock is released, so they do not pile onto it.
@@ -219,5 +241,6 @@ impl ProcArray {
             }
             cur = next;
         }
+        EndPath::GroupLeader { members }
     }
 }

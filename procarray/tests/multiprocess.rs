@@ -18,7 +18,7 @@
 //!    `cleanup_dead_process` reclaims it and a new backend gets it.
 
 use pgipc_proc::{BackendType, FreeList, ProcConfig};
-use pgipc_procarray::{ProcArray, Snapshot};
+use pgipc_procarray::{EndPath, ProcArray, Snapshot};
 use pgipc_shmem::Shmem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command};
@@ -49,6 +49,10 @@ struct Ctl {
     txns: AtomicU64,
     subxids: AtomicU64,
     victim_xid: AtomicU32,
+    direct: AtomicU64,
+    leaders: AtomicU64,
+    led: AtomicU64,
+    followers: AtomicU64,
 }
 // SAFETY: repr(C), atomics only, zero valid, no pointers.
 unsafe impl pgipc_shmem::ShmemSafe for Ctl {}
@@ -224,7 +228,15 @@ fn writer(env: &Env) -> i32 {
         for &x in &mine {
             env.end_start[x as usize].store(e, Ordering::SeqCst);
         }
-        env.pa.end_transaction(n, latest).unwrap();
+        match env.pa.end_transaction(n, latest).unwrap() {
+            EndPath::Direct => c.direct.fetch_add(1, Ordering::Relaxed),
+            EndPath::GroupLeader { members } => {
+                c.led.fetch_add(u64::from(members), Ordering::Relaxed);
+                c.leaders.fetch_add(1, Ordering::Relaxed)
+            }
+            EndPath::GroupFollower => c.followers.fetch_add(1, Ordering::Relaxed),
+            EndPath::NoXid => c.violations.fetch_add(1, Ordering::SeqCst).into(),
+        };
         env.pa.clear_xmin(n).unwrap();
         let d = c.seq.fetch_add(1, Ordering::SeqCst);
         for &x in &mine {
@@ -451,10 +463,29 @@ fn snapshots() {
         "snapshots: {txns} transactions ({subs} subxids), {snaps} snapshots checked ({reused} reused) in {:?}",
         start.elapsed()
     );
+    let (direct, leaders, led, followers) = (
+        c.direct.load(Ordering::Relaxed),
+        c.leaders.load(Ordering::Relaxed),
+        c.led.load(Ordering::Relaxed),
+        c.followers.load(Ordering::Relaxed),
+    );
+    println!(
+        "snapshots: ends: {direct} direct, {leaders} group leaders clearing {led}, {followers} followers"
+    );
     assert_eq!(
         c.violations.load(Ordering::SeqCst),
         0,
         "snapshot violations"
+    );
+    assert_eq!(direct + led, txns, "every end recorded exactly once");
+    assert_eq!(
+        led,
+        leaders + followers,
+        "every follower was cleared by a leader"
+    );
+    assert!(
+        leaders > 0,
+        "the group xid-clearing path was never exercised"
     );
     assert!(
         txns > 1000 && snaps > 1000,
