@@ -47,6 +47,8 @@
 //!   out).
 //! * It does not add the process to the ProcArray: `procarray` does (PostgreSQL's
 //!   `InitProcessPhase2`), which breaks the proc ↔ procarray cycle.
+//! * No `RegisterPostmasterChildActive` (pmsignal comes later in the layering; the caller does
+//!   it) and no `InitLWLockAccess` beyond recording the proc number in the segment handle.
 //! * The postmaster-side reclaim is not a substitute for a crash restart when the dead process
 //!   may have held an LWLock or a spinlock.
 //!

@@ -39,7 +39,8 @@ impl ProcArray {
     ///
     /// A top-level id (`is_subxact == false`) becomes the proc's `xid` and is mirrored into the
     /// dense array; a subtransaction id goes into the proc's subxid cache (or sets `overflowed`
-    /// once 64 are cached). The proc must be in the ProcArray. Runs under XidGenLock exclusive,
+    /// once 64 are cached); assign the top-level id first, as PostgreSQL's `AssignTransactionId`
+    /// does. The proc must be in the ProcArray. Runs under XidGenLock exclusive,
     /// which is what makes the id visible to snapshots before any later id can end.
     ///
     /// Wraparound protection (the vacuum limits of `SetTransactionIdLimit`) is not modelled:

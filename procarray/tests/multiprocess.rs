@@ -16,6 +16,8 @@
 //!    stay as they were.
 //! 3. `sigkill`: a backend killed with SIGKILL in the middle of a transaction leaves its slot;
 //!    `cleanup_dead_process` reclaims it and a new backend gets it.
+//! 4. `wakeup`: a backend and an auxiliary process sleep on their PGPROC latches
+//!    (`wait_for_signal`) until the parent wakes them with `proc_send_signal`.
 
 use pgipc_proc::{BackendType, FreeList, ProcConfig};
 use pgipc_procarray::{EndPath, ProcArray, Snapshot};
@@ -110,6 +112,8 @@ fn child(role: &str) -> ! {
         "extra" => extra(&env),
         "victim" => victim(&env),
         "reuser" => reuser(&env),
+        "sleeper" => sleeper(&env, false),
+        "aux" => sleeper(&env, true),
         other => panic!("unknown role {other}"),
     };
     pgipc_ipc::proc_exit(code)
@@ -297,6 +301,29 @@ fn victim(env: &Env) -> i32 {
     loop {
         // Sleep on the latch until killed.
         let _ = me.wait_for_signal(0);
+    }
+}
+
+/// Sleeps on its PGPROC latch until the parent sets `stop` and signals it.
+fn sleeper(env: &Env, aux: bool) -> i32 {
+    let g = env.pa.procs();
+    let me = if aux {
+        pgipc_proc::init_auxiliary_process(g, BackendType::Checkpointer).unwrap()
+    } else {
+        pgipc_proc::init_process(g, BackendType::Backend).unwrap()
+    };
+    env.ctl.ready.fetch_add(1, Ordering::SeqCst);
+    let mut wakeups = 0;
+    while env.ctl.stop.load(Ordering::SeqCst) == 0 {
+        me.wait_for_signal(0x0800_0042).unwrap();
+        wakeups += 1;
+    }
+    // At least the wake-up that came with `stop`; spurious ones are allowed but not many.
+    if (1..=3).contains(&wakeups) {
+        0
+    } else {
+        eprintln!("sleeper woke {wakeups} times");
+        1
     }
 }
 
@@ -569,6 +596,44 @@ fn sigkill() {
     println!("sigkill: slot {procno} of killed pid {pid} reclaimed and reused");
 }
 
+fn wakeup() {
+    let maxconn = 2;
+    let env = new_env(maxconn, 24 << 20);
+    let mut kids = Kids::new(Duration::from_secs(20));
+    let backend = kids.spawn(&env, maxconn, "sleeper");
+    let aux = kids.spawn(&env, maxconn, "aux");
+    kids.wait_for("sleepers", || env.ctl.ready.load(Ordering::SeqCst) == 2);
+    let g = env.pa.procs();
+    let b = (0..g.all_proc_count())
+        .find(|&i| g.proc(i).unwrap().pid.load(Ordering::SeqCst) == backend as i32)
+        .expect("the backend has a slot");
+    let a = g
+        .auxiliary_pid_get_proc(aux as i32)
+        .expect("the aux process has an aux slot");
+    assert!(a >= g.max_backends(), "aux slots come after MaxBackends");
+    assert_eq!(
+        env.pa.backend_pid_get_proc(aux as i32),
+        None,
+        "aux procs are not members"
+    );
+    // Both are asleep on their latches (their wait event says so) until signalled.
+    kids.wait_for("the sleepers to sleep", || {
+        g.wait_event_info(a).unwrap() == 0x0800_0042 && g.wait_event_info(b).unwrap() == 0x0800_0042
+    });
+    env.ctl.stop.store(1, Ordering::SeqCst);
+    g.proc_send_signal(b).unwrap();
+    g.proc_send_signal(a).unwrap();
+    kids.wait_all();
+    assert_eq!(
+        g.auxiliary_pid_get_proc(aux as i32),
+        None,
+        "aux slot released at exit"
+    );
+    assert_all_back(&env, maxconn);
+    assert_eq!(g.proc(a).unwrap().latch.owner_pid(), None);
+    println!("wakeup: backend {b} and auxiliary {a} woken through their PGPROC latches");
+}
+
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
         child(&role);
@@ -576,6 +641,7 @@ fn main() {
     let t = Instant::now();
     exhaustion();
     sigkill();
+    wakeup();
     snapshots();
-    println!("multiprocess: 3 scenarios passed in {:?}", t.elapsed());
+    println!("multiprocess: 4 scenarios passed in {:?}", t.elapsed());
 }
