@@ -21,8 +21,8 @@ use std::time::Instant;
 
 const RAW_FUTEX: u64 = 1;
 const LATCH: u64 = 2;
-const PAIRS: usize = 15;
-const ROUND_TRIPS: u64 = 2_000;
+const PAIRS: usize = 25;
+const ROUND_TRIPS: u64 = 1_000;
 
 /// The futex words of the raw ping-pong: `slots[2]` (to the child), `slots[3]` (back).
 fn futex_words(kit: &Kit) -> (&AtomicU32, &AtomicU32) {

@@ -407,9 +407,11 @@ impl<'l> WaitEventSet<'l> {
         if !futex_mode {
             support::ensure_thread_ready()?;
         }
-        let start = Instant::now();
+        // No clock read at all for an unbounded wait (the common latch wait).
+        let start = timeout.map(|_| Instant::now());
+        let elapsed = || start.map_or(Duration::ZERO, |s| s.elapsed());
         loop {
-            let remaining = timeout.map(|t| t.saturating_sub(start.elapsed()));
+            let remaining = timeout.map(|t| t.saturating_sub(elapsed()));
             let n = match latch {
                 Some(l) if futex_mode => self.wait_once_futex(l, remaining, occurred),
                 _ => self.wait_once_epoll(latch, remaining, occurred)?,
@@ -417,7 +419,7 @@ impl<'l> WaitEventSet<'l> {
             if n > 0 {
                 return Ok(n);
             }
-            if remaining == Some(Duration::ZERO) || timeout.is_some_and(|t| start.elapsed() >= t) {
+            if remaining == Some(Duration::ZERO) || timeout.is_some_and(|t| elapsed() >= t) {
                 return Ok(0);
             }
         }
