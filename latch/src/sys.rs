@@ -7,6 +7,7 @@
 //! variable (see [`FutexModel`]), so that a lost wake-up shows up as a loom deadlock.
 
 use crate::sync::AtomicU32;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 /// The signal a setter sends to an owner that sleeps in epoll (PostgreSQL uses SIGURG too).
