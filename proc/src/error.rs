@@ -67,6 +67,13 @@ pub enum ProcError {
         /// The dead process.
         pid: i32,
     },
+    /// An index read from shared memory is out of range (memory a crashed process may have
+    /// scribbled on); the answer is a crash restart.
+    #[error("shared memory is corrupted: {what} out of range")]
+    Corrupted {
+        /// Which value.
+        what: &'static str,
+    },
     /// The ProcStructLock stayed held (its holder probably died inside it).
     #[error(transparent)]
     Stuck(#[from] pgipc_lwlock::StuckSpinlock),

@@ -12,7 +12,6 @@ use pgipc_shmem::{add_size, mul_size, InitKind, Shared, Shmem, SizeError};
 use std::fmt;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use std::time::Duration;
 
 /// ShmemIndex name of the header.
 pub const PROC_HEADER_NAME: &str = "Proc Header";
@@ -23,8 +22,19 @@ pub const PROC_STRUCT_LOCK_NAME: &str = "ProcStructLock spinlock";
 
 const MAGIC: u32 = 0x5047_5052; // "PGPR"
 const NOT_ON_A_LIST: u8 = 0xff;
-/// How long the postmaster waits for the ProcStructLock before it gives up on a reclaim.
-const RECLAIM_LOCK_LIMIT: Duration = Duration::from_secs(1);
+/// How many times the postmaster tries the ProcStructLock before it reports `WouldBlock`.
+const RECLAIM_SPINS: u32 = 10_000;
+
+/// What [`ProcGlobal::reclaim_dead_process`] did (none of these is a failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaim {
+    /// The slot is free again (back on its free list, or an auxiliary slot with pid 0).
+    Reclaimed(ProcNumber),
+    /// No slot names that pid (it exited cleanly, or never had one).
+    NoSuchProcess,
+    /// A lock the reclaim needs is busy right now; try again later (never waits).
+    WouldBlock,
+}
 
 /// Bytes of "PGPROC structures" for `total` procs (PostgreSQL's `PGProcShmemSize`): the PGPROCs
 /// plus one `xids`, `subxidStates` and `statusFlags` entry each.
@@ -160,7 +170,7 @@ impl ProcGlobal {
                 crate::latch_glue::init_shared(p);
             }
             if let Some(l) = list {
-                self.push_tail(FreeList::ALL[l], i);
+                self.push_tail(FreeList::ALL[l], i)?;
             }
         }
         h.magic.store(MAGIC, Ordering::Release);
@@ -244,18 +254,25 @@ impl ProcGlobal {
         self.lock.lock()
     }
 
-    fn push_tail(&self, list: FreeList, procno: ProcNumber) {
+    fn push_tail(&self, list: FreeList, procno: ProcNumber) -> Result<(), ProcError> {
         let l = &self.hdr.free[list as usize];
+        let tail = l.tail.load(Ordering::Relaxed);
+        let corrupted = ProcError::Corrupted {
+            what: "free list tail",
+        };
+        let tail_proc = match tail {
+            INVALID_PROC_NUMBER => None,
+            t => Some(self.procs.get(t as usize).ok_or(corrupted)?),
+        };
         self.procs[procno as usize]
             .free_next
             .store(INVALID_PROC_NUMBER, Ordering::Relaxed);
-        match l.tail.load(Ordering::Relaxed) {
-            INVALID_PROC_NUMBER => l.head.store(procno, Ordering::Relaxed),
-            t => self.procs[t as usize]
-                .free_next
-                .store(procno, Ordering::Relaxed),
+        match tail_proc {
+            None => l.head.store(procno, Ordering::Relaxed),
+            Some(t) => t.free_next.store(procno, Ordering::Relaxed),
         }
         l.tail.store(procno, Ordering::Relaxed);
+        Ok(())
     }
 
     fn pop_head(&self, list: FreeList) -> Option<ProcNumber> {
@@ -264,7 +281,10 @@ impl ProcGlobal {
         if head == INVALID_PROC_NUMBER {
             return None;
         }
-        let next = self.procs[head as usize]
+        // A corrupted head reads as an empty list rather than a panic.
+        let next = self
+            .procs
+            .get(head as usize)?
             .free_next
             .swap(INVALID_PROC_NUMBER, Ordering::Relaxed);
         l.head.store(next, Ordering::Relaxed);
@@ -278,8 +298,11 @@ impl ProcGlobal {
         let mut out = Vec::new();
         let mut cur = self.hdr.free[list as usize].head.load(Ordering::Relaxed);
         while cur != INVALID_PROC_NUMBER && out.len() < limit {
+            let Some(p) = self.procs.get(cur as usize) else {
+                break;
+            };
             out.push(cur);
-            cur = self.procs[cur as usize].free_next.load(Ordering::Relaxed);
+            cur = p.free_next.load(Ordering::Relaxed);
         }
         out
     }
@@ -372,7 +395,7 @@ impl ProcGlobal {
         p.proc_number.store(INVALID_PROC_NUMBER, Ordering::Relaxed);
         p.lxid.store(0, Ordering::Relaxed);
         p.pid.store(0, Ordering::Release);
-        self.push_tail(list, procno);
+        self.push_tail(list, procno)?;
         Ok(true)
     }
 
@@ -423,40 +446,56 @@ impl ProcGlobal {
     }
 
     /// Postmaster side: gives back the slot of process `pid`, which died without running its
-    /// exit callbacks (killed by SIGKILL, say). Returns the reclaimed proc number, or `None` if
-    /// no slot names that pid.
+    /// exit callbacks (killed by SIGKILL, say).
     ///
     /// The caller must have reaped the process (so the pid is not reused yet) and must already
     /// have taken the slot out of the ProcArray (`procarray`'s `cleanup_dead_process` does both
     /// steps in order); a slot still there is refused with [`ProcError::StillInProcArray`].
-    /// It takes only the ProcStructLock spinlock, with a 1 s limit: a spinlock the dead process
-    /// held forever is reported, not waited on. A process that died holding an LWLock or queued
-    /// on one leaves state no reclaim can repair; only a restart can.
-    pub fn reclaim_dead_process(&self, pid: i32) -> Result<Option<ProcNumber>, ProcError> {
+    ///
+    /// It never blocks, so the postmaster can call it from its event loop: the ProcStructLock
+    /// spinlock is only tried, and [`Reclaim::WouldBlock`] asks the caller to try again later.
+    /// A spinlock that stays busy across retries was probably left held by the dead process;
+    /// that, like a death while holding or waiting for an LWLock, leaves state no reclaim can
+    /// repair, and the answer is a crash restart. Indexes read from shared memory are checked,
+    /// so scribbled-on memory gives [`ProcError::Corrupted`], not a panic.
+    pub fn reclaim_dead_process(&self, pid: i32) -> Result<Reclaim, ProcError> {
         if pid == 0 {
-            return Ok(None);
+            return Ok(Reclaim::NoSuchProcess);
         }
-        let all = self.all_proc_count();
+        let all = (self.all_proc_count() as usize).min(self.procs.len()) as u32;
         let Some(procno) =
             (0..all).find(|&i| self.procs[i as usize].pid.load(Ordering::Acquire) == pid)
         else {
-            return Ok(None);
+            return Ok(Reclaim::NoSuchProcess);
         };
         let p = &self.procs[procno as usize];
         if p.pgxactoff.load(Ordering::Acquire) != INVALID_PROC_NUMBER {
             return Err(ProcError::StillInProcArray { procno, pid });
         }
+        let Some(_g) = self.try_lock_briefly() else {
+            return Ok(Reclaim::WouldBlock);
+        };
         crate::latch_glue::force_disown(p, pid);
-        let slot = self.wait_slot(procno)?;
-        slot.wait_event_info.store(0, Ordering::Relaxed);
-        let _g = self
-            .lock
-            .lock_within("ProcStructLock", RECLAIM_LOCK_LIMIT)?;
+        if let Ok(slot) = self.wait_slot(procno) {
+            slot.wait_event_info.store(0, Ordering::Relaxed);
+        }
         if procno >= self.max_backends() {
             self.release_aux_locked(procno)?;
         } else {
             self.release_locked(procno)?;
         }
-        Ok(Some(procno))
+        Ok(Reclaim::Reclaimed(procno))
+    }
+
+    /// The ProcStructLock if it can be had within a short spin (it is only ever held for a few
+    /// instructions), else `None`.
+    fn try_lock_briefly(&self) -> Option<SpinLockGuard<'_>> {
+        for _ in 0..RECLAIM_SPINS {
+            if let Some(g) = self.lock.try_lock() {
+                return Some(g);
+            }
+            std::hint::spin_loop();
+        }
+        None
     }
 }

@@ -68,7 +68,7 @@ pub use config::{
 };
 pub use error::ProcError;
 pub use global::{
-    shmem_init, shmem_size, ProcGlobal, PGPROC_STRUCTURES_NAME, PROC_HEADER_NAME,
+    shmem_init, shmem_size, ProcGlobal, Reclaim, PGPROC_STRUCTURES_NAME, PROC_HEADER_NAME,
     PROC_STRUCT_LOCK_NAME,
 };
 pub use process::{init_auxiliary_process, init_process, my_proc_number, MyProc};

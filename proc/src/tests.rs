@@ -139,10 +139,30 @@ fn reclaim_dead_process() {
     g.all_procs()[n as usize]
         .pgxactoff
         .store(INVALID_PROC_NUMBER, Ordering::Relaxed);
-    assert_eq!(g.reclaim_dead_process(4242).unwrap(), Some(n));
-    assert_eq!(g.reclaim_dead_process(4242).unwrap(), None);
-    assert_eq!(g.reclaim_dead_process(4343).unwrap(), Some(aux));
-    assert_eq!(lists(&g)[0], vec![1, 2, 0]);
+    assert_eq!(g.reclaim_dead_process(4242).unwrap(), Reclaim::Reclaimed(n));
+    assert_eq!(
+        g.reclaim_dead_process(4242).unwrap(),
+        Reclaim::NoSuchProcess
+    );
+    // A busy ProcStructLock is reported, not waited for.
+    let n2 = g.alloc_slot(BackendType::Backend, 4444).unwrap();
+    {
+        let (lock, _) = g
+            .shmem()
+            .init_struct::<pgipc_lwlock::SpinLock>(PROC_STRUCT_LOCK_NAME)
+            .unwrap();
+        let _held = lock.lock();
+        assert_eq!(g.reclaim_dead_process(4444).unwrap(), Reclaim::WouldBlock);
+    }
+    assert_eq!(
+        g.reclaim_dead_process(4444).unwrap(),
+        Reclaim::Reclaimed(n2)
+    );
+    assert_eq!(
+        g.reclaim_dead_process(4343).unwrap(),
+        Reclaim::Reclaimed(aux)
+    );
+    assert_eq!(lists(&g)[0], vec![2, 0, 1]);
     assert_eq!(g.auxiliary_pid_get_proc(4343), None);
 }
 

@@ -7,7 +7,7 @@ use crate::transam::{
 use crate::ProcArrayError;
 use pgipc_lwlock::{LWLock, LWLockMode, LWLockProc, MainLWLockId, ProcWaitSlot};
 use pgipc_proc::{
-    MyProc, ProcConfig, ProcGlobal, ProcNumber, TransactionId, INVALID_PROC_NUMBER,
+    MyProc, ProcConfig, ProcGlobal, ProcNumber, Reclaim, TransactionId, INVALID_PROC_NUMBER,
     INVALID_TRANSACTION_ID,
 };
 use pgipc_shmem::{add_size, mul_size, InitKind, Shared, Shmem, ShmemSafe};
@@ -365,7 +365,28 @@ impl ProcArray {
         let me = self.procs.shmem().lwlock_proc();
         let _pa = self.proc_array_lock().acquire(&me, LWLockMode::Exclusive);
         let _xg = self.xid_gen_lock().acquire(&me, LWLockMode::Exclusive);
+        self.remove_locked(p, procno, latest_xid)
+    }
+
+    /// The body of [`remove`](Self::remove); the caller holds ProcArrayLock and XidGenLock
+    /// exclusive. Every index read from shared memory is checked before anything is changed.
+    fn remove_locked(
+        &self,
+        p: &pgipc_proc::PgProc,
+        procno: ProcNumber,
+        latest_xid: TransactionId,
+    ) -> Result<(), ProcArrayError> {
         let n = self.hdr.num_procs.load(Ordering::Relaxed) as usize;
+        let all = self.procs.all_procs().len();
+        if n > self.pgprocnos.len()
+            || self.pgprocnos[..n]
+                .iter()
+                .any(|pn| pn.load(Ordering::Relaxed) as usize >= all)
+        {
+            return Err(ProcArrayError::Proc(pgipc_proc::ProcError::Corrupted {
+                what: "ProcArray",
+            }));
+        }
         let off = p.pgxactoff.load(Ordering::Relaxed) as usize;
         if off >= n || self.pgprocnos[off].load(Ordering::Relaxed) != procno {
             return Err(ProcArrayError::NotInProcArray { procno });
@@ -423,53 +444,76 @@ impl ProcArray {
     }
 
     /// Removes `procno`, ending (as aborted) a transaction it still has: the exit path of a
-    /// process that leaves in the middle of a transaction, and of a dead process's clean-up.
+    /// process that leaves in the middle of a transaction.
     fn remove_aborting(&self, procno: ProcNumber) -> Result<(), ProcArrayError> {
         let p = self.proc_checked(procno)?;
-        let mut latest = p.xid.load(Ordering::Acquire);
-        let nsub = usize::from(p.subxid_status.count.load(Ordering::Acquire)).min(p.subxids.len());
-        for s in &p.subxids[..nsub] {
-            let x = s.load(Ordering::Relaxed);
-            if !transaction_id_is_valid(latest) || crate::transam::transaction_id_follows(x, latest)
-            {
-                latest = x;
-            }
-        }
-        self.remove(procno, latest)?;
-        p.xid.store(INVALID_TRANSACTION_ID, Ordering::Relaxed);
-        p.subxid_status.count.store(0, Ordering::Relaxed);
-        p.subxid_status.overflowed.store(false, Ordering::Relaxed);
+        self.remove(procno, latest_xid_of(p))?;
+        forget_xact(p);
         Ok(())
     }
 
     /// Postmaster side, after reaping process `pid` that died without its exit callbacks
     /// (SIGKILL): takes its PGPROC out of the ProcArray, counting a transaction it had as ended
     /// (aborted), then gives the slot back to its free list
-    /// ([`ProcGlobal::reclaim_dead_process`]). Returns the reclaimed proc number, or `None` if
-    /// no slot names `pid`.
+    /// ([`ProcGlobal::reclaim_dead_process`](pgipc_proc::ProcGlobal::reclaim_dead_process)).
     ///
-    /// The postmaster has no proc number, so it polls for ProcArrayLock instead of queueing.
-    /// A process that died while holding an LWLock, or in the middle of a group xid clear,
-    /// leaves state this cannot repair: that case needs a crash restart.
-    pub fn cleanup_dead_process(&self, pid: i32) -> Result<Option<ProcNumber>, ProcArrayError> {
+    /// It never blocks, as the postmaster must not wait for an LWLock: ProcArrayLock and
+    /// XidGenLock are only tried (conditional acquire), and [`Reclaim::WouldBlock`] asks the
+    /// caller to call again later (the postmaster's next loop iteration); a retry after the
+    /// ProcArray step resumes with the slot step. Indexes read from shared memory are checked
+    /// first (a corrupted array is an error, not a panic). A process that died while holding an
+    /// LWLock or a spinlock makes every retry report `WouldBlock`, and one that died in the
+    /// middle of a group xid clear may have left followers asleep: both need a crash restart,
+    /// which is the postmaster's call.
+    pub fn cleanup_dead_process(&self, pid: i32) -> Result<Reclaim, ProcArrayError> {
         if pid == 0 {
-            return Ok(None);
+            return Ok(Reclaim::NoSuchProcess);
         }
-        let all = self.procs.all_proc_count();
-        let found = (0..all).find(|&i| {
-            self.procs.all_procs()[i as usize]
-                .pid
-                .load(Ordering::Acquire)
-                == pid
-        });
-        let Some(procno) = found else { return Ok(None) };
-        if self.procs.all_procs()[procno as usize]
-            .pgxactoff
-            .load(Ordering::Acquire)
-            != INVALID_PROC_NUMBER
-        {
-            self.remove_aborting(procno)?;
+        let procs = self.procs.all_procs();
+        let all = (self.procs.all_proc_count() as usize).min(procs.len());
+        let Some(procno) = (0..all).find(|&i| procs[i].pid.load(Ordering::Acquire) == pid) else {
+            return Ok(Reclaim::NoSuchProcess);
+        };
+        let p = &procs[procno];
+        let procno = procno as ProcNumber;
+        if p.pgxactoff.load(Ordering::Acquire) != INVALID_PROC_NUMBER {
+            let me = self.procs.shmem().lwlock_proc();
+            let Some(_pa) = self
+                .proc_array_lock()
+                .conditional_acquire(&me, LWLockMode::Exclusive)
+            else {
+                return Ok(Reclaim::WouldBlock);
+            };
+            let Some(_xg) = self
+                .xid_gen_lock()
+                .conditional_acquire(&me, LWLockMode::Exclusive)
+            else {
+                return Ok(Reclaim::WouldBlock);
+            };
+            self.remove_locked(p, procno, latest_xid_of(p))?;
+            forget_xact(p);
         }
         Ok(self.procs.reclaim_dead_process(pid)?)
     }
+}
+
+/// The newest xid of `p`'s transaction: its own or a cached subtransaction's (what an abort
+/// reports as `latestXid`); invalid if it has none.
+fn latest_xid_of(p: &pgipc_proc::PgProc) -> TransactionId {
+    let mut latest = p.xid.load(Ordering::Acquire);
+    let nsub = usize::from(p.subxid_status.count.load(Ordering::Acquire)).min(p.subxids.len());
+    for s in &p.subxids[..nsub] {
+        let x = s.load(Ordering::Relaxed);
+        if !transaction_id_is_valid(latest) || crate::transam::transaction_id_follows(x, latest) {
+            latest = x;
+        }
+    }
+    latest
+}
+
+/// Clears the transaction fields of a PGPROC that just left the ProcArray with them set.
+fn forget_xact(p: &pgipc_proc::PgProc) {
+    p.xid.store(INVALID_TRANSACTION_ID, Ordering::Relaxed);
+    p.subxid_status.count.store(0, Ordering::Relaxed);
+    p.subxid_status.overflowed.store(false, Ordering::Relaxed);
 }

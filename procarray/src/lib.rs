@@ -53,6 +53,7 @@ pub use array::{
     shmem_init, shmem_size, transam_shmem_init, transam_shmem_size, ProcArray, ProcArrayHdr,
     PROC_ARRAY_NAME, TRANSAM_VARIABLES_NAME,
 };
+pub use pgipc_proc::Reclaim;
 pub use snapshot::{Snapshot, XidHorizons};
 pub use transam::{FullTransactionId, TransamVariables};
 pub use xact::{EndPath, PG_WAIT_IPC, WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE};

@@ -301,8 +301,14 @@ fn cleanup_of_a_dead_process() {
         pa.procs().reclaim_dead_process(4242),
         Err(pgipc_proc::ProcError::StillInProcArray { .. })
     ));
-    assert_eq!(pa.cleanup_dead_process(4242).unwrap(), Some(dead));
-    assert_eq!(pa.cleanup_dead_process(4242).unwrap(), None);
+    assert_eq!(
+        pa.cleanup_dead_process(4242).unwrap(),
+        Reclaim::Reclaimed(dead)
+    );
+    assert_eq!(
+        pa.cleanup_dead_process(4242).unwrap(),
+        Reclaim::NoSuchProcess
+    );
     assert_eq!(pa.members(), [me]);
     assert_eq!(
         pa.transam().xact_completion_count.load(Ordering::Relaxed),

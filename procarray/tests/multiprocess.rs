@@ -20,7 +20,7 @@
 //!    (`wait_for_signal`) until the parent wakes them with `proc_send_signal`.
 
 use pgipc_proc::{BackendType, FreeList, ProcConfig};
-use pgipc_procarray::{EndPath, ProcArray, Snapshot};
+use pgipc_procarray::{EndPath, ProcArray, Reclaim, Snapshot};
 use pgipc_shmem::Shmem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command};
@@ -571,9 +571,20 @@ fn sigkill() {
     assert_eq!(p.pid.load(Ordering::SeqCst), pid as i32);
     assert_eq!(p.latch.owner_pid(), Some(pid as i32));
     assert!(lists(&env)[0].is_empty());
+    // The postmaster never waits for an LWLock: while ProcArrayLock is busy it is told to
+    // come back later.
+    {
+        let me = env.shmem.lwlock_proc();
+        let lock = env.shmem.main_lwlock(pgipc_lwlock::MainLWLockId::ProcArray);
+        let _busy = lock.acquire(&me, pgipc_lwlock::LWLockMode::Shared);
+        assert_eq!(
+            env.pa.cleanup_dead_process(pid as i32).unwrap(),
+            Reclaim::WouldBlock
+        );
+    }
     assert_eq!(
         env.pa.cleanup_dead_process(pid as i32).unwrap(),
-        Some(procno)
+        Reclaim::Reclaimed(procno)
     );
     assert!(env.pa.members().is_empty());
     assert_eq!(lists(&env)[0], vec![procno]);
