@@ -46,6 +46,7 @@ fn pgproc_structures_size(total: usize) -> Result<usize, SizeError> {
 
 /// Shared-memory bytes of the PGPROC table for `cfg` (PostgreSQL's `ProcGlobalShmemSize`,
 /// without a fast-path lock array: pgipc has no lock manager).
+#[doc(alias = "ProcGlobalShmemSize")]
 pub fn shmem_size(cfg: &ProcConfig) -> Result<usize, ProcError> {
     let total = cfg.total_procs()? as usize;
     let mut size = size_of::<ProcHdr>();
@@ -80,6 +81,7 @@ impl fmt::Debug for ProcGlobal {
 ///
 /// The creator lays out every slot, initialises the shared latches and puts each slot on the
 /// free list of its partition. The segment must hold at least `all_proc_count` wait slots.
+#[doc(alias = "InitProcGlobal")]
 pub fn shmem_init(shmem: &Shmem, cfg: &ProcConfig) -> Result<ProcGlobal, ProcError> {
     let total = cfg.total_procs()?;
     let all = cfg.all_proc_count()?;
@@ -315,6 +317,7 @@ impl ProcGlobal {
 
     /// Whether at least `n` regular-backend slots are free (PostgreSQL's `HaveNFreeProcs`,
     /// used for reserved connections); also returns how many were counted (at most `n`).
+    #[doc(alias = "HaveNFreeProcs")]
     pub fn have_n_free_procs(&self, n: usize) -> (bool, usize) {
         let _g = self.lock();
         let nfree = self.walk(FreeList::Backends, n).len();
@@ -437,6 +440,7 @@ impl ProcGlobal {
     }
 
     /// The auxiliary process with `pid` (PostgreSQL's `AuxiliaryPidGetProc`).
+    #[doc(alias = "AuxiliaryPidGetProc")]
     pub fn auxiliary_pid_get_proc(&self, pid: i32) -> Option<ProcNumber> {
         if pid == 0 {
             return None;

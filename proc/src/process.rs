@@ -73,6 +73,7 @@ impl MyProc {
     /// `ProcWaitForSignal`: `WaitLatch` + `ResetLatch`); another process wakes it with
     /// [`ProcGlobal::proc_send_signal`]. Wake-ups may be spurious: re-check the condition.
     /// Postmaster death is not watched here (use `waiteventset` for that).
+    #[doc(alias = "ProcWaitForSignal")]
     pub fn wait_for_signal(&self, wait_event_info: u32) -> Result<(), ProcError> {
         self.set_wait_event(wait_event_info);
         let r = self.latch.wait(None);
@@ -86,6 +87,7 @@ impl MyProc {
 impl ProcGlobal {
     /// Wakes the process that owns `procno` by setting its latch (PostgreSQL's
     /// `ProcSendSignal`); error `procNumber out of range` outside the latch-bearing slots.
+    #[doc(alias = "ProcSendSignal")]
     pub fn proc_send_signal(&self, procno: ProcNumber) -> Result<(), ProcError> {
         if procno >= self.all_proc_count() {
             return Err(ProcError::ProcNumberOutOfRange { procno });
@@ -162,6 +164,7 @@ fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyPr
 /// list as it was; [`ProcError::AlreadyExists`] if this process already has one. On success an
 /// `on_shmem_exit` callback is registered that gives everything back at exit; the process joins
 /// the ProcArray separately (`procarray`'s `init_process_phase2`).
+#[doc(alias = "InitProcess")]
 pub fn init_process(global: &ProcGlobal, kind: BackendType) -> Result<MyProc, ProcError> {
     init_common(global, kind, false)
 }
@@ -170,6 +173,7 @@ pub fn init_process(global: &ProcGlobal, kind: BackendType) -> Result<MyProc, Pr
 /// first free auxiliary PGPROC (PostgreSQL's `InitAuxiliaryProcess`); error
 /// [`ProcError::AllAuxiliaryProcsInUse`] when none is left. Auxiliary procs never join the
 /// ProcArray.
+#[doc(alias = "InitAuxiliaryProcess")]
 pub fn init_auxiliary_process(global: &ProcGlobal, kind: BackendType) -> Result<MyProc, ProcError> {
     init_common(global, kind, true)
 }

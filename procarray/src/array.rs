@@ -138,6 +138,7 @@ impl fmt::Debug for ProcArray {
 /// Creates the ProcArray in `shmem` or finds it (PostgreSQL's `ProcArrayShmemInit`); also
 /// attaches the PGPROC table (which must exist: `pgipc_proc::shmem_init` runs first) and
 /// creates or finds "TransamVariables".
+#[doc(alias = "ProcArrayShmemInit")]
 pub fn shmem_init(shmem: &Shmem, cfg: &ProcConfig) -> Result<ProcArray, ProcArrayError> {
     let transam = transam_shmem_init(shmem)?;
     let procs = pgipc_proc::shmem_init(shmem, cfg)?;
@@ -308,6 +309,7 @@ impl ProcArray {
     /// Adds `procno` to the array (PostgreSQL's `ProcArrayAdd`): inserted at its sorted place,
     /// later entries shifted right, its xid/subxid state/flags copied into the dense arrays.
     /// A full array gives [`ProcArrayError::TooManyClients`] (53300).
+    #[doc(alias = "ProcArrayAdd")]
     pub fn add(&self, procno: ProcNumber) -> Result<(), ProcArrayError> {
         let p = self.proc_checked(procno)?;
         let me = self.procs.shmem().lwlock_proc();
@@ -356,6 +358,7 @@ impl ProcArray {
     /// `latest_xid` (a prepared transaction, or a dead process's transaction) that transaction
     /// counts as ended: `latest_completed_xid` advances and the completion counter is bumped.
     /// A backend leaving normally passes [`INVALID_TRANSACTION_ID`] (its xid is already clear).
+    #[doc(alias = "ProcArrayRemove")]
     pub fn remove(
         &self,
         procno: ProcNumber,
@@ -430,6 +433,7 @@ impl ProcArray {
     /// Joins the ProcArray and arranges to leave it at exit (PostgreSQL's `InitProcessPhase2`):
     /// [`add`](Self::add), then an `on_shmem_exit` callback that removes the proc; registered
     /// after the slot's own release callback, it runs before it.
+    #[doc(alias = "InitProcessPhase2")]
     pub fn init_process_phase2(&self, me: &MyProc) -> Result<(), ProcArrayError> {
         let procno = me.proc_number();
         self.add(procno)?;

@@ -23,6 +23,7 @@ impl ProcArray {
 
     /// The member whose pid is `pid` (PostgreSQL's `BackendPidGetProc`); pid 0 never matches,
     /// and auxiliary processes are not members (see `ProcGlobal::auxiliary_pid_get_proc`).
+    #[doc(alias = "BackendPidGetProc")]
     pub fn backend_pid_get_proc(&self, pid: i32) -> Option<ProcNumber> {
         if pid == 0 {
             return None;
@@ -59,6 +60,7 @@ impl ProcArray {
 
     /// Members connected to `database_id` (0 = any), prepared transactions excluded
     /// (`CountDBBackends`).
+    #[doc(alias = "CountDBBackends")]
     pub fn count_db_backends(&self, database_id: Oid) -> usize {
         self.count(|p| database_id == 0 || p.database_id.load(Ordering::Relaxed) == database_id)
     }

@@ -84,6 +84,7 @@ impl ProcArray {
     /// move), the contents are reused as they are: O(1), `snap.reused` is set. Otherwise the
     /// dense arrays are scanned once under ProcArrayLock shared. `xip` and `subxip` are sized for
     /// the worst case on first use and not reallocated after that.
+    #[doc(alias = "GetSnapshotData")]
     pub fn get_snapshot_data(
         &self,
         procno: ProcNumber,
@@ -177,6 +178,7 @@ impl ProcArray {
     /// Without pg_subtrans and clog: an xid not found anywhere is reported as not running; an
     /// xid that could be an uncached subtransaction (some running transaction older than it
     /// overflowed its cache) is reported as running, the conservative answer.
+    #[doc(alias = "TransactionIdIsInProgress")]
     pub fn transaction_id_is_in_progress(
         &self,
         procno: ProcNumber,
@@ -230,6 +232,7 @@ impl ProcArray {
     /// The xmin horizons (PostgreSQL's `ComputeXidHorizons`), for `my_database_id`
     /// (0 = count every database). Procs running VACUUM or logical decoding only hold back
     /// `oldest_considered_running`.
+    #[doc(alias = "ComputeXidHorizons")]
     pub fn compute_xid_horizons(&self, my_database_id: Oid) -> XidHorizons {
         let me = self.procs.shmem().lwlock_proc();
         let _g = self.proc_array_lock().acquire(&me, LWLockMode::Shared);

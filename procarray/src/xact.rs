@@ -45,6 +45,7 @@ impl ProcArray {
     ///
     /// Wraparound protection (the vacuum limits of `SetTransactionIdLimit`) is not modelled:
     /// ids wrap modulo 2^32 as the comparisons expect.
+    #[doc(alias = "GetNewTransactionId")]
     pub fn assign_transaction_id(
         &self,
         procno: ProcNumber,
@@ -99,6 +100,7 @@ impl ProcArray {
     /// one lock acquisition) or sleeps on its semaphore until a leader has cleared it.
     /// Without an xid: only process-local fields are reset, without any lock unless vacuum
     /// flags must be cleared.
+    #[doc(alias = "ProcArrayEndTransaction")]
     pub fn end_transaction(
         &self,
         procno: ProcNumber,
