@@ -4,17 +4,7 @@ use crate::IpciError;
 use pgipc_shmem::{HugePages, SharedMemoryType};
 use std::path::PathBuf;
 
-/// PostgreSQL's `MAX_BACKENDS`: proc numbers must fit in 18 bits.
-pub const MAX_BACKENDS: u32 = (1 << 18) - 1;
-/// Special worker processes counted in `MaxBackends`: the autovacuum launcher and the slot-sync
-/// worker (PostgreSQL 18's `NUM_SPECIAL_WORKER_PROCS`).
-pub const NUM_SPECIAL_WORKER_PROCS: u32 = 2;
-/// Most I/O worker processes (PostgreSQL 18's `MAX_IO_WORKERS`).
-pub const MAX_IO_WORKERS: u32 = 32;
-/// Auxiliary processes with a PGPROC: archiver, bgwriter, checkpointer, walwriter, startup,
-/// walreceiver/walsummarizer family, plus the I/O workers (PostgreSQL 18's
-/// `NUM_AUXILIARY_PROCS = 6 + MAX_IO_WORKERS`).
-pub const NUM_AUXILIARY_PROCS: u32 = 6 + MAX_IO_WORKERS;
+pub use pgipc_proc::{MAX_BACKENDS, MAX_IO_WORKERS, NUM_AUXILIARY_PROCS, NUM_SPECIAL_WORKER_PROCS};
 
 /// The dynamic shared memory implementation (`dynamic_shared_memory_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,41 +64,47 @@ impl Default for IpcConfig {
 }
 
 impl IpcConfig {
+    /// The part of the configuration that sizes the PGPROC array (the `proc` crate owns the
+    /// formulas, so there is one copy of them).
+    pub fn proc_config(&self) -> pgipc_proc::ProcConfig {
+        pgipc_proc::ProcConfig {
+            max_connections: self.max_connections,
+            autovacuum_worker_slots: self.autovacuum_worker_slots,
+            max_worker_processes: self.max_worker_processes,
+            max_wal_senders: self.max_wal_senders,
+            max_prepared_xacts: self.max_prepared_transactions,
+        }
+    }
+
+    fn too_many(&self) -> IpciError {
+        IpciError::TooManyBackends {
+            max_connections: self.max_connections,
+            autovacuum_worker_slots: self.autovacuum_worker_slots,
+            max_worker_processes: self.max_worker_processes,
+            max_wal_senders: self.max_wal_senders,
+        }
+    }
+
     /// PostgreSQL's `MaxBackends`: regular backends, autovacuum workers, background workers,
     /// WAL senders and the special workers (`InitializeMaxBackends`).
     pub fn max_backends(&self) -> Result<u32, IpciError> {
-        let total = u64::from(self.max_connections)
-            + u64::from(self.autovacuum_worker_slots)
-            + u64::from(self.max_worker_processes)
-            + u64::from(self.max_wal_senders)
-            + u64::from(NUM_SPECIAL_WORKER_PROCS);
-        if total > u64::from(MAX_BACKENDS) {
-            return Err(IpciError::TooManyBackends {
-                max_connections: self.max_connections,
-                autovacuum_worker_slots: self.autovacuum_worker_slots,
-                max_worker_processes: self.max_worker_processes,
-                max_wal_senders: self.max_wal_senders,
-            });
-        }
-        Ok(total as u32)
+        self.proc_config()
+            .max_backends()
+            .map_err(|_| self.too_many())
     }
 
     /// Semaphores (wait slots) needed: one per PGPROC that can sleep (`ProcGlobalSemas`).
     pub fn num_semaphores(&self) -> Result<u32, IpciError> {
-        Ok(self.max_backends()? + NUM_AUXILIARY_PROCS)
+        self.proc_config()
+            .all_proc_count()
+            .map_err(|_| self.too_many())
     }
 
     /// All PGPROCs: backends, auxiliary processes and prepared-transaction dummies
     /// (`TotalProcs` in PostgreSQL's `InitProcGlobal`).
     pub fn total_procs(&self) -> Result<u32, IpciError> {
-        self.num_semaphores()?
-            .checked_add(self.max_prepared_transactions)
-            .filter(|n| *n <= MAX_BACKENDS + NUM_AUXILIARY_PROCS + MAX_BACKENDS)
-            .ok_or(IpciError::TooManyBackends {
-                max_connections: self.max_connections,
-                autovacuum_worker_slots: self.autovacuum_worker_slots,
-                max_worker_processes: self.max_worker_processes,
-                max_wal_senders: self.max_wal_senders,
-            })
+        self.proc_config()
+            .total_procs()
+            .map_err(|_| self.too_many())
     }
 }

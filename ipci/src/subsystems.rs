@@ -38,11 +38,11 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
     Subsystem {
         name: pgipc_proc::PROC_HEADER_NAME,
         size: |c| {
-            pgipc_proc::shmem_size(&proc_config(c))
+            pgipc_proc::shmem_size(&c.proc_config())
                 .map_err(|e| IpciError::subsystem(pgipc_proc::PROC_HEADER_NAME, e))
         },
         init: |s, c| {
-            pgipc_proc::shmem_init(s, &proc_config(c))
+            pgipc_proc::shmem_init(s, &c.proc_config())
                 .map(drop)
                 .map_err(|e| IpciError::subsystem(pgipc_proc::PROC_HEADER_NAME, e))
         },
@@ -53,11 +53,11 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
     Subsystem {
         name: pgipc_procarray::PROC_ARRAY_NAME,
         size: |c| {
-            pgipc_procarray::shmem_size(&proc_config(c))
+            pgipc_procarray::shmem_size(&c.proc_config())
                 .map_err(|e| IpciError::subsystem(pgipc_procarray::PROC_ARRAY_NAME, e))
         },
         init: |s, c| {
-            pgipc_procarray::shmem_init(s, &proc_config(c))
+            pgipc_procarray::shmem_init(s, &c.proc_config())
                 .map(drop)
                 .map_err(|e| IpciError::subsystem(pgipc_procarray::PROC_ARRAY_NAME, e))
         },
@@ -70,14 +70,3 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
     // ProcSignalShmemInit
     // CheckpointerShmemInit
 ];
-
-/// The settings the PGPROC table and the ProcArray are sized by.
-fn proc_config(c: &IpcConfig) -> pgipc_proc::ProcConfig {
-    pgipc_proc::ProcConfig {
-        max_connections: c.max_connections,
-        autovacuum_worker_slots: c.autovacuum_worker_slots,
-        max_worker_processes: c.max_worker_processes,
-        max_wal_senders: c.max_wal_senders,
-        max_prepared_xacts: c.max_prepared_transactions,
-    }
-}
