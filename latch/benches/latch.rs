@@ -6,6 +6,9 @@
 //! * `latch/set_already_set`: `set` on a set latch vs `raw_fence_load` (a SeqCst fence and a
 //!   load, the least a correct `set` must do).
 //!
+//! * `calibration/*_again`: the baseline against itself, to show the noise floor of the ratio
+//!   (cross-CPU wake-ups on this VM drift between ~5 and ~50 us from minute to minute).
+//!
 //! Run: `cargo bench -p pgipc-latch`.
 
 #[path = "../tests/common/mod.rs"]
@@ -77,7 +80,21 @@ fn main() {
                 })
             }
         });
+        // The noise floor: the baseline against itself, interleaved the same way.
+        let (aa_base, aa_cand) = interleave(PAIRS, |_| {
+            d.batch(RAW_FUTEX, ROUND_TRIPS, || {
+                raw_post(to_child);
+                raw_wait(from_child);
+            })
+        });
         println!("# round trip, parent pinned to CPU 0, child to CPU {child_cpu}");
+        report(
+            &format!("calibration/raw_futex_pingpong_{label}_again"),
+            "us",
+            &aa_cand,
+            &format!("raw_futex_pingpong_{label}"),
+            &aa_base,
+        );
         report(
             &format!("latch/roundtrip_{label}"),
             "us",
