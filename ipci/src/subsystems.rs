@@ -17,7 +17,7 @@
 //! SyncScanShmemInit, AsyncShmemInit, StatsShmemInit, WaitEventCustomShmemInit,
 //! InjectionPointShmemInit, AioShmemInit.
 
-use crate::{IpcConfig, IpciError, Subsystem};
+use crate::{IpciError, Subsystem};
 
 /// Every subsystem of the workspace, in init order.
 pub static SUBSYSTEMS: &[Subsystem] = &[
