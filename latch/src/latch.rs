@@ -177,9 +177,9 @@ impl Latch {
     /// Sets the latch and wakes its owner if the owner sleeps on it (PostgreSQL's `SetLatch`).
     ///
     /// Callable from any process that maps the latch, and from a signal handler: it only touches
-    /// atomics and, when the owner sleeps, makes one system call (`FUTEX_WAKE` or `tgkill`),
-    /// which does not change `errno` in a way the interrupted code could see (rustix and the raw
-    /// `syscall` leave the thread's `errno` alone on success; on failure it is ignored).
+    /// atomics and, when the owner sleeps, makes one system call (`FUTEX_WAKE` through rustix's
+    /// raw system calls, which never write `errno`, or `tgkill`, around which `errno` is saved
+    /// and restored), so the interrupted code sees no change.
     /// Setting a latch that is already set, or whose owner is awake, makes no system call.
     pub fn set(&self) {
         // Publish the caller's work before looking at the flag: if the flag is already set we

@@ -36,6 +36,15 @@
 //! an epoll wake-up; a futex alone cannot be combined with sockets in one sleep. The hybrid
 //! costs one extra word read by the setter.
 //!
+//! Measured (`cargo bench -p pgipc-latch`, figures in the workspace's `BENCHMARKS.md`): with
+//! both processes on one CPU a latch round trip is within ~1.1x of a raw futex ping-pong, and
+//! `set` on a set latch costs what a fence and a load cost. Across two CPUs the ratio drifts
+//! (about 0.9x to 1.7x from run to run) on these VMs, for a reason we tracked down: the raw
+//! baseline calls `FUTEX_WAKE` on every post, even when the peer is still awake, and that
+//! ~1 us in the kernel keeps its vCPU from halting just before the answer arrives. A `set` that
+//! also woke unconditionally measured 0.95x-1.01x, but a set with no system call for an awake
+//! owner is the contract, and it is the cheaper choice wherever vCPUs do not halt.
+//!
 //! # Concurrency contract
 //! * Any process that maps the latch may [`Latch::set`] it, also from a signal handler.
 //! * Only the owner ([`OwnedLatch`], one per latch, claimed by compare-and-swap on `owner_pid`)

@@ -39,16 +39,17 @@ pub(crate) fn futex_wake(word: &AtomicU32) {
 /// Errors (the process exited, the pid was reused by a process we may not signal) are ignored, as
 /// PostgreSQL ignores them: a lost target has nobody left to wake. Async-signal-safe.
 pub(crate) fn send_wakeup(pid: i32, tid: i32) {
-    if tid > 0 {
-        // SAFETY: tgkill takes plain integers and touches no memory of ours.
-        unsafe {
+    // SAFETY: reading and restoring this thread's errno (we may be in a signal handler that
+    // interrupted code about to look at it); tgkill/kill take plain integers.
+    unsafe {
+        let errno = libc::__errno_location();
+        let saved = *errno;
+        if tid > 0 {
             libc::syscall(libc::SYS_tgkill, pid, tid, WAKEUP_SIGNAL);
-        }
-    } else {
-        // SAFETY: as above.
-        unsafe {
+        } else {
             libc::kill(pid, WAKEUP_SIGNAL);
         }
+        *errno = saved;
     }
 }
 

@@ -137,6 +137,11 @@ fn main() {
         child(&r);
         return;
     }
+    // `cargo bench -p pgipc-waiteventset -- sockets` runs only the 1000-socket figure.
+    if std::env::args().skip(1).any(|a| a == "sockets") {
+        thousand_sockets();
+        return;
+    }
     println!("waiteventset benchmarks: {PAIRS} interleaved pairs of {ROUND_TRIPS} round trips");
     let raw = RawSignal::new();
     let (idle, _peer) = UnixStream::pair().expect("pair");

@@ -28,7 +28,7 @@
 //! the pipe is then read to confirm, as PostgreSQL's `PostmasterIsAlive` does.
 //!
 //! # Concurrency contract
-//! * A set belongs to the thread that waits on it (it is `!Sync`); at most one latch per set,
+//! * A set is used by one thread at a time (`wait` takes `&mut self`); at most one latch per set,
 //!   owned by this process ([`pgipc_latch::OwnedLatch`]); ownership is re-checked at each wait.
 //! * `SIGURG` must be blocked in every thread that might receive it: call
 //!   [`initialize_wait_event_support`] early in `main`. Wakers aim `SIGURG` at the sleeping
