@@ -81,9 +81,23 @@ pub(crate) fn my_pid() -> i32 {
     PID.load(Ordering::Relaxed)
 }
 
-/// This thread's id.
+/// This thread's id, cached per thread (a signal-mode wait publishes it on every sleep). The
+/// cache remembers the pid it was taken under, so a forked child's thread asks again.
 pub(crate) fn my_tid() -> i32 {
-    rustix::thread::gettid().as_raw_nonzero().get()
+    use std::cell::Cell;
+    thread_local! {
+        static TID: Cell<(i32, i32)> = const { Cell::new((0, 0)) };
+    }
+    let pid = my_pid();
+    TID.with(|c| {
+        let (cached_pid, tid) = c.get();
+        if cached_pid == pid {
+            return tid;
+        }
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        c.set((pid, tid));
+        tid
+    })
 }
 
 /// A futex for loom: `wait` checks the word and enqueues under one mutex, exactly as the kernel

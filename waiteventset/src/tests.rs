@@ -379,3 +379,30 @@ fn flags_debug_names() {
     assert_eq!(WaitEvents::SOCKET_ACCEPT, WaitEvents::SOCKET_READABLE);
     assert_eq!(WaitEvents::SOCKET_CONNECTED, WaitEvents::SOCKET_WRITEABLE);
 }
+
+#[test]
+fn death_pipe_reads_dead_once_the_write_end_is_gone() {
+    let pipe = PostmasterDeathPipe::create().unwrap();
+    assert_eq!(pipe.postmaster_pid(), std::process::id() as i32);
+    let watch = pipe.into_child_watch();
+    assert_eq!(watch.status(), Ok(PostmasterStatus::Dead));
+    // Not installed: this process has no postmaster to lose.
+    assert!(postmaster_is_alive());
+}
+
+#[test]
+fn bad_inherited_watch_fd_is_an_error_value() {
+    std::env::set_var(postmaster_death::POSTMASTER_DEATH_FD_ENV, "not-a-number");
+    let err = PostmasterDeathWatch::from_env().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid postmaster death descriptor in PGIPC_POSTMASTER_DEATH_FD: \"not-a-number\""
+    );
+    std::env::set_var(postmaster_death::POSTMASTER_DEATH_FD_ENV, "987654");
+    assert!(matches!(
+        PostmasterDeathWatch::from_env(),
+        Err(WaitEventSetError::BadInheritedFd { .. })
+    ));
+    std::env::remove_var(postmaster_death::POSTMASTER_DEATH_FD_ENV);
+    assert!(PostmasterDeathWatch::from_env().unwrap().is_none());
+}
