@@ -367,7 +367,8 @@ impl<'l> WaitEventSet<'l> {
     /// and fills `occurred` with what fired; returns how many (0: timeout). PostgreSQL's
     /// `WaitEventSetWait`. `wait_event_info` is visible in the report slot for the whole call.
     ///
-    /// The timeout is a total: signals and spurious wake-ups do not extend it.
+    /// The timeout is a total: signals and spurious wake-ups do not extend it. An empty
+    /// `occurred` returns 0 at once.
     pub fn wait(
         &mut self,
         timeout: Option<Duration>,

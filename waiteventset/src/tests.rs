@@ -406,3 +406,64 @@ fn bad_inherited_watch_fd_is_an_error_value() {
     std::env::remove_var(postmaster_death::POSTMASTER_DEATH_FD_ENV);
     assert!(PostmasterDeathWatch::from_env().unwrap().is_none());
 }
+
+#[test]
+fn accept_and_connected_events() {
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut set = WaitEventSet::new(2).unwrap();
+    let lpos = set
+        .add_socket(WaitEvents::SOCKET_ACCEPT, listener.as_fd(), 1)
+        .unwrap();
+    assert_eq!(fired(&mut set, Some(Duration::ZERO)), vec![]);
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    assert_eq!(
+        fired(&mut set, LONG),
+        vec![(lpos, WaitEvents::SOCKET_ACCEPT, 1)]
+    );
+    let (_server, _) = listener.accept().unwrap();
+    let mut set2 = WaitEventSet::new(1).unwrap();
+    let cpos = set2
+        .add_socket(WaitEvents::SOCKET_CONNECTED, client.as_fd(), 2)
+        .unwrap();
+    assert_eq!(
+        fired(&mut set2, LONG),
+        vec![(cpos, WaitEvents::SOCKET_CONNECTED, 2)]
+    );
+}
+
+#[test]
+fn spurious_wakeup_signals_do_not_extend_the_timeout() {
+    let (_l, owned) = leaked_latch();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let mut set = WaitEventSet::new(2).unwrap();
+    let lpos = set.add_latch(&owned, 0).unwrap();
+    set.add_socket(WaitEvents::SOCKET_READABLE, a.as_fd(), 1)
+        .unwrap();
+    let pid = std::process::id() as i32;
+    let tid = rustix::thread::gettid().as_raw_nonzero().get();
+    for disabled in [false, true] {
+        if disabled {
+            // A latch entry without a latch still drains the signalfd and reports nothing.
+            set.modify(lpos, WaitEvents::LATCH_SET, None).unwrap();
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let spammer = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                // SAFETY: tgkill takes integers; SIGURG is blocked in the target thread.
+                unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGURG) };
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let t = Instant::now();
+        let got = fired(&mut set, Some(Duration::from_millis(60)));
+        let e = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        spammer.join().unwrap();
+        assert_eq!(got, vec![], "disabled={disabled}");
+        assert!(e >= Duration::from_millis(60), "{e:?}");
+        assert!(e < Duration::from_millis(300), "{e:?}");
+    }
+}
