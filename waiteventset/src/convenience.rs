@@ -56,7 +56,12 @@ pub fn wait_latch<L: Deref<Target = Latch>>(
     };
     LATCH_WAIT_SET.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
+        // (Re)build when missing, or when a postmaster-death watch was installed after the
+        // set was built (PostgreSQL builds LatchWaitSet after the watch; we may be asked first).
+        let stale = slot
+            .as_ref()
+            .is_some_and(|l| l.pm_pos.is_none() && postmaster_death::under_postmaster());
+        if slot.is_none() || stale {
             *slot = Some(build()?);
         }
         let Some(lws) = slot.as_mut() else {
