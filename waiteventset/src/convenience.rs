@@ -126,3 +126,15 @@ pub fn wait_latch_or_socket<L: Deref<Target = Latch>>(
             & (WaitEvents::LATCH_SET | WaitEvents::POSTMASTER_DEATH | WaitEvents::SOCKET_MASK)
     })
 }
+
+/// In a forked child: forgets the cached `wait_latch` set inherited from the parent (its epoll
+/// instance is shared with the parent, so it must not be modified here), PostgreSQL's
+/// `FreeWaitEventSetAfterFork` for `LatchWaitSet`. Sets the child built itself are unaffected;
+/// inherited [`WaitEventSet`]s should simply be dropped (that only closes the descriptor).
+pub fn forget_wait_sets_after_fork() {
+    LATCH_WAIT_SET.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            slot.take();
+        }
+    });
+}

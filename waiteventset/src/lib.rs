@@ -59,7 +59,7 @@ mod set;
 mod support;
 mod sys;
 
-pub use convenience::{wait_latch, wait_latch_or_socket};
+pub use convenience::{forget_wait_sets_after_fork, wait_latch, wait_latch_or_socket};
 pub use error::WaitEventSetError;
 pub use events::{WaitEvent, WaitEvents};
 pub use postmaster_death::{
