@@ -89,10 +89,10 @@ pub enum LatchError {
 /// changes use compare-and-swap, so two processes can never both own a latch.
 #[repr(C)]
 pub struct Latch {
-    is_set: AtomicU32,
-    maybe_sleeping: AtomicU32,
-    owner_pid: AtomicI32,
-    sleeper_tid: AtomicI32,
+    pub(crate) is_set: AtomicU32,
+    pub(crate) maybe_sleeping: AtomicU32,
+    pub(crate) owner_pid: AtomicI32,
+    pub(crate) sleeper_tid: AtomicI32,
     #[cfg(loom)]
     model: sys::FutexModel,
 }

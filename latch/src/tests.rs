@@ -7,8 +7,17 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn layout_is_sixteen_bytes_of_atomics() {
-    assert_eq!(std::mem::size_of::<Latch>(), 16);
-    assert_eq!(std::mem::align_of::<Latch>(), 4);
+    use std::mem::{align_of, offset_of, size_of};
+    let layout = format!(
+        "Latch size={} align={}\n  is_set@{}\n  maybe_sleeping@{}\n  owner_pid@{}\n  sleeper_tid@{}",
+        size_of::<Latch>(),
+        align_of::<Latch>(),
+        offset_of!(Latch, is_set),
+        offset_of!(Latch, maybe_sleeping),
+        offset_of!(Latch, owner_pid),
+        offset_of!(Latch, sleeper_tid),
+    );
+    insta::assert_snapshot!(layout);
 }
 
 #[test]
