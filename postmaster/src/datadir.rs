@@ -1,0 +1,406 @@
+//! The data directory: creation on first run, ownership and permission checks, and the
+//! `postmaster.pid` lock file (PostgreSQL's miscinit.c `checkDataDir` and `CreateLockFile`).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The lock file's name inside the data directory.
+pub const PID_FILE: &str = "postmaster.pid";
+/// The configuration file's name inside the data directory.
+pub const CONFIG_FILE: &str = "postgresql.conf";
+
+/// Errors about the data directory and its lock file, with PostgreSQL's texts.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// No `-D` and no `PGDATA`.
+    #[error("no data directory specified: use -D or set PGDATA")]
+    NotSpecified,
+    /// Creating or reading failed.
+    #[error("could not access directory \"{}\": {source}", dir.display())]
+    Access {
+        /// The directory.
+        dir: PathBuf,
+        /// The system error.
+        source: io::Error,
+    },
+    /// Not a directory.
+    #[error("specified data directory \"{}\" is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// Owned by someone else.
+    #[error("data directory \"{}\" has wrong ownership", .0.display())]
+    WrongOwner(PathBuf),
+    /// Group or world can write, or world can read.
+    #[error("data directory \"{}\" has invalid permissions", .0.display())]
+    BadPermissions(PathBuf),
+    /// A live postmaster holds the lock file.
+    #[error("lock file \"{PID_FILE}\" already exists")]
+    LockFileExists {
+        /// The other postmaster's pid.
+        pid: i32,
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The lock file exists and its shared memory is still in use.
+    #[error("pre-existing shared memory block (key {key}, ID {shmid}) is still in use")]
+    ShmemInUse {
+        /// Key from line 7.
+        key: u64,
+        /// Id from line 7.
+        shmid: i32,
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// Creating, writing or reading the lock file failed.
+    #[error("could not create lock file \"{}\": {source}", path.display())]
+    LockFile {
+        /// The file.
+        path: PathBuf,
+        /// The system error.
+        source: io::Error,
+    },
+}
+
+impl DataDirError {
+    /// PostgreSQL's DETAIL line for this error.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            DataDirError::BadPermissions(_) => {
+                Some("Permissions should be u=rwx (0700) or u=rwx,g=rx (0750).".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's HINT line for this error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DataDirError::WrongOwner(_) => {
+                Some("The server must be started by the user that owns the data directory.".into())
+            }
+            DataDirError::LockFileExists { pid, dir } => Some(format!(
+                "Is another postmaster (PID {pid}) running in data directory \"{}\"?",
+                dir.display()
+            )),
+            DataDirError::ShmemInUse { dir, .. } => Some(format!(
+                "Terminate any old server processes associated with data directory \"{}\".",
+                dir.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Makes `dir` (mode 0700) with a default configuration file if it does not exist, then checks
+/// it as PostgreSQL's `checkDataDir` does. Returns the absolute path and whether it was created.
+pub fn prepare(dir: &Path, default_config: &str) -> Result<(PathBuf, bool), DataDirError> {
+    let access = |e| DataDirError::Access {
+        dir: dir.to_path_buf(),
+        source: e,
+    };
+    let created = if dir.exists() {
+        false
+    } else {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(access)?;
+        true
+    };
+    let abs = fs::canonicalize(dir).map_err(access)?;
+    let md = fs::metadata(&abs).map_err(access)?;
+    if !md.is_dir() {
+        return Err(DataDirError::NotADirectory(abs));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if md.uid() != euid {
+        return Err(DataDirError::WrongOwner(abs));
+    }
+    // PostgreSQL accepts 0700 and 0750 (group read access); anything more is refused.
+    if md.mode() & 0o027 != 0 {
+        return Err(DataDirError::BadPermissions(abs));
+    }
+    let conf = abs.join(CONFIG_FILE);
+    if created || !conf.exists() {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&conf)
+            .map_err(access)?;
+        f.write_all(default_config.as_bytes()).map_err(access)?;
+    }
+    Ok((abs, created))
+}
+
+/// What `postmaster.pid` says (the lines PostgreSQL's `pg_ctl` reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidFileContents {
+    /// Line 1.
+    pub pid: i32,
+    /// Line 7, parsed: shared memory key and id.
+    pub shmem: Option<(u64, i32)>,
+}
+
+/// Parses the text of a lock file.
+pub fn parse_pid_file(text: &str) -> Option<PidFileContents> {
+    let mut lines = text.lines();
+    let pid: i32 = lines.next()?.trim().parse().ok()?;
+    let shmem = text.lines().nth(6).and_then(|l| {
+        let mut it = l.split_whitespace();
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    });
+    Some(PidFileContents { pid, shmem })
+}
+
+/// The lock file; removed by [`LockFile::remove`] at shutdown.
+#[derive(Debug)]
+pub struct LockFile {
+    path: PathBuf,
+    lines: Vec<String>,
+}
+
+/// The fields of the first lines of `postmaster.pid`.
+#[derive(Debug, Clone)]
+pub struct LockFileInfo<'a> {
+    /// Absolute data directory.
+    pub data_dir: &'a Path,
+    /// Start time, seconds since the epoch.
+    pub start_time: u64,
+    /// The port.
+    pub port: i64,
+    /// First Unix socket directory ("" when none).
+    pub socket_dir: &'a str,
+    /// First listen address ("" when none).
+    pub listen_addr: &'a str,
+}
+
+/// Line numbers of PostgreSQL's lock file (1-based), for [`LockFile::set_line`].
+pub mod line {
+    /// `LOCK_FILE_LINE_SOCKET_DIR`.
+    pub const SOCKET_DIR: usize = 5;
+    /// `LOCK_FILE_LINE_LISTEN_ADDR`.
+    pub const LISTEN_ADDR: usize = 6;
+    /// `LOCK_FILE_LINE_SHMEM_KEY`.
+    pub const SHMEM_KEY: usize = 7;
+    /// `LOCK_FILE_LINE_PM_STATUS`.
+    pub const PM_STATUS: usize = 8;
+}
+
+/// PostgreSQL's `PM_STATUS_*` values (padded to the same width, as PostgreSQL does).
+pub mod status {
+    /// Starting up.
+    pub const STARTING: &str = "starting";
+    /// Accepting connections.
+    pub const READY: &str = "ready   ";
+    /// Shutting down.
+    pub const STOPPING: &str = "stopping";
+}
+
+impl LockFile {
+    /// Creates `postmaster.pid` exclusively (PostgreSQL's `CreateLockFile`), removing a stale one
+    /// whose postmaster is gone and whose shared memory nobody uses. `in_use(shmid)` answers
+    /// whether a recorded segment still has users.
+    pub fn create(
+        info: &LockFileInfo<'_>,
+        in_use: impl Fn(i32) -> bool,
+    ) -> Result<LockFile, DataDirError> {
+        let path = info.data_dir.join(PID_FILE);
+        let mypid = std::process::id() as i32;
+        let lf_err = |e| DataDirError::LockFile {
+            path: path.clone(),
+            source: e,
+        };
+        for _ in 0..100 {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let lines = vec![
+                        mypid.to_string(),
+                        info.data_dir.display().to_string(),
+                        info.start_time.to_string(),
+                        info.port.to_string(),
+                        info.socket_dir.to_owned(),
+                        info.listen_addr.to_owned(),
+                    ];
+                    let mut me = LockFile {
+                        path: path.clone(),
+                        lines,
+                    };
+                    f.write_all(me.text().as_bytes()).map_err(lf_err)?;
+                    f.sync_all().map_err(lf_err)?;
+                    me.lines.truncate(6);
+                    return Ok(me);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(lf_err(e)),
+            }
+            let text = match fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(lf_err(e)),
+            };
+            if let Some(old) = parse_pid_file(&text) {
+                // SAFETY: getppid has no preconditions.
+                let ppid = unsafe { libc::getppid() };
+                if old.pid != mypid && old.pid != ppid && old.pid > 0 && pid_alive(old.pid) {
+                    return Err(DataDirError::LockFileExists {
+                        pid: old.pid,
+                        dir: info.data_dir.to_path_buf(),
+                    });
+                }
+                if let Some((key, shmid)) = old.shmem {
+                    if in_use(shmid) {
+                        return Err(DataDirError::ShmemInUse {
+                            key,
+                            shmid,
+                            dir: info.data_dir.to_path_buf(),
+                        });
+                    }
+                }
+            }
+            // Stale (or unreadable garbage): remove and try again.
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(lf_err(e)),
+            }
+        }
+        Err(lf_err(io::Error::other(
+            "could not create it after 100 attempts",
+        )))
+    }
+
+    fn text(&self) -> String {
+        let mut s = self.lines.join("\n");
+        s.push('\n');
+        s
+    }
+
+    /// Sets line `n` (1-based; see [`mod@line`]) and rewrites the file (PostgreSQL's
+    /// `AddToDataDirLockFile`).
+    pub fn set_line(&mut self, n: usize, text: &str) -> io::Result<()> {
+        while self.lines.len() < n {
+            self.lines.push(String::new());
+        }
+        self.lines[n - 1] = text.to_owned();
+        let tmp = self.text();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&self.path)?;
+        f.write_all(tmp.as_bytes())?;
+        f.sync_all()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deletes the file (shutdown).
+    pub fn remove(self) -> io::Result<()> {
+        fs::remove_file(&self.path)
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("pgipc-dd-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn creates_checks_and_refuses_loose_permissions() {
+        let d = tmp("perm");
+        let _ = fs::remove_dir_all(&d);
+        let (abs, created) = prepare(&d, "# conf\n").unwrap();
+        assert!(created);
+        assert_eq!(fs::metadata(&abs).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::read_to_string(abs.join(CONFIG_FILE)).unwrap(),
+            "# conf\n"
+        );
+        assert!(!prepare(&d, "").unwrap().1);
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut fs::metadata(&d).unwrap().permissions(),
+            0,
+        );
+        fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+        assert!(prepare(&d, "").is_ok(), "0750 is allowed, as in PostgreSQL");
+        fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let e = prepare(&d, "").unwrap_err();
+        assert!(matches!(e, DataDirError::BadPermissions(_)));
+        assert_eq!(
+            e.detail().unwrap(),
+            "Permissions should be u=rwx (0700) or u=rwx,g=rx (0750)."
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn lock_file_layout_and_stale_handling() {
+        let d = tmp("lock");
+        let _ = fs::remove_dir_all(&d);
+        let (abs, _) = prepare(&d, "").unwrap();
+        let info = LockFileInfo {
+            data_dir: &abs,
+            start_time: 1_700_000_000,
+            port: 5433,
+            socket_dir: "/tmp",
+            listen_addr: "localhost",
+        };
+        let mut lf = LockFile::create(&info, |_| false).unwrap();
+        lf.set_line(line::SHMEM_KEY, "   123456     98765").unwrap();
+        lf.set_line(line::PM_STATUS, status::READY).unwrap();
+        let text = fs::read_to_string(abs.join(PID_FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8);
+        assert_eq!(lines[0], std::process::id().to_string());
+        assert_eq!(lines[1], abs.display().to_string());
+        assert_eq!(lines[2..6], ["1700000000", "5433", "/tmp", "localhost"]);
+        assert_eq!(lines[7], "ready   ");
+        assert_eq!(parse_pid_file(&text).unwrap().shmem, Some((123456, 98765)));
+        lf.remove().unwrap();
+
+        // A lock file of a live process (pid 1) is refused with PostgreSQL's hint.
+        fs::write(abs.join(PID_FILE), "1\n").unwrap();
+        let e = LockFile::create(&info, |_| false).unwrap_err();
+        assert_eq!(e.to_string(), "lock file \"postmaster.pid\" already exists");
+        assert!(e
+            .hint()
+            .unwrap()
+            .starts_with("Is another postmaster (PID 1) running"));
+        // A dead pid whose segment is still in use is refused too; garbage is stale.
+        fs::write(abs.join(PID_FILE), "999999999\nx\n\n\n\n\n  1  2\n").unwrap();
+        assert!(matches!(
+            LockFile::create(&info, |id| id == 2),
+            Err(DataDirError::ShmemInUse {
+                key: 1,
+                shmid: 2,
+                ..
+            })
+        ));
+        fs::write(abs.join(PID_FILE), "garbage").unwrap();
+        LockFile::create(&info, |_| false)
+            .unwrap()
+            .remove()
+            .unwrap();
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,86 @@
+//! `postmaster`: the pgipc server. See the library's docs for the start-up sequence.
+
+use pgipc_postmaster::elog::{elog, Severity};
+use pgipc_postmaster::{cli, datadir, guc, startup};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn fatal(msg: &dyn std::fmt::Display, detail: Option<String>, hint: Option<String>) -> ExitCode {
+    elog(Severity::Fatal, msg);
+    if let Some(d) = detail {
+        elog(Severity::Detail, &d);
+    }
+    if let Some(h) = hint {
+        elog(Severity::Hint, &h);
+    }
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    pgipc_postmaster::elog::init(false);
+    let opts = match cli::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("postmaster: {e}");
+            eprintln!("Try \"postmaster --help\" for more information.");
+            return ExitCode::FAILURE;
+        }
+    };
+    if opts.help {
+        print!("{}", cli::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    if opts.version {
+        println!("postmaster (pgipc) {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let Some(dir) = opts
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var_os("PGDATA").map(PathBuf::from))
+    else {
+        return fatal(&datadir::DataDirError::NotSpecified, None, None);
+    };
+    let (dir, created) = match datadir::prepare(&dir, &guc::default_config_file()) {
+        Ok(d) => d,
+        Err(e) => return fatal(&e, e.detail(), e.hint()),
+    };
+    if created {
+        elog(
+            Severity::Log,
+            &format_args!("created data directory \"{}\"", dir.display()),
+        );
+    }
+    let mut settings = match startup::load_settings(&dir, &opts) {
+        Ok(s) => s,
+        Err(e) => return fatal(&e, e.detail(), e.hint()),
+    };
+    if let Some(name) = &opts.show {
+        let cfg = startup::ipc_config(&settings, None);
+        if let Err(e) = startup::compute_runtime_settings(&mut settings, &cfg) {
+            return fatal(&e, e.detail(), e.hint());
+        }
+        return match settings.show(name) {
+            Ok(v) => {
+                println!("{v}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fatal(&e, None, None),
+        };
+    }
+    if opts.describe_shmem {
+        let cfg = startup::ipc_config(&settings, None);
+        return match startup::describe_shmem(&cfg) {
+            Ok(t) => {
+                print!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fatal(&e, e.detail(), e.hint()),
+        };
+    }
+    match startup::run(&dir, settings) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => fatal(&e, e.detail(), e.hint()),
+    }
+}

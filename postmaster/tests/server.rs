@@ -1,0 +1,441 @@
+//! The real `postmaster` binary: start, `-C`, a refused second start, each stop signal, no
+//! segment left behind, the crash interlock, reload, and bad input. A harness without threads:
+//! `main` runs the scenarios in order; a re-executed copy of this binary plays the "child that
+//! still has the segment attached" (the first cut has no children of its own yet).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pgipc-pm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    let mut c = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn_output();
+    c.take().expect("output")
+}
+
+trait SpawnOutput {
+    fn spawn_output(&mut self) -> Option<Output>;
+}
+impl SpawnOutput for Command {
+    /// Runs with a watchdog: a hung postmaster fails the test instead of hanging it.
+    fn spawn_output(&mut self) -> Option<Output> {
+        let mut child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait().ok()?.is_some() {
+                return child.wait_with_output().ok();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("watchdog: postmaster did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Server {
+    let log = dir.with_extension("log");
+    let f = std::fs::File::create(&log).expect("log file");
+    let mut args = vec!["-D", dir.to_str().expect("utf8")];
+    args.extend_from_slice(extra);
+    let child = Command::new(BIN)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stderr(f)
+        .spawn()
+        .expect("spawn");
+    let s = Server {
+        child,
+        dir: dir.to_path_buf(),
+        log,
+    };
+    s.wait_ready();
+    s
+}
+
+impl Drop for Server {
+    /// A failing scenario must not leave a server running (it would also hold the test's pipes).
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    fn pid_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("postmaster.pid"))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let me = self.child.id().to_string();
+        // Our own pid file (a dead predecessor's stale one may also say "ready").
+        while self.pid_lines().first() != Some(&me)
+            || self.pid_lines().get(7).map(String::as_str) != Some("ready   ")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "server never became ready: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn shmid(&self) -> i32 {
+        let l = self.pid_lines();
+        l[6].split_whitespace()
+            .nth(1)
+            .expect("line 7")
+            .parse()
+            .expect("shmid")
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("watchdog: server did not stop: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn segment_exists(shmid: i32) -> bool {
+    // SAFETY: a zeroed shmid_ds is a valid IPC_STAT buffer.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: valid buffer; IPC_STAT on any id is harmless.
+    unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) == 0 }
+}
+
+/// The ids of the System V segments whose key is `key` (from /proc/sysvipc/shm).
+fn segments_with_key(key: u64) -> Vec<i32> {
+    let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("/proc/sysvipc/shm");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let k: i64 = f.next()?.parse().ok()?;
+            let id: i32 = f.next()?.parse().ok()?;
+            (k as u64 & 0xffff_ffff == key).then_some(id)
+        })
+        .collect()
+}
+
+fn dev_shm() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn show_answers_without_starting() {
+    let dir = scratch("show");
+    let o = run(&["-D", dir.to_str().unwrap(), "-C", "shared_memory_size"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let mb: u64 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("a number of MB");
+    assert!(mb >= 1);
+    let o = run(&[
+        "-D",
+        dir.to_str().unwrap(),
+        "-C",
+        "num_os_semaphores",
+        "-c",
+        "max_connections=10",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "84"); // 10+16+8+10+2 + 38
+    let o = run(&[
+        "-D",
+        dir.to_str().unwrap(),
+        "-C",
+        "shared_memory_size_in_huge_pages",
+    ]);
+    assert!(o.status.success());
+    assert!(
+        !dir.join("postmaster.pid").exists(),
+        "-C must not start the server"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(dir.join("postgresql.conf").exists());
+    let o = run(&["-D", dir.to_str().unwrap(), "--describe-shmem"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("<anonymous>") && table.contains("<unused>"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("show: -C and --describe-shmem answer without starting ... ok");
+}
+
+fn start_refuse_second_stop_clean(sig: i32, word: &str) {
+    let dir = scratch(&format!("stop{sig}"));
+    let shm_before = dev_shm();
+    let mut s = start(&dir, &["-p", "5999"]);
+    let shmid = s.shmid();
+    assert!(segment_exists(shmid));
+    let lines = s.pid_lines();
+    assert_eq!(lines[0], s.child.id().to_string());
+    assert_eq!(lines[3], "5999");
+    let second = run(&["-D", dir.to_str().unwrap()]);
+    assert!(!second.status.success());
+    let err = stderr_of(&second);
+    assert!(
+        err.contains("FATAL:  lock file \"postmaster.pid\" already exists"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("Is another postmaster (PID {})", s.child.id())),
+        "{err}"
+    );
+    s.signal(sig);
+    let st = s.wait_exit();
+    assert!(st.success(), "{st}: {}", s.log_text());
+    let log = s.log_text();
+    assert!(
+        log.contains(&format!("received {word} shutdown request")),
+        "{log}"
+    );
+    assert!(log.contains("database system is shut down"), "{log}");
+    assert!(!dir.join("postmaster.pid").exists(), "pid file left behind");
+    assert!(!segment_exists(shmid), "SysV segment {shmid} left behind");
+    let ipcs = Command::new("ipcs")
+        .arg("-m")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if let Ok(text) = ipcs {
+        assert!(
+            !text.split_whitespace().any(|w| w == shmid.to_string()),
+            "ipcs still lists {shmid}"
+        );
+    }
+    assert_eq!(dev_shm(), shm_before, "/dev/shm changed");
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("stop by signal {sig} ({word}): second start refused, nothing left ... ok");
+}
+
+fn hold_child(shmid: i32) {
+    // SAFETY: attaching a segment at an address of the kernel's choosing.
+    let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
+    assert_ne!(p as isize, -1, "shmat failed");
+    println!("attached");
+    let _ = std::io::stdout().flush();
+    let mut buf = [0u8; 1];
+    // Hold the attachment until the parent closes our stdin or kills us.
+    let _ = std::io::stdin().read(&mut buf);
+}
+
+fn crashed_postmaster_with_attached_child_blocks_restart() {
+    let dir = scratch("crash");
+    let mut s = start(&dir, &[]);
+    let shmid = s.shmid();
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .env("PGIPC_PM_HOLD", shmid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("holder");
+    let mut line = [0u8; 9];
+    holder
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .expect("holder said nothing");
+    assert_eq!(&line, b"attached\n");
+    s.signal(libc::SIGKILL);
+    s.wait_exit();
+    assert!(
+        dir.join("postmaster.pid").exists(),
+        "a killed postmaster leaves its pid file"
+    );
+
+    let refused = run(&["-D", dir.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let err = stderr_of(&refused);
+    assert!(
+        err.contains("pre-existing shared memory block (key"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("ID {shmid}) is still in use")),
+        "{err}"
+    );
+    assert!(
+        err.contains("HINT:  Terminate any old server processes"),
+        "{err}"
+    );
+
+    drop(holder.stdin.take());
+    holder.wait().expect("holder exit");
+    let key = s.pid_lines()[6]
+        .split_whitespace()
+        .next()
+        .expect("key")
+        .parse::<u64>()
+        .expect("key");
+    let mut again = start(&dir, &[]);
+    // The dead server's segment was removed: the only segment under the key is the new one.
+    let under_key = segments_with_key(key);
+    assert_eq!(
+        under_key,
+        vec![again.shmid()],
+        "segments under key {key}: {under_key:?}"
+    );
+    again.signal(libc::SIGTERM);
+    assert!(again.wait_exit().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("crash: a child holding the segment blocks a new start until it exits ... ok");
+}
+
+fn sighup_reloads() {
+    let dir = scratch("hup");
+    let mut s = start(&dir, &[]);
+    let conf = dir.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("restart_after_crash = off\nmax_connections = 7\n");
+    std::fs::write(&conf, text).unwrap();
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s
+        .log_text()
+        .contains("cannot be changed without restarting")
+    {
+        assert!(Instant::now() < deadline, "no reload: {}", s.log_text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = s.log_text();
+    assert!(
+        log.contains("received SIGHUP, reloading configuration files"),
+        "{log}"
+    );
+    assert!(
+        log.contains("parameter \"restart_after_crash\" changed to \"off\""),
+        "{log}"
+    );
+    assert!(log
+        .contains("parameter \"max_connections\" cannot be changed without restarting the server"));
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("reload: SIGHUP re-reads postgresql.conf ... ok");
+}
+
+fn bad_input_is_one_clear_error() {
+    let dir = scratch("bad");
+    let d = dir.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-c", "no_such_setting=1"], "FATAL:  unrecognized configuration parameter \"no_such_setting\""),
+        (&["-c", "max_connections=lots"], "FATAL:  invalid value for parameter \"max_connections\": \"lots\""),
+        (&["-c", "max_connections=100000000"], "FATAL:  100000000 is outside the valid range for parameter \"max_connections\" (1 .. 262143)"),
+        (
+            &["-c", "max_connections=200000", "-c", "max_worker_processes=100000"],
+            "FATAL:  too many server processes configured",
+        ),
+        (&["-c", "huge_pages=sometimes"], "FATAL:  invalid value for parameter \"huge_pages\": \"sometimes\""),
+        (&["-c", "port"], "-c port requires a value"),
+        (&["-Z"], "invalid option -- 'Z'"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["-D", d];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        let err = stderr_of(&o);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+        assert!(err.matches("FATAL:").count() <= 1, "{extra:?}: {err}");
+        assert!(
+            !dir.join("postmaster.pid").exists(),
+            "{extra:?} left a pid file"
+        );
+    }
+    // A bad line in postgresql.conf names the file and line.
+    std::fs::write(dir.join("postgresql.conf"), "port = 5432\nport = = 3\n").unwrap();
+    let o = run(&["-D", d]);
+    assert!(
+        stderr_of(&o).contains("syntax error in file"),
+        "{}",
+        stderr_of(&o)
+    );
+    // Loose permissions are refused with PostgreSQL's detail.
+    std::fs::write(dir.join("postgresql.conf"), "").unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let o = run(&["-D", d]);
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("has invalid permissions")
+            && err.contains("DETAIL:  Permissions should be u=rwx (0700)"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("bad input: one FATAL line each, no panic ... ok");
+}
+
+fn main() {
+    if let Ok(id) = std::env::var("PGIPC_PM_HOLD") {
+        hold_child(id.parse().expect("shmid"));
+        return;
+    }
+    show_answers_without_starting();
+    start_refuse_second_stop_clean(libc::SIGINT, "fast");
+    start_refuse_second_stop_clean(libc::SIGTERM, "smart");
+    start_refuse_second_stop_clean(libc::SIGQUIT, "immediate");
+    crashed_postmaster_with_attached_child_blocks_restart();
+    sighup_reloads();
+    bad_input_is_one_clear_error();
+    println!("7 passed, 0 failed");
+}
