@@ -1,0 +1,2 @@
+//! shm_mq benchmarks.
+fn main() {}

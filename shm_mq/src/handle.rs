@@ -1,0 +1,615 @@
+//! The process-local handle: send, receive, detach, wait for attach, and the batching of
+//! counter updates.
+
+use crate::error::ShmMqError;
+use crate::queue::{maxalign, MqRef, Side, MAXALIGN, MAX_MESSAGE_SIZE};
+use crate::{DetachHook, PeerAlive, ProcWaker};
+use pgipc_latch::LatchOwner;
+use pgipc_proc::ProcNumber;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Outcome of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendResult {
+    /// The whole message is in the ring (maybe not yet published, see [`SendOptions`]).
+    Sent,
+    /// `nowait` and no room: retry later with the **same** message.
+    WouldBlock,
+    /// The receiver detached (or is gone); nothing more can be sent.
+    Detached,
+}
+
+/// Outcome of a receive.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvResult<'m> {
+    /// One whole message, borrowed from the ring when it was contiguous there, else from the
+    /// handle's buffer; valid until the next call on the handle.
+    Received(&'m [u8]),
+    /// `nowait` and no whole message yet: call again.
+    WouldBlock,
+    /// The sender detached (or is gone) and everything it published has been received.
+    Detached,
+}
+
+/// Outcome of [`MqHandle::wait_for_attach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachResult {
+    /// The other side is recorded.
+    Attached,
+    /// The queue was detached (or the peer died) first.
+    Detached,
+}
+
+/// Switches of a send (`shm_mq_sendv`'s `nowait` and `force_flush`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Return [`SendResult::WouldBlock`] instead of sleeping when the ring is full.
+    pub nowait: bool,
+    /// Publish the written bytes and wake the receiver at the end of this message even when
+    /// less than a quarter of the ring is pending.
+    pub force_flush: bool,
+}
+
+impl SendOptions {
+    /// Blocking, batched (the common case).
+    pub const BLOCKING: SendOptions = SendOptions {
+        nowait: false,
+        force_flush: false,
+    };
+    /// Blocking, flushed at the end of the message.
+    pub const FLUSH: SendOptions = SendOptions {
+        nowait: false,
+        force_flush: true,
+    };
+    /// Non-blocking, batched.
+    pub const NOWAIT: SendOptions = SendOptions {
+        nowait: true,
+        force_flush: false,
+    };
+}
+
+/// Optional ties of a handle (`shm_mq_attach`'s segment and bgworker handle).
+pub struct AttachOptions<'a> {
+    /// The segment holding the queue: the handle registers a callback that detaches the queue
+    /// when the segment is detached, and cancels it when the handle detaches first.
+    pub segment: Option<Rc<dyn DetachHook<'a> + 'a>>,
+    /// How to tell whether the peer process still lives. With it, every sleep is bounded by
+    /// `poll_interval` and the check runs on each wake-up, so a peer that died without
+    /// detaching (SIGKILL) is reported as [`SendResult::Detached`] / [`RecvResult::Detached`].
+    pub peer_alive: Option<&'a dyn PeerAlive>,
+    /// Longest sleep between peer-alive checks (only used with `peer_alive`).
+    pub poll_interval: Duration,
+}
+
+impl Default for AttachOptions<'_> {
+    fn default() -> Self {
+        AttachOptions {
+            segment: None,
+            peer_alive: None,
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+impl fmt::Debug for AttachOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachOptions")
+            .field("segment", &self.segment.is_some())
+            .field("peer_alive", &self.peer_alive.is_some())
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+/// Why a wait inside the handle stopped.
+enum Blocked {
+    WouldBlock,
+    Detached,
+}
+
+/// A process-local handle on one end of a queue (PostgreSQL's `shm_mq_handle`).
+///
+/// Holds the resumable state of a partly sent or received message (so a `nowait` call can
+/// be repeated), the bytes written or consumed locally but not yet published, and the
+/// reassembly buffer for messages that wrap. Dropping it detaches.
+pub struct MqHandle<'a> {
+    mq: MqRef<'a>,
+    side: Side,
+    my_latch: LatchOwner<'a>,
+    waker: &'a dyn ProcWaker,
+    peer_alive: Option<&'a dyn PeerAlive>,
+    segment: Option<(Rc<dyn DetachHook<'a> + 'a>, u64)>,
+    poll_interval: Duration,
+    /// Peer's proc number once known (then read without the mutex).
+    peer: Option<ProcNumber>,
+    /// Local copy of the counter this side owns (bytes_written or bytes_read).
+    my_count: u64,
+    /// Bytes written (sender) / consumed (receiver) but not yet published.
+    pending: u64,
+    /// Sender: bytes of the current message stream (length word + payload) already written.
+    /// Receiver: payload bytes already copied into `buffer`.
+    partial: usize,
+    /// Receiver: the current message's length, once its length word is read.
+    expected: Option<usize>,
+    buffer: Vec<u8>,
+    detached: bool,
+}
+
+impl fmt::Debug for MqHandle<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqHandle")
+            .field("mq", &self.mq)
+            .field("side", &self.side)
+            .field("pending", &self.pending)
+            .field("partial", &self.partial)
+            .field("expected", &self.expected)
+            .finish()
+    }
+}
+
+/// Copies `len` bytes starting at `offset` of the concatenation of `iov` to `dst`.
+fn gather(iov: &[&[u8]], mut offset: usize, dst: *mut u8, len: usize) {
+    let mut done = 0;
+    for part in iov {
+        if done == len {
+            break;
+        }
+        if offset >= part.len() {
+            offset -= part.len();
+            continue;
+        }
+        let n = (part.len() - offset).min(len - done);
+        // SAFETY: `dst..dst+len` is ring space owned by the sender (see `send_stream`), and
+        // `part[offset..offset+n]` is in bounds.
+        unsafe { std::ptr::copy_nonoverlapping(part.as_ptr().add(offset), dst.add(done), n) };
+        done += n;
+        offset = 0;
+    }
+}
+
+impl<'a> MqHandle<'a> {
+    /// Attaches to `mq` as `side` (`shm_mq_attach`). `me` must be the proc number recorded
+    /// for that side ([`MqRef::set_sender`] / [`MqRef::set_receiver`] first); `my_latch` is
+    /// this process's latch (the one `waker` sets for `me`); `waker` sets other processes'
+    /// latches by proc number.
+    pub fn attach(
+        mq: MqRef<'a>,
+        side: Side,
+        me: ProcNumber,
+        my_latch: LatchOwner<'a>,
+        waker: &'a dyn ProcWaker,
+        opts: AttachOptions<'a>,
+    ) -> Result<MqHandle<'a>, ShmMqError> {
+        let recorded = mq.get(side);
+        if recorded != Some(me) {
+            return Err(ShmMqError::NotParticipant {
+                side: side.name(),
+                me,
+                recorded,
+            });
+        }
+        let hdr = mq.header();
+        let my_count = match side {
+            Side::Sender => hdr.bytes_written.load(Ordering::Acquire),
+            Side::Receiver => hdr.bytes_read.load(Ordering::Acquire),
+        };
+        let segment = opts.segment.map(|seg| {
+            let key = seg.on_detach(Box::new(move || mq.detach_as(side, waker)));
+            (seg, key)
+        });
+        Ok(MqHandle {
+            mq,
+            side,
+            my_latch,
+            waker,
+            peer_alive: opts.peer_alive,
+            segment,
+            poll_interval: opts.poll_interval,
+            peer: None,
+            my_count,
+            pending: 0,
+            partial: 0,
+            expected: None,
+            buffer: Vec::new(),
+            detached: false,
+        })
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> MqRef<'a> {
+        self.mq
+    }
+
+    /// Which end this handle is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    fn other(&self) -> Side {
+        match self.side {
+            Side::Sender => Side::Receiver,
+            Side::Receiver => Side::Sender,
+        }
+    }
+
+    /// Is the peer known gone? (`shm_mq_counterparty_gone`; marks the queue detached when the
+    /// peer-alive check says the peer died.)
+    fn counterparty_gone(&self) -> bool {
+        if self.mq.is_detached() {
+            return true;
+        }
+        if let Some(check) = self.peer_alive {
+            if !check.is_alive() {
+                self.mq.mark_detached();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sleeps on our latch (bounded when a peer-alive check exists), then resets it: the
+    /// bottom of PostgreSQL's `WaitLatch; ResetLatch` loop.
+    fn sleep(&self) -> Result<(), ShmMqError> {
+        let timeout = self.peer_alive.map(|_| self.poll_interval);
+        self.my_latch.wait(timeout)?;
+        self.my_latch.reset();
+        Ok(())
+    }
+
+    /// Waits until `side` is recorded (`shm_mq_wait_internal`): true when it is, false when
+    /// the queue is detached or the peer died first.
+    fn wait_for(&self, side: Side) -> Result<bool, ShmMqError> {
+        loop {
+            if self.mq.get(side).is_some() {
+                return Ok(true);
+            }
+            if self.counterparty_gone() {
+                return Ok(false);
+            }
+            self.sleep()?;
+        }
+    }
+
+    /// Waits until the other side is recorded (`shm_mq_wait_for_attach`).
+    pub fn wait_for_attach(&mut self) -> Result<AttachResult, ShmMqError> {
+        if self.peer.is_some() {
+            return Ok(AttachResult::Attached);
+        }
+        if self.wait_for(self.other())? {
+            self.peer = self.mq.get(self.other());
+            Ok(AttachResult::Attached)
+        } else {
+            Ok(AttachResult::Detached)
+        }
+    }
+
+    fn wake_peer(&self) {
+        if let Some(p) = self.peer {
+            self.waker.wake(p);
+        }
+    }
+
+    /// Stores `pending` into the counter this side owns (release: the ring bytes written or
+    /// read before stay before it). Returns whether anything was published.
+    fn publish_pending(&mut self) -> bool {
+        if self.pending == 0 {
+            return false;
+        }
+        self.my_count += self.pending;
+        self.pending = 0;
+        let hdr = self.mq.header();
+        let counter = match self.side {
+            Side::Sender => &hdr.bytes_written,
+            Side::Receiver => &hdr.bytes_read,
+        };
+        counter.store(self.my_count, Ordering::Release);
+        true
+    }
+
+    /// Sender: publishes pending written bytes and wakes the receiver.
+    fn flush_written(&mut self) {
+        self.publish_pending();
+        self.wake_peer();
+    }
+
+    /// Receiver: publishes pending consumed bytes and, if any, wakes the sender.
+    fn flush_read(&mut self) {
+        if self.publish_pending() {
+            self.wake_peer();
+        }
+    }
+
+    /// Sends one message (`shm_mq_send`).
+    pub fn send(&mut self, data: &[u8], opts: SendOptions) -> Result<SendResult, ShmMqError> {
+        self.sendv(&[data], opts)
+    }
+
+    /// Sends the concatenation of `iov` as one message (`shm_mq_sendv`).
+    ///
+    /// After [`SendResult::WouldBlock`] the caller must call again with the same bytes; the
+    /// handle resumes where it stopped. A message longer than [`MAX_MESSAGE_SIZE`] is
+    /// [`ShmMqError::MessageTooLarge`] and nothing is written.
+    pub fn sendv(&mut self, iov: &[&[u8]], opts: SendOptions) -> Result<SendResult, ShmMqError> {
+        if self.side != Side::Sender {
+            return Err(ShmMqError::WrongSide {
+                side: self.side.name(),
+                op: "send",
+            });
+        }
+        let mut nbytes = 0usize;
+        for part in iov {
+            nbytes = nbytes.saturating_add(part.len());
+        }
+        if nbytes > MAX_MESSAGE_SIZE {
+            return Err(ShmMqError::MessageTooLarge { size: nbytes });
+        }
+        if self.detached {
+            return Ok(SendResult::Detached);
+        }
+        let word = (nbytes as u64).to_ne_bytes();
+        // The stream is the length word followed by the payload; only the last chunk of a
+        // message may end off an 8-byte boundary, so the length word is never split.
+        match self.send_stream(&word, iov, MAXALIGN + nbytes, opts.nowait)? {
+            Ok(()) => {}
+            Err(Blocked::WouldBlock) => return Ok(SendResult::WouldBlock),
+            Err(Blocked::Detached) => {
+                self.partial = 0;
+                return Ok(SendResult::Detached);
+            }
+        }
+        self.partial = 0;
+        if self.mq.is_detached() {
+            return Ok(SendResult::Detached);
+        }
+        if self.peer.is_none() {
+            self.peer = self.mq.receiver();
+        }
+        if opts.force_flush || self.pending > (self.mq.ring_size() as u64 >> 2) {
+            self.flush_written();
+        }
+        Ok(SendResult::Sent)
+    }
+
+    /// `shm_mq_send_bytes` over the whole message stream.
+    fn send_stream(
+        &mut self,
+        word: &[u8; MAXALIGN],
+        iov: &[&[u8]],
+        total: usize,
+        nowait: bool,
+    ) -> Result<Result<(), Blocked>, ShmMqError> {
+        let ring = self.mq.ring_size();
+        let hdr = self.mq.header();
+        while self.partial < total {
+            // Acquire: our ring writes below stay after this read of the receiver's progress.
+            let rb = hdr.bytes_read.load(Ordering::Acquire);
+            let wb = self.my_count + self.pending;
+            let used = (wb - rb) as usize;
+            debug_assert!(used <= ring);
+            let available = ring - used;
+            if self.mq.is_detached() {
+                return Ok(Err(Blocked::Detached));
+            }
+            if available == 0 && self.peer.is_none() {
+                if nowait {
+                    if self.counterparty_gone() {
+                        return Ok(Err(Blocked::Detached));
+                    }
+                    match self.mq.receiver() {
+                        None => return Ok(Err(Blocked::WouldBlock)),
+                        Some(p) => self.peer = Some(p),
+                    }
+                } else if self.wait_for(Side::Receiver)? {
+                    self.peer = self.mq.receiver();
+                } else {
+                    self.mq.mark_detached();
+                    return Ok(Err(Blocked::Detached));
+                }
+                continue;
+            }
+            if available == 0 {
+                // Full from our view: publish what we have so the receiver can drain it.
+                self.flush_written();
+                if nowait {
+                    return Ok(Err(Blocked::WouldBlock));
+                }
+                if self.counterparty_gone() {
+                    return Ok(Err(Blocked::Detached));
+                }
+                self.sleep()?;
+                continue;
+            }
+            let offset = (wb % ring as u64) as usize;
+            let n = available.min(ring - offset).min(total - self.partial);
+            let dst = self.mq.ring_ptr();
+            let mut done = 0;
+            if self.partial < MAXALIGN {
+                // `partial` and `n` are multiples of 8 here (see above): the word goes whole.
+                let w = (MAXALIGN - self.partial).min(n);
+                // SAFETY: `offset..offset+n` is free ring space, which only the sender touches.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        word.as_ptr().add(self.partial),
+                        dst.add(offset),
+                        w,
+                    )
+                };
+                done = w;
+            }
+            if done < n {
+                let from = self.partial + done - MAXALIGN;
+                // SAFETY: `offset+done..offset+n` lies in the ring (n <= ring - offset).
+                gather(iov, from, unsafe { dst.add(offset + done) }, n - done);
+            }
+            self.partial += n;
+            self.pending += maxalign(n) as u64;
+        }
+        Ok(Ok(()))
+    }
+
+    /// `shm_mq_receive_bytes`: a contiguous run of unread bytes at the read position, at least
+    /// `needed` long unless it reaches the end of the ring.
+    fn receive_bytes(
+        &mut self,
+        needed: usize,
+        nowait: bool,
+    ) -> Result<Result<(usize, *const u8), Blocked>, ShmMqError> {
+        let ring = self.mq.ring_size();
+        let hdr = self.mq.header();
+        loop {
+            let written = hdr.bytes_written.load(Ordering::Acquire);
+            let read = self.my_count + self.pending;
+            let used = (written - read) as usize;
+            debug_assert!(used <= ring);
+            let offset = (read % ring as u64) as usize;
+            if used >= needed || offset + used >= ring {
+                let n = used.min(ring - offset);
+                // SAFETY: in bounds of the ring.
+                return Ok(Ok(
+                    (n, unsafe { self.mq.ring_ptr().add(offset) } as *const u8)
+                ));
+            }
+            if self.mq.is_detached() {
+                // The sender may have published more just before detaching: drain it first.
+                let again = hdr.bytes_written.load(Ordering::Acquire);
+                if again != written {
+                    continue;
+                }
+                return Ok(Err(Blocked::Detached));
+            }
+            // Nothing (enough) to read: free the space we consumed and wake the sender.
+            self.flush_read();
+            if nowait {
+                return Ok(Err(Blocked::WouldBlock));
+            }
+            if let Some(check) = self.peer_alive {
+                if !check.is_alive() {
+                    // Loop once more: drain what it published, then report Detached.
+                    self.mq.mark_detached();
+                    continue;
+                }
+            }
+            self.sleep()?;
+        }
+    }
+
+    /// Receives one message (`shm_mq_receive`). A blocking receive returns a whole message or
+    /// [`RecvResult::Detached`]; a `nowait` one may return [`RecvResult::WouldBlock`] and
+    /// continues the same message on the next call.
+    pub fn receive(&mut self, nowait: bool) -> Result<RecvResult<'_>, ShmMqError> {
+        if self.side != Side::Receiver {
+            return Err(ShmMqError::WrongSide {
+                side: self.side.name(),
+                op: "receive",
+            });
+        }
+        if self.peer.is_none() {
+            if nowait {
+                let gone = self.counterparty_gone();
+                match self.mq.sender() {
+                    None if gone => return Ok(RecvResult::Detached),
+                    None => return Ok(RecvResult::WouldBlock),
+                    Some(p) => self.peer = Some(p),
+                }
+            } else if self.wait_for(Side::Sender)? {
+                self.peer = self.mq.sender();
+            } else {
+                if self.mq.sender().is_none() {
+                    self.mq.mark_detached();
+                    return Ok(RecvResult::Detached);
+                }
+                self.peer = self.mq.sender();
+            }
+        }
+        if self.pending > (self.mq.ring_size() as u64 >> 2) {
+            self.flush_read();
+        }
+        let nbytes = match self.expected {
+            Some(n) => n,
+            None => {
+                let (avail, ptr) = match self.receive_bytes(MAXALIGN, nowait)? {
+                    Ok(x) => x,
+                    Err(Blocked::WouldBlock) => return Ok(RecvResult::WouldBlock),
+                    Err(Blocked::Detached) => return Ok(RecvResult::Detached),
+                };
+                let mut word = [0u8; MAXALIGN];
+                // SAFETY: `avail >= 8` unread bytes at `ptr` (offsets are multiples of 8).
+                unsafe { std::ptr::copy_nonoverlapping(ptr, word.as_mut_ptr(), MAXALIGN) };
+                let n = u64::from_ne_bytes(word);
+                if n > MAX_MESSAGE_SIZE as u64 {
+                    return Err(ShmMqError::InvalidMessageSize { size: n });
+                }
+                let n = n as usize;
+                self.pending += MAXALIGN as u64;
+                if avail - MAXALIGN >= n {
+                    // Fast path: the whole message is contiguous; lend it out.
+                    self.pending += maxalign(n) as u64;
+                    // SAFETY: unread bytes the sender will not touch until we publish them
+                    // consumed, which happens no earlier than the next call on `&mut self`.
+                    let msg = unsafe { std::slice::from_raw_parts(ptr.add(MAXALIGN), n) };
+                    return Ok(RecvResult::Received(msg));
+                }
+                self.expected = Some(n);
+                self.partial = 0;
+                self.buffer.clear();
+                self.buffer.reserve(n);
+                n
+            }
+        };
+        loop {
+            let still = nbytes - self.partial;
+            let (avail, ptr) = match self.receive_bytes(still, nowait)? {
+                Ok(x) => x,
+                Err(Blocked::WouldBlock) => return Ok(RecvResult::WouldBlock),
+                Err(Blocked::Detached) => {
+                    self.expected = None;
+                    self.partial = 0;
+                    return Ok(RecvResult::Detached);
+                }
+            };
+            if self.partial == 0 && avail >= nbytes {
+                self.expected = None;
+                self.pending += maxalign(nbytes) as u64;
+                // SAFETY: as in the fast path above.
+                let msg = unsafe { std::slice::from_raw_parts(ptr, nbytes) };
+                return Ok(RecvResult::Received(msg));
+            }
+            let n = avail.min(still);
+            // SAFETY: `n` unread bytes at `ptr`.
+            self.buffer
+                .extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, n) });
+            self.partial += n;
+            self.pending += maxalign(n) as u64;
+            if self.partial == nbytes {
+                self.expected = None;
+                self.partial = 0;
+                return Ok(RecvResult::Received(&self.buffer[..nbytes]));
+            }
+        }
+    }
+
+    /// Detaches (`shm_mq_detach`): publishes pending sent bytes, marks the queue detached,
+    /// wakes the peer and cancels the segment callback. Idempotent; also done on drop.
+    pub fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        if self.side == Side::Sender {
+            self.publish_pending();
+        }
+        self.mq.detach_as(self.side, self.waker);
+        if let Some((seg, key)) = self.segment.take() {
+            seg.cancel_on_detach(key);
+        }
+    }
+}
+
+impl Drop for MqHandle<'_> {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}

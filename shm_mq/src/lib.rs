@@ -1,0 +1,142 @@
+//! A single-reader single-writer message queue in shared memory.
+//!
+//! Mirrors PostgreSQL's `storage/ipc/shm_mq.c`: a byte ring, placed in space the caller owns
+//! (normally a DSM segment or a chunk of the main segment), carrying length-prefixed messages
+//! from exactly one sending process to exactly one receiving process, with blocking and
+//! `nowait` sends and receives, gather sends, zero-copy receives of contiguous messages and
+//! reliable reporting that the other side went away.
+//!
+//! ```text
+//!  caller's space (8-byte aligned, >= minimum_size())
+//!  ┌───────────────────────────────── ShmMq header (192 B) ──────────────────────────────┐
+//!  │ line 0: mutex │ receiver │ sender │ detached │ ring_size  (set-once / sticky fields)  │
+//!  │ line 1: bytes_read      (receiver stores)                                           │
+//!  │ line 2: bytes_written   (sender stores)                                             │
+//!  ├───────────────────────────────── ring (ring_size B, multiple of 8) ─────────────────┤
+//!  │ ... free ... │ len │ payload..pad │ len │ payload ...  │ ... free ...               │
+//!  │              ^ bytes_read % ring_size           bytes_written % ring_size ^          │
+//!  └──────────────────────────────────────────────────────────────────────────────────────┘
+//!  message = 8-byte native length word + payload padded to 8; may wrap and may be longer
+//!  than the ring (it then streams through it).
+//! ```
+//!
+//! # Concurrency contract
+//! * Exactly one process sends and one receives; each holds one [`MqHandle`] for its side.
+//!   Only the sender writes free ring bytes and `bytes_written`; only the receiver reads
+//!   unread ring bytes and writes `bytes_read`. Hence no lock on the data path.
+//! * `sender` and `receiver` (proc numbers) are set once each, under the spinlock `mutex`,
+//!   by [`MqRef::set_sender`] / [`MqRef::set_receiver`]; whoever sets one wakes the other if
+//!   it is known. `detached` goes from 0 to 1 only, by either side.
+//! * Batching: a side keeps written/consumed bytes private (`pending`) and publishes them only
+//!   when more than a quarter of the ring is pending, when it would otherwise have to wait
+//!   (ring full / empty from its view), at the end of a message sent with
+//!   [`SendOptions::force_flush`], or on detach. Publishing sets the peer's latch, so the peer
+//!   is woken rarely. A sender that stops without flushing or detaching leaves its last
+//!   message invisible, as in PostgreSQL.
+//! * Waiting follows the latch protocol: look at the counters, sleep on our own latch, reset it,
+//!   look again. Wake-ups go to the peer's latch through a caller-supplied [`ProcWaker`]
+//!   (implemented for `pgipc_proc::ProcGlobal` and for [`Latches`]).
+//! * Peer death: PostgreSQL learns of a dead worker from the postmaster through a bgworker
+//!   handle. Here the caller may supply a [`PeerAlive`] check (e.g. [`PidAlive`]); then sleeps
+//!   are bounded by [`AttachOptions::poll_interval`] and the check runs on every wake-up, so a
+//!   peer killed with SIGKILL turns into `Detached` instead of a hang. The receiver still
+//!   drains everything published before reporting `Detached`.
+//! * Segment ties: a queue can be tied to "its segment" through [`DetachHook`], so that the
+//!   segment's detach marks the queue detached (PostgreSQL's `on_dsm_detach` callback).
+//!
+//! # What this crate does not do
+//! * No allocation of the space: the caller places the queue (`dsm`, `shm_toc` or the main
+//!   segment) and vouches for the mapping in [`ShmMq::create`] / [`ShmMq::from_raw`].
+//! * No dependency on `dsm` or bgworkers: they plug in through [`DetachHook`] and [`PeerAlive`].
+//! * No interrupts (`CHECK_FOR_INTERRUPTS`) or postmaster-death checks while waiting.
+//! * No multiple senders or receivers, no message priorities.
+//!
+//! Key types: [`ShmMq`], [`MqRef`], [`MqHandle`], [`SendResult`], [`RecvResult`],
+//! [`ShmMqError`].
+
+mod error;
+mod handle;
+mod queue;
+#[cfg(test)]
+mod tests;
+
+pub use error::ShmMqError;
+pub use handle::{AttachOptions, AttachResult, MqHandle, RecvResult, SendOptions, SendResult};
+pub use queue::{minimum_size, MqRef, ShmMq, Side, MAXALIGN, MAX_MESSAGE_SIZE};
+
+use pgipc_latch::Latch;
+use pgipc_proc::ProcNumber;
+
+/// Sets the latch of a process given its proc number ("whom to wake").
+pub trait ProcWaker {
+    /// Sets `procno`'s latch; an unknown number is ignored.
+    fn wake(&self, procno: ProcNumber);
+}
+
+/// A [`ProcWaker`] over a plain array of latches: proc number = index.
+#[derive(Debug, Clone, Copy)]
+pub struct Latches<'a>(pub &'a [Latch]);
+
+impl ProcWaker for Latches<'_> {
+    fn wake(&self, procno: ProcNumber) {
+        if let Some(l) = self.0.get(procno as usize) {
+            l.set();
+        }
+    }
+}
+
+/// The PGPROC array: sets `PGPROC.procLatch`, as PostgreSQL does.
+impl ProcWaker for pgipc_proc::ProcGlobal {
+    fn wake(&self, procno: ProcNumber) {
+        if let Ok(p) = self.proc(procno) {
+            p.latch.set();
+        }
+    }
+}
+
+/// Tells whether the peer process still lives.
+pub trait PeerAlive {
+    /// `false` once the peer is known dead (it never becomes alive again).
+    fn is_alive(&self) -> bool;
+}
+
+impl<F: Fn() -> bool> PeerAlive for F {
+    fn is_alive(&self) -> bool {
+        self()
+    }
+}
+
+/// A [`PeerAlive`] check by process id: dead when the process no longer exists or is a
+/// zombie (an unreaped child of ours).
+#[derive(Debug, Clone, Copy)]
+pub struct PidAlive(pub i32);
+
+impl PeerAlive for PidAlive {
+    fn is_alive(&self) -> bool {
+        // SAFETY: kill with signal 0 only checks for existence.
+        if unsafe { libc::kill(self.0, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        {
+            return false;
+        }
+        match std::fs::read_to_string(format!("/proc/{}/stat", self.0)) {
+            // state is the field after the parenthesised command name
+            Ok(s) => !matches!(
+                s.rsplit_once(')')
+                    .and_then(|(_, t)| t.trim_start().chars().next()),
+                Some('Z') | Some('X')
+            ),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The segment a queue lives in, as far as the queue cares: a place to register a callback
+/// run when this process detaches the segment (PostgreSQL's `on_dsm_detach` /
+/// `cancel_on_dsm_detach`). The `dsm` crate can implement it for its segments.
+pub trait DetachHook<'a> {
+    /// Registers `callback`; returns a key for [`cancel_on_detach`](Self::cancel_on_detach).
+    fn on_detach(&self, callback: Box<dyn FnOnce() + 'a>) -> u64;
+    /// Forgets the callback registered under `key` (the handle detached first).
+    fn cancel_on_detach(&self, key: u64);
+}
