@@ -9,7 +9,7 @@ use pgipc_proc::ProcNumber;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Outcome of a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,10 @@ pub struct AttachOptions<'a> {
     pub peer_alive: Option<&'a dyn PeerAlive>,
     /// Longest sleep between peer-alive checks (only used with `peer_alive`).
     pub poll_interval: Duration,
+    /// How long to watch our latch (busy, without a system call) before sleeping on it.
+    /// `None` chooses: 20 us when this process may run on more than one CPU (the peer can
+    /// make progress meanwhile, and a cross-CPU wake-up costs ~50 us on small VMs), else 0.
+    pub spin: Option<Duration>,
 }
 
 impl Default for AttachOptions<'_> {
@@ -90,6 +94,7 @@ impl Default for AttachOptions<'_> {
             segment: None,
             peer_alive: None,
             poll_interval: Duration::from_millis(50),
+            spin: None,
         }
     }
 }
@@ -100,6 +105,7 @@ impl fmt::Debug for AttachOptions<'_> {
             .field("segment", &self.segment.is_some())
             .field("peer_alive", &self.peer_alive.is_some())
             .field("poll_interval", &self.poll_interval)
+            .field("spin", &self.spin)
             .finish()
     }
 }
@@ -123,6 +129,7 @@ pub struct MqHandle<'a> {
     peer_alive: Option<&'a dyn PeerAlive>,
     segment: Option<(Rc<dyn DetachHook<'a> + 'a>, u64)>,
     poll_interval: Duration,
+    spin: Duration,
     /// Peer's proc number once known (then read without the mutex).
     peer: Option<ProcNumber>,
     /// Local copy of the counter this side owns (bytes_written or bytes_read).
@@ -208,6 +215,13 @@ impl<'a> MqHandle<'a> {
             peer_alive: opts.peer_alive,
             segment,
             poll_interval: opts.poll_interval,
+            spin: opts.spin.unwrap_or_else(|| {
+                if crate::sys::cpus_allowed() > 1 {
+                    Duration::from_micros(20)
+                } else {
+                    Duration::ZERO
+                }
+            }),
             peer: None,
             my_count,
             pending: 0,
@@ -253,6 +267,17 @@ impl<'a> MqHandle<'a> {
     /// Sleeps on our latch (bounded when a peer-alive check exists), then resets it: the
     /// bottom of PostgreSQL's `WaitLatch; ResetLatch` loop.
     fn sleep(&self) -> Result<(), ShmMqError> {
+        if !self.spin.is_zero() {
+            let start = Instant::now();
+            let mut i = 0u32;
+            while !self.my_latch.latch().is_set() {
+                std::hint::spin_loop();
+                i = i.wrapping_add(1);
+                if i % 64 == 0 && start.elapsed() >= self.spin {
+                    break;
+                }
+            }
+        }
         let timeout = self.peer_alive.map(|_| self.poll_interval);
         self.my_latch.wait(timeout)?;
         self.my_latch.reset();
@@ -446,6 +471,11 @@ impl<'a> MqHandle<'a> {
             }
             self.partial += n;
             self.pending += maxalign(n) as u64;
+            if self.partial < total && self.pending > (ring as u64 >> 2) {
+                // A long message: hand over what is written so the receiver can work in
+                // parallel instead of waiting for the ring to fill.
+                self.flush_written();
+            }
         }
         Ok(Ok(()))
     }
@@ -583,6 +613,10 @@ impl<'a> MqHandle<'a> {
                 .extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, n) });
             self.partial += n;
             self.pending += maxalign(n) as u64;
+            if self.pending > (self.mq.ring_size() as u64 >> 2) {
+                // The bytes are copied out: free them for the sender now.
+                self.flush_read();
+            }
             if self.partial == nbytes {
                 self.expected = None;
                 self.partial = 0;

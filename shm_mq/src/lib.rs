@@ -57,6 +57,7 @@
 mod error;
 mod handle;
 mod queue;
+mod sys;
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,7 @@
 //! Plumbing shared by the multi-process tests, the benchmark and the example: a memfd segment
 //! holding two latches, some words and a queue's space, handed to re-executed copies of the
 //! current binary; a watchdog; CPU pinning; a tiny runner.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 // The process plumbing (child guard, watchdog, pinning, runner) is the latch crate's.
 #[path = "../../../latch/tests/common/mod.rs"]
