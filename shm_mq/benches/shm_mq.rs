@@ -127,7 +127,7 @@ fn child() -> i32 {
     pin(&[if ncpus() > 1 { 1 } else { 0 }]);
     let waker = kit.waker();
     let latch = kit.own(CHILD);
-    let mut h = attach(&kit, &waker, &latch, Side::Receiver, None);
+    let mut h = attach(&kit, &waker, &latch, Side::Receiver, None, None);
     let ring_lo = kit.mq().header() as *const _ as usize;
     let ring_hi = ring_lo + SPACE;
     let raw = raw_ring(&kit);
@@ -198,7 +198,7 @@ fn main() {
     mq.set_receiver(CHILD, &waker).expect("receiver");
     let raw = raw_ring(&kit);
     let latch = kit.own(PARENT);
-    let mut h = attach(&kit, &waker, &latch, Side::Sender, None);
+    let mut h = attach(&kit, &waker, &latch, Side::Sender, None, None);
     let mut c = kit.spawn("receiver", &[]);
     pin(&[0]);
     let pinning = if ncpus() > 1 {

@@ -65,7 +65,8 @@ fn child(role: &str, args: &[String]) -> i32 {
         kit.mq().set_receiver(CHILD, &waker).expect("set receiver");
     }
     let side = if sender { Side::Sender } else { Side::Receiver };
-    let mut h = attach(&kit, &waker, &latch, side, None);
+    // Stream tests pin both processes to CPU 0: spinning would only delay the peer.
+    let mut h = attach(&kit, &waker, &latch, side, None, Some(Duration::ZERO));
     match role {
         "stream" | "nowait" => {
             pin(&[0]);
@@ -178,7 +179,14 @@ fn stream_with(role: &str, nowait: bool, n: u64, space: usize) -> Result<(u64, u
     let waker = kit.waker();
     let latch = kit.own(PARENT);
     let mut c = kit.spawn(role, &[&n.to_string()]);
-    let mut h = attach(&kit, &waker, &latch, Side::Receiver, None);
+    let mut h = attach(
+        &kit,
+        &waker,
+        &latch,
+        Side::Receiver,
+        None,
+        Some(Duration::ZERO),
+    );
     let (count, sum, blocked) = receive_all(&mut h, nowait, || {
         let _ = latch.wait(Some(Duration::from_millis(10)));
         latch.reset();
@@ -215,7 +223,14 @@ fn sender_detach() -> Result<(), String> {
     let waker = kit.waker();
     let latch = kit.own(PARENT);
     let mut c = kit.spawn("detach-sender", &["3"]);
-    let mut h = attach(&kit, &waker, &latch, Side::Receiver, None);
+    let mut h = attach(
+        &kit,
+        &waker,
+        &latch,
+        Side::Receiver,
+        None,
+        Some(Duration::ZERO),
+    );
     let (count, _, _) = receive_all(&mut h, false, || {})?;
     expect_success(&mut c, WATCHDOG)?;
     if count != 3 {
@@ -229,7 +244,14 @@ fn receiver_detach() -> Result<(), String> {
     let waker = kit.waker();
     let latch = kit.own(PARENT);
     let mut c = kit.spawn("detach-receiver", &[]);
-    let mut h = attach(&kit, &waker, &latch, Side::Sender, None);
+    let mut h = attach(
+        &kit,
+        &waker,
+        &latch,
+        Side::Sender,
+        None,
+        Some(Duration::ZERO),
+    );
     if h.send(b"first", SendOptions::FLUSH) != Ok(SendResult::Sent) {
         return Err("first send failed".into());
     }
@@ -260,7 +282,7 @@ fn killed_sender() -> Result<(), String> {
     let latch = kit.own(PARENT);
     let mut c = kit.spawn("sleep-sender", &["5"]);
     let alive = PidAlive(c.id() as i32);
-    let mut h = attach(&kit, &waker, &latch, Side::Receiver, Some(&alive));
+    let mut h = attach(&kit, &waker, &latch, Side::Receiver, Some(&alive), None);
     kit.wait_word(5)?;
     let mut killer = kill_later(c.id(), 200);
     let t = std::time::Instant::now();
@@ -283,7 +305,7 @@ fn killed_receiver() -> Result<(), String> {
     let mut c = kit.spawn("sleep-receiver", &[]);
     kit.wait_word(5)?;
     let alive = PidAlive(c.id() as i32);
-    let mut h = attach(&kit, &waker, &latch, Side::Sender, Some(&alive));
+    let mut h = attach(&kit, &waker, &latch, Side::Sender, Some(&alive), None);
     let mut killer = kill_later(c.id(), 200);
     let mut res = Ok(SendResult::Sent);
     for _ in 0..100 {

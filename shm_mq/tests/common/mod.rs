@@ -133,13 +133,14 @@ impl Kit {
     }
 }
 
-/// Attaches `side` as `me` with default options plus an optional peer-alive check.
+/// Attaches `side` with default options plus an optional peer-alive check and spin.
 pub fn attach<'a>(
     kit: &'a Kit,
     waker: &'a Latches<'a>,
     latch: &'a OwnedLatch<&'a Latch>,
     side: Side,
     peer_alive: Option<&'a dyn pgipc_shm_mq::PeerAlive>,
+    spin: Option<Duration>,
 ) -> MqHandle<'a> {
     let me = match side {
         Side::Sender => kit.mq().sender(),
@@ -155,6 +156,7 @@ pub fn attach<'a>(
         AttachOptions {
             peer_alive,
             poll_interval: Duration::from_millis(20),
+            spin,
             ..AttachOptions::default()
         },
     )
