@@ -114,21 +114,7 @@ pub struct PidAlive(pub i32);
 
 impl PeerAlive for PidAlive {
     fn is_alive(&self) -> bool {
-        // SAFETY: kill with signal 0 only checks for existence.
-        if unsafe { libc::kill(self.0, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-        {
-            return false;
-        }
-        match std::fs::read_to_string(format!("/proc/{}/stat", self.0)) {
-            // state is the field after the parenthesised command name
-            Ok(s) => !matches!(
-                s.rsplit_once(')')
-                    .and_then(|(_, t)| t.trim_start().chars().next()),
-                Some('Z') | Some('X')
-            ),
-            Err(_) => false,
-        }
+        sys::pid_alive(self.0)
     }
 }
 
