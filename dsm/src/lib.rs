@@ -1,0 +1,1 @@
+//! PostgreSQL's dsm: dynamic shared memory segments with handles, reference counts, pinning and crash cleanup.

@@ -1,0 +1,1 @@
+//! PostgreSQL's procsignal: signals between backends with reasons, and signal barriers.

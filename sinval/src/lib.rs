@@ -1,0 +1,1 @@
+//! PostgreSQL's sinvaladt: the shared invalidation message ring.
