@@ -1,0 +1,177 @@
+//! Children signal a "postmaster" (this process) all at once, many rounds; every raised reason
+//! must be observed after a `SIGUSR1`, none lost. Also the slot protocol across real exits.
+//!
+//! A harness without threads: `main` is the postmaster and re-executed copies of this binary
+//! are the children. Every wait has a deadline (the watchdog), so a lost signal fails the test
+//! instead of hanging it.
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use pgipc_pmsignal::{shmem_init, PMSignal, PMSignalReason, NUM_PMSIGNALS};
+use pgipc_shmem::Shmem;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const CHILDREN: u32 = 8;
+const ROUNDS: u32 = 300;
+const SLOTS: usize = 16;
+
+/// Test-only shared state: the round to play and how many children finished it.
+#[repr(C)]
+struct Rounds {
+    round: AtomicU32,
+    done: AtomicU32,
+}
+// SAFETY: repr(C), atomics only, zero is valid.
+unsafe impl pgipc_shmem::ShmemSafe for Rounds {}
+
+fn attach() -> (Shmem, PMSignal) {
+    let fd: i32 = std::env::var("PGIPC_SHMEM_FD").unwrap().parse().unwrap();
+    // SAFETY: the parent handed us this inherited descriptor; nothing else owns it here.
+    let shm = Shmem::attach_fd(unsafe { OwnedFd::from_raw_fd(fd) }).expect("attach");
+    let pm = shmem_init(&shm, SLOTS).expect("pmsignal attach");
+    (shm, pm)
+}
+
+fn sender(idx: u32) {
+    let (shm, pm) = attach();
+    let (rounds, _) = shm.init_struct::<Rounds>("test rounds").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for r in 1..=ROUNDS {
+        while rounds.round.load(Ordering::Acquire) < r {
+            assert!(Instant::now() < deadline, "child {idx}: stuck at round {r}");
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+        // Children in a round send different reasons, and the set changes every round.
+        let reason = PMSignalReason::ALL[((idx + r) as usize) % NUM_PMSIGNALS];
+        // Count first: the postmaster may finish the round as soon as the signal lands.
+        rounds.done.fetch_add(1, Ordering::AcqRel);
+        pm.send_postmaster_signal(reason).expect("send");
+    }
+}
+
+fn slot_child(slot: u32, clean: bool) {
+    let (_shm, pm) = attach();
+    pm.register_child_active(slot).expect("active");
+    if slot % 2 == 0 {
+        pm.mark_child_walsender(slot).expect("walsender");
+    }
+    if clean {
+        pgipc_ipc::proc_exit(0);
+    }
+    // A crash: no exit callbacks run (not even atexit hooks), yet the status is 0.
+    // SAFETY: _exit ends the process at once; nothing is left half-done that matters here.
+    unsafe { libc::_exit(0) }
+}
+
+fn spawn(shm: &Shmem, role: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env(
+            "PGIPC_SHMEM_FD",
+            shm.memfd().unwrap().as_raw_fd().to_string(),
+        )
+        .env("PGIPC_ROLE", role)
+        .spawn()
+        .expect("spawn")
+}
+
+fn reap(kids: &mut [Child], deadline: Instant) {
+    for k in kids.iter_mut() {
+        loop {
+            if let Some(st) = k.try_wait().unwrap() {
+                assert!(st.success(), "child failed: {st}");
+                break;
+            }
+            if Instant::now() > deadline {
+                kids.iter_mut().for_each(|k| drop(k.kill()));
+                panic!("watchdog: children did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn no_signal_is_lost(shm: &Shmem, pm: &PMSignal) {
+    let (rounds, _) = shm.init_struct::<Rounds>("test rounds").unwrap();
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGUSR1);
+    mask.thread_block().unwrap();
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap();
+    pm.set_postmaster_pid(std::process::id() as i32);
+    let mut kids: Vec<Child> = (0..CHILDREN)
+        .map(|i| spawn(shm, &format!("send{i}")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut observed_total = 0u64;
+    for r in 1..=ROUNDS {
+        let want: Vec<PMSignalReason> = (0..CHILDREN)
+            .map(|i| PMSignalReason::ALL[((i + r) as usize) % NUM_PMSIGNALS])
+            .collect();
+        let mut seen = [false; NUM_PMSIGNALS];
+        rounds.round.store(r, Ordering::Release);
+        // Like ServerLoop: sleep until SIGUSR1, then check every reason.
+        while !(rounds.done.load(Ordering::Acquire) == r * CHILDREN
+            && want.iter().all(|w| seen[*w as usize]))
+        {
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let n = poll(&mut fds, PollTimeout::from(5000u16)).unwrap();
+            if n == 0 || Instant::now() > deadline {
+                kids.iter_mut().for_each(|k| drop(k.kill()));
+                panic!("round {r}: a postmaster signal was lost (seen {seen:?}, want {want:?})");
+            }
+            while let Ok(Some(_)) = sfd.read_signal() {}
+            for reason in PMSignalReason::ALL {
+                if pm.check_postmaster_signal(reason) {
+                    assert!(want.contains(&reason), "round {r}: unexpected {reason:?}");
+                    seen[reason as usize] = true;
+                    observed_total += 1;
+                }
+            }
+        }
+    }
+    reap(&mut kids, deadline);
+    mask.thread_unblock().unwrap();
+    println!(
+        "pmsignal: {CHILDREN} children x {ROUNDS} rounds sending at once, every reason observed \
+         ({observed_total} observations, coalesced from {}) ... ok",
+        u64::from(CHILDREN * ROUNDS)
+    );
+}
+
+fn slots_tell_crash_from_clean_exit(shm: &Shmem, pm: &PMSignal) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (slot, clean) in [(1u32, true), (2, true), (3, false), (4, false)] {
+        pm.mark_child_slot_assigned(slot).unwrap();
+        let role = format!("slot{slot}{}", if clean { "clean" } else { "crash" });
+        let mut kid = [spawn(shm, &role)];
+        reap(&mut kid, deadline);
+        assert_eq!(
+            pm.mark_child_slot_unassigned(slot),
+            clean,
+            "slot {slot}: clean={clean}"
+        );
+    }
+    println!("pmsignal: child slots tell orderly exits (true) from crashes (false) ... ok");
+}
+
+fn main() {
+    if let Ok(role) = std::env::var("PGIPC_ROLE") {
+        if let Some(i) = role.strip_prefix("send") {
+            sender(i.parse().unwrap());
+        } else if let Some(rest) = role.strip_prefix("slot") {
+            let clean = rest.ends_with("clean");
+            let slot = rest.trim_end_matches("clean").trim_end_matches("crash");
+            slot_child(slot.parse().unwrap(), clean);
+        }
+        return;
+    }
+    let shm = Shmem::create_for_tests(1 << 20).expect("segment");
+    let pm = shmem_init(&shm, SLOTS).expect("pmsignal");
+    no_signal_is_lost(&shm, &pm);
+    slots_tell_crash_from_clean_exit(&shm, &pm);
+    println!("2 passed, 0 failed");
+}
