@@ -1,0 +1,3 @@
+//! sinval benchmarks (being written).
+
+fn main() {}
