@@ -100,6 +100,28 @@ impl IpcConfig {
             .map_err(|_| self.too_many())
     }
 
+    /// Postmaster child slots (PostgreSQL 18's `MaxLivePostmasterChildren`, the pool sizes of
+    /// `InitPostmasterChildSlots`): twice `max_connections + max_wal_senders` (clients and
+    /// WAL senders still authenticating), autovacuum workers, background workers, IO workers,
+    /// and one each for the ten singleton processes. PMSignal has one flag per slot.
+    pub fn max_live_postmaster_children(&self) -> Result<u32, IpciError> {
+        let backends = self
+            .max_connections
+            .checked_add(self.max_wal_senders)
+            .and_then(|n| n.checked_mul(2));
+        backends
+            .and_then(|n| n.checked_add(self.autovacuum_worker_slots))
+            .and_then(|n| n.checked_add(self.max_worker_processes))
+            .and_then(|n| n.checked_add(MAX_IO_WORKERS + 10))
+            .ok_or_else(|| self.too_many())
+    }
+
+    /// ProcSignal and sinval slots: one per proc number that can take part
+    /// (`MaxBackends + NUM_AUXILIARY_PROCS`).
+    pub fn num_proc_signal_slots(&self) -> Result<u32, IpciError> {
+        Ok(self.max_backends()? + NUM_AUXILIARY_PROCS)
+    }
+
     /// All PGPROCs: backends, auxiliary processes and prepared-transaction dummies
     /// (`TotalProcs` in PostgreSQL's `InitProcGlobal`).
     pub fn total_procs(&self) -> Result<u32, IpciError> {

@@ -66,7 +66,49 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
     },
     // BackgroundWorkerShmemInit
     // SharedInvalShmemInit
+    Subsystem {
+        name: pgipc_sinval::SINVAL_NAME,
+        size: |c| {
+            pgipc_sinval::shmem_size(c.num_proc_signal_slots()? as usize)
+                .map_err(|e| IpciError::subsystem(pgipc_sinval::SINVAL_NAME, e))
+        },
+        init: |s, c| {
+            pgipc_sinval::shmem_init(s, c.num_proc_signal_slots()? as usize)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_sinval::SINVAL_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // PMSignalShmemInit
+    Subsystem {
+        name: pgipc_pmsignal::PMSIGNAL_STATE_NAME,
+        size: |c| {
+            pgipc_pmsignal::shmem_size(c.max_live_postmaster_children()? as usize)
+                .map_err(|e| IpciError::subsystem(pgipc_pmsignal::PMSIGNAL_STATE_NAME, e))
+        },
+        init: |s, c| {
+            pgipc_pmsignal::shmem_init(s, c.max_live_postmaster_children()? as usize)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_pmsignal::PMSIGNAL_STATE_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // ProcSignalShmemInit
+    Subsystem {
+        name: pgipc_procsignal::PROCSIGNAL_NAME,
+        size: |c| {
+            pgipc_procsignal::shmem_size(c.num_proc_signal_slots()? as usize)
+                .map_err(|e| IpciError::subsystem(pgipc_procsignal::PROCSIGNAL_NAME, e))
+        },
+        init: |s, c| {
+            pgipc_procsignal::shmem_init(s, c.num_proc_signal_slots()? as usize)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_procsignal::PROCSIGNAL_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // CheckpointerShmemInit
 ];
