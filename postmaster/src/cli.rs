@@ -18,6 +18,8 @@ pub struct Options {
     pub version: bool,
     /// `--help` / `-?`.
     pub help: bool,
+    /// `--forkchild=<kind>:<slot>`: this process is an exec'd child of a postmaster.
+    pub forkchild: Option<String>,
 }
 
 /// A command-line mistake; the message follows getopt's.
@@ -47,6 +49,8 @@ Options:
   -c NAME=VALUE      set run-time parameter
   -C NAME            print value of run-time parameter, then exit
   -D DATADIR         database directory (created on first run)
+  -h HOSTNAME        host name or IP address to listen on
+  -k DIRECTORY       Unix-domain socket location
   -p PORT            port number to listen on
   --NAME=VALUE       set run-time parameter
   --describe-shmem   print the shared memory allocation table, then exit
@@ -70,6 +74,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
             "--help" | "-?" => o.help = true,
             "--version" | "-V" => o.version = true,
             "--describe-shmem" => o.describe_shmem = true,
+            s if s.starts_with("--forkchild=") => {
+                o.forkchild = Some(s["--forkchild=".len()..].to_owned())
+            }
             s if s.starts_with("--") => o.settings.push(split_setting(&s[2..])?),
             s if s.starts_with('-') && s.len() >= 2 => {
                 let flag = &s[1..2];
@@ -85,6 +92,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
                 match flag {
                     "D" => o.data_dir = Some(PathBuf::from(value()?)),
                     "p" => o.settings.push(("port".into(), value()?)),
+                    "h" => o.settings.push(("listen_addresses".into(), value()?)),
+                    "k" => o
+                        .settings
+                        .push(("unix_socket_directories".into(), value()?)),
                     "c" => o.settings.push(split_setting(&value()?)?),
                     "C" => o.show = Some(value()?),
                     other => return Err(CliError::Invalid(other.to_owned())),
@@ -132,5 +143,14 @@ mod tests {
         assert_eq!(p(&["-c", "port"]), Err(CliError::NeedsValue("port".into())));
         assert_eq!(p(&["junk"]), Err(CliError::Stray("junk".into())));
         assert!(p(&["--describe-shmem"]).unwrap().describe_shmem);
+        let o = p(&["--forkchild=backend:3", "-k", "/tmp/s", "-h", "*"]).unwrap();
+        assert_eq!(o.forkchild.as_deref(), Some("backend:3"));
+        assert_eq!(
+            o.settings,
+            vec![
+                ("unix_socket_directories".into(), "/tmp/s".into()),
+                ("listen_addresses".into(), "*".into())
+            ]
+        );
     }
 }

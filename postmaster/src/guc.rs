@@ -309,6 +309,107 @@ pub static DEFS: &[Def] = &[
         description: "message levels that are logged",
     },
     Def {
+        name: "unix_socket_permissions",
+        kind: Kind::Int {
+            min: 0,
+            max: 0o777,
+            unit: None,
+        },
+        default: "0777",
+        context: Context::Postmaster,
+        description: "access permissions of the Unix-domain sockets (octal)",
+    },
+    Def {
+        name: "checkpoint_timeout",
+        kind: Kind::Int {
+            min: 30,
+            max: 86_400,
+            unit: Some(Unit::S),
+        },
+        default: "300",
+        context: Context::Sighup,
+        description: "maximum time between automatic checkpoints",
+    },
+    Def {
+        name: "bgwriter_delay",
+        kind: Kind::Int {
+            min: 10,
+            max: 10_000,
+            unit: Some(Unit::Ms),
+        },
+        default: "200",
+        context: Context::Sighup,
+        description: "background writer sleep time between rounds",
+    },
+    Def {
+        name: "wal_writer_delay",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+            unit: Some(Unit::Ms),
+        },
+        default: "200",
+        context: Context::Sighup,
+        description: "time between WAL flushes performed in the WAL writer",
+    },
+    Def {
+        name: "autovacuum",
+        kind: Kind::Bool,
+        default: "on",
+        context: Context::Sighup,
+        description: "enable the autovacuum launcher",
+    },
+    Def {
+        name: "autovacuum_naptime",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX / 1000,
+            unit: Some(Unit::S),
+        },
+        default: "60",
+        context: Context::Sighup,
+        description: "time to sleep between autovacuum runs",
+    },
+    Def {
+        name: "max_parallel_workers",
+        kind: Kind::Int {
+            min: 0,
+            max: 1024,
+            unit: None,
+        },
+        default: "8",
+        context: Context::Sighup,
+        description: "maximum number of parallel workers that can be active at one time",
+    },
+    Def {
+        name: "send_abort_for_crash",
+        kind: Kind::Bool,
+        default: "off",
+        context: Context::Sighup,
+        description: "send SIGABRT instead of SIGQUIT to children after a crash",
+    },
+    Def {
+        name: "send_abort_for_kill",
+        kind: Kind::Bool,
+        default: "off",
+        context: Context::Sighup,
+        description: "send SIGABRT instead of SIGKILL to stuck children",
+    },
+    Def {
+        name: "shared_preload_libraries",
+        kind: Kind::String,
+        default: "",
+        context: Context::Postmaster,
+        description: "compiled-in libraries to initialise at server start (e.g. pgipc_demo)",
+    },
+    Def {
+        name: "exec_backend",
+        kind: Kind::Bool,
+        default: "off",
+        context: Context::Postmaster,
+        description: "start children with fork+exec of this binary (PostgreSQL's EXEC_BACKEND build); forces shared_memory_type = memfd",
+    },
+    Def {
         name: "shared_memory_size",
         kind: Kind::Int {
             min: 0,
@@ -524,11 +625,14 @@ fn parse_int(text: &str, unit: Option<Unit>) -> Result<i64, Option<String>> {
         .unwrap_or(t.len());
     let (num, suffix) = t.split_at(split);
     let suffix = suffix.trim();
-    let n: f64 = if num.starts_with("0x") || num.starts_with("0X") {
-        return Err(None);
-    } else {
-        num.parse().map_err(|_| None)?
-    };
+    // Like strtol with base 0: a leading 0x is hexadecimal, a leading 0 octal.
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return i64::from_str_radix(hex, 16).map_err(|_| None);
+    }
+    if suffix.is_empty() && num.len() > 1 && num.starts_with('0') && !num.contains('.') {
+        return i64::from_str_radix(&num[1..], 8).map_err(|_| None);
+    }
+    let n: f64 = num.parse().map_err(|_| None)?;
     if suffix.is_empty() {
         if num.contains('.') {
             // PostgreSQL rounds a fractional integer setting.

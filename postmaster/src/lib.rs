@@ -1,27 +1,48 @@
-//! The `postmaster` binary's library: settings, data directory and lock file, signals, and the
-//! start-up sequence (PostgreSQL's postmaster.c, miscinit.c, guc*.c, in their first-cut form).
+//! The `postmaster` server (PostgreSQL's postmaster/*.c, launch_backend.c, pmchild.c,
+//! bgworker.c, backend_startup.c, miscinit.c, guc*.c) and `pgipc_ctl` (pg_ctl).
 //!
 //! ```text
-//!  main ─► cli::parse ─► datadir::prepare (create 0700 + postgresql.conf on first run; check
-//!           ownership/permissions) ─► startup::load_settings (defaults < file < command line)
-//!        ─► -C name? print, exit  ─► --describe-shmem? print allocation table, exit
-//!        ─► startup::run: signals::install ─► LockFile::create (postmaster.pid lines 1–6)
-//!           ─► ipci::create_shared_memory_and_semaphores (interlock, segment, subsystems)
-//!           ─► pid line 7 = shmem key/id, line 8 = "ready" ─► sigsuspend loop
-//!           ─► SIGHUP: reload │ SIGTERM/SIGINT/SIGQUIT: remove segments and pid file, exit 0
+//!  main ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < file < -c)
+//!        ─► -C name / --describe-shmem: print, exit
+//!        ─► --forkchild=<kind>:<slot>: an exec'd child (launch::exec_child_main)
+//!        ─► startup::run: latch + signal handlers ─► control file ─► postmaster.pid
+//!           ─► static bgworkers (shared_preload_libraries) ─► ipci (shared memory, DSM)
+//!           ─► death pipe ─► listen sockets ─► server::Postmaster::begin_startup
+//!           ─► ServerLoop (server.rs) until the state machine says exit
+//!  children (launch.rs, fork or fork+exec):
+//!     startup, checkpointer, bgwriter, walwriter, autovacuum launcher, io workers (aux.rs)
+//!     client backends and dead-end backends (backend.rs over pq.rs)
+//!     background workers (bgworker.rs)
 //! ```
 //!
 //! # Concurrency contract
-//! The postmaster is single-threaded. Signal handlers only OR a bit into a static word; the main
-//! loop sleeps in `sigsuspend` with those signals blocked everywhere else, so none is lost.
+//! The postmaster and every child are single-threaded. Signal handlers only OR a bit into a
+//! static word and set the process latch (signals.rs); main loops sleep on that latch. The
+//! postmaster reads shared memory only through atomics (PMSignal flags, background-worker
+//! slots) and never takes an LWLock or spinlock, so a child that dies holding one cannot wedge
+//! it; children take what they need through the subsystem crates.
 //!
-//! # What this first cut does not do
-//! No listen sockets, no child processes, no crash restart yet (the server issue adds them).
-//! It does not refuse to run as root, unlike PostgreSQL, because CI runs as root.
+//! # What it does not do
+//! There is no storage, WAL, SQL parser or catalog: backends answer a small built-in command
+//! set (backend.rs); the checkpointer's only durable state is `global/pg_control`; auxiliary
+//! processes run their real loops and count their rounds (`SHOW pgipc.<counter>`). No SSL or
+//! GSSAPI (both requests are answered "N"), trust authentication only, no walsenders,
+//! archiver, syslogger or autovacuum workers. It does not refuse to run as root, unlike
+//! PostgreSQL, because CI runs as root.
 
+pub mod aux;
+pub mod backend;
+pub mod bgworker;
+pub mod child;
 pub mod cli;
+pub mod controlfile;
+pub mod ctl;
 pub mod datadir;
 pub mod elog;
 pub mod guc;
+pub mod launch;
+pub mod listen;
+pub mod pq;
+pub mod server;
 pub mod signals;
 pub mod startup;

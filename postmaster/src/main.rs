@@ -26,6 +26,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(spec) = &opts.forkchild {
+        // An exec'd child of a postmaster (exec_backend = on).
+        let code = pgipc_postmaster::launch::exec_child_main(spec, &opts);
+        pgipc_ipc::proc_exit(code);
+    }
     if opts.help {
         print!("{}", cli::USAGE);
         return ExitCode::SUCCESS;
@@ -78,7 +83,7 @@ fn main() -> ExitCode {
             Err(e) => fatal(&e, e.detail(), e.hint()),
         };
     }
-    match startup::run(&dir, settings) {
+    match startup::run(&dir, settings, &opts) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => fatal(&e, e.detail(), e.hint()),

@@ -1,5 +1,13 @@
-//! The postmaster's signal handling: handlers only record which signals arrived; the main loop
-//! sleeps race-free in `sigsuspend` with those signals blocked everywhere else.
+//! Signal handling for the postmaster and its children. Every handler does two things only:
+//! it ORs a bit into a static word and sets the process's latch (async-signal-safe both); the
+//! process's main loop, which sleeps on that latch, does the work.
+//!
+//! ```text
+//!  postmaster: SIGHUP reload │ SIGTERM smart │ SIGINT fast │ SIGQUIT immediate
+//!              SIGUSR1 pmsignal │ SIGCHLD child exit │ SIGPIPE, SIGTTIN, SIGTTOU, SIGXFSZ ignored
+//!  children:   reset to defaults after fork, then each kind installs what it needs
+//!              (SIGQUIT = exit 2 at once, without exit callbacks: shared memory may be corrupt)
+//! ```
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -7,81 +15,134 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Bits of the pending-signal word.
 static PENDING: AtomicU32 = AtomicU32::new(0);
 
-/// A signal the postmaster acts on.
+/// A signal the postmaster or a child acts on, as a bit in the pending word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PmSignal {
-    /// SIGHUP: reload configuration.
-    Reload,
-    /// SIGTERM: smart shutdown.
-    SmartShutdown,
-    /// SIGINT: fast shutdown.
-    FastShutdown,
-    /// SIGQUIT: immediate shutdown.
-    ImmediateShutdown,
+#[repr(u32)]
+pub enum Pending {
+    /// SIGHUP.
+    Hup = 1 << 0,
+    /// SIGTERM.
+    Term = 1 << 1,
+    /// SIGINT.
+    Int = 1 << 2,
+    /// SIGQUIT.
+    Quit = 1 << 3,
+    /// SIGUSR1.
+    Usr1 = 1 << 4,
+    /// SIGUSR2.
+    Usr2 = 1 << 5,
+    /// SIGCHLD.
+    Chld = 1 << 6,
 }
 
-const HANDLED: [(Signal, PmSignal); 4] = [
-    (Signal::SIGHUP, PmSignal::Reload),
-    (Signal::SIGTERM, PmSignal::SmartShutdown),
-    (Signal::SIGINT, PmSignal::FastShutdown),
-    (Signal::SIGQUIT, PmSignal::ImmediateShutdown),
-];
-
-fn bit(s: PmSignal) -> u32 {
-    1 << (s as u32)
+fn bit_of(signo: libc::c_int) -> u32 {
+    match signo {
+        libc::SIGHUP => Pending::Hup as u32,
+        libc::SIGTERM => Pending::Term as u32,
+        libc::SIGINT => Pending::Int as u32,
+        libc::SIGQUIT => Pending::Quit as u32,
+        libc::SIGUSR1 => Pending::Usr1 as u32,
+        libc::SIGUSR2 => Pending::Usr2 as u32,
+        libc::SIGCHLD => Pending::Chld as u32,
+        _ => 0,
+    }
 }
 
 extern "C" fn on_signal(signo: libc::c_int) {
-    // Async-signal-safe: one atomic OR, nothing else.
-    for (sig, what) in HANDLED {
-        if sig as libc::c_int == signo {
-            PENDING.fetch_or(bit(what), Ordering::SeqCst);
-        }
-    }
+    // SAFETY-free and async-signal-safe: one atomic OR and a latch set (which saves errno).
+    PENDING.fetch_or(bit_of(signo), Ordering::SeqCst);
+    pgipc_latch::set_my_latch();
 }
 
-fn handled_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for (sig, _) in HANDLED {
-        set.add(sig);
-    }
-    set
+extern "C" fn crash_exit(_signo: libc::c_int) {
+    // PostgreSQL's SignalHandlerForCrashExit: shared memory may be corrupt, so leave at once
+    // without running any exit callback; exit code 2 tells the postmaster.
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(2) };
 }
 
-/// Installs the handlers and blocks the signals outside [`wait`].
-pub fn install() -> nix::Result<()> {
-    let act = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        handled_set(),
-    );
-    for (sig, _) in HANDLED {
-        // SAFETY: the handler only performs an atomic OR on a static, which is async-signal-safe.
-        unsafe { sigaction(sig, &act) }?;
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_set()), None)
+fn set_handler(sig: Signal, h: SigHandler) -> nix::Result<()> {
+    let act = SigAction::new(h, SaFlags::SA_RESTART, SigSet::all());
+    // SAFETY: the handlers installed here only use async-signal-safe operations (an atomic OR,
+    // a latch set, `_exit`), or are SIG_DFL / SIG_IGN.
+    unsafe { sigaction(sig, &act) }.map(drop)
 }
 
-/// Takes the signals that arrived since the last call.
-pub fn take() -> Vec<PmSignal> {
-    let bits = PENDING.swap(0, Ordering::SeqCst);
-    HANDLED
-        .iter()
-        .map(|(_, w)| *w)
-        .filter(|w| bits & bit(*w) != 0)
-        .collect()
+/// The postmaster's handlers (PostgreSQL's `PostmasterMain` signal set-up); unblocks
+/// everything. The latch they set must be installed with `pgipc_latch::install_my_latch`.
+pub fn install_postmaster() -> nix::Result<()> {
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+    ] {
+        set_handler(sig, SigHandler::Handler(on_signal))?;
+    }
+    for sig in [
+        Signal::SIGPIPE,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGXFSZ,
+        Signal::SIGALRM,
+    ] {
+        set_handler(sig, SigHandler::SigIgn)?;
+    }
+    unblock_all()
 }
 
-/// Sleeps until one of the handled signals arrives (returns at once if one is pending).
-pub fn wait() {
-    if PENDING.load(Ordering::SeqCst) != 0 {
-        return;
+fn unblock_all() -> nix::Result<()> {
+    let mut set = SigSet::all();
+    // The latch wake-up signal stays blocked: the wait-event machinery reads it from a signalfd.
+    set.remove(Signal::SIGURG);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)
+}
+
+/// In a new child: every handler back to its default, SIGQUIT to an immediate `_exit(2)`,
+/// SIGPIPE ignored, pending bits cleared (PostgreSQL's `InitPostmasterChild`). The child kind
+/// then calls [`catch`] for the signals it handles.
+pub fn reset_for_child() -> nix::Result<()> {
+    PENDING.store(0, Ordering::SeqCst);
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGALRM,
+    ] {
+        set_handler(sig, SigHandler::SigDfl)?;
     }
-    let mut mask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
-    for (sig, _) in HANDLED {
-        mask.remove(sig);
-    }
-    // SAFETY: sigsuspend atomically swaps in a valid mask and sleeps until a handler ran; the
-    // blocked signals could only have been delivered inside it, so none is missed.
-    unsafe { libc::sigsuspend(mask.as_ref()) };
+    set_handler(Signal::SIGQUIT, SigHandler::Handler(crash_exit))?;
+    set_handler(Signal::SIGPIPE, SigHandler::SigIgn)?;
+    unblock_all()
+}
+
+/// Makes `sig` set its pending bit and the latch.
+pub fn catch(sig: Signal) -> nix::Result<()> {
+    set_handler(sig, SigHandler::Handler(on_signal))
+}
+
+/// Ignores `sig`.
+pub fn ignore(sig: Signal) -> nix::Result<()> {
+    set_handler(sig, SigHandler::SigIgn)
+}
+
+/// Takes the pending bits (all of them) since the last call.
+pub fn take_all() -> u32 {
+    PENDING.swap(0, Ordering::SeqCst)
+}
+
+/// Takes one pending bit: whether it was set.
+pub fn take(p: Pending) -> bool {
+    PENDING.fetch_and(!(p as u32), Ordering::SeqCst) & (p as u32) != 0
+}
+
+/// Whether `p` is pending (without taking it).
+pub fn is_pending(p: Pending) -> bool {
+    PENDING.load(Ordering::SeqCst) & (p as u32) != 0
 }

@@ -3,12 +3,14 @@
 //! where it would open sockets and start children).
 
 use crate::cli::Options;
-use crate::datadir::{self, line, status, DataDirError, LockFile, LockFileInfo};
+use crate::datadir::{self, line, DataDirError, LockFile, LockFileInfo};
 use crate::elog::{elog, Severity};
 use crate::guc::{GucError, Settings, Source, Value};
-use crate::signals::{self, PmSignal};
+use crate::signals;
 use pgipc_ipci::{DsmType, IpcConfig, IpciError};
+use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_shmem::{HugePages, HugePagesStatus, Interlock, SharedMemoryType, ShmemError};
+use pgipc_waiteventset::postmaster_death::PostmasterDeathPipe;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,6 +30,12 @@ pub enum StartupError {
     /// Signal handlers could not be installed.
     #[error("could not set up signal handling: {0}")]
     Signals(nix::Error),
+    /// A start-up check failed (the message says which).
+    #[error("{0}")]
+    Sanity(String),
+    /// Shared state could not be set up.
+    #[error("{0}")]
+    Shmem(String),
     /// Writing the lock file failed.
     #[error("could not write lock file \"{}\": {source}", path.display())]
     LockFileWrite {
@@ -105,7 +113,7 @@ pub fn ipc_config(s: &Settings, data_dir: Option<&Path>) -> IpcConfig {
 /// Computes the runtime settings (`shared_memory_size`, ...), PostgreSQL's
 /// `InitializeShmemGUCs`.
 pub fn compute_runtime_settings(s: &mut Settings, cfg: &IpcConfig) -> Result<(), StartupError> {
-    let g = pgipc_ipci::shmem_gucs(cfg, &pgipc_ipci::Addins::new())?;
+    let g = pgipc_ipci::shmem_gucs(cfg, &addins_for(cfg))?;
     s.set_computed(
         "shared_memory_size",
         Value::Int(g.shared_memory_size_mb as i64),
@@ -127,7 +135,7 @@ pub fn describe_shmem(cfg: &IpcConfig) -> Result<String, StartupError> {
         data_dir: None,
         ..cfg.clone()
     };
-    let state = pgipc_ipci::create_shared_memory_and_semaphores(&cfg, &pgipc_ipci::Addins::new())?;
+    let state = pgipc_ipci::create_shared_memory_and_semaphores(&cfg, &addins_for(&cfg))?;
     let rows = state.shmem.allocations().map_err(IpciError::from)?;
     let mut out = format!(
         "{:<40} {:>12} {:>12} {:>14}\n",
@@ -151,60 +159,181 @@ pub fn describe_shmem(cfg: &IpcConfig) -> Result<String, StartupError> {
     Ok(out)
 }
 
-/// Runs the server until a shutdown signal; returns the process exit code.
-pub fn run(data_dir: &Path, mut settings: Settings) -> Result<i32, StartupError> {
-    signals::install().map_err(StartupError::Signals)?;
+/// The postmaster's own shared structures, registered like an add-in so that they are created
+/// after the core subsystems (PostgreSQL allocates "Background Worker Data" between ProcArray
+/// and the invalidation queue; the position differs, the contents do not).
+#[derive(Debug)]
+pub struct PostmasterShmem {
+    max_worker_processes: u32,
+}
+
+impl pgipc_ipci::Addin for PostmasterShmem {
+    fn name(&self) -> &str {
+        "postmaster"
+    }
+
+    fn request_shmem(&self, requests: &mut pgipc_ipci::ShmemRequests) {
+        requests.request_addin_shmem_space(crate::bgworker::shmem_size(self.max_worker_processes));
+        requests.request_addin_shmem_space(std::mem::size_of::<crate::aux::AuxCounters>() + 256);
+    }
+
+    fn startup(
+        &self,
+        shmem: &pgipc_shmem::Shmem,
+        _tranches: &pgipc_ipci::NamedTranches,
+    ) -> Result<(), pgipc_ipci::BoxError> {
+        crate::bgworker::shmem_init(shmem, self.max_worker_processes)?;
+        crate::aux::aux_counters(shmem)?;
+        Ok(())
+    }
+}
+
+/// The add-ins of this server (the postmaster's own structures).
+pub fn addins_for(cfg: &IpcConfig) -> pgipc_ipci::Addins {
+    let mut a = pgipc_ipci::Addins::new();
+    a.register(Box::new(PostmasterShmem {
+        max_worker_processes: cfg.max_worker_processes,
+    }));
+    a
+}
+
+/// How many child slots PMSignal tracks (PostgreSQL's `MaxLivePostmasterChildren`; the same
+/// total as the postmaster's pools).
+pub fn max_live_children(cfg: &IpcConfig) -> usize {
+    cfg.max_live_postmaster_children().unwrap_or(0) as usize
+}
+
+/// ProcSignal's shared state.
+pub fn procsignal(
+    shmem: &pgipc_shmem::Shmem,
+    cfg: &IpcConfig,
+) -> Result<pgipc_procsignal::ProcSignal, String> {
+    let n = cfg.num_proc_signal_slots().map_err(|e| e.to_string())? as usize;
+    pgipc_procsignal::shmem_init(shmem, n).map_err(|e| e.to_string())
+}
+
+/// Creates shared memory and finds PMSignal in it, recording the postmaster's pid there
+/// (start-up and every crash restart).
+pub fn create_shared_state(
+    cfg: &IpcConfig,
+    _pools: &crate::child::ChildPools,
+) -> Result<(pgipc_ipci::IpcState, pgipc_pmsignal::PMSignal), StartupError> {
+    let state = pgipc_ipci::create_shared_memory_and_semaphores(cfg, &addins_for(cfg))?;
+    for note in &state.report.notes {
+        elog(Severity::Log, note);
+    }
+    let pms = match pgipc_pmsignal::shmem_init(&state.shmem, max_live_children(cfg)) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = state.shutdown();
+            return Err(StartupError::Shmem(e.to_string()));
+        }
+    };
+    pms.set_postmaster_pid(std::process::id() as i32);
+    Ok((state, pms))
+}
+
+/// Records the command line in `postmaster.opts` (for `pgipc_ctl status` and `restart`).
+fn write_opts_file(data_dir: &Path, opts: &Options) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "postmaster".into());
+    let mut line = format!("{} -D {}", exe.display(), data_dir.display());
+    for (n, v) in &opts.settings {
+        line.push_str(&format!(" --{n}={v}"));
+    }
+    line.push('\n');
+    let _ = std::fs::write(data_dir.join(crate::ctl::OPTS_FILE), line);
+}
+
+/// Runs the server until it shuts down; returns the process exit code.
+pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i32, StartupError> {
+    // The postmaster's latch, set by its signal handlers.
+    let latch: &'static Latch = Box::leak(Box::new(Latch::new()));
+    let owned = OwnedLatch::own(latch).map_err(|e| StartupError::Shmem(e.to_string()))?;
+    pgipc_latch::install_my_latch(latch);
+    pgipc_waiteventset::initialize_wait_event_support()
+        .map_err(|e| StartupError::Shmem(e.to_string()))?;
+    signals::install_postmaster().map_err(StartupError::Signals)?;
+
+    let exec = settings.bool("exec_backend");
+    if exec {
+        // An exec'd child can only find an inherited memfd again.
+        settings.set_computed("shared_memory_type", Value::Text("memfd".into()));
+    }
     let cfg = ipc_config(&settings, Some(data_dir));
     compute_runtime_settings(&mut settings, &cfg)?;
+
+    let (su, res, maxc) = (
+        settings.int("superuser_reserved_connections"),
+        settings.int("reserved_connections"),
+        settings.int("max_connections"),
+    );
+    if su + res >= maxc {
+        return Err(StartupError::Sanity(format!(
+            "superuser_reserved_connections ({su}) plus reserved_connections ({res}) must be less than max_connections ({maxc})"
+        )));
+    }
+    crate::controlfile::ControlFile::check_or_create(data_dir)
+        .map_err(|e| StartupError::Shmem(e.to_string()))?;
 
     let start_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let socket_dir = settings
+    let socket_dirs: Vec<String> = settings
         .text("unix_socket_directories")
         .split(',')
-        .next()
-        .unwrap_or("")
-        .trim();
-    let listen = settings
-        .text("listen_addresses")
-        .split(',')
-        .next()
-        .unwrap_or("")
-        .trim();
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let listen = settings.text("listen_addresses").trim().to_owned();
+    let first_listen = listen.split(',').next().unwrap_or("").trim().to_owned();
     let info = LockFileInfo {
         data_dir,
         start_time,
         port: settings.int("port"),
-        socket_dir,
-        listen_addr: listen,
+        socket_dir: socket_dirs.first().map_or("", String::as_str),
+        listen_addr: &first_listen,
     };
-    let mut lock = LockFile::create(&info, |shmid| Interlock::is_in_use(data_dir, shmid))?;
-    let lock_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StartupError::LockFileWrite { path, source }
-    };
+    let lock = LockFile::create(&info, |shmid| Interlock::is_in_use(data_dir, shmid))?;
+    write_opts_file(data_dir, opts);
 
-    elog(
-        Severity::Log,
-        &format_args!(
-            "starting pgipc {}, compatible with PostgreSQL 18.6, on {}",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::ARCH
-        ),
-    );
-    let state =
-        match pgipc_ipci::create_shared_memory_and_semaphores(&cfg, &pgipc_ipci::Addins::new()) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = lock.remove();
-                return Err(e.into());
+    // Static background workers from shared_preload_libraries.
+    let mut workers = crate::bgworker::BgWorkerList::new(cfg.max_worker_processes);
+    for lib in settings
+        .text("shared_preload_libraries")
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_matches('"').to_owned())
+        .collect::<Vec<_>>()
+    {
+        match crate::bgworker::PRELOAD_LIBRARIES
+            .iter()
+            .find(|(n, _)| *n == lib)
+        {
+            Some((_, init)) => {
+                if let Err(e) = init(&mut workers) {
+                    elog(Severity::Log, &e);
+                }
             }
-        };
-    for note in &state.report.notes {
-        elog(Severity::Log, note);
+            None => {
+                let _ = lock.remove();
+                return Err(StartupError::Sanity(format!(
+                    "could not access file \"{lib}\": No such file or directory"
+                )));
+            }
+        }
     }
+
+    let pools = crate::child::ChildPools::new(crate::server::Postmaster::pool_sizes(&cfg));
+    let (state, pms) = match create_shared_state(&cfg, &pools) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = lock.remove();
+            return Err(e);
+        }
+    };
+    let mut lock = lock;
     let hp = match state.shmem.huge_pages_status() {
         HugePagesStatus::On => "on",
         HugePagesStatus::Off => "off",
@@ -216,63 +345,66 @@ pub fn run(data_dir: &Path, mut settings: Settings) -> Result<i32, StartupError>
             let path = lock.path().to_path_buf();
             let _ = state.shutdown();
             let _ = lock.remove();
-            return Err(lock_err(&path)(e));
+            return Err(StartupError::LockFileWrite { path, source: e });
         }
     }
-    let path = lock.path().to_path_buf();
-    lock.set_line(line::PM_STATUS, status::READY)
-        .map_err(lock_err(&path))?;
+    let death_pipe = match PostmasterDeathPipe::create() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = state.shutdown();
+            let _ = lock.remove();
+            return Err(StartupError::Shmem(e.to_string()));
+        }
+    };
     elog(
         Severity::Log,
-        &"database system is ready to accept connections",
+        &format_args!(
+            "starting pgipc {} (compatible with PostgreSQL 18.6) on {}-linux, {} children",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH,
+            if exec { "fork+exec" } else { "fork" }
+        ),
     );
 
-    let conf = data_dir.join(datadir::CONFIG_FILE);
-    let mode = 'outer: loop {
-        signals::wait();
-        for sig in signals::take() {
-            match sig {
-                PmSignal::Reload => {
-                    elog(
-                        Severity::Log,
-                        &"received SIGHUP, reloading configuration files",
-                    );
-                    match settings.reload(&conf) {
-                        Ok(notes) => notes.iter().for_each(|n| elog(Severity::Log, n)),
-                        Err(e) => elog(
-                            Severity::Log,
-                            &format_args!("configuration file \"{}\" contains errors; no changes were applied: {e}", conf.display()),
-                        ),
-                    }
-                }
-                other => break 'outer other,
-            }
+    let sockets = match crate::listen::open_listen_sockets(&settings) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = state.shutdown();
+            let _ = lock.remove();
+            return Err(StartupError::Sanity(e));
         }
     };
-    let what = match mode {
-        PmSignal::SmartShutdown => "smart",
-        PmSignal::FastShutdown => "fast",
-        _ => "immediate",
-    };
-    elog(
-        Severity::Log,
-        &format_args!("received {what} shutdown request"),
+
+    let mut args: Vec<std::ffi::OsString> = vec!["-D".into(), data_dir.as_os_str().to_owned()];
+    for (n, v) in &opts.settings {
+        args.push(format!("--{n}={v}").into());
+    }
+    let mut launcher = crate::launch::Launcher::new(exec, death_pipe, args);
+    launcher.listen_fds = sockets.raw_fds();
+    let mut workers = workers;
+    if let Ok(sh) = crate::bgworker::shmem_init(&state.shmem, cfg.max_worker_processes) {
+        workers.attach(sh);
+    }
+    let mut pm = crate::server::Postmaster::new(
+        data_dir.to_path_buf(),
+        settings,
+        opts.settings.clone(),
+        state,
+        cfg,
+        pms,
+        lock,
+        launcher,
+        pools,
+        workers,
     );
-    let _ = lock.set_line(line::PM_STATUS, status::STOPPING);
-    if let Err(e) = state.shutdown() {
-        elog(
-            Severity::Log,
-            &format_args!("could not remove shared memory: {e}"),
-        );
+    pm.begin_startup();
+    let code = pm.server_loop(&owned, sockets.fds());
+    pm.cleanup_at_exit();
+    drop(sockets);
+    if code == 0 {
+        elog(Severity::Log, &"database system is shut down");
     }
-    if let Err(e) = lock.remove() {
-        elog(
-            Severity::Log,
-            &format_args!("could not remove file \"{}\": {e}", path.display()),
-        );
-    }
-    elog(Severity::Log, &"database system is shut down");
-    Ok(0)
+    Ok(code)
 }
 
 /// Whether an error is one of the shared-memory interlock refusals.

@@ -62,7 +62,24 @@ struct Server {
 fn start(dir: &Path, extra: &[&str]) -> Server {
     let log = dir.with_extension("log");
     let f = std::fs::File::create(&log).expect("log file");
-    let mut args = vec!["-D", dir.to_str().expect("utf8")];
+    // Private socket directory and port, no TCP: scenarios never meet another server.
+    let sock = dir.with_extension("sock");
+    std::fs::create_dir_all(&sock).expect("socket dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port().to_string())
+        .expect("free port");
+    let mut args = vec![
+        "-D",
+        dir.to_str().expect("utf8"),
+        "-k",
+        sock.to_str().expect("utf8"),
+        "-c",
+        "listen_addresses=",
+    ];
+    if !extra.contains(&"-p") {
+        args.extend_from_slice(&["-p", &port]);
+    }
     args.extend_from_slice(extra);
     let child = Command::new(BIN)
         .args(&args)

@@ -1,0 +1,991 @@
+//! Background workers (PostgreSQL's bgworker.c): processes the postmaster starts, restarts and
+//! stops on behalf of the server's own code (static workers, registered before shared memory
+//! exists) or of a backend (dynamic workers, registered at run time through shared slots).
+//!
+//! ```text
+//!  "Background Worker Data" (main segment)
+//!  ┌ header: total_slots, parallel_register_count, parallel_terminate_count ┐
+//!  ├ slot 0: in_use, terminate, pid, generation, worker registration       ┤
+//!  ├ …                                                                     ┤
+//!  └ slot max_worker_processes-1                                           ┘
+//!  backend: BackgroundWorkerLock X ─► pick a free slot, generation+1, fill, in_use = 1 (release)
+//!           ─► PMSIGNAL_BACKGROUND_WORKER_CHANGE ─► postmaster copies it into its list
+//!  postmaster: reads slots with acquire loads, never takes the lock; writes pid on start
+//!              (0 once gone) and frees the slot (in_use = 0, release) when the worker is done
+//! ```
+//!
+//! Worker code must be compiled into the binary: [`ENTRY_POINTS`] maps function names to
+//! Rust functions (PostgreSQL loads `bgw_library_name` / `bgw_function_name` with dlopen).
+//! `shared_preload_libraries` names compiled-in "libraries" ([`PRELOAD_LIBRARIES`]) whose
+//! start-up registers static workers.
+
+use crate::child::ChildList;
+use crate::elog::{elog, Severity};
+use crate::launch::ChildEnv;
+use crate::server::PmState;
+use crate::signals::{self, Pending};
+use nix::sys::signal::Signal;
+use pgipc_lwlock::{LWLockMode, MainLWLockId};
+use pgipc_shmem::{Shared, Shmem, ShmemSafe};
+use pgipc_waiteventset::{wait_latch, WaitEvents};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The shared array's name in the Shmem Index.
+pub const BGWORKER_DATA_NAME: &str = "Background Worker Data";
+/// Length of the name, type and function fields (`BGW_MAXLEN`).
+pub const BGW_MAXLEN: usize = 96;
+/// `BGW_NEVER_RESTART`.
+pub const BGW_NEVER_RESTART: i32 = -1;
+/// `BGW_DEFAULT_RESTART_INTERVAL` (seconds).
+pub const BGW_DEFAULT_RESTART_INTERVAL: i32 = 60;
+/// `BGWORKER_SHMEM_ACCESS`.
+pub const BGWORKER_SHMEM_ACCESS: u32 = 0x0001;
+/// `BGWORKER_BACKEND_DATABASE_CONNECTION`.
+pub const BGWORKER_BACKEND_DATABASE_CONNECTION: u32 = 0x0002;
+/// `BGWORKER_CLASS_PARALLEL`.
+pub const BGWORKER_CLASS_PARALLEL: u32 = 0x0010;
+/// A slot whose worker has not started yet (`InvalidPid`).
+const INVALID_PID: i32 = -1;
+
+/// When a worker may start (`BgWorkerStartTime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BgwStartTime {
+    /// With the postmaster, before start-up is over.
+    PostmasterStart = 0,
+    /// Once the database is consistent.
+    ConsistentState = 1,
+    /// Once recovery is finished (normal running).
+    RecoveryFinished = 2,
+}
+
+/// What happens when a worker exits with code 1 (`bgw_restart_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// `BGW_NEVER_RESTART`: forgotten.
+    Never,
+    /// Restarted this many seconds after it exited.
+    After(u32),
+}
+
+impl RestartPolicy {
+    fn to_raw(self) -> i32 {
+        match self {
+            RestartPolicy::Never => BGW_NEVER_RESTART,
+            RestartPolicy::After(s) => s as i32,
+        }
+    }
+    fn from_raw(v: i32) -> Option<Self> {
+        match v {
+            BGW_NEVER_RESTART => Some(RestartPolicy::Never),
+            s if (0..=86_400).contains(&s) => Some(RestartPolicy::After(s as u32)),
+            _ => None,
+        }
+    }
+}
+
+/// A worker's registration (PostgreSQL's `BackgroundWorker`), process-local form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgWorkerSpec {
+    /// `bgw_name`: appears in log lines.
+    pub name: String,
+    /// `bgw_type`.
+    pub type_name: String,
+    /// `bgw_function_name`: a key of [`ENTRY_POINTS`].
+    pub function: String,
+    /// `bgw_flags`.
+    pub flags: u32,
+    /// `bgw_start_time`.
+    pub start_time: BgwStartTime,
+    /// `bgw_restart_time`.
+    pub restart: RestartPolicy,
+    /// `bgw_main_arg`.
+    pub main_arg: i64,
+    /// `bgw_notify_pid` (0: none).
+    pub notify_pid: i32,
+}
+
+/// Errors of worker registration, with PostgreSQL's texts (SQLSTATE 22023 unless noted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BgWorkerError {
+    /// No `BGWORKER_SHMEM_ACCESS`.
+    #[error("background worker \"{0}\": background workers without shared memory access are not supported")]
+    NoShmemAccess(String),
+    /// Database access asked for at postmaster start.
+    #[error(
+        "background worker \"{0}\": cannot request database access if starting at postmaster start"
+    )]
+    DatabaseAtStart(String),
+    /// A restart interval out of range.
+    #[error("background worker \"{0}\": invalid restart interval")]
+    BadRestart(String),
+    /// A parallel worker that asks to be restarted.
+    #[error("background worker \"{0}\": parallel workers may not be configured for restart")]
+    ParallelRestart(String),
+    /// Not compiled in.
+    #[error("could not find function \"{0}\" in the server's built-in background workers")]
+    UnknownFunction(String),
+    /// Too many static workers (SQLSTATE 53400).
+    #[error("too many background workers")]
+    TooMany {
+        /// `max_worker_processes`.
+        limit: u32,
+    },
+    /// A static registration after shared memory was created.
+    #[error("cannot register background worker \"{0}\" after shmem init")]
+    AfterShmemInit(String),
+    /// Shared memory not reachable.
+    #[error("{0}")]
+    Shmem(String),
+}
+
+impl BgWorkerError {
+    /// The SQLSTATE.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            BgWorkerError::TooMany { .. } => "53400",
+            BgWorkerError::UnknownFunction(_) => "42883",
+            BgWorkerError::AfterShmemInit(_) | BgWorkerError::Shmem(_) => "XX000",
+            _ => "22023",
+        }
+    }
+}
+
+impl BgWorkerSpec {
+    /// A worker running `function` with PostgreSQL's defaults (shared memory access, start
+    /// when recovery is finished, restart after 60 s).
+    pub fn new(name: &str, function: &str) -> Self {
+        BgWorkerSpec {
+            name: name.to_owned(),
+            type_name: name.to_owned(),
+            function: function.to_owned(),
+            flags: BGWORKER_SHMEM_ACCESS,
+            start_time: BgwStartTime::RecoveryFinished,
+            restart: RestartPolicy::After(BGW_DEFAULT_RESTART_INTERVAL as u32),
+            main_arg: 0,
+            notify_pid: 0,
+        }
+    }
+
+    /// PostgreSQL's `SanityCheckBackgroundWorker`.
+    pub fn sanity_check(&self) -> Result<(), BgWorkerError> {
+        let n = || self.name.clone();
+        if self.flags & BGWORKER_SHMEM_ACCESS == 0 {
+            return Err(BgWorkerError::NoShmemAccess(n()));
+        }
+        if self.flags & BGWORKER_BACKEND_DATABASE_CONNECTION != 0
+            && self.start_time == BgwStartTime::PostmasterStart
+        {
+            return Err(BgWorkerError::DatabaseAtStart(n()));
+        }
+        if let RestartPolicy::After(s) = self.restart {
+            if s > 86_400 {
+                return Err(BgWorkerError::BadRestart(n()));
+            }
+            if self.flags & BGWORKER_CLASS_PARALLEL != 0 {
+                return Err(BgWorkerError::ParallelRestart(n()));
+            }
+        }
+        if entry_point(&self.function).is_none() {
+            return Err(BgWorkerError::UnknownFunction(self.function.clone()));
+        }
+        Ok(())
+    }
+
+    /// One-line encoding for the exec'd child's environment.
+    pub fn encode(&self) -> String {
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('\u{1f}', "\\u");
+        [
+            esc(&self.name),
+            esc(&self.type_name),
+            esc(&self.function),
+            self.flags.to_string(),
+            (self.start_time as u32).to_string(),
+            self.restart.to_raw().to_string(),
+            self.main_arg.to_string(),
+            self.notify_pid.to_string(),
+        ]
+        .join("\u{1f}")
+    }
+
+    /// The inverse of [`encode`](Self::encode).
+    pub fn decode(s: &str) -> Option<Self> {
+        let unesc = |s: &str| s.replace("\\u", "\u{1f}").replace("\\\\", "\\");
+        let f: Vec<&str> = s.split('\u{1f}').collect();
+        if f.len() != 8 {
+            return None;
+        }
+        Some(BgWorkerSpec {
+            name: unesc(f[0]),
+            type_name: unesc(f[1]),
+            function: unesc(f[2]),
+            flags: f[3].parse().ok()?,
+            start_time: start_time_from(f[4].parse().ok()?)?,
+            restart: RestartPolicy::from_raw(f[5].parse().ok()?)?,
+            main_arg: f[6].parse().ok()?,
+            notify_pid: f[7].parse().ok()?,
+        })
+    }
+}
+
+fn start_time_from(v: u32) -> Option<BgwStartTime> {
+    match v {
+        0 => Some(BgwStartTime::PostmasterStart),
+        1 => Some(BgwStartTime::ConsistentState),
+        2 => Some(BgwStartTime::RecoveryFinished),
+        _ => None,
+    }
+}
+
+// ---- shared memory ---------------------------------------------------------------------------
+
+/// A fixed-size text field.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Name([AtomicU32; BGW_MAXLEN / 4]);
+
+impl Name {
+    fn store(&self, s: &str) {
+        let b = s.as_bytes();
+        let n = b.len().min(BGW_MAXLEN - 1);
+        let mut buf = [0u8; BGW_MAXLEN];
+        buf[..n].copy_from_slice(&b[..n]);
+        for (i, w) in self.0.iter().enumerate() {
+            let mut q = [0u8; 4];
+            q.copy_from_slice(&buf[i * 4..i * 4 + 4]);
+            w.store(u32::from_ne_bytes(q), Ordering::Relaxed);
+        }
+    }
+    fn load(&self) -> String {
+        let mut buf = Vec::with_capacity(BGW_MAXLEN);
+        for w in &self.0 {
+            buf.extend_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    }
+}
+
+/// One shared slot (`BackgroundWorkerSlot`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct BgWorkerSlot {
+    in_use: AtomicU32,
+    terminate: AtomicU32,
+    pid: AtomicI32,
+    flags: AtomicU32,
+    generation: AtomicU64,
+    start_time: AtomicU32,
+    restart: AtomicI32,
+    main_arg: AtomicU64,
+    notify_pid: AtomicI32,
+    _pad: u32,
+    name: Name,
+    type_name: Name,
+    function: Name,
+}
+
+/// The array's header (`BackgroundWorkerArray`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct BgWorkerArrayHdr {
+    total_slots: AtomicU32,
+    parallel_register_count: AtomicU32,
+    parallel_terminate_count: AtomicU32,
+    _pad: u32,
+}
+
+// SAFETY: repr(C), atomics and plain integers only, valid when all-zero, no pointers.
+unsafe impl ShmemSafe for BgWorkerSlot {}
+// SAFETY: as above.
+unsafe impl ShmemSafe for BgWorkerArrayHdr {}
+
+/// Handle on the shared array.
+#[derive(Debug, Clone)]
+pub struct BgWorkerShared {
+    hdr: Shared<BgWorkerArrayHdr>,
+    slots: Shared<[BgWorkerSlot]>,
+    shmem: Shmem,
+}
+
+/// Bytes the array needs (`BackgroundWorkerShmemSize`).
+pub fn shmem_size(max_worker_processes: u32) -> usize {
+    std::mem::size_of::<BgWorkerArrayHdr>()
+        + max_worker_processes as usize * std::mem::size_of::<BgWorkerSlot>()
+        + 2 * 128
+}
+
+/// Creates or finds the array (`BackgroundWorkerShmemInit`).
+pub fn shmem_init(shmem: &Shmem, max_worker_processes: u32) -> Result<BgWorkerShared, String> {
+    let (hdr, kind) = shmem
+        .init_struct::<BgWorkerArrayHdr>(BGWORKER_DATA_NAME)
+        .map_err(|e| e.to_string())?;
+    let (slots, _) = shmem
+        .init_slice::<BgWorkerSlot>("Background Worker Slots", max_worker_processes as usize)
+        .map_err(|e| e.to_string())?;
+    if kind == pgipc_shmem::InitKind::Created {
+        hdr.total_slots
+            .store(max_worker_processes, Ordering::Relaxed);
+        for s in slots.iter() {
+            s.pid.store(INVALID_PID, Ordering::Relaxed);
+        }
+    }
+    Ok(BgWorkerShared {
+        hdr,
+        slots,
+        shmem: shmem.clone(),
+    })
+}
+
+/// A dynamic worker as its registering backend sees it (`BackgroundWorkerHandle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BgWorkerHandle {
+    /// Slot index.
+    pub slot: usize,
+    /// The slot's generation when registered.
+    pub generation: u64,
+}
+
+/// `BgwHandleStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BgwHandleStatus {
+    /// Running, with this pid.
+    Started(i32),
+    /// Registered, not started yet.
+    NotYetStarted,
+    /// Exited (or its slot was reused).
+    Stopped,
+    /// The postmaster died.
+    PostmasterDied,
+}
+
+impl BgWorkerShared {
+    /// PostgreSQL's `RegisterDynamicBackgroundWorker`: `Ok(None)` when no slot is free (or the
+    /// parallel-worker limit is reached); then signals the postmaster.
+    pub fn register_dynamic(
+        &self,
+        spec: &BgWorkerSpec,
+        max_parallel_workers: u32,
+        pmsignal: &pgipc_pmsignal::PMSignal,
+    ) -> Result<Option<BgWorkerHandle>, BgWorkerError> {
+        spec.sanity_check()?;
+        let parallel = spec.flags & BGWORKER_CLASS_PARALLEL != 0;
+        let me = self.shmem.lwlock_proc();
+        let lock = self.shmem.main_lwlock(MainLWLockId::BackgroundWorker);
+        let handle = {
+            let _g = lock.acquire(&me, LWLockMode::Exclusive);
+            let reg = self.hdr.parallel_register_count.load(Ordering::Relaxed);
+            let term = self.hdr.parallel_terminate_count.load(Ordering::Relaxed);
+            if parallel && reg.wrapping_sub(term) >= max_parallel_workers {
+                return Ok(None);
+            }
+            let Some((i, s)) = self
+                .slots
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.in_use.load(Ordering::Acquire) == 0)
+            else {
+                return Ok(None);
+            };
+            s.name.store(&spec.name);
+            s.type_name.store(&spec.type_name);
+            s.function.store(&spec.function);
+            s.flags.store(spec.flags, Ordering::Relaxed);
+            s.start_time
+                .store(spec.start_time as u32, Ordering::Relaxed);
+            s.restart.store(spec.restart.to_raw(), Ordering::Relaxed);
+            s.main_arg.store(spec.main_arg as u64, Ordering::Relaxed);
+            s.notify_pid.store(spec.notify_pid, Ordering::Relaxed);
+            s.pid.store(INVALID_PID, Ordering::Relaxed);
+            s.terminate.store(0, Ordering::Relaxed);
+            let generation = s.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            if parallel {
+                self.hdr
+                    .parallel_register_count
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            // Publish: the postmaster reads the fields only after seeing in_use with acquire.
+            s.in_use.store(1, Ordering::Release);
+            BgWorkerHandle {
+                slot: i,
+                generation,
+            }
+        };
+        pmsignal
+            .send_postmaster_signal(pgipc_pmsignal::PMSignalReason::BackgroundWorkerChange)
+            .map_err(|e| BgWorkerError::Shmem(e.to_string()))?;
+        Ok(Some(handle))
+    }
+
+    /// PostgreSQL's `GetBackgroundWorkerPid`.
+    pub fn status(&self, h: BgWorkerHandle) -> BgwHandleStatus {
+        if !pgipc_waiteventset::postmaster_death::postmaster_is_alive() {
+            return BgwHandleStatus::PostmasterDied;
+        }
+        let Some(s) = self.slots.get(h.slot) else {
+            return BgwHandleStatus::Stopped;
+        };
+        if s.generation.load(Ordering::Acquire) != h.generation
+            || s.in_use.load(Ordering::Acquire) == 0
+        {
+            return BgwHandleStatus::Stopped;
+        }
+        match s.pid.load(Ordering::Acquire) {
+            INVALID_PID => BgwHandleStatus::NotYetStarted,
+            0 => BgwHandleStatus::Stopped,
+            pid => BgwHandleStatus::Started(pid),
+        }
+    }
+
+    /// PostgreSQL's `TerminateBackgroundWorker`.
+    pub fn terminate(&self, h: BgWorkerHandle, pmsignal: &pgipc_pmsignal::PMSignal) {
+        let Some(s) = self.slots.get(h.slot) else {
+            return;
+        };
+        let me = self.shmem.lwlock_proc();
+        let lock = self.shmem.main_lwlock(MainLWLockId::BackgroundWorker);
+        let signal = {
+            let _g = lock.acquire(&me, LWLockMode::Exclusive);
+            if s.generation.load(Ordering::Relaxed) == h.generation
+                && s.in_use.load(Ordering::Relaxed) != 0
+            {
+                s.terminate.store(1, Ordering::Release);
+                true
+            } else {
+                false
+            }
+        };
+        if signal {
+            let _ = pmsignal
+                .send_postmaster_signal(pgipc_pmsignal::PMSignalReason::BackgroundWorkerChange);
+        }
+    }
+
+    /// Waits (on this process's latch) until the worker started or can no longer start
+    /// (`WaitForBackgroundWorkerStartup`).
+    pub fn wait_for_startup(
+        &self,
+        h: BgWorkerHandle,
+        latch: &pgipc_latch::OwnedLatch<impl std::ops::Deref<Target = pgipc_latch::Latch>>,
+        timeout: Duration,
+    ) -> BgwHandleStatus {
+        self.wait_until(h, latch, timeout, |s| {
+            !matches!(s, BgwHandleStatus::NotYetStarted)
+        })
+    }
+
+    /// Waits until the worker stopped (`WaitForBackgroundWorkerShutdown`).
+    pub fn wait_for_shutdown(
+        &self,
+        h: BgWorkerHandle,
+        latch: &pgipc_latch::OwnedLatch<impl std::ops::Deref<Target = pgipc_latch::Latch>>,
+        timeout: Duration,
+    ) -> BgwHandleStatus {
+        self.wait_until(h, latch, timeout, |s| {
+            matches!(
+                s,
+                BgwHandleStatus::Stopped | BgwHandleStatus::PostmasterDied
+            )
+        })
+    }
+
+    fn wait_until(
+        &self,
+        h: BgWorkerHandle,
+        latch: &pgipc_latch::OwnedLatch<impl std::ops::Deref<Target = pgipc_latch::Latch>>,
+        timeout: Duration,
+        done: impl Fn(BgwHandleStatus) -> bool,
+    ) -> BgwHandleStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status(h);
+            if done(s) || Instant::now() >= deadline {
+                return s;
+            }
+            // Woken by the postmaster's SIGUSR1 to bgw_notify_pid; polled every 100 ms too.
+            let _ = wait_latch(
+                Some(latch),
+                WaitEvents::LATCH_SET | WaitEvents::POSTMASTER_DEATH,
+                Some(Duration::from_millis(100).min(deadline - Instant::now())),
+                0x0900_0000,
+            );
+            latch.reset();
+        }
+    }
+
+    fn read_spec(&self, i: usize) -> Option<BgWorkerSpec> {
+        let s = self.slots.get(i)?;
+        Some(BgWorkerSpec {
+            name: s.name.load(),
+            type_name: s.type_name.load(),
+            function: s.function.load(),
+            flags: s.flags.load(Ordering::Relaxed),
+            start_time: start_time_from(s.start_time.load(Ordering::Relaxed))?,
+            restart: RestartPolicy::from_raw(s.restart.load(Ordering::Relaxed))?,
+            main_arg: s.main_arg.load(Ordering::Relaxed) as i64,
+            notify_pid: s.notify_pid.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Frees a slot (postmaster), counting a parallel worker as terminated.
+    fn free_slot(&self, i: usize) {
+        if let Some(s) = self.slots.get(i) {
+            if s.flags.load(Ordering::Relaxed) & BGWORKER_CLASS_PARALLEL != 0 {
+                self.hdr
+                    .parallel_terminate_count
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            s.pid.store(0, Ordering::Release);
+            s.in_use.store(0, Ordering::Release);
+        }
+    }
+}
+
+// ---- the postmaster's list -------------------------------------------------------------------
+
+/// One worker the postmaster knows (`RegisteredBgWorker`).
+#[derive(Debug, Clone)]
+pub struct RegisteredWorker {
+    /// Its registration.
+    pub spec: BgWorkerSpec,
+    /// Running pid.
+    pub pid: Option<i32>,
+    /// When it last crashed or exited with 1 (`rw_crashed_at`).
+    pub crashed_at: Option<Instant>,
+    /// Its shared slot (dynamic workers).
+    pub shared_slot: Option<usize>,
+    /// Termination requested through the slot.
+    pub terminate: bool,
+}
+
+/// The postmaster's `BackgroundWorkerList`.
+#[derive(Debug, Default)]
+pub struct BgWorkerList {
+    workers: Vec<Option<RegisteredWorker>>,
+    shared: Option<BgWorkerShared>,
+    max_workers: u32,
+}
+
+impl BgWorkerList {
+    /// An empty list for `max_worker_processes`.
+    pub fn new(max_workers: u32) -> Self {
+        BgWorkerList {
+            workers: Vec::new(),
+            shared: None,
+            max_workers,
+        }
+    }
+
+    /// Points the list at the (new) shared array.
+    pub fn attach(&mut self, shared: BgWorkerShared) {
+        self.shared = Some(shared);
+    }
+
+    /// PostgreSQL's `RegisterBackgroundWorker` (static, before shared memory exists).
+    pub fn register_static(&mut self, spec: BgWorkerSpec) -> Result<(), BgWorkerError> {
+        if self.shared.is_some() {
+            return Err(BgWorkerError::AfterShmemInit(spec.name));
+        }
+        spec.sanity_check()?;
+        let n = self.workers.iter().flatten().count() as u32;
+        if n >= self.max_workers {
+            return Err(BgWorkerError::TooMany {
+                limit: self.max_workers,
+            });
+        }
+        self.workers.push(Some(RegisteredWorker {
+            spec,
+            pid: None,
+            crashed_at: None,
+            shared_slot: None,
+            terminate: false,
+        }));
+        Ok(())
+    }
+
+    /// The worker at `i`.
+    pub fn get(&self, i: usize) -> Option<&RegisteredWorker> {
+        self.workers.get(i)?.as_ref()
+    }
+
+    fn forget(&mut self, i: usize) {
+        if let Some(Some(w)) = self.workers.get(i) {
+            if let (Some(slot), Some(sh)) = (w.shared_slot, &self.shared) {
+                sh.free_slot(slot);
+            }
+            if w.spec.notify_pid > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(w.spec.notify_pid),
+                    Signal::SIGUSR1,
+                );
+            }
+            self.workers[i] = None;
+        }
+    }
+
+    /// PostgreSQL's `BackgroundWorkerStateChange`: picks up new registrations and termination
+    /// requests from the shared slots.
+    pub fn state_change(&mut self, allowed: bool, children: &ChildList) {
+        let Some(sh) = self.shared.clone() else {
+            return;
+        };
+        for i in 0..sh.slots.len() {
+            let s = &sh.slots[i];
+            if s.in_use.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            let known = self
+                .workers
+                .iter()
+                .position(|w| w.as_ref().is_some_and(|w| w.shared_slot == Some(i)));
+            let terminate = s.terminate.load(Ordering::Acquire) != 0;
+            match known {
+                Some(k) => {
+                    if terminate {
+                        if let Some(Some(w)) = self.workers.get_mut(k) {
+                            if !w.terminate {
+                                w.terminate = true;
+                                match w.pid {
+                                    Some(pid) if children.find(pid).is_some() => {
+                                        let _ = nix::sys::signal::kill(
+                                            nix::unistd::Pid::from_raw(pid),
+                                            Signal::SIGTERM,
+                                        );
+                                    }
+                                    _ => self.forget(k),
+                                }
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let spec = sh.read_spec(i);
+                    match spec {
+                        Some(spec) if allowed && !terminate && spec.sanity_check().is_ok() => {
+                            self.workers.push(Some(RegisteredWorker {
+                                spec,
+                                pid: None,
+                                crashed_at: None,
+                                shared_slot: Some(i),
+                                terminate: false,
+                            }));
+                        }
+                        other => {
+                            let notify = other.map_or(0, |s| s.notify_pid);
+                            sh.free_slot(i);
+                            if notify > 0 {
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(notify),
+                                    Signal::SIGUSR1,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn may_start_in(state: PmState, t: BgwStartTime) -> bool {
+        use PmState::*;
+        match t {
+            BgwStartTime::PostmasterStart => {
+                matches!(state, Init | Startup | Recovery | HotStandby | Run)
+            }
+            BgwStartTime::ConsistentState => matches!(state, HotStandby | Run),
+            BgwStartTime::RecoveryFinished => state == Run,
+        }
+    }
+
+    fn wait_left(w: &RegisteredWorker) -> Duration {
+        match (w.crashed_at, w.spec.restart) {
+            (None, _) => Duration::ZERO,
+            (Some(t), RestartPolicy::After(s)) => {
+                Duration::from_secs(u64::from(s)).saturating_sub(t.elapsed())
+            }
+            (Some(_), RestartPolicy::Never) => Duration::MAX,
+        }
+    }
+
+    /// Workers to start now, at most `max` (PostgreSQL's `maybe_start_bgworkers`).
+    pub fn due(&mut self, state: PmState, max: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        for i in 0..self.workers.len() {
+            let Some(w) = &self.workers[i] else { continue };
+            if w.pid.is_some() || w.terminate || !Self::may_start_in(state, w.spec.start_time) {
+                continue;
+            }
+            if Self::wait_left(w) > Duration::ZERO {
+                continue;
+            }
+            out.push(i);
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Time until the next worker becomes due, if any is waiting.
+    pub fn next_start_in(&self, state: PmState) -> Option<Duration> {
+        self.workers
+            .iter()
+            .flatten()
+            .filter(|w| {
+                w.pid.is_none() && !w.terminate && Self::may_start_in(state, w.spec.start_time)
+            })
+            .map(Self::wait_left)
+            .filter(|d| *d != Duration::MAX)
+            .min()
+    }
+
+    /// Records a started worker and publishes its pid.
+    pub fn started(&mut self, i: usize, pid: i32) {
+        let shared = self.shared.clone();
+        if let Some(Some(w)) = self.workers.get_mut(i) {
+            w.pid = Some(pid);
+            if let (Some(slot), Some(sh)) = (w.shared_slot, shared) {
+                if let Some(s) = sh.slots.get(slot) {
+                    s.pid.store(pid, Ordering::Release);
+                }
+            }
+            if w.spec.notify_pid > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(w.spec.notify_pid),
+                    Signal::SIGUSR1,
+                );
+            }
+        }
+    }
+
+    /// A start that failed counts as a crash (retried after the restart interval).
+    pub fn mark_crashed(&mut self, i: usize) {
+        if let Some(Some(w)) = self.workers.get_mut(i) {
+            w.crashed_at = Some(Instant::now());
+        }
+    }
+
+    /// After a worker exited (PostgreSQL's `CleanupBackgroundWorker` + restart policy).
+    pub fn report_exit(&mut self, i: usize, code: Option<i32>, crashed: bool) {
+        let Some(Some(w)) = self.workers.get_mut(i) else {
+            return;
+        };
+        w.pid = None;
+        let forget = match (code, crashed) {
+            (Some(0), false) => true,
+            _ => {
+                w.crashed_at = Some(Instant::now());
+                w.terminate || w.spec.restart == RestartPolicy::Never
+            }
+        };
+        if let (Some(slot), Some(sh)) = (w.shared_slot, &self.shared) {
+            if let Some(s) = sh.slots.get(slot) {
+                s.pid
+                    .store(if forget { 0 } else { INVALID_PID }, Ordering::Release);
+            }
+        }
+        if forget {
+            self.forget(i);
+        } else if w.spec.notify_pid > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(w.spec.notify_pid),
+                Signal::SIGUSR1,
+            );
+        }
+    }
+
+    /// PM_STOP_BACKENDS: forget not-started workers whose registrant waits for them.
+    pub fn forget_unstarted_with_notify(&mut self) {
+        let idx: Vec<usize> = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let w = w.as_ref()?;
+                (w.pid.is_none() && w.spec.notify_pid > 0).then_some(i)
+            })
+            .collect();
+        for i in idx {
+            self.forget(i);
+        }
+    }
+
+    /// After a crash restart: never-restart workers are forgotten, dynamic ones too (their
+    /// slots went with the old segment), the others restart at once.
+    pub fn reset_after_crash(&mut self) {
+        self.shared = None;
+        for slot in self.workers.iter_mut() {
+            let drop_it = match slot {
+                Some(w) => w.spec.restart == RestartPolicy::Never || w.shared_slot.is_some(),
+                None => false,
+            };
+            if drop_it {
+                *slot = None;
+            } else if let Some(w) = slot {
+                w.crashed_at = None;
+                w.pid = None;
+            }
+        }
+    }
+}
+
+// ---- compiled-in workers ---------------------------------------------------------------------
+
+/// A worker's main function: gets the child's environment and `bgw_main_arg`, returns the
+/// exit code.
+pub type WorkerMain = fn(&mut ChildEnv, i64) -> i32;
+
+/// The worker functions compiled into the server (what `bgw_function_name` may name).
+pub static ENTRY_POINTS: &[(&str, WorkerMain)] = &[
+    ("pgipc_worker_sleep", worker_sleep),
+    ("pgipc_worker_exit", worker_exit),
+];
+
+/// Looks a function up in [`ENTRY_POINTS`].
+pub fn entry_point(name: &str) -> Option<WorkerMain> {
+    ENTRY_POINTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+}
+
+/// A compiled-in library's start-up (its `_PG_init`): registers static workers.
+pub type LibraryInit = fn(&mut BgWorkerList) -> Result<(), BgWorkerError>;
+
+/// Compiled-in "libraries" for `shared_preload_libraries`.
+pub static PRELOAD_LIBRARIES: &[(&str, LibraryInit)] = &[("pgipc_demo", register_demo)];
+
+fn register_demo(list: &mut BgWorkerList) -> Result<(), BgWorkerError> {
+    let mut w = BgWorkerSpec::new("pgipc demo worker", "pgipc_worker_sleep");
+    w.restart = RestartPolicy::After(1);
+    list.register_static(w)
+}
+
+/// Sleeps on its latch, counting wake-ups, until SIGTERM.
+fn worker_sleep(env: &mut ChildEnv, _arg: i64) -> i32 {
+    let me = match env.init_my_proc() {
+        Ok(m) => m,
+        Err(e) => {
+            elog(Severity::Fatal, &e);
+            return 1;
+        }
+    };
+    loop {
+        if signals::take(Pending::Term) {
+            let t = env
+                .worker
+                .as_ref()
+                .map_or_else(String::new, |w| w.type_name.clone());
+            elog(
+                Severity::Fatal,
+                &format_args!("terminating background worker \"{t}\" due to administrator command"),
+            );
+            return 1;
+        }
+        if signals::take(Pending::Hup) {
+            env.reload_settings();
+        }
+        let _ = wait_latch(
+            Some(me.latch()),
+            WaitEvents::LATCH_SET | WaitEvents::EXIT_ON_PM_DEATH,
+            Some(Duration::from_secs(10)),
+            0x0900_0000,
+        );
+        me.latch().reset();
+    }
+}
+
+/// Exits at once with `arg` as its code (for restart-policy tests).
+fn worker_exit(env: &mut ChildEnv, arg: i64) -> i32 {
+    if let Err(e) = env.mark_active() {
+        elog(Severity::Fatal, &e);
+        return 1;
+    }
+    arg.clamp(0, 255) as i32
+}
+
+/// A background worker's process: signal set-up, then its entry point.
+pub fn bgworker_main(env: &mut ChildEnv) -> i32 {
+    let Some(spec) = env.worker.clone() else {
+        elog(
+            Severity::Fatal,
+            &"background worker started without a registration",
+        );
+        return 1;
+    };
+    for s in [Signal::SIGTERM, Signal::SIGHUP] {
+        let _ = signals::catch(s);
+    }
+    let _ = signals::ignore(Signal::SIGINT);
+    match entry_point(&spec.function) {
+        Some(f) => f(env, spec.main_arg),
+        None => {
+            elog(
+                Severity::Fatal,
+                &BgWorkerError::UnknownFunction(spec.function.clone()),
+            );
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_the_environment_encoding() {
+        let mut s = BgWorkerSpec::new("we\u{1f}ird\\name", "pgipc_worker_exit");
+        s.main_arg = -5;
+        s.notify_pid = 42;
+        s.restart = RestartPolicy::Never;
+        assert_eq!(BgWorkerSpec::decode(&s.encode()), Some(s));
+        assert_eq!(BgWorkerSpec::decode("garbage"), None);
+    }
+
+    #[test]
+    fn sanity_checks_use_postgres_texts() {
+        let mut s = BgWorkerSpec::new("w", "pgipc_worker_sleep");
+        s.flags = 0;
+        assert_eq!(
+            s.sanity_check().unwrap_err().to_string(),
+            "background worker \"w\": background workers without shared memory access are not supported"
+        );
+        let mut s = BgWorkerSpec::new("w", "pgipc_worker_sleep");
+        s.flags |= BGWORKER_CLASS_PARALLEL;
+        assert!(matches!(
+            s.sanity_check(),
+            Err(BgWorkerError::ParallelRestart(_))
+        ));
+        let s = BgWorkerSpec::new("w", "nope");
+        assert!(matches!(
+            s.sanity_check(),
+            Err(BgWorkerError::UnknownFunction(_))
+        ));
+    }
+
+    #[test]
+    fn static_registration_limits_and_restart_policy() {
+        let mut l = BgWorkerList::new(1);
+        l.register_static(BgWorkerSpec::new("a", "pgipc_worker_sleep"))
+            .expect("first");
+        assert!(matches!(
+            l.register_static(BgWorkerSpec::new("b", "pgipc_worker_sleep")),
+            Err(BgWorkerError::TooMany { limit: 1 })
+        ));
+        assert_eq!(l.due(PmState::Startup, 10), Vec::<usize>::new());
+        assert_eq!(l.due(PmState::Run, 10), vec![0]);
+        l.started(0, 1234);
+        assert!(l.due(PmState::Run, 10).is_empty());
+        // Exit code 1: restarted after the interval (60 s by default).
+        l.report_exit(0, Some(1), false);
+        assert!(l.due(PmState::Run, 10).is_empty());
+        assert!(l.next_start_in(PmState::Run).expect("waiting") > Duration::from_secs(50));
+        // Exit code 0: forgotten.
+        l.reset_after_crash();
+        l.started(0, 1235);
+        l.report_exit(0, Some(0), false);
+        assert!(l.get(0).is_none());
+    }
+}

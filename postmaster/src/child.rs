@@ -1,0 +1,266 @@
+//! The postmaster's children: their kinds, the per-kind slot pools and the list of live
+//! children (PostgreSQL's pmchild.c).
+//!
+//! Every child except a dead-end backend holds a *child slot*: a number from 1 to
+//! [`ChildPools::max_live_children`] that indexes its flag in PMSignal's shared array. The
+//! numbers are split into one fixed pool per kind at start-up, so a storm of connections can
+//! never take the slot the checkpointer needs. Dead-end backends (connections refused for
+//! being too many, or arriving during start-up or shutdown) have slot 0 and no limit: the
+//! postmaster keeps forking them so that every client hears why it was refused.
+//!
+//! All of this is postmaster-local memory; children never see it.
+
+pub use pgipc_proc::BackendType;
+
+/// PostgreSQL's description of a process kind (`GetBackendTypeDesc`), used in log lines.
+pub fn backend_type_desc(t: BackendType) -> &'static str {
+    use BackendType::*;
+    match t {
+        Invalid => "not initialized",
+        Backend => "client backend",
+        DeadEndBackend => "dead-end client backend",
+        AutovacLauncher => "autovacuum launcher",
+        AutovacWorker => "autovacuum worker",
+        BgWorker => "background worker",
+        WalSender => "walsender",
+        SlotsyncWorker => "slotsync worker",
+        StandaloneBackend => "standalone backend",
+        Archiver => "archiver",
+        BgWriter => "background writer",
+        Checkpointer => "checkpointer",
+        IoWorker => "io worker",
+        Startup => "startup",
+        WalReceiver => "walreceiver",
+        WalSummarizer => "walsummarizer",
+        WalWriter => "walwriter",
+        Logger => "logger",
+    }
+}
+
+/// The command-line word for a kind in exec mode (`--forkchild=<word>`), and back.
+pub fn backend_type_word(t: BackendType) -> &'static str {
+    use BackendType::*;
+    match t {
+        Backend => "backend",
+        DeadEndBackend => "dead-end",
+        AutovacLauncher => "autovac-launcher",
+        BgWorker => "bgworker",
+        BgWriter => "bgwriter",
+        Checkpointer => "checkpointer",
+        IoWorker => "io-worker",
+        Startup => "startup",
+        WalWriter => "walwriter",
+        _ => "unsupported",
+    }
+}
+
+/// The kind named `word` (see [`backend_type_word`]).
+pub fn backend_type_from_word(word: &str) -> Option<BackendType> {
+    BackendType::ALL
+        .into_iter()
+        .find(|t| backend_type_word(*t) == word)
+}
+
+/// One live child, as the postmaster knows it (PostgreSQL's `PMChild`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PmChild {
+    /// Its pid.
+    pub pid: i32,
+    /// Its child slot (1-based), or 0 for a dead-end backend.
+    pub slot: u32,
+    /// Its kind.
+    pub kind: BackendType,
+    /// For a background worker: its index in the postmaster's worker list.
+    pub worker: Option<usize>,
+}
+
+/// The fixed pools of child slots, one per kind (PostgreSQL's `InitPostmasterChildSlots`).
+#[derive(Debug, Clone)]
+pub struct ChildPools {
+    /// Free slot numbers per kind, indexed by `BackendType as usize`.
+    free: Vec<Vec<u32>>,
+    total: u32,
+}
+
+/// The sizes PostgreSQL 18 gives the pools.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSizes {
+    /// `max_connections`.
+    pub max_connections: u32,
+    /// `max_wal_senders`.
+    pub max_wal_senders: u32,
+    /// `autovacuum_worker_slots`.
+    pub autovacuum_worker_slots: u32,
+    /// `max_worker_processes`.
+    pub max_worker_processes: u32,
+}
+
+/// Slots reserved for I/O workers (PostgreSQL's `MAX_IO_WORKERS`).
+pub const MAX_IO_WORKERS: u32 = 32;
+
+impl PoolSizes {
+    /// Pool size of `kind`.
+    pub fn pool_size(&self, kind: BackendType) -> u32 {
+        use BackendType::*;
+        match kind {
+            // Walsenders start as regular backends and use this pool; twice the connection
+            // limit so that exiting backends do not starve new ones while they clean up.
+            Backend => 2 * (self.max_connections + self.max_wal_senders),
+            AutovacWorker => self.autovacuum_worker_slots,
+            BgWorker => self.max_worker_processes,
+            IoWorker => MAX_IO_WORKERS,
+            AutovacLauncher | SlotsyncWorker | Archiver | BgWriter | Checkpointer | Startup
+            | WalReceiver | WalSummarizer | WalWriter | Logger => 1,
+            Invalid | DeadEndBackend | WalSender | StandaloneBackend => 0,
+        }
+    }
+
+    /// The total over every kind (PostgreSQL's `MaxLivePostmasterChildren`).
+    pub fn total(&self) -> u32 {
+        BackendType::ALL
+            .iter()
+            .map(|k| self.pool_size(*k))
+            .sum::<u32>()
+    }
+}
+
+impl ChildPools {
+    /// Pools with the PostgreSQL 18 sizes.
+    pub fn new(sizes: PoolSizes) -> Self {
+        let mut next = 1u32;
+        let mut free = vec![Vec::new(); BackendType::ALL.len()];
+        for k in BackendType::ALL {
+            let n = sizes.pool_size(k);
+            // Popped from the end: keep the lowest numbers on top.
+            free[k as usize] = (next..next + n).rev().collect();
+            next += n;
+        }
+        ChildPools {
+            free,
+            total: next - 1,
+        }
+    }
+
+    /// How many slots exist in all (the size of PMSignal's child-flag array).
+    pub fn max_live_children(&self) -> u32 {
+        self.total
+    }
+
+    /// Takes a slot for `kind`, or `None` when its pool is empty.
+    pub fn assign(&mut self, kind: BackendType) -> Option<u32> {
+        self.free.get_mut(kind as usize)?.pop()
+    }
+
+    /// Gives `slot` back to `kind`'s pool.
+    pub fn release(&mut self, kind: BackendType, slot: u32) {
+        if slot != 0 {
+            if let Some(pool) = self.free.get_mut(kind as usize) {
+                pool.push(slot);
+            }
+        }
+    }
+
+    /// Free slots left for `kind`.
+    pub fn free_count(&self, kind: BackendType) -> usize {
+        self.free.get(kind as usize).map_or(0, Vec::len)
+    }
+}
+
+/// The live children (PostgreSQL's `ActiveChildList`).
+#[derive(Debug, Default)]
+pub struct ChildList {
+    children: Vec<PmChild>,
+}
+
+impl ChildList {
+    /// Adds a child.
+    pub fn push(&mut self, c: PmChild) {
+        self.children.push(c);
+    }
+
+    /// Removes and returns the child with `pid`.
+    pub fn take(&mut self, pid: i32) -> Option<PmChild> {
+        let i = self.children.iter().position(|c| c.pid == pid)?;
+        Some(self.children.swap_remove(i))
+    }
+
+    /// The child with `pid`.
+    pub fn find(&self, pid: i32) -> Option<&PmChild> {
+        self.children.iter().find(|c| c.pid == pid)
+    }
+
+    /// Every live child.
+    pub fn iter(&self) -> impl Iterator<Item = &PmChild> {
+        self.children.iter()
+    }
+
+    /// Live children of `kind`.
+    pub fn count(&self, kind: BackendType) -> usize {
+        self.children.iter().filter(|c| c.kind == kind).count()
+    }
+
+    /// The first live child of `kind`.
+    pub fn first(&self, kind: BackendType) -> Option<&PmChild> {
+        self.children.iter().find(|c| c.kind == kind)
+    }
+
+    /// Whether no child is alive.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// Number of live children.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes() -> PoolSizes {
+        PoolSizes {
+            max_connections: 3,
+            max_wal_senders: 1,
+            autovacuum_worker_slots: 2,
+            max_worker_processes: 4,
+        }
+    }
+
+    #[test]
+    fn pools_partition_the_slot_numbers() {
+        let s = sizes();
+        // 2*(3+1) + 2 + 4 + 32 + 10 singletons.
+        assert_eq!(s.total(), 8 + 2 + 4 + 32 + 10);
+        let mut p = ChildPools::new(s);
+        let mut seen = std::collections::BTreeSet::new();
+        for k in BackendType::ALL {
+            while let Some(slot) = p.assign(k) {
+                assert!(slot >= 1 && slot <= p.max_live_children());
+                assert!(seen.insert(slot), "slot {slot} handed out twice");
+            }
+        }
+        assert_eq!(seen.len() as u32, p.max_live_children());
+    }
+
+    #[test]
+    fn exhausted_pool_returns_none_and_refills() {
+        let mut p = ChildPools::new(sizes());
+        let a = p.assign(BackendType::Checkpointer).expect("one");
+        assert_eq!(p.assign(BackendType::Checkpointer), None);
+        p.release(BackendType::Checkpointer, a);
+        assert_eq!(p.assign(BackendType::Checkpointer), Some(a));
+        assert_eq!(p.assign(BackendType::DeadEndBackend), None);
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for k in BackendType::ALL {
+            let w = backend_type_word(k);
+            if w != "unsupported" {
+                assert_eq!(backend_type_from_word(w), Some(k));
+            }
+        }
+    }
+}

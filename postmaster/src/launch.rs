@@ -1,0 +1,484 @@
+//! Starting a child process (PostgreSQL's launch_backend.c): by `fork()` (the default), or by
+//! fork+exec of this same binary (`exec_backend = on`, PostgreSQL's `EXEC_BACKEND` build), in
+//! which case the child finds everything again from its command line, its environment and the
+//! inherited descriptors:
+//!
+//! ```text
+//!  postmaster --forkchild=<kind>:<slot> -D <dir> <the postmaster's own -c options>
+//!    PGIPC_SHMEM_FD    the main segment's memfd (exec mode forces shared_memory_type = memfd)
+//!    PGIPC_SHMID       the SysV interlock id, re-attached so the kernel counts the child
+//!    PGIPC_CLIENT_FD   the accepted client socket (backends)
+//!    PGIPC_CAC         whether the connection may be served (dead-end children refuse it)
+//!    PGIPC_BGWORKER    the background worker's registration (bgworkers)
+//!    PGIPC_POSTMASTER_DEATH_FD / PGIPC_POSTMASTER_PID   the postmaster-death pipe
+//! ```
+//!
+//! In both modes the child, before running its main function, does what PostgreSQL's
+//! `InitPostmasterChild` does: closes the postmaster's listen sockets and its end of the death
+//! pipe, forgets the parent's exit callbacks and wait sets, resets the signal handlers (SIGQUIT
+//! = immediate `_exit(2)`), starts its own session so that a signal to its group reaches
+//! anything it starts, and arms postmaster-death detection.
+
+use crate::bgworker::BgWorkerSpec;
+use crate::child::{backend_type_from_word, backend_type_word, BackendType};
+use crate::elog::{elog, Severity};
+use crate::guc::{Settings, Source};
+use crate::signals;
+use pgipc_ipci::{IpcConfig, IpcState};
+use pgipc_shmem::Shmem;
+use pgipc_waiteventset::postmaster_death::{PostmasterDeathPipe, PostmasterDeathWatch};
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Environment variable: the main segment's memfd number (exec mode).
+pub const SHMEM_FD_ENV: &str = "PGIPC_SHMEM_FD";
+/// Environment variable: the interlock's SysV id (exec mode).
+pub const SHMID_ENV: &str = "PGIPC_SHMID";
+/// Environment variable: the client socket's number (exec mode).
+pub const CLIENT_FD_ENV: &str = "PGIPC_CLIENT_FD";
+/// Environment variable: the connection verdict (exec mode).
+pub const CAC_ENV: &str = "PGIPC_CAC";
+/// Environment variable: a background worker's registration (exec mode).
+pub const BGWORKER_ENV: &str = "PGIPC_BGWORKER";
+
+/// Whether a new connection can be served (PostgreSQL's `CAC_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanAcceptConnections {
+    /// `CAC_OK`.
+    Ok,
+    /// `CAC_STARTUP`.
+    Startup,
+    /// `CAC_SHUTDOWN`.
+    Shutdown,
+    /// `CAC_RECOVERY`.
+    Recovery,
+    /// `CAC_NOTHOTSTANDBY`.
+    NotHotStandby,
+    /// `CAC_TOOMANY`.
+    TooMany,
+}
+
+impl CanAcceptConnections {
+    fn word(self) -> &'static str {
+        match self {
+            CanAcceptConnections::Ok => "ok",
+            CanAcceptConnections::Startup => "startup",
+            CanAcceptConnections::Shutdown => "shutdown",
+            CanAcceptConnections::Recovery => "recovery",
+            CanAcceptConnections::NotHotStandby => "nothotstandby",
+            CanAcceptConnections::TooMany => "toomany",
+        }
+    }
+
+    fn from_word(w: &str) -> Option<Self> {
+        use CanAcceptConnections::*;
+        [Ok, Startup, Shutdown, Recovery, NotHotStandby, TooMany]
+            .into_iter()
+            .find(|c| c.word() == w)
+    }
+}
+
+/// What the postmaster hands to a child it is about to start.
+#[derive(Debug)]
+pub struct ChildSeed {
+    /// The child's kind.
+    pub kind: BackendType,
+    /// Its child slot (0 for dead-end backends).
+    pub slot: u32,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The postmaster's current settings.
+    pub settings: Settings,
+    /// Command-line settings.
+    pub cli_settings: Vec<(String, String)>,
+    /// Shared-memory configuration.
+    pub config: IpcConfig,
+    /// The main segment (fork mode: inherited as is).
+    pub shmem: Option<Shmem>,
+    /// The interlock's id.
+    pub interlock_shmid: Option<i32>,
+}
+
+/// Everything a running child has: its identity, settings and shared memory.
+#[derive(Debug)]
+pub struct ChildEnv {
+    /// The child's kind.
+    pub kind: BackendType,
+    /// Its child slot (0 for dead-end backends).
+    pub slot: u32,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Settings (re-read on SIGHUP with [`ChildEnv::reload_settings`]).
+    pub settings: Settings,
+    /// Command-line settings, re-applied on reload.
+    pub cli_settings: Vec<(String, String)>,
+    /// Shared-memory configuration.
+    pub config: IpcConfig,
+    /// The main segment.
+    pub shmem: Shmem,
+    /// Exec mode: the attached state (keeps the interlock attachment alive).
+    pub ipc: Option<IpcState>,
+    /// For a background worker: what it runs.
+    pub worker: Option<BgWorkerSpec>,
+}
+
+impl ChildEnv {
+    /// An integer setting.
+    pub fn setting_int(&self, name: &str) -> i64 {
+        self.settings.int(name)
+    }
+
+    /// Re-reads `postgresql.conf` (SIGHUP).
+    pub fn reload_settings(&mut self) {
+        let conf = self.data_dir.join(crate::datadir::CONFIG_FILE);
+        if self.settings.reload(&conf).is_ok() {
+            for (n, v) in &self.cli_settings {
+                let _ = self.settings.set(n, v, Source::CommandLine);
+            }
+        }
+    }
+
+    /// PMSignal's shared state.
+    pub fn pmsignal(&self) -> Result<pgipc_pmsignal::PMSignal, String> {
+        let n = crate::startup::max_live_children(&self.config);
+        pgipc_pmsignal::shmem_init(&self.shmem, n).map_err(|e| e.to_string())
+    }
+
+    /// Tells the postmaster the shutdown checkpoint is written (the checkpointer).
+    pub fn send_postmaster_signal_xlog_shutdown(&self) {
+        match self.pmsignal() {
+            Ok(p) => {
+                if let Err(e) =
+                    p.send_postmaster_signal(pgipc_pmsignal::PMSignalReason::XlogIsShutdown)
+                {
+                    elog(Severity::Log, &e);
+                }
+            }
+            Err(e) => elog(Severity::Log, &e),
+        }
+    }
+
+    /// Takes this process's PGPROC (auxiliary slot for auxiliary kinds), marks its child slot
+    /// active in PMSignal and registers the clean-up that undoes both at exit.
+    pub fn init_my_proc(&self) -> Result<pgipc_proc::MyProc, String> {
+        let global = pgipc_proc::shmem_init(&self.shmem, &self.config.proc_config())
+            .map_err(|e| e.to_string())?;
+        let me = if self.kind.is_auxiliary() {
+            pgipc_proc::init_auxiliary_process(&global, self.kind)
+        } else {
+            pgipc_proc::init_process(&global, self.kind)
+        }
+        .map_err(|e| e.to_string())?;
+        self.mark_active()?;
+        let ps = crate::startup::procsignal(&self.shmem, &self.config)?;
+        ps.init_slot(me.proc_number(), std::process::id() as i32, &[])
+            .map_err(|e| e.to_string())?;
+        pgipc_procsignal::install_handler().map_err(|e| e.to_string())?;
+        Ok(me)
+    }
+
+    /// Marks the child slot active and arranges for it to be marked inactive at a clean exit.
+    pub fn mark_active(&self) -> Result<(), String> {
+        if self.slot == 0 {
+            return Ok(());
+        }
+        self.pmsignal()?
+            .register_child_active(self.slot)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Launches children; owns what a child must close.
+#[derive(Debug)]
+pub struct Launcher {
+    exec: bool,
+    /// The listen sockets' numbers (closed in forked children).
+    pub listen_fds: Vec<RawFd>,
+    death_pipe: Option<PostmasterDeathPipe>,
+    args: Vec<OsString>,
+}
+
+impl Launcher {
+    /// A launcher; `args` are the postmaster's own arguments (exec mode repeats them).
+    pub fn new(exec: bool, death_pipe: PostmasterDeathPipe, args: Vec<OsString>) -> Self {
+        Launcher {
+            exec,
+            listen_fds: Vec::new(),
+            death_pipe: Some(death_pipe),
+            args,
+        }
+    }
+
+    /// Whether children are exec'd.
+    pub fn is_exec(&self) -> bool {
+        self.exec
+    }
+
+    /// Starts a child; in the parent returns its pid. On failure returns the error and gives
+    /// the client socket back (to tell the client).
+    pub fn launch(
+        &mut self,
+        seed: ChildSeed,
+        client: Option<OwnedFd>,
+        cac: CanAcceptConnections,
+        worker: Option<BgWorkerSpec>,
+    ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
+        if self.exec {
+            self.launch_exec(seed, client, cac, worker)
+        } else {
+            self.launch_fork(seed, client, cac, worker)
+        }
+    }
+
+    fn launch_fork(
+        &mut self,
+        seed: ChildSeed,
+        client: Option<OwnedFd>,
+        cac: CanAcceptConnections,
+        worker: Option<BgWorkerSpec>,
+    ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
+        let Some(shmem) = seed.shmem.clone() else {
+            return Err((std::io::Error::other("no shared memory"), client));
+        };
+        // SAFETY: the postmaster is single-threaded (it never starts threads), so the child
+        // is a complete copy and may use the heap and any library freely.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                // The child has its own copy of the client socket; ours closes on drop.
+                drop(client);
+                Ok(child.as_raw())
+            }
+            Ok(nix::unistd::ForkResult::Child) => {
+                for fd in &self.listen_fds {
+                    // SAFETY: closing our copies of the listen sockets; nothing in the child
+                    // uses them, and the parent's descriptors are unaffected.
+                    unsafe { libc::close(*fd) };
+                }
+                let watch = self
+                    .death_pipe
+                    .take()
+                    .map(PostmasterDeathPipe::into_child_watch);
+                let env = ChildEnv {
+                    kind: seed.kind,
+                    slot: seed.slot,
+                    data_dir: seed.data_dir,
+                    settings: seed.settings,
+                    cli_settings: seed.cli_settings,
+                    config: seed.config,
+                    shmem,
+                    ipc: None,
+                    worker,
+                };
+                let code = child_start(env, watch, client, cac);
+                pgipc_ipc::proc_exit(code)
+            }
+            Err(e) => Err((std::io::Error::from(e), client)),
+        }
+    }
+
+    fn launch_exec(
+        &mut self,
+        seed: ChildSeed,
+        client: Option<OwnedFd>,
+        cac: CanAcceptConnections,
+        worker: Option<BgWorkerSpec>,
+    ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => return Err((e, client)),
+        };
+        let mut cmd = Command::new(exe);
+        cmd.arg(format!(
+            "--forkchild={}:{}",
+            backend_type_word(seed.kind),
+            seed.slot
+        ))
+        .args(&self.args)
+        .env(CAC_ENV, cac.word());
+        let mut inherit: Vec<RawFd> = Vec::new();
+        if let Some(fd) = seed.shmem.as_ref().and_then(|s| s.memfd()) {
+            let raw = fd.as_raw_fd();
+            cmd.env(SHMEM_FD_ENV, raw.to_string());
+            inherit.push(raw);
+        }
+        if let Some(id) = seed.interlock_shmid {
+            cmd.env(SHMID_ENV, id.to_string());
+        }
+        if let Some(c) = &client {
+            let raw = c.as_raw_fd();
+            cmd.env(CLIENT_FD_ENV, raw.to_string());
+            inherit.push(raw);
+        }
+        if let Some(w) = &worker {
+            cmd.env(BGWORKER_ENV, w.encode());
+        }
+        if let Some(p) = &self.death_pipe {
+            p.configure_child(&mut cmd);
+        }
+        // SAFETY: only fcntl (async-signal-safe) runs between fork and exec; no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in &inherit {
+                    let flags = libc::fcntl(*fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            // The std Child handle is dropped without waiting: the reaper collects the exit.
+            Ok(child) => Ok(child.id() as i32),
+            Err(e) => Err((e, client)),
+        }
+    }
+}
+
+/// The common start of every child, then its main function; returns the exit code.
+fn child_start(
+    mut env: ChildEnv,
+    watch: Option<PostmasterDeathWatch>,
+    client: Option<OwnedFd>,
+    cac: CanAcceptConnections,
+) -> i32 {
+    pgipc_ipc::on_exit_reset();
+    pgipc_waiteventset::forget_wait_sets_after_fork();
+    if let Err(e) = signals::reset_for_child() {
+        elog(
+            Severity::Fatal,
+            &format_args!("could not set up signal handling: {e}"),
+        );
+        return 1;
+    }
+    // Our own session: signals the postmaster sends to the group reach what we start.
+    let _ = nix::unistd::setsid();
+    if let Some(w) = watch {
+        if w.install().is_err() {
+            elog(
+                Severity::Fatal,
+                &"could not install the postmaster-death watch",
+            );
+            return 1;
+        }
+    }
+    if let Err(e) = pgipc_waiteventset::initialize_wait_event_support() {
+        elog(Severity::Fatal, &format_args!("{e}"));
+        return 1;
+    }
+    set_process_name(env.kind);
+    // A process-local latch until the child has a PGPROC.
+    let latch: &'static pgipc_latch::Latch = Box::leak(Box::new(pgipc_latch::Latch::new()));
+    if let Ok(owned) = pgipc_latch::OwnedLatch::own(latch) {
+        std::mem::forget(owned);
+        pgipc_latch::install_my_latch(latch);
+    }
+    match env.kind {
+        BackendType::Backend | BackendType::DeadEndBackend => match client {
+            Some(c) => crate::backend::backend_main(&mut env, c, cac),
+            None => 1,
+        },
+        BackendType::BgWorker => crate::bgworker::bgworker_main(&mut env),
+        _ => crate::aux::aux_main(&mut env),
+    }
+}
+
+/// Names the thread after the child's kind (what `ps -o comm` and `top` show), PostgreSQL's
+/// process title in the 15 bytes Linux keeps.
+fn set_process_name(kind: BackendType) {
+    let name: &[u8] = match kind {
+        BackendType::Backend => b"pgipc: backend\0",
+        BackendType::DeadEndBackend => b"pgipc: dead-end\0",
+        BackendType::Checkpointer => b"pgipc: ckpt\0",
+        BackendType::BgWriter => b"pgipc: bgwriter\0",
+        BackendType::WalWriter => b"pgipc: walwrite\0",
+        BackendType::AutovacLauncher => b"pgipc: autovac\0",
+        BackendType::IoWorker => b"pgipc: io\0",
+        BackendType::Startup => b"pgipc: startup\0",
+        BackendType::BgWorker => b"pgipc: bgworker\0",
+        _ => b"pgipc: child\0",
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes, which `name` is.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
+/// The exec'd child's entry: `args` is everything after `--forkchild=<kind>:<slot>`.
+/// Returns the exit code.
+pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
+    let Some((word, slot)) = spec.split_once(':') else {
+        eprintln!("postmaster: invalid --forkchild argument \"{spec}\"");
+        return 1;
+    };
+    let (Some(kind), Ok(slot)) = (backend_type_from_word(word), slot.parse::<u32>()) else {
+        eprintln!("postmaster: invalid --forkchild argument \"{spec}\"");
+        return 1;
+    };
+    let Some(dir) = opts.data_dir.clone() else {
+        eprintln!("postmaster: --forkchild needs -D");
+        return 1;
+    };
+    let settings = match crate::startup::load_settings(&dir, opts) {
+        Ok(s) => s,
+        Err(e) => {
+            elog(Severity::Fatal, &e);
+            return 1;
+        }
+    };
+    let config = crate::startup::ipc_config(&settings, Some(&dir));
+    let env_fd = |name: &str| -> Option<RawFd> { std::env::var(name).ok()?.parse().ok() };
+    let Some(memfd) = env_fd(SHMEM_FD_ENV) else {
+        elog(
+            Severity::Fatal,
+            &"exec'd child started without the shared memory descriptor",
+        );
+        return 1;
+    };
+    // SAFETY: the postmaster passed this descriptor number for us to own; nothing else in
+    // this fresh process refers to it.
+    let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
+    let shmid = env_fd(SHMID_ENV);
+    let addins = crate::startup::addins_for(&config);
+    let ipc = match pgipc_ipci::attach(&config, &addins, memfd, shmid) {
+        Ok(s) => s,
+        Err(e) => {
+            elog(
+                Severity::Fatal,
+                &format_args!("could not re-attach to shared memory: {e}"),
+            );
+            return 1;
+        }
+    };
+    let client = env_fd(CLIENT_FD_ENV).map(|fd| {
+        // SAFETY: as for the memfd: passed to us to own.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    let cac = std::env::var(CAC_ENV)
+        .ok()
+        .and_then(|w| CanAcceptConnections::from_word(&w))
+        .unwrap_or(CanAcceptConnections::Ok);
+    let worker = std::env::var(BGWORKER_ENV)
+        .ok()
+        .and_then(|s| BgWorkerSpec::decode(&s));
+    let watch = match PostmasterDeathWatch::from_env() {
+        Ok(w) => w,
+        Err(e) => {
+            elog(Severity::Fatal, &format_args!("{e}"));
+            return 1;
+        }
+    };
+    let env = ChildEnv {
+        kind,
+        slot,
+        data_dir: dir,
+        settings,
+        cli_settings: opts.settings.clone(),
+        config,
+        shmem: ipc.shmem.clone(),
+        ipc: Some(ipc),
+        worker,
+    };
+    child_start(env, watch, client, cac)
+}

@@ -1,0 +1,786 @@
+//! The server against real PostgreSQL clients (psql, pgbench, the `postgres` crate), in fork
+//! and in exec mode: queries, connection limits, the three shutdown modes with sessions open,
+//! crash restart after SIGKILL of each kind of child, cancel, postmaster death, bad client
+//! input, background workers, pgipc_ctl, and nothing left behind.
+//!
+//! A harness without libtest: `main` runs the scenarios one after the other; every server runs
+//! on its own port and socket directory and is killed by `Drop` if a scenario fails. Every wait
+//! has a deadline, so a bug fails the test instead of hanging CI.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
+const CTL: &str = env!("CARGO_BIN_EXE_pgipc_ctl");
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Server {
+    child: Option<Child>,
+    dir: PathBuf,
+    sock: PathBuf,
+    port: u16,
+    log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    fn new(name: &str, extra: &[&str]) -> Server {
+        let base = std::env::temp_dir().join(format!("pgipc-cl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).expect("scratch");
+        let sock = base.join("sock");
+        std::fs::create_dir_all(&sock).expect("socket dir");
+        Server {
+            child: None,
+            dir: base.join("data"),
+            sock,
+            port: free_port(),
+            log: base.join("server.log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut a = vec![
+            "-D".to_string(),
+            self.dir.display().to_string(),
+            "-p".into(),
+            self.port.to_string(),
+            "-k".into(),
+            self.sock.display().to_string(),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+        ];
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    fn start(&mut self) -> &mut Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let child = Command::new(BIN)
+            .args(self.args())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn postmaster");
+        self.child = Some(child);
+        self.wait_ready();
+        self
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    fn pid_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("postmaster.pid"))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let me = self.pid().to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = self.pid_lines();
+            if l.first() == Some(&me) && l.get(7).map(String::as_str) == Some("ready   ") {
+                return;
+            }
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("server exited ({st}) before ready:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server never became ready:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_log(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                self.child = None;
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn psql(&self, sql: &str) -> Output {
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.sock)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null())
+            .output()
+            .expect("psql")
+    }
+
+    fn psql_ok(&self, sql: &str) -> String {
+        let o = self.psql(sql);
+        assert!(
+            o.status.success(),
+            "psql {sql:?} failed: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+
+    fn client(&self) -> Result<postgres::Client, postgres::Error> {
+        postgres::Config::new()
+            .host_path(&self.sock)
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(10))
+            .connect(postgres::NoTls)
+    }
+
+    /// Children of the postmaster, from /proc (pid, command name).
+    fn children(&self) -> Vec<i32> {
+        let me = self.pid();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // Field 4 (after the parenthesised name) is the parent pid.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if f.first() != Some(&"Z") && f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(me) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    fn socket_file(&self) -> PathBuf {
+        self.sock.join(format!(".s.PGSQL.{}", self.port))
+    }
+
+    fn assert_clean_after_stop(&self, shm_before: &[String]) {
+        assert!(!self.dir.join("postmaster.pid").exists(), "pid file left");
+        assert!(!self.socket_file().exists(), "socket file left");
+        assert!(
+            !self
+                .sock
+                .join(format!(".s.PGSQL.{}.lock", self.port))
+                .exists(),
+            "socket lock file left"
+        );
+        assert_eq!(dev_shm(), shm_before, "/dev/shm changed");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if c.try_wait().ok().flatten().is_none() {
+                // SAFETY: kill on our own child (immediate stop, then make sure).
+                unsafe { libc::kill(c.id() as i32, libc::SIGQUIT) };
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if !std::thread::panicking() {
+            if let Some(base) = self.dir.parent() {
+                let _ = std::fs::remove_dir_all(base);
+            }
+        }
+    }
+}
+
+fn dev_shm() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("PostgreSQL."))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn message(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn sqlstate(e: &postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+fn mode_args(exec: bool) -> Vec<&'static str> {
+    if exec {
+        vec!["-c", "exec_backend=on"]
+    } else {
+        vec![]
+    }
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+fn queries_psql_rust_client_and_pgbench(exec: bool) {
+    let shm_before = dev_shm();
+    let mut s = Server::new(if exec { "q-exec" } else { "q-fork" }, &mode_args(exec));
+    s.start();
+    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    let pid: i32 = s.psql_ok("SELECT pg_backend_pid()").parse().expect("a pid");
+    assert!(pid > 0 && pid != s.pid());
+    assert_eq!(s.psql_ok("SHOW max_connections"), "100");
+    // Over TCP too.
+    let o = Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &s.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", "postgres", "-c", "SELECT 1"])
+        .output()
+        .expect("psql");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1", "{o:?}");
+
+    let mut c = s.client().expect("rust client connects");
+    let row = c.query_one("SELECT 1", &[]).expect("extended query");
+    assert_eq!(row.get::<_, i32>(0), 1);
+    let rows = c.simple_query("SELECT 1").expect("simple query");
+    assert!(rows.len() >= 2);
+    let e = c.simple_query("SELEKT 1").expect_err("syntax error");
+    assert_eq!(sqlstate(&e), "42601");
+    c.simple_query("BEGIN").expect("begin");
+    c.simple_query("COMMIT").expect("commit");
+    drop(c);
+
+    let script = s.dir.parent().expect("base").join("select1.sql");
+    std::fs::write(&script, "SELECT 1;\n").expect("script");
+    for args in [
+        vec!["-M", "simple"],
+        vec!["-M", "prepared"],
+        vec!["-M", "simple", "-C"],
+        vec!["-M", "prepared", "-C"],
+    ] {
+        let o = Command::new("pgbench")
+            .args(["-n", "-c", "2", "-t", "50", "-f"])
+            .arg(&script)
+            .arg("-h")
+            .arg(&s.sock)
+            .args(["-p", &s.port.to_string(), "-U", "postgres", "postgres"])
+            .args(&args)
+            .output()
+            .expect("pgbench");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success()
+                && out.contains("number of transactions actually processed: 100/100"),
+            "pgbench {args:?}: {out}\n{}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            s.log_text()
+        );
+    }
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success(), "{}", s.log_text());
+    s.assert_clean_after_stop(&shm_before);
+    println!(
+        "{}: psql (socket, TCP), rust client, pgbench simple/prepared with and without -C ... ok",
+        if exec { "exec" } else { "fork" }
+    );
+}
+
+fn too_many_clients(exec: bool) {
+    let mut extra = mode_args(exec);
+    extra.extend([
+        "-c",
+        "max_connections=3",
+        "-c",
+        "superuser_reserved_connections=0",
+    ]);
+    let mut s = Server::new("toomany", &extra);
+    s.start();
+    let held: Vec<postgres::Client> = (0..3).map(|_| s.client().expect("within limit")).collect();
+    let e = s.client().err().expect("past max_connections must fail");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    assert_eq!(message(&e), "sorry, too many clients already");
+    drop(held);
+    // Slots come back.
+    wait_for("a free slot", Duration::from_secs(10), || {
+        s.client().is_ok()
+    });
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success());
+    println!("too many clients: 53300 past max_connections, slots return ... ok");
+}
+
+fn smart_shutdown_waits_for_clients() {
+    let shm_before = dev_shm();
+    let mut s = Server::new("smart", &[]);
+    s.start();
+    let mut c = s.client().expect("connect");
+    s.signal(libc::SIGTERM);
+    s.wait_log("received smart shutdown request", Duration::from_secs(10));
+    // New sessions are refused; the open one still works.
+    wait_for(
+        "refusal",
+        Duration::from_secs(10),
+        || matches!(s.client(), Err(e) if sqlstate(&e) == "57P03"),
+    );
+    let e = s.client().err().expect("refused during shutdown");
+    assert_eq!(message(&e), "the database system is shutting down");
+    c.simple_query("SELECT 1")
+        .expect("old session still served");
+    assert!(s
+        .child
+        .as_mut()
+        .expect("running")
+        .try_wait()
+        .expect("wait")
+        .is_none());
+    drop(c);
+    assert!(s.wait_exit().success(), "{}", s.log_text());
+    s.wait_log("database system is shut down", Duration::from_secs(1));
+    s.assert_clean_after_stop(&shm_before);
+    println!("smart shutdown: waits for the session, refuses new ones with 57P03 ... ok");
+}
+
+fn fast_shutdown_terminates_clients() {
+    let shm_before = dev_shm();
+    let mut s = Server::new("fast", &[]);
+    s.start();
+    let mut c = s.client().expect("connect");
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success(), "{}", s.log_text());
+    let log = s.log_text();
+    for want in [
+        "received fast shutdown request",
+        "aborting any active transactions",
+        "shutting down",
+        "checkpoint starting: shutdown immediate",
+        "database system is shut down",
+    ] {
+        assert!(log.contains(want), "missing {want:?}:\n{log}");
+    }
+    let e = c
+        .simple_query("SELECT 1")
+        .expect_err("session was terminated");
+    let _ = e;
+    s.assert_clean_after_stop(&shm_before);
+    println!("fast shutdown: sessions terminated, shutdown checkpoint, clean exit ... ok");
+}
+
+fn immediate_shutdown_then_recovery() {
+    let shm_before = dev_shm();
+    let mut s = Server::new("immediate", &[]);
+    s.start();
+    let _c = s.client().expect("connect");
+    s.signal(libc::SIGQUIT);
+    s.wait_exit();
+    assert!(s.log_text().contains("received immediate shutdown request"));
+    s.assert_clean_after_stop(&shm_before);
+    s.start();
+    s.wait_log(
+        "database system was not properly shut down; automatic recovery in progress",
+        Duration::from_secs(10),
+    );
+    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success());
+    println!("immediate shutdown: exits at once, next start recovers ... ok");
+}
+
+fn child_pid_by_kind(s: &Server, kind: &str) -> Option<i32> {
+    // The server answers `SHOW pgipc.pid_of.<kind>` from the PGPROC array.
+    let out = s.psql_ok(&format!("SHOW pgipc.pid_of.{kind}"));
+    out.parse().ok().filter(|p: &i32| *p > 0)
+}
+
+fn sigkill_of_each_child_restarts(exec: bool) {
+    let mut s = Server::new(
+        if exec { "kill-exec" } else { "kill-fork" },
+        &mode_args(exec),
+    );
+    s.start();
+    let mut restarts = 0;
+    for kind in [
+        "backend",
+        "checkpointer",
+        "bgwriter",
+        "walwriter",
+        "autovacuum_launcher",
+        "io_worker",
+    ] {
+        let victim = if kind == "backend" {
+            let c = s.client().expect("connect");
+            let pid: i32 = {
+                let mut c = c;
+                let r = c.query_one("SELECT pg_backend_pid()", &[]).expect("pid");
+                let pid = r.get::<_, i32>(0);
+                std::mem::forget(c);
+                pid
+            };
+            pid
+        } else {
+            let mut found = None;
+            wait_for(&format!("a {kind}"), Duration::from_secs(10), || {
+                found = child_pid_by_kind(&s, kind);
+                found.is_some()
+            });
+            found.expect("pid")
+        };
+        // SAFETY: kill on a child of our child.
+        assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+        restarts += 1;
+        let want = "all server processes terminated; reinitializing";
+        wait_for(
+            &format!("restart #{restarts} after killing the {kind}"),
+            Duration::from_secs(20),
+            || s.log_text().matches(want).count() >= restarts,
+        );
+        wait_for("connections after restart", Duration::from_secs(20), || {
+            s.psql("SELECT 1").status.success()
+        });
+    }
+    let log = s.log_text();
+    assert!(
+        log.contains("terminating any other active server processes"),
+        "{log}"
+    );
+    assert!(log.contains("was terminated by signal 9: Killed"), "{log}");
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success(), "{}", s.log_text());
+    println!(
+        "{}: SIGKILL of a backend and of each auxiliary process restarts everything ... ok",
+        if exec { "exec" } else { "fork" }
+    );
+}
+
+fn cancel_interrupts_sleep() {
+    let mut s = Server::new("cancel", &[]);
+    s.start();
+    let mut c = s.client().expect("connect");
+    let token = c.cancel_token();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        token.cancel_query(postgres::NoTls)
+    });
+    let started = Instant::now();
+    let e = c.simple_query("SELECT pg_sleep(30)").expect_err("canceled");
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    t.join().expect("thread").expect("cancel sent");
+    // The session survives a cancel.
+    c.simple_query("SELECT 1").expect("still usable");
+    // A cancel with a wrong key is ignored silently: a raw CancelRequest.
+    let pid: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    let mut u = UnixStream::connect(s.socket_file()).expect("connect");
+    let mut pkt = Vec::new();
+    pkt.extend_from_slice(&16u32.to_be_bytes());
+    pkt.extend_from_slice(&80_877_102u32.to_be_bytes());
+    pkt.extend_from_slice(&pid.to_be_bytes());
+    pkt.extend_from_slice(&0xdead_beefu32.to_be_bytes());
+    u.write_all(&pkt).expect("send");
+    let mut rest = Vec::new();
+    let _ = u.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "a cancel gets no answer");
+    c.simple_query("SELECT 1")
+        .expect("a wrong key cancels nothing");
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success());
+    println!("cancel: pg_sleep interrupted with 57014, a wrong key is ignored ... ok");
+}
+
+fn postmaster_death_ends_children() {
+    let mut s = Server::new("pmdeath", &[]);
+    s.start();
+    let _c = s.client().expect("connect");
+    let kids = s.children();
+    assert!(kids.len() >= 5, "children: {kids:?}");
+    s.signal(libc::SIGKILL);
+    s.wait_exit();
+    let t = Instant::now();
+    wait_for("children to exit", Duration::from_secs(5), || {
+        // Exited: gone, or a zombie waiting for whoever adopted it to reap it.
+        kids.iter().all(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .map(|st| {
+                    st.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true)
+        })
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "children took {:?}",
+        t.elapsed()
+    );
+    s.start();
+    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success());
+    println!(
+        "postmaster SIGKILL: children gone within {:?}, next start works ... ok",
+        t.elapsed()
+    );
+}
+
+fn bad_client_input_is_harmless() {
+    let mut s = Server::new("badinput", &[]);
+    s.start();
+    let mut good = s.client().expect("connect");
+    let garbage: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0, 0, 0, 3],                         // length below the minimum
+        vec![0, 0, 0],                            // truncated length
+        vec![0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0], // oversized
+        [&8u32.to_be_bytes()[..], &0x0002_0000u32.to_be_bytes()[..]].concat(), // protocol 2.0
+        [&8u32.to_be_bytes()[..], &0x0004_0000u32.to_be_bytes()[..]].concat(), // protocol 4.0
+        [
+            &20u32.to_be_bytes()[..],
+            &0x0003_0000u32.to_be_bytes()[..],
+            b"user\0x",
+        ]
+        .concat(), // truncated
+        [
+            &8u32.to_be_bytes()[..],
+            &80_877_103u32.to_be_bytes()[..],
+            b"\x16\x03\x01garbage",
+        ]
+        .concat(),
+    ];
+    for g in &garbage {
+        if let Ok(mut u) = UnixStream::connect(s.socket_file()) {
+            let _ = u.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = u.write_all(g);
+            let _ = u.shutdown(std::net::Shutdown::Write);
+            let mut sink = Vec::new();
+            let _ = u.read_to_end(&mut sink);
+        }
+        if let Ok(mut t) = TcpStream::connect(("127.0.0.1", s.port)) {
+            let _ = t.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = t.write_all(g);
+            let mut sink = Vec::new();
+            let _ = t.shutdown(std::net::Shutdown::Write);
+            let _ = t.read_to_end(&mut sink);
+        }
+    }
+    // An oversized message inside a session.
+    if let Ok(mut u) = UnixStream::connect(s.socket_file()) {
+        let mut start = Vec::new();
+        let body = b"\0\x03\0\0user\0postgres\0database\0postgres\0\0";
+        start.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        start.extend_from_slice(body);
+        let _ = u.write_all(&start);
+        let _ = u.write_all(&[b'Q', 0x7f, 0xff, 0xff, 0xff]);
+        let _ = u.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut sink = Vec::new();
+        let _ = u.read_to_end(&mut sink);
+    }
+    good.simple_query("SELECT 1")
+        .expect("other session untouched");
+    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    assert!(!s
+        .log_text()
+        .contains("terminating any other active server processes"));
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success());
+    println!(
+        "bad input: garbage, truncated, oversized, wrong protocol leave the server running ... ok"
+    );
+}
+
+fn background_workers_static() {
+    let mut s = Server::new("bgw", &["-c", "shared_preload_libraries=pgipc_demo"]);
+    s.start();
+    let mut pid = None;
+    wait_for("the demo worker", Duration::from_secs(10), || {
+        pid = child_pid_by_kind(&s, "background_worker");
+        pid.is_some()
+    });
+    // Exit code 1 (SIGTERM to the worker alone) restarts it after bgw_restart_time (1 s).
+    // SAFETY: kill on a grandchild.
+    unsafe { libc::kill(pid.expect("pid"), libc::SIGTERM) };
+    let old = pid;
+    wait_for("a restarted worker", Duration::from_secs(10), || {
+        let p = child_pid_by_kind(&s, "background_worker");
+        p.is_some() && p != old
+    });
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success(), "{}", s.log_text());
+    println!("background workers: static worker started and restarted after exit 1 ... ok");
+}
+
+fn ctl_start_status_reload_stop() {
+    let s = Server::new("ctl", &[]);
+    let ctl = |args: &[&str]| -> Output {
+        Command::new(CTL)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("pgipc_ctl")
+    };
+    let d = s.dir.display().to_string();
+    let opts = format!("-p {} -k {} -c listen_addresses=", s.port, s.sock.display());
+    let log = s.log.display().to_string();
+    let o = ctl(&["start", "-D", &d, "-l", &log, "-o", &opts]);
+    assert!(o.status.success(), "{o:?}\n{}", s.log_text());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("server started"));
+    let o = ctl(&["status", "-D", &d]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("server is running (PID: "));
+    let o = ctl(&["reload", "-D", &d]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("server signaled"));
+    s.wait_log(
+        "received SIGHUP, reloading configuration files",
+        Duration::from_secs(10),
+    );
+    let o = ctl(&["restart", "-D", &d, "-m", "fast", "-l", &log]);
+    assert!(o.status.success(), "{o:?}\n{}", s.log_text());
+    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    for mode in ["immediate", "smart"] {
+        let o = ctl(&["stop", "-D", &d, "-m", mode]);
+        assert!(o.status.success(), "{o:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("server stopped"));
+        if mode == "immediate" {
+            let o = ctl(&["start", "-D", &d, "-l", &log, "-o", &opts]);
+            assert!(o.status.success(), "{o:?}");
+        }
+    }
+    let o = ctl(&["status", "-D", &d]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!s.socket_file().exists());
+    println!("pgipc_ctl: start, status, reload, restart, stop -m immediate/smart ... ok");
+}
+
+fn main() {
+    let watchdog_secs = 600;
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(watchdog_secs));
+        eprintln!("watchdog: clients test ran over {watchdog_secs} s");
+        std::process::exit(1);
+    });
+    if which("psql").is_none() || which("pgbench").is_none() {
+        panic!("psql and pgbench are required (CI installs them)");
+    }
+    let scenarios: Vec<(&str, fn())> = vec![
+        ("queries fork", || {
+            queries_psql_rust_client_and_pgbench(false)
+        }),
+        ("queries exec", || {
+            queries_psql_rust_client_and_pgbench(true)
+        }),
+        ("too many fork", || too_many_clients(false)),
+        ("too many exec", || too_many_clients(true)),
+        ("smart", smart_shutdown_waits_for_clients),
+        ("fast", fast_shutdown_terminates_clients),
+        ("immediate", immediate_shutdown_then_recovery),
+        ("kill fork", || sigkill_of_each_child_restarts(false)),
+        ("kill exec", || sigkill_of_each_child_restarts(true)),
+        ("cancel", cancel_interrupts_sleep),
+        ("pm death", postmaster_death_ends_children),
+        ("bad input", bad_client_input_is_harmless),
+        ("bgworkers", background_workers_static),
+        ("ctl", ctl_start_status_reload_stop),
+    ];
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let mut passed = 0;
+    for (name, f) in scenarios {
+        if filter.as_deref().is_some_and(|x| !name.contains(x)) {
+            continue;
+        }
+        f();
+        passed += 1;
+    }
+    println!("{passed} passed, 0 failed");
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(cmd))
+            .find(|f| Path::new(f).exists())
+    })
+}
