@@ -24,6 +24,8 @@ const SLOTS: usize = 16;
 struct Rounds {
     round: AtomicU32,
     done: AtomicU32,
+    same_round: AtomicU32,
+    same_done: AtomicU32,
 }
 // SAFETY: repr(C), atomics only, zero is valid.
 unsafe impl pgipc_shmem::ShmemSafe for Rounds {}
@@ -51,6 +53,22 @@ fn sender(idx: u32) {
         // Count first: the postmaster may finish the round as soon as the signal lands.
         rounds.done.fetch_add(1, Ordering::AcqRel);
         pm.send_postmaster_signal(reason).expect("send");
+    }
+}
+
+/// Every child sends the same reason in a round; counts after sending.
+fn same_sender(idx: u32) {
+    let (shm, pm) = attach();
+    let (rounds, _) = shm.init_struct::<Rounds>("test rounds").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for r in 1..=ROUNDS {
+        while rounds.same_round.load(Ordering::Acquire) < r {
+            assert!(Instant::now() < deadline, "child {idx}: stuck at round {r}");
+            std::thread::yield_now();
+        }
+        pm.send_postmaster_signal(PMSignalReason::ALL[r as usize % NUM_PMSIGNALS])
+            .expect("send");
+        rounds.same_done.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -142,6 +160,67 @@ fn no_signal_is_lost(shm: &Shmem, pm: &PMSignal) {
     );
 }
 
+/// Eight children raise the same reason at once: the postmaster sees it (coalesced) every
+/// round, and nothing of one round leaks into the next.
+fn same_reason_coalesces(shm: &Shmem, pm: &PMSignal) {
+    let (rounds, _) = shm.init_struct::<Rounds>("test rounds").unwrap();
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGUSR1);
+    mask.thread_block().unwrap();
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap();
+    let mut kids: Vec<Child> = (0..CHILDREN)
+        .map(|i| spawn(shm, &format!("same{i}")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut observations, mut signals) = (0u32, 0u32);
+    for r in 1..=ROUNDS {
+        let want = PMSignalReason::ALL[r as usize % NUM_PMSIGNALS];
+        let (mut seen, mut round_signals) = (false, 0u32);
+        rounds.same_round.store(r, Ordering::Release);
+        loop {
+            // Every child raised its flag and sent its signal before counting itself done, so
+            // once all are done one last sweep sees whatever is still raised.
+            let all_done = rounds.same_done.load(Ordering::Acquire) == r * CHILDREN;
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(2u16)).unwrap();
+            while let Ok(Some(_)) = sfd.read_signal() {
+                round_signals += 1;
+            }
+            for reason in PMSignalReason::ALL {
+                if pm.check_postmaster_signal(reason) {
+                    if reason != want {
+                        kids.iter_mut().for_each(|k| drop(k.kill()));
+                        panic!("round {r}: stale or stray {reason:?}");
+                    }
+                    seen = true;
+                    observations += 1;
+                }
+            }
+            if all_done {
+                break;
+            }
+            if Instant::now() > deadline {
+                kids.iter_mut().for_each(|k| drop(k.kill()));
+                panic!("watchdog: round {r}");
+            }
+        }
+        assert!(
+            seen,
+            "round {r}: {want:?} raised by {CHILDREN} children was lost"
+        );
+        assert!(round_signals >= 1, "round {r}: no SIGUSR1 arrived");
+        signals += round_signals;
+    }
+    reap(&mut kids, deadline);
+    mask.thread_unblock().unwrap();
+    println!(
+        "pmsignal: {CHILDREN} children x {ROUNDS} rounds raising the same reason: seen every round, \
+         never leaking into the next ({observations} observations, {signals} signals read for \
+         {} sent) ... ok",
+        CHILDREN * ROUNDS
+    );
+}
+
 fn slots_tell_crash_from_clean_exit(shm: &Shmem, pm: &PMSignal) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for (slot, clean) in [(1u32, true), (2, true), (3, false), (4, false)] {
@@ -162,6 +241,8 @@ fn main() {
     if let Ok(role) = std::env::var("PGIPC_ROLE") {
         if let Some(i) = role.strip_prefix("send") {
             sender(i.parse().unwrap());
+        } else if let Some(i) = role.strip_prefix("same") {
+            same_sender(i.parse().unwrap());
         } else if let Some(rest) = role.strip_prefix("slot") {
             let clean = rest.ends_with("clean");
             let slot = rest.trim_end_matches("clean").trim_end_matches("crash");
@@ -171,7 +252,9 @@ fn main() {
     }
     let shm = Shmem::create_for_tests(1 << 20).expect("segment");
     let pm = shmem_init(&shm, SLOTS).expect("pmsignal");
+    pm.set_postmaster_pid(std::process::id() as i32);
     no_signal_is_lost(&shm, &pm);
+    same_reason_coalesces(&shm, &pm);
     slots_tell_crash_from_clean_exit(&shm, &pm);
-    println!("2 passed, 0 failed");
+    println!("3 passed, 0 failed");
 }
