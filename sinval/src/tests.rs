@@ -243,3 +243,73 @@ fn layout() {
         shmem_size(142).unwrap(),
     ));
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u32),
+    Read { reader: usize, buf: usize },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1u32..700).prop_map(Op::Insert),
+        (0usize..3, 1usize..100).prop_map(|(reader, buf)| Op::Read { reader, buf }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Against a model: every reader gets messages in order without gaps, except that a reset
+    /// moves it to the end of the queue as it was at that read; a reset only comes after the
+    /// reader fell more than a ring minus a write batch behind; the queue never holds more
+    /// than the ring.
+    #[test]
+    fn readers_follow_the_model(ops in proptest::collection::vec(op(), 1..120)) {
+        let (_shm, si) = setup(4);
+        si.header().msgnum_wraparound.store(3 * MAXNUMMESSAGES, Ordering::Relaxed);
+        let readers: Vec<_> = (0..3).map(|p| si.shared_inval_backend_init(p, false).unwrap()).collect();
+        let mut next_seq = 0u32;
+        let mut expect = [0u32; 3];
+        let mut max_lag = [0u32; 3];
+        for op in ops {
+            match op {
+                Op::Insert(n) => {
+                    insert_range(&si, next_seq..next_seq + n);
+                    next_seq += n;
+                    for r in 0..3 {
+                        max_lag[r] = max_lag[r].max(next_seq - expect[r]);
+                    }
+                    let h = si.header();
+                    let queued = h.max_msg_num.load(Ordering::Relaxed) - h.min_msg_num.load(Ordering::Relaxed);
+                    proptest::prop_assert!(queued <= MAXNUMMESSAGES);
+                }
+                Op::Read { reader, buf } => {
+                    let mut b = vec![SharedInvalidationMessage::default(); buf];
+                    match readers[reader].get_data_entries(&mut b).unwrap() {
+                        Received::Reset => {
+                            proptest::prop_assert!(
+                                max_lag[reader] > (MAXNUMMESSAGES as u32) - (WRITE_QUANTUM as u32),
+                                "reset after a lag of only {}", max_lag[reader]
+                            );
+                            expect[reader] = next_seq;
+                            max_lag[reader] = 0;
+                        }
+                        Received::Messages(n) => {
+                            proptest::prop_assert!(n <= buf);
+                            for m in &b[..n] {
+                                proptest::prop_assert_eq!(seq_of(m), expect[reader]);
+                                expect[reader] += 1;
+                            }
+                            if n < buf {
+                                proptest::prop_assert_eq!(expect[reader], next_seq, "short read but more pending");
+                            }
+                            max_lag[reader] = next_seq - expect[reader];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
