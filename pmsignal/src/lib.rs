@@ -16,11 +16,17 @@
 //!  │ postmaster_pid         whom children SIGUSR1    postmaster writes         │
 //!  │ num_child_flags        n (informational only)                             │
 //!  ├──────────────────────────────────────────────────────────────────────────┤
-//!  │ child_flags[n]   slot 1..=n (1-based)                                     │
-//!  │   UNUSED ─assign(PM)─► ASSIGNED ─attach(child)─► ACTIVE ─walsender─► WALSENDER
-//!  │     ▲                     ▲ └──────────────── orderly exit ◄──┘──────────┘ │
-//!  │     └──unassign(PM, at reap): true iff it found ASSIGNED ──┘               │
+//!  │ child_flags[n]   slot 1..=n (1-based), one state word each                │
 //!  └──────────────────────────────────────────────────────────────────────────┘
+//!
+//!  life of one slot:
+//!    UNUSED ──assign (PM, before fork)──► ASSIGNED ──attach (child)──► ACTIVE
+//!      ▲                                   ▲    ▲                        │
+//!      │                                   │    └── orderly exit ────────┤
+//!      │                                   │                             ▼ declares itself
+//!      │                                   └────── orderly exit ─── WALSENDER
+//!      └── unassign (PM, after reaping): returns true iff it found ASSIGNED,
+//!          i.e. the child detached in order; anything else is a crash
 //! ```
 //!
 //! # Concurrency contract
