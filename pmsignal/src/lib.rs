@@ -9,15 +9,15 @@
 //!
 //! ```text
 //!  "PMSignalState" (one allocation; every field is one atomic word, no locks)
-//!  ┌──────────────────────────────────────────────────────────────────────────┐
-//!  │ flags[NUM_PMSIGNALS]   0/1 per PMSignalReason   child: store 1, then kill│
-//!  │                                                 postmaster: swap(0)      │
-//!  │ sigquit_reason         QuitSignalReason         postmaster writes        │
-//!  │ postmaster_pid         whom children SIGUSR1    postmaster writes        │
-//!  │ num_child_flags        n (informational only)                            │
-//!  ├──────────────────────────────────────────────────────────────────────────┤
-//!  │ child_flags[n]   slot 1..=n (1-based), one state word each               │
-//!  └──────────────────────────────────────────────────────────────────────────┘
+//!  ┌───────────────────────────────────────────────────────────────────────────┐
+//!  │ flags[NUM_PMSIGNALS]   0/1 per PMSignalReason   child: store 1, then kill │
+//!  │                                                 postmaster: swap(0)       │
+//!  │ sigquit_reason         QuitSignalReason         postmaster writes         │
+//!  │ postmaster_pid         whom children SIGUSR1    postmaster writes         │
+//!  │ num_child_flags        n (informational only)                             │
+//!  ├───────────────────────────────────────────────────────────────────────────┤
+//!  │ child_flags[n]   slot 1..=n (1-based), one state word each                │
+//!  └───────────────────────────────────────────────────────────────────────────┘
 //!
 //!  life of one slot:
 //!    UNUSED ──assign (PM, before fork)──► ASSIGNED ──attach (child)──► ACTIVE
