@@ -15,7 +15,7 @@
 //!  ┌───────────────────────────────────────────────────────────────────────────────┐
 //!  │ header: barrier_generation (u64, only grows)     num_slots                    │
 //!  ├───────────────────────────────────────────────────────────────────────────────┤
-//!  │ slot[procno]  (procno = MaxBackends + NUM_AUXILIARY_PROCS slots)               │
+//!  │ slot[procno]  (procno = MaxBackends + NUM_AUXILIARY_PROCS slots)              │
 //!  │   pid               owner, 0 = free           ┐                               │
 //!  │   cancel_key_len    0 = not cancellable       │ written under `mutex`         │
 //!  │   cancel_key[32]                              │ (a spinlock); pid also read   │

@@ -14,16 +14,16 @@
 //!  "shmInvalBuffer"
 //!  ┌─────────────────────────────────────────────────────────────────────────────────┐
 //!  │ SISegHeader  min_msg_num ≤ every active reader's next ≤ max_msg_num             │
-//!  │              next_threshold (queue length that triggers a cleanup)             │
-//!  │              msgnum_lock (spinlock around max_msg_num)   num_procs               │
+//!  │              next_threshold (queue length that triggers a cleanup)              │
+//!  │              msgnum_lock (spinlock around max_msg_num)   num_procs              │
 //!  ├─────────────────────────────────────────────────────────────────────────────────┤
 //!  │ buffer[4096]  MessageCell (16 B);  message k lives at k % 4096                  │
-//!  │               ... [min ─── unread by someone ─── max) ...                        │
+//!  │               ... [min ─── unread by someone ─── max) ...                       │
 //!  ├─────────────────────────────────────────────────────────────────────────────────┤
 //!  │ proc_state[procno]  pid, next_msg_num, reset_state, signaled, has_messages,     │
-//!  │                     send_only, next_lxid                                         │
+//!  │                     send_only, next_lxid                                        │
 //!  ├─────────────────────────────────────────────────────────────────────────────────┤
-//!  │ pgprocnos[num_procs]  dense list of the active slots (swap-removed on exit)      │
+//!  │ pgprocnos[num_procs]  dense list of the active slots (swap-removed on exit)     │
 //!  └─────────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
