@@ -1,1 +1,82 @@
-//! Server side of the PostgreSQL v3 wire protocol (PostgreSQL's libpq/pqcomm.c, pqformat.c).
+//! Server side of the PostgreSQL v3 wire protocol.
+//!
+//! Mirrors PostgreSQL's `libpq/pqcomm.c` (listen sockets, the socket lock files, buffered
+//! reads and writes with message length limits), `libpq/pqformat.c` (building and taking apart
+//! message bodies) and the packet half of `tcop/backend_startup.c` (the startup packet,
+//! SSL/GSS negotiation answers, CancelRequest, protocol version negotiation). The backend that
+//! uses all this, with its command loop, is the `tcop` crate.
+//!
+//! ```text
+//!   postmaster                              backend (one per connection)
+//!   ListenSockets::open ─► fds ─► epoll     Conn<'s, W: SocketWait>
+//!   accept_nonblocking ─► OwnedFd ─fork─►     read_startup_packet ─► parse_startup_packet
+//!                                             read_message ─► parse_parse / parse_bind / …
+//!                                             out(): MessageBuf ─► ready_for_query, data_row, …
+//!                                             flush
+//! ```
+//!
+//! Nothing here lives in shared memory and nothing is shared between processes except the
+//! listen sockets the postmaster hands down (and the files they own, removed only by the
+//! process that created them).
+//!
+//! # Contract
+//! * No client input can make this code panic: every length and count is checked against what
+//!   is actually there before use; malformed input is an error value ([`StartupError`],
+//!   [`ReadError`], [`FormatError`]) carrying PostgreSQL's text and SQLSTATE. Property tests
+//!   feed random bytes to every parser.
+//! * A [`Conn`] never blocks past its deadline and never returns half a message: input stays
+//!   buffered until complete, so an interrupted read is simply retried. How it sleeps is the
+//!   caller's [`SocketWait`] (a backend wakes on its latch and on postmaster death too).
+//! * Limits are PostgreSQL 18's: startup packets of 8 to 10000 bytes, cancel keys up to 256
+//!   bytes, `PQ_SMALL_MESSAGE_LIMIT` (10000) for messages without user data and
+//!   `PQ_LARGE_MESSAGE_LIMIT` (1 GiB - 2) for Query, Parse, Bind, FunctionCall and CopyData.
+//!
+//! # What this crate does not do
+//! * No TLS or GSSAPI: SSLRequest and GSSENCRequest are recognised so that the caller answers
+//!   `'N'`; direct-SSL connections are not.
+//! * No authentication methods beyond building AuthenticationOk (the caller decides "trust").
+//! * No COPY, no binary-format encoders of data types, no async I/O.
+//! * It does not touch the socket lock files after creating them (PostgreSQL's
+//!   `TouchSocketLockFiles`) nor manage `postmaster.pid`.
+//!
+//! Key items: [`listen_tcp`], [`ListenSockets`], [`accept_nonblocking`], [`Conn`],
+//! [`parse_startup_packet`], [`MessageBuf`], [`MessageReader`].
+
+mod conn;
+mod error;
+mod format;
+mod frontend;
+mod listen;
+mod startup;
+
+#[cfg(test)]
+mod tests;
+
+pub use conn::{Conn, Interest, PollWait, Readiness, SocketWait};
+pub use error::{FormatError, ListenError, ReadError, StartupError};
+pub use format::{
+    ErrorFields, FieldDescription, MessageBuf, MessageBuilder, MessageReader, Severity,
+    TransactionStatus,
+};
+pub use frontend::{
+    frontend_message_limit, is_extended_query_message, parse_bind, parse_execute, parse_parse,
+    parse_query, parse_target, BindMsg, ExecuteMsg, ParseMsg, Target, TargetMsg,
+};
+pub use listen::{
+    accept_nonblocking, listen_tcp, listen_tcp_addr, listen_tcp_with_backlog, listen_unix,
+    resolve_listen_address, split_guc_list, unix_socket_path, ListenConfig, ListenSockets,
+    UnixListenSocket, UnixSocketOptions, DEFAULT_BACKLOG, MAX_UNIX_SOCKET_PATH,
+};
+pub use startup::{
+    check_startup_length, parse_startup_packet, ProtocolVersion, Replication, StartupPacket,
+    StartupRequest, CANCEL_REQUEST_CODE, MAX_NAME_LEN, NEGOTIATE_GSS_CODE, NEGOTIATE_SSL_CODE,
+};
+
+/// Longest startup packet accepted, length word excluded (`MAX_STARTUP_PACKET_LENGTH`).
+pub const MAX_STARTUP_PACKET_LENGTH: usize = 10_000;
+/// Longest cancel key a CancelRequest may carry (PostgreSQL 18's `MAX_CANCEL_KEY_LENGTH`).
+pub const MAX_CANCEL_KEY_LENGTH: usize = 256;
+/// Limit for messages without user data (`PQ_SMALL_MESSAGE_LIMIT`).
+pub const PQ_SMALL_MESSAGE_LIMIT: usize = 10_000;
+/// Limit for messages that may carry user data (`PQ_LARGE_MESSAGE_LIMIT`, `MaxAllocSize - 1`).
+pub const PQ_LARGE_MESSAGE_LIMIT: usize = 0x3fff_ffff - 1;

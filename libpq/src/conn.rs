@@ -1,0 +1,281 @@
+//! One client connection: a non-blocking socket with an input buffer and an output
+//! [`MessageBuf`], and a [`SocketWait`] that decides how to sleep when the socket is not ready
+//! (PostgreSQL's pqcomm.c `pq_getbyte`/`pq_getmessage`/`pq_flush` over `secure_read`/
+//! `secure_write`, which wait on the process latch too).
+//!
+//! Reads never block past the caller's deadline and never return half a message: input is
+//! kept until a whole packet is there, so an interrupted read can simply be retried.
+
+use crate::format::MessageBuf;
+use crate::frontend::frontend_message_limit;
+use crate::startup::check_startup_length;
+use crate::{ReadError, StartupError};
+use nix::errno::Errno;
+use nix::sys::socket::{setsockopt, sockopt, MsgFlags};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::Instant;
+
+/// What a [`SocketWait`] should wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Data to read (or EOF).
+    Readable,
+    /// Room in the send buffer.
+    Writable,
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// The socket may be ready: try the operation again.
+    Ready,
+    /// Something else woke us (the latch, a signal): the caller must look at its interrupt
+    /// flags before retrying.
+    Interrupted,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Sleeps until a socket is ready, the deadline passes, or something the owner cares about
+/// happens. A backend implements it over its wait-event set (socket + latch + postmaster
+/// death); [`PollWait`] is the plain `poll(2)` version.
+pub trait SocketWait {
+    /// Waits for `interest` on `sock` until `deadline` (`None`: no limit).
+    fn wait(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> std::io::Result<Readiness>;
+}
+
+/// [`SocketWait`] by `poll(2)` on the socket alone; a signal that interrupts the poll is
+/// reported as [`Readiness::Interrupted`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PollWait;
+
+impl SocketWait for PollWait {
+    fn wait(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> std::io::Result<Readiness> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let flags = match interest {
+            Interest::Readable => PollFlags::IN,
+            Interest::Writable => PollFlags::OUT,
+        };
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Readiness::TimedOut);
+                }
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                })
+            }
+        };
+        let mut fds = [PollFd::new(&sock, flags)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => Ok(Readiness::TimedOut),
+            Ok(_) => Ok(Readiness::Ready),
+            Err(rustix::io::Errno::INTR) => Ok(Readiness::Interrupted),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Size of one read from the socket (PostgreSQL's `PQ_RECV_BUFFER_SIZE`).
+const RECV_CHUNK: usize = 8192;
+
+/// A client connection over a socket the caller keeps open.
+#[derive(Debug)]
+pub struct Conn<'s, W: SocketWait> {
+    sock: BorrowedFd<'s>,
+    waiter: W,
+    input: Vec<u8>,
+    pos: usize,
+    out: MessageBuf,
+}
+
+impl<'s, W: SocketWait> Conn<'s, W> {
+    /// Wraps an accepted socket: makes it non-blocking and, for TCP, turns Nagle off.
+    pub fn new(sock: BorrowedFd<'s>, waiter: W) -> std::io::Result<Self> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let fl = fcntl(sock.as_raw_fd(), FcntlArg::F_GETFL)?;
+        fcntl(
+            sock.as_raw_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK),
+        )?;
+        // Fails harmlessly (EOPNOTSUPP) on a Unix socket.
+        let _ = setsockopt(&sock, sockopt::TcpNoDelay, &true);
+        Ok(Conn {
+            sock,
+            waiter,
+            input: Vec::with_capacity(RECV_CHUNK),
+            pos: 0,
+            out: MessageBuf::new(),
+        })
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> BorrowedFd<'s> {
+        self.sock
+    }
+
+    /// The waiter (e.g. to switch it to another latch).
+    pub fn waiter_mut(&mut self) -> &mut W {
+        &mut self.waiter
+    }
+
+    /// The outgoing messages; [`flush`](Self::flush) sends them.
+    pub fn out(&mut self) -> &mut MessageBuf {
+        &mut self.out
+    }
+
+    /// Whether received bytes are waiting to be parsed (the client sent more than one message
+    /// at once, or sent data before it should have).
+    pub fn has_buffered_input(&self) -> bool {
+        self.pos < self.input.len()
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.input[self.pos..]
+    }
+
+    /// Reads more bytes into the input buffer; `Ok(false)` on EOF.
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<bool, ReadError> {
+        if self.pos > 0 && self.pos == self.input.len() {
+            self.input.clear();
+            self.pos = 0;
+        } else if self.pos > RECV_CHUNK {
+            self.input.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.input.len();
+        self.input.resize(old + RECV_CHUNK, 0);
+        loop {
+            match rustix::io::read(self.sock, &mut self.input[old..]) {
+                Ok(0) => {
+                    self.input.truncate(old);
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.input.truncate(old + n);
+                    return Ok(true);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => {
+                    self.input.truncate(old);
+                    match self.waiter.wait(self.sock, Interest::Readable, deadline)? {
+                        Readiness::Ready => {
+                            self.input.resize(old + RECV_CHUNK, 0);
+                        }
+                        Readiness::Interrupted => return Err(ReadError::Interrupted),
+                        Readiness::TimedOut => return Err(ReadError::TimedOut),
+                    }
+                }
+                Err(e) => {
+                    self.input.truncate(old);
+                    return Err(ReadError::Io(e.into()));
+                }
+            }
+        }
+    }
+
+    /// Makes sure `n` bytes are buffered; `Ok(false)` when EOF came first.
+    fn want(&mut self, n: usize, deadline: Option<Instant>) -> Result<bool, ReadError> {
+        while self.buffered().len() < n {
+            if !self.fill(deadline)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads one startup packet and returns what follows its length word (code and payload),
+    /// to be given to [`crate::parse_startup_packet`]. Errors follow PostgreSQL: EOF before
+    /// any byte is [`StartupError::NoData`] (no log line), a partial packet is
+    /// [`StartupError::Incomplete`], a bad length is [`StartupError::InvalidLength`].
+    pub fn read_startup_packet(&mut self, deadline: Instant) -> Result<Vec<u8>, StartupError> {
+        let d = Some(deadline);
+        if !self.want(1, d)? {
+            return Err(StartupError::NoData);
+        }
+        if !self.want(4, d)? {
+            return Err(StartupError::Incomplete);
+        }
+        let b = self.buffered();
+        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let body = check_startup_length(len)?;
+        if !self.want(4 + body, d)? {
+            return Err(StartupError::Incomplete);
+        }
+        let packet = self.input[self.pos + 4..self.pos + 4 + body].to_vec();
+        self.pos += 4 + body;
+        Ok(packet)
+    }
+
+    /// Reads one typed message; returns its type and body. Unknown types and bodies over the
+    /// type's limit are errors ([`frontend_message_limit`]). With `deadline` `None` the wait
+    /// has no time limit (an idle session). EOF at a message boundary is [`ReadError::Eof`];
+    /// in the middle of a message it is [`ReadError::UnexpectedEof`].
+    pub fn read_message(&mut self, deadline: Option<Instant>) -> Result<(u8, Vec<u8>), ReadError> {
+        if !self.want(1, deadline)? {
+            return Err(ReadError::Eof);
+        }
+        let ty = self.buffered()[0];
+        let Some(limit) = frontend_message_limit(ty) else {
+            return Err(ReadError::InvalidMessageType(ty));
+        };
+        if !self.want(5, deadline)? {
+            return Err(ReadError::UnexpectedEof);
+        }
+        let b = self.buffered();
+        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+        if len < 4 || len > limit {
+            return Err(ReadError::InvalidLength);
+        }
+        if !self.want(1 + len, deadline)? {
+            return Err(ReadError::UnexpectedEof);
+        }
+        let body = self.input[self.pos + 5..self.pos + 1 + len].to_vec();
+        self.pos += 1 + len;
+        Ok((ty, body))
+    }
+
+    /// Sends everything in [`out`](Self::out). On [`ReadError::Interrupted`] or
+    /// [`ReadError::TimedOut`] the unsent rest stays buffered and a later call continues.
+    pub fn flush(&mut self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        while !self.out.is_empty() {
+            match nix::sys::socket::send(
+                self.sock.as_raw_fd(),
+                self.out.as_bytes(),
+                MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(n) => self.out.consume(n),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => {
+                    match self
+                        .waiter
+                        .wait(self.sock.as_fd(), Interest::Writable, deadline)?
+                    {
+                        Readiness::Ready => {}
+                        Readiness::Interrupted => return Err(ReadError::Interrupted),
+                        Readiness::TimedOut => return Err(ReadError::TimedOut),
+                    }
+                }
+                Err(e) => {
+                    // The client is gone: what is left can never be delivered.
+                    self.out.clear();
+                    return Err(ReadError::Io(e.into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
