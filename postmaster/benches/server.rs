@@ -1,0 +1,323 @@
+//! Whole-server benchmark against PostgreSQL 15 from the machine's packages, measured in the
+//! same run: new connections per second (`pgbench -C`), `SELECT 1` transactions per second
+//! with 1 and 4 clients, and the time from SIGKILL of a backend to accepting connections again.
+//!
+//! Both servers run side by side (ours as the current user, PostgreSQL as `postgres`, each on
+//! its own port and socket directory, PostgreSQL with its default settings plus trust
+//! authentication). Every figure is measured in interleaved rounds (ours, theirs, ours, ...),
+//! and the printed ratio is the median of the per-round ratios. Lines:
+//! `BENCH server/<name> <value> <unit> <ratio>x postgres15/<name>`.
+//!
+//! Run: `cargo bench -p pgipc-postmaster --bench server`. Needs pgbench, psql and
+//! /usr/lib/postgresql/15/bin; skips (and says so) when PostgreSQL is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const ROUNDS: usize = 5;
+const SECONDS: u32 = 3;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Target {
+    name: &'static str,
+    sock: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    stop: Box<dyn Fn()>,
+}
+
+impl Target {
+    fn pgbench(&self, args: &[&str], script: &Path) -> f64 {
+        let o = Command::new("pgbench")
+            .args(["-n", "-T", &SECONDS.to_string(), "-f"])
+            .arg(script)
+            .arg("-h")
+            .arg(&self.sock)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "postgres"])
+            .args(args)
+            .output()
+            .expect("pgbench");
+        let out = String::from_utf8_lossy(&o.stdout);
+        out.lines()
+            .find(|l| l.starts_with("tps = "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: pgbench {args:?} failed: {out}\n{}",
+                    self.name,
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+    }
+
+    fn psql_ok(&self, sql: &str) -> Option<String> {
+        let o = Command::new("psql")
+            .args(["-X", "-At", "-h"])
+            .arg(&self.sock)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .env("PGCONNECT_TIMEOUT", "2")
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    }
+
+    fn sleeper(&self) -> Child {
+        Command::new("psql")
+            .args(["-X", "-At", "-h"])
+            .arg(&self.sock)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-c", "SELECT pg_backend_pid()", "-c", "SELECT pg_sleep(60)"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql")
+    }
+
+    /// SIGKILL of a backend until `SELECT 1` works again, in milliseconds. A second, idle
+    /// session shows when the restart really began: the crash handling ends it.
+    fn crash_restart_ms(&self) -> f64 {
+        let mut victim = self.sleeper();
+        let mut witness = self.sleeper();
+        let mut out = victim.stdout.take().expect("stdout");
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while std::io::Read::read(&mut out, &mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        let pid: i32 = String::from_utf8_lossy(&line)
+            .trim()
+            .parse()
+            .expect("backend pid");
+        // Let the witness reach its pg_sleep.
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        // SAFETY: kill on a server backend we just asked the pid of.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let deadline = t + Duration::from_secs(60);
+        while witness.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{}: no crash handling",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        while self.psql_ok("SELECT 1").as_deref() != Some("1") {
+            assert!(Instant::now() < deadline, "{}: no restart", self.name);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let _ = victim.kill();
+        let _ = victim.wait();
+        ms
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        (self.stop)();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_ours(base: &Path) -> Target {
+    let sock = base.join("ours-sock");
+    std::fs::create_dir_all(&sock).expect("dir");
+    let port = free_port();
+    let dir = base.join("ours-data");
+    let child = Command::new(BIN)
+        .arg("-D")
+        .arg(&dir)
+        .arg("-k")
+        .arg(&sock)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses="])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("ours.log")).expect("log"))
+        .spawn()
+        .expect("postmaster");
+    let pid = child.id() as i32;
+    let t = Target {
+        name: "pgipc",
+        sock,
+        port,
+        child: Some(child),
+        // SAFETY: fast shutdown of our own child.
+        stop: Box::new(move || unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }),
+    };
+    wait_up(&t);
+    t
+}
+
+fn start_postgres(base: &Path) -> Option<Target> {
+    if !Path::new(PG_BIN).join("postgres").exists() {
+        return None;
+    }
+    let dir = base.join("pg-data");
+    let sock = base.join("pg-sock");
+    std::fs::create_dir_all(&sock).ok()?;
+    for p in [base, &sock] {
+        let _ = Command::new("chmod").arg("777").arg(p).status();
+    }
+    let as_pg = |cmd: &str| {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"])
+            .arg(Path::new(PG_BIN).join(cmd));
+        c
+    };
+    let ok = as_pg("initdb")
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    let port = free_port();
+    let child = as_pg("postgres")
+        .arg("-D")
+        .arg(&dir)
+        .arg("-k")
+        .arg(&sock)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses="])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("pg.log")).ok()?)
+        .spawn()
+        .ok()?;
+    let pidfile = dir.join("postmaster.pid");
+    let t = Target {
+        name: "postgres15",
+        sock,
+        port,
+        child: Some(child),
+        // runuser does not pass signals on: signal the postmaster named in its pid file.
+        stop: Box::new(move || {
+            let pid: i32 = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+                .unwrap_or(0);
+            if pid > 0 {
+                // SAFETY: fast shutdown of the PostgreSQL postmaster this bench started.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+            }
+        }),
+    };
+    wait_up(&t);
+    Some(t)
+}
+
+fn wait_up(t: &Target) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.psql_ok("SELECT 1").is_none() {
+        assert!(Instant::now() < deadline, "{} did not start", t.name);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("pgipc-bench-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("scratch");
+    let script = base.join("select1.sql");
+    std::fs::write(&script, "SELECT 1;\n").expect("script");
+    let _ = Command::new("chmod").arg("644").arg(&script).status();
+    let ours = start_ours(&base);
+    let Some(pg) = start_postgres(&base) else {
+        println!("PostgreSQL 15 not found under {PG_BIN}: skipping the comparison");
+        return;
+    };
+    println!(
+        "pgipc (release build) vs PostgreSQL 15, Unix sockets, {ROUNDS} interleaved rounds of {SECONDS} s per figure"
+    );
+    type Fig = (&'static str, &'static str, Vec<&'static str>);
+    let figures: Vec<Fig> = vec![
+        (
+            "connections_per_s",
+            "conn/s",
+            vec!["-C", "-c", "1", "-M", "simple"],
+        ),
+        (
+            "select1_tps_1_client",
+            "tps",
+            vec!["-c", "1", "-M", "prepared"],
+        ),
+        (
+            "select1_tps_4_clients",
+            "tps",
+            vec!["-c", "4", "-j", "2", "-M", "prepared"],
+        ),
+    ];
+    for (name, unit, args) in &figures {
+        let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            let x = ours.pgbench(args, &script);
+            let y = pg.pgbench(args, &script);
+            a.push(x);
+            b.push(y);
+            r.push(x / y);
+        }
+        let (ma, mb, mr) = (median(&mut a), median(&mut b), median(&mut r));
+        println!("BENCH server/postgres15_{name} {mb:.0} {unit} 1.00x postgres15/{name}");
+        println!("BENCH server/{name} {ma:.0} {unit} {mr:.2}x postgres15/{name}");
+    }
+    let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
+    for _ in 0..3 {
+        let x = ours.crash_restart_ms();
+        let y = pg.crash_restart_ms();
+        a.push(x);
+        b.push(y);
+        r.push(x / y);
+    }
+    let (ma, mb, mr) = (median(&mut a), median(&mut b), median(&mut r));
+    println!("BENCH server/postgres15_crash_restart {mb:.1} ms 1.00x postgres15/crash_restart");
+    println!("BENCH server/crash_restart {ma:.1} ms {mr:.2}x postgres15/crash_restart");
+    drop(ours);
+    drop(pg);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(&base);
+}
