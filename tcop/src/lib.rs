@@ -1,1 +1,231 @@
-//! The backend main loop and its small built-in command set (PostgreSQL's tcop/postgres.c).
+//! The client backend: one process per connection, from the startup packet to Terminate.
+//!
+//! Mirrors PostgreSQL's `tcop/postgres.c` (`PostgresMain`, the simple and extended query
+//! protocols, `ProcessInterrupts`) and the backend half of `tcop/backend_startup.c`
+//! (`BackendInitialize`: startup packet, refusals of a dead-end backend, cancel requests).
+//! The wire format is the `libpq` crate's; this crate decides what to answer.
+//!
+//! ```text
+//!  backend_main(sock, ctx)                               (in a freshly forked/exec'd child)
+//!   ├─ signal handlers: SIGINT/SIGTERM/SIGHUP raise flags + set latch; SIGQUIT _exit(2)
+//!   ├─ startup packet (deadline ctx.authentication_timeout)
+//!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
+//!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
+//!   ├─ NegotiateProtocolVersion?  AuthenticationOk (trust)
+//!   ├─ PGPROC (proc::init_process; 53300 when none) → hooks.mark_active
+//!   │    → ProcArray (init_process_phase2) → hooks.register_cancel_key(procno, pid, key)
+//!   ├─ ParameterStatus × 15, BackendKeyData (4-byte key for 3.0/3.1, 32 for 3.2), ReadyForQuery
+//!   └─ loop: Q | P B D E C S H | X          → exit code (0 clean, 1 FATAL)
+//! ```
+//!
+//! # Contract
+//! * The caller forked (or exec'd) this process, attached shared memory (`ctx.shmem`), called
+//!   `pgipc_ipc::on_exit_reset` and `pgipc_waiteventset::forget_wait_sets_after_fork` after a
+//!   fork, installed the postmaster-death watch, and passes the accepted socket. After
+//!   `backend_main` returns it should end the process with `pgipc_ipc::proc_exit(code)`;
+//!   `backend_main` has already run the shared-memory exit callbacks (PGPROC, ProcArray and
+//!   whatever the hooks registered are released).
+//! * Signal handlers only raise flags and set the latch; the work happens at the interrupt
+//!   checks between messages and inside `pg_sleep` (PostgreSQL's `CHECK_FOR_INTERRUPTS`).
+//!   SIGINT cancels the running statement (57014), and is ignored when idle; SIGTERM ends the
+//!   session (57P01); postmaster death ends it.
+//! * No client input can panic this process: every parser returns errors, and protocol
+//!   violations end the session with PostgreSQL's FATAL texts or silently, as PostgreSQL does.
+//!
+//! # What this crate does not do
+//! * No SQL: the built-in statements are `SELECT <integer>`, `SELECT pg_backend_pid()`,
+//!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>`, `SET <name> = <value>`,
+//!   `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`/`ABORT`. Other SQL commands are
+//!   ERROR 0A000, anything else 42601. Statements take no parameters.
+//! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
+//!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT only track the
+//!   ReadyForQuery status).
+//! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
+//!   through [`BackendHooks`].
+
+mod session;
+mod sql;
+mod sys;
+mod wait;
+
+use pgipc_proc::{ProcConfig, ProcNumber};
+use pgipc_shmem::Shmem;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+/// An error report on its way to the client (boxed: the fields are large and the happy path
+/// should not carry them).
+type Report = Box<pgipc_libpq::ErrorFields>;
+
+/// Whether the postmaster lets this connection in (PostgreSQL 18's `CAC_state`), computed by
+/// the postmaster when it accepted the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanAcceptConnections {
+    /// `CAC_OK`.
+    Ok,
+    /// `CAC_STARTUP`: the startup process is still running.
+    Startup,
+    /// `CAC_SHUTDOWN`: a shutdown is under way.
+    Shutdown,
+    /// `CAC_RECOVERY`: crash recovery (after a crash restart) has not begun redo yet.
+    Recovery,
+    /// `CAC_NOTHOTSTANDBY` (called `CAC_NOTCONSISTENT` before PostgreSQL 18): in recovery,
+    /// not (yet) accepting read-only connections.
+    #[doc(alias = "CAC_NOTCONSISTENT")]
+    NotHotStandby {
+        /// `hot_standby` is on (so connections will be accepted once consistent).
+        hot_standby: bool,
+    },
+    /// `CAC_TOOMANY`: no backend slot left.
+    TooMany,
+}
+
+impl CanAcceptConnections {
+    /// The FATAL report a refused connection gets (`None` for [`CanAcceptConnections::Ok`]).
+    pub fn refusal(self) -> Option<pgipc_libpq::ErrorFields> {
+        use pgipc_libpq::{ErrorFields, Severity::Fatal};
+        let cannot_connect_now = "57P03";
+        Some(match self {
+            CanAcceptConnections::Ok => return None,
+            CanAcceptConnections::Startup => ErrorFields::new(
+                Fatal,
+                cannot_connect_now,
+                "the database system is starting up",
+            ),
+            CanAcceptConnections::Shutdown => ErrorFields::new(
+                Fatal,
+                cannot_connect_now,
+                "the database system is shutting down",
+            ),
+            CanAcceptConnections::Recovery => ErrorFields::new(
+                Fatal,
+                cannot_connect_now,
+                "the database system is in recovery mode",
+            ),
+            CanAcceptConnections::NotHotStandby { hot_standby: true } => ErrorFields::new(
+                Fatal,
+                cannot_connect_now,
+                "the database system is not yet accepting connections",
+            )
+            .with_detail("Consistent recovery state has not been yet reached."),
+            CanAcceptConnections::NotHotStandby { hot_standby: false } => ErrorFields::new(
+                Fatal,
+                cannot_connect_now,
+                "the database system is not accepting connections",
+            )
+            .with_detail("Hot standby mode is disabled."),
+            CanAcceptConnections::TooMany => {
+                ErrorFields::new(Fatal, "53300", "sorry, too many clients already")
+            }
+        })
+    }
+}
+
+/// What the backend needs from the processes around it, kept behind a trait so that this crate
+/// does not depend on the postmaster's bookkeeping (PMSignal child slots) nor on ProcSignal.
+///
+/// Every method has a default that does nothing, which is enough for a server without cancel
+/// support.
+pub trait BackendHooks {
+    /// A CancelRequest arrived for `pid` with `key`. Wire it to
+    /// `pgipc_procsignal::ProcSignal::send_cancel_request` (which compares the key in constant
+    /// time and signals the target). Nothing is answered to the requester either way.
+    fn cancel_request(&self, pid: i32, key: &[u8]) {
+        let _ = (pid, key);
+    }
+
+    /// The backend has its PGPROC (PostgreSQL's `MarkPostmasterChildActive`, done in
+    /// `InitProcess`). An error ends the session with FATAL.
+    fn mark_active(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The backend is in the ProcArray and its cancel key is chosen: record it where cancel
+    /// requests will find it (`ProcSignal::init_slot(procno, pid, key)` and
+    /// `pgipc_procsignal::install_handler()`). An error ends the session with FATAL.
+    fn register_cancel_key(&self, procno: ProcNumber, pid: i32, key: &[u8]) -> Result<(), String> {
+        let _ = (procno, pid, key);
+        Ok(())
+    }
+
+    /// Called at every interrupt check (e.g. absorb ProcSignal barriers).
+    fn process_interrupts(&self) {}
+
+    /// SIGHUP arrived: re-read the configuration.
+    fn reload(&self) {}
+
+    /// The current value of a setting for `SHOW` (checked before
+    /// [`BackendContext::settings`]); `None`: not known here.
+    fn show(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
+}
+
+/// Hooks that do nothing (a server without cancel support or child slots).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl BackendHooks for NoHooks {}
+
+/// Everything [`backend_main`] needs from the postmaster.
+pub struct BackendContext {
+    /// The main shared-memory segment, created (or attached, in exec mode) by the postmaster.
+    pub shmem: Shmem,
+    /// Sizes of the PGPROC array (`IpcConfig::proc_config()`).
+    pub proc_config: ProcConfig,
+    /// The postmaster's verdict on this connection.
+    pub cac: CanAcceptConnections,
+    /// `authentication_timeout` (PostgreSQL's default: 60 s).
+    pub authentication_timeout: Duration,
+    /// Server settings for `SHOW` (names compared case-insensitively), e.g.
+    /// `("max_connections", "100")`.
+    pub settings: Vec<(String, String)>,
+    /// The connections to the rest of the server.
+    pub hooks: Box<dyn BackendHooks>,
+}
+
+impl BackendContext {
+    /// A context with PostgreSQL's defaults, no settings and [`NoHooks`].
+    pub fn new(shmem: Shmem, proc_config: ProcConfig, cac: CanAcceptConnections) -> Self {
+        BackendContext {
+            shmem,
+            proc_config,
+            cac,
+            authentication_timeout: Duration::from_secs(60),
+            settings: Vec::new(),
+            hooks: Box::new(NoHooks),
+        }
+    }
+
+    /// The value of a server setting: the hooks first, then [`settings`](Self::settings).
+    pub fn setting(&self, name: &str) -> Option<String> {
+        self.hooks.show(name).or_else(|| {
+            self.settings
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        })
+    }
+}
+
+impl fmt::Debug for BackendContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendContext")
+            .field("cac", &self.cac)
+            .field("authentication_timeout", &self.authentication_timeout)
+            .field("settings", &self.settings.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a client backend on the accepted socket `sock`; returns the exit code (0: the client
+/// left, 1: FATAL or a broken connection). See the crate documentation for what the caller
+/// must have done before and does after.
+pub fn backend_main(sock: OwnedFd, ctx: BackendContext) -> i32 {
+    let code = session::run(&sock, &ctx);
+    // PGPROC, ProcArray entry and whatever the hooks registered go back now.
+    pgipc_ipc::shmem_exit(code);
+    code
+}

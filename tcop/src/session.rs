@@ -1,0 +1,826 @@
+//! One session: start-up, then the message loop (PostgreSQL's `BackendInitialize` and
+//! `PostgresMain`).
+
+use crate::sql::{self, IntLit, Stmt};
+use crate::sys::{self, Pending};
+use crate::wait::BackendWait;
+use crate::{BackendContext, Report};
+use pgipc_latch::{Latch, OwnedLatch};
+use pgipc_libpq::{
+    parse_bind, parse_execute, parse_parse, parse_query, parse_startup_packet, parse_target, Conn,
+    ErrorFields, FieldDescription, ReadError, Replication, Severity, StartupError, StartupPacket,
+    StartupRequest, Target, TransactionStatus,
+};
+use pgipc_proc::MyProc;
+use pgipc_waiteventset::WaitEvents;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// `PG_WAIT_TIMEOUT | PgSleep`: what `pg_sleep` publishes as its wait event.
+const WAIT_EVENT_PG_SLEEP: u32 = 0x0900_0000 | 2;
+
+/// How the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// The client said goodbye or hung up: exit code 0.
+    Clean,
+    /// FATAL, or the connection broke: exit code 1.
+    Fatal,
+}
+
+/// Why a statement or message did not complete.
+#[derive(Debug)]
+enum Failure {
+    /// An ERROR for the client; the session goes on.
+    Error(Report),
+    /// The session ends.
+    Leave(Leave),
+}
+
+impl From<Report> for Failure {
+    fn from(e: Report) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl From<ErrorFields> for Failure {
+    fn from(e: ErrorFields) -> Self {
+        Failure::Error(Box::new(e))
+    }
+}
+
+/// A prepared statement.
+#[derive(Debug, Clone)]
+struct Prepared {
+    stmt: Stmt,
+    param_types: Vec<u32>,
+}
+
+/// A bound portal.
+#[derive(Debug, Clone)]
+struct Portal {
+    stmt: Stmt,
+    formats: Vec<i16>,
+    done: bool,
+}
+
+struct Session<'s> {
+    conn: Conn<'s, BackendWait<'s>>,
+    ctx: &'s BackendContext,
+    pid: i32,
+    tx: TransactionStatus,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Portal>,
+    /// `SET` values and the startup packet's parameters.
+    session_settings: HashMap<String, String>,
+    ignore_till_sync: bool,
+    me: Option<&'static MyProc>,
+}
+
+fn error(code: &str, message: impl Into<String>) -> ErrorFields {
+    ErrorFields::new(Severity::Error, code, message)
+}
+
+fn fatal(code: &str, message: impl Into<String>) -> ErrorFields {
+    ErrorFields::new(Severity::Fatal, code, message)
+}
+
+fn log_report(f: &ErrorFields) {
+    match f.severity {
+        Severity::Fatal | Severity::Panic => {
+            tracing::error!("{}:  {} ({})", f.severity.name(), f.message, f.code)
+        }
+        Severity::Error => tracing::warn!("{}:  {} ({})", f.severity.name(), f.message, f.code),
+        _ => tracing::info!("{}:  {} ({})", f.severity.name(), f.message, f.code),
+    }
+}
+
+/// A cancel key of `len` random bytes (PostgreSQL uses `pg_strong_random`).
+fn random_key(len: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut key = vec![0u8; len];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .is_ok();
+    if !filled {
+        // Never expected on Linux; still better than a constant.
+        let mut x = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        for b in &mut key {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+    key
+}
+
+/// The whole session; returns the exit code.
+pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
+    if let Err(e) = sys::install_handlers() {
+        tracing::error!("FATAL:  could not install signal handlers: {e}");
+        return 1;
+    }
+    // Until the PGPROC's latch takes over, a process-local one (kept for the process's life,
+    // as "my latch" must be).
+    let local: &'static OwnedLatch<&'static Latch> = {
+        let latch: &'static Latch = Box::leak(Box::new(Latch::new()));
+        match OwnedLatch::own(latch) {
+            Ok(o) => {
+                pgipc_latch::install_my_latch(latch);
+                Box::leak(Box::new(o))
+            }
+            Err(e) => {
+                tracing::error!("FATAL:  could not own a local latch: {e}");
+                return 1;
+            }
+        }
+    };
+    let conn =
+        BackendWait::new(sock.as_fd(), local.as_owner()).and_then(|w| Conn::new(sock.as_fd(), w));
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("FATAL:  could not set up the client connection: {e}");
+            return 1;
+        }
+    };
+    let mut s = Session {
+        conn,
+        ctx,
+        pid: std::process::id() as i32,
+        tx: TransactionStatus::Idle,
+        statements: HashMap::new(),
+        portals: HashMap::new(),
+        session_settings: HashMap::new(),
+        ignore_till_sync: false,
+        me: None,
+    };
+    match s.start().and_then(|()| s.main_loop()) {
+        Ok(()) | Err(Leave::Clean) => 0,
+        Err(Leave::Fatal) => 1,
+    }
+}
+
+impl Session<'_> {
+    /// Sends a FATAL report and ends the session.
+    fn die(&mut self, f: ErrorFields) -> Leave {
+        log_report(&f);
+        self.conn.out().error_response(&f);
+        let _ = self
+            .conn
+            .flush(Some(Instant::now() + Duration::from_secs(5)));
+        Leave::Fatal
+    }
+
+    // ---------------------------------------------------------------- start-up
+
+    /// Reads start-up packets until a StartupMessage (`Ok`) or a reason to leave.
+    fn read_startup(&mut self, deadline: Instant) -> Result<StartupPacket, Leave> {
+        let (mut ssl_done, mut gss_done) = (false, false);
+        loop {
+            let packet = match self.conn.read_startup_packet(deadline) {
+                Ok(p) => p,
+                Err(StartupError::Interrupted) => {
+                    // PostgreSQL leaves at once, without a word, on SIGTERM here.
+                    if sys::peek(Pending::Die) || self.conn.waiter_mut().postmaster_died {
+                        return Err(Leave::Fatal);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(self.startup_failed(e)),
+            };
+            match parse_startup_packet(&packet, ssl_done, gss_done) {
+                Ok(r @ (StartupRequest::Ssl | StartupRequest::Gss)) => {
+                    let ssl = r == StartupRequest::Ssl;
+                    if ssl {
+                        ssl_done = true;
+                    } else {
+                        gss_done = true;
+                    }
+                    self.conn.out().raw_byte(b'N');
+                    if self.conn.flush(Some(deadline)).is_err() {
+                        return Err(Leave::Fatal);
+                    }
+                    // Bytes sent before our answer cannot be part of an encrypted session.
+                    if self.conn.has_buffered_input() {
+                        let what = if ssl {
+                            "received unencrypted data after SSL request"
+                        } else {
+                            "received unencrypted data after GSSAPI encryption request"
+                        };
+                        let f = fatal("08P01", what).with_detail(
+                            "This could be either a client-software bug or evidence of an \
+                             attempted man-in-the-middle attack.",
+                        );
+                        return Err(self.die(f));
+                    }
+                }
+                Ok(StartupRequest::Cancel { pid, key }) => {
+                    if pid != 0 {
+                        self.ctx.hooks.cancel_request(pid, &key);
+                    }
+                    // Not an error, but nothing more to do.
+                    return Err(Leave::Clean);
+                }
+                Ok(StartupRequest::Startup(p)) => return Ok(p),
+                Err(e) => return Err(self.startup_failed(e)),
+            }
+        }
+    }
+
+    fn startup_failed(&mut self, e: StartupError) -> Leave {
+        if e.is_reported_to_client() {
+            let mut f = fatal(e.sqlstate(), e.to_string());
+            if let Some(h) = e.hint() {
+                f = f.with_hint(h);
+            }
+            return self.die(f);
+        }
+        if e.is_logged() {
+            tracing::info!("LOG:  {e}");
+        }
+        Leave::Fatal
+    }
+
+    /// Start-up up to the first ReadyForQuery.
+    fn start(&mut self) -> Result<(), Leave> {
+        let deadline = Instant::now() + self.ctx.authentication_timeout;
+        let packet = self.read_startup(deadline)?;
+        if let Some(f) = self.ctx.cac.refusal() {
+            return Err(self.die(f));
+        }
+        if packet.replication != Replication::Off {
+            return Err(self.die(fatal(
+                "0A000",
+                "replication connections are not supported by this server",
+            )));
+        }
+        let version = packet.version();
+        if packet.needs_negotiation() {
+            self.conn
+                .out()
+                .negotiate_protocol_version(version, &packet.unrecognized_protocol_options);
+        }
+        // Trust authentication.
+        self.conn.out().authentication_ok();
+
+        let key = random_key(version.cancel_key_len());
+        let me = self.init_backend(&key).map_err(|f| self.die(*f))?;
+        self.me = Some(me);
+        if let Err(e) = self.conn.waiter_mut().switch_latch(me.latch().as_owner()) {
+            return Err(self.die(fatal(
+                "XX000",
+                format!("could not wait on the process latch: {e}"),
+            )));
+        }
+
+        for (name, value) in &packet.params {
+            self.session_settings
+                .insert(name.to_ascii_lowercase(), value.clone());
+        }
+        let client_encoding = match packet.param("client_encoding") {
+            None => "UTF8".to_owned(),
+            Some(e) if e.eq_ignore_ascii_case("auto") => "UTF8".to_owned(),
+            Some(e) => e.to_owned(),
+        };
+        let time_zone = self.ctx.setting("TimeZone").unwrap_or_else(|| "UTC".into());
+        let status: [(&str, String); 15] = [
+            (
+                "application_name",
+                packet.param("application_name").unwrap_or("").to_owned(),
+            ),
+            ("client_encoding", client_encoding),
+            ("DateStyle", "ISO, MDY".into()),
+            ("default_transaction_read_only", "off".into()),
+            ("in_hot_standby", "off".into()),
+            ("integer_datetimes", "on".into()),
+            ("IntervalStyle", "postgres".into()),
+            ("is_superuser", "on".into()),
+            ("scram_iterations", "4096".into()),
+            ("search_path", "\"$user\", public".into()),
+            ("server_encoding", "UTF8".into()),
+            ("server_version", "18.0".into()),
+            ("session_authorization", packet.user.clone()),
+            ("standard_conforming_strings", "on".into()),
+            ("TimeZone", time_zone),
+        ];
+        for (name, value) in &status {
+            self.conn.out().parameter_status(name, value);
+            self.session_settings
+                .entry(name.to_ascii_lowercase())
+                .or_insert_with(|| value.clone());
+        }
+        self.conn.out().backend_key_data(self.pid, &key);
+        self.conn.out().ready_for_query(TransactionStatus::Idle);
+        tracing::debug!(
+            "connection authorized: user={} database={} protocol={version}",
+            packet.user,
+            packet.database
+        );
+        Ok(())
+    }
+
+    /// PGPROC, PMSignal, ProcArray, cancel key (PostgreSQL's `InitProcess`,
+    /// `InitProcessPhase2`, `ProcSignalInit`).
+    fn init_backend(&self, key: &[u8]) -> Result<&'static MyProc, Report> {
+        let internal = |e: String| Box::new(fatal("XX000", e));
+        let global = pgipc_proc::shmem_init(&self.ctx.shmem, &self.ctx.proc_config)
+            .map_err(|e| internal(e.to_string()))?;
+        let me = pgipc_proc::init_process(&global, pgipc_proc::BackendType::Backend).map_err(
+            |e| match e.sqlstate() {
+                "53300" => Box::new(fatal("53300", e.to_string())),
+                _ => internal(e.to_string()),
+            },
+        )?;
+        // The slot is released by the exit callback init_process registered; the value lives
+        // as long as the process (wait sets borrow its latch).
+        let me: &'static MyProc = Box::leak(Box::new(me));
+        self.ctx.hooks.mark_active().map_err(internal)?;
+        let pa = pgipc_procarray::shmem_init(&self.ctx.shmem, &self.ctx.proc_config)
+            .map_err(|e| internal(e.to_string()))?;
+        pa.init_process_phase2(me)
+            .map_err(|e| internal(e.to_string()))?;
+        self.ctx
+            .hooks
+            .register_cancel_key(me.proc_number(), self.pid, key)
+            .map_err(internal)?;
+        Ok(me)
+    }
+
+    // ---------------------------------------------------------------- interrupts
+
+    /// PostgreSQL's `ProcessInterrupts`. `running`: a statement is executing (a cancel is for
+    /// it); otherwise a cancel is dropped, as PostgreSQL drops one that arrives while idle.
+    fn check_interrupts(&mut self, running: bool) -> Result<(), Failure> {
+        if sys::take(Pending::Die) {
+            return Err(Failure::Leave(self.die(fatal(
+                "57P01",
+                "terminating connection due to administrator command",
+            ))));
+        }
+        let pm_died = self.conn.waiter_mut().postmaster_died;
+        if pm_died && !pgipc_waiteventset::postmaster_is_alive() {
+            return Err(Failure::Leave(self.die(fatal(
+                "57P01",
+                "terminating connection due to unexpected postmaster exit",
+            ))));
+        }
+        if sys::take(Pending::Reload) {
+            self.ctx.hooks.reload();
+        }
+        self.ctx.hooks.process_interrupts();
+        if sys::take(Pending::Cancel) && running {
+            return Err(error("57014", "canceling statement due to user request").into());
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered, serving interrupts while the client does not read.
+    fn flush(&mut self) -> Result<(), Leave> {
+        loop {
+            match self.conn.flush(None) {
+                Ok(()) => return Ok(()),
+                Err(ReadError::Interrupted) => match self.check_interrupts(false) {
+                    Ok(()) | Err(Failure::Error(_)) => {}
+                    Err(Failure::Leave(l)) => return Err(l),
+                },
+                Err(_) => return Err(Leave::Fatal),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- main loop
+
+    fn main_loop(&mut self) -> Result<(), Leave> {
+        loop {
+            if !self.conn.has_buffered_input() {
+                self.flush()?;
+            }
+            if let Err(Failure::Leave(l)) = self.check_interrupts(false) {
+                return Err(l);
+            }
+            let (ty, body) = match self.conn.read_message(None) {
+                Ok(m) => m,
+                Err(ReadError::Interrupted) => continue,
+                Err(ReadError::Eof) => {
+                    if self.tx != TransactionStatus::Idle {
+                        tracing::info!(
+                            "LOG:  unexpected EOF on client connection with an open transaction"
+                        );
+                    }
+                    return Err(Leave::Clean);
+                }
+                Err(e @ ReadError::InvalidMessageType(_)) => {
+                    return Err(self.die(fatal("08P01", e.to_string())))
+                }
+                Err(ReadError::Io(e)) => {
+                    tracing::info!("LOG:  could not receive data from client: {e}");
+                    return Err(Leave::Fatal);
+                }
+                Err(e) => {
+                    // Broken framing: PostgreSQL logs it and closes the connection.
+                    tracing::info!("LOG:  {e}");
+                    return Err(Leave::Fatal);
+                }
+            };
+            if self.ignore_till_sync && !matches!(ty, b'S' | b'X') {
+                continue;
+            }
+            let extended = pgipc_libpq::is_extended_query_message(ty);
+            let r = match ty {
+                b'X' => return Err(Leave::Clean),
+                b'Q' => self.simple_query(&body),
+                b'P' => self.parse_msg(&body),
+                b'B' => self.bind_msg(&body),
+                b'D' => self.describe_msg(&body),
+                b'E' => self.execute_msg(&body),
+                b'C' => self.close_msg(&body),
+                b'S' => {
+                    self.ignore_till_sync = false;
+                    if self.tx == TransactionStatus::Idle {
+                        // The implicit transaction ends: its portals go.
+                        self.portals.clear();
+                    }
+                    self.conn.out().ready_for_query(self.tx);
+                    Ok(())
+                }
+                b'H' => self.flush().map_err(Failure::Leave),
+                b'F' => Err(error("0A000", "fast-path function calls are not supported").into()),
+                // CopyData/CopyDone/CopyFail outside COPY: ignored, as PostgreSQL does.
+                _ => Ok(()),
+            };
+            match r {
+                Ok(()) => {}
+                Err(Failure::Leave(l)) => return Err(l),
+                Err(Failure::Error(f)) => {
+                    log_report(&f);
+                    self.conn.out().error_response(&f);
+                    if self.tx == TransactionStatus::InBlock {
+                        self.tx = TransactionStatus::Failed;
+                    }
+                    if extended {
+                        self.ignore_till_sync = true;
+                    } else if ty != b'Q' {
+                        self.conn.out().ready_for_query(self.tx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn simple_query(&mut self, body: &[u8]) -> Result<(), Failure> {
+        let q = parse_query(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        let stmts = sql::split_statements(&q);
+        let mut result = Ok(());
+        if stmts.is_empty() {
+            self.conn.out().empty_query_response();
+        }
+        for (offset, text) in stmts {
+            let r = sql::parse_statement(text, offset)
+                .map_err(Failure::from)
+                .and_then(|stmt| self.execute(&stmt, &[], true));
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+        }
+        match result {
+            Err(Failure::Error(f)) => {
+                log_report(&f);
+                self.conn.out().error_response(&f);
+                if self.tx == TransactionStatus::InBlock {
+                    self.tx = TransactionStatus::Failed;
+                }
+            }
+            Err(l @ Failure::Leave(_)) => return Err(l),
+            Ok(()) => {}
+        }
+        self.conn.out().ready_for_query(self.tx);
+        Ok(())
+    }
+
+    fn row_description(&mut self, stmt: &Stmt, formats: &[i16]) {
+        match stmt.column() {
+            Some((name, oid, len)) => {
+                let mut f = FieldDescription::computed(&name, oid, len);
+                f.format = format_of(formats, 0);
+                self.conn.out().row_description(&[f]);
+            }
+            None => self.conn.out().no_data(),
+        }
+    }
+
+    /// Runs one statement: optional RowDescription, rows, CommandComplete.
+    fn execute(&mut self, stmt: &Stmt, formats: &[i16], describe: bool) -> Result<(), Failure> {
+        if self.tx == TransactionStatus::Failed && !stmt.is_transaction_end() {
+            return Err(error(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )
+            .into());
+        }
+        if describe && stmt.column().is_some() {
+            self.row_description(stmt, formats);
+        }
+        let fmt = format_of(formats, 0);
+        let tag = match stmt {
+            Stmt::Empty => {
+                self.conn.out().empty_query_response();
+                return Ok(());
+            }
+            Stmt::SelectInt(v) => {
+                let bytes = match (v, fmt) {
+                    (IntLit::Int4(n), 1) => n.to_be_bytes().to_vec(),
+                    (IntLit::Int8(n), 1) => n.to_be_bytes().to_vec(),
+                    (IntLit::Numeric(_), 1) => {
+                        return Err(error(
+                            "0A000",
+                            "binary output of numeric values is not supported",
+                        )
+                        .into())
+                    }
+                    (IntLit::Int4(n), _) => n.to_string().into_bytes(),
+                    (IntLit::Int8(n), _) => n.to_string().into_bytes(),
+                    (IntLit::Numeric(s), _) => s.clone().into_bytes(),
+                };
+                self.conn.out().data_row(&[Some(&bytes)]);
+                "SELECT 1"
+            }
+            Stmt::BackendPid => {
+                let bytes = if fmt == 1 {
+                    self.pid.to_be_bytes().to_vec()
+                } else {
+                    self.pid.to_string().into_bytes()
+                };
+                self.conn.out().data_row(&[Some(&bytes)]);
+                "SELECT 1"
+            }
+            Stmt::Sleep(secs) => {
+                self.sleep(*secs)?;
+                self.conn.out().data_row(&[Some(b"")]);
+                "SELECT 1"
+            }
+            Stmt::Show(name) => {
+                let v = self.show(name)?;
+                self.conn.out().data_row(&[Some(v.as_bytes())]);
+                "SHOW"
+            }
+            Stmt::Set(name, value) => {
+                self.session_settings.insert(name.clone(), value.clone());
+                "SET"
+            }
+            Stmt::Begin => {
+                if self.tx != TransactionStatus::Idle {
+                    self.conn.out().notice_response(&ErrorFields::new(
+                        Severity::Warning,
+                        "25001",
+                        "there is already a transaction in progress",
+                    ));
+                }
+                if self.tx == TransactionStatus::Idle {
+                    self.tx = TransactionStatus::InBlock;
+                }
+                "BEGIN"
+            }
+            Stmt::Commit | Stmt::Rollback => {
+                let was = self.tx;
+                if was == TransactionStatus::Idle {
+                    self.conn.out().notice_response(&ErrorFields::new(
+                        Severity::Warning,
+                        "25P01",
+                        "there is no transaction in progress",
+                    ));
+                }
+                self.tx = TransactionStatus::Idle;
+                if matches!(stmt, Stmt::Commit) && was != TransactionStatus::Failed {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                }
+            }
+        };
+        self.conn.out().command_complete(tag);
+        Ok(())
+    }
+
+    fn show(&self, name: &str) -> Result<String, Report> {
+        let lname = name.to_ascii_lowercase();
+        if let Some(v) = self.session_settings.get(&lname) {
+            return Ok(v.clone());
+        }
+        self.ctx.setting(&lname).ok_or_else(|| {
+            Box::new(error(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            ))
+        })
+    }
+
+    /// `pg_sleep`: waits on the process latch until the time is up, serving interrupts.
+    fn sleep(&mut self, secs: f64) -> Result<(), Failure> {
+        let Some(me) = self.me else {
+            return Ok(());
+        };
+        let end = Instant::now() + Duration::from_secs_f64(secs.clamp(0.0, 1e9));
+        loop {
+            self.check_interrupts(true)?;
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let r = pgipc_waiteventset::wait_latch(
+                Some(me.latch()),
+                WaitEvents::LATCH_SET | WaitEvents::POSTMASTER_DEATH,
+                Some(left),
+                WAIT_EVENT_PG_SLEEP,
+            );
+            match r {
+                Ok(ev) => {
+                    if ev.contains(WaitEvents::POSTMASTER_DEATH) {
+                        self.conn.waiter_mut().postmaster_died = true;
+                    }
+                    if ev.contains(WaitEvents::LATCH_SET) {
+                        me.latch().reset();
+                    }
+                }
+                Err(e) => return Err(error("XX000", format!("could not wait: {e}")).into()),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- extended protocol
+
+    fn aborted_block_check(&self, stmt: &Stmt) -> Result<(), Report> {
+        if self.tx == TransactionStatus::Failed && !stmt.is_transaction_end() {
+            return Err(Box::new(error(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )));
+        }
+        Ok(())
+    }
+
+    fn parse_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
+        let m = parse_parse(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        let pieces = sql::split_statements(&m.query);
+        let stmt = match pieces.as_slice() {
+            [] => Stmt::Empty,
+            [(offset, text)] => sql::parse_statement(text, *offset)?,
+            _ => {
+                return Err(error(
+                    "42601",
+                    "cannot insert multiple commands into a prepared statement",
+                )
+                .into())
+            }
+        };
+        self.aborted_block_check(&stmt)?;
+        if !m.name.is_empty() && self.statements.contains_key(&m.name) {
+            return Err(error(
+                "42P05",
+                format!("prepared statement \"{}\" already exists", m.name),
+            )
+            .into());
+        }
+        self.statements.insert(
+            m.name,
+            Prepared {
+                stmt,
+                param_types: m.param_types,
+            },
+        );
+        self.conn.out().parse_complete();
+        Ok(())
+    }
+
+    fn bind_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
+        let m = parse_bind(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        let Some(p) = self.statements.get(&m.statement) else {
+            return Err(no_statement(&m.statement).into());
+        };
+        let stmt = p.stmt.clone();
+        let nparams = p.param_types.len();
+        if m.params.len() != nparams {
+            return Err(error(
+                "08P01",
+                format!(
+                    "bind message supplies {} parameters, but prepared statement \"{}\" requires {}",
+                    m.params.len(),
+                    m.statement,
+                    nparams
+                ),
+            )
+            .into());
+        }
+        if m.param_formats.len() > 1 && m.param_formats.len() != m.params.len() {
+            return Err(error(
+                "08P01",
+                format!(
+                    "bind message has {} parameter formats but {} parameters",
+                    m.param_formats.len(),
+                    m.params.len()
+                ),
+            )
+            .into());
+        }
+        self.aborted_block_check(&stmt)?;
+        if !m.portal.is_empty() && self.portals.contains_key(&m.portal) {
+            return Err(error("42P03", format!("portal \"{}\" already exists", m.portal)).into());
+        }
+        self.portals.insert(
+            m.portal,
+            Portal {
+                stmt,
+                formats: m.result_formats,
+                done: false,
+            },
+        );
+        self.conn.out().bind_complete();
+        Ok(())
+    }
+
+    fn describe_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
+        let m = parse_target(b'D', body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        match m.target {
+            Target::Statement => {
+                let Some(p) = self.statements.get(&m.name).cloned() else {
+                    return Err(no_statement(&m.name).into());
+                };
+                let types: Vec<u32> = p
+                    .param_types
+                    .iter()
+                    .map(|&t| if t == 0 { sql::TEXTOID } else { t })
+                    .collect();
+                self.conn.out().parameter_description(&types);
+                self.row_description(&p.stmt, &[]);
+            }
+            Target::Portal => {
+                let Some(p) = self.portals.get(&m.name).cloned() else {
+                    return Err(no_portal(&m.name).into());
+                };
+                self.row_description(&p.stmt, &p.formats);
+            }
+        }
+        Ok(())
+    }
+
+    fn execute_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
+        let m = parse_execute(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        let Some(p) = self.portals.get_mut(&m.portal) else {
+            return Err(no_portal(&m.portal).into());
+        };
+        if p.done && p.stmt.column().is_some() {
+            // Every built-in query returns at most one row, all sent the first time.
+            self.conn.out().command_complete("SELECT 0");
+            return Ok(());
+        }
+        p.done = true;
+        let (stmt, formats) = (p.stmt.clone(), p.formats.clone());
+        self.execute(&stmt, &formats, false)
+    }
+
+    fn close_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
+        let m = parse_target(b'C', body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        // Closing something that does not exist is not an error.
+        match m.target {
+            Target::Statement => {
+                self.statements.remove(&m.name);
+            }
+            Target::Portal => {
+                self.portals.remove(&m.name);
+            }
+        }
+        self.conn.out().close_complete();
+        Ok(())
+    }
+}
+
+fn no_statement(name: &str) -> ErrorFields {
+    if name.is_empty() {
+        error("26000", "unnamed prepared statement does not exist")
+    } else {
+        error(
+            "26000",
+            format!("prepared statement \"{name}\" does not exist"),
+        )
+    }
+}
+
+fn no_portal(name: &str) -> ErrorFields {
+    error("34000", format!("portal \"{name}\" does not exist"))
+}
+
+/// The format code of column `i` under the Bind convention: none = text, one = all.
+fn format_of(formats: &[i16], i: usize) -> i16 {
+    match formats.len() {
+        0 => 0,
+        1 => formats[0],
+        _ => formats.get(i).copied().unwrap_or(0),
+    }
+}
