@@ -117,7 +117,7 @@ impl BackendHooks for Hooks {
 }
 
 /// Runs the server; returns the process exit code.
-pub fn run(args: &[String]) -> i32 {
+pub(crate) fn run(args: &[String]) -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
