@@ -21,10 +21,10 @@ use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use pgipc_ipci::{create_shared_memory_and_semaphores, Addins, IpcConfig};
-use pgipc_libpq::{accept_nonblocking, ListenConfig, ListenSockets};
+use pgipc_libpq::{accept_nonblocking, ErrorFields, ListenConfig, ListenSockets, Severity};
 use pgipc_proc::ProcNumber;
 use pgipc_procsignal::ProcSignal;
-use pgipc_tcop::{backend_main, BackendContext, BackendHooks, CanAcceptConnections};
+use pgipc_tcop::{backend_main, BackendContext, BackendHooks, CanAcceptConnections, Datum};
 use pgipc_waiteventset::PostmasterDeathPipe;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::time::Timespec;
@@ -106,6 +106,34 @@ impl BackendHooks for Hooks {
             .init_slot(procno, pid, key)
             .map_err(|e| e.to_string())?;
         pgipc_procsignal::install_handler().map_err(|e| e.to_string())
+    }
+
+    /// One extra function, to show how a server adds its own: `mini_add(a, b, …)` returns the
+    /// sum of its integer arguments as `int8`.
+    fn function_result_type(&self, name: &str) -> Option<u32> {
+        (name == "mini_add").then_some(20)
+    }
+
+    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Box<ErrorFields>> {
+        let mut sum: i64 = 0;
+        for a in args {
+            let n: i64 = a.parse().map_err(|_| {
+                Box::new(ErrorFields::new(
+                    Severity::Error,
+                    "22P02",
+                    format!("invalid input syntax for type bigint: \"{a}\""),
+                ))
+            })?;
+            sum = sum.checked_add(n).ok_or_else(|| {
+                Box::new(ErrorFields::new(
+                    Severity::Error,
+                    "22003",
+                    "bigint out of range",
+                ))
+            })?;
+        }
+        let _ = name;
+        Ok(Datum::Int8(sum))
     }
 
     fn show(&self, name: &str) -> Option<String> {

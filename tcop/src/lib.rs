@@ -36,7 +36,8 @@
 //! * No SQL: the built-in statements are `SELECT <integer>`, `SELECT pg_backend_pid()`,
 //!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>`, `SET <name> = <value>`,
 //!   `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`/`ABORT`. Other SQL commands are
-//!   ERROR 0A000, anything else 42601. Statements take no parameters.
+//!   ERROR 0A000, anything else 42601. Statements take no parameters. The hooks may add
+//!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]).
 //! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
 //!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT only track the
 //!   ReadyForQuery status).
@@ -48,6 +49,7 @@ mod sql;
 mod sys;
 mod wait;
 
+use pgipc_libpq::ErrorFields;
 use pgipc_proc::{ProcConfig, ProcNumber};
 use pgipc_shmem::Shmem;
 use std::fmt;
@@ -56,7 +58,7 @@ use std::time::Duration;
 
 /// An error report on its way to the client (boxed: the fields are large and the happy path
 /// should not carry them).
-type Report = Box<pgipc_libpq::ErrorFields>;
+type Report = Box<ErrorFields>;
 
 /// Whether the postmaster lets this connection in (PostgreSQL 18's `CAC_state`), computed by
 /// the postmaster when it accepted the socket.
@@ -83,8 +85,8 @@ pub enum CanAcceptConnections {
 
 impl CanAcceptConnections {
     /// The FATAL report a refused connection gets (`None` for [`CanAcceptConnections::Ok`]).
-    pub fn refusal(self) -> Option<pgipc_libpq::ErrorFields> {
-        use pgipc_libpq::{ErrorFields, Severity::Fatal};
+    pub fn refusal(self) -> Option<ErrorFields> {
+        use pgipc_libpq::Severity::Fatal;
         let cannot_connect_now = "57P03";
         Some(match self {
             CanAcceptConnections::Ok => return None,
@@ -155,12 +157,49 @@ pub trait BackendHooks {
     /// SIGHUP arrived: re-read the configuration.
     fn reload(&self) {}
 
+    /// The result type OID of `name(…)` when the hooks provide a function of that (lower-case)
+    /// name for `SELECT name(literal, …)`, e.g. 23 (`int4`), 20 (`int8`), 25 (`text`), 2278
+    /// (`void`); `None`: no such function (ERROR 42883).
+    fn function_result_type(&self, name: &str) -> Option<u32> {
+        let _ = name;
+        None
+    }
+
+    /// Runs a function announced by
+    /// [`function_result_type`](Self::function_result_type), with its literal arguments as
+    /// text. An error is reported to the client as is (use severity ERROR).
+    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Box<ErrorFields>> {
+        let _ = args;
+        Err(Box::new(ErrorFields::new(
+            pgipc_libpq::Severity::Error,
+            "42883",
+            format!("function {name} does not exist"),
+        )))
+    }
+
     /// The current value of a setting for `SHOW` (checked before
     /// [`BackendContext::settings`]); `None`: not known here.
     fn show(&self, name: &str) -> Option<String> {
         let _ = name;
         None
     }
+}
+
+/// A value returned by a function the hooks provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Datum {
+    /// `int4`.
+    Int4(i32),
+    /// `int8`.
+    Int8(i64),
+    /// `text`.
+    Text(String),
+    /// `bool`.
+    Bool(bool),
+    /// `void` (shown as an empty string).
+    Void,
+    /// SQL NULL.
+    Null,
 }
 
 /// Hooks that do nothing (a server without cancel support or child slots).

@@ -4,7 +4,7 @@
 use crate::sql::{self, IntLit, Stmt};
 use crate::sys::{self, Pending};
 use crate::wait::BackendWait;
-use crate::{BackendContext, Report};
+use crate::{BackendContext, Datum, Report};
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_libpq::{
     parse_bind, parse_execute, parse_parse, parse_query, parse_startup_packet, parse_target, Conn,
@@ -482,7 +482,8 @@ impl Session<'_> {
             self.conn.out().empty_query_response();
         }
         for (offset, text) in stmts {
-            let r = sql::parse_statement(text, offset)
+            let r = self
+                .analyze(text, offset)
                 .map_err(Failure::from)
                 .and_then(|stmt| self.execute(&stmt, &[], true));
             if let Err(e) = r {
@@ -505,8 +506,36 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The result column of `stmt`, asking the hooks about functions.
+    fn column(&self, stmt: &Stmt) -> Option<(String, u32, i16)> {
+        stmt.column(|name| self.ctx.hooks.function_result_type(name))
+    }
+
+    /// Parses one statement and checks that a called function exists (parse analysis).
+    fn analyze(&self, text: &str, offset: usize) -> Result<Stmt, Report> {
+        let stmt = sql::parse_statement(text, offset)?;
+        if let Stmt::Call {
+            name, arg_types, ..
+        } = &stmt
+        {
+            if self.ctx.hooks.function_result_type(name).is_none() {
+                return Err(Box::new(
+                    error(
+                        "42883",
+                        format!("function {name}({}) does not exist", arg_types.join(", ")),
+                    )
+                    .with_hint(
+                        "No function matches the given name and argument types. \
+                         You might need to add explicit type casts.",
+                    ),
+                ));
+            }
+        }
+        Ok(stmt)
+    }
+
     fn row_description(&mut self, stmt: &Stmt, formats: &[i16]) {
-        match stmt.column() {
+        match self.column(stmt) {
             Some((name, oid, len)) => {
                 let mut f = FieldDescription::computed(&name, oid, len);
                 f.format = format_of(formats, 0);
@@ -525,7 +554,7 @@ impl Session<'_> {
             )
             .into());
         }
-        if describe && stmt.column().is_some() {
+        if describe && self.column(stmt).is_some() {
             self.row_description(stmt, formats);
         }
         let fmt = format_of(formats, 0);
@@ -564,6 +593,21 @@ impl Session<'_> {
             Stmt::Sleep(secs) => {
                 self.sleep(*secs)?;
                 self.conn.out().data_row(&[Some(b"")]);
+                "SELECT 1"
+            }
+            Stmt::Call { name, args, .. } => {
+                let bytes = match self.ctx.hooks.call_function(name, args)? {
+                    Datum::Int4(n) if fmt == 1 => Some(n.to_be_bytes().to_vec()),
+                    Datum::Int8(n) if fmt == 1 => Some(n.to_be_bytes().to_vec()),
+                    Datum::Bool(b) if fmt == 1 => Some(vec![u8::from(b)]),
+                    Datum::Int4(n) => Some(n.to_string().into_bytes()),
+                    Datum::Int8(n) => Some(n.to_string().into_bytes()),
+                    Datum::Bool(b) => Some(if b { b"t".to_vec() } else { b"f".to_vec() }),
+                    Datum::Text(t) => Some(t.into_bytes()),
+                    Datum::Void => Some(Vec::new()),
+                    Datum::Null => None,
+                };
+                self.conn.out().data_row(&[bytes.as_deref()]);
                 "SELECT 1"
             }
             Stmt::Show(name) => {
@@ -671,7 +715,7 @@ impl Session<'_> {
         let pieces = sql::split_statements(&m.query);
         let stmt = match pieces.as_slice() {
             [] => Stmt::Empty,
-            [(offset, text)] => sql::parse_statement(text, *offset)?,
+            [(offset, text)] => self.analyze(text, *offset)?,
             _ => {
                 return Err(error(
                     "42601",
@@ -772,10 +816,14 @@ impl Session<'_> {
 
     fn execute_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
         let m = parse_execute(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        let returns_rows = match self.portals.get(&m.portal) {
+            Some(p) => self.column(&p.stmt).is_some(),
+            None => return Err(no_portal(&m.portal).into()),
+        };
         let Some(p) = self.portals.get_mut(&m.portal) else {
             return Err(no_portal(&m.portal).into());
         };
-        if p.done && p.stmt.column().is_some() {
+        if p.done && returns_rows {
             // Every built-in query returns at most one row, all sent the first time.
             self.conn.out().command_complete("SELECT 0");
             return Ok(());

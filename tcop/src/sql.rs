@@ -26,6 +26,16 @@ pub(crate) enum Stmt {
     Commit,
     /// `ROLLBACK` / `ABORT`.
     Rollback,
+    /// `SELECT name(literal, …)` of a function the hooks may provide.
+    Call {
+        /// Function name, lower-cased.
+        name: String,
+        /// Arguments as text (quotes removed).
+        args: Vec<String>,
+        /// Their SQL types as PostgreSQL would name them (`integer`, `unknown`, …), for the
+        /// "function does not exist" message.
+        arg_types: Vec<&'static str>,
+    },
 }
 
 /// An integer literal of a `SELECT`.
@@ -54,8 +64,16 @@ impl Stmt {
     }
 
     /// The result column (name, type OID, type length), if the statement returns rows.
-    pub(crate) fn column(&self) -> Option<(String, u32, i16)> {
+    /// `call_type` gives the result type of a [`Stmt::Call`].
+    pub(crate) fn column(
+        &self,
+        call_type: impl Fn(&str) -> Option<u32>,
+    ) -> Option<(String, u32, i16)> {
         Some(match self {
+            Stmt::Call { name, .. } => {
+                let oid = call_type(name)?;
+                (name.clone(), oid, type_len(oid))
+            }
             Stmt::SelectInt(IntLit::Int4(_)) => ("?column?".into(), INT4OID, 4),
             Stmt::SelectInt(IntLit::Int8(_)) => ("?column?".into(), INT8OID, 8),
             Stmt::SelectInt(IntLit::Numeric(_)) => ("?column?".into(), NUMERICOID, -1),
@@ -66,6 +84,19 @@ impl Stmt {
         })
     }
 }
+
+/// `pg_type.typlen` of the types results may have.
+pub(crate) fn type_len(oid: u32) -> i16 {
+    match oid {
+        INT4OID | VOIDOID => 4,
+        INT8OID => 8,
+        BOOLOID => 1,
+        _ => -1,
+    }
+}
+
+/// `bool`.
+pub(crate) const BOOLOID: u32 = 16;
 
 /// A token with its byte offset in the statement text.
 #[derive(Debug, Clone, PartialEq)]
@@ -374,9 +405,59 @@ fn parse_select(toks: &[Tok<'_>]) -> Result<Stmt, Report> {
                 ))),
             }
         }
+        [f, "(", args @ .., ")"] if is_identifier(f) => parse_call(f, args),
         // A well-formed query maybe, but not one this server evaluates.
         _ => Err(not_supported("this SELECT")),
     }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// `name(arg, …)` with literal arguments.
+fn parse_call(name: &str, args: &[&str]) -> Result<Stmt, Report> {
+    let mut values = Vec::new();
+    let mut types = Vec::new();
+    if !args.is_empty() {
+        for arg in args.split(|t| *t == ",") {
+            let text: String = arg.concat();
+            let (value, ty) =
+                if let Some(q) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+                    (q.to_owned(), "unknown")
+                } else if text.parse::<i32>().is_ok() {
+                    (text.clone(), "integer")
+                } else if text.parse::<i64>().is_ok() {
+                    (text.clone(), "bigint")
+                } else if !text.is_empty() && text.parse::<f64>().is_ok() {
+                    (text.clone(), "numeric")
+                } else {
+                    return Err(Box::new(ErrorFields::new(
+                        Severity::Error,
+                        if is_identifier(&text) {
+                            "42703"
+                        } else {
+                            "42601"
+                        },
+                        if is_identifier(&text) {
+                            format!("column \"{text}\" does not exist")
+                        } else {
+                            format!("syntax error at or near \"{text}\"")
+                        },
+                    )));
+                };
+            values.push(value);
+            types.push(ty);
+        }
+    }
+    Ok(Stmt::Call {
+        name: name.to_ascii_lowercase(),
+        args: values,
+        arg_types: types,
+    })
 }
 
 fn int_lit(digits: &str, negative: bool) -> IntLit {
@@ -444,6 +525,28 @@ mod tests {
         check("ROLLBACK", Ok(Stmt::Rollback));
         check("abort", Ok(Stmt::Rollback));
         check("-- nothing\n /* at all */ ", Ok(Stmt::Empty));
+        check(
+            "SELECT f(1, 'a b', -3, 2.5, 9000000000)",
+            Ok(Stmt::Call {
+                name: "f".into(),
+                args: vec![
+                    "1".into(),
+                    "a b".into(),
+                    "-3".into(),
+                    "2.5".into(),
+                    "9000000000".into(),
+                ],
+                arg_types: vec!["integer", "unknown", "integer", "numeric", "bigint"],
+            }),
+        );
+        check(
+            "select Now()",
+            Ok(Stmt::Call {
+                name: "now".into(),
+                args: vec![],
+                arg_types: vec![],
+            }),
+        );
         check(
             "SELECT /* c */ 1 -- one",
             Ok(Stmt::SelectInt(IntLit::Int4(1))),

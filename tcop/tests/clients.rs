@@ -274,6 +274,19 @@ fn psql_basics(srv: &Server) {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("syntax error at or near \"SELEC\""), "{err}");
+    assert_eq!(srv.psql_ok("SELECT mini_add(40, 2)"), "42\n");
+    let o = srv.psql("SELECT mini_add(1, 'x')");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid input syntax for type bigint: \"x\""),
+        "{err}"
+    );
+    let o = srv.psql("SELECT nope(1, 'x')");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("function nope(integer, unknown) does not exist"),
+        "{err}"
+    );
     let o = srv.psql("INSERT INTO t VALUES (1)");
     assert!(String::from_utf8_lossy(&o.stderr).contains("not supported"));
     // Over TCP too.
@@ -326,6 +339,11 @@ fn rust_client(srv: &Server) {
     assert_eq!(one, 1);
     let big: i64 = c.query_one("SELECT 5000000000", &[]).unwrap().get(0);
     assert_eq!(big, 5_000_000_000);
+    let sum: i64 = c
+        .query_one("SELECT mini_add(40, -2, 4)", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, 42);
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     assert!(pid > 0);
     let st = c.prepare("SELECT 3").unwrap();
@@ -507,6 +525,52 @@ fn bad_startup_packets(srv: &Server) {
     assert_eq!(srv.psql_ok("SELECT 1"), "1\n");
 }
 
+/// Random bytes after a valid start-up: each backend answers with errors or hangs up, never
+/// crashes in a way that hurts the server or the other sessions.
+fn garbage_messages(srv: &Server) {
+    let (mut witness, _, _) = raw_session(srv, (3, 0));
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..40 {
+        let (mut s, _, _) = raw_session(srv, (3, 0));
+        let mut bytes = Vec::new();
+        for _ in 0..(rnd() % 6 + 1) {
+            // A plausible type byte most of the time, then a small or wild length and junk.
+            let types = b"QPBDECSHFdcfXZ\0";
+            bytes.push(types[(rnd() % types.len() as u64) as usize]);
+            let len = match rnd() % 4 {
+                0 => rnd() as u32,
+                _ => (rnd() % 40) as u32,
+            };
+            bytes.extend(len.to_be_bytes());
+            for _ in 0..(rnd() % 40) {
+                bytes.push(if rnd() % 4 == 0 { 0 } else { rnd() as u8 });
+            }
+        }
+        let _ = s.write_all(&bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let r = s.read_to_end(&mut out);
+        assert!(r.is_ok(), "round {round}: backend did not hang up: {r:?}");
+    }
+    witness.write_all(&query("SELECT 5")).unwrap();
+    let mut types = Vec::new();
+    loop {
+        let (ty, _) = read_msg(&mut witness).unwrap();
+        types.push(ty);
+        if ty == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(types, b"TDCZ");
+    assert_eq!(srv.psql_ok("SELECT 1"), "1\n");
+}
+
 fn refusals() {
     let srv = Server::start("refuse", &["--cac", "shutdown"]);
     let mut s = srv.raw();
@@ -613,14 +677,19 @@ fn main() {
     run("terminate", || terminate(s));
     run("extended_protocol_errors", || extended_protocol_errors(s));
     run("bad_startup_packets", || bad_startup_packets(s));
+    run("garbage_messages", || garbage_messages(s));
     run("refusals", refusals);
     run("startup_timeout", startup_timeout);
     run("postmaster_death", postmaster_death);
     let log = std::fs::read_to_string(srv.dir.join("server.log")).unwrap_or_default();
+    let log2 = log.clone();
     run("stop_removes_files", move || srv.stop());
+    run("no_panics_in_server_log", || {
+        assert!(!log.contains("panicked"), "a process panicked:\n{log}");
+    });
     let failed = FAILURES.load(Ordering::SeqCst);
     if failed > 0 {
-        eprintln!("--- server log ---\n{log}");
+        eprintln!("--- server log ---\n{log2}");
         eprintln!("{failed} test(s) failed");
         std::process::exit(1);
     }
