@@ -196,6 +196,18 @@ fn error_code(body: &[u8]) -> (String, String) {
     (code, msg)
 }
 
+/// The types of the messages up to and including the next ReadyForQuery.
+fn types_until_ready(s: &mut UnixStream) -> Vec<u8> {
+    let mut types = Vec::new();
+    loop {
+        let (ty, _) = read_msg(s).expect("ReadyForQuery before EOF");
+        types.push(ty);
+        if ty == b'Z' {
+            return types;
+        }
+    }
+}
+
 /// Skips messages up to the next ErrorResponse and returns its SQLSTATE and message.
 fn next_error(s: &mut UnixStream) -> (String, String) {
     loop {
@@ -392,15 +404,11 @@ fn raw_cancel(srv: &Server) {
         std::thread::sleep(Duration::from_millis(100));
         send_cancel(srv, pid, &wrong);
         // The sleep completes normally.
-        let mut types = Vec::new();
-        loop {
-            let (ty, _) = read_msg(&mut s).unwrap();
-            types.push(ty);
-            if ty == b'Z' {
-                break;
-            }
-        }
-        assert_eq!(types, b"TDCZ", "wrong key must not cancel");
+        assert_eq!(
+            types_until_ready(&mut s),
+            b"TDCZ",
+            "wrong key must not cancel"
+        );
         s.write_all(&query("SELECT pg_sleep(30)")).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         let t = Instant::now();
@@ -559,15 +567,7 @@ fn garbage_messages(srv: &Server) {
         assert!(r.is_ok(), "round {round}: backend did not hang up: {r:?}");
     }
     witness.write_all(&query("SELECT 5")).unwrap();
-    let mut types = Vec::new();
-    loop {
-        let (ty, _) = read_msg(&mut witness).unwrap();
-        types.push(ty);
-        if ty == b'Z' {
-            break;
-        }
-    }
-    assert_eq!(types, b"TDCZ");
+    assert_eq!(types_until_ready(&mut witness), b"TDCZ");
     assert_eq!(srv.psql_ok("SELECT 1"), "1\n");
 }
 
