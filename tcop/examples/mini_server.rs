@@ -261,6 +261,8 @@ fn serve(opts: &Options) -> Result<(), String> {
                             procsignal: procsignal.clone(),
                             settings: settings.clone(),
                         }),
+                        // No crash restarts here, so no recorded reason.
+                        quit_reason: None,
                     };
                     child(client, socks.take(), pm_pipe.take(), ctx);
                 }

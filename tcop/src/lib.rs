@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  backend_main(sock, ctx)                               (in a freshly forked/exec'd child)
-//!   ├─ signal handlers: SIGINT/SIGTERM/SIGHUP raise flags + set latch; SIGQUIT _exit(2)
+//!   ├─ signal handlers: SIGINT/SIGTERM/SIGHUP raise flags + set latch;
+//!   │    SIGQUIT: WARNING to the client (57P02 / 57P01, per ctx.quit_reason), _exit(2)
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
 //!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
@@ -202,6 +203,19 @@ pub enum Datum {
     Null,
 }
 
+/// Why the postmaster sent SIGQUIT (PostgreSQL's `QuitSignalReason`), which decides the
+/// warning a client backend sends before it dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitReason {
+    /// Not recorded: "terminating connection due to unexpected SIGQUIT signal" (57P01).
+    Unknown,
+    /// Another process crashed: "terminating connection because of crash of another server
+    /// process" (57P02).
+    Crash,
+    /// Immediate shutdown: "terminating connection due to immediate shutdown command" (57P01).
+    ImmediateShutdown,
+}
+
 /// Hooks that do nothing (a server without cancel support or child slots).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoHooks;
@@ -223,6 +237,10 @@ pub struct BackendContext {
     pub settings: Vec<(String, String)>,
     /// The connections to the rest of the server.
     pub hooks: Box<dyn BackendHooks>,
+    /// Called from the SIGQUIT handler to pick the client's last warning, so it must be
+    /// async-signal-safe: e.g. one atomic load of PMSignal's `sigquit_reason` through a
+    /// `static`. `None`: always [`QuitReason::Unknown`].
+    pub quit_reason: Option<fn() -> QuitReason>,
 }
 
 impl BackendContext {
@@ -235,6 +253,7 @@ impl BackendContext {
             authentication_timeout: Duration::from_secs(60),
             settings: Vec::new(),
             hooks: Box::new(NoHooks),
+            quit_reason: None,
         }
     }
 

@@ -150,6 +150,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
             return 1;
         }
     };
+    sys::prepare_quit_warning(std::os::fd::AsRawFd::as_raw_fd(sock), ctx.quit_reason);
     let mut s = Session {
         conn,
         ctx,

@@ -1,9 +1,13 @@
 //! Signal handlers of a client backend (PostgreSQL's `StatementCancelHandler`, `die`,
 //! `SignalHandlerForConfigReload`, `quickdie`): each one only raises a flag and sets the
-//! process latch; the session loop does the work at its next interrupt check.
+//! process latch, and the session loop does the work at its next interrupt check; SIGQUIT
+//! alone acts at once (a warning to the client, `_exit(2)`).
 
+use crate::QuitReason;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 /// `QueryCancelPending`: SIGINT arrived.
 static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -54,10 +58,78 @@ extern "C" fn on_signal(sig: i32) {
     nix::errno::Errno::set_raw(saved);
 }
 
-/// SIGQUIT: leave at once without running exit callbacks (shared memory may be corrupt; the
-/// postmaster reinitialises it). PostgreSQL tries to tell the client first; a handler cannot
-/// do that safely here, so the client just sees the connection close.
+/// The client socket, for the last-gasp warning of SIGQUIT (-1: none yet).
+static QUIT_SOCK: AtomicI32 = AtomicI32::new(-1);
+/// The three warnings, built before the handler can need them.
+static QUIT_MESSAGES: OnceLock<QuitMessages> = OnceLock::new();
+/// Where the handler learns why the postmaster sent SIGQUIT.
+static QUIT_REASON: OnceLock<fn() -> QuitReason> = OnceLock::new();
+
+struct QuitMessages {
+    crash: Vec<u8>,
+    stop: Vec<u8>,
+    unknown: Vec<u8>,
+}
+
+fn warning(code: &str, message: &str) -> pgipc_libpq::ErrorFields {
+    pgipc_libpq::ErrorFields::new(pgipc_libpq::Severity::Warning, code, message)
+}
+
+/// Prepares the SIGQUIT warning for the client on `sock` (PostgreSQL's `quickdie` texts).
+pub(crate) fn prepare_quit_warning(sock: RawFd, reason: Option<fn() -> QuitReason>) {
+    let build = |f: pgipc_libpq::ErrorFields| {
+        let mut b = pgipc_libpq::MessageBuf::new();
+        b.notice_response(&f);
+        b.as_bytes().to_vec()
+    };
+    let _ = QUIT_MESSAGES.set(QuitMessages {
+        crash: build(
+            warning(
+                "57P02",
+                "terminating connection because of crash of another server process",
+            )
+            .with_detail(
+                "The postmaster has commanded this server process to roll back the current \
+                 transaction and exit, because another server process exited abnormally and \
+                 possibly corrupted shared memory.",
+            )
+            .with_hint(
+                "In a moment you should be able to reconnect to the database and repeat your \
+                 command.",
+            ),
+        ),
+        stop: build(warning(
+            "57P01",
+            "terminating connection due to immediate shutdown command",
+        )),
+        unknown: build(warning(
+            "57P01",
+            "terminating connection due to unexpected SIGQUIT signal",
+        )),
+    });
+    if let Some(r) = reason {
+        let _ = QUIT_REASON.set(r);
+    }
+    QUIT_SOCK.store(sock, Ordering::SeqCst);
+}
+
+/// SIGQUIT (PostgreSQL's `quickdie`): a best-effort warning to the client, then exit at once
+/// without running exit callbacks (shared memory may be corrupt; the postmaster reinitialises
+/// it). Only async-signal-safe calls: atomic loads, one non-blocking `send`, `_exit`.
 extern "C" fn on_quit(_sig: i32) {
+    let fd = QUIT_SOCK.load(Ordering::SeqCst);
+    if let (true, Some(m)) = (fd >= 0, QUIT_MESSAGES.get()) {
+        let msg = match QUIT_REASON.get().map(|f| f()) {
+            Some(QuitReason::Crash) => &m.crash,
+            Some(QuitReason::ImmediateShutdown) => &m.stop,
+            _ => &m.unknown,
+        };
+        let _ = nix::sys::socket::send(
+            fd,
+            msg,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        );
+    }
     // SAFETY: `_exit` is async-signal-safe and takes no pointers.
     unsafe { libc::_exit(2) }
 }

@@ -441,6 +441,21 @@ fn terminate(srv: &Server) {
     assert!(read_msg(&mut s).is_none(), "connection closed after FATAL");
 }
 
+fn quickdie(srv: &Server) {
+    let (mut s, pid, _) = raw_session(srv, (3, 0));
+    signal(pid, libc::SIGQUIT);
+    let (ty, body) = read_msg(&mut s).expect("a warning before EOF");
+    assert_eq!(ty, b'N');
+    assert_eq!(
+        error_code(&body),
+        (
+            "57P01".into(),
+            "terminating connection due to unexpected SIGQUIT signal".into()
+        )
+    );
+    assert!(read_msg(&mut s).is_none());
+}
+
 fn extended_protocol_errors(srv: &Server) {
     let (mut s, _, _) = raw_session(srv, (3, 0));
     // Parse of bad SQL, then messages that must be skipped until Sync.
@@ -675,6 +690,7 @@ fn main() {
     run("rust_client", || rust_client(s));
     run("raw_cancel", || raw_cancel(s));
     run("terminate", || terminate(s));
+    run("quickdie", || quickdie(s));
     run("extended_protocol_errors", || extended_protocol_errors(s));
     run("bad_startup_packets", || bad_startup_packets(s));
     run("garbage_messages", || garbage_messages(s));
