@@ -514,3 +514,17 @@ pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd
         }
     }
 }
+
+/// Tells a client whose backend could not be forked why, as well as can be done before the
+/// client has said anything (PostgreSQL's `report_fork_failure_to_client`): one unframed
+/// `E` + text + newline, which libpq shows as the error. Best effort: a full socket buffer or
+/// a vanished client is ignored, and nothing waits.
+pub fn report_fork_failure(client: BorrowedFd<'_>, err: &io::Error) {
+    use nix::sys::socket::{send, MsgFlags};
+    let text = format!("Ecould not fork new process for connection: {err}\n");
+    let _ = send(
+        client.as_raw_fd(),
+        text.as_bytes(),
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    );
+}

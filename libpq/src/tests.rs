@@ -715,6 +715,20 @@ fn unix_socket_with_lock_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn fork_failure_report() {
+    let (server, mut client) = pair();
+    report_fork_failure(server.as_fd(), &std::io::Error::from_raw_os_error(11));
+    drop(server);
+    let mut got = String::new();
+    client.read_to_string(&mut got).unwrap();
+    assert!(
+        got.starts_with("Ecould not fork new process for connection: "),
+        "{got}"
+    );
+    assert!(got.ends_with('\n'));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
