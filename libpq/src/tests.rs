@@ -771,6 +771,27 @@ proptest! {
         while conn.read_message(Some(d)).is_ok() {}
     }
 
+    /// Whatever text goes in (NULs included), what we build decodes with the client library.
+    #[test]
+    fn built_messages_always_decode(name in "\\PC{0,20}", value in any::<String>(),
+                                    cells in proptest::collection::vec(
+                                        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)), 0..5)) {
+        let mut out = MessageBuf::new();
+        out.parameter_status(&name, &value);
+        out.row_description(&[FieldDescription::computed(&name, 25, -1)]);
+        let refs: Vec<Option<&[u8]>> = cells.iter().map(|c| c.as_deref()).collect();
+        out.data_row(&refs);
+        out.error_response(&ErrorFields::new(Severity::Error, "XX000", value.clone()).with_detail(name.clone()));
+        out.command_complete(&value);
+        let mut buf = BytesMut::from(out.as_bytes());
+        let mut n = 0;
+        while !buf.is_empty() {
+            prop_assert!(backend::Message::parse(&mut buf).unwrap().is_some());
+            n += 1;
+        }
+        prop_assert_eq!(n, 5);
+    }
+
     #[test]
     fn startup_round_trip(user in "[a-z]{1,20}", app in "[ -~&&[^\0]]{0,30}") {
         let p = packet(ProtocolVersion::V3_0.code(), &params(&[("user", &user), ("application_name", &app)]));

@@ -519,6 +519,23 @@ fn bad_startup_packets(srv: &Server) {
             "unsupported frontend protocol 2.0: server supports 3.0 to 3.2".into()
         )
     );
+    // Replication connections are refused; a bad replication value is 22023.
+    let out = exchange(
+        srv,
+        &startup_packet((3, 0), &[("user", "u"), ("replication", "on")]),
+    );
+    assert_eq!(error_code(&out[5..]).0, "0A000");
+    let out = exchange(
+        srv,
+        &startup_packet((3, 0), &[("user", "u"), ("replication", "x")]),
+    );
+    assert_eq!(
+        error_code(&out[5..]),
+        (
+            "22023".into(),
+            "invalid value for parameter \"replication\": \"x\"".into()
+        )
+    );
     // No user: FATAL 28000. Bad layout: FATAL 08P01.
     let out = exchange(srv, &startup_packet((3, 0), &[("database", "d")]));
     assert_eq!(error_code(&out[5..]).0, "28000");
