@@ -659,7 +659,18 @@ impl Session<'_> {
         if let Some(v) = self.session_settings.get(&lname) {
             return Ok(v.clone());
         }
-        self.ctx.setting(&lname).ok_or_else(|| {
+        if let Some(v) = self.ctx.setting(&lname) {
+            return Ok(v);
+        }
+        // Read-only facts clients commonly ask for.
+        let fixed = match lname.as_str() {
+            "server_version_num" => Some("180000"),
+            "transaction_isolation" | "default_transaction_isolation" => Some("read committed"),
+            "transaction_read_only" => Some("off"),
+            "max_identifier_length" => Some("63"),
+            _ => None,
+        };
+        fixed.map(str::to_owned).ok_or_else(|| {
             Box::new(error(
                 "42704",
                 format!("unrecognized configuration parameter \"{name}\""),

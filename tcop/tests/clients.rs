@@ -274,6 +274,11 @@ fn psql_basics(srv: &Server) {
     assert_eq!(srv.psql_ok("SELECT 1"), "1\n");
     assert_eq!(srv.psql_ok("SHOW max_connections"), "20\n");
     assert_eq!(srv.psql_ok("SHOW application_name"), "psql\n");
+    assert_eq!(srv.psql_ok("SHOW server_version_num"), "180000\n");
+    assert_eq!(srv.psql_ok("SET work_mem = '8MB'; SHOW work_mem"), "SET\n8MB\n");
+    let o = srv.psql("SHOW no_such_thing");
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("unrecognized configuration parameter \"no_such_thing\""));
     let pid: i32 = srv
         .psql_ok("SELECT pg_backend_pid()")
         .trim()
