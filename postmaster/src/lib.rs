@@ -11,7 +11,7 @@
 //!           ─► ServerLoop (server.rs) until the state machine says exit
 //!  children (launch.rs, fork or fork+exec):
 //!     startup, checkpointer, bgwriter, walwriter, autovacuum launcher, io workers (aux.rs)
-//!     client backends and dead-end backends (backend.rs over pq.rs)
+//!     client backends and dead-end backends (backend.rs: tcop's session with the server's hooks)
 //!     background workers (bgworker.rs)
 //! ```
 //!
@@ -23,8 +23,8 @@
 //! it; children take what they need through the subsystem crates.
 //!
 //! # What it does not do
-//! There is no storage, WAL, SQL parser or catalog: backends answer a small built-in command
-//! set (backend.rs); the checkpointer's only durable state is `global/pg_control`; auxiliary
+//! There is no storage, WAL, SQL parser or catalog: backends answer tcop's small built-in
+//! command set; the checkpointer's only durable state is `global/pg_control`; auxiliary
 //! processes run their real loops and count their rounds (`SHOW pgipc.<counter>`). No SSL or
 //! GSSAPI (both requests are answered "N"), trust authentication only, no walsenders,
 //! archiver, syslogger or autovacuum workers. It does not refuse to run as root, unlike
@@ -42,7 +42,6 @@ pub mod elog;
 pub mod guc;
 pub mod launch;
 pub mod listen;
-pub mod pq;
 pub mod server;
 pub mod signals;
 pub mod startup;

@@ -730,7 +730,7 @@ impl Postmaster {
                     &format_args!("could not fork new process for connection: {e}"),
                 );
                 if let Some(c) = client {
-                    crate::listen::report_fork_failure(c, &e.to_string());
+                    crate::listen::report_fork_failure(c, &e);
                 }
                 if slot != 0 {
                     self.pools.release(kind, slot);

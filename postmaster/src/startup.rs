@@ -366,7 +366,7 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
         ),
     );
 
-    let sockets = match crate::listen::open_listen_sockets(&settings) {
+    let sockets = match crate::listen::open_listen_sockets(&settings, data_dir) {
         Ok(s) => s,
         Err(e) => {
             let _ = state.shutdown();
