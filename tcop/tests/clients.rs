@@ -275,7 +275,10 @@ fn psql_basics(srv: &Server) {
     assert_eq!(srv.psql_ok("SHOW max_connections"), "20\n");
     assert_eq!(srv.psql_ok("SHOW application_name"), "psql\n");
     assert_eq!(srv.psql_ok("SHOW server_version_num"), "180000\n");
-    assert_eq!(srv.psql_ok("SET work_mem = '8MB'; SHOW work_mem"), "SET\n8MB\n");
+    assert_eq!(
+        srv.psql_ok("SET work_mem = '8MB'; SHOW work_mem"),
+        "SET\n8MB\n"
+    );
     let o = srv.psql("SHOW no_such_thing");
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("unrecognized configuration parameter \"no_such_thing\""));
