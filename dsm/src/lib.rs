@@ -1,1 +1,156 @@
-//! PostgreSQL's dsm: dynamic shared memory segments with handles, reference counts, pinning and crash cleanup.
+//! Dynamic shared memory segments: handles, reference counts, pins, detach callbacks, and
+//! the control segment that lets the postmaster destroy every segment exactly once.
+//!
+//! Mirrors PostgreSQL's `storage/ipc/dsm.c`. A backend creates a segment after start-up,
+//! passes its [`DsmHandle`] to other processes, which attach it; the segment is destroyed by
+//! whoever drops the last reference, or by the postmaster when it discards shared memory, or
+//! by the next postmaster if the whole server was killed. The operating-system work (posix,
+//! sysv or mmap) is the `pgipc_dsm_impl` crate's.
+//!
+//! ```text
+//!  main segment (Shmem)                   control segment (its own OS segment, handle H)
+//!  ┌──────────────────────────────┐       ┌──────────────────────────────────────────────┐
+//!  │ ShmemHeader.dsm_control = H ─┼──────►│ magic 0x9a503d32 │ nitems │ maxitems          │
+//!  │ DynamicSharedMemoryControl   │       ├──────────────────────────────────────────────┤
+//!  │   LWLock (guards the table)  │       │ slot 0: handle h0  refcnt 3  pinned 0        │
+//!  └──────────────────────────────┘       │ slot 1: handle h1  refcnt 1  (being destroyed)│
+//!  SysV interlock header.dsm_control = H  │ slot 2: handle 0   refcnt 0  (free)          │
+//!  (found again after a SIGKILL)          │ ... up to maxitems = 64 + 5 * MaxBackends    │
+//!                                         └──────────────────────────────────────────────┘
+//!  per process (not shared): list of mappings {handle, slot, address, size, callbacks}
+//!  refcnt: 0 free │ 1 dying, nobody may attach │ n ≥ 2 = 1 + attached processes + pinned
+//! ```
+//!
+//! # Concurrency contract
+//! * Every read and write of the control table by a backend happens under
+//!   `DynamicSharedMemoryControlLock` (a main LWLock), taken exclusively and never held
+//!   while a system call creates, maps or destroys a segment.
+//! * The postmaster never takes that lock and never maps ordinary segments: it creates and
+//!   initialises the control segment before any child exists
+//!   ([`dsm_postmaster_startup`]), and reads it without the lock only after every child is
+//!   gone ([`dsm_postmaster_shutdown`], [`dsm_cleanup_using_control_segment`]), after a
+//!   sanity check, because a crashed child may have scribbled on it.
+//! * A detaching process unmaps *before* it drops its reference, so the process that takes
+//!   the count to 1 knows nobody maps the segment and destroys it without the lock, then
+//!   frees the slot. If it dies in between, the slot stays at 1 until the postmaster cleans up.
+//! * Per-process state (the list of mappings and the control mapping) is process-local,
+//!   kept in a thread-local of the process's (single) thread; [`DsmSegment`] is `!Send`.
+//!   Detach callbacks are `'static` closures, as PostgreSQL's are a function and a Datum.
+//!
+//! # Lifetimes of a mapping
+//! [`DsmSegment`] owns a mapping and detaches it when dropped (PostgreSQL's resource-owner
+//! release), unless [`DsmSegmentRef::pin_mapping`] made it last until an explicit detach or
+//! process exit. [`DsmSegmentRef`] is a cloneable non-owning reference (what callbacks and
+//! `shm_mq` keep). At process exit `pgipc_ipc::shmem_exit` detaches what is left
+//! ([`dsm_backend_shutdown`], installed by [`dsm_backend_startup`]).
+//!
+//! # What this crate does not do
+//! * No main-region pool (`min_dynamic_shared_memory`): every segment is an OS segment with
+//!   an even handle. The control items keep `first_page`/`npages` for layout compatibility
+//!   and clean-up skips odd (main-region) handles, but nothing allocates them.
+//! * No resource owners; no Windows pinning into the postmaster; no resize (PostgreSQL
+//!   removed it in version 12; `pgipc_dsm_impl` still offers it for one segment).
+//! * No registry of named segments (`dsm_registry.c`).
+//!
+//! Key items: [`DsmSegment`], [`DsmSegmentRef`], [`dsm_backend_startup`],
+//! [`dsm_postmaster_startup`], [`dsm_postmaster_shutdown`],
+//! [`dsm_cleanup_using_control_segment`], [`DsmError`].
+
+mod control;
+mod postmaster;
+mod segment;
+mod sys;
+#[cfg(test)]
+mod tests;
+
+pub use control::{
+    control_bytes_needed, control_max_items, is_main_region_dsm_handle, DsmControlHeader,
+    DsmControlItem, PG_DYNSHMEM_CONTROL_MAGIC, PG_DYNSHMEM_FIXED_SLOTS,
+    PG_DYNSHMEM_SLOTS_PER_BACKEND,
+};
+pub use pgipc_dsm_impl::{DsmHandle, DsmImpl, DsmImplError, DsmImplType, DSM_HANDLE_INVALID};
+pub use postmaster::{
+    dsm_cleanup_using_control_segment, dsm_postmaster_shutdown, dsm_postmaster_startup,
+    CleanupReport,
+};
+pub use segment::{
+    dsm_backend_shutdown, dsm_backend_startup, dsm_detach_all, dsm_find_mapping,
+    dsm_mapped_handles, dsm_unpin_segment, reset_on_dsm_detach, CreateFlags, DetachCallbackId,
+    DsmSegment, DsmSegmentRef,
+};
+
+/// Errors of the dsm crate, with PostgreSQL's texts where it has them.
+#[derive(Debug, thiserror::Error)]
+pub enum DsmError {
+    /// The operating-system layer failed (names the segment and the call).
+    #[error(transparent)]
+    Impl(#[from] DsmImplError),
+    /// Every control slot is taken (SQLSTATE 53000).
+    #[error("too many dynamic shared memory segments")]
+    TooManySegments,
+    /// No live segment has this handle (PostgreSQL's `dsm_attach` returns NULL; its callers
+    /// report SQLSTATE 55000).
+    #[error("could not map dynamic shared memory segment {handle}: no such segment")]
+    NotFound {
+        /// The handle.
+        handle: DsmHandle,
+    },
+    /// This process maps the segment already.
+    #[error("can't attach the same segment more than once")]
+    AlreadyAttached {
+        /// The handle.
+        handle: DsmHandle,
+    },
+    /// `pin_segment` twice.
+    #[error("cannot pin a segment that is already pinned")]
+    AlreadyPinned {
+        /// The handle.
+        handle: DsmHandle,
+    },
+    /// `dsm_unpin_segment` of a handle no live slot has.
+    #[error("cannot unpin unknown segment handle")]
+    UnknownHandle {
+        /// The handle.
+        handle: DsmHandle,
+    },
+    /// `dsm_unpin_segment` of a segment that is not pinned.
+    #[error("cannot unpin a segment that is not pinned")]
+    NotPinned {
+        /// The handle.
+        handle: DsmHandle,
+    },
+    /// The operation needs a segment this process still maps.
+    #[error("dynamic shared memory segment {handle} is detached")]
+    Detached {
+        /// The handle.
+        handle: DsmHandle,
+    },
+    /// The control segment failed its sanity check in a backend (SQLSTATE XX000, FATAL).
+    #[error("dynamic shared memory control segment is not valid")]
+    ControlNotValid,
+    /// The control segment failed its sanity check at clean-up; nothing was destroyed.
+    #[error("dynamic shared memory control segment is corrupt")]
+    ControlCorrupt,
+    /// `max_backends` too large for a control segment.
+    #[error("dynamic shared memory control segment would be too large")]
+    ControlTooLarge,
+    /// The main segment records no control segment (the postmaster did not create one).
+    #[error("no dynamic shared memory control segment is recorded in shared memory")]
+    NoControlSegment,
+    /// [`dsm_backend_startup`] has not run in this process (or the postmaster asked).
+    #[error("dynamic shared memory is not initialized in this process")]
+    NotInitialized,
+}
+
+impl DsmError {
+    /// PostgreSQL's SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            DsmError::Impl(e) => e.sqlstate(),
+            DsmError::TooManySegments => "53000",
+            DsmError::NotFound { .. } => "55000",
+            DsmError::ControlTooLarge => "53200",
+            _ => "XX000",
+        }
+    }
+}

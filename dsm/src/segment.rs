@@ -1,0 +1,540 @@
+//! This process's segments: create, attach, detach, callbacks and pins.
+
+use crate::control::ControlView;
+use crate::DsmError;
+use pgipc_dsm_impl::{DsmHandle, DsmImpl, DsmImplError, Mapping, DSM_HANDLE_INVALID};
+use pgipc_lwlock::{LWLockMode, MainLWLockId};
+use pgipc_shmem::Shmem;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+/// What a process knows of the control segment: the main segment (for the lock), the
+/// implementation, and its own mapping of the control segment.
+pub(crate) struct Ctx {
+    shmem: Shmem,
+    imp: DsmImpl,
+    control: Option<Mapping>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("imp", &self.imp)
+            .field("control", &self.control)
+            .finish()
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if let Some(m) = self.control.take() {
+            if let Err(e) = self.imp.detach(m) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Runs `f` on the control table with `DynamicSharedMemoryControlLock` held exclusively.
+    fn locked<R>(&self, f: impl FnOnce(ControlView<'_>) -> R) -> Result<R, DsmError> {
+        let view = self
+            .control
+            .as_ref()
+            .and_then(ControlView::sane)
+            .ok_or(DsmError::ControlNotValid)?;
+        let me = self.shmem.lwlock_proc();
+        let lock = self
+            .shmem
+            .main_lwlock(MainLWLockId::DynamicSharedMemoryControl);
+        let _guard = lock.acquire(&me, LWLockMode::Exclusive);
+        Ok(f(view))
+    }
+
+    /// Drops one reference from `slot`; the process that takes it to 1 destroys the segment
+    /// (without the lock, as PostgreSQL does) and then frees the slot.
+    fn release_slot(&self, slot: u32, handle: DsmHandle) {
+        let left = self.locked(|v| {
+            let it = &v.items[slot as usize];
+            let r = it.refcnt.load(Ordering::Relaxed).saturating_sub(1);
+            it.refcnt.store(r, Ordering::Relaxed);
+            r
+        });
+        match left {
+            Ok(1) => match self.imp.destroy(None, handle) {
+                Ok(()) => {
+                    let _ =
+                        self.locked(|v| v.items[slot as usize].refcnt.store(0, Ordering::Relaxed));
+                }
+                // The slot stays at 1 (unusable) until the postmaster cleans up.
+                Err(e) => tracing::warn!("{e}"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+}
+
+type Callback = Box<dyn FnOnce()>;
+
+/// A mapping of one segment in this process (PostgreSQL's `dsm_segment`).
+struct SegInner {
+    ctx: Rc<Ctx>,
+    handle: DsmHandle,
+    /// Our slot in the control table while we hold a reference there.
+    slot: Cell<Option<u32>>,
+    mapping: RefCell<Option<Mapping>>,
+    addr: NonNull<u8>,
+    size: usize,
+    callbacks: RefCell<Vec<(u64, Callback)>>,
+    next_key: Cell<u64>,
+    mapping_pinned: Cell<bool>,
+    detached: Cell<bool>,
+}
+
+impl SegInner {
+    /// `dsm_detach`: callbacks newest first (each taken off before it runs), unmap, then drop
+    /// the reference. Idempotent.
+    fn detach(&self) {
+        if self.detached.get() {
+            return;
+        }
+        loop {
+            let next = self.callbacks.borrow_mut().pop();
+            match next {
+                Some((_, cb)) => cb(),
+                None => break,
+            }
+        }
+        self.detached.set(true);
+        // Unmap before giving up the reference: whoever sees the count reach 1 knows no
+        // process has it mapped any more.
+        if let Some(m) = self.mapping.borrow_mut().take() {
+            if let Err(e) = self.ctx.imp.detach(m) {
+                tracing::warn!("{e}");
+            }
+        }
+        if let Some(slot) = self.slot.take() {
+            self.ctx.release_slot(slot, self.handle);
+        }
+    }
+}
+
+/// This process's state (PostgreSQL's `dsm_segment_list` and control-segment globals).
+#[derive(Default)]
+struct Local {
+    ctx: Option<Rc<Ctx>>,
+    /// Newest last.
+    segments: Vec<Rc<SegInner>>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // Thread (= process) teardown without proc_exit: still give the references back.
+        while let Some(s) = self.segments.pop() {
+            s.detach();
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+fn ctx() -> Result<Rc<Ctx>, DsmError> {
+    LOCAL
+        .try_with(|l| l.borrow().ctx.clone())
+        .ok()
+        .flatten()
+        .ok_or(DsmError::NotInitialized)
+}
+
+fn forget_segment(s: &Rc<SegInner>) {
+    let _ = LOCAL.try_with(|l| l.borrow_mut().segments.retain(|x| !Rc::ptr_eq(x, s)));
+}
+
+/// Attaches this process to the control segment recorded in `shmem`
+/// (`shm.dsm_control()`), so it may create and attach segments (PostgreSQL's
+/// `dsm_backend_startup`). Also installs the exit hooks: [`dsm_backend_shutdown`] runs in
+/// `pgipc_ipc::shmem_exit` and [`reset_on_dsm_detach`] in `pgipc_ipc::on_exit_reset`.
+///
+/// Call it once per process (a forked child first calls `on_exit_reset`); calling it again
+/// replaces the control mapping for segments made afterwards.
+pub fn dsm_backend_startup(shmem: &Shmem, imp: DsmImpl) -> Result<(), DsmError> {
+    let handle = shmem.dsm_control();
+    if handle == DSM_HANDLE_INVALID {
+        return Err(DsmError::NoControlSegment);
+    }
+    let m = imp.attach(handle)?;
+    if ControlView::sane(&m).is_none() {
+        let _ = imp.detach(m);
+        return Err(DsmError::ControlNotValid);
+    }
+    let ctx = Rc::new(Ctx {
+        shmem: shmem.clone(),
+        imp,
+        control: Some(m),
+    });
+    LOCAL
+        .try_with(|l| l.borrow_mut().ctx = Some(ctx))
+        .map_err(|_| DsmError::NotInitialized)?;
+    pgipc_ipc::set_dsm_hooks(pgipc_ipc::DsmHooks {
+        backend_shutdown: dsm_backend_shutdown,
+        reset_on_detach: reset_on_dsm_detach,
+    });
+    Ok(())
+}
+
+/// Detaches every segment of this process, newest first, running their callbacks
+/// (PostgreSQL's `dsm_backend_shutdown`; the `pgipc_ipc` exit hook).
+pub fn dsm_backend_shutdown() {
+    loop {
+        let newest = LOCAL
+            .try_with(|l| l.borrow().segments.last().cloned())
+            .ok()
+            .flatten();
+        match newest {
+            Some(s) => {
+                s.detach();
+                forget_segment(&s);
+            }
+            None => break,
+        }
+    }
+}
+
+/// [`dsm_backend_shutdown`], then unmaps the control segment too (PostgreSQL's
+/// `dsm_detach_all`, for processes that give up shared memory altogether).
+pub fn dsm_detach_all() {
+    dsm_backend_shutdown();
+    let ctx = LOCAL.try_with(|l| l.borrow_mut().ctx.take()).ok().flatten();
+    drop(ctx);
+}
+
+/// Forgets every detach callback without running it and stops this process's mappings
+/// from touching reference counts (PostgreSQL's `reset_on_dsm_detach`, for a freshly forked
+/// child: the references belong to the parent). The callbacks are leaked, not dropped:
+/// what they captured belongs to the parent too.
+pub fn reset_on_dsm_detach() {
+    let segs = LOCAL
+        .try_with(|l| l.borrow().segments.clone())
+        .unwrap_or_default();
+    for s in segs {
+        for (_, cb) in s.callbacks.borrow_mut().drain(..) {
+            std::mem::forget(cb);
+        }
+        s.slot.set(None);
+    }
+}
+
+/// This process's mapping of `handle`, if it has one (`dsm_find_mapping`).
+pub fn dsm_find_mapping(handle: DsmHandle) -> Option<DsmSegmentRef> {
+    LOCAL
+        .try_with(|l| {
+            l.borrow()
+                .segments
+                .iter()
+                .find(|s| s.handle == handle)
+                .map(|s| DsmSegmentRef { inner: s.clone() })
+        })
+        .ok()
+        .flatten()
+}
+
+/// Handles of this process's mappings, newest last.
+pub fn dsm_mapped_handles() -> Vec<DsmHandle> {
+    LOCAL
+        .try_with(|l| l.borrow().segments.iter().map(|s| s.handle).collect())
+        .unwrap_or_default()
+}
+
+/// Removes the pin of segment `handle` (`dsm_unpin_segment`); if nothing else refers to it,
+/// it is destroyed now. The caller must not have it mapped in that case.
+pub fn dsm_unpin_segment(handle: DsmHandle) -> Result<(), DsmError> {
+    let ctx = ctx()?;
+    let found = ctx.locked(|v| {
+        let i = v
+            .used()
+            .iter()
+            .position(|it| {
+                it.handle.load(Ordering::Relaxed) == handle && it.refcnt.load(Ordering::Relaxed) > 1
+            })
+            .ok_or(DsmError::UnknownHandle { handle })?;
+        let it = &v.items[i];
+        if it.pinned.load(Ordering::Relaxed) == 0 {
+            return Err(DsmError::NotPinned { handle });
+        }
+        it.pinned.store(0, Ordering::Relaxed);
+        // Put back the reference the pin held, through the common path below.
+        Ok(i as u32)
+    })??;
+    ctx.release_slot(found, handle);
+    Ok(())
+}
+
+/// Options of [`DsmSegment::create`] (PostgreSQL's `flags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateFlags {
+    /// Return `Ok(None)` instead of [`DsmError::TooManySegments`] when every slot is taken
+    /// (`DSM_CREATE_NULL_IF_MAXSEGMENTS`).
+    pub null_if_maxsegments: bool,
+}
+
+impl CreateFlags {
+    /// `DSM_CREATE_NULL_IF_MAXSEGMENTS`.
+    pub const NULL_IF_MAXSEGMENTS: CreateFlags = CreateFlags {
+        null_if_maxsegments: true,
+    };
+}
+
+/// Identifies a callback registered with [`DsmSegmentRef::on_detach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DetachCallbackId(pub u64);
+
+/// A shared, non-owning reference to one of this process's mappings: it can register
+/// callbacks, read the address and detach explicitly, but dropping it does nothing.
+#[derive(Clone)]
+pub struct DsmSegmentRef {
+    inner: Rc<SegInner>,
+}
+
+impl fmt::Debug for DsmSegmentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DsmSegmentRef")
+            .field("handle", &self.inner.handle)
+            .field("slot", &self.inner.slot.get())
+            .field("size", &self.inner.size)
+            .field("detached", &self.inner.detached.get())
+            .finish()
+    }
+}
+
+impl DsmSegmentRef {
+    /// The segment's handle (`dsm_segment_handle`): pass it to other processes.
+    pub fn handle(&self) -> DsmHandle {
+        self.inner.handle
+    }
+
+    /// Start of the mapping in this process (`dsm_segment_address`). Page-aligned. Valid
+    /// until the segment is detached in this process.
+    pub fn address(&self) -> NonNull<u8> {
+        self.inner.addr
+    }
+
+    /// Length of the mapping (`dsm_segment_map_length`).
+    pub fn map_length(&self) -> usize {
+        self.inner.size
+    }
+
+    /// Whether this process has detached it.
+    pub fn is_detached(&self) -> bool {
+        self.inner.detached.get()
+    }
+
+    /// Registers `cb` to run when this process detaches the segment, while it is still
+    /// mapped (`on_dsm_detach`). Callbacks run newest first. Registering on a detached
+    /// segment runs nothing and returns an id that cancels nothing.
+    pub fn on_detach(&self, cb: impl FnOnce() + 'static) -> DetachCallbackId {
+        let key = self.inner.next_key.get();
+        self.inner.next_key.set(key + 1);
+        if !self.inner.detached.get() {
+            self.inner.callbacks.borrow_mut().push((key, Box::new(cb)));
+        }
+        DetachCallbackId(key)
+    }
+
+    /// Removes a callback without running it (`cancel_on_dsm_detach`); `false` if it is not
+    /// registered (already run or cancelled).
+    pub fn cancel_on_detach(&self, id: DetachCallbackId) -> bool {
+        let mut cbs = self.inner.callbacks.borrow_mut();
+        match cbs.iter().position(|(k, _)| *k == id.0) {
+            Some(i) => {
+                drop(cbs.remove(i));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Detaches now (`dsm_detach`); idempotent. If this was the last reference, the segment
+    /// is destroyed.
+    pub fn detach(&self) {
+        self.inner.detach();
+        forget_segment(&self.inner);
+    }
+
+    /// Keeps the mapping when its [`DsmSegment`] owner is dropped: it then lasts until an
+    /// explicit detach or process exit (`dsm_pin_mapping`).
+    pub fn pin_mapping(&self) {
+        self.inner.mapping_pinned.set(true);
+    }
+
+    /// Undoes [`pin_mapping`](Self::pin_mapping) (`dsm_unpin_mapping`).
+    pub fn unpin_mapping(&self) {
+        self.inner.mapping_pinned.set(false);
+    }
+
+    /// Keeps the segment alive with no process attached, until [`dsm_unpin_segment`] or
+    /// server shutdown (`dsm_pin_segment`).
+    pub fn pin_segment(&self) -> Result<(), DsmError> {
+        let slot = self.inner.slot.get().ok_or(DsmError::Detached {
+            handle: self.inner.handle,
+        })?;
+        let handle = self.inner.handle;
+        self.inner.ctx.locked(|v| {
+            let it = &v.items[slot as usize];
+            if it.pinned.load(Ordering::Relaxed) != 0 {
+                return Err(DsmError::AlreadyPinned { handle });
+            }
+            it.pinned.store(1, Ordering::Relaxed);
+            it.refcnt
+                .store(it.refcnt.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            Ok(())
+        })?
+    }
+}
+
+/// An owned mapping of a segment: detaches when dropped, unless its mapping is pinned.
+/// Dereferences to [`DsmSegmentRef`] for everything else.
+#[derive(Debug)]
+pub struct DsmSegment {
+    r: DsmSegmentRef,
+}
+
+impl std::ops::Deref for DsmSegment {
+    type Target = DsmSegmentRef;
+    fn deref(&self) -> &DsmSegmentRef {
+        &self.r
+    }
+}
+
+impl Drop for DsmSegment {
+    fn drop(&mut self) {
+        if !self.r.inner.mapping_pinned.get() {
+            self.r.detach();
+        }
+    }
+}
+
+fn register(ctx: &Rc<Ctx>, handle: DsmHandle, slot: u32, m: Mapping) -> DsmSegment {
+    let inner = Rc::new(SegInner {
+        ctx: ctx.clone(),
+        handle,
+        slot: Cell::new(Some(slot)),
+        addr: m.addr(),
+        size: m.size(),
+        mapping: RefCell::new(Some(m)),
+        callbacks: RefCell::new(Vec::new()),
+        next_key: Cell::new(0),
+        mapping_pinned: Cell::new(false),
+        detached: Cell::new(false),
+    });
+    let _ = LOCAL.try_with(|l| l.borrow_mut().segments.push(inner.clone()));
+    DsmSegment {
+        r: DsmSegmentRef { inner },
+    }
+}
+
+impl DsmSegment {
+    /// Creates a segment of at least `size` bytes and maps it (`dsm_create`). Its contents
+    /// are zero (fresh OS memory). When every control slot is taken, the new OS segment is
+    /// destroyed again and the result is `Ok(None)` with
+    /// [`CreateFlags::NULL_IF_MAXSEGMENTS`], else [`DsmError::TooManySegments`].
+    pub fn create(size: usize, flags: CreateFlags) -> Result<Option<DsmSegment>, DsmError> {
+        let ctx = ctx()?;
+        let (handle, m) = loop {
+            // OS-backed segments get even handles; odd ones belong to the main-region pool.
+            let h = crate::sys::random_u32() << 1;
+            if h == DSM_HANDLE_INVALID {
+                continue;
+            }
+            match ctx.imp.create(h, size) {
+                Ok(m) => break (h, m),
+                Err(DsmImplError::Exists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let slot = ctx.locked(|v| {
+            let used = v.used();
+            let slot = match used
+                .iter()
+                .position(|it| it.refcnt.load(Ordering::Relaxed) == 0)
+            {
+                Some(i) => i,
+                None if used.len() < v.items.len() => {
+                    v.header
+                        .nitems
+                        .store(used.len() as u32 + 1, Ordering::Relaxed);
+                    used.len()
+                }
+                None => return None,
+            };
+            let it = &v.items[slot];
+            it.handle.store(handle, Ordering::Relaxed);
+            it.refcnt.store(2, Ordering::Relaxed);
+            it.pinned.store(0, Ordering::Relaxed);
+            it.first_page.store(0, Ordering::Relaxed);
+            it.npages.store(0, Ordering::Relaxed);
+            Some(slot as u32)
+        });
+        let slot = match slot {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                if let Err(e) = ctx.imp.destroy(Some(m), handle) {
+                    tracing::warn!("{e}");
+                }
+                return if flags.null_if_maxsegments {
+                    Ok(None)
+                } else {
+                    Err(DsmError::TooManySegments)
+                };
+            }
+            Err(e) => {
+                let _ = ctx.imp.destroy(Some(m), handle);
+                return Err(e);
+            }
+        };
+        Ok(Some(register(&ctx, handle, slot, m)))
+    }
+
+    /// Maps the live segment `handle` (`dsm_attach`). A handle that names no live segment
+    /// is [`DsmError::NotFound`]; one this process already maps is
+    /// [`DsmError::AlreadyAttached`] (use [`dsm_find_mapping`]).
+    pub fn attach(handle: DsmHandle) -> Result<DsmSegment, DsmError> {
+        let ctx = ctx()?;
+        if dsm_find_mapping(handle).is_some() {
+            return Err(DsmError::AlreadyAttached { handle });
+        }
+        let slot = ctx.locked(|v| {
+            // Slots at 1 are being destroyed: skip them (the handle may live on in another).
+            let i = v.used().iter().position(|it| {
+                it.refcnt.load(Ordering::Relaxed) > 1 && it.handle.load(Ordering::Relaxed) == handle
+            })?;
+            let it = &v.items[i];
+            it.refcnt
+                .store(it.refcnt.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            Some(i as u32)
+        })?;
+        let slot = slot.ok_or(DsmError::NotFound { handle })?;
+        match ctx.imp.attach(handle) {
+            Ok(m) => Ok(register(&ctx, handle, slot, m)),
+            Err(e) => {
+                ctx.release_slot(slot, handle);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A non-owning reference (for callbacks and `shm_mq`).
+    pub fn reference(&self) -> DsmSegmentRef {
+        self.r.clone()
+    }
+
+    /// Detaches now (same as dropping it, but also when the mapping is pinned).
+    pub fn detach(self) {
+        self.r.detach();
+    }
+}
