@@ -118,6 +118,13 @@ pub fn aux_main(env: &mut ChildEnv) -> i32 {
     for s in ignores {
         let _ = signals::ignore(*s);
     }
+    if let Err(e) = signals::unblock_for_child() {
+        elog(
+            Severity::Fatal,
+            &format_args!("could not unblock signals: {e}"),
+        );
+        return 1;
+    }
     let me = match env.init_my_proc() {
         Ok(m) => m,
         Err(e) => {

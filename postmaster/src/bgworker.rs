@@ -490,6 +490,24 @@ impl BgWorkerShared {
         })
     }
 
+    /// Polls (every 5 ms) until `done` holds for the worker's status or `timeout` passes; for
+    /// callers without a latch of their own at hand.
+    pub fn poll_until(
+        &self,
+        h: BgWorkerHandle,
+        timeout: Duration,
+        done: impl Fn(BgwHandleStatus) -> bool,
+    ) -> BgwHandleStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status(h);
+            if done(s) || Instant::now() >= deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn wait_until(
         &self,
         h: BgWorkerHandle,
@@ -918,6 +936,13 @@ pub fn bgworker_main(env: &mut ChildEnv) -> i32 {
         let _ = signals::catch(s);
     }
     let _ = signals::ignore(Signal::SIGINT);
+    if let Err(e) = signals::unblock_for_child() {
+        elog(
+            Severity::Fatal,
+            &format_args!("could not unblock signals: {e}"),
+        );
+        return 1;
+    }
     match entry_point(&spec.function) {
         Some(f) => f(env, spec.main_arg),
         None => {

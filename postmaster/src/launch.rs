@@ -243,9 +243,17 @@ impl Launcher {
         let Some(shmem) = seed.shmem.clone() else {
             return Err((std::io::Error::other("no shared memory"), client));
         };
+        let old_mask = match signals::block_all() {
+            Ok(m) => m,
+            Err(e) => return Err((std::io::Error::from(e), client)),
+        };
         // SAFETY: the postmaster is single-threaded (it never starts threads), so the child
         // is a complete copy and may use the heap and any library freely.
-        match unsafe { nix::unistd::fork() } {
+        let forked = unsafe { nix::unistd::fork() };
+        if !matches!(forked, Ok(nix::unistd::ForkResult::Child)) {
+            let _ = signals::restore_mask(&old_mask);
+        }
+        match forked {
             Ok(nix::unistd::ForkResult::Parent { child }) => {
                 // The child has its own copy of the client socket; ours closes on drop.
                 drop(client);
@@ -318,9 +326,14 @@ impl Launcher {
         if let Some(p) = &self.death_pipe {
             p.configure_child(&mut cmd);
         }
-        // SAFETY: only fcntl (async-signal-safe) runs between fork and exec; no allocation.
+        // SAFETY: only fcntl and sigprocmask (async-signal-safe) run between fork and exec;
+        // no allocation. The exec'd child starts with every signal blocked (std resets the
+        // mask before running this) and unblocks once its handlers exist.
         unsafe {
             cmd.pre_exec(move || {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
                 for fd in &inherit {
                     let flags = libc::fcntl(*fd, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {

@@ -49,7 +49,7 @@ fn bit_of(signo: libc::c_int) -> u32 {
 }
 
 extern "C" fn on_signal(signo: libc::c_int) {
-    // SAFETY-free and async-signal-safe: one atomic OR and a latch set (which saves errno).
+    // Async-signal-safe: one atomic OR and a latch set (which saves errno).
     PENDING.fetch_or(bit_of(signo), Ordering::SeqCst);
     pgipc_latch::set_my_latch();
 }
@@ -101,9 +101,30 @@ fn unblock_all() -> nix::Result<()> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)
 }
 
-/// In a new child: every handler back to its default, SIGQUIT to an immediate `_exit(2)`,
-/// SIGPIPE ignored, pending bits cleared (PostgreSQL's `InitPostmasterChild`). The child kind
-/// then calls [`catch`] for the signals it handles.
+/// Blocks every signal (the postmaster, around `fork`, PostgreSQL's `BlockSig`): a child then
+/// starts with everything blocked and unblocks once its own handlers are installed, so no
+/// signal meets a default action meant for the postmaster's handlers. Returns the previous
+/// mask for [`restore_mask`].
+pub fn block_all() -> nix::Result<SigSet> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
+    Ok(old)
+}
+
+/// Puts back the mask [`block_all`] returned.
+pub fn restore_mask(old: &SigSet) -> nix::Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None)
+}
+
+/// In a child, once its handlers are installed: lets signals in.
+pub fn unblock_for_child() -> nix::Result<()> {
+    unblock_all()
+}
+
+/// In a new child (with signals blocked since the fork): every handler back to its default,
+/// SIGQUIT to an immediate `_exit(2)`, SIGPIPE ignored, pending bits cleared (PostgreSQL's
+/// `InitPostmasterChild`). The child kind then calls [`catch`] for the signals it handles and
+/// [`unblock_for_child`].
 pub fn reset_for_child() -> nix::Result<()> {
     PENDING.store(0, Ordering::SeqCst);
     for sig in [
@@ -118,8 +139,7 @@ pub fn reset_for_child() -> nix::Result<()> {
         set_handler(sig, SigHandler::SigDfl)?;
     }
     set_handler(Signal::SIGQUIT, SigHandler::Handler(crash_exit))?;
-    set_handler(Signal::SIGPIPE, SigHandler::SigIgn)?;
-    unblock_all()
+    set_handler(Signal::SIGPIPE, SigHandler::SigIgn)
 }
 
 /// Makes `sig` set its pending bit and the latch.

@@ -287,6 +287,14 @@ fn sqlstate(e: &postgres::Error) -> String {
     e.code().map(|c| c.code().to_owned()).unwrap_or_default()
 }
 
+fn mode(exec: bool) -> &'static str {
+    if exec {
+        "exec"
+    } else {
+        "fork"
+    }
+}
+
 fn mode_args(exec: bool) -> Vec<&'static str> {
     if exec {
         vec!["-c", "exec_backend=on"]
@@ -376,7 +384,7 @@ fn too_many_clients(exec: bool) {
         "-c",
         "superuser_reserved_connections=0",
     ]);
-    let mut s = Server::new("toomany", &extra);
+    let mut s = Server::new(&format!("toomany-{}", mode(exec)), &extra);
     s.start();
     let held: Vec<postgres::Client> = (0..3).map(|_| s.client().expect("within limit")).collect();
     let e = s.client().err().expect("past max_connections must fail");
@@ -389,12 +397,15 @@ fn too_many_clients(exec: bool) {
     });
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!("too many clients: 53300 past max_connections, slots return ... ok");
+    println!(
+        "{}: too many clients: 53300 past max_connections, slots return ... ok",
+        mode(exec)
+    );
 }
 
-fn smart_shutdown_waits_for_clients() {
+fn smart_shutdown_waits_for_clients(exec: bool) {
     let shm_before = dev_shm();
-    let mut s = Server::new("smart", &[]);
+    let mut s = Server::new(&format!("smart-{}", mode(exec)), &mode_args(exec));
     s.start();
     let mut c = s.client().expect("connect");
     s.signal(libc::SIGTERM);
@@ -420,12 +431,15 @@ fn smart_shutdown_waits_for_clients() {
     assert!(s.wait_exit().success(), "{}", s.log_text());
     s.wait_log("database system is shut down", Duration::from_secs(1));
     s.assert_clean_after_stop(&shm_before);
-    println!("smart shutdown: waits for the session, refuses new ones with 57P03 ... ok");
+    println!(
+        "{}: smart shutdown: waits for the session, refuses new ones with 57P03 ... ok",
+        mode(exec)
+    );
 }
 
-fn fast_shutdown_terminates_clients() {
+fn fast_shutdown_terminates_clients(exec: bool) {
     let shm_before = dev_shm();
-    let mut s = Server::new("fast", &[]);
+    let mut s = Server::new(&format!("fast-{}", mode(exec)), &mode_args(exec));
     s.start();
     let mut c = s.client().expect("connect");
     s.signal(libc::SIGINT);
@@ -445,12 +459,15 @@ fn fast_shutdown_terminates_clients() {
         .expect_err("session was terminated");
     let _ = e;
     s.assert_clean_after_stop(&shm_before);
-    println!("fast shutdown: sessions terminated, shutdown checkpoint, clean exit ... ok");
+    println!(
+        "{}: fast shutdown: sessions terminated, shutdown checkpoint, clean exit ... ok",
+        mode(exec)
+    );
 }
 
-fn immediate_shutdown_then_recovery() {
+fn immediate_shutdown_then_recovery(exec: bool) {
     let shm_before = dev_shm();
-    let mut s = Server::new("immediate", &[]);
+    let mut s = Server::new(&format!("immediate-{}", mode(exec)), &mode_args(exec));
     s.start();
     let _c = s.client().expect("connect");
     s.signal(libc::SIGQUIT);
@@ -465,7 +482,10 @@ fn immediate_shutdown_then_recovery() {
     assert_eq!(s.psql_ok("SELECT 1"), "1");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!("immediate shutdown: exits at once, next start recovers ... ok");
+    println!(
+        "{}: immediate shutdown: exits at once, next start recovers ... ok",
+        mode(exec)
+    );
 }
 
 fn child_pid_by_kind(s: &Server, kind: &str) -> Option<i32> {
@@ -534,8 +554,8 @@ fn sigkill_of_each_child_restarts(exec: bool) {
     );
 }
 
-fn cancel_interrupts_sleep() {
-    let mut s = Server::new("cancel", &[]);
+fn cancel_interrupts_sleep(exec: bool) {
+    let mut s = Server::new(&format!("cancel-{}", mode(exec)), &mode_args(exec));
     s.start();
     let mut c = s.client().expect("connect");
     let token = c.cancel_token();
@@ -569,11 +589,14 @@ fn cancel_interrupts_sleep() {
         .expect("a wrong key cancels nothing");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!("cancel: pg_sleep interrupted with 57014, a wrong key is ignored ... ok");
+    println!(
+        "{}: cancel: pg_sleep interrupted with 57014, a wrong key is ignored ... ok",
+        mode(exec)
+    );
 }
 
-fn postmaster_death_ends_children() {
-    let mut s = Server::new("pmdeath", &[]);
+fn postmaster_death_ends_children(exec: bool) {
+    let mut s = Server::new(&format!("pmdeath-{}", mode(exec)), &mode_args(exec));
     s.start();
     let _c = s.client().expect("connect");
     let kids = s.children();
@@ -581,7 +604,29 @@ fn postmaster_death_ends_children() {
     s.signal(libc::SIGKILL);
     s.wait_exit();
     let t = Instant::now();
-    wait_for("children to exit", Duration::from_secs(5), || {
+    let alive = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .map(|st| {
+                !st.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    let what = format!("children to exit ({} of them)", kids.len());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kids.iter().any(alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left: Vec<String> = kids
+        .iter()
+        .filter(|p| alive(p))
+        .map(|p| {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            format!("{p} {}", comm.trim())
+        })
+        .collect();
+    assert!(left.is_empty(), "{what}: still running: {left:?}");
+    wait_for("children to exit", Duration::from_secs(1), || {
         // Exited: gone, or a zombie waiting for whoever adopted it to reap it.
         kids.iter().all(|p| {
             std::fs::read_to_string(format!("/proc/{p}/stat"))
@@ -602,13 +647,14 @@ fn postmaster_death_ends_children() {
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
     println!(
-        "postmaster SIGKILL: children gone within {:?}, next start works ... ok",
+        "{}: postmaster SIGKILL: children gone within {:?}, next start works ... ok",
+        mode(exec),
         t.elapsed()
     );
 }
 
-fn bad_client_input_is_harmless() {
-    let mut s = Server::new("badinput", &[]);
+fn bad_client_input_is_harmless(exec: bool) {
+    let mut s = Server::new(&format!("badinput-{}", mode(exec)), &mode_args(exec));
     s.start();
     let mut good = s.client().expect("connect");
     let garbage: Vec<Vec<u8>> = vec![
@@ -668,7 +714,8 @@ fn bad_client_input_is_harmless() {
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
     println!(
-        "bad input: garbage, truncated, oversized, wrong protocol leave the server running ... ok"
+        "{}: bad input: garbage, truncated, oversized, wrong protocol leave the server running ... ok",
+        mode(exec)
     );
 }
 
@@ -688,9 +735,36 @@ fn background_workers_static() {
         let p = child_pid_by_kind(&s, "background_worker");
         p.is_some() && p != old
     });
+    // Dynamic registration from a backend, with a handle to get the pid and terminate.
+    let mut c = s.client().expect("connect");
+    let h: i32 = c
+        .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
+        .expect("start")
+        .get(0);
+    let wpid: i32 = c
+        .query_one(&format!("SELECT pgipc_worker_pid({h})"), &[])
+        .expect("pid")
+        .get(0);
+    assert!(wpid > 0);
+    assert!(Path::new(&format!("/proc/{wpid}")).exists());
+    let st: String = c
+        .query_one(&format!("SELECT pgipc_terminate_worker({h})"), &[])
+        .expect("terminate")
+        .get(0);
+    assert_eq!(st, "stopped");
+    let gone: i32 = c
+        .query_one(&format!("SELECT pgipc_worker_pid({h})"), &[])
+        .expect("pid")
+        .get(0);
+    assert_eq!(gone, 0);
+    let e = c
+        .simple_query("SELECT pgipc_start_worker('no_such_function')")
+        .expect_err("unknown entry point");
+    assert_eq!(sqlstate(&e), "42883", "{e:?}");
+    drop(c);
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success(), "{}", s.log_text());
-    println!("background workers: static worker started and restarted after exit 1 ... ok");
+    println!("background workers: static worker restarted after exit 1; dynamic worker started, pid, terminated ... ok");
 }
 
 fn ctl_start_status_reload_stop() {
@@ -735,8 +809,13 @@ fn ctl_start_status_reload_stop() {
     println!("pgipc_ctl: start, status, reload, restart, stop -m immediate/smart ... ok");
 }
 
+/// A scenario run once per launch mode.
+type PerMode = (&'static str, fn(bool));
+/// A scenario with its display name.
+type Named = (String, Box<dyn Fn()>);
+
 fn main() {
-    let watchdog_secs = 600;
+    let watchdog_secs = 900;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(watchdog_secs));
         eprintln!("watchdog: clients test ran over {watchdog_secs} s");
@@ -745,26 +824,26 @@ fn main() {
     if which("psql").is_none() || which("pgbench").is_none() {
         panic!("psql and pgbench are required (CI installs them)");
     }
-    let scenarios: Vec<(&str, fn())> = vec![
-        ("queries fork", || {
-            queries_psql_rust_client_and_pgbench(false)
-        }),
-        ("queries exec", || {
-            queries_psql_rust_client_and_pgbench(true)
-        }),
-        ("too many fork", || too_many_clients(false)),
-        ("too many exec", || too_many_clients(true)),
+    let per_mode: Vec<PerMode> = vec![
+        ("queries", queries_psql_rust_client_and_pgbench),
+        ("too many", too_many_clients),
         ("smart", smart_shutdown_waits_for_clients),
         ("fast", fast_shutdown_terminates_clients),
         ("immediate", immediate_shutdown_then_recovery),
-        ("kill fork", || sigkill_of_each_child_restarts(false)),
-        ("kill exec", || sigkill_of_each_child_restarts(true)),
+        ("kill", sigkill_of_each_child_restarts),
         ("cancel", cancel_interrupts_sleep),
         ("pm death", postmaster_death_ends_children),
         ("bad input", bad_client_input_is_harmless),
-        ("bgworkers", background_workers_static),
-        ("ctl", ctl_start_status_reload_stop),
     ];
+    let mut scenarios: Vec<Named> = Vec::new();
+    for exec in [false, true] {
+        for (name, f) in &per_mode {
+            let f = *f;
+            scenarios.push((format!("{name} {}", mode(exec)), Box::new(move || f(exec))));
+        }
+    }
+    scenarios.push(("bgworkers".into(), Box::new(background_workers_static)));
+    scenarios.push(("ctl".into(), Box::new(ctl_start_status_reload_stop)));
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let mut passed = 0;
     for (name, f) in scenarios {

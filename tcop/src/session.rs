@@ -126,6 +126,12 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
         tracing::error!("FATAL:  could not install signal handlers: {e}");
         return 1;
     }
+    // A postmaster forks with signals blocked so that none arrives before its handler exists
+    // (PostgreSQL's BlockSig); now that they are installed, let them in.
+    if let Err(e) = sys::unblock_signals() {
+        tracing::error!("FATAL:  could not unblock signals: {e}");
+        return 1;
+    }
     // Until the PGPROC's latch takes over, a process-local one (kept for the process's life,
     // as "my latch" must be).
     let local: &'static OwnedLatch<&'static Latch> = {

@@ -134,6 +134,14 @@ extern "C" fn on_quit(_sig: i32) {
     unsafe { libc::_exit(2) }
 }
 
+/// Unblocks every signal but `SIGURG` (the latch wake-up signal, which stays blocked and is
+/// read through a signalfd).
+pub(crate) fn unblock_signals() -> nix::Result<()> {
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGURG);
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&set), None)
+}
+
 /// Installs the handlers: SIGINT, SIGTERM, SIGHUP raise flags, SIGQUIT exits with code 2,
 /// SIGPIPE is ignored (writes to a vanished client fail with EPIPE instead). No `SA_RESTART`:
 /// a blocking `poll` returns `EINTR`, so a signal wakes the start-up packet read too.
