@@ -4,11 +4,13 @@
 use super::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+static NEXT: AtomicU32 = AtomicU32::new(1);
 
-/// A handle unlikely to collide with other test runs.
+/// A handle unique in this run (the counter's bits stay clear of the pid's) and unlikely to
+/// collide with other runs.
 fn handle() -> DsmHandle {
-    (std::process::id() << 8) ^ 0x5a5a_0000 ^ NEXT.fetch_add(2, Ordering::Relaxed) | 2
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0x7fff;
+    0x8000_0000 | ((std::process::id() & 0x7fff) << 16) | (n << 1)
 }
 
 fn scratch() -> PathBuf {
