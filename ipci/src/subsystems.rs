@@ -17,11 +17,67 @@
 //! SyncScanShmemInit, AsyncShmemInit, StatsShmemInit, WaitEventCustomShmemInit,
 //! InjectionPointShmemInit, AioShmemInit.
 
-use crate::{IpciError, Subsystem};
+use crate::{DsmType, IpcConfig, IpciError, StartupContext, Subsystem};
+use pgipc_dsm::{DsmImpl, DsmImplType};
+
+const DSM_NAME: &str = "dynamic shared memory control";
+
+fn dsm_impl(config: &IpcConfig) -> DsmImpl {
+    let kind = match config.dynamic_shared_memory_type {
+        DsmType::Posix => DsmImplType::Posix,
+        DsmType::Sysv => DsmImplType::Sysv,
+        DsmType::Mmap => DsmImplType::Mmap,
+    };
+    DsmImpl::new(kind, config.data_dir.as_deref())
+}
+
+/// Removes what dead predecessors' control segments still list, then creates this server's
+/// control segment and records its handle in the segment header and the interlock
+/// (PostgreSQL's `dsm_cleanup_using_control_segment` + `dsm_postmaster_startup`).
+fn dsm_startup(ctx: &mut StartupContext<'_>) -> Result<(), IpciError> {
+    let imp = dsm_impl(ctx.config);
+    for &old in &ctx.report.stale_dsm_controls {
+        match pgipc_dsm::dsm_cleanup_using_control_segment(&imp, old) {
+            Ok(r) if r.control_removed => tracing::info!(
+                "removed {} dynamic shared memory segment(s) left by a dead server (control segment {old})",
+                r.destroyed.len()
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    let handle = pgipc_dsm::dsm_postmaster_startup(&imp, ctx.config.max_backends()?)
+        .map_err(|e| IpciError::subsystem(DSM_NAME, e))?;
+    ctx.shmem.set_dsm_control(handle);
+    if let Some(i) = ctx.interlock {
+        i.set_dsm_control(handle);
+    }
+    Ok(())
+}
+
+/// Destroys every segment still listed and the control segment (`dsm_postmaster_shutdown`).
+fn dsm_shutdown(shmem: &pgipc_shmem::Shmem, config: &IpcConfig) {
+    let handle = shmem.dsm_control();
+    if handle == pgipc_dsm::DSM_HANDLE_INVALID {
+        return;
+    }
+    match pgipc_dsm::dsm_postmaster_shutdown(&dsm_impl(config), handle) {
+        Ok(_) => shmem.set_dsm_control(pgipc_dsm::DSM_HANDLE_INVALID),
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
 
 /// Every subsystem of the workspace, in init order.
 pub static SUBSYSTEMS: &[Subsystem] = &[
-    // dsm_shmem_init
+    // dsm_shmem_init (no main-region pool: min_dynamic_shared_memory is not implemented, so it
+    // takes no space; its start-up step creates the DSM control segment)
+    Subsystem {
+        name: DSM_NAME,
+        size: |_| Ok(0),
+        init: |_, _| Ok(()),
+        startup: Some(dsm_startup),
+        shutdown: Some(dsm_shutdown),
+    },
     // VarsupShmemInit
     Subsystem {
         name: pgipc_procarray::TRANSAM_VARIABLES_NAME,
