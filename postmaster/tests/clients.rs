@@ -596,9 +596,12 @@ fn cancel_interrupts_sleep(exec: bool) {
 }
 
 fn postmaster_death_ends_children(exec: bool) {
+    let shm_before = dev_shm();
     let mut s = Server::new(&format!("pmdeath-{}", mode(exec)), &mode_args(exec));
     s.start();
     let _c = s.client().expect("connect");
+    // The DSM control segment is in /dev/shm while the server runs.
+    assert!(dev_shm().len() > shm_before.len(), "no DSM control segment");
     let kids = s.children();
     assert!(kids.len() >= 5, "children: {kids:?}");
     s.signal(libc::SIGKILL);
@@ -642,12 +645,18 @@ fn postmaster_death_ends_children(exec: bool) {
         "children took {:?}",
         t.elapsed()
     );
+    // The killed server's DSM segments are still there: the next start removes them.
+    assert!(
+        dev_shm().len() > shm_before.len(),
+        "the control segment vanished by itself"
+    );
     s.start();
     assert_eq!(s.psql_ok("SELECT 1"), "1");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
+    s.assert_clean_after_stop(&shm_before);
     println!(
-        "{}: postmaster SIGKILL: children gone within {:?}, next start works ... ok",
+        "{}: postmaster SIGKILL: children gone within {:?}, next start works, leftover DSM removed ... ok",
         mode(exec),
         t.elapsed()
     );
