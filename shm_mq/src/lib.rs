@@ -52,7 +52,8 @@
 //! # What this crate does not do
 //! * No allocation of the space: the caller places the queue (`dsm`, `shm_toc` or the main
 //!   segment) and vouches for the mapping in [`ShmMq::create`] / [`ShmMq::from_raw`].
-//! * No dependency on `dsm` or bgworkers: they plug in through [`DetachHook`] and [`PeerAlive`].
+//! * No dependency on bgworkers: a dead peer is noticed through [`PeerAlive`]. The only use
+//!   of `dsm` is the [`DetachHook`] implementation for `pgipc_dsm::DsmSegmentRef`.
 //! * No interrupts (`CHECK_FOR_INTERRUPTS`), postmaster-death checks or wait-event reporting
 //!   (`MessageQueueSend/Receive/Internal`) while waiting.
 //! * No multiple senders or receivers, no message priorities.
@@ -121,6 +122,21 @@ pub struct PidAlive(pub i32);
 impl PeerAlive for PidAlive {
     fn is_alive(&self) -> bool {
         sys::pid_alive(self.0)
+    }
+}
+
+/// A queue in a DSM segment (PostgreSQL's `shm_mq_attach(mqh, seg, ...)`): when this process
+/// detaches the segment, the segment's callback marks the queue detached and wakes the peer,
+/// so the peer sees `Detached`. Segment callbacks are `'static` (they may run at process
+/// exit), so this ties handles of type `MqHandle<'static>`: a queue, latch and waker that
+/// live as long as the process, as they do in a server process.
+impl DetachHook<'static> for pgipc_dsm::DsmSegmentRef {
+    fn on_detach(&self, callback: Box<dyn FnOnce() + 'static>) -> u64 {
+        pgipc_dsm::DsmSegmentRef::on_detach(self, callback).0
+    }
+
+    fn cancel_on_detach(&self, key: u64) {
+        pgipc_dsm::DsmSegmentRef::cancel_on_detach(self, pgipc_dsm::DetachCallbackId(key));
     }
 }
 
