@@ -88,23 +88,44 @@ fn created_attached_and_detached_by_both_is_gone() {
 #[test]
 fn attaching_a_missing_handle_is_an_error_and_leaks_nothing() {
     let _srv = Server::new(1);
-    let before = std::fs::read_dir("/dev/shm")
-        .map(|d| d.count())
-        .unwrap_or(0);
     for h in [2u32, 4, 0xdead_beee] {
         match DsmSegment::attach(h) {
             Err(e @ DsmError::NotFound { .. }) => assert_eq!(e.sqlstate(), "55000"),
             other => panic!("expected NotFound, got {other:?}"),
         }
+        assert!(!posix_exists(h), "nothing was created under {h}");
     }
     assert!(dsm_mapped_handles().is_empty());
-    let after = std::fs::read_dir("/dev/shm")
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert!(
-        after <= before + 1,
-        "no segment appeared ({before} -> {after})"
-    );
+    // The failed attaches took no slot: a live segment's count is still creator-only, so a
+    // single detach destroys it.
+    let seg = create(4096);
+    let h = seg.handle();
+    assert!(matches!(
+        DsmSegment::attach(h ^ 0x8000_0000),
+        Err(DsmError::NotFound { .. })
+    ));
+    drop(seg);
+    assert!(!posix_exists(h));
+}
+
+#[test]
+fn a_panicking_callback_is_not_run_again_and_the_rest_still_run() {
+    let _srv = Server::new(1);
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let seg = create(4096);
+    let h = seg.handle();
+    let l = log.clone();
+    seg.on_detach(move || l.borrow_mut().push("first registered"));
+    seg.on_detach(|| panic!("callback failure"));
+    let r = seg.reference();
+    seg.pin_mapping();
+    drop(seg);
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.detach()));
+    assert!(first.is_err());
+    assert!(!r.is_detached(), "detach stopped at the failing callback");
+    r.detach();
+    assert_eq!(*log.borrow(), vec!["first registered"]);
+    assert!(r.is_detached() && !posix_exists(h));
 }
 
 #[test]
