@@ -32,6 +32,8 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 struct Server {
     child: Option<Child>,
+    /// DSM segments (names in /dev/shm) that appeared while this server ran.
+    seen: std::collections::BTreeSet<String>,
     dir: PathBuf,
     sock: PathBuf,
     port: u16,
@@ -48,6 +50,7 @@ impl Server {
         std::fs::create_dir_all(&sock).expect("socket dir");
         Server {
             child: None,
+            seen: Default::default(),
             dir: base.join("data"),
             sock,
             port: free_port(),
@@ -72,6 +75,7 @@ impl Server {
     }
 
     fn start(&mut self) -> &mut Self {
+        let before = dev_shm();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,6 +90,8 @@ impl Server {
             .expect("spawn postmaster");
         self.child = Some(child);
         self.wait_ready();
+        self.seen
+            .extend(dev_shm().into_iter().filter(|n| !before.contains(n)));
         self
     }
 
@@ -228,7 +234,9 @@ impl Server {
         self.sock.join(format!(".s.PGSQL.{}", self.port))
     }
 
-    fn assert_clean_after_stop(&self, shm_before: &[String]) {
+    /// No pid file, socket or lock file, and none of the DSM segments that appeared while this
+    /// server ran (others may come and go on a shared machine).
+    fn assert_clean_after_stop(&self) {
         assert!(!self.dir.join("postmaster.pid").exists(), "pid file left");
         assert!(!self.socket_file().exists(), "socket file left");
         assert!(
@@ -238,7 +246,16 @@ impl Server {
                 .exists(),
             "socket lock file left"
         );
-        assert_eq!(dev_shm(), shm_before, "/dev/shm changed");
+        assert!(
+            !self.seen.is_empty(),
+            "no DSM control segment was ever seen"
+        );
+        let left: Vec<&String> = self
+            .seen
+            .iter()
+            .filter(|n| Path::new("/dev/shm").join(n).exists())
+            .collect();
+        assert!(left.is_empty(), "left in /dev/shm: {left:?}");
     }
 }
 
@@ -306,7 +323,6 @@ fn mode_args(exec: bool) -> Vec<&'static str> {
 // ---- scenarios -------------------------------------------------------------------------------
 
 fn queries_psql_rust_client_and_pgbench(exec: bool) {
-    let shm_before = dev_shm();
     let mut s = Server::new(if exec { "q-exec" } else { "q-fork" }, &mode_args(exec));
     s.start();
     assert_eq!(s.psql_ok("SELECT 1"), "1");
@@ -369,7 +385,7 @@ fn queries_psql_rust_client_and_pgbench(exec: bool) {
     }
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success(), "{}", s.log_text());
-    s.assert_clean_after_stop(&shm_before);
+    s.assert_clean_after_stop();
     println!(
         "{}: psql (socket, TCP), rust client, pgbench simple/prepared with and without -C ... ok",
         if exec { "exec" } else { "fork" }
@@ -404,7 +420,6 @@ fn too_many_clients(exec: bool) {
 }
 
 fn smart_shutdown_waits_for_clients(exec: bool) {
-    let shm_before = dev_shm();
     let mut s = Server::new(&format!("smart-{}", mode(exec)), &mode_args(exec));
     s.start();
     let mut c = s.client().expect("connect");
@@ -430,7 +445,7 @@ fn smart_shutdown_waits_for_clients(exec: bool) {
     drop(c);
     assert!(s.wait_exit().success(), "{}", s.log_text());
     s.wait_log("database system is shut down", Duration::from_secs(1));
-    s.assert_clean_after_stop(&shm_before);
+    s.assert_clean_after_stop();
     println!(
         "{}: smart shutdown: waits for the session, refuses new ones with 57P03 ... ok",
         mode(exec)
@@ -438,7 +453,6 @@ fn smart_shutdown_waits_for_clients(exec: bool) {
 }
 
 fn fast_shutdown_terminates_clients(exec: bool) {
-    let shm_before = dev_shm();
     let mut s = Server::new(&format!("fast-{}", mode(exec)), &mode_args(exec));
     s.start();
     let mut c = s.client().expect("connect");
@@ -458,7 +472,7 @@ fn fast_shutdown_terminates_clients(exec: bool) {
         .simple_query("SELECT 1")
         .expect_err("session was terminated");
     let _ = e;
-    s.assert_clean_after_stop(&shm_before);
+    s.assert_clean_after_stop();
     println!(
         "{}: fast shutdown: sessions terminated, shutdown checkpoint, clean exit ... ok",
         mode(exec)
@@ -466,14 +480,13 @@ fn fast_shutdown_terminates_clients(exec: bool) {
 }
 
 fn immediate_shutdown_then_recovery(exec: bool) {
-    let shm_before = dev_shm();
     let mut s = Server::new(&format!("immediate-{}", mode(exec)), &mode_args(exec));
     s.start();
     let _c = s.client().expect("connect");
     s.signal(libc::SIGQUIT);
     s.wait_exit();
     assert!(s.log_text().contains("received immediate shutdown request"));
-    s.assert_clean_after_stop(&shm_before);
+    s.assert_clean_after_stop();
     s.start();
     s.wait_log(
         "database system was not properly shut down; automatic recovery in progress",
@@ -596,12 +609,12 @@ fn cancel_interrupts_sleep(exec: bool) {
 }
 
 fn postmaster_death_ends_children(exec: bool) {
-    let shm_before = dev_shm();
     let mut s = Server::new(&format!("pmdeath-{}", mode(exec)), &mode_args(exec));
     s.start();
     let _c = s.client().expect("connect");
     // The DSM control segment is in /dev/shm while the server runs.
-    assert!(dev_shm().len() > shm_before.len(), "no DSM control segment");
+    assert!(!s.seen.is_empty(), "no DSM control segment");
+    let first: Vec<String> = s.seen.iter().cloned().collect();
     let kids = s.children();
     assert!(kids.len() >= 5, "children: {kids:?}");
     s.signal(libc::SIGKILL);
@@ -647,14 +660,20 @@ fn postmaster_death_ends_children(exec: bool) {
     );
     // The killed server's DSM segments are still there: the next start removes them.
     assert!(
-        dev_shm().len() > shm_before.len(),
+        first.iter().all(|n| Path::new("/dev/shm").join(n).exists()),
         "the control segment vanished by itself"
     );
     s.start();
+    assert!(
+        first
+            .iter()
+            .all(|n| !Path::new("/dev/shm").join(n).exists()),
+        "the next start left the dead server's segments"
+    );
     assert_eq!(s.psql_ok("SELECT 1"), "1");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    s.assert_clean_after_stop(&shm_before);
+    s.assert_clean_after_stop();
     println!(
         "{}: postmaster SIGKILL: children gone within {:?}, next start works, leftover DSM removed ... ok",
         mode(exec),
