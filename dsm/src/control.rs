@@ -44,9 +44,9 @@ pub struct DsmControlItem {
     pub handle: AtomicU32,
     /// Reference count (see above).
     pub refcnt: AtomicU32,
-    /// First page in the main-region pool (unused: the pool is not implemented).
+    /// First page in the main-region pool (main-region segments only).
     pub first_page: AtomicU64,
-    /// Pages in the main-region pool (unused: the pool is not implemented).
+    /// Pages in the main-region pool (main-region segments only).
     pub npages: AtomicU64,
     /// 1 while pinned by [`DsmSegmentRef::pin_segment`](crate::DsmSegmentRef::pin_segment).
     pub pinned: AtomicU32,

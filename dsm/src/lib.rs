@@ -44,19 +44,27 @@
 //! `shm_mq` keep). At process exit `pgipc_ipc::shmem_exit` detaches what is left
 //! ([`dsm_backend_shutdown`], installed by [`dsm_backend_startup`]).
 //!
+//! # The main-region pool
+//! With `min_dynamic_shared_memory` > 0, [`dsm_shmem_init`] reserves that much of the main
+//! segment ("Preallocated DSM") and [`DsmSegment::create`] first carves segments from it in
+//! 4 KiB pages (first fit over a bitmap, under the same control lock), giving them odd
+//! handles (`1 | slot << 1 | random bits`, as PostgreSQL 18). Such segments cost no system
+//! call and are never passed to `dsm_impl`; their pages are not zeroed when reused. When the
+//! pool has no room the segment is an ordinary OS one.
+//!
 //! # What this crate does not do
-//! * No main-region pool (`min_dynamic_shared_memory`): every segment is an OS segment with
-//!   an even handle. The control items keep `first_page`/`npages` for layout compatibility
-//!   and clean-up skips odd (main-region) handles, but nothing allocates them.
+//! * No FreePageManager: the pool's allocator is a plain bitmap, fine for the few hundred
+//!   segments a server has, not a general-purpose page allocator.
 //! * No resource owners; no Windows pinning into the postmaster; no resize (PostgreSQL
 //!   removed it in version 12; `pgipc_dsm_impl` still offers it for one segment).
 //! * No registry of named segments (`dsm_registry.c`).
 //!
-//! Key items: [`DsmSegment`], [`DsmSegmentRef`], [`dsm_backend_startup`],
+//! Key items: [`DsmSegment`], [`DsmSegmentRef`], [`dsm_backend_startup`], [`dsm_shmem_init`],
 //! [`dsm_postmaster_startup`], [`dsm_postmaster_shutdown`],
 //! [`dsm_cleanup_using_control_segment`], [`DsmError`].
 
 mod control;
+mod pool;
 mod postmaster;
 mod segment;
 mod sys;
@@ -69,6 +77,9 @@ pub use control::{
     PG_DYNSHMEM_SLOTS_PER_BACKEND,
 };
 pub use pgipc_dsm_impl::{DsmHandle, DsmImpl, DsmImplError, DsmImplType, DSM_HANDLE_INVALID};
+pub use pool::{
+    dsm_estimate_size, dsm_shmem_init, PoolHeader, FPM_PAGE_SIZE, PREALLOCATED_DSM_NAME,
+};
 pub use postmaster::{
     dsm_cleanup_using_control_segment, dsm_postmaster_shutdown, dsm_postmaster_startup,
     CleanupReport,

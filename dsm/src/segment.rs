@@ -1,6 +1,7 @@
 //! This process's segments: create, attach, detach, callbacks and pins.
 
-use crate::control::ControlView;
+use crate::control::{is_main_region_dsm_handle, ControlView};
+use crate::pool::{Pool, FPM_PAGE_SIZE};
 use crate::DsmError;
 use pgipc_dsm_impl::{DsmHandle, DsmImpl, DsmImplError, Mapping, DSM_HANDLE_INVALID};
 use pgipc_lwlock::{LWLockMode, MainLWLockId};
@@ -17,6 +18,8 @@ pub(crate) struct Ctx {
     shmem: Shmem,
     imp: DsmImpl,
     control: Option<Mapping>,
+    /// The main-region pool, when the server has one.
+    pool: Option<Pool>,
 }
 
 impl fmt::Debug for Ctx {
@@ -24,6 +27,7 @@ impl fmt::Debug for Ctx {
         f.debug_struct("Ctx")
             .field("imp", &self.imp)
             .field("control", &self.control)
+            .field("pool", &self.pool)
             .finish()
     }
 }
@@ -64,6 +68,19 @@ impl Ctx {
             r
         });
         match left {
+            // Main-region pages go back to the pool; no system call.
+            Ok(1) if is_main_region_dsm_handle(handle) => {
+                let _ = self.locked(|v| {
+                    let it = &v.items[slot as usize];
+                    if let Some(pool) = &self.pool {
+                        pool.put(
+                            it.first_page.load(Ordering::Relaxed) as usize,
+                            it.npages.load(Ordering::Relaxed) as usize,
+                        );
+                    }
+                    it.refcnt.store(0, Ordering::Relaxed);
+                });
+            }
             Ok(1) => match self.imp.destroy(None, handle) {
                 Ok(()) => {
                     let _ =
@@ -177,6 +194,7 @@ pub fn dsm_backend_startup(shmem: &Shmem, imp: DsmImpl) -> Result<(), DsmError> 
         shmem: shmem.clone(),
         imp,
         control: Some(m),
+        pool: Pool::find(shmem),
     });
     LOCAL
         .try_with(|l| l.borrow_mut().ctx = Some(ctx))
@@ -419,14 +437,24 @@ impl Drop for DsmSegment {
     }
 }
 
-fn register(ctx: &Rc<Ctx>, handle: DsmHandle, slot: u32, m: Mapping) -> DsmSegment {
+/// Where a new local segment's memory is: an OS mapping, or pages of the main-region pool.
+enum Place {
+    Os(Mapping),
+    Main(NonNull<u8>, usize),
+}
+
+fn register(ctx: &Rc<Ctx>, handle: DsmHandle, slot: u32, place: Place) -> DsmSegment {
+    let (addr, size, mapping) = match place {
+        Place::Os(m) => (m.addr(), m.size(), Some(m)),
+        Place::Main(a, n) => (a, n, None),
+    };
     let inner = Rc::new(SegInner {
         ctx: ctx.clone(),
         handle,
         slot: Cell::new(Some(slot)),
-        addr: m.addr(),
-        size: m.size(),
-        mapping: RefCell::new(Some(m)),
+        addr,
+        size,
+        mapping: RefCell::new(mapping),
         callbacks: RefCell::new(Vec::new()),
         next_key: Cell::new(0),
         mapping_pinned: Cell::new(false),
@@ -445,6 +473,15 @@ impl DsmSegment {
     /// [`CreateFlags::NULL_IF_MAXSEGMENTS`], else [`DsmError::TooManySegments`].
     pub fn create(size: usize, flags: CreateFlags) -> Result<Option<DsmSegment>, DsmError> {
         let ctx = ctx()?;
+        if let Some(pool) = ctx.pool {
+            match create_in_pool(&ctx, &pool, size)? {
+                PoolCreate::Made(seg) => return Ok(Some(seg)),
+                PoolCreate::NoSlot if flags.null_if_maxsegments => return Ok(None),
+                PoolCreate::NoSlot => return Err(DsmError::TooManySegments),
+                // No run of free pages big enough: an OS segment, as PostgreSQL falls back.
+                PoolCreate::NoSpace => {}
+            }
+        }
         let (handle, m) = loop {
             // OS-backed segments get even handles; odd ones belong to the main-region pool.
             let h = crate::sys::random_u32() << 1;
@@ -458,27 +495,9 @@ impl DsmSegment {
             }
         };
         let slot = ctx.locked(|v| {
-            let used = v.used();
-            let slot = match used
-                .iter()
-                .position(|it| it.refcnt.load(Ordering::Relaxed) == 0)
-            {
-                Some(i) => i,
-                None if used.len() < v.items.len() => {
-                    v.header
-                        .nitems
-                        .store(used.len() as u32 + 1, Ordering::Relaxed);
-                    used.len()
-                }
-                None => return None,
-            };
-            let it = &v.items[slot];
-            it.handle.store(handle, Ordering::Relaxed);
-            it.refcnt.store(2, Ordering::Relaxed);
-            it.pinned.store(0, Ordering::Relaxed);
-            it.first_page.store(0, Ordering::Relaxed);
-            it.npages.store(0, Ordering::Relaxed);
-            Some(slot as u32)
+            let slot = take_slot(v)?;
+            fill_slot(v, slot, handle, 0, 0);
+            Some(slot)
         });
         let slot = match slot {
             Ok(Some(s)) => s,
@@ -497,7 +516,7 @@ impl DsmSegment {
                 return Err(e);
             }
         };
-        Ok(Some(register(&ctx, handle, slot, m)))
+        Ok(Some(register(&ctx, handle, slot, Place::Os(m))))
     }
 
     /// Maps the live segment `handle` (`dsm_attach`). A handle that names no live segment
@@ -519,8 +538,28 @@ impl DsmSegment {
             Some(i as u32)
         })?;
         let slot = slot.ok_or(DsmError::NotFound { handle })?;
+        if is_main_region_dsm_handle(handle) {
+            let place = ctx.pool.and_then(|pool| {
+                ctx.locked(|v| {
+                    let it = &v.items[slot as usize];
+                    let npages = it.npages.load(Ordering::Relaxed) as usize;
+                    let first = it.first_page.load(Ordering::Relaxed) as usize;
+                    pool.address(first, npages)
+                        .map(|a| (a, npages * FPM_PAGE_SIZE))
+                })
+                .ok()
+                .flatten()
+            });
+            return match place {
+                Some((a, n)) => Ok(register(&ctx, handle, slot, Place::Main(a, n))),
+                None => {
+                    ctx.release_slot(slot, handle);
+                    Err(DsmError::ControlNotValid)
+                }
+            };
+        }
         match ctx.imp.attach(handle) {
-            Ok(m) => Ok(register(&ctx, handle, slot, m)),
+            Ok(m) => Ok(register(&ctx, handle, slot, Place::Os(m))),
             Err(e) => {
                 ctx.release_slot(slot, handle);
                 Err(e.into())
@@ -537,4 +576,80 @@ impl DsmSegment {
     pub fn detach(self) {
         self.r.detach();
     }
+}
+
+enum PoolCreate {
+    Made(DsmSegment),
+    NoSlot,
+    NoSpace,
+}
+
+/// A main-region handle: odd, the slot number above the low bit, random bits above the
+/// slot (PostgreSQL 18's `make_main_region_dsm_handle`).
+fn main_region_handle(slot: u32, maxitems: u32) -> DsmHandle {
+    let shift = 32 - maxitems.leading_zeros();
+    let random = crate::sys::random_u32().checked_shl(shift).unwrap_or(0);
+    1 | (slot << 1) | random
+}
+
+/// Carves a segment from the main-region pool: pages and a slot under one lock hold.
+fn create_in_pool(ctx: &Rc<Ctx>, pool: &Pool, size: usize) -> Result<PoolCreate, DsmError> {
+    let npages = size.div_ceil(FPM_PAGE_SIZE).max(1);
+    let made = ctx.locked(|v| {
+        let Some(first) = pool.get(npages) else {
+            return Err(PoolCreate::NoSpace);
+        };
+        let Some(slot) = take_slot(v) else {
+            pool.put(first, npages);
+            return Err(PoolCreate::NoSlot);
+        };
+        let handle = main_region_handle(slot, v.items.len() as u32);
+        fill_slot(v, slot, handle, first, npages);
+        Ok((handle, slot, first))
+    })?;
+    match made {
+        Ok((handle, slot, first)) => match pool.address(first, npages) {
+            Some(a) => Ok(PoolCreate::Made(register(
+                ctx,
+                handle,
+                slot,
+                Place::Main(a, npages * FPM_PAGE_SIZE),
+            ))),
+            None => {
+                ctx.release_slot(slot, handle);
+                Err(DsmError::ControlNotValid)
+            }
+        },
+        Err(e) => Ok(e),
+    }
+}
+
+/// A free slot, lowest first, else the next never-used one (raising `nitems`); `None` when
+/// the table is full. Caller holds the control lock.
+fn take_slot(v: ControlView<'_>) -> Option<u32> {
+    let used = v.used();
+    match used
+        .iter()
+        .position(|it| it.refcnt.load(Ordering::Relaxed) == 0)
+    {
+        Some(i) => Some(i as u32),
+        None if used.len() < v.items.len() => {
+            v.header
+                .nitems
+                .store(used.len() as u32 + 1, Ordering::Relaxed);
+            Some(used.len() as u32)
+        }
+        None => None,
+    }
+}
+
+/// Records a new segment in `slot` with the creator's reference. Caller holds the lock.
+fn fill_slot(v: ControlView<'_>, slot: u32, handle: DsmHandle, first: usize, npages: usize) {
+    let it = &v.items[slot as usize];
+    it.handle.store(handle, Ordering::Relaxed);
+    // The base reference plus the creator's.
+    it.refcnt.store(2, Ordering::Relaxed);
+    it.pinned.store(0, Ordering::Relaxed);
+    it.first_page.store(first as u64, Ordering::Relaxed);
+    it.npages.store(npages as u64, Ordering::Relaxed);
 }

@@ -307,3 +307,49 @@ fn control_layout() {
     assert_eq!(control_bytes_needed(64), Some(16 + 64 * 32));
     assert!(is_main_region_dsm_handle(3) && !is_main_region_dsm_handle(2));
 }
+
+#[test]
+fn main_region_segments_have_odd_handles_share_pages_and_fall_back_to_os() {
+    let shm = Shmem::create_for_tests(4 << 20).expect("shmem");
+    dsm_shmem_init(&shm, 64 * FPM_PAGE_SIZE).expect("pool"); // 64 pages, 1 for metadata
+    let imp = DsmImpl::new(DsmImplType::Posix, None);
+    let control = dsm_postmaster_startup(&imp, 1).expect("startup");
+    shm.set_dsm_control(control);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            dsm_backend_startup(&shm, imp.clone()).expect("backend");
+            let a = create(10_000); // 3 pages
+            let h = a.handle();
+            assert!(is_main_region_dsm_handle(h), "{h:#x}");
+            assert_eq!(a.map_length(), 3 * FPM_PAGE_SIZE);
+            assert!(!posix_exists(h), "no OS segment behind it");
+            // SAFETY: 3 pages of the pool are ours.
+            unsafe { a.address().as_ptr().write_bytes(9, 10_000) };
+            let a_addr = a.address();
+            std::thread::scope(|s2| {
+                s2.spawn(|| {
+                    dsm_backend_startup(&shm, imp.clone()).expect("backend 2");
+                    let b = DsmSegment::attach(h).expect("attach main-region segment");
+                    assert_eq!(b.map_length(), 3 * FPM_PAGE_SIZE);
+                    // SAFETY: as above; the creator finished writing.
+                    assert_eq!(unsafe { *b.address().as_ptr().add(9_999) }, 9);
+                    drop(b);
+                    dsm_detach_all();
+                });
+            });
+            drop(a);
+            // The pages came back: the next segment starts where `a` did.
+            let c = create(100);
+            assert_eq!(c.address(), a_addr);
+            // Too big for the pool: an ordinary OS segment with an even handle.
+            let big = create(100 * FPM_PAGE_SIZE);
+            assert!(!is_main_region_dsm_handle(big.handle()));
+            assert!(posix_exists(big.handle()));
+            drop(big);
+            drop(c);
+            dsm_detach_all();
+        });
+    });
+    let r = dsm_postmaster_shutdown(&imp, control).expect("shutdown");
+    assert!(r.destroyed.is_empty() && r.control_removed);
+}

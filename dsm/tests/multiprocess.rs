@@ -176,8 +176,30 @@ fn server(kind: DsmImplType, dir: &Path) -> Server {
     Server { shm, imp }
 }
 
-fn round_trip(kind: DsmImplType, dir: &Path) {
+/// Writes a pattern into `seg`, lets a "check" child attach, verify and answer in byte 0, and
+/// checks the answer after the child exited.
+fn check_in_child(srv: &Server, seg: &DsmSegment) {
+    let p = seg.address().as_ptr();
+    for i in 0..SIZE {
+        // SAFETY: `seg` maps at least SIZE bytes; no other process maps it yet.
+        unsafe { p.add(i).write_volatile((i % 251) as u8) };
+    }
+    let (mut c, out) = spawn(&srv.shm, &srv.imp, "check", Some(seg.handle()));
+    let said: Vec<String> = BufReader::new(out).lines().map_while(Result::ok).collect();
+    let st = c.wait().expect("wait");
+    assert!(st.success(), "{:?} child: {st:?}", srv.imp.kind());
+    assert_eq!(said, vec!["callback ran".to_string()]);
+    // SAFETY: the child has exited; byte 0 holds its answer.
+    assert_eq!(unsafe { p.read_volatile() }, 0xEE);
+}
+
+/// Created here, attached by a child, detached by both: gone. With `pool`, the segment comes
+/// from the main-region pool (odd handle, no OS object; the child finds the pool by name).
+fn round_trip(kind: DsmImplType, dir: &Path, pool: bool) {
     let srv = server(kind, dir);
+    if pool {
+        pgipc_dsm::dsm_shmem_init(&srv.shm, 256 << 10).expect("pool");
+    }
     std::thread::scope(|s| {
         // This thread is a backend of its own (process-local dsm state is per thread).
         s.spawn(|| {
@@ -186,25 +208,11 @@ fn round_trip(kind: DsmImplType, dir: &Path) {
                 .expect("create")
                 .expect("slot");
             let h = seg.handle();
-            let p = seg.address().as_ptr();
-            for i in 0..SIZE {
-                // SAFETY: SIZE bytes mapped; nobody else maps it yet.
-                unsafe { p.add(i).write_volatile((i % 251) as u8) };
-            }
-            let (mut c, out) = spawn(&srv.shm, &srv.imp, "check", Some(h));
-            let said: Vec<String> = BufReader::new(out).lines().map_while(Result::ok).collect();
-            let st = c.wait().expect("wait");
-            assert!(st.success(), "{} child: {st:?}", kind.name());
-            assert_eq!(said, vec!["callback ran".to_string()]);
-            // SAFETY: the child has exited; byte 0 holds its answer.
-            assert_eq!(unsafe { p.read_volatile() }, 0xEE);
-            assert!(exists(&srv.imp, h), "the creator still holds it");
+            assert_eq!(pgipc_dsm::is_main_region_dsm_handle(h), pool, "{h:#x}");
+            check_in_child(&srv, &seg);
+            assert_eq!(exists(&srv.imp, h), !pool, "the creator still holds it");
             drop(seg);
-            assert!(
-                !exists(&srv.imp, h),
-                "{}: gone after both detached",
-                kind.name()
-            );
+            assert!(!exists(&srv.imp, h), "gone after both detached");
             dsm_detach_all();
         });
     });
@@ -212,10 +220,8 @@ fn round_trip(kind: DsmImplType, dir: &Path) {
     let r = dsm_postmaster_shutdown(&srv.imp, control).expect("shutdown");
     assert!(r.destroyed.is_empty() && r.control_removed, "{r:?}");
     assert!(!exists(&srv.imp, control));
-    println!(
-        "{}: created, attached by a child, detached by both: gone ... ok",
-        kind.name()
-    );
+    let what = if pool { "main region" } else { kind.name() };
+    println!("{what}: created, attached by a child, detached by both: gone ... ok");
 }
 
 fn killed(kind: DsmImplType, dir: &Path) {
@@ -302,12 +308,13 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut n = 0;
     for kind in [DsmImplType::Posix, DsmImplType::Sysv, DsmImplType::Mmap] {
-        round_trip(kind, &dir);
+        round_trip(kind, &dir, false);
         killed(kind, &dir);
         n += 2;
     }
+    round_trip(DsmImplType::Posix, &dir, true);
     ipci_crash_restart(&dir);
-    n += 1;
+    n += 2;
     std::fs::remove_dir_all(&dir).expect("rmdir");
     println!("{n} passed, 0 failed");
 }
