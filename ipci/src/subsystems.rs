@@ -69,12 +69,15 @@ fn dsm_shutdown(shmem: &pgipc_shmem::Shmem, config: &IpcConfig) {
 
 /// Every subsystem of the workspace, in init order.
 pub static SUBSYSTEMS: &[Subsystem] = &[
-    // dsm_shmem_init (no main-region pool: min_dynamic_shared_memory is not implemented, so it
-    // takes no space; its start-up step creates the DSM control segment)
+    // dsm_shmem_init ("Preallocated DSM" when min_dynamic_shared_memory > 0; the start-up step
+    // creates the DSM control segment)
     Subsystem {
         name: DSM_NAME,
-        size: |_| Ok(0),
-        init: |_, _| Ok(()),
+        size: |c| Ok(pgipc_dsm::dsm_estimate_size(c.min_dynamic_shared_memory)),
+        init: |s, c| {
+            pgipc_dsm::dsm_shmem_init(s, c.min_dynamic_shared_memory)
+                .map_err(|e| IpciError::subsystem(pgipc_dsm::PREALLOCATED_DSM_NAME, e))
+        },
         startup: Some(dsm_startup),
         shutdown: Some(dsm_shutdown),
     },
