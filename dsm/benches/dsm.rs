@@ -6,6 +6,9 @@
 //! * `dsm/create_attach_detach_destroy_<size>`: create, pin, detach, attach again (slot lookup,
 //!   `shm_open`, `fstat`, `mmap`), detach, unpin (destroy): every operation of a segment's life.
 //!
+//! * `dsm/main_region_create_detach_64KiB`: the same from the main-region pool
+//!   (`min_dynamic_shared_memory`): pages from a bitmap under the lock, no system call.
+//!
 //! Baselines, one process, no bookkeeping: `raw_shm/cycle_<size>` = `shm_open` + `ftruncate` +
 //! `mmap` + `munmap` + `shm_unlink` (the baseline, which reserves no pages), and
 //! `raw_shm/fallocate_cycle_<size>` = the same with `posix_fallocate` instead of `ftruncate`
@@ -152,5 +155,25 @@ fn main() {
         );
     }
     dsm_detach_all();
+    dsm_postmaster_shutdown(&imp, control).expect("shutdown");
+
+    // The main-region pool: a backend of its own (a thread with its own dsm state) on a main
+    // segment with min_dynamic_shared_memory = 4 MiB.
+    let shm = Shmem::create_for_tests(8 << 20).expect("shmem");
+    pgipc_dsm::dsm_shmem_init(&shm, 4 << 20).expect("pool");
+    let control = dsm_postmaster_startup(&imp, 10).expect("control");
+    shm.set_dsm_control(control);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            dsm_backend_startup(&shm, imp.clone()).expect("backend");
+            compare(
+                "main_region_create_detach_64KiB",
+                "raw_shm/cycle_64KiB",
+                &|i| raw_cycle(65_536, i, false),
+                &|_| dsm_create_detach(65_536),
+            );
+            dsm_detach_all();
+        });
+    });
     dsm_postmaster_shutdown(&imp, control).expect("shutdown");
 }
