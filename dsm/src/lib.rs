@@ -10,10 +10,10 @@
 //! ```text
 //!  main segment (Shmem)                   control segment (its own OS segment, handle H)
 //!  ┌──────────────────────────────┐       ┌──────────────────────────────────────────────┐
-//!  │ ShmemHeader.dsm_control = H ─┼──────►│ magic 0x9a503d32 │ nitems │ maxitems          │
+//!  │ ShmemHeader.dsm_control = H ─┼──────►│ magic 0x9a503d32 │ nitems │ maxitems         │
 //!  │ DynamicSharedMemoryControl   │       ├──────────────────────────────────────────────┤
 //!  │   LWLock (guards the table)  │       │ slot 0: handle h0  refcnt 3  pinned 0        │
-//!  └──────────────────────────────┘       │ slot 1: handle h1  refcnt 1  (being destroyed)│
+//!  └──────────────────────────────┘       │ slot 1: handle h1  refcnt 1  (dying)         │
 //!  SysV interlock header.dsm_control = H  │ slot 2: handle 0   refcnt 0  (free)          │
 //!  (found again after a SIGKILL)          │ ... up to maxitems = 64 + 5 * MaxBackends    │
 //!                                         └──────────────────────────────────────────────┘

@@ -2,12 +2,13 @@
 //! from the main segment in 4 KiB pages, so small, short-lived segments need no system call.
 //!
 //! ```text
-//!  "Preallocated DSM" (Shmem Index entry, min_dynamic_shared_memory bytes)
-//!  ┌──────────────┬─────────────────────────┬────────────┬──────────┬─────
-//!  │ PoolHeader   │ bitmap: 1 bit per page  │ page k     │ page k+1 │ ...
-//!  │ npages, first│ (1 = in use; the pages  │ (first     │          │
-//!  │ _usable      │  holding the metadata   │  usable)   │          │
-//!  └──────────────┴──── are marked used) ───┴────────────┴──────────┴─────
+//!  "Preallocated DSM" (a Shmem Index entry of min_dynamic_shared_memory bytes)
+//!  ┌──────────────┬─────────────────────────┬────────────┬──────────┬────
+//!  │ PoolHeader   │ bitmap, 1 bit per page: │ page k     │ page k+1 │ ...
+//!  │ npages,      │ 1 = in use; the pages   │ (first     │          │ ...
+//!  │ first_usable │ holding this metadata   │ usable)    │          │ ...
+//!  │              │ are marked in use       │            │          │ ...
+//!  └──────────────┴─────────────────────────┴────────────┴──────────┴────
 //!  page i starts at pool base + i * 4096
 //! ```
 //!

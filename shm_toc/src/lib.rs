@@ -8,14 +8,14 @@
 //! [`ShmToc::lookup`] the keys. Positions are stored as offsets from the TOC's start.
 //!
 //! ```text
-//!  base (32-byte aligned; DSM mappings are page aligned)        base + total_bytes
-//!  │                                                            (nbytes rounded down to 32)
-//!  ▼                                                                      ▼
-//!  ┌──────────── header (40 B) ─────────────┬─ entries ─►   free   ◄─ chunks ─┐
-//!  │ magic u64 │ mutex │ total │ allocated │ nentry │ {key, offset} ... │ ... │ c1 │ c0 │
-//!  └────────────────────────────────────────┴─────────────────────────────────────────┘
-//!  entries grow forward from the header, chunks (32-byte aligned sizes) backward from the
-//!  end; both allocate and insert check header + entries + chunks <= total_bytes.
+//!  base: 32-byte aligned (DSM mappings are page aligned)
+//!  ▼                                                                        base + total_bytes ▼
+//!  ┌────────────── header (40 B) ───────────────┬───────── entries ►  free  ◄ chunks ──────────┐
+//!  │ magic │ mutex │ total │ allocated │ nentry │ {key,offset} ... │        │ ... c1 │ c0      │
+//!  └────────────────────────────────────────────┴──────────────────────────────────────────────┘
+//!  total_bytes = nbytes rounded down to 32; entries grow forward from the header, chunks
+//!  (sizes rounded up to 32) backward from the end; both allocate and insert check
+//!  header + entries + chunks <= total_bytes.
 //! ```
 //!
 //! # Concurrency contract
