@@ -175,6 +175,12 @@ fn serve(opts: &Options) -> Result<(), String> {
     };
     let state = create_shared_memory_and_semaphores(&cfg, &Addins::new())
         .map_err(|e| format!("could not create shared memory: {e}"))?;
+    // Where the DSM control segment is, for whoever must clean up after a SIGKILL (a real
+    // postmaster finds it through the data directory's interlock).
+    let _ = std::fs::write(
+        std::path::Path::new(&opts.socket_dir).join("dsm_control"),
+        state.shmem.dsm_control().to_string(),
+    );
     let procsignal = pgipc_procsignal::shmem_init(
         &state.shmem,
         cfg.num_proc_signal_slots().map_err(|e| e.to_string())? as usize,

@@ -668,6 +668,18 @@ fn postmaster_death() {
     let mut child = srv.child;
     let _ = child.wait();
     SERVERS.lock().unwrap().retain(|p| *p != srv.pid);
+    // The killed server cannot remove its DSM control segment: do what the next postmaster
+    // would.
+    let control: u32 = std::fs::read_to_string(srv.dir.join("dsm_control"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .expect("the server recorded its DSM control handle");
+    pgipc_dsm::dsm_cleanup_using_control_segment(
+        &pgipc_dsm::DsmImpl::new(pgipc_dsm::DsmImplType::Posix, None),
+        control,
+    )
+    .expect("clean-up");
+    assert!(!std::path::Path::new(&format!("/dev/shm/PostgreSQL.{control}")).exists());
     // Both backends (sleeping and idle) notice and leave.
     let gone = |p: i32| {
         let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
