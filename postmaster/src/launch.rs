@@ -81,27 +81,6 @@ impl CanAcceptConnections {
     }
 }
 
-/// What the postmaster hands to a child it is about to start.
-#[derive(Debug)]
-pub struct ChildSeed {
-    /// The child's kind.
-    pub kind: BackendType,
-    /// Its child slot (0 for dead-end backends).
-    pub slot: u32,
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// The postmaster's current settings.
-    pub settings: Settings,
-    /// Command-line settings.
-    pub cli_settings: Vec<(String, String)>,
-    /// Shared-memory configuration.
-    pub config: IpcConfig,
-    /// The main segment (fork mode: inherited as is).
-    pub shmem: Option<Shmem>,
-    /// The interlock's id.
-    pub interlock_shmid: Option<i32>,
-}
-
 /// Everything a running child has: its identity, settings and shared memory.
 #[derive(Debug)]
 pub struct ChildEnv {
@@ -217,32 +196,30 @@ impl Launcher {
         self.exec
     }
 
-    /// Starts a child; in the parent returns its pid. On failure returns the error and gives
-    /// the client socket back (to tell the client).
+    /// Starts a child with `env` (prepared by the postmaster; a forked child gets it as is,
+    /// an exec'd one rebuilds it from its command line and environment); in the parent returns
+    /// its pid. On failure returns the error and gives the client socket back (to tell the
+    /// client). `interlock_shmid` is passed to exec'd children.
     pub fn launch(
         &mut self,
-        seed: ChildSeed,
+        env: ChildEnv,
+        interlock_shmid: Option<i32>,
         client: Option<OwnedFd>,
         cac: CanAcceptConnections,
-        worker: Option<BgWorkerSpec>,
     ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
         if self.exec {
-            self.launch_exec(seed, client, cac, worker)
+            self.launch_exec(&env, interlock_shmid, client, cac)
         } else {
-            self.launch_fork(seed, client, cac, worker)
+            self.launch_fork(env, client, cac)
         }
     }
 
     fn launch_fork(
         &mut self,
-        seed: ChildSeed,
+        env: ChildEnv,
         client: Option<OwnedFd>,
         cac: CanAcceptConnections,
-        worker: Option<BgWorkerSpec>,
     ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
-        let Some(shmem) = seed.shmem.clone() else {
-            return Err((std::io::Error::other("no shared memory"), client));
-        };
         let old_mask = match signals::block_all() {
             Ok(m) => m,
             Err(e) => return Err((std::io::Error::from(e), client)),
@@ -269,17 +246,6 @@ impl Launcher {
                     .death_pipe
                     .take()
                     .map(PostmasterDeathPipe::into_child_watch);
-                let env = ChildEnv {
-                    kind: seed.kind,
-                    slot: seed.slot,
-                    data_dir: seed.data_dir,
-                    settings: seed.settings,
-                    cli_settings: seed.cli_settings,
-                    config: seed.config,
-                    shmem,
-                    ipc: None,
-                    worker,
-                };
                 let code = child_start(env, watch, client, cac);
                 pgipc_ipc::proc_exit(code)
             }
@@ -289,10 +255,10 @@ impl Launcher {
 
     fn launch_exec(
         &mut self,
-        seed: ChildSeed,
+        env: &ChildEnv,
+        interlock_shmid: Option<i32>,
         client: Option<OwnedFd>,
         cac: CanAcceptConnections,
-        worker: Option<BgWorkerSpec>,
     ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
         let exe = match std::env::current_exe() {
             Ok(e) => e,
@@ -301,18 +267,18 @@ impl Launcher {
         let mut cmd = Command::new(exe);
         cmd.arg(format!(
             "--forkchild={}:{}",
-            backend_type_word(seed.kind),
-            seed.slot
+            backend_type_word(env.kind),
+            env.slot
         ))
         .args(&self.args)
         .env(CAC_ENV, cac.word());
         let mut inherit: Vec<RawFd> = Vec::new();
-        if let Some(fd) = seed.shmem.as_ref().and_then(|s| s.memfd()) {
+        if let Some(fd) = env.shmem.memfd() {
             let raw = fd.as_raw_fd();
             cmd.env(SHMEM_FD_ENV, raw.to_string());
             inherit.push(raw);
         }
-        if let Some(id) = seed.interlock_shmid {
+        if let Some(id) = interlock_shmid {
             cmd.env(SHMID_ENV, id.to_string());
         }
         if let Some(c) = &client {
@@ -320,7 +286,7 @@ impl Launcher {
             cmd.env(CLIENT_FD_ENV, raw.to_string());
             inherit.push(raw);
         }
-        if let Some(w) = &worker {
+        if let Some(w) = &env.worker {
             cmd.env(BGWORKER_ENV, w.encode());
         }
         if let Some(p) = &self.death_pipe {

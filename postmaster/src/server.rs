@@ -714,10 +714,7 @@ impl Postmaster {
         if let (Some(p), true) = (&self.pmsignal, slot != 0) {
             let _ = p.mark_child_slot_assigned(slot);
         }
-        match self
-            .launcher
-            .launch(self.child_env_seed(kind, slot), Some(client), cac, None)
-        {
+        match self.launch(kind, slot, None, Some(client), cac) {
             Ok(pid) => self.children.push(PmChild {
                 pid,
                 slot,
@@ -742,20 +739,48 @@ impl Postmaster {
         }
     }
 
-    fn child_env_seed(&self, kind: BackendType, slot: u32) -> crate::launch::ChildSeed {
-        crate::launch::ChildSeed {
+    /// What a new child of `kind` in `slot` starts with.
+    fn child_env(
+        &self,
+        kind: BackendType,
+        slot: u32,
+        worker: Option<crate::bgworker::BgWorkerSpec>,
+    ) -> Result<crate::launch::ChildEnv, std::io::Error> {
+        let ipc = self
+            .ipc
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no shared memory"))?;
+        Ok(crate::launch::ChildEnv {
             kind,
             slot,
             data_dir: self.data_dir.clone(),
             settings: self.settings.clone(),
             cli_settings: self.cli_settings.clone(),
             config: self.config.clone(),
-            shmem: self.ipc.as_ref().map(|i| i.shmem.clone()),
-            interlock_shmid: self
-                .ipc
-                .as_ref()
-                .and_then(|i| i.interlock.as_ref().map(|l| l.shmid())),
-        }
+            shmem: ipc.shmem.clone(),
+            ipc: None,
+            worker,
+        })
+    }
+
+    /// Launches a child (see [`crate::launch::Launcher::launch`]).
+    fn launch(
+        &mut self,
+        kind: BackendType,
+        slot: u32,
+        worker: Option<crate::bgworker::BgWorkerSpec>,
+        client: Option<OwnedFd>,
+        cac: CanAcceptConnections,
+    ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
+        let env = match self.child_env(kind, slot, worker) {
+            Ok(e) => e,
+            Err(e) => return Err((e, client)),
+        };
+        let shmid = self
+            .ipc
+            .as_ref()
+            .and_then(|i| i.interlock.as_ref().map(|l| l.shmid()));
+        self.launcher.launch(env, shmid, client, cac)
     }
 
     // ---- background processes --------------------------------------------------------------
@@ -772,12 +797,7 @@ impl Postmaster {
         if let Some(p) = &self.pmsignal {
             let _ = p.mark_child_slot_assigned(slot);
         }
-        match self.launcher.launch(
-            self.child_env_seed(kind, slot),
-            None,
-            CanAcceptConnections::Ok,
-            None,
-        ) {
+        match self.launch(kind, slot, None, None, CanAcceptConnections::Ok) {
             Ok(pid) => {
                 self.children.push(PmChild {
                     pid,
@@ -871,11 +891,12 @@ impl Postmaster {
                 let _ = p.mark_child_slot_assigned(slot);
             }
             let spec = self.workers.get(w).map(|r| r.spec.clone());
-            match self.launcher.launch(
-                self.child_env_seed(BackendType::BgWorker, slot),
+            match self.launch(
+                BackendType::BgWorker,
+                slot,
+                spec,
                 None,
                 CanAcceptConnections::Ok,
-                spec,
             ) {
                 Ok(pid) => {
                     self.workers.started(w, pid);
