@@ -147,6 +147,8 @@ pub struct Postmaster {
     /// Background workers known to the postmaster.
     pub workers: BgWorkerList,
     exit_code: Option<i32>,
+    /// When postmaster.pid was last checked (PostgreSQL's `RecheckDataDirLockFile`, each minute).
+    last_lock_check: Instant,
     /// Set when the process exits instead of restarting after a crash of the startup process.
     startup_crashed: bool,
 }
@@ -192,6 +194,7 @@ impl Postmaster {
             pools,
             workers,
             exit_code: None,
+            last_lock_check: Instant::now(),
             startup_crashed: false,
         }
     }
@@ -298,8 +301,31 @@ impl Postmaster {
                 self.process_pending();
                 self.launch_missing_background_processes();
                 self.kill_stragglers();
+                self.recheck_lock_file();
                 self.state_machine();
             }
+        }
+    }
+
+    /// Once a minute: if postmaster.pid is gone or names another process, someone removed
+    /// the data directory or started a second server on it; stop at once (PostgreSQL's
+    /// `RecheckDataDirLockFile` + SIGQUIT to itself).
+    fn recheck_lock_file(&mut self) {
+        if self.last_lock_check.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        self.last_lock_check = Instant::now();
+        let path = self.data_dir.join(crate::datadir::PID_FILE);
+        let ours = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| crate::datadir::parse_pid_file(&t))
+            .is_some_and(|c| c.pid == std::process::id() as i32);
+        if !ours && self.shutdown < Shutdown::Immediate {
+            elog(
+                Severity::Log,
+                &"performing immediate shutdown because data directory lock file is invalid",
+            );
+            self.handle_shutdown_request(Shutdown::Immediate);
         }
     }
 
@@ -1081,6 +1107,14 @@ impl Postmaster {
         }
         if let Some(l) = self.lock.take() {
             let path = l.path().to_path_buf();
+            // Never remove a lock file that names another process (see recheck_lock_file).
+            let ours = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| crate::datadir::parse_pid_file(&t))
+                .is_some_and(|c| c.pid == std::process::id() as i32);
+            if !ours {
+                return;
+            }
             if let Err(e) = l.remove() {
                 elog(
                     Severity::Log,
