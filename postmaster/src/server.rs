@@ -220,7 +220,18 @@ impl Postmaster {
         }
     }
 
+    /// Whether postmaster.pid still names this process.
+    fn lock_file_is_ours(&self) -> bool {
+        std::fs::read_to_string(self.data_dir.join(crate::datadir::PID_FILE))
+            .ok()
+            .and_then(|t| crate::datadir::parse_pid_file(&t))
+            .is_some_and(|c| c.pid == std::process::id() as i32)
+    }
+
     fn set_pid_status(&mut self, text: &str) {
+        if !self.lock_file_is_ours() {
+            return;
+        }
         if let Some(l) = self.lock.as_mut() {
             if let Err(e) = l.set_line(line::PM_STATUS, text) {
                 elog(
@@ -315,12 +326,7 @@ impl Postmaster {
             return;
         }
         self.last_lock_check = Instant::now();
-        let path = self.data_dir.join(crate::datadir::PID_FILE);
-        let ours = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| crate::datadir::parse_pid_file(&t))
-            .is_some_and(|c| c.pid == std::process::id() as i32);
-        if !ours && self.shutdown < Shutdown::Immediate {
+        if !self.lock_file_is_ours() && self.shutdown < Shutdown::Immediate {
             elog(
                 Severity::Log,
                 &"performing immediate shutdown because data directory lock file is invalid",
@@ -1105,13 +1111,10 @@ impl Postmaster {
                 );
             }
         }
+        // Never touch a lock file that names another process (see recheck_lock_file).
+        let ours = self.lock_file_is_ours();
         if let Some(l) = self.lock.take() {
             let path = l.path().to_path_buf();
-            // Never remove a lock file that names another process (see recheck_lock_file).
-            let ours = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| crate::datadir::parse_pid_file(&t))
-                .is_some_and(|c| c.pid == std::process::id() as i32);
             if !ours {
                 return;
             }
