@@ -794,6 +794,47 @@ impl Settings {
         })
     }
 
+    /// Every changeable setting as text, for an exec'd child to start with exactly the
+    /// postmaster's values (PostgreSQL's `write_nondefault_variables` for `EXEC_BACKEND`): one
+    /// `c|f name=value` line each, `c` for command-line values (which a reload keeps).
+    pub fn snapshot(&self) -> String {
+        let mut out = String::new();
+        for d in DEFS.iter().filter(|d| d.context != Context::Internal) {
+            let Ok(v) = self.show(d.name) else { continue };
+            if v.contains('\n') {
+                continue;
+            }
+            let tag = match self.source(d.name) {
+                Some(Source::CommandLine) => 'c',
+                _ => 'f',
+            };
+            out.push_str(&format!("{tag} {}={v}\n", d.name));
+        }
+        out
+    }
+
+    /// Applies a [`snapshot`](Self::snapshot); `file` is the configuration file the values
+    /// stand for. Lines that do not parse are skipped.
+    pub fn apply_snapshot(&mut self, snapshot: &str, file: &Path) {
+        for line in snapshot.lines() {
+            let Some((tag, rest)) = line.split_once(' ') else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once('=') else {
+                continue;
+            };
+            let source = if tag == "c" {
+                Source::CommandLine
+            } else {
+                Source::File {
+                    path: file.to_path_buf(),
+                    line: 0,
+                }
+            };
+            let _ = self.set(name, value, source);
+        }
+    }
+
     /// Applies every item of `postgresql.conf` (and its includes).
     pub fn apply_file(&mut self, path: &Path) -> Result<(), GucError> {
         for item in parse_config_file(path)? {
@@ -1063,6 +1104,33 @@ mod tests {
             (Err(err), Err(e)) => assert_eq!(err.to_string(), e, "{name} = {input}"),
             (got, e) => panic!("{name} = {input}: got {got:?}, expected {e:?}"),
         }
+    }
+
+    #[test]
+    fn snapshot_round_trips_values_and_sources() {
+        let mut a = Settings::new();
+        a.set("max_connections", "7", Source::CommandLine).unwrap();
+        a.set(
+            "bgwriter_delay",
+            "300ms",
+            Source::File {
+                path: "x".into(),
+                line: 1,
+            },
+        )
+        .unwrap();
+        let mut b = Settings::new();
+        b.apply_snapshot(&a.snapshot(), Path::new("postgresql.conf"));
+        assert_eq!(b.int("max_connections"), 7);
+        assert_eq!(b.int("bgwriter_delay"), 300);
+        assert_eq!(b.source("max_connections"), Some(&Source::CommandLine));
+        assert!(matches!(
+            b.source("bgwriter_delay"),
+            Some(Source::File { .. })
+        ));
+        // Garbage lines are skipped.
+        b.apply_snapshot("nonsense\nc nosuch=1\nf port=notanumber\n", Path::new("p"));
+        assert_eq!(b.int("port"), 5432);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!    PGIPC_CLIENT_FD   the accepted client socket (backends)
 //!    PGIPC_CAC         whether the connection may be served (dead-end children refuse it)
 //!    PGIPC_BGWORKER    the background worker's registration (bgworkers)
+//!    PGIPC_SETTINGS    the postmaster's current settings (they win over postgresql.conf,
+//!                      which may have been edited since the last reload)
 //!    PGIPC_POSTMASTER_DEATH_FD / PGIPC_POSTMASTER_PID   the postmaster-death pipe
 //! ```
 //!
@@ -43,6 +45,8 @@ pub const CLIENT_FD_ENV: &str = "PGIPC_CLIENT_FD";
 pub const CAC_ENV: &str = "PGIPC_CAC";
 /// Environment variable: a background worker's registration (exec mode).
 pub const BGWORKER_ENV: &str = "PGIPC_BGWORKER";
+/// Environment variable: the postmaster's settings (exec mode), see `Settings::snapshot`.
+pub const SETTINGS_ENV: &str = "PGIPC_SETTINGS";
 
 /// Whether a new connection can be served (PostgreSQL's `CAC_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +275,8 @@ impl Launcher {
             env.slot
         ))
         .args(&self.args)
-        .env(CAC_ENV, cac.word());
+        .env(CAC_ENV, cac.word())
+        .env(SETTINGS_ENV, env.settings.snapshot());
         let mut inherit: Vec<RawFd> = Vec::new();
         if let Some(fd) = env.shmem.memfd() {
             let raw = fd.as_raw_fd();
@@ -399,13 +404,18 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
         eprintln!("postmaster: --forkchild needs -D");
         return 1;
     };
-    let settings = match crate::startup::load_settings(&dir, opts) {
+    let mut settings = match crate::startup::load_settings(&dir, opts) {
         Ok(s) => s,
         Err(e) => {
             elog(Severity::Fatal, &e);
             return 1;
         }
     };
+    // The postmaster's values win over the file: it may have been edited since the last
+    // reload, and postmaster-context settings must match the shared memory's layout.
+    if let Ok(snap) = std::env::var(SETTINGS_ENV) {
+        settings.apply_snapshot(&snap, &dir.join(crate::datadir::CONFIG_FILE));
+    }
     let config = crate::startup::ipc_config(&settings, Some(&dir));
     let env_fd = |name: &str| -> Option<RawFd> { std::env::var(name).ok()?.parse().ok() };
     let Some(memfd) = env_fd(SHMEM_FD_ENV) else {

@@ -795,6 +795,30 @@ fn background_workers_static() {
     println!("background workers: static worker restarted after exit 1; dynamic worker started, pid, terminated ... ok");
 }
 
+fn exec_children_use_the_postmasters_settings() {
+    let mut s = Server::new("exec-settings", &mode_args(true));
+    s.start();
+    // Edited, not reloaded: new children must still see the postmaster's values (a child with
+    // another max_connections would not even fit the shared memory).
+    let conf = s.dir.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("conf");
+    text.push_str("\nmax_connections = 7\nbgwriter_delay = 1000ms\n");
+    std::fs::write(&conf, text).expect("write conf");
+    assert_eq!(s.psql_ok("SHOW max_connections"), "100");
+    assert_eq!(s.psql_ok("SHOW bgwriter_delay"), "200");
+    // After a reload the changeable one changes, the other needs a restart.
+    s.signal(libc::SIGHUP);
+    s.wait_log(
+        "parameter \"max_connections\" cannot be changed without restarting the server",
+        Duration::from_secs(10),
+    );
+    assert_eq!(s.psql_ok("SHOW bgwriter_delay"), "1000");
+    assert_eq!(s.psql_ok("SHOW max_connections"), "100");
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit().success(), "{}", s.log_text());
+    println!("exec: children start with the postmaster's settings, not the edited file ... ok");
+}
+
 fn ctl_start_status_reload_stop() {
     let s = Server::new("ctl", &[]);
     let ctl = |args: &[&str]| -> Output {
@@ -872,6 +896,10 @@ fn main() {
     }
     scenarios.push(("bgworkers".into(), Box::new(background_workers_static)));
     scenarios.push(("ctl".into(), Box::new(ctl_start_status_reload_stop)));
+    scenarios.push((
+        "exec settings".into(),
+        Box::new(exec_children_use_the_postmasters_settings),
+    ));
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let mut passed = 0;
     for (name, f) in scenarios {
