@@ -60,20 +60,24 @@ impl Target {
             })
     }
 
+    /// psql connected to this server, unaligned tuples only.
+    fn psql(&self) -> Command {
+        let mut c = Command::new("psql");
+        c.args(["-X", "-At", "-h"]).arg(&self.sock).args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]);
+        c
+    }
+
     fn psql_ok(&self, sql: &str) -> Option<String> {
-        let o = Command::new("psql")
-            .args(["-X", "-At", "-h"])
-            .arg(&self.sock)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
+        let o = self
+            .psql()
+            .args(["-c", sql])
             .env("PGCONNECT_TIMEOUT", "2")
             .stderr(Stdio::null())
             .output()
@@ -84,17 +88,7 @@ impl Target {
     }
 
     fn sleeper(&self) -> Child {
-        Command::new("psql")
-            .args(["-X", "-At", "-h"])
-            .arg(&self.sock)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
+        self.psql()
             .args(["-c", "SELECT pg_backend_pid()", "-c", "SELECT pg_sleep(60)"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -105,9 +105,7 @@ impl Hooks {
             }
             Err(e) => return Err(sql_error(e.sqlstate(), e.to_string())),
         };
-        let st = sh.poll_until(h, Duration::from_secs(30), |s| {
-            !matches!(s, BgwHandleStatus::NotYetStarted)
-        });
+        let st = sh.wait_for_startup(h, Duration::from_secs(30));
         if !matches!(st, BgwHandleStatus::Started(_)) {
             return Err(sql_error(
                 "55000",
@@ -178,12 +176,7 @@ impl tcop::BackendHooks for Hooks {
                     .pmsignal()
                     .map_err(|e| sql_error("XX000", e))?;
                 sh.terminate(h, &pms);
-                let st = sh.poll_until(h, Duration::from_secs(30), |s| {
-                    matches!(
-                        s,
-                        BgwHandleStatus::Stopped | BgwHandleStatus::PostmasterDied
-                    )
-                });
+                let st = sh.wait_for_shutdown(h, Duration::from_secs(30));
                 Ok(Datum::Text(format!("{st:?}").to_lowercase()))
             }
             _ => Err(sql_error(

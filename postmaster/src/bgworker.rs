@@ -462,27 +462,15 @@ impl BgWorkerShared {
         }
     }
 
-    /// Waits (on this process's latch) until the worker started or can no longer start
+    /// Waits until the worker started or can no longer start, at most `timeout`
     /// (`WaitForBackgroundWorkerStartup`).
-    pub fn wait_for_startup(
-        &self,
-        h: BgWorkerHandle,
-        latch: &pgipc_latch::OwnedLatch<impl std::ops::Deref<Target = pgipc_latch::Latch>>,
-        timeout: Duration,
-    ) -> BgwHandleStatus {
-        self.wait_until(h, latch, timeout, |s| {
-            !matches!(s, BgwHandleStatus::NotYetStarted)
-        })
+    pub fn wait_for_startup(&self, h: BgWorkerHandle, timeout: Duration) -> BgwHandleStatus {
+        self.wait_until(h, timeout, |s| !matches!(s, BgwHandleStatus::NotYetStarted))
     }
 
-    /// Waits until the worker stopped (`WaitForBackgroundWorkerShutdown`).
-    pub fn wait_for_shutdown(
-        &self,
-        h: BgWorkerHandle,
-        latch: &pgipc_latch::OwnedLatch<impl std::ops::Deref<Target = pgipc_latch::Latch>>,
-        timeout: Duration,
-    ) -> BgwHandleStatus {
-        self.wait_until(h, latch, timeout, |s| {
+    /// Waits until the worker stopped, at most `timeout` (`WaitForBackgroundWorkerShutdown`).
+    pub fn wait_for_shutdown(&self, h: BgWorkerHandle, timeout: Duration) -> BgwHandleStatus {
+        self.wait_until(h, timeout, |s| {
             matches!(
                 s,
                 BgwHandleStatus::Stopped | BgwHandleStatus::PostmasterDied
@@ -490,9 +478,10 @@ impl BgWorkerShared {
         })
     }
 
-    /// Polls (every 5 ms) until `done` holds for the worker's status or `timeout` passes; for
-    /// callers without a latch of their own at hand.
-    pub fn poll_until(
+    /// Checks the slot every 5 ms until `done` holds or `timeout` passes. (PostgreSQL sleeps on
+    /// the latch that the postmaster's SIGUSR1 to `bgw_notify_pid` sets; a short poll needs no
+    /// latch from the caller and reacts as fast at these rates.)
+    fn wait_until(
         &self,
         h: BgWorkerHandle,
         timeout: Duration,
@@ -505,30 +494,6 @@ impl BgWorkerShared {
                 return s;
             }
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn wait_until(
-        &self,
-        h: BgWorkerHandle,
-        latch: &pgipc_latch::OwnedLatch<impl std::ops::Deref<Target = pgipc_latch::Latch>>,
-        timeout: Duration,
-        done: impl Fn(BgwHandleStatus) -> bool,
-    ) -> BgwHandleStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.status(h);
-            if done(s) || Instant::now() >= deadline {
-                return s;
-            }
-            // Woken by the postmaster's SIGUSR1 to bgw_notify_pid; polled every 100 ms too.
-            let _ = wait_latch(
-                Some(latch),
-                WaitEvents::LATCH_SET | WaitEvents::POSTMASTER_DEATH,
-                Some(Duration::from_millis(100).min(deadline - Instant::now())),
-                0x0900_0000,
-            );
-            latch.reset();
         }
     }
 
