@@ -33,6 +33,10 @@
 //! * A detaching process unmaps *before* it drops its reference, so the process that takes
 //!   the count to 1 knows nobody maps the segment and destroys it without the lock, then
 //!   frees the slot. If it dies in between, the slot stays at 1 until the postmaster cleans up.
+//!   One exception, at process exit under a live [`DsmLease`]: the reference goes first and
+//!   the mapping lingers until the process ends. The destroyer's unlink (or `IPC_RMID`) leaves
+//!   existing mappings valid, and main-region pages that go back to the pool are never touched
+//!   again by the exiting process (its leases are unusable).
 //! * Per-process state (the list of mappings and the control mapping) is process-local,
 //!   kept in a thread-local of the process's (single) thread; [`DsmSegment`] is `!Send`.
 //!   Detach callbacks are `'static` closures, as PostgreSQL's are a function and a Datum.
@@ -40,9 +44,14 @@
 //! # Lifetimes of a mapping
 //! [`DsmSegment`] owns a mapping and detaches it when dropped (PostgreSQL's resource-owner
 //! release), unless [`DsmSegmentRef::pin_mapping`] made it last until an explicit detach or
-//! process exit. [`DsmSegmentRef`] is a cloneable non-owning reference (what callbacks and
-//! `shm_mq` keep). At process exit `pgipc_ipc::shmem_exit` detaches what is left
-//! ([`dsm_backend_shutdown`], installed by [`dsm_backend_startup`]).
+//! process exit. [`DsmSegmentRef`] is a cloneable non-owning reference (what callbacks keep).
+//! A [`DsmLease`] ([`DsmSegmentRef::lease`]) keeps the *memory* mapped: a detach still runs
+//! the callbacks at once, but the unmap and the release of the reference wait for the last
+//! lease, so whatever lives in the segment (`shm_mq` handles hold one) can never be left
+//! pointing at unmapped memory by safe code. At process exit `pgipc_ipc::shmem_exit`
+//! detaches what is left ([`dsm_backend_shutdown`], installed by [`dsm_backend_startup`]);
+//! there references are given back even under a lease (nothing would ever drop it), the
+//! memory stays mapped until the process ends, and the lease reports itself unusable.
 //!
 //! # The main-region pool
 //! With `min_dynamic_shared_memory` > 0, [`dsm_shmem_init`] reserves that much of the main
@@ -59,7 +68,7 @@
 //!   removed it in version 12; `pgipc_dsm_impl` still offers it for one segment).
 //! * No registry of named segments (`dsm_registry.c`).
 //!
-//! Key items: [`DsmSegment`], [`DsmSegmentRef`], [`dsm_backend_startup`], [`dsm_shmem_init`],
+//! Key items: [`DsmSegment`], [`DsmSegmentRef`], [`DsmLease`], [`dsm_backend_startup`], [`dsm_shmem_init`],
 //! [`dsm_postmaster_startup`], [`dsm_postmaster_shutdown`],
 //! [`dsm_cleanup_using_control_segment`], [`DsmError`].
 
@@ -87,7 +96,7 @@ pub use postmaster::{
 pub use segment::{
     dsm_backend_shutdown, dsm_backend_startup, dsm_detach_all, dsm_find_mapping,
     dsm_mapped_handles, dsm_unpin_segment, reset_on_dsm_detach, CreateFlags, DetachCallbackId,
-    DsmSegment, DsmSegmentRef,
+    DsmLease, DsmSegment, DsmSegmentRef,
 };
 
 /// Errors of the dsm crate, with PostgreSQL's texts where it has them.

@@ -98,6 +98,11 @@ impl Ctx {
 type Callback = Box<dyn FnOnce()>;
 
 /// A mapping of one segment in this process (PostgreSQL's `dsm_segment`).
+///
+/// States: mapped (`detached` false) → detached (callbacks run, no longer found by handle) →
+/// unmapped and reference given back. The last step waits until no [`DsmLease`] is left
+/// (`leases == 0`); at process exit ([`SegInner::detach_for_exit`]) the reference is given back
+/// at once and a leased mapping only stays in the address space, marked not `usable`.
 struct SegInner {
     ctx: Rc<Ctx>,
     handle: DsmHandle,
@@ -110,11 +115,18 @@ struct SegInner {
     next_key: Cell<u64>,
     mapping_pinned: Cell<bool>,
     detached: Cell<bool>,
+    /// Live [`DsmLease`]s: while non-zero the mapping is not unmapped.
+    leases: Cell<u32>,
+    /// False once the reference was given back while leases still exist (process exit): the
+    /// memory is still mapped but no longer ours to use (the segment may be destroyed, or its
+    /// main-region pages handed to another segment).
+    usable: Cell<bool>,
 }
 
 impl SegInner {
-    /// `dsm_detach`: callbacks newest first (each taken off before it runs), unmap, then drop
-    /// the reference. Idempotent.
+    /// `dsm_detach`: callbacks newest first (each taken off before it runs), then unmap and
+    /// drop the reference, unless a [`DsmLease`] still holds the mapping (then the last lease
+    /// does it). Idempotent.
     fn detach(&self) {
         if self.detached.get() {
             return;
@@ -127,6 +139,13 @@ impl SegInner {
             }
         }
         self.detached.set(true);
+        if self.leases.get() == 0 {
+            self.unmap_and_release();
+        }
+    }
+
+    /// Unmaps, then gives back the reference and leaves this process's list.
+    fn unmap_and_release(&self) {
         // Unmap before giving up the reference: whoever sees the count reach 1 knows no
         // process has it mapped any more.
         if let Some(m) = self.mapping.borrow_mut().take() {
@@ -137,6 +156,24 @@ impl SegInner {
         if let Some(slot) = self.slot.take() {
             self.ctx.release_slot(slot, self.handle);
         }
+        forget_segment(self);
+    }
+
+    /// Detach at process exit (or when the process gives up DSM altogether): as
+    /// [`detach`](Self::detach), but a leased mapping does not keep the reference: it is given
+    /// back now, so the segment is not leaked by a lease that will never be dropped (a handle
+    /// on the stack of `proc_exit`'s caller, or one leaked). The mapping itself stays until the
+    /// last lease goes or the process ends, so nothing that still holds a lease can touch
+    /// unmapped memory; leases report [`DsmLease::is_usable`] false and their users refuse.
+    fn detach_for_exit(&self) {
+        self.detach();
+        if self.leases.get() > 0 {
+            self.usable.set(false);
+            if let Some(slot) = self.slot.take() {
+                self.ctx.release_slot(slot, self.handle);
+            }
+        }
+        forget_segment(self);
     }
 }
 
@@ -152,7 +189,7 @@ impl Drop for Local {
     fn drop(&mut self) {
         // Thread (= process) teardown without proc_exit: still give the references back.
         while let Some(s) = self.segments.pop() {
-            s.detach();
+            s.detach_for_exit();
         }
     }
 }
@@ -169,8 +206,14 @@ fn ctx() -> Result<Rc<Ctx>, DsmError> {
         .ok_or(DsmError::NotInitialized)
 }
 
-fn forget_segment(s: &Rc<SegInner>) {
-    let _ = LOCAL.try_with(|l| l.borrow_mut().segments.retain(|x| !Rc::ptr_eq(x, s)));
+fn forget_segment(s: &SegInner) {
+    // `try_borrow_mut`: during `Local`'s own teardown the list is already borrowed (and
+    // being emptied).
+    let _ = LOCAL.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.segments.retain(|x| !std::ptr::eq(Rc::as_ptr(x), s));
+        }
+    });
 }
 
 /// Attaches this process to the control segment recorded in `shmem`
@@ -207,7 +250,10 @@ pub fn dsm_backend_startup(shmem: &Shmem, imp: DsmImpl) -> Result<(), DsmError> 
 }
 
 /// Detaches every segment of this process, newest first, running their callbacks
-/// (PostgreSQL's `dsm_backend_shutdown`; the `pgipc_ipc` exit hook).
+/// (PostgreSQL's `dsm_backend_shutdown`; the `pgipc_ipc` exit hook). Every reference is
+/// given back, also those of mappings a [`DsmLease`] still holds: such a mapping stays in
+/// the address space (so a holder never touches unmapped memory) but its leases report
+/// [`DsmLease::is_usable`] false.
 pub fn dsm_backend_shutdown() {
     loop {
         let newest = LOCAL
@@ -215,10 +261,7 @@ pub fn dsm_backend_shutdown() {
             .ok()
             .flatten();
         match newest {
-            Some(s) => {
-                s.detach();
-                forget_segment(&s);
-            }
+            Some(s) => s.detach_for_exit(),
             None => break,
         }
     }
@@ -255,7 +298,7 @@ pub fn dsm_find_mapping(handle: DsmHandle) -> Option<DsmSegmentRef> {
             l.borrow()
                 .segments
                 .iter()
-                .find(|s| s.handle == handle)
+                .find(|s| s.handle == handle && !s.detached.get())
                 .map(|s| DsmSegmentRef { inner: s.clone() })
         })
         .ok()
@@ -265,7 +308,14 @@ pub fn dsm_find_mapping(handle: DsmHandle) -> Option<DsmSegmentRef> {
 /// Handles of this process's mappings, newest last.
 pub fn dsm_mapped_handles() -> Vec<DsmHandle> {
     LOCAL
-        .try_with(|l| l.borrow().segments.iter().map(|s| s.handle).collect())
+        .try_with(|l| {
+            l.borrow()
+                .segments
+                .iter()
+                .filter(|s| !s.detached.get())
+                .map(|s| s.handle)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -337,7 +387,8 @@ impl DsmSegmentRef {
     }
 
     /// Start of the mapping in this process (`dsm_segment_address`). Page-aligned. Valid
-    /// until the segment is detached in this process.
+    /// until the segment is detached in this process (with a [`DsmLease`], until the lease
+    /// goes).
     pub fn address(&self) -> NonNull<u8> {
         self.inner.addr
     }
@@ -377,11 +428,28 @@ impl DsmSegmentRef {
         }
     }
 
-    /// Detaches now (`dsm_detach`); idempotent. If this was the last reference, the segment
-    /// is destroyed.
+    /// Detaches now (`dsm_detach`); idempotent. The detach callbacks run at once; the
+    /// unmap and the release of the reference wait for the last [`DsmLease`], if any. If
+    /// this was the last reference, the segment is destroyed.
     pub fn detach(&self) {
         self.inner.detach();
-        forget_segment(&self.inner);
+    }
+
+    /// A lease on this mapping: while it lives the memory stays mapped in this process, even
+    /// across [`detach`](Self::detach) or the drop of the [`DsmSegment`] (their callbacks
+    /// still run at once). What is built on the segment's memory (a `shm_mq` queue) holds
+    /// one, so no safe code can unmap memory it still uses. Fails with
+    /// [`DsmError::Detached`] once the segment is detached.
+    pub fn lease(&self) -> Result<DsmLease, DsmError> {
+        if self.inner.detached.get() {
+            return Err(DsmError::Detached {
+                handle: self.inner.handle,
+            });
+        }
+        self.inner.leases.set(self.inner.leases.get() + 1);
+        Ok(DsmLease {
+            inner: self.inner.clone(),
+        })
     }
 
     /// Keeps the mapping when its [`DsmSegment`] owner is dropped: it then lasts until an
@@ -398,9 +466,14 @@ impl DsmSegmentRef {
     /// Keeps the segment alive with no process attached, until [`dsm_unpin_segment`] or
     /// server shutdown (`dsm_pin_segment`).
     pub fn pin_segment(&self) -> Result<(), DsmError> {
-        let slot = self.inner.slot.get().ok_or(DsmError::Detached {
-            handle: self.inner.handle,
-        })?;
+        let slot = match self.inner.slot.get() {
+            Some(s) if !self.inner.detached.get() => s,
+            _ => {
+                return Err(DsmError::Detached {
+                    handle: self.inner.handle,
+                })
+            }
+        };
         let handle = self.inner.handle;
         self.inner.ctx.locked(|v| {
             let it = &v.items[slot as usize];
@@ -412,6 +485,78 @@ impl DsmSegmentRef {
                 .store(it.refcnt.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             Ok(())
         })?
+    }
+}
+
+/// Keeps this process's mapping of a segment in place (see [`DsmSegmentRef::lease`]).
+///
+/// Cloning takes another lease. When the segment was detached and the last lease is dropped,
+/// the mapping is unmapped and the reference given back (the segment is destroyed if that
+/// was the last one). At process exit the reference is given back even while leases live
+/// ([`dsm_backend_shutdown`]); the memory stays mapped, but [`is_usable`](Self::is_usable)
+/// turns false and holders must stop using it.
+pub struct DsmLease {
+    inner: Rc<SegInner>,
+}
+
+impl fmt::Debug for DsmLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DsmLease")
+            .field("handle", &self.inner.handle)
+            .field("leases", &self.inner.leases.get())
+            .field("detached", &self.inner.detached.get())
+            .field("usable", &self.inner.usable.get())
+            .finish()
+    }
+}
+
+impl Clone for DsmLease {
+    fn clone(&self) -> Self {
+        self.inner.leases.set(self.inner.leases.get() + 1);
+        DsmLease {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for DsmLease {
+    fn drop(&mut self) {
+        let left = self.inner.leases.get() - 1;
+        self.inner.leases.set(left);
+        if left == 0 && self.inner.detached.get() {
+            self.inner.unmap_and_release();
+        }
+    }
+}
+
+impl DsmLease {
+    /// The segment's handle.
+    pub fn handle(&self) -> DsmHandle {
+        self.inner.handle
+    }
+
+    /// Start of the mapping; mapped for as long as this lease lives.
+    pub fn address(&self) -> NonNull<u8> {
+        self.inner.addr
+    }
+
+    /// Length of the mapping.
+    pub fn map_length(&self) -> usize {
+        self.inner.size
+    }
+
+    /// Whether the memory may still be used: true until process exit gave the reference
+    /// back under this lease (then the segment may already be destroyed, or its main-region
+    /// pages reused by another segment, and the memory must not be read or written).
+    pub fn is_usable(&self) -> bool {
+        self.inner.usable.get()
+    }
+
+    /// The segment (to register or cancel detach callbacks).
+    pub fn segment(&self) -> DsmSegmentRef {
+        DsmSegmentRef {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -459,6 +604,8 @@ fn register(ctx: &Rc<Ctx>, handle: DsmHandle, slot: u32, place: Place) -> DsmSeg
         next_key: Cell::new(0),
         mapping_pinned: Cell::new(false),
         detached: Cell::new(false),
+        leases: Cell::new(0),
+        usable: Cell::new(true),
     });
     let _ = LOCAL.try_with(|l| l.borrow_mut().segments.push(inner.clone()));
     DsmSegment {

@@ -353,3 +353,63 @@ fn main_region_segments_have_odd_handles_share_pages_and_fall_back_to_os() {
     let r = dsm_postmaster_shutdown(&imp, control).expect("shutdown");
     assert!(r.destroyed.is_empty() && r.control_removed);
 }
+
+/// Whether this process maps the OS segment `h` (`/proc/self/maps`).
+fn mapped_here(h: DsmHandle) -> bool {
+    std::fs::read_to_string("/proc/self/maps")
+        .expect("maps")
+        .contains(&format!("/PostgreSQL.{h}"))
+}
+
+#[test]
+fn a_lease_keeps_the_mapping_after_detach_until_the_last_lease_goes() {
+    let _srv = Server::new(1);
+    let seg = create(4096);
+    let h = seg.handle();
+    let ran = Rc::new(std::cell::Cell::new(false));
+    let r = ran.clone();
+    seg.on_detach(move || r.set(true));
+    let lease = seg.lease().expect("lease");
+    let second = lease.clone();
+    let addr = lease.address();
+    // SAFETY: the segment is mapped while a lease lives; nobody else uses it.
+    unsafe { addr.as_ptr().write(7) };
+    drop(seg); // the owner goes: the callbacks run now, the unmap waits
+    assert!(ran.get());
+    assert!(dsm_find_mapping(h).is_none(), "detached: not found by handle");
+    assert!(!dsm_mapped_handles().contains(&h));
+    assert!(posix_exists(h), "still referenced while leased");
+    assert!(mapped_here(h));
+    // SAFETY: still mapped (leased).
+    assert_eq!(unsafe { addr.as_ptr().read() }, 7);
+    assert!(lease.is_usable());
+    assert!(matches!(
+        lease.segment().lease(),
+        Err(DsmError::Detached { .. })
+    ));
+    assert!(matches!(
+        lease.segment().pin_segment(),
+        Err(DsmError::Detached { .. })
+    ));
+    drop(lease);
+    assert!(posix_exists(h) && mapped_here(h), "one lease left");
+    drop(second);
+    assert!(!mapped_here(h), "last lease gone: unmapped");
+    assert!(!posix_exists(h), "and the last reference released: destroyed");
+}
+
+#[test]
+fn exit_gives_back_leased_references_and_marks_the_lease_unusable() {
+    let _srv = Server::new(1);
+    let seg = create(4096);
+    let h = seg.handle();
+    let lease = seg.lease().expect("lease");
+    assert!(lease.is_usable());
+    dsm_backend_shutdown();
+    assert!(!posix_exists(h), "the reference went back although leased");
+    assert!(!lease.is_usable());
+    assert!(mapped_here(h), "but the memory is not pulled from under the lease");
+    drop(seg);
+    drop(lease);
+    assert!(!mapped_here(h));
+}
