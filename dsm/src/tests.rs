@@ -376,7 +376,10 @@ fn a_lease_keeps_the_mapping_after_detach_until_the_last_lease_goes() {
     unsafe { addr.as_ptr().write(7) };
     drop(seg); // the owner goes: the callbacks run now, the unmap waits
     assert!(ran.get());
-    assert!(dsm_find_mapping(h).is_none(), "detached: not found by handle");
+    assert!(
+        dsm_find_mapping(h).is_none(),
+        "detached: not found by handle"
+    );
     assert!(!dsm_mapped_handles().contains(&h));
     assert!(posix_exists(h), "still referenced while leased");
     assert!(mapped_here(h));
@@ -395,7 +398,10 @@ fn a_lease_keeps_the_mapping_after_detach_until_the_last_lease_goes() {
     assert!(posix_exists(h) && mapped_here(h), "one lease left");
     drop(second);
     assert!(!mapped_here(h), "last lease gone: unmapped");
-    assert!(!posix_exists(h), "and the last reference released: destroyed");
+    assert!(
+        !posix_exists(h),
+        "and the last reference released: destroyed"
+    );
 }
 
 #[test]
@@ -408,7 +414,10 @@ fn exit_gives_back_leased_references_and_marks_the_lease_unusable() {
     dsm_backend_shutdown();
     assert!(!posix_exists(h), "the reference went back although leased");
     assert!(!lease.is_usable());
-    assert!(mapped_here(h), "but the memory is not pulled from under the lease");
+    assert!(
+        mapped_here(h),
+        "but the memory is not pulled from under the lease"
+    );
     drop(seg);
     drop(lease);
     assert!(!mapped_here(h));

@@ -69,6 +69,27 @@ pub enum ShmMqError {
         /// The number passed.
         procno: ProcNumber,
     },
+    /// A queue was to be placed (or found) in a DSM segment at a place that does not lie
+    /// inside this process's mapping of it.
+    #[error(
+        "shared memory queue of {size} bytes at offset {offset} does not fit in its dynamic shared memory segment of {map_length} bytes"
+    )]
+    OutsideSegment {
+        /// Start of the queue relative to the mapping (negative: before it).
+        offset: isize,
+        /// Bytes the queue needs there.
+        size: usize,
+        /// Length of the mapping.
+        map_length: usize,
+    },
+    /// The DSM segment holding the queue is no longer this process's: it was detached before
+    /// the queue was set up, or process exit gave its reference back while a handle still
+    /// lived. The handle refuses to touch the memory.
+    #[error("dynamic shared memory segment {handle} holding the shared memory queue is detached")]
+    SegmentDetached {
+        /// The segment's handle.
+        handle: u32,
+    },
     /// Waiting on our latch failed (it is not ours any more).
     #[error(transparent)]
     Latch(#[from] pgipc_latch::LatchError),

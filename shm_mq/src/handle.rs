@@ -3,11 +3,12 @@
 
 use crate::error::ShmMqError;
 use crate::queue::{maxalign, MqRef, Side, MAXALIGN, MAX_MESSAGE_SIZE};
-use crate::{DetachHook, PeerAlive, ProcWaker};
+use crate::segment::DsmMq;
+use crate::{PeerAlive, ProcWaker};
+use pgipc_dsm::DetachCallbackId;
 use pgipc_latch::LatchOwner;
 use pgipc_proc::ProcNumber;
 use std::fmt;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -71,11 +72,9 @@ impl SendOptions {
     };
 }
 
-/// Optional ties of a handle (`shm_mq_attach`'s segment and bgworker handle).
+/// Optional ties of a handle (`shm_mq_attach`'s bgworker handle; the segment tie is
+/// [`MqHandle::attach_dsm`]).
 pub struct AttachOptions<'a> {
-    /// The segment holding the queue: the handle registers a callback that detaches the queue
-    /// when the segment is detached, and cancels it when the handle detaches first.
-    pub segment: Option<Rc<dyn DetachHook<'a> + 'a>>,
     /// How to tell whether the peer process still lives. With it, every sleep is bounded by
     /// `poll_interval` and the check runs on each wake-up, so a peer that died without
     /// detaching (SIGKILL) is reported as [`SendResult::Detached`] / [`RecvResult::Detached`].
@@ -94,7 +93,6 @@ pub struct AttachOptions<'a> {
 impl Default for AttachOptions<'_> {
     fn default() -> Self {
         AttachOptions {
-            segment: None,
             peer_alive: None,
             poll_interval: Duration::from_millis(50),
             spin: None,
@@ -105,12 +103,18 @@ impl Default for AttachOptions<'_> {
 impl fmt::Debug for AttachOptions<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AttachOptions")
-            .field("segment", &self.segment.is_some())
             .field("peer_alive", &self.peer_alive.is_some())
             .field("poll_interval", &self.poll_interval)
             .field("spin", &self.spin)
             .finish()
     }
+}
+
+/// A handle's tie to its DSM segment.
+struct Tie {
+    /// Holds the lease; dropped with the handle (after `Drop::drop` detached).
+    q: DsmMq,
+    key: DetachCallbackId,
 }
 
 /// Why a wait inside the handle stopped.
@@ -124,13 +128,48 @@ enum Blocked {
 /// Holds the resumable state of a partly sent or received message (so a `nowait` call can
 /// be repeated), the bytes written or consumed locally but not yet published, and the
 /// reassembly buffer for messages that wrap. Dropping it detaches.
+///
+/// Nothing borrowed from a handle outlives it: neither the queue reference of
+/// [`queue`](Self::queue)
+/// ```compile_fail,E0505
+/// fn escape(tx: pgipc_shm_mq::MqHandle<'static>) {
+///     let mq = tx.queue();
+///     drop(tx); // a DSM queue's handle gives its lease up here
+///     mq.is_detached(); // error: `tx` moved while borrowed
+/// }
+/// ```
+/// nor a received message:
+/// ```compile_fail,E0505
+/// use pgipc_shm_mq::{MqHandle, RecvResult};
+/// fn escape(mut rx: MqHandle<'static>) {
+///     if let Ok(RecvResult::Received(m)) = rx.receive(false) {
+///         drop(rx);
+///         let _ = m[0]; // error: `rx` moved while borrowed
+///     }
+/// }
+/// ```
+/// (used before the handle goes, both compile:)
+/// ```
+/// use pgipc_shm_mq::{MqHandle, RecvResult};
+/// fn fine(mut rx: MqHandle<'static>) -> Option<u8> {
+///     let detached = rx.queue().is_detached();
+///     let first = match rx.receive(false) {
+///         Ok(RecvResult::Received(m)) => m.first().copied(),
+///         _ => None,
+///     };
+///     drop(rx);
+///     first.filter(|_| !detached)
+/// }
+/// ```
 pub struct MqHandle<'a> {
     mq: MqRef<'a>,
     side: Side,
     my_latch: LatchOwner<'a>,
     waker: &'a dyn ProcWaker,
     peer_alive: Option<&'a dyn PeerAlive>,
-    segment: Option<(Rc<dyn DetachHook<'a> + 'a>, u64)>,
+    /// The DSM segment tie ([`MqHandle::attach_dsm`]): the lease that keeps `mq`'s memory
+    /// mapped, and the segment's detach callback.
+    tie: Option<Tie>,
     poll_interval: Duration,
     spin: Duration,
     /// Peer's proc number once known (then read without the mutex).
@@ -206,17 +245,13 @@ impl<'a> MqHandle<'a> {
             Side::Sender => hdr.bytes_written.load(Ordering::Acquire),
             Side::Receiver => hdr.bytes_read.load(Ordering::Acquire),
         };
-        let segment = opts.segment.map(|seg| {
-            let key = seg.on_detach(Box::new(move || mq.detach_as(side, waker)));
-            (seg, key)
-        });
         Ok(MqHandle {
             mq,
             side,
             my_latch,
             waker,
             peer_alive: opts.peer_alive,
-            segment,
+            tie: None,
             poll_interval: opts.poll_interval,
             spin: opts.spin.unwrap_or_else(|| {
                 if crate::sys::cpus_online() > 1 {
@@ -235,9 +270,62 @@ impl<'a> MqHandle<'a> {
         })
     }
 
-    /// The queue.
-    pub fn queue(&self) -> MqRef<'a> {
+    /// Attaches to a queue in a DSM segment as `side` (`shm_mq_attach(mq, seg, handle)`),
+    /// taking over `q` and with it a lease on the segment's mapping. Otherwise as
+    /// [`attach`](Self::attach).
+    ///
+    /// The tie to the segment, in every way this process can leave it:
+    /// * **detach** ([`DsmSegmentRef::detach`](pgipc_dsm::DsmSegmentRef::detach), dropping
+    ///   or [`detach`](pgipc_dsm::DsmSegment::detach)ing the `DsmSegment`,
+    ///   `dsm_detach_all`): the segment's callback marks the queue detached and wakes the peer
+    ///   at once (the peer sees `Detached`); this handle then reports `Detached` too, and the
+    ///   memory stays mapped until the handle (the last lease) is dropped, which unmaps it and
+    ///   gives the segment's reference back.
+    /// * **process exit** (`pgipc_ipc::proc_exit`, `exit()`, returning from `main`): the
+    ///   exit hook runs the callback the same way, then gives the reference back although the
+    ///   handle lives (a handle on the stack of `proc_exit`'s caller is never dropped). The
+    ///   memory is left mapped; from then on every call on the handle returns
+    ///   [`ShmMqError::SegmentDetached`] and dropping it (e.g. from a thread-local destructor
+    ///   run by `exit()`) writes nothing.
+    ///
+    /// The waker is `'static` because the callback keeps it: it may run as late as process
+    /// exit.
+    pub fn attach_dsm(
+        q: DsmMq,
+        side: Side,
+        me: ProcNumber,
+        my_latch: LatchOwner<'a>,
+        waker: &'static dyn ProcWaker,
+        opts: AttachOptions<'a>,
+    ) -> Result<MqHandle<'a>, ShmMqError> {
+        q.queue()?;
+        // SAFETY: the handle owns `q`, whose lease keeps the memory mapped for as long as the
+        // handle lives, and `mq` never leaves the handle with the lifetime `'a` (`queue`
+        // reborrows it); every use first checks that the lease is still usable.
+        let mq: MqRef<'a> = unsafe { q.queue_unbounded() };
+        let mut h = MqHandle::attach(mq, side, me, my_latch, waker, opts)?;
+        // SAFETY: dsm runs detach callbacks only while the segment is still mapped (before
+        // the unmap, and before the reference goes back at exit); a cancelled callback is
+        // dropped without running.
+        let cb_mq: MqRef<'static> = unsafe { q.queue_unbounded() };
+        let key = q.segment().on_detach(move || cb_mq.detach_as(side, waker));
+        h.tie = Some(Tie { q, key });
+        Ok(h)
+    }
+
+    /// The queue, borrowed from the handle.
+    pub fn queue(&self) -> MqRef<'_> {
         self.mq
+    }
+
+    /// Refuses (without touching the queue) once the DSM segment holding it went away under
+    /// the handle at process exit.
+    #[inline]
+    fn check_mapped(&self) -> Result<(), ShmMqError> {
+        match &self.tie {
+            Some(t) if !t.q.is_usable() => Err(t.q.gone()),
+            _ => Ok(()),
+        }
     }
 
     /// Which end this handle is.
@@ -303,6 +391,7 @@ impl<'a> MqHandle<'a> {
 
     /// Waits until the other side is recorded (`shm_mq_wait_for_attach`).
     pub fn wait_for_attach(&mut self) -> Result<AttachResult, ShmMqError> {
+        self.check_mapped()?;
         if self.peer.is_some() {
             return Ok(AttachResult::Attached);
         }
@@ -367,6 +456,7 @@ impl<'a> MqHandle<'a> {
                 op: "send",
             });
         }
+        self.check_mapped()?;
         let mut nbytes = 0usize;
         for part in iov {
             nbytes = nbytes.saturating_add(part.len());
@@ -539,6 +629,7 @@ impl<'a> MqHandle<'a> {
                 op: "receive",
             });
         }
+        self.check_mapped()?;
         if self.peer.is_none() {
             if nowait {
                 let gone = self.counterparty_gone();
@@ -629,18 +720,24 @@ impl<'a> MqHandle<'a> {
     }
 
     /// Detaches (`shm_mq_detach`): publishes pending sent bytes, marks the queue detached,
-    /// wakes the peer and cancels the segment callback. Idempotent; also done on drop.
+    /// wakes the peer and cancels the segment callback. Idempotent; also done on drop. A
+    /// handle whose segment went away at process exit only forgets its state (the queue was
+    /// marked detached by the segment's callback then). The lease of a DSM queue is kept
+    /// until the handle is dropped.
     pub fn detach(&mut self) {
         if self.detached {
             return;
         }
         self.detached = true;
+        if self.check_mapped().is_err() {
+            return;
+        }
         if self.side == Side::Sender {
             self.publish_pending();
         }
         self.mq.detach_as(self.side, self.waker);
-        if let Some((seg, key)) = self.segment.take() {
-            seg.cancel_on_detach(key);
+        if let Some(t) = &self.tie {
+            t.q.segment().cancel_on_detach(t.key);
         }
     }
 }

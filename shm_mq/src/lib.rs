@@ -46,24 +46,34 @@
 //!   are bounded by [`AttachOptions::poll_interval`] and the check runs on every wake-up, so a
 //!   peer killed with SIGKILL turns into `Detached` instead of a hang. The receiver still
 //!   drains everything published before reporting `Detached`.
-//! * Segment ties: a queue can be tied to "its segment" through [`DetachHook`], so that the
-//!   segment's detach marks the queue detached (PostgreSQL's `on_dsm_detach` callback).
+//! * Segment ties: a queue in a DSM segment is a [`DsmMq`], which holds a
+//!   [`DsmLease`](pgipc_dsm::DsmLease) on this process's mapping; [`MqHandle::attach_dsm`]
+//!   takes it over and registers the segment's detach callback that marks the queue detached
+//!   and wakes the peer (PostgreSQL's `on_dsm_detach` callback). Detaching or dropping the
+//!   segment therefore never unmaps memory a handle still uses: the unmap waits for the last
+//!   handle, and at process exit, where the segment's reference is given back regardless,
+//!   the handle refuses every call with [`ShmMqError::SegmentDetached`]. Nothing borrowed
+//!   from a handle or a `DsmMq` (queue reference, received message) can outlive it.
 //!
 //! # What this crate does not do
 //! * No allocation of the space: the caller places the queue (`dsm`, `shm_toc` or the main
-//!   segment) and vouches for the mapping in [`ShmMq::create`] / [`ShmMq::from_raw`].
+//!   segment). For plain memory (the main segment, a test's buffer) the caller vouches for
+//!   the placement *and* the lifetime of the mapping in [`ShmMq::create`] /
+//!   [`ShmMq::from_raw`]; for a DSM segment [`DsmMq::create`] / [`DsmMq::from_raw`] need only
+//!   the placement vouched for, the lease takes care of the lifetime.
 //! * No dependency on bgworkers: a dead peer is noticed through [`PeerAlive`]. The only use
-//!   of `dsm` is the [`DetachHook`] implementation for `pgipc_dsm::DsmSegmentRef`.
+//!   of `dsm` is the segment tie ([`DsmMq`]).
 //! * No interrupts (`CHECK_FOR_INTERRUPTS`), postmaster-death checks or wait-event reporting
 //!   (`MessageQueueSend/Receive/Internal`) while waiting.
 //! * No multiple senders or receivers, no message priorities.
 //!
-//! Key types: [`ShmMq`], [`MqRef`], [`MqHandle`], [`SendResult`], [`RecvResult`],
+//! Key types: [`ShmMq`], [`MqRef`], [`DsmMq`], [`MqHandle`], [`SendResult`], [`RecvResult`],
 //! [`ShmMqError`].
 
 mod error;
 mod handle;
 mod queue;
+mod segment;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -71,6 +81,7 @@ mod tests;
 pub use error::ShmMqError;
 pub use handle::{AttachOptions, AttachResult, MqHandle, RecvResult, SendOptions, SendResult};
 pub use queue::{minimum_size, MqRef, ShmMq, Side, MAXALIGN, MAX_MESSAGE_SIZE};
+pub use segment::DsmMq;
 
 use pgipc_latch::Latch;
 use pgipc_proc::ProcNumber;
@@ -123,29 +134,4 @@ impl PeerAlive for PidAlive {
     fn is_alive(&self) -> bool {
         sys::pid_alive(self.0)
     }
-}
-
-/// A queue in a DSM segment (PostgreSQL's `shm_mq_attach(mqh, seg, ...)`): when this process
-/// detaches the segment, the segment's callback marks the queue detached and wakes the peer,
-/// so the peer sees `Detached`. Segment callbacks are `'static` (they may run at process
-/// exit), so this ties handles of type `MqHandle<'static>`: a queue, latch and waker that
-/// live as long as the process, as they do in a server process.
-impl DetachHook<'static> for pgipc_dsm::DsmSegmentRef {
-    fn on_detach(&self, callback: Box<dyn FnOnce() + 'static>) -> u64 {
-        pgipc_dsm::DsmSegmentRef::on_detach(self, callback).0
-    }
-
-    fn cancel_on_detach(&self, key: u64) {
-        pgipc_dsm::DsmSegmentRef::cancel_on_detach(self, pgipc_dsm::DetachCallbackId(key));
-    }
-}
-
-/// The segment a queue lives in, as far as the queue cares: a place to register a callback
-/// run when this process detaches the segment (PostgreSQL's `on_dsm_detach` /
-/// `cancel_on_dsm_detach`). The `dsm` crate can implement it for its segments.
-pub trait DetachHook<'a> {
-    /// Registers `callback`; returns a key for [`cancel_on_detach`](Self::cancel_on_detach).
-    fn on_detach(&self, callback: Box<dyn FnOnce() + 'a>) -> u64;
-    /// Forgets the callback registered under `key` (the handle detached first).
-    fn cancel_on_detach(&self, key: u64);
 }

@@ -172,8 +172,20 @@ impl ShmMq {
     /// mapped for `'a`.
     pub unsafe fn from_raw<'a>(space: *mut u8) -> MqRef<'a> {
         // SAFETY: the caller vouches for an initialised header at `space`.
+        let ring_size = unsafe { &*(space as *const ShmMq) }
+            .ring_size
+            .load(Ordering::Acquire) as usize;
+        // SAFETY: forwarded from the caller, with the ring size the header records.
+        unsafe { ShmMq::from_parts(space, ring_size) }
+    }
+
+    /// [`from_raw`](Self::from_raw) with a ring size already read (and checked) by the caller.
+    ///
+    /// # Safety
+    /// As `from_raw`, and `space + RING_OFFSET + ring_size` must stay inside the mapping.
+    pub(crate) unsafe fn from_parts<'a>(space: *mut u8, ring_size: usize) -> MqRef<'a> {
+        // SAFETY: the caller vouches for an initialised header at `space`.
         let hdr = unsafe { &*(space as *const ShmMq) };
-        let ring_size = hdr.ring_size.load(Ordering::Acquire) as usize;
         MqRef {
             hdr,
             // SAFETY: the ring follows the header inside the caller's space.

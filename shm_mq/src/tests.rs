@@ -203,19 +203,7 @@ fn batching_publishes_only_past_a_quarter() {
 }
 
 #[test]
-fn receiver_detach_is_seen_by_sender_and_hook_runs() {
-    use std::cell::RefCell;
-    type Callback<'a> = Option<Box<dyn FnOnce() + 'a>>;
-    struct Seg<'a>(RefCell<Vec<Callback<'a>>>);
-    impl<'a> DetachHook<'a> for Seg<'a> {
-        fn on_detach(&self, cb: Box<dyn FnOnce() + 'a>) -> u64 {
-            self.0.borrow_mut().push(Some(cb));
-            self.0.borrow().len() as u64 - 1
-        }
-        fn cancel_on_detach(&self, key: u64) {
-            self.0.borrow_mut()[key as usize] = None;
-        }
-    }
+fn receiver_detach_is_seen_by_sender() {
     let mut s = space(192 + 64);
     let pr = pair();
     let waker = &Latches(&pr.latches);
@@ -225,17 +213,13 @@ fn receiver_detach_is_seen_by_sender_and_hook_runs() {
     q.set_receiver(1, waker).expect("receiver");
     let lr = OwnedLatch::own(&pr.latches[1]).expect("own");
     let ls = OwnedLatch::own(&pr.latches[0]).expect("own");
-    let seg = std::rc::Rc::new(Seg(RefCell::new(Vec::new())));
     let rx = MqHandle::attach(
         q,
         Side::Receiver,
         1,
         lr.as_owner(),
         waker,
-        AttachOptions {
-            segment: Some(seg.clone()),
-            ..AttachOptions::default()
-        },
+        AttachOptions::default(),
     )
     .expect("attach");
     let mut tx = MqHandle::attach(
@@ -247,14 +231,287 @@ fn receiver_detach_is_seen_by_sender_and_hook_runs() {
         AttachOptions::default(),
     )
     .expect("attach");
-    // The segment goes away: its callback detaches the queue and wakes the sender.
-    let cb = seg.0.borrow_mut()[0].take().expect("callback");
-    cb();
+    drop(rx);
     assert!(q.is_detached());
-    assert!(pr.latches[0].is_set());
+    assert!(
+        pr.latches[0].is_set(),
+        "the receiver's detach wakes the sender"
+    );
     assert_eq!(
         tx.send(&[1; 100], SendOptions::BLOCKING),
         Ok(SendResult::Detached)
     );
-    drop(rx);
+}
+
+// ---- queues in DSM segments (this thread plays one backend) ----
+
+mod in_dsm {
+    use crate::*;
+    use pgipc_dsm::{
+        dsm_backend_shutdown, dsm_backend_startup, dsm_detach_all, dsm_find_mapping,
+        dsm_postmaster_shutdown, dsm_postmaster_startup, CreateFlags, DsmHandle, DsmImpl,
+        DsmImplType, DsmSegment,
+    };
+    use pgipc_latch::{Latch, OwnedLatch};
+    use std::ptr::NonNull;
+
+    /// A main segment with a DSM control segment, this thread attached, and two latches
+    /// (proc 0 sends, proc 1 receives) that live as long as the process.
+    struct Server {
+        shm: pgipc_shmem::Shmem,
+        imp: DsmImpl,
+        latches: &'static [Latch],
+        waker: &'static Latches<'static>,
+    }
+
+    fn server() -> Server {
+        let shm = pgipc_shmem::Shmem::create_for_tests(1 << 20).expect("shmem");
+        let imp = DsmImpl::new(DsmImplType::Posix, None);
+        shm.set_dsm_control(dsm_postmaster_startup(&imp, 2).expect("control"));
+        dsm_backend_startup(&shm, imp.clone()).expect("backend startup");
+        let latches: &'static [Latch] = Box::leak(vec![Latch::new(), Latch::new()].into());
+        Server {
+            shm,
+            imp,
+            latches,
+            waker: Box::leak(Box::new(Latches(latches))),
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            dsm_detach_all();
+            let r = dsm_postmaster_shutdown(&self.imp, self.shm.dsm_control());
+            if !std::thread::panicking() {
+                let r = r.expect("shutdown");
+                assert!(r.control_removed);
+                assert_eq!(r.destroyed, Vec::<DsmHandle>::new(), "no segment left over");
+            }
+        }
+    }
+
+    fn exists(h: DsmHandle) -> bool {
+        std::path::Path::new(&format!("/dev/shm/PostgreSQL.{h}")).exists()
+    }
+
+    fn mapped_here(h: DsmHandle) -> bool {
+        std::fs::read_to_string("/proc/self/maps")
+            .expect("maps")
+            .contains(&format!("/PostgreSQL.{h}"))
+    }
+
+    fn segment() -> DsmSegment {
+        DsmSegment::create(8192, CreateFlags::default())
+            .expect("create")
+            .expect("slot")
+    }
+
+    /// A queue of 4096 bytes at the segment's start, both sides set.
+    fn queue(srv: &Server, seg: &DsmSegment) -> DsmMq {
+        // SAFETY: a fresh segment, only used through this crate.
+        let q = unsafe { DsmMq::create(seg, seg.address(), 4096) }.expect("queue");
+        let mq = q.queue().expect("usable");
+        mq.set_sender(0, srv.waker).expect("sender");
+        mq.set_receiver(1, srv.waker).expect("receiver");
+        q
+    }
+
+    fn handles<'l>(
+        srv: &Server,
+        q: DsmMq,
+        ls: &'l OwnedLatch<&'static Latch>,
+        lr: &'l OwnedLatch<&'static Latch>,
+    ) -> (MqHandle<'l>, MqHandle<'l>) {
+        let tx = MqHandle::attach_dsm(
+            q.clone(),
+            Side::Sender,
+            0,
+            ls.as_owner(),
+            srv.waker,
+            AttachOptions::default(),
+        )
+        .expect("attach sender");
+        let rx = MqHandle::attach_dsm(
+            q,
+            Side::Receiver,
+            1,
+            lr.as_owner(),
+            srv.waker,
+            AttachOptions::default(),
+        )
+        .expect("attach receiver");
+        (tx, rx)
+    }
+
+    #[test]
+    fn detaching_the_segment_detaches_the_queue_and_the_memory_stays_until_the_last_handle() {
+        let srv = server();
+        let seg = segment();
+        let h = seg.handle();
+        let q = queue(&srv, &seg);
+        let ls = OwnedLatch::own(&srv.latches[0]).expect("own");
+        let lr = OwnedLatch::own(&srv.latches[1]).expect("own");
+        let (mut tx, mut rx) = handles(&srv, q, &ls, &lr);
+        assert_eq!(tx.send(b"hello", SendOptions::FLUSH), Ok(SendResult::Sent));
+        assert_eq!(rx.receive(true), Ok(RecvResult::Received(&b"hello"[..])));
+        assert_eq!(tx.send(b"unread", SendOptions::FLUSH), Ok(SendResult::Sent));
+        ls.reset();
+        lr.reset();
+        // Safe code gives the segment up while both handles live (before this fix, the next
+        // lines touched unmapped memory).
+        seg.detach();
+        assert!(dsm_find_mapping(h).is_none(), "detached in this process");
+        assert!(
+            srv.latches[0].is_set() && srv.latches[1].is_set(),
+            "both ends woken"
+        );
+        assert!(tx.queue().is_detached());
+        assert_eq!(
+            tx.send(b"late", SendOptions::FLUSH),
+            Ok(SendResult::Detached)
+        );
+        assert_eq!(rx.receive(false), Ok(RecvResult::Received(&b"unread"[..])));
+        assert_eq!(rx.receive(false), Ok(RecvResult::Detached));
+        assert!(exists(h) && mapped_here(h), "kept while a handle uses it");
+        drop(tx);
+        assert!(exists(h) && mapped_here(h), "the receiver still uses it");
+        drop(rx);
+        assert!(!mapped_here(h), "the last handle unmapped it");
+        assert!(!exists(h), "and gave the last reference back: destroyed");
+    }
+
+    #[test]
+    fn dropping_the_segment_owner_is_a_detach_too() {
+        let srv = server();
+        let seg = segment();
+        let h = seg.handle();
+        let q = queue(&srv, &seg);
+        let ls = OwnedLatch::own(&srv.latches[0]).expect("own");
+        let lr = OwnedLatch::own(&srv.latches[1]).expect("own");
+        let (mut tx, rx) = handles(&srv, q, &ls, &lr);
+        drop(seg);
+        drop(rx);
+        assert_eq!(tx.send(b"x", SendOptions::NOWAIT), Ok(SendResult::Detached));
+        assert!(mapped_here(h));
+        drop(tx);
+        assert!(!mapped_here(h) && !exists(h));
+    }
+
+    #[test]
+    fn at_exit_the_segment_goes_back_and_live_handles_refuse_without_writing() {
+        let srv = server();
+        let seg = segment();
+        let h = seg.handle();
+        let q = queue(&srv, &seg);
+        let spare = q.clone();
+        let ls = OwnedLatch::own(&srv.latches[0]).expect("own");
+        let lr = OwnedLatch::own(&srv.latches[1]).expect("own");
+        let (mut tx, mut rx) = handles(&srv, q, &ls, &lr);
+        // Written but not published: a detach of the handle would publish it.
+        assert_eq!(
+            tx.send(b"pending", SendOptions::NOWAIT),
+            Ok(SendResult::Sent)
+        );
+        assert!(tx.wait_for_attach().is_ok());
+        // What `proc_exit` runs: the callbacks mark the queue detached, then every reference
+        // goes back although the handles live on.
+        dsm_backend_shutdown();
+        assert!(!exists(h), "the segment is not leaked by the live handles");
+        let gone = ShmMqError::SegmentDetached { handle: h };
+        assert_eq!(tx.send(b"late", SendOptions::NOWAIT), Err(gone.clone()));
+        assert_eq!(rx.receive(true), Err(gone.clone()));
+        assert_eq!(tx.wait_for_attach(), Err(gone.clone()));
+        assert_eq!(spare.queue().err(), Some(gone.clone()));
+        assert_eq!(
+            gone.to_string(),
+            format!(
+                "dynamic shared memory segment {h} holding the shared memory queue is detached"
+            )
+        );
+        // The memory is still mapped (so nothing can fault), and dropping the handles
+        // writes nothing into it.
+        assert!(mapped_here(h));
+        let at = spare.segment().address().as_ptr();
+        // SAFETY: mapped while `spare` holds its lease; read-only.
+        let before: Vec<u8> = unsafe { std::slice::from_raw_parts(at, 4096) }.to_vec();
+        drop(tx);
+        drop(rx);
+        // SAFETY: as above.
+        let after = unsafe { std::slice::from_raw_parts(at, 4096) };
+        assert_eq!(before, after, "no write after the segment went back");
+        drop(spare);
+        assert!(!mapped_here(h));
+        drop(seg);
+    }
+
+    #[test]
+    fn placement_is_checked_against_the_mapping() {
+        let srv = server();
+        let seg = segment();
+        let base = seg.address();
+        let len = seg.map_length();
+        let at = |off: usize| NonNull::new(base.as_ptr().wrapping_add(off)).expect("non-null");
+        // SAFETY: the segment is fresh and only used through this crate (so for each call
+        // below).
+        let r = unsafe { DsmMq::create(&seg, at(len - 1024), 2048) };
+        assert_eq!(
+            r.err(),
+            Some(ShmMqError::OutsideSegment {
+                offset: (len - 1024) as isize,
+                size: 2048,
+                map_length: len
+            })
+        );
+        // SAFETY: as above.
+        let r = unsafe {
+            DsmMq::from_raw(
+                &seg,
+                NonNull::new(base.as_ptr().wrapping_sub(4096)).expect("nn"),
+            )
+        };
+        assert!(matches!(
+            r,
+            Err(ShmMqError::OutsideSegment { offset: -4096, .. })
+        ));
+        // SAFETY: as above.
+        let r = unsafe { DsmMq::create(&seg, at(4), 512) };
+        assert!(matches!(r, Err(ShmMqError::Misaligned { .. })));
+        // A zero header (ring of 0 bytes) is refused.
+        // SAFETY: as above.
+        let r = unsafe { DsmMq::from_raw(&seg, at(len - 2048)) };
+        assert!(
+            matches!(r, Err(ShmMqError::OutsideSegment { .. })),
+            "zero header"
+        );
+        // A header that claims a ring past the end of the mapping is refused: copy the header
+        // of a whole-segment queue to 1 KiB before the end.
+        // SAFETY: as above.
+        let whole = unsafe { DsmMq::create(&seg, at(0), len) }.expect("whole segment");
+        assert_eq!(
+            whole.queue().expect("usable").ring_size(),
+            len - ShmMq::RING_OFFSET
+        );
+        // SAFETY: both ranges lie in the mapping (`whole` holds a lease) and do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(at(0).as_ptr(), at(len - 1024).as_ptr(), 192) };
+        // SAFETY: as above.
+        let r = unsafe { DsmMq::from_raw(&seg, at(len - 1024)) };
+        assert_eq!(
+            r.err(),
+            Some(ShmMqError::OutsideSegment {
+                offset: (len - 1024) as isize,
+                size: len,
+                map_length: len
+            })
+        );
+        // SAFETY: as above; the original header is intact.
+        assert!(unsafe { DsmMq::from_raw(&seg, at(0)) }.is_ok());
+        drop(whole);
+        // Once the segment is detached, no queue can be set up in it.
+        let r = seg.reference();
+        seg.detach();
+        // SAFETY: nothing is touched: the segment is refused first.
+        let e = unsafe { DsmMq::from_raw(&r, base) }.unwrap_err();
+        assert_eq!(e, ShmMqError::SegmentDetached { handle: r.handle() });
+        drop(srv);
+    }
 }

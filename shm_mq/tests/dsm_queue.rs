@@ -1,8 +1,12 @@
-//! A queue inside a DSM segment, laid out with a shm_toc, between two processes, tied to the
-//! segment with the dsm [`DetachHook`](pgipc_shm_mq::DetachHook): when the sender's process
-//! detaches the segment (without touching its queue handle) the receiver sees `Detached`;
-//! when the sender is killed with SIGKILL, the receiver's peer check reports `Detached`.
-//! Afterwards every segment is gone from /dev/shm.
+//! A queue inside a DSM segment, laid out with a shm_toc, between two processes, each end a
+//! [`DsmMq`](pgipc_shm_mq::DsmMq) handle tied to the segment: when the sender's process
+//! detaches the segment (without detaching its queue handle, which it still uses afterwards
+//! and gets `Detached`) the receiver sees `Detached`; when the sender exits with the handle
+//! alive (`proc_exit`, the handle dropped later by `exit()` itself, refusing with
+//! `SegmentDetached`) the receiver sees `Detached` and the child exits cleanly; when the
+//! sender is killed with SIGKILL, the receiver's peer check reports `Detached`. Afterwards
+//! no segment is left in /dev/shm, and only the killed sender's needed the postmaster's
+//! clean-up.
 //!
 //! A harness without libtest; the child is this binary re-executed (see `common`).
 
@@ -15,10 +19,11 @@ use pgipc_dsm::{
 };
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_shm_mq::{
-    AttachOptions, Latches, MqHandle, PidAlive, RecvResult, SendOptions, SendResult, ShmMq, Side,
+    AttachOptions, DsmMq, Latches, MqHandle, PidAlive, RecvResult, SendOptions, SendResult,
+    ShmMqError, Side,
 };
 use pgipc_shm_toc::{ShmToc, ShmTocError};
-use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const MAGIC: u64 = 0x5067_4d51;
@@ -46,6 +51,32 @@ fn imp() -> DsmImpl {
     DsmImpl::new(DsmImplType::Posix, None)
 }
 
+/// Words of the kit's arena the child reports through.
+const WORD_LATE_SEND: usize = 0;
+/// Values of those words: the late call said `Detached` / `SegmentDetached` / something else.
+const SAW_DETACHED: u64 = 1;
+const SAW_SEGMENT_GONE: u64 = 2;
+const SAW_OTHER: u64 = 3;
+
+/// A sender handle kept in a thread-local, so that it is dropped by `exit()` itself (after
+/// `proc_exit` ran the exit hook that gave the segment back): its drop tries one more send
+/// and reports what it got.
+struct Late(MqHandle<'static>, &'static Kit);
+
+impl Drop for Late {
+    fn drop(&mut self) {
+        let word = match self.0.send(b"after exit", SendOptions::FLUSH) {
+            Err(ShmMqError::SegmentDetached { .. }) => SAW_SEGMENT_GONE,
+            _ => SAW_OTHER,
+        };
+        self.1.arena.words[WORD_LATE_SEND].store(word, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static LATE: std::cell::RefCell<Option<Late>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The sender: attach the segment, find the queue through the TOC, send, then leave in the
 /// way `how` says.
 fn child(how: &str, h: DsmHandle) -> i32 {
@@ -53,29 +84,25 @@ fn child(how: &str, h: DsmHandle) -> i32 {
     dsm_backend_startup(&me.kit.shmem, imp()).expect("backend startup");
     let seg = DsmSegment::attach(h).expect("attach");
     let base = seg.address().as_ptr();
-    // SAFETY: the parent laid a TOC out at the segment's start; we keep the mapping (pinned)
-    // for as long as the queue is used.
+    // SAFETY: the parent laid a TOC out at the segment's start, which `seg` keeps mapped
+    // while the TOC is used (just below).
     match unsafe { ShmToc::attach(MAGIC + 1, base) } {
         Err(ShmTocError::BadMagic { .. }) => {}
         other => panic!("a wrong magic must be refused: {other:?}"),
     }
     // SAFETY: as above.
     let toc = unsafe { ShmToc::attach(MAGIC, base) }.expect("toc");
-    let q = toc.lookup_required(KEY_QUEUE).expect("queue key");
-    // SAFETY: the parent created the queue in this chunk before spawning us; the segment
-    // stays mapped until after the queue's last use (its detach callback runs first).
-    let mq = unsafe { ShmMq::from_raw(q.as_ptr()) };
-    seg.pin_mapping();
-    let mut tx = MqHandle::attach(
-        mq,
+    let chunk = toc.lookup_required(KEY_QUEUE).expect("queue key");
+    // SAFETY: the parent created the queue in this chunk before spawning us, and only this
+    // crate touches it. (How long it stays mapped is the queue's lease's business.)
+    let q = unsafe { DsmMq::from_raw(&seg, chunk) }.expect("queue");
+    let mut tx = MqHandle::attach_dsm(
+        q,
         Side::Sender,
         CHILD,
         me.latch.as_owner(),
         me.waker,
-        AttachOptions {
-            segment: Some(Rc::new(seg.reference())),
-            ..AttachOptions::default()
-        },
+        AttachOptions::default(),
     )
     .expect("attach queue");
     for i in 0..MESSAGES {
@@ -85,17 +112,33 @@ fn child(how: &str, h: DsmHandle) -> i32 {
             SendResult::Sent
         );
     }
-    // "hang" waits for SIGKILL with the queue attached; "detach-segment" lets only the
-    // segment's detach speak for us: the handle itself is never detached.
-    if how == "detach-segment" {
-        std::mem::forget(tx);
-        seg.detach();
+    match how {
+        // Only the segment's detach speaks for us; the handle lives on and is used after it.
+        "detach-segment" => {
+            seg.detach();
+            let word = match tx.send(b"late", SendOptions::FLUSH) {
+                Ok(SendResult::Detached) => SAW_DETACHED,
+                _ => SAW_OTHER,
+            };
+            me.kit.arena.words[WORD_LATE_SEND].store(word, Ordering::SeqCst);
+            // The last lease goes: unmapped, and our reference is given back.
+            drop(tx);
+        }
+        // Exit with the handle alive: `proc_exit` runs the DSM exit hook, which runs the
+        // queue's detach callback and gives the segment back; the handle is dropped later
+        // still, by exit()'s thread-local destructors.
+        "exit" => {
+            LATE.with(|l| *l.borrow_mut() = Some(Late(tx, me.kit)));
+            pgipc_ipc::proc_exit(0);
+        }
+        // "hang": wait below for SIGKILL with the queue attached.
+        _ => {}
     }
     std::thread::sleep(Duration::from_secs(60));
     0
 }
 
-fn scenario(me: &Me, how: &str) {
+fn scenario(me: &Me, how: &str) -> DsmHandle {
     let seg = DsmSegment::create(RING + 4096, CreateFlags::default())
         .expect("create")
         .expect("slot");
@@ -105,23 +148,23 @@ fn scenario(me: &Me, how: &str) {
         unsafe { ShmToc::create(MAGIC, seg.address().as_ptr(), seg.map_length()) }.expect("toc");
     let chunk = toc.allocate(RING).expect("chunk");
     toc.insert(KEY_QUEUE, chunk).expect("insert");
-    // SAFETY: the chunk is RING bytes inside the segment, which stays mapped (pinned) while
-    // the queue is used.
-    let mq = unsafe { ShmMq::create(chunk.as_ptr(), RING) }.expect("queue");
+    // SAFETY: the chunk is RING bytes inside the segment, ours alone until the spawn and only
+    // used through this crate.
+    let q = unsafe { DsmMq::create(&seg, chunk, RING) }.expect("queue");
+    let mq = q.queue().expect("mapped");
     mq.set_receiver(PARENT, me.waker).expect("receiver");
     mq.set_sender(CHILD, me.waker).expect("sender");
-    seg.pin_mapping();
+    me.kit.arena.words[WORD_LATE_SEND].store(0, Ordering::SeqCst);
     let mut child = me.kit.spawn(how, &[&h.to_string()]);
     let pid = PidAlive(child.0.id() as i32);
-    let mut rx = MqHandle::attach(
-        mq,
+    let mut rx = MqHandle::attach_dsm(
+        q,
         Side::Receiver,
         PARENT,
         me.latch.as_owner(),
         me.waker,
         AttachOptions {
-            segment: Some(Rc::new(seg.reference())),
-            peer_alive: Some(Box::leak(Box::new(pid))),
+            peer_alive: Some(&pid),
             poll_interval: Duration::from_millis(10),
             ..AttachOptions::default()
         },
@@ -144,13 +187,37 @@ fn scenario(me: &Me, how: &str) {
         }
     }
     assert_eq!(n, MESSAGES, "{how}: every message before Detached");
-    let _ = child.0.kill();
-    let _ = child.0.wait();
+    if how == "exit" {
+        let st = child.0.wait().expect("wait");
+        assert!(
+            st.success(),
+            "exit: the child exits cleanly (no fault), got {st}"
+        );
+    } else {
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+    }
+    let late = me.kit.arena.words[WORD_LATE_SEND].load(Ordering::SeqCst);
+    match how {
+        "detach-segment" => assert_eq!(late, SAW_DETACHED, "a send after the detach"),
+        "exit" => assert_eq!(
+            late, SAW_SEGMENT_GONE,
+            "a send after exit gave the segment back"
+        ),
+        _ => {}
+    }
     // The dead child's latch is free for the next one (PostgreSQL resets a dead proc's latch).
     me.kit.arena.latches[CHILD as usize].reclaim_from(child.0.id() as i32);
     drop(rx);
     seg.detach();
+    // Unless the child was killed holding its reference, the segment is gone now.
+    assert_eq!(exists(h), how == "hang", "{how}: segment {h} left behind?");
     println!("dsm queue, sender {how}: receiver drains then sees Detached ... ok");
+    h
+}
+
+fn exists(h: DsmHandle) -> bool {
+    std::path::Path::new(&format!("/dev/shm/PostgreSQL.{h}")).exists()
 }
 
 fn main() {
@@ -165,17 +232,23 @@ fn main() {
     let control = dsm_postmaster_startup(&imp(), 2).expect("control");
     me.kit.shmem.set_dsm_control(control);
     dsm_backend_startup(&me.kit.shmem, imp()).expect("backend startup");
-    scenario(&me, "detach-segment");
-    scenario(&me, "hang");
+    let mut passed = 0;
+    let mut killed = None;
+    for how in ["detach-segment", "exit", "hang"] {
+        let h = scenario(&me, how);
+        if how == "hang" {
+            killed = Some(h);
+        }
+        passed += 1;
+    }
     pgipc_dsm::dsm_detach_all();
-    // The killed sender never dropped its reference: the postmaster's clean-up removes it.
+    // Only the killed sender never gave its reference back: the postmaster's clean-up
+    // removes that one segment, and nothing else was left.
     let r = dsm_postmaster_shutdown(&imp(), control).expect("shutdown");
+    assert_eq!(r.destroyed, killed.into_iter().collect::<Vec<_>>());
     for h in r.destroyed.iter().chain([&control]) {
-        assert!(
-            !std::path::Path::new(&format!("/dev/shm/PostgreSQL.{h}")).exists(),
-            "{h} left behind"
-        );
+        assert!(!exists(*h), "{h} left behind");
     }
     let _ = expect_success;
-    println!("2 passed, 0 failed");
+    println!("{passed} passed, 0 failed");
 }

@@ -157,7 +157,6 @@ pub fn attach<'a>(
             peer_alive,
             poll_interval: Duration::from_millis(20),
             spin,
-            ..AttachOptions::default()
         },
     )
     .expect("attach")
