@@ -276,20 +276,22 @@ impl<'a> MqHandle<'a> {
     ///
     /// The tie to the segment, in every way this process can leave it:
     /// * **detach** ([`DsmSegmentRef::detach`](pgipc_dsm::DsmSegmentRef::detach), dropping
-    ///   or [`detach`](pgipc_dsm::DsmSegment::detach)ing the `DsmSegment`,
-    ///   `dsm_detach_all`): the segment's callback marks the queue detached and wakes the peer
-    ///   at once (the peer sees `Detached`); this handle then reports `Detached` too, and the
-    ///   memory stays mapped until the handle (the last lease) is dropped, which unmaps it and
-    ///   gives the segment's reference back.
-    /// * **process exit** (`pgipc_ipc::proc_exit`, `exit()`, returning from `main`): the
-    ///   exit hook runs the callback the same way, then gives the reference back although the
-    ///   handle lives (a handle on the stack of `proc_exit`'s caller is never dropped). The
-    ///   memory is left mapped; from then on every call on the handle returns
-    ///   [`ShmMqError::SegmentDetached`] and dropping it (e.g. from a thread-local destructor
-    ///   run by `exit()`) writes nothing.
+    ///   or [`detach`](pgipc_dsm::DsmSegment::detach)ing the `DsmSegment`): the segment's
+    ///   callback marks the queue detached and wakes the peer at once (the peer sees
+    ///   `Detached`); this handle then reports `Detached` too, and the memory stays mapped
+    ///   until the handle (the last lease) is dropped, which unmaps it and gives the segment's
+    ///   reference back.
+    /// * **process exit** (`pgipc_ipc::proc_exit`, `exit()`, returning from `main`; also
+    ///   `dsm_backend_shutdown` / `dsm_detach_all` called directly): the DSM exit hook (or
+    ///   dsm's thread-local teardown) runs the callback the same way, then gives the reference
+    ///   back although the handle lives (a handle on the stack of `proc_exit`'s caller is
+    ///   never dropped). The memory is left mapped; from then on every call on the handle
+    ///   returns [`ShmMqError::SegmentDetached`], and dropping it (e.g. from a thread-local
+    ///   destructor run by `exit()`) writes nothing.
     ///
     /// The waker is `'static` because the callback keeps it: it may run as late as process
-    /// exit.
+    /// exit. (A plain [`attach`](Self::attach) of `q.queue()?` also works, but has no segment
+    /// tie: the handle borrows `q`, gets no detach callback and no exit check.)
     pub fn attach_dsm(
         q: DsmMq,
         side: Side,
