@@ -286,6 +286,25 @@ pub struct BgWorkerSlot {
     function: Name,
 }
 
+impl BgWorkerSlot {
+    /// Writes a registration into a slot that is not in use (its writer holds
+    /// BackgroundWorkerLock, or is the postmaster before any child runs); `in_use` is set
+    /// afterwards by the caller, with release ordering.
+    fn fill(&self, spec: &BgWorkerSpec) {
+        self.name.store(&spec.name);
+        self.type_name.store(&spec.type_name);
+        self.function.store(&spec.function);
+        self.flags.store(spec.flags, Ordering::Relaxed);
+        self.start_time
+            .store(spec.start_time as u32, Ordering::Relaxed);
+        self.restart.store(spec.restart.to_raw(), Ordering::Relaxed);
+        self.main_arg.store(spec.main_arg as u64, Ordering::Relaxed);
+        self.notify_pid.store(spec.notify_pid, Ordering::Relaxed);
+        self.pid.store(INVALID_PID, Ordering::Relaxed);
+        self.terminate.store(0, Ordering::Relaxed);
+    }
+}
+
 /// The array's header (`BackgroundWorkerArray`).
 #[repr(C)]
 #[derive(Debug)]
@@ -388,17 +407,7 @@ impl BgWorkerShared {
             else {
                 return Ok(None);
             };
-            s.name.store(&spec.name);
-            s.type_name.store(&spec.type_name);
-            s.function.store(&spec.function);
-            s.flags.store(spec.flags, Ordering::Relaxed);
-            s.start_time
-                .store(spec.start_time as u32, Ordering::Relaxed);
-            s.restart.store(spec.restart.to_raw(), Ordering::Relaxed);
-            s.main_arg.store(spec.main_arg as u64, Ordering::Relaxed);
-            s.notify_pid.store(spec.notify_pid, Ordering::Relaxed);
-            s.pid.store(INVALID_PID, Ordering::Relaxed);
-            s.terminate.store(0, Ordering::Relaxed);
+            s.fill(spec);
             let generation = s.generation.fetch_add(1, Ordering::Relaxed) + 1;
             if parallel {
                 self.hdr
@@ -536,17 +545,23 @@ pub struct RegisteredWorker {
     pub pid: Option<i32>,
     /// When it last crashed or exited with 1 (`rw_crashed_at`).
     pub crashed_at: Option<Instant>,
-    /// Its shared slot (dynamic workers).
+    /// Its slot in the current generation's shared array (`rw_shmem_slot`): every worker
+    /// has one once shared memory is published; `None` between a crash reset and the next
+    /// publication.
     pub shared_slot: Option<usize>,
     /// Termination requested through the slot.
     pub terminate: bool,
 }
 
-/// The postmaster's `BackgroundWorkerList`.
+/// The postmaster's `BackgroundWorkerList`: process-local, it outlives every generation of
+/// shared memory. It keeps no view of the shared array: the methods that read or write slots
+/// take the current generation's [`BgWorkerShared`] (from `startup::PmShmem`), so a view of a
+/// discarded segment cannot be kept here by mistake.
 #[derive(Debug, Default)]
 pub struct BgWorkerList {
     workers: Vec<Option<RegisteredWorker>>,
-    shared: Option<BgWorkerShared>,
+    /// Set once shared memory was first published: static registration is over.
+    published: bool,
     max_workers: u32,
 }
 
@@ -555,19 +570,46 @@ impl BgWorkerList {
     pub fn new(max_workers: u32) -> Self {
         BgWorkerList {
             workers: Vec::new(),
-            shared: None,
+            published: false,
             max_workers,
         }
     }
 
-    /// Points the list at the (new) shared array.
-    pub fn attach(&mut self, shared: BgWorkerShared) {
-        self.shared = Some(shared);
+    /// Copies every registered worker into a freshly created array, one slot each in list
+    /// order, and records the slot (PostgreSQL's `BackgroundWorkerShmemInit` in the
+    /// postmaster, at start-up and after every crash reset). Nobody waits for a re-published
+    /// worker any more: its notify pid is cleared. Called only while no worker runs (the
+    /// list is compacted, which renumbers the workers).
+    pub fn publish(&mut self, sh: &BgWorkerShared) {
+        self.published = true;
+        self.workers.retain(Option::is_some);
+        let mut kept = Vec::with_capacity(self.workers.len());
+        for (i, w) in self.workers.drain(..).flatten().enumerate() {
+            let Some(s) = sh.slots.get(i) else {
+                elog(
+                    Severity::Log,
+                    &format_args!(
+                        "no background worker slot left for \"{}\"; not restarting it",
+                        w.spec.name
+                    ),
+                );
+                continue;
+            };
+            let mut w = w;
+            w.spec.notify_pid = 0;
+            w.shared_slot = Some(i);
+            s.fill(&w.spec);
+            s.generation.store(0, Ordering::Relaxed);
+            // Publish: the slot is the postmaster's from here on.
+            s.in_use.store(1, Ordering::Release);
+            kept.push(Some(w));
+        }
+        self.workers = kept;
     }
 
     /// PostgreSQL's `RegisterBackgroundWorker` (static, before shared memory exists).
     pub fn register_static(&mut self, spec: BgWorkerSpec) -> Result<(), BgWorkerError> {
-        if self.shared.is_some() {
+        if self.published {
             return Err(BgWorkerError::AfterShmemInit(spec.name));
         }
         spec.sanity_check()?;
@@ -592,9 +634,9 @@ impl BgWorkerList {
         self.workers.get(i)?.as_ref()
     }
 
-    fn forget(&mut self, i: usize) {
+    fn forget(&mut self, i: usize, sh: Option<&BgWorkerShared>) {
         if let Some(Some(w)) = self.workers.get(i) {
-            if let (Some(slot), Some(sh)) = (w.shared_slot, &self.shared) {
+            if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
                 sh.free_slot(slot);
             }
             if w.spec.notify_pid > 0 {
@@ -608,9 +650,14 @@ impl BgWorkerList {
     }
 
     /// PostgreSQL's `BackgroundWorkerStateChange`: picks up new registrations and termination
-    /// requests from the shared slots.
-    pub fn state_change(&mut self, allowed: bool, children: &ChildList) {
-        let Some(sh) = self.shared.clone() else {
+    /// requests from the shared slots of `sh`, the current generation's array.
+    pub fn state_change(
+        &mut self,
+        allowed: bool,
+        children: &ChildList,
+        sh: Option<&BgWorkerShared>,
+    ) {
+        let Some(sh) = sh else {
             return;
         };
         for i in 0..sh.slots.len() {
@@ -636,7 +683,7 @@ impl BgWorkerList {
                                             Signal::SIGTERM,
                                         );
                                     }
-                                    _ => self.forget(k),
+                                    _ => self.forget(k, Some(sh)),
                                 }
                             }
                         }
@@ -723,12 +770,11 @@ impl BgWorkerList {
             .min()
     }
 
-    /// Records a started worker and publishes its pid.
-    pub fn started(&mut self, i: usize, pid: i32) {
-        let shared = self.shared.clone();
+    /// Records a started worker and publishes its pid in `sh`.
+    pub fn started(&mut self, i: usize, pid: i32, sh: Option<&BgWorkerShared>) {
         if let Some(Some(w)) = self.workers.get_mut(i) {
             w.pid = Some(pid);
-            if let (Some(slot), Some(sh)) = (w.shared_slot, shared) {
+            if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
                 if let Some(s) = sh.slots.get(slot) {
                     s.pid.store(pid, Ordering::Release);
                 }
@@ -750,7 +796,13 @@ impl BgWorkerList {
     }
 
     /// After a worker exited (PostgreSQL's `CleanupBackgroundWorker` + restart policy).
-    pub fn report_exit(&mut self, i: usize, code: Option<i32>, crashed: bool) {
+    pub fn report_exit(
+        &mut self,
+        i: usize,
+        code: Option<i32>,
+        crashed: bool,
+        sh: Option<&BgWorkerShared>,
+    ) {
         let Some(Some(w)) = self.workers.get_mut(i) else {
             return;
         };
@@ -762,14 +814,14 @@ impl BgWorkerList {
                 w.terminate || w.spec.restart == RestartPolicy::Never
             }
         };
-        if let (Some(slot), Some(sh)) = (w.shared_slot, &self.shared) {
+        if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
             if let Some(s) = sh.slots.get(slot) {
                 s.pid
                     .store(if forget { 0 } else { INVALID_PID }, Ordering::Release);
             }
         }
         if forget {
-            self.forget(i);
+            self.forget(i, sh);
         } else if w.spec.notify_pid > 0 {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(w.spec.notify_pid),
@@ -779,7 +831,7 @@ impl BgWorkerList {
     }
 
     /// PM_STOP_BACKENDS: forget not-started workers whose registrant waits for them.
-    pub fn forget_unstarted_with_notify(&mut self) {
+    pub fn forget_unstarted_with_notify(&mut self, sh: Option<&BgWorkerShared>) {
         let idx: Vec<usize> = self
             .workers
             .iter()
@@ -790,24 +842,26 @@ impl BgWorkerList {
             })
             .collect();
         for i in idx {
-            self.forget(i);
+            self.forget(i, sh);
         }
     }
 
-    /// After a crash restart: never-restart workers are forgotten, dynamic ones too (their
-    /// slots went with the old segment), the others restart at once.
+    /// Before shared memory is discarded after a crash (PostgreSQL's
+    /// `ResetBackgroundWorkerCrashTimes`): never-restart workers are forgotten, static or
+    /// dynamic; every other one, static or dynamic, is kept, restarts at once, and waits for
+    /// [`publish`](Self::publish) to get a slot in the new array. Whoever waited for a worker
+    /// died in the crash: no notify pid survives (signalling it could hit a reused pid). The
+    /// old segment is not touched: it is about to be discarded as a whole.
     pub fn reset_after_crash(&mut self) {
-        self.shared = None;
         for slot in self.workers.iter_mut() {
-            let drop_it = match slot {
-                Some(w) => w.spec.restart == RestartPolicy::Never || w.shared_slot.is_some(),
-                None => false,
-            };
-            if drop_it {
+            let Some(w) = slot else { continue };
+            if w.spec.restart == RestartPolicy::Never {
                 *slot = None;
-            } else if let Some(w) = slot {
+            } else {
                 w.crashed_at = None;
                 w.pid = None;
+                w.spec.notify_pid = 0;
+                w.shared_slot = None;
             }
         }
     }
@@ -966,16 +1020,106 @@ mod tests {
         ));
         assert_eq!(l.due(PmState::Startup, 10), Vec::<usize>::new());
         assert_eq!(l.due(PmState::Run, 10), vec![0]);
-        l.started(0, 1234);
+        l.started(0, 1234, None);
         assert!(l.due(PmState::Run, 10).is_empty());
         // Exit code 1: restarted after the interval (60 s by default).
-        l.report_exit(0, Some(1), false);
+        l.report_exit(0, Some(1), false, None);
         assert!(l.due(PmState::Run, 10).is_empty());
         assert!(l.next_start_in(PmState::Run).expect("waiting") > Duration::from_secs(50));
         // Exit code 0: forgotten.
         l.reset_after_crash();
-        l.started(0, 1235);
-        l.report_exit(0, Some(0), false);
+        l.started(0, 1235, None);
+        l.report_exit(0, Some(0), false, None);
         assert!(l.get(0).is_none());
+    }
+
+    /// What a backend's `register_dynamic` leaves in slot `i` (written directly: no other
+    /// process exists here, so BackgroundWorkerLock is not needed).
+    fn register_in_slot(sh: &BgWorkerShared, i: usize, spec: &BgWorkerSpec) {
+        let s = &sh.slots[i];
+        assert_eq!(s.in_use.load(Ordering::Acquire), 0, "slot {i} is free");
+        s.fill(spec);
+        s.generation.fetch_add(1, Ordering::Relaxed);
+        s.in_use.store(1, Ordering::Release);
+    }
+
+    fn in_use(sh: &BgWorkerShared) -> Vec<u32> {
+        sh.slots
+            .iter()
+            .map(|s| s.in_use.load(Ordering::Acquire))
+            .collect()
+    }
+
+    #[test]
+    fn a_crash_reset_republishes_the_surviving_workers_into_the_new_generation() {
+        let cfg = pgipc_ipci::IpcConfig {
+            max_worker_processes: 4,
+            huge_pages: pgipc_shmem::HugePages::Off,
+            ..Default::default()
+        };
+        let children = ChildList::default();
+        let mut l = BgWorkerList::new(cfg.max_worker_processes);
+        l.register_static(BgWorkerSpec::new("static", "pgipc_worker_sleep"))
+            .expect("static");
+        let gen1 = crate::startup::create_shared_state(&cfg, &mut l).expect("generation 1");
+        assert!(matches!(
+            l.register_static(BgWorkerSpec::new("late", "pgipc_worker_sleep")),
+            Err(BgWorkerError::AfterShmemInit(_))
+        ));
+        // Static workers get a slot too, as in PostgreSQL.
+        assert_eq!(in_use(gen1.bgworkers()), [1, 0, 0, 0]);
+        assert_eq!(l.get(0).and_then(|w| w.shared_slot), Some(0));
+
+        let mut keep = BgWorkerSpec::new("dynamic, restartable", "pgipc_worker_sleep");
+        keep.restart = RestartPolicy::After(30);
+        keep.notify_pid = 4242;
+        let mut never = BgWorkerSpec::new("dynamic, never restarted", "pgipc_worker_sleep");
+        never.restart = RestartPolicy::Never;
+        register_in_slot(gen1.bgworkers(), 1, &keep);
+        register_in_slot(gen1.bgworkers(), 2, &never);
+        l.state_change(true, &children, Some(gen1.bgworkers()));
+        let due = l.due(PmState::Run, 10);
+        assert_eq!(due.len(), 3);
+        for (n, &i) in due.iter().enumerate() {
+            l.started(i, 1000 + n as i32, Some(gen1.bgworkers()));
+        }
+        // The crash: every worker dies with the others.
+        for &i in &due {
+            l.report_exit(i, None, true, Some(gen1.bgworkers()));
+        }
+        assert!(l.due(PmState::Run, 10).is_empty(), "crashed workers wait");
+
+        l.reset_after_crash();
+        gen1.shutdown().expect("discard generation 1");
+        let gen2 = crate::startup::create_shared_state(&cfg, &mut l).expect("generation 2");
+        // The static and the restartable dynamic worker are in the new array, due at once,
+        // and nobody waits for them; the never-restart one is gone.
+        assert_eq!(in_use(gen2.bgworkers()), [1, 1, 0, 0]);
+        let names: Vec<String> = (0..2)
+            .filter_map(|i| gen2.bgworkers().read_spec(i))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["static", "dynamic, restartable"]);
+        assert_eq!(gen2.bgworkers().read_spec(1).map(|s| s.notify_pid), Some(0));
+        let due = l.due(PmState::Run, 10);
+        assert_eq!(due.len(), 2);
+        assert!(due
+            .iter()
+            .all(|&i| l.get(i).and_then(|w| w.shared_slot) == Some(i)));
+
+        // A backend of the new generation registers a worker: the postmaster sees it and
+        // reports its pid in the new array (the bug: it kept no view of the new array).
+        let fresh = BgWorkerSpec::new("after the crash", "pgipc_worker_sleep");
+        register_in_slot(gen2.bgworkers(), 2, &fresh);
+        l.state_change(true, &children, Some(gen2.bgworkers()));
+        let due = l.due(PmState::Run, 10);
+        assert_eq!(due.len(), 3);
+        let new = *due
+            .iter()
+            .find(|&&i| l.get(i).and_then(|w| w.shared_slot) == Some(2))
+            .expect("the new registration");
+        l.started(new, 2000, Some(gen2.bgworkers()));
+        assert_eq!(gen2.bgworkers().slots[2].pid.load(Ordering::Acquire), 2000);
+        gen2.shutdown().expect("discard generation 2");
     }
 }

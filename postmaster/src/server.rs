@@ -26,10 +26,11 @@ use crate::elog::{elog, Severity};
 use crate::guc::Settings;
 use crate::launch::{CanAcceptConnections, Launcher};
 use crate::signals::{self, Pending};
+use crate::startup::PmShmem;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use pgipc_ipci::{IpcConfig, IpcState};
+use pgipc_ipci::IpcConfig;
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_pmsignal::{PMSignal, PMSignalReason};
 use pgipc_waiteventset::{WaitEvent, WaitEventSet, WaitEvents};
@@ -123,12 +124,11 @@ pub struct Postmaster {
     pub settings: Settings,
     /// `-c`/`--name=value` settings from the command line (re-applied on reload).
     pub cli_settings: Vec<(String, String)>,
-    /// Shared memory, when created.
-    pub ipc: Option<IpcState>,
+    /// The current generation of shared memory and every view into it (`None` only while a
+    /// crash reset swaps generations, and after exit clean-up).
+    shmem: Option<PmShmem>,
     /// The configuration shared memory was made for.
     pub config: IpcConfig,
-    /// PMSignal's shared state.
-    pub pmsignal: Option<PMSignal>,
     /// `postmaster.pid`.
     pub lock: Option<LockFile>,
     /// Child launching (fork or exec) and what children must close.
@@ -167,9 +167,8 @@ impl Postmaster {
         data_dir: PathBuf,
         settings: Settings,
         cli_settings: Vec<(String, String)>,
-        ipc: IpcState,
+        shmem: PmShmem,
         config: IpcConfig,
-        pmsignal: PMSignal,
         lock: LockFile,
         launcher: Launcher,
         pools: ChildPools,
@@ -179,9 +178,8 @@ impl Postmaster {
             data_dir,
             settings,
             cli_settings,
-            ipc: Some(ipc),
+            shmem: Some(shmem),
             config,
-            pmsignal: Some(pmsignal),
             lock: Some(lock),
             launcher,
             state: PmState::Init,
@@ -207,6 +205,11 @@ impl Postmaster {
             autovacuum_worker_slots: cfg.autovacuum_worker_slots,
             max_worker_processes: cfg.max_worker_processes,
         }
+    }
+
+    /// PMSignal in the current generation.
+    fn pmsignal(&self) -> Option<&PMSignal> {
+        self.shmem.as_ref().map(PmShmem::pmsignal)
     }
 
     fn set_state(&mut self, s: PmState) {
@@ -411,7 +414,7 @@ impl Postmaster {
             }
             Shutdown::Immediate => {
                 elog(Severity::Log, &"received immediate shutdown request");
-                if let Some(p) = &self.pmsignal {
+                if let Some(p) = self.pmsignal() {
                     p.set_quit_signal_reason(pgipc_pmsignal::QuitSignalReason::ForStop);
                 }
                 self.terminate_children(Signal::SIGQUIT);
@@ -566,7 +569,7 @@ impl Postmaster {
                 self.fatal_error = false;
                 self.abort_start = None;
                 self.conns_allowed = true;
-                if let Some(p) = &self.pmsignal {
+                if let Some(p) = self.pmsignal() {
                     p.set_quit_signal_reason(pgipc_pmsignal::QuitSignalReason::NotSent);
                 }
                 self.set_state(PmState::Run);
@@ -598,7 +601,12 @@ impl Postmaster {
             BackendType::BgWorker => {
                 let crashed = !exit.is_0_or_1() || !clean_slot;
                 if let Some(w) = child.worker {
-                    self.workers.report_exit(w, exit.code, crashed);
+                    self.workers.report_exit(
+                        w,
+                        exit.code,
+                        crashed,
+                        self.shmem.as_ref().map(PmShmem::bgworkers),
+                    );
                 }
                 if crashed {
                     self.handle_child_crash(pid, exit, &desc);
@@ -621,7 +629,7 @@ impl Postmaster {
             return true;
         }
         self.pools.release(child.kind, child.slot);
-        match &self.pmsignal {
+        match self.pmsignal() {
             Some(p) => p.mark_child_slot_unassigned(child.slot),
             None => true,
         }
@@ -644,7 +652,7 @@ impl Postmaster {
             Severity::Log,
             &"terminating any other active server processes",
         );
-        if let Some(p) = &self.pmsignal {
+        if let Some(p) = self.pmsignal() {
             p.set_quit_signal_reason(pgipc_pmsignal::QuitSignalReason::ForCrash);
         }
         let sig = if self.settings.bool("send_abort_for_crash") {
@@ -673,12 +681,15 @@ impl Postmaster {
     // ---- pmsignals -------------------------------------------------------------------------
 
     fn handle_pmsignals(&mut self) {
-        let Some(p) = self.pmsignal.clone() else {
+        let Some(p) = self.pmsignal().cloned() else {
             return;
         };
         if p.check_postmaster_signal(PMSignalReason::BackgroundWorkerChange) {
-            self.workers
-                .state_change(self.state < PmState::StopBackends, &self.children);
+            self.workers.state_change(
+                self.state < PmState::StopBackends,
+                &self.children,
+                self.shmem.as_ref().map(PmShmem::bgworkers),
+            );
             self.maybe_start_bgworkers();
         }
         if p.check_postmaster_signal(PMSignalReason::XlogIsShutdown) {
@@ -743,7 +754,7 @@ impl Postmaster {
                 None => cac = CanAcceptConnections::TooMany,
             }
         }
-        if let (Some(p), true) = (&self.pmsignal, slot != 0) {
+        if let (Some(p), true) = (self.pmsignal(), slot != 0) {
             let _ = p.mark_child_slot_assigned(slot);
         }
         match self.launch(kind, slot, None, Some(client), cac) {
@@ -763,7 +774,7 @@ impl Postmaster {
                 }
                 if slot != 0 {
                     self.pools.release(kind, slot);
-                    if let Some(p) = &self.pmsignal {
+                    if let Some(p) = self.pmsignal() {
                         p.mark_child_slot_unassigned(slot);
                     }
                 }
@@ -779,8 +790,9 @@ impl Postmaster {
         worker: Option<crate::bgworker::BgWorkerSpec>,
     ) -> Result<crate::launch::ChildEnv, std::io::Error> {
         let ipc = self
-            .ipc
+            .shmem
             .as_ref()
+            .map(PmShmem::ipc)
             .ok_or_else(|| std::io::Error::other("no shared memory"))?;
         Ok(crate::launch::ChildEnv {
             kind,
@@ -809,9 +821,9 @@ impl Postmaster {
             Err(e) => return Err((e, client)),
         };
         let shmid = self
-            .ipc
+            .shmem
             .as_ref()
-            .and_then(|i| i.interlock.as_ref().map(|l| l.shmid()));
+            .and_then(|s| s.ipc().interlock.as_ref().map(|l| l.shmid()));
         self.launcher.launch(env, shmid, client, cac)
     }
 
@@ -826,7 +838,7 @@ impl Postmaster {
             );
             return None;
         };
-        if let Some(p) = &self.pmsignal {
+        if let Some(p) = self.pmsignal() {
             let _ = p.mark_child_slot_assigned(slot);
         }
         match self.launch(kind, slot, None, None, CanAcceptConnections::Ok) {
@@ -848,7 +860,7 @@ impl Postmaster {
                     ),
                 );
                 self.pools.release(kind, slot);
-                if let Some(p) = &self.pmsignal {
+                if let Some(p) = self.pmsignal() {
                     p.mark_child_slot_unassigned(slot);
                 }
                 None
@@ -919,7 +931,7 @@ impl Postmaster {
                 self.workers.mark_crashed(w);
                 continue;
             };
-            if let Some(p) = &self.pmsignal {
+            if let Some(p) = self.pmsignal() {
                 let _ = p.mark_child_slot_assigned(slot);
             }
             let spec = self.workers.get(w).map(|r| r.spec.clone());
@@ -931,7 +943,8 @@ impl Postmaster {
                 CanAcceptConnections::Ok,
             ) {
                 Ok(pid) => {
-                    self.workers.started(w, pid);
+                    self.workers
+                        .started(w, pid, self.shmem.as_ref().map(PmShmem::bgworkers));
                     self.children.push(PmChild {
                         pid,
                         slot,
@@ -945,7 +958,7 @@ impl Postmaster {
                         &format_args!("could not fork background worker process: {e}"),
                     );
                     self.pools.release(BackendType::BgWorker, slot);
-                    if let Some(p) = &self.pmsignal {
+                    if let Some(p) = self.pmsignal() {
                         p.mark_child_slot_unassigned(slot);
                     }
                     self.workers.mark_crashed(w);
@@ -971,7 +984,8 @@ impl Postmaster {
         }
 
         if self.state == StopBackends {
-            self.workers.forget_unstarted_with_notify();
+            self.workers
+                .forget_unstarted_with_notify(self.shmem.as_ref().map(PmShmem::bgworkers));
             let hard = self.fatal_error || self.shutdown == Shutdown::Immediate;
             self.signal_children(Signal::SIGTERM, |c| stop_target(c.kind, hard));
             self.set_state(WaitBackends);
@@ -1073,38 +1087,39 @@ impl Postmaster {
             Severity::Log,
             &"all server processes terminated; reinitializing",
         );
+        // PostgreSQL's order: the workers' crash state first, then the new shared memory
+        // (which re-publishes the surviving workers).
+        self.workers.reset_after_crash();
         if let Err(e) = self.reinitialize_shared_memory() {
             elog(Severity::Fatal, &e);
             self.exit_code = Some(1);
             return;
         }
-        self.workers.reset_after_crash();
         self.fatal_error = false;
         self.abort_start = None;
         self.begin_startup();
     }
 
-    fn reinitialize_shared_memory(&mut self) -> Result<String, String> {
-        // Our own handles first, then the segment (and its DSM segments) goes.
-        self.pmsignal = None;
-        if let Some(ipc) = self.ipc.take() {
-            ipc.shutdown().map_err(|e| e.to_string())?;
+    /// Swaps the generation of shared memory: the old one goes as a whole (every view the
+    /// postmaster had, the segment, its DSM segments), a new one is made and the surviving
+    /// background workers are published into it.
+    fn reinitialize_shared_memory(&mut self) -> Result<(), String> {
+        if let Some(old) = self.shmem.take() {
+            old.shutdown().map_err(|e| e.to_string())?;
         }
-        let (ipc, pms) = crate::startup::create_shared_state(&self.config, &self.pools)
+        let new = crate::startup::create_shared_state(&self.config, &mut self.workers)
             .map_err(|e| e.to_string())?;
-        if let (Some(l), Some(i)) = (self.lock.as_mut(), ipc.interlock.as_ref()) {
+        if let (Some(l), Some(i)) = (self.lock.as_mut(), new.ipc().interlock.as_ref()) {
             let _ = l.set_line(line::SHMEM_KEY, &i.lock_file_line());
         }
-        self.ipc = Some(ipc);
-        self.pmsignal = Some(pms);
-        Ok(String::new())
+        self.shmem = Some(new);
+        Ok(())
     }
 
     /// Removes shared memory, the lock file and socket files at exit.
     pub fn cleanup_at_exit(&mut self) {
-        self.pmsignal = None;
-        if let Some(ipc) = self.ipc.take() {
-            if let Err(e) = ipc.shutdown() {
+        if let Some(shmem) = self.shmem.take() {
+            if let Err(e) = shmem.shutdown() {
                 elog(
                     Severity::Log,
                     &format_args!("could not remove shared memory: {e}"),

@@ -212,25 +212,82 @@ pub fn procsignal(
     pgipc_procsignal::shmem_init(shmem, n).map_err(|e| e.to_string())
 }
 
-/// Creates shared memory and finds PMSignal in it, recording the postmaster's pid there
-/// (start-up and every crash restart).
+/// One generation of shared memory as the postmaster holds it: the segment (with its
+/// interlock and DSM control segment) and every view the postmaster keeps into it.
+///
+/// The postmaster's other state is process-local (its latch, child list, slot pools, the
+/// background-worker list) or lives only in the children (ProcSignal, PGPROC, auxiliary
+/// counters, DSM mappings: each child attaches its own). So this struct is the only place
+/// that refers to a segment: it is made as a whole by [`create_shared_state`] and discarded
+/// as a whole by [`PmShmem::shutdown`], and the crash reset swaps one generation for the
+/// next. The fields are private so no view can be copied out and outlive its generation.
+#[derive(Debug)]
+pub struct PmShmem {
+    ipc: pgipc_ipci::IpcState,
+    pmsignal: pgipc_pmsignal::PMSignal,
+    bgworkers: crate::bgworker::BgWorkerShared,
+}
+
+impl PmShmem {
+    /// The segment, its interlock and what creating it found.
+    pub fn ipc(&self) -> &pgipc_ipci::IpcState {
+        &self.ipc
+    }
+
+    /// "PMSignalState" in this generation.
+    pub fn pmsignal(&self) -> &pgipc_pmsignal::PMSignal {
+        &self.pmsignal
+    }
+
+    /// "Background Worker Data" in this generation.
+    pub fn bgworkers(&self) -> &crate::bgworker::BgWorkerShared {
+        &self.bgworkers
+    }
+
+    /// Discards this generation: the views first, then the segment and its DSM segments
+    /// (unmapped once the last view is gone).
+    pub fn shutdown(self) -> Result<(), IpciError> {
+        let PmShmem {
+            ipc,
+            pmsignal,
+            bgworkers,
+        } = self;
+        drop(pmsignal);
+        drop(bgworkers);
+        ipc.shutdown()
+    }
+}
+
+/// Creates shared memory, finds the postmaster's views in it, records the postmaster's pid
+/// in PMSignal and publishes every registered background worker into the new
+/// "Background Worker Data" (start-up and every crash restart).
 pub fn create_shared_state(
     cfg: &IpcConfig,
-    _pools: &crate::child::ChildPools,
-) -> Result<(pgipc_ipci::IpcState, pgipc_pmsignal::PMSignal), StartupError> {
+    workers: &mut crate::bgworker::BgWorkerList,
+) -> Result<PmShmem, StartupError> {
     let state = pgipc_ipci::create_shared_memory_and_semaphores(cfg, &addins_for(cfg))?;
     for note in &state.report.notes {
         elog(Severity::Log, note);
     }
-    let pms = match pgipc_pmsignal::shmem_init(&state.shmem, max_live_children(cfg)) {
-        Ok(p) => p,
+    let views = pgipc_pmsignal::shmem_init(&state.shmem, max_live_children(cfg))
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            crate::bgworker::shmem_init(&state.shmem, cfg.max_worker_processes).map(|b| (p, b))
+        });
+    let (pmsignal, bgworkers) = match views {
+        Ok(v) => v,
         Err(e) => {
             let _ = state.shutdown();
-            return Err(StartupError::Shmem(e.to_string()));
+            return Err(StartupError::Shmem(e));
         }
     };
-    pms.set_postmaster_pid(std::process::id() as i32);
-    Ok((state, pms))
+    pmsignal.set_postmaster_pid(std::process::id() as i32);
+    workers.publish(&bgworkers);
+    Ok(PmShmem {
+        ipc: state,
+        pmsignal,
+        bgworkers,
+    })
 }
 
 /// Records the command line in `postmaster.opts` (for `pgipc_ctl status` and `restart`).
@@ -326,7 +383,7 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
     }
 
     let pools = crate::child::ChildPools::new(crate::server::Postmaster::pool_sizes(&cfg));
-    let (state, pms) = match create_shared_state(&cfg, &pools) {
+    let shmem = match create_shared_state(&cfg, &mut workers) {
         Ok(s) => s,
         Err(e) => {
             let _ = lock.remove();
@@ -334,16 +391,16 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
         }
     };
     let mut lock = lock;
-    let hp = match state.shmem.huge_pages_status() {
+    let hp = match shmem.ipc().shmem.huge_pages_status() {
         HugePagesStatus::On => "on",
         HugePagesStatus::Off => "off",
         HugePagesStatus::Unknown => "unknown",
     };
     settings.set_computed("huge_pages_status", Value::Text(hp.to_owned()));
-    if let Some(i) = &state.interlock {
+    if let Some(i) = &shmem.ipc().interlock {
         if let Err(e) = lock.set_line(line::SHMEM_KEY, &i.lock_file_line()) {
             let path = lock.path().to_path_buf();
-            let _ = state.shutdown();
+            let _ = shmem.shutdown();
             let _ = lock.remove();
             return Err(StartupError::LockFileWrite { path, source: e });
         }
@@ -351,7 +408,7 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
     let death_pipe = match PostmasterDeathPipe::create() {
         Ok(p) => p,
         Err(e) => {
-            let _ = state.shutdown();
+            let _ = shmem.shutdown();
             let _ = lock.remove();
             return Err(StartupError::Shmem(e.to_string()));
         }
@@ -369,7 +426,7 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
     let sockets = match crate::listen::open_listen_sockets(&settings, data_dir) {
         Ok(s) => s,
         Err(e) => {
-            let _ = state.shutdown();
+            let _ = shmem.shutdown();
             let _ = lock.remove();
             return Err(StartupError::Sanity(e));
         }
@@ -381,17 +438,12 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
     }
     let mut launcher = crate::launch::Launcher::new(exec, death_pipe, args);
     launcher.listen_fds = sockets.raw_fds();
-    let mut workers = workers;
-    if let Ok(sh) = crate::bgworker::shmem_init(&state.shmem, cfg.max_worker_processes) {
-        workers.attach(sh);
-    }
     let mut pm = crate::server::Postmaster::new(
         data_dir.to_path_buf(),
         settings,
         opts.settings.clone(),
-        state,
+        shmem,
         cfg,
-        pms,
         lock,
         launcher,
         pools,
