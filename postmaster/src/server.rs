@@ -680,11 +680,15 @@ impl Postmaster {
 
     // ---- pmsignals -------------------------------------------------------------------------
 
+    /// Tests and clears one PMSignal flag of the current generation (no copy of the view is
+    /// held across the handlers, which may end up swapping generations).
+    fn take_pmsignal(&self, reason: PMSignalReason) -> bool {
+        self.pmsignal()
+            .is_some_and(|p| p.check_postmaster_signal(reason))
+    }
+
     fn handle_pmsignals(&mut self) {
-        let Some(p) = self.pmsignal().cloned() else {
-            return;
-        };
-        if p.check_postmaster_signal(PMSignalReason::BackgroundWorkerChange) {
+        if self.take_pmsignal(PMSignalReason::BackgroundWorkerChange) {
             self.workers.state_change(
                 self.state < PmState::StopBackends,
                 &self.children,
@@ -692,7 +696,7 @@ impl Postmaster {
             );
             self.maybe_start_bgworkers();
         }
-        if p.check_postmaster_signal(PMSignalReason::XlogIsShutdown) {
+        if self.take_pmsignal(PMSignalReason::XlogIsShutdown) {
             if self.state == PmState::WaitXlogShutdown {
                 self.set_state(PmState::WaitXlogArchival);
             } else if !self.fatal_error && self.shutdown != Shutdown::Immediate {
@@ -700,7 +704,7 @@ impl Postmaster {
                 self.handle_child_crash(0, ChildExit::code(0), "checkpointer");
             }
         }
-        if p.check_postmaster_signal(PMSignalReason::AdvanceStateMachine) {
+        if self.take_pmsignal(PMSignalReason::AdvanceStateMachine) {
             // Nothing to do but run the state machine below.
         }
     }
