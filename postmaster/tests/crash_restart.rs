@@ -226,6 +226,21 @@ impl Drop for Server {
 
 // ---- the scenario ---------------------------------------------------------------------------
 
+/// The postmaster's shared mappings (`/proc/<pid>/maps` lines with an `s` permission: the
+/// main segment, the System V interlock).
+fn shared_mappings(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|perms| perms.ends_with('s'))
+        })
+        .map(|l| l.split_whitespace().skip(5).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 /// A client error with the server's message and SQLSTATE when there is one.
 fn pg_err(e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -287,6 +302,12 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
     let took = dynamic_worker_starts(&s, "before any crash")?;
     println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
     let mut times = vec![took];
+    // One generation of shared memory mapped in the postmaster; a restart swaps it, so the
+    // count never grows (a view kept from an old generation would keep its segment mapped).
+    let mapped = shared_mappings(s.pid());
+    if mapped.is_empty() {
+        return Err(s.fail("the postmaster maps no shared memory?").into());
+    }
     for (n, (name, kind)) in VICTIMS.iter().enumerate() {
         // Sessions that must outlive the kill (the crash ends them) are kept until after it.
         let mut keep: Vec<postgres::Client> = Vec::new();
@@ -343,6 +364,14 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
             "{mode}: {after}: static worker back as pid {stat}; dynamic worker registered and started in {took:?}"
         );
         times.push(took);
+        let now = shared_mappings(s.pid());
+        if now.len() != mapped.len() {
+            return Err(s
+                .fail(format!(
+                    "{after}: the postmaster maps {now:?}, before any crash {mapped:?}"
+                ))
+                .into());
+        }
     }
     let restarts = s.restarts();
     if restarts != VICTIMS.len() {
@@ -352,8 +381,9 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
     }
     let max = times.iter().max().copied().unwrap_or_default();
     println!(
-        "{mode}: {} kills, {restarts} restarts; dynamic worker start slowest {max:?} (limit {START_LIMIT:?})",
-        VICTIMS.len()
+        "{mode}: {} kills, {restarts} restarts; dynamic worker start slowest {max:?} (limit {START_LIMIT:?}); postmaster still maps {} shared regions",
+        VICTIMS.len(),
+        mapped.len()
     );
     s.stop()?;
     Ok(())
