@@ -12,7 +12,14 @@
 //!           ─► PMSIGNAL_BACKGROUND_WORKER_CHANGE ─► postmaster copies it into its list
 //!  postmaster: reads slots with acquire loads, never takes the lock; writes pid on start
 //!              (0 once gone) and frees the slot (in_use = 0, release) when the worker is done
+//!  new segment (start-up, crash reset): the postmaster publishes every registered worker,
+//!              static or dynamic, into slots 0.. of the fresh array before any child runs
 //! ```
+//!
+//! The list ([`BgWorkerList`]) is the postmaster's and outlives every generation of shared
+//! memory; the array belongs to one generation (`startup::PmShmem`). A crash reset keeps
+//! every worker but the never-restart ones (PostgreSQL's `ResetBackgroundWorkerCrashTimes`),
+//! and [`BgWorkerList::publish`] gives the survivors slots in the new array.
 //!
 //! Worker code must be compiled into the binary: [`ENTRY_POINTS`] maps function names to
 //! Rust functions (PostgreSQL loads `bgw_library_name` / `bgw_function_name` with dlopen).
