@@ -250,6 +250,20 @@ pub enum ListenError {
         /// The socket it guards.
         socket: PathBuf,
     },
+    /// The lock file exists but is empty (PostgreSQL's `CreateLockFile` refuses it).
+    #[error("lock file \"{}\" is empty", path.display())]
+    LockFileEmpty {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The lock file's first line is not a pid.
+    #[error("bogus data in lock file \"{}\": \"{content}\"", path.display())]
+    LockFileBogus {
+        /// The lock file.
+        path: PathBuf,
+        /// Its first line.
+        content: String,
+    },
     /// The lock file could not be created, read or written.
     #[error("could not create lock file \"{}\": {source}", path.display())]
     LockFile {
@@ -289,10 +303,15 @@ impl ListenError {
                 "Is another postmaster (PID {pid}) using socket file \"{}\"?",
                 socket.display()
             )),
+            ListenError::LockFileEmpty { .. } => Some(LOCK_FILE_EMPTY_HINT.to_owned()),
             _ => None,
         }
     }
 }
+
+/// PostgreSQL's hint for an empty lock file (data directory or socket).
+pub const LOCK_FILE_EMPTY_HINT: &str = "Either another server is starting, or the lock file is \
+     the remnant of a previous server startup crash.";
 
 fn libc_eaddrinuse() -> i32 {
     nix::errno::Errno::EADDRINUSE as i32

@@ -37,12 +37,14 @@
 //! * No authentication methods beyond building AuthenticationOk (the caller decides "trust").
 //! * No COPY, no binary-format encoders of data types, no async I/O.
 //! * It does not touch the socket lock files after creating them (PostgreSQL's
-//!   `TouchSocketLockFiles`) nor manage `postmaster.pid`.
+//!   `TouchSocketLockFiles`) nor manage `postmaster.pid` (the postmaster does, with the same
+//!   [`DirLock`] that serialises the socket lock files' check-and-create).
 //!
 //! Key items: [`listen_tcp`], [`ListenSockets`], [`accept_nonblocking`], [`Conn`],
 //! [`parse_startup_packet`], [`MessageBuf`], [`MessageReader`].
 
 mod conn;
+mod dirlock;
 mod error;
 mod format;
 mod frontend;
@@ -53,7 +55,8 @@ mod startup;
 mod tests;
 
 pub use conn::{Conn, Interest, PollWait, Readiness, SocketWait};
-pub use error::{FormatError, ListenError, ReadError, StartupError};
+pub use dirlock::{DirLock, DIR_LOCK_TIMEOUT};
+pub use error::{FormatError, ListenError, ReadError, StartupError, LOCK_FILE_EMPTY_HINT};
 pub use format::{
     ErrorFields, FieldDescription, MessageBuf, MessageBuilder, MessageReader, Severity,
     TransactionStatus,

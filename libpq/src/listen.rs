@@ -7,6 +7,7 @@
 //! in the process that created them: a forked child that drops its copy leaves the
 //! postmaster's socket in place.
 
+use crate::dirlock::DirLock;
 use crate::ListenError;
 use nix::sys::socket::{
     accept4, bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
@@ -224,7 +225,11 @@ fn pid_is_alive(pid: i32) -> bool {
 /// Creates the lock file of a Unix socket (PostgreSQL's `CreateSocketLockFile`): lines pid,
 /// data directory, start time, port, socket directory. A lock file left by a dead process
 /// (or by us or our parent, as after a restart) is replaced; one held by a live process is an
-/// error.
+/// error, and so are an empty file (a server starting, or one that crashed while starting) and
+/// one that does not start with a pid, as in PostgreSQL. The check, the removal of a stale
+/// file and the creation run under the directory's [`DirLock`], so that of servers starting at
+/// the same instant each one sees either no file or a complete one, and a file is removed only
+/// by a process that found that very file stale.
 fn create_lock_file(
     socket: &Path,
     dir: &Path,
@@ -235,6 +240,7 @@ fn create_lock_file(
         path: path.clone(),
         source,
     };
+    let _guard = DirLock::acquire(dir).map_err(err)?;
     let me = std::process::id() as i32;
     let parent = nix::unistd::getppid().as_raw();
     for _ in 0..100 {
@@ -264,20 +270,23 @@ fn create_lock_file(
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let text = match fs::read_to_string(&path) {
                     Ok(t) => t,
-                    // Removed meanwhile: try again.
+                    // Removed meanwhile (by a process that does not take the directory lock):
+                    // try again.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(err(e)),
                 };
+                if text.is_empty() {
+                    return Err(ListenError::LockFileEmpty { path: path.clone() });
+                }
                 let pid = text
                     .lines()
                     .next()
                     .and_then(|l| l.trim().parse::<i32>().ok())
                     .map(i32::wrapping_abs)
-                    .ok_or_else(|| {
-                        err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "bogus data in lock file",
-                        ))
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| ListenError::LockFileBogus {
+                        path: path.clone(),
+                        content: text.lines().next().unwrap_or("").to_owned(),
                     })?;
                 if pid != me && pid != parent && pid_is_alive(pid) {
                     return Err(ListenError::LockFileExists {
@@ -407,8 +416,9 @@ pub struct ListenConfig {
 
 impl ListenSockets {
     /// Opens the TCP and Unix sockets PostgreSQL's `PostmasterMain` would. As there, failures
-    /// of single entries are logged and skipped, and a non-empty list that yields nothing is an
-    /// error. On error nothing is left behind.
+    /// of single entries are logged and skipped, a socket lock file held by a live process (or
+    /// empty, or bogus) is an error, and a non-empty list that yields nothing is an error. On
+    /// error nothing is left behind.
     pub fn open(cfg: &ListenConfig) -> Result<ListenSockets, ListenError> {
         let mut me = ListenSockets {
             fds: listen_tcp_with_backlog(&cfg.listen_addresses, cfg.port, cfg.backlog)?,
@@ -431,6 +441,14 @@ impl ListenSockets {
                     me.files.push(u.lock_path);
                     unix_ok += 1;
                 }
+                // Another server's (or a crashed start's) lock file is FATAL in PostgreSQL,
+                // not a directory to skip: the sockets already opened are closed and their
+                // files removed when `me` is dropped.
+                Err(
+                    e @ (ListenError::LockFileExists { .. }
+                    | ListenError::LockFileEmpty { .. }
+                    | ListenError::LockFileBogus { .. }),
+                ) => return Err(e),
                 Err(e) => match e.hint() {
                     Some(h) => tracing::warn!("{e}\nHINT:  {h}"),
                     None => tracing::warn!("{e}"),

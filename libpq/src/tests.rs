@@ -707,6 +707,45 @@ fn unix_socket_with_lock_file() {
     assert!(u.socket_path.exists());
     drop(socks);
     assert!(!sock.exists() && !lock.exists(), "files removed on drop");
+    // An empty lock file (a server starting, or one that crashed while starting) and one
+    // without a pid stop the start, as in PostgreSQL, and are left alone.
+    let l31 = dir.join(".s.PGSQL.54331.lock");
+    std::fs::write(&l31, "").unwrap();
+    let e = listen_unix(&dir, &UnixSocketOptions::new(54331, "/data")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("lock file \"{}\" is empty", l31.display())
+    );
+    assert_eq!(
+        e.hint().unwrap(),
+        "Either another server is starting, or the lock file is the remnant of a previous \
+         server startup crash."
+    );
+    assert_eq!(std::fs::read(&l31).unwrap(), b"");
+    std::fs::write(&l31, "garbage\n").unwrap();
+    let e = listen_unix(&dir, &UnixSocketOptions::new(54331, "/data")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("bogus data in lock file \"{}\": \"garbage\"", l31.display())
+    );
+    assert_eq!(std::fs::read_to_string(&l31).unwrap(), "garbage\n");
+    // A lock file held by a live process in one of the directories fails the whole open
+    // (FATAL in PostgreSQL), and the sockets already opened leave no file behind.
+    let dir2 = dir.join("second");
+    std::fs::create_dir_all(&dir2).unwrap();
+    std::fs::write(&l31, "1\n").unwrap();
+    let cfg2 = ListenConfig {
+        port: 54331,
+        unix_socket_directories: format!("{},{}", dir2.display(), dir.display()),
+        ..cfg
+    };
+    assert!(matches!(
+        ListenSockets::open(&cfg2),
+        Err(ListenError::LockFileExists { pid: 1, .. })
+    ));
+    assert!(!dir2.join(".s.PGSQL.54331").exists());
+    assert!(!dir2.join(".s.PGSQL.54331.lock").exists());
+    std::fs::remove_file(&l31).unwrap();
     let long = dir.join("y".repeat(120));
     assert!(matches!(
         listen_unix(&long, &UnixSocketOptions::new(1, "/d")),
