@@ -278,6 +278,13 @@ impl fmt::Debug for BackendContext {
     }
 }
 
+/// Whether the kernel's random source answers (one byte through `getrandom(2)`). The
+/// postmaster asks once at start-up: every session's cancel key comes from that source, with
+/// no fallback, so a server without it could not accept a single connection.
+pub fn random_source_works() -> bool {
+    session::random_key(1).is_some()
+}
+
 /// Runs a client backend on the accepted socket `sock`; returns the exit code (0: the client
 /// left, 1: FATAL or a broken connection). See the crate documentation for what the caller
 /// must have done before and does after.

@@ -96,28 +96,33 @@ fn log_report(f: &ErrorFields) {
     }
 }
 
-/// A cancel key of `len` random bytes (PostgreSQL uses `pg_strong_random`).
-fn random_key(len: usize) -> Vec<u8> {
-    use std::io::Read;
+/// A cancel key of `len` bytes from the kernel's random source (`getrandom(2)`, which is what
+/// PostgreSQL's `pg_strong_random` reads on Linux). `None` when that fails: there is no weaker
+/// fallback, and the caller refuses the connection as PostgreSQL 18 does.
+pub(crate) fn random_key(len: usize) -> Option<Vec<u8>> {
+    key_from(len, |buf| {
+        rustix::rand::getrandom(buf, rustix::rand::GetRandomFlags::empty())
+            .map_err(std::io::Error::from)
+    })
+}
+
+/// Fills a key of `len` bytes with `fill`, which may return short counts or be interrupted;
+/// any other error, or a source that returns nothing, gives `None`.
+fn key_from(
+    len: usize,
+    mut fill: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+) -> Option<Vec<u8>> {
     let mut key = vec![0u8; len];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .is_ok();
-    if !filled {
-        // Never expected on Linux; still better than a constant.
-        let mut x = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            ^ u64::from(std::process::id()).rotate_left(32);
-        for b in &mut key {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
+    let mut done = 0;
+    while done < len {
+        match fill(&mut key[done..]) {
+            Ok(0) => return None,
+            Ok(n) => done += n.min(len - done),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
         }
     }
-    key
+    Some(key)
 }
 
 /// The whole session; returns the exit code.
@@ -277,7 +282,11 @@ impl Session<'_> {
         // Trust authentication.
         self.conn.out().authentication_ok();
 
-        let key = random_key(version.cancel_key_len());
+        // PostgreSQL 18's PostgresMain: no key, no session (an ERROR before the session's
+        // error handling exists, so the backend exits FATAL).
+        let Some(key) = random_key(version.cancel_key_len()) else {
+            return Err(self.die(fatal("XX000", "could not generate random cancel key")));
+        };
         let me = self.init_backend(&key).map_err(|f| self.die(*f))?;
         self.me = Some(me);
         if let Err(e) = self.conn.waiter_mut().switch_latch(me.latch().as_owner()) {
@@ -888,5 +897,37 @@ fn format_of(formats: &[i16], i: usize) -> i16 {
         0 => 0,
         1 => formats[0],
         _ => formats.get(i).copied().unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_keys_come_from_the_kernel_or_not_at_all() {
+        let a = random_key(32).unwrap();
+        let b = random_key(32).unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b, "two keys of 256 random bits differ");
+        assert_eq!(random_key(4).unwrap().len(), 4);
+        // A failing source gives no key at all (no time-and-pid stand-in).
+        assert_eq!(
+            key_from(32, |_| Err(std::io::Error::from_raw_os_error(libc::ENOSYS))),
+            None
+        );
+        assert_eq!(key_from(4, |_| Ok(0)), None);
+        // Short reads and interruptions are continued.
+        let mut calls = 0;
+        let k = key_from(5, |b| {
+            calls += 1;
+            if calls == 1 {
+                return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+            }
+            b[0] = calls;
+            Ok(1)
+        })
+        .unwrap();
+        assert_eq!(k, vec![2, 3, 4, 5, 6]);
     }
 }
