@@ -133,6 +133,13 @@ pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
         );
         return 1;
     };
+    // pg_ctl: owner-only until the data directory's mode is known, then the mask that mode
+    // implies; the log file (and whatever the server it starts creates) follows it.
+    crate::datadir::set_umask(crate::datadir::MODE_MASK_OWNER);
+    if let Ok(md) = fs::metadata(&dir) {
+        use std::os::unix::fs::MetadataExt;
+        crate::datadir::set_umask(crate::datadir::create_mode_mask(md.mode()));
+    }
     let say = |s: &str| {
         if !a.silent {
             println!("{s}");

@@ -1,6 +1,7 @@
 //! The data directory: creation on first run, ownership and permission checks, and the
 //! `postmaster.pid` lock file (PostgreSQL's miscinit.c `checkDataDir` and `CreateLockFile`).
 
+use pgipc_libpq::{DirLock, LOCK_FILE_EMPTY_HINT};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -52,6 +53,15 @@ pub enum DataDirError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// The lock file exists and is empty.
+    #[error("lock file \"{PID_FILE}\" is empty")]
+    LockFileEmpty,
+    /// The lock file's first line is not a pid.
+    #[error("bogus data in lock file \"{PID_FILE}\": \"{0}\"")]
+    LockFileBogus(
+        /// Its first line.
+        String,
+    ),
     /// Creating, writing or reading the lock file failed.
     #[error("could not create lock file \"{}\": {source}", path.display())]
     LockFile {
@@ -83,6 +93,7 @@ impl DataDirError {
                 "Is another postmaster (PID {pid}) running in data directory \"{}\"?",
                 dir.display()
             )),
+            DataDirError::LockFileEmpty => Some(LOCK_FILE_EMPTY_HINT.to_owned()),
             DataDirError::ShmemInUse { dir, .. } => Some(format!(
                 "Terminate any old server processes associated with data directory \"{}\".",
                 dir.display()
@@ -92,8 +103,29 @@ impl DataDirError {
     }
 }
 
+/// PostgreSQL's `PG_MODE_MASK_OWNER`: files 0600, directories 0700.
+pub const MODE_MASK_OWNER: u32 = 0o077;
+/// PostgreSQL's `PG_MODE_MASK_GROUP`: files 0640, directories 0750.
+pub const MODE_MASK_GROUP: u32 = 0o027;
+
+/// The file creation mask for a data directory of mode `dir_mode` (PostgreSQL's
+/// `SetDataDirectoryCreatePerm`): group access only when the directory grants it (0750).
+pub fn create_mode_mask(dir_mode: u32) -> u32 {
+    if dir_mode & 0o750 == 0o750 {
+        MODE_MASK_GROUP
+    } else {
+        MODE_MASK_OWNER
+    }
+}
+
+/// Sets the process's file creation mask; inherited by every child and by what they create.
+pub fn set_umask(mask: u32) {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t));
+}
+
 /// Makes `dir` (mode 0700) with a default configuration file if it does not exist, then checks
-/// it as PostgreSQL's `checkDataDir` does. Returns the absolute path and whether it was created.
+/// it as PostgreSQL's `checkDataDir` does and sets the umask from its mode (0077, or 0027 for
+/// a 0750 directory). Returns the absolute path and whether it was created.
 pub fn prepare(dir: &Path, default_config: &str) -> Result<(PathBuf, bool), DataDirError> {
     let access = |e| DataDirError::Access {
         dir: dir.to_path_buf(),
@@ -123,6 +155,9 @@ pub fn prepare(dir: &Path, default_config: &str) -> Result<(PathBuf, bool), Data
     if md.mode() & 0o027 != 0 {
         return Err(DataDirError::BadPermissions(abs));
     }
+    // Everything the server creates from now on follows the directory's mode (PostgreSQL's
+    // checkDataDir resets the umask the same way).
+    set_umask(create_mode_mask(md.mode()));
     let conf = abs.join(CONFIG_FILE);
     if created || !conf.exists() {
         let mut f = OpenOptions::new()
@@ -201,9 +236,13 @@ pub mod status {
 }
 
 impl LockFile {
-    /// Creates `postmaster.pid` exclusively (PostgreSQL's `CreateLockFile`), removing a stale one
-    /// whose postmaster is gone and whose shared memory nobody uses. `in_use(shmid)` answers
-    /// whether a recorded segment still has users.
+    /// Creates `postmaster.pid` exclusively (PostgreSQL's `CreateLockFile`: `O_CREAT|O_EXCL`,
+    /// retried up to 100 times), removing a stale one whose postmaster is gone and whose shared
+    /// memory nobody uses. `in_use(shmid)` answers whether a recorded segment still has users.
+    /// An empty file or one whose first line is no pid stops the start and is left alone, as
+    /// in PostgreSQL. Check, removal and creation run under the data directory's
+    /// [`DirLock`], so two postmasters started at the same instant can neither both win nor
+    /// remove each other's file.
     pub fn create(
         info: &LockFileInfo<'_>,
         in_use: impl Fn(i32) -> bool,
@@ -214,6 +253,9 @@ impl LockFile {
             path: path.clone(),
             source: e,
         };
+        // Held until the file is written (see `pgipc_libpq::DirLock`): postmasters started at
+        // the same instant check and create one after the other.
+        let _guard = DirLock::acquire(info.data_dir).map_err(lf_err)?;
         for _ in 0..100 {
             match OpenOptions::new()
                 .write(true)
@@ -244,29 +286,42 @@ impl LockFile {
             }
             let text = match fs::read_to_string(&path) {
                 Ok(t) => t,
+                // Removed meanwhile by something that does not take the directory lock.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(lf_err(e)),
             };
-            if let Some(old) = parse_pid_file(&text) {
-                // SAFETY: getppid has no preconditions.
-                let ppid = unsafe { libc::getppid() };
-                if old.pid != mypid && old.pid != ppid && old.pid > 0 && pid_alive(old.pid) {
-                    return Err(DataDirError::LockFileExists {
-                        pid: old.pid,
+            if text.is_empty() {
+                // A server between creating and writing it (not one of ours: they hold the
+                // directory lock across both), or one that crashed there. Left alone.
+                return Err(DataDirError::LockFileEmpty);
+            }
+            // A negative pid marks a single-user `postgres`, as in PostgreSQL.
+            let Some(old) = parse_pid_file(&text).filter(|o| o.pid != 0 && o.pid != i32::MIN)
+            else {
+                return Err(DataDirError::LockFileBogus(
+                    text.lines().next().unwrap_or("").to_owned(),
+                ));
+            };
+            let other = old.pid.abs();
+            // SAFETY: getppid has no preconditions.
+            let ppid = unsafe { libc::getppid() };
+            if other != mypid && other != ppid && pid_alive(other) {
+                return Err(DataDirError::LockFileExists {
+                    pid: other,
+                    dir: info.data_dir.to_path_buf(),
+                });
+            }
+            if let Some((key, shmid)) = old.shmem {
+                if in_use(shmid) {
+                    return Err(DataDirError::ShmemInUse {
+                        key,
+                        shmid,
                         dir: info.data_dir.to_path_buf(),
                     });
                 }
-                if let Some((key, shmid)) = old.shmem {
-                    if in_use(shmid) {
-                        return Err(DataDirError::ShmemInUse {
-                            key,
-                            shmid,
-                            dir: info.data_dir.to_path_buf(),
-                        });
-                    }
-                }
             }
-            // Stale (or unreadable garbage): remove and try again.
+            // Verified stale, and nobody of ours can replace it while we hold the directory
+            // lock: remove it and try again.
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -396,7 +451,25 @@ mod tests {
                 ..
             })
         ));
+        // An empty file and one without a pid stop the start and stay (PostgreSQL).
+        fs::write(abs.join(PID_FILE), "").unwrap();
+        let e = LockFile::create(&info, |_| false).unwrap_err();
+        assert_eq!(e.to_string(), "lock file \"postmaster.pid\" is empty");
+        assert_eq!(
+            e.hint().unwrap(),
+            "Either another server is starting, or the lock file is the remnant of a previous \
+             server startup crash."
+        );
+        assert_eq!(fs::read(abs.join(PID_FILE)).unwrap(), b"");
         fs::write(abs.join(PID_FILE), "garbage").unwrap();
+        let e = LockFile::create(&info, |_| false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bogus data in lock file \"postmaster.pid\": \"garbage\""
+        );
+        assert_eq!(fs::read_to_string(abs.join(PID_FILE)).unwrap(), "garbage");
+        // A dead single-user postgres (negative pid) is stale.
+        fs::write(abs.join(PID_FILE), "-999999999\n").unwrap();
         LockFile::create(&info, |_| false)
             .unwrap()
             .remove()

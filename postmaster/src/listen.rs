@@ -50,6 +50,10 @@ pub fn open_listen_sockets(settings: &Settings, data_dir: &Path) -> Result<Liste
     Ok(Listen { sockets })
 }
 
+/// How long ServerLoop pauses after `accept()` failed (PostgreSQL's 100 ms): the socket stays
+/// readable, and without a pause a postmaster out of descriptors (EMFILE, ENFILE) would spin.
+pub const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Accepts one connection; `Ok(None)` when there was none after all.
 pub fn accept(listener: BorrowedFd<'_>) -> std::io::Result<Option<OwnedFd>> {
     pgipc_libpq::accept_nonblocking(listener)

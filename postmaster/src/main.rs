@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Nothing is created before the data directory is checked, but should anything be, it is
+    // owner-only (PostgreSQL's PostmasterMain); `datadir::prepare` then sets the final mask.
+    datadir::set_umask(datadir::MODE_MASK_OWNER);
     if let Some(spec) = &opts.forkchild {
         // An exec'd child of a postmaster (exec_backend = on).
         let code = pgipc_postmaster::launch::exec_child_main(spec, &opts);

@@ -743,6 +743,10 @@ impl Postmaster {
                     Severity::Log,
                     &format_args!("could not accept new connection: {e}"),
                 );
+                // The listen socket stays readable, so the next wait returns at once: pause
+                // as PostgreSQL's AcceptConnection does (most likely out of descriptors; all
+                // one can do is hope some are freed) instead of spinning on the CPU.
+                std::thread::sleep(crate::listen::ACCEPT_RETRY_DELAY);
                 return;
             }
         };

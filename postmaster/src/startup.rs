@@ -351,6 +351,13 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
         socket_dir: socket_dirs.first().map_or("", String::as_str),
         listen_addr: &first_listen,
     };
+    if !pgipc_tcop::random_source_works() {
+        // Cancel keys have no weaker fallback; refuse to start rather than refuse every client.
+        return Err(StartupError::Sanity(
+            "could not generate random cancel key: the kernel's random source (getrandom) failed"
+                .into(),
+        ));
+    }
     let lock = LockFile::create(&info, |shmid| Interlock::is_in_use(data_dir, shmid))?;
     write_opts_file(data_dir, opts);
 
