@@ -120,7 +120,9 @@ pub fn create_mode_mask(dir_mode: u32) -> u32 {
 
 /// Sets the process's file creation mask; inherited by every child and by what they create.
 pub fn set_umask(mask: u32) {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t));
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as libc::mode_t,
+    ));
 }
 
 /// Makes `dir` (mode 0700) with a default configuration file if it does not exist, then checks
@@ -160,15 +162,37 @@ pub fn prepare(dir: &Path, default_config: &str) -> Result<(PathBuf, bool), Data
     set_umask(create_mode_mask(md.mode()));
     let conf = abs.join(CONFIG_FILE);
     if created || !conf.exists() {
+        write_new_file_atomically(&conf, default_config.as_bytes()).map_err(access)?;
+    }
+    Ok((abs, created))
+}
+
+/// Creates `path` with `contents` unless it exists, so that nobody ever reads it half written:
+/// the text goes to a private temporary file that is then hard-linked into place (which fails
+/// if `path` exists: another process that started at the same moment made it, and that one is
+/// kept).
+fn write_new_file_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let _ = fs::remove_file(&tmp);
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
-            .open(&conf)
-            .map_err(access)?;
-        f.write_all(default_config.as_bytes()).map_err(access)?;
-    }
-    Ok((abs, created))
+            // PostgreSQL's pg_file_create_mode: the umask set from the directory's mode
+            // makes it 0600, or 0640 with group access.
+            .mode(0o640)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()
+    })();
+    let linked = written.and_then(|()| match fs::hard_link(&tmp, path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    });
+    let _ = fs::remove_file(&tmp);
+    linked
 }
 
 /// What `postmaster.pid` says (the lines PostgreSQL's `pg_ctl` reads).
@@ -260,7 +284,9 @@ impl LockFile {
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                // PostgreSQL's pg_file_create_mode: the umask set from the directory's mode
+                // makes it 0600, or 0640 with group access.
+                .mode(0o640)
                 .open(&path)
             {
                 Ok(mut f) => {
@@ -346,12 +372,14 @@ impl LockFile {
             self.lines.push(String::new());
         }
         self.lines[n - 1] = text.to_owned();
-        let tmp = self.text();
-        let mut f = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&self.path)?;
-        f.write_all(tmp.as_bytes())?;
+        let text = self.text();
+        // Overwritten in place, never truncated first: a postmaster starting meanwhile must
+        // never find an empty file (it would refuse to start with "is empty" rather than say
+        // that we run). The lines only grow or keep their width, so the final `set_len` rarely
+        // has anything to cut.
+        let mut f = OpenOptions::new().write(true).open(&self.path)?;
+        f.write_all(text.as_bytes())?;
+        f.set_len(text.len() as u64)?;
         f.sync_all()
     }
 

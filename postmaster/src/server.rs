@@ -225,10 +225,15 @@ impl Postmaster {
 
     /// Whether postmaster.pid still names this process.
     fn lock_file_is_ours(&self) -> bool {
-        std::fs::read_to_string(self.data_dir.join(crate::datadir::PID_FILE))
-            .ok()
-            .and_then(|t| crate::datadir::parse_pid_file(&t))
-            .is_some_and(|c| c.pid == std::process::id() as i32)
+        match std::fs::read_to_string(self.data_dir.join(crate::datadir::PID_FILE)) {
+            Ok(t) => crate::datadir::parse_pid_file(&t)
+                .is_some_and(|c| c.pid == std::process::id() as i32),
+            // Gone, or the directory is: not ours any more.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => false,
+            // Could not look (out of descriptors, say): PostgreSQL's RecheckDataDirLockFile
+            // gives the benefit of the doubt rather than shut a healthy server down.
+            Err(_) => true,
+        }
     }
 
     fn set_pid_status(&mut self, text: &str) {

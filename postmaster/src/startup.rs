@@ -329,9 +329,6 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
             "superuser_reserved_connections ({su}) plus reserved_connections ({res}) must be less than max_connections ({maxc})"
         )));
     }
-    crate::controlfile::ControlFile::check_or_create(data_dir)
-        .map_err(|e| StartupError::Shmem(e.to_string()))?;
-
     let start_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -359,6 +356,12 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
         ));
     }
     let lock = LockFile::create(&info, |shmid| Interlock::is_in_use(data_dir, shmid))?;
+    // Only the lock holder reads or creates pg_control: postmasters started at the same instant
+    // on a new directory would otherwise write it together.
+    if let Err(e) = crate::controlfile::ControlFile::check_or_create(data_dir) {
+        let _ = lock.remove();
+        return Err(StartupError::Shmem(e.to_string()));
+    }
     write_opts_file(data_dir, opts);
 
     // Static background workers from shared_preload_libraries.
