@@ -5,7 +5,7 @@
 //!  main ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < file < -c)
 //!        ─► -C name / --describe-shmem: print, exit
 //!        ─► --forkchild=<kind>:<slot>: an exec'd child (launch::exec_child_main)
-//!        ─► startup::run: latch + signal handlers ─► control file ─► postmaster.pid
+//!        ─► startup::run: latch + signal handlers ─► postmaster.pid ─► control file
 //!           ─► static bgworkers (shared_preload_libraries) ─► ipci (shared memory, DSM)
 //!           ─► death pipe ─► listen sockets ─► server::Postmaster::begin_startup
 //!           ─► ServerLoop (server.rs) until the state machine says exit
