@@ -3,10 +3,12 @@
 //! using segments, the postmaster-side clean-up (and the ipci create path on the same data
 //! directory) removes the leftovers.
 //!
-//! A harness without libtest: `main` runs the scenarios; the same binary re-executed with
-//! `PGIPC_DSM_ROLE` set is the child (it inherits the main segment's memfd). A watchdog thread
-//! kills every child and fails the run after 60 s.
+//! libtest-mimic on one test thread: each scenario is a trial run on the main thread; the same
+//! binary re-executed with `PGIPC_DSM_ROLE` set is the child (it inherits the main segment's
+//! memfd, and takes its role before the harness starts). A failed trial kills its children and
+//! removes its segments; a watchdog thread kills every child and fails the run after 60 s.
 
+use libtest_mimic::{Arguments, Trial};
 use pgipc_dsm::{
     dsm_backend_startup, dsm_detach_all, dsm_postmaster_shutdown, dsm_postmaster_startup,
     CreateFlags, DsmError, DsmHandle, DsmImpl, DsmImplType, DsmSegment,
@@ -15,7 +17,7 @@ use pgipc_shmem::Shmem;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -126,7 +128,30 @@ fn child(role: &str) -> i32 {
     }
 }
 
-fn spawn(shm: &Shmem, imp: &DsmImpl, role: &str, h: Option<DsmHandle>) -> (Child, ChildStdout) {
+/// A child, killed and reaped when dropped, so that a failed trial leaves none behind.
+struct Kid(Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Kid {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kid {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn(shm: &Shmem, imp: &DsmImpl, role: &str, h: Option<DsmHandle>) -> (Kid, ChildStdout) {
     let fd = shm.memfd().expect("memfd").as_raw_fd();
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
     cmd.env("PGIPC_DSM_ROLE", role)
@@ -142,7 +167,7 @@ fn spawn(shm: &Shmem, imp: &DsmImpl, role: &str, h: Option<DsmHandle>) -> (Child
     let mut c = cmd.spawn().expect("spawn");
     CHILDREN.lock().expect("children").push(c.id());
     let out = c.stdout.take().expect("stdout");
-    (c, out)
+    (Kid(c), out)
 }
 
 /// Lines the child prints up to "ready".
@@ -166,6 +191,15 @@ fn sigkill(c: &mut Child) {
 struct Server {
     shm: Shmem,
     imp: DsmImpl,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed trial: remove what its segments left, as the postmaster's shutdown would.
+        if std::thread::panicking() {
+            let _ = dsm_postmaster_shutdown(&self.imp, self.shm.dsm_control());
+        }
+    }
 }
 
 fn server(kind: DsmImplType, dir: &Path) -> Server {
@@ -220,8 +254,6 @@ fn round_trip(kind: DsmImplType, dir: &Path, pool: bool) {
     let r = dsm_postmaster_shutdown(&srv.imp, control).expect("shutdown");
     assert!(r.destroyed.is_empty() && r.control_removed, "{r:?}");
     assert!(!exists(&srv.imp, control));
-    let what = if pool { "main region" } else { kind.name() };
-    println!("{what}: created, attached by a child, detached by both: gone ... ok");
 }
 
 fn killed(kind: DsmImplType, dir: &Path) {
@@ -244,10 +276,6 @@ fn killed(kind: DsmImplType, dir: &Path) {
     for h in handles.iter().chain([&control]) {
         assert!(!exists(&srv.imp, *h), "{}: {h} left behind", kind.name());
     }
-    println!(
-        "{}: every user killed with SIGKILL, postmaster clean-up removes all ... ok",
-        kind.name()
-    );
 }
 
 /// The whole path: ipci creates shared memory for a data directory (and the DSM control
@@ -261,6 +289,19 @@ fn ipci_crash_restart(dir: &Path) {
         huge_pages: pgipc_shmem::HugePages::Off,
         ..IpcConfig::default()
     };
+    /// A failed trial: a create on the directory removes the leftovers, then shut down.
+    struct CleanUpOnFailure(IpcConfig);
+    impl Drop for CleanUpOnFailure {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                if let Ok(s) = create_shared_memory_and_semaphores(&self.0, &Addins::new()) {
+                    let _ = s.shutdown();
+                }
+            }
+        }
+    }
+    // Declared before the state and the child: dropped after them.
+    let _cleanup = CleanUpOnFailure(cfg.clone());
     let state = create_shared_memory_and_semaphores(&cfg, &Addins::new()).expect("create");
     let imp = DsmImpl::new(DsmImplType::Posix, Some(dir));
     let control = state.shmem.dsm_control();
@@ -286,12 +327,9 @@ fn ipci_crash_restart(dir: &Path) {
         !exists(&imp, new_control),
         "shutdown removes the control segment"
     );
-    println!(
-        "ipci: a restart on the same data directory removes a killed server's segments ... ok"
-    );
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(role) = std::env::var("PGIPC_DSM_ROLE") {
         std::process::exit(child(&role));
     }
@@ -306,15 +344,51 @@ fn main() {
     });
     let dir = std::env::temp_dir().join(format!("pgipc-dsm-mp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let mut n = 0;
+    let mut trials = Vec::new();
     for kind in [DsmImplType::Posix, DsmImplType::Sysv, DsmImplType::Mmap] {
-        round_trip(kind, &dir, false);
-        killed(kind, &dir);
-        n += 2;
+        let d = dir.clone();
+        trials.push(Trial::test(
+            format!(
+                "{}_created_attached_by_a_child_detached_by_both_is_gone",
+                kind.name()
+            ),
+            move || {
+                round_trip(kind, &d, false);
+                Ok(())
+            },
+        ));
+        let d = dir.clone();
+        trials.push(Trial::test(
+            format!(
+                "{}_every_user_killed_postmaster_clean_up_removes_all",
+                kind.name()
+            ),
+            move || {
+                killed(kind, &d);
+                Ok(())
+            },
+        ));
     }
-    round_trip(DsmImplType::Posix, &dir, true);
-    ipci_crash_restart(&dir);
-    n += 2;
+    let d = dir.clone();
+    trials.push(Trial::test(
+        "main_region_pool_created_attached_by_a_child_detached_by_both_is_gone",
+        move || {
+            round_trip(DsmImplType::Posix, &d, true);
+            Ok(())
+        },
+    ));
+    let d = dir.clone();
+    trials.push(Trial::test(
+        "ipci_restart_on_the_same_directory_removes_a_killed_servers_segments",
+        move || {
+            ipci_crash_restart(&d);
+            Ok(())
+        },
+    ));
+    let mut args = Arguments::from_args();
+    // One test thread: the trials run one after the other on the main thread.
+    args.test_threads = Some(1);
+    let conclusion = libtest_mimic::run(&args, trials);
     std::fs::remove_dir_all(&dir).expect("rmdir");
-    println!("{n} passed, 0 failed");
+    conclusion.exit_code()
 }

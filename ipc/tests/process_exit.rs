@@ -1,9 +1,12 @@
 //! The process-wide exit lists, exercised in child processes (this binary re-executed with a
 //! role in `PGIPC_IPC_ROLE`), because `proc_exit` ends the process that calls it.
 //!
-//! `harness = false`: `main` starts no threads, so the fork in the `fork` role is safe.
+//! `harness = false` with libtest-mimic on one test thread: every trial runs on the main thread
+//! and `main` starts no threads, so the fork in the `fork` role (a re-executed child, which
+//! never reaches the harness) is safe.
 
-use std::process::{Command, Stdio};
+use libtest_mimic::{Arguments, Trial};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 const ROLE: &str = "PGIPC_IPC_ROLE";
@@ -100,49 +103,70 @@ fn check(role: &str, code: i32, expected: &[&str]) {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "role {role}");
     assert_eq!(got_code, Some(code), "role {role}");
-    println!("ok: {role}");
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(role) = std::env::var(ROLE) {
         child(&role);
     }
-    let t = Instant::now();
-    check(
-        "proc_exit",
-        3,
-        &[
-            "before1(3)",
-            "shmem2(3)",
-            "late(3)",
-            "shmem1(3)",
-            "proc1(3)",
-        ],
-    );
-    check(
-        "plain_exit",
-        0,
-        &[
-            "before1(-1)",
-            "shmem2(-1)",
-            "late(-1)",
-            "shmem1(-1)",
-            "proc1(-1)",
-        ],
-    );
-    check(
-        "fork",
-        0,
-        &[
-            "child(5)",
-            "forked-child-exit(5)",
-            "before1(0)",
-            "shmem2(0)",
-            "late(0)",
-            "shmem1(0)",
-            "proc1(0)",
-        ],
-    );
-    check("fork_without_reset", 0, &["child-aborted(1)"]);
-    println!("process_exit: 4 scenarios passed in {:?}", t.elapsed());
+    let mut args = Arguments::from_args();
+    // One test thread: the trials run one after the other on the main thread.
+    args.test_threads = Some(1);
+    let trials = vec![
+        Trial::test("trials_run_on_the_main_thread", || {
+            // SAFETY: getpid and gettid only read the caller's ids.
+            let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+            assert_eq!(tid, pid, "a trial must run on the main thread");
+            Ok(())
+        }),
+        Trial::test("proc_exit", || {
+            check(
+                "proc_exit",
+                3,
+                &[
+                    "before1(3)",
+                    "shmem2(3)",
+                    "late(3)",
+                    "shmem1(3)",
+                    "proc1(3)",
+                ],
+            );
+            Ok(())
+        }),
+        Trial::test("plain_exit", || {
+            check(
+                "plain_exit",
+                0,
+                &[
+                    "before1(-1)",
+                    "shmem2(-1)",
+                    "late(-1)",
+                    "shmem1(-1)",
+                    "proc1(-1)",
+                ],
+            );
+            Ok(())
+        }),
+        Trial::test("fork", || {
+            check(
+                "fork",
+                0,
+                &[
+                    "child(5)",
+                    "forked-child-exit(5)",
+                    "before1(0)",
+                    "shmem2(0)",
+                    "late(0)",
+                    "shmem1(0)",
+                    "proc1(0)",
+                ],
+            );
+            Ok(())
+        }),
+        Trial::test("fork_without_reset", || {
+            check("fork_without_reset", 0, &["child-aborted(1)"]);
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -1,6 +1,7 @@
-//! Multi-process tests of the latch, in a harness without threads: `main` is the parent and
-//! re-executed copies of this binary are the children (never a bare fork). Every wait has a
-//! timeout and every child a watchdog, so a lost wake-up fails instead of hanging.
+//! Multi-process tests of the latch, under libtest-mimic on one test thread: each case is a trial
+//! run on the main thread as the parent, and re-executed copies of this binary are the children
+//! (never a bare fork; they take their role before the harness starts). Every wait has a timeout
+//! and every child a watchdog, so a lost wake-up fails instead of hanging.
 
 mod common;
 
@@ -14,7 +15,7 @@ const STRESS_ROUNDS: u64 = 100_000;
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if let Some(r) = role() {
         let args: Vec<String> = std::env::args().collect();
         std::process::exit(child(&r, &args[1..]));
@@ -24,7 +25,7 @@ fn main() {
         ("set_between_reset_and_wait_is_never_lost", stress),
         ("latch_set_from_signal_handler_wakes_owner", signal_handler),
         ("ownership_is_exclusive_across_processes", ownership),
-    ]);
+    ])
 }
 
 fn child(role: &str, args: &[String]) -> i32 {

@@ -1,11 +1,14 @@
-//! Multi-process tests of the locks, in a harness without threads: `main` is the parent, and
-//! re-executed copies of this binary are the children. Every wait has a watchdog.
+//! Multi-process tests of the locks, under libtest-mimic on one test thread: each trial runs on
+//! the main thread as the parent, and re-executed copies of this binary are the children (they
+//! take their role before the harness parses anything). Every wait has a watchdog, and a failed
+//! trial kills its children.
 
 mod common;
 
 use common::{SharedMap, ROLE_ENV};
+use libtest_mimic::{Arguments, Trial};
 use pgipc_lwlock::{tranche, LWLock, LWLockMode, LWLockProc, ProcWaitSlot, SpinLock};
-use std::process::Child;
+use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -106,6 +109,18 @@ fn child(role: &str) {
     }
 }
 
+/// Children killed and reaped when dropped, so that a failed trial leaves none behind.
+struct Kids(Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+}
+
 /// Waits for every child, killing all of them if `limit` passes; returns their exit success.
 fn wait_all(children: &mut [Child], limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
@@ -135,11 +150,13 @@ fn lwlock_counter_is_exact_across_processes() {
     let m = SharedMap::create(MAP_LEN);
     let v = view(&m);
     v.lock.init(tranche::builtin::TEST);
-    let mut kids: Vec<Child> = (0..NPROCS)
-        .map(|i| m.spawn("increment", &[&i.to_string()]))
-        .collect();
+    let mut kids = Kids(
+        (0..NPROCS)
+            .map(|i| m.spawn("increment", &[&i.to_string()]))
+            .collect(),
+    );
     assert!(
-        wait_all(&mut kids, Duration::from_secs(240)),
+        wait_all(&mut kids.0, Duration::from_secs(240)),
         "a child failed"
     );
     assert_eq!(v.counter.load(Ordering::SeqCst), NPROCS as u64 * ITERS);
@@ -158,22 +175,20 @@ fn lwlock_counter_is_exact_across_processes() {
         contended > 0,
         "the children never contended: the test proved nothing"
     );
-    println!(
-        "lwlock: {NPROCS} processes x {ITERS} increments exact ({contended} contended) ... ok"
-    );
+    println!("lwlock: {NPROCS} processes x {ITERS} increments exact ({contended} contended)");
 }
 
 fn spinlock_held_by_a_killed_process_is_reported_stuck() {
     let m = SharedMap::create(MAP_LEN);
     let v = view(&m);
-    let mut kid = m.spawn("hold-spinlock", &["0"]);
+    let mut kid = Kids(vec![m.spawn("hold-spinlock", &["0"])]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while v.ready.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "child never took the spinlock");
         std::thread::sleep(Duration::from_millis(1));
     }
-    kid.kill().expect("kill");
-    kid.wait().expect("wait");
+    kid.0[0].kill().expect("kill");
+    kid.0[0].wait().expect("wait");
     let err = v
         .spin
         .lock_within("test spinlock", Duration::from_millis(200))
@@ -181,17 +196,31 @@ fn spinlock_held_by_a_killed_process_is_reported_stuck() {
     assert_eq!(err.what, "test spinlock");
     assert!(err.waited >= Duration::from_millis(200));
     println!(
-        "spinlock: holder killed -> stuck detected after {:?} ... ok",
+        "spinlock: holder killed -> stuck detected after {:?}",
         err.waited
     );
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(role) = std::env::var(ROLE_ENV) {
         child(&role);
-        return;
+        return ExitCode::SUCCESS;
     }
-    lwlock_counter_is_exact_across_processes();
-    spinlock_held_by_a_killed_process_is_reported_stuck();
-    println!("2 passed, 0 failed");
+    let mut args = Arguments::from_args();
+    // One test thread: the trials run one after the other on the main thread.
+    args.test_threads = Some(1);
+    let trials = vec![
+        Trial::test("lwlock_counter_is_exact_across_processes", || {
+            lwlock_counter_is_exact_across_processes();
+            Ok(())
+        }),
+        Trial::test(
+            "spinlock_held_by_a_killed_process_is_reported_stuck",
+            || {
+                spinlock_held_by_a_killed_process_is_reported_stuck();
+                Ok(())
+            },
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -1,17 +1,19 @@
 //! Children signal a "postmaster" (this process) all at once, many rounds; every raised reason
 //! must be observed after a `SIGUSR1`, none lost. Also the slot protocol across real exits.
 //!
-//! A harness without threads: `main` is the postmaster and re-executed copies of this binary
-//! are the children. Every wait has a deadline (the watchdog), so a lost signal fails the test
-//! instead of hanging it.
+//! libtest-mimic on one test thread: each trial runs on the main thread as the postmaster, over a
+//! segment of its own, and re-executed copies of this binary are the children (they take their
+//! role before the harness parses anything). Every wait has a deadline (the watchdog), so a lost
+//! signal fails the test instead of hanging it, and a failed trial kills its children.
 
+use libtest_mimic::{Arguments, Trial};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pgipc_pmsignal::{shmem_init, PMSignal, PMSignalReason, NUM_PMSIGNALS};
 use pgipc_shmem::Shmem;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -97,6 +99,18 @@ fn spawn(shm: &Shmem, role: &str) -> Child {
         .expect("spawn")
 }
 
+/// Children killed and reaped when dropped, so that a failed trial leaves none behind.
+struct Kids(Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+}
+
 fn reap(kids: &mut [Child], deadline: Instant) {
     for k in kids.iter_mut() {
         loop {
@@ -120,9 +134,11 @@ fn no_signal_is_lost(shm: &Shmem, pm: &PMSignal) {
     mask.thread_block().unwrap();
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap();
     pm.set_postmaster_pid(std::process::id() as i32);
-    let mut kids: Vec<Child> = (0..CHILDREN)
-        .map(|i| spawn(shm, &format!("send{i}")))
-        .collect();
+    let mut kids = Kids(
+        (0..CHILDREN)
+            .map(|i| spawn(shm, &format!("send{i}")))
+            .collect(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut observed_total = 0u64;
     for r in 1..=ROUNDS {
@@ -138,7 +154,7 @@ fn no_signal_is_lost(shm: &Shmem, pm: &PMSignal) {
             let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let n = poll(&mut fds, PollTimeout::from(5000u16)).unwrap();
             if n == 0 || Instant::now() > deadline {
-                kids.iter_mut().for_each(|k| drop(k.kill()));
+                kids.0.iter_mut().for_each(|k| drop(k.kill()));
                 panic!("round {r}: a postmaster signal was lost (seen {seen:?}, want {want:?})");
             }
             while let Ok(Some(_)) = sfd.read_signal() {}
@@ -151,11 +167,11 @@ fn no_signal_is_lost(shm: &Shmem, pm: &PMSignal) {
             }
         }
     }
-    reap(&mut kids, deadline);
+    reap(&mut kids.0, deadline);
     mask.thread_unblock().unwrap();
     println!(
         "pmsignal: {CHILDREN} children x {ROUNDS} rounds sending at once, every reason observed \
-         ({observed_total} observations, coalesced from {}) ... ok",
+         ({observed_total} observations, coalesced from {})",
         u64::from(CHILDREN * ROUNDS)
     );
 }
@@ -168,9 +184,11 @@ fn same_reason_coalesces(shm: &Shmem, pm: &PMSignal) {
     mask.add(Signal::SIGUSR1);
     mask.thread_block().unwrap();
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap();
-    let mut kids: Vec<Child> = (0..CHILDREN)
-        .map(|i| spawn(shm, &format!("same{i}")))
-        .collect();
+    let mut kids = Kids(
+        (0..CHILDREN)
+            .map(|i| spawn(shm, &format!("same{i}")))
+            .collect(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut observations, mut signals) = (0u32, 0u32);
     for r in 1..=ROUNDS {
@@ -189,7 +207,7 @@ fn same_reason_coalesces(shm: &Shmem, pm: &PMSignal) {
             for reason in PMSignalReason::ALL {
                 if pm.check_postmaster_signal(reason) {
                     if reason != want {
-                        kids.iter_mut().for_each(|k| drop(k.kill()));
+                        kids.0.iter_mut().for_each(|k| drop(k.kill()));
                         panic!("round {r}: stale or stray {reason:?}");
                     }
                     seen = true;
@@ -200,7 +218,7 @@ fn same_reason_coalesces(shm: &Shmem, pm: &PMSignal) {
                 break;
             }
             if Instant::now() > deadline {
-                kids.iter_mut().for_each(|k| drop(k.kill()));
+                kids.0.iter_mut().for_each(|k| drop(k.kill()));
                 panic!("watchdog: round {r}");
             }
         }
@@ -211,12 +229,12 @@ fn same_reason_coalesces(shm: &Shmem, pm: &PMSignal) {
         assert!(round_signals >= 1, "round {r}: no SIGUSR1 arrived");
         signals += round_signals;
     }
-    reap(&mut kids, deadline);
+    reap(&mut kids.0, deadline);
     mask.thread_unblock().unwrap();
     println!(
         "pmsignal: {CHILDREN} children x {ROUNDS} rounds raising the same reason: seen every round, \
          never leaking into the next ({observations} observations, {signals} signals read for \
-         {} sent) ... ok",
+         {} sent)",
         CHILDREN * ROUNDS
     );
 }
@@ -226,18 +244,25 @@ fn slots_tell_crash_from_clean_exit(shm: &Shmem, pm: &PMSignal) {
     for (slot, clean) in [(1u32, true), (2, true), (3, false), (4, false)] {
         pm.mark_child_slot_assigned(slot).unwrap();
         let role = format!("slot{slot}{}", if clean { "clean" } else { "crash" });
-        let mut kid = [spawn(shm, &role)];
-        reap(&mut kid, deadline);
+        let mut kid = Kids(vec![spawn(shm, &role)]);
+        reap(&mut kid.0, deadline);
         assert_eq!(
             pm.mark_child_slot_unassigned(slot),
             clean,
             "slot {slot}: clean={clean}"
         );
     }
-    println!("pmsignal: child slots tell orderly exits (true) from crashes (false) ... ok");
 }
 
-fn main() {
+/// Runs `scenario` as the postmaster of a segment of its own.
+fn on_fresh_segment(scenario: fn(&Shmem, &PMSignal)) {
+    let shm = Shmem::create_for_tests(1 << 20).expect("segment");
+    let pm = shmem_init(&shm, SLOTS).expect("pmsignal");
+    pm.set_postmaster_pid(std::process::id() as i32);
+    scenario(&shm, &pm);
+}
+
+fn main() -> ExitCode {
     if let Ok(role) = std::env::var("PGIPC_ROLE") {
         if let Some(i) = role.strip_prefix("send") {
             sender(i.parse().unwrap());
@@ -248,13 +273,24 @@ fn main() {
             let slot = rest.trim_end_matches("clean").trim_end_matches("crash");
             slot_child(slot.parse().unwrap(), clean);
         }
-        return;
+        return ExitCode::SUCCESS;
     }
-    let shm = Shmem::create_for_tests(1 << 20).expect("segment");
-    let pm = shmem_init(&shm, SLOTS).expect("pmsignal");
-    pm.set_postmaster_pid(std::process::id() as i32);
-    no_signal_is_lost(&shm, &pm);
-    same_reason_coalesces(&shm, &pm);
-    slots_tell_crash_from_clean_exit(&shm, &pm);
-    println!("3 passed, 0 failed");
+    let mut args = Arguments::from_args();
+    // One test thread: the trials run one after the other on the main thread.
+    args.test_threads = Some(1);
+    let trials = vec![
+        Trial::test("no_signal_is_lost", || {
+            on_fresh_segment(no_signal_is_lost);
+            Ok(())
+        }),
+        Trial::test("same_reason_coalesces", || {
+            on_fresh_segment(same_reason_coalesces);
+            Ok(())
+        }),
+        Trial::test("slots_tell_crash_from_clean_exit", || {
+            on_fresh_segment(slots_tell_crash_from_clean_exit);
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -1,17 +1,21 @@
 //! Barriers, reasons, cancel keys and dead targets with real processes.
 //!
-//! A harness without threads: `main` is the emitter and re-executed copies of this binary are
-//! the participants (proc numbers 0..8). Every wait has a deadline (the watchdog): a bug fails
-//! the test instead of hanging it, and the children are killed.
+//! libtest-mimic on one test thread: the trials run on the main thread, the emitter, in order,
+//! as steps over one set of participants (re-executed copies of this binary, proc numbers 0..8,
+//! which take their role before the harness starts); a step runs only after the one before it
+//! passed. Every wait has a deadline (the watchdog): a bug fails the test instead of hanging it,
+//! and a failed step kills the children.
 
+use libtest_mimic::{Arguments, Trial};
 use pgipc_latch::{install_my_latch, Latch, OwnedLatch};
 use pgipc_procsignal::{
     any_pending, install_handler, register_barrier_callback, shmem_init, take_pending,
     BarrierProgress, ProcSignal, ProcSignalBarrierType, ProcSignalError, ProcSignalReason,
 };
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -119,6 +123,11 @@ fn participant(procno: u32) {
 }
 
 struct Kids(Vec<Child>);
+impl Drop for Kids {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
 impl Kids {
     fn kill_all(&mut self) {
         for k in &mut self.0 {
@@ -143,11 +152,20 @@ fn wait_until(kids: &mut Kids, what: &str, secs: u64, mut cond: impl FnMut() -> 
     }
 }
 
-fn main() {
-    if let Ok(p) = std::env::var("PGIPC_PROCNO") {
-        participant(p.parse().unwrap());
-        return;
-    }
+/// What the steps share: the segment, the participants, and how many steps passed so far.
+struct Fixture {
+    _shm: Shmem,
+    ps: ProcSignal,
+    st: Shared<TestState>,
+    kids: Kids,
+    passed: usize,
+}
+
+thread_local! {
+    static FIXTURE: RefCell<Option<Fixture>> = const { RefCell::new(None) };
+}
+
+fn start_participants() -> Fixture {
     let shm = Shmem::create_for_tests(1 << 20).expect("segment");
     let ps = shmem_init(&shm, SLOTS).expect("procsignal");
     let (st, _) = shm.init_struct::<TestState>("procsignal test").unwrap();
@@ -166,8 +184,48 @@ fn main() {
     wait_until(&mut kids, "participants ready", 20, || {
         st.ready.load(Ordering::SeqCst) == N as u32
     });
-    let mut passed = 0;
+    Fixture {
+        _shm: shm,
+        ps,
+        st,
+        kids,
+        passed: 0,
+    }
+}
 
+/// Runs step `n` (0-based) of the sequence, once steps 0..n have passed; a failed step kills the
+/// participants (the later steps then fail for want of them).
+fn step(n: usize, f: fn(&ProcSignal, &TestState, &mut Kids)) {
+    FIXTURE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if n == 0 {
+            *slot = Some(start_participants());
+        }
+        let fx = slot
+            .as_mut()
+            .filter(|fx| fx.passed == n)
+            .unwrap_or_else(|| panic!("step {n} runs only after steps 0..{n} passed"));
+        /// Kills the participants if the step panics.
+        struct OnPanic<'a>(&'a mut Kids);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.kill_all();
+                }
+            }
+        }
+        let guard = OnPanic(&mut fx.kids);
+        f(&fx.ps, &fx.st, guard.0);
+        drop(guard);
+        fx.passed += 1;
+    });
+}
+
+fn barriers_complete_only_after_every_participant_absorbed(
+    ps: &ProcSignal,
+    st: &TestState,
+    kids: &mut Kids,
+) {
     // 1. A barrier completes only after each of the 8 absorbed it (child 0 defers once each
     //    time, the others take procno ms).
     let t0 = Instant::now();
@@ -175,31 +233,29 @@ fn main() {
         let g = ps.emit_proc_signal_barrier(ProcSignalBarrierType::SmgrRelease);
         match ps.wait_for_proc_signal_barrier_until(g, Some(Duration::from_secs(20))) {
             Ok(true) => {}
-            other => fail(&mut kids, format!("round {round}: barrier wait {other:?}")),
+            other => fail(kids, format!("round {round}: barrier wait {other:?}")),
         }
         for i in 0..N {
             let a = st.absorbed[i].load(Ordering::SeqCst);
             if a != round {
-                fail(
-                    &mut kids,
-                    format!("round {round}: child {i} absorbed {a} times"),
-                );
+                fail(kids, format!("round {round}: child {i} absorbed {a} times"));
             }
         }
     }
     println!(
         "procsignal: {ROUNDS} barriers with {N} processes, each complete only after all absorbed \
-         ({:.1} ms per barrier) ... ok",
+         ({:.1} ms per barrier)",
         t0.elapsed().as_secs_f64() * 1e3 / f64::from(ROUNDS)
     );
-    passed += 1;
+}
 
+fn reasons_reach_their_target_only(ps: &ProcSignal, st: &TestState, kids: &mut Kids) {
     // 2. A reason reaches exactly its target, with the target's latch set.
     for i in 0..N {
         let pid = st.pids[i].load(Ordering::SeqCst);
         ps.send_proc_signal(pid, ProcSignalReason::NotifyInterrupt, Some(i as u32))
             .unwrap();
-        wait_until(&mut kids, "notify delivered", 10, || {
+        wait_until(kids, "notify delivered", 10, || {
             st.notified[i].load(Ordering::SeqCst) == 1
         });
     }
@@ -209,7 +265,7 @@ fn main() {
         None,
     )
     .unwrap();
-    wait_until(&mut kids, "notify by pid scan", 10, || {
+    wait_until(kids, "notify by pid scan", 10, || {
         st.notified[3].load(Ordering::SeqCst) == 2
     });
     let wrong = ps.send_proc_signal(
@@ -221,9 +277,9 @@ fn main() {
         matches!(wrong, Err(ProcSignalError::NoSuchProcess { .. })),
         "{wrong:?}"
     );
-    println!("procsignal: reasons delivered to their target only ... ok");
-    passed += 1;
+}
 
+fn only_the_right_cancel_key_sends_sigint(ps: &ProcSignal, st: &TestState, kids: &mut Kids) {
     // 3. Cancel: a wrong key does nothing, the right key delivers SIGINT.
     let pid2 = st.pids[2].load(Ordering::SeqCst);
     let mut bad = key(2);
@@ -238,21 +294,22 @@ fn main() {
         "wrong keys must not cancel"
     );
     assert!(ps.send_cancel_request(pid2, &key(2)));
-    wait_until(&mut kids, "cancel delivered", 10, || {
+    wait_until(kids, "cancel delivered", 10, || {
         st.cancelled[2].load(Ordering::SeqCst) == 1
     });
-    println!("procsignal: cancel keys checked, only the right one sends SIGINT ... ok");
-    passed += 1;
+}
 
+fn barrier_completes_when_a_participant_exits_meanwhile(
+    ps: &ProcSignal,
+    st: &TestState,
+    kids: &mut Kids,
+) {
     // 4. A barrier completes although a participant exits instead of absorbing it.
     st.exit_on_barrier.store(7 + 1, Ordering::SeqCst);
     let g = ps.emit_proc_signal_barrier(ProcSignalBarrierType::SmgrRelease);
     match ps.wait_for_proc_signal_barrier_until(g, Some(Duration::from_secs(20))) {
         Ok(true) => {}
-        other => fail(
-            &mut kids,
-            format!("barrier with an exiting process: {other:?}"),
-        ),
+        other => fail(kids, format!("barrier with an exiting process: {other:?}")),
     }
     let st7 = kids.0[7].wait().unwrap();
     assert!(st7.success());
@@ -260,9 +317,9 @@ fn main() {
         assert_eq!(st.absorbed[i].load(Ordering::SeqCst), ROUNDS + 1);
     }
     assert_eq!(st.absorbed[7].load(Ordering::SeqCst), ROUNDS);
-    println!("procsignal: barrier completes when a participant exits meanwhile ... ok");
-    passed += 1;
+}
 
+fn signalling_an_exited_process_is_an_error(ps: &ProcSignal, st: &TestState, kids: &mut Kids) {
     // 5. Signalling a process that exited is an error: cleanly (slot freed) or killed (slot
     //    left behind, kill says ESRCH).
     let pid7 = st.pids[7].load(Ordering::SeqCst);
@@ -286,9 +343,13 @@ fn main() {
         matches!(r, Err(ProcSignalError::NoSuchProcess { .. })),
         "{r:?}"
     );
-    println!("procsignal: signalling an exited process (clean or killed) is an error ... ok");
-    passed += 1;
+}
 
+fn remaining_participants_free_their_slots_at_exit(
+    ps: &ProcSignal,
+    st: &TestState,
+    kids: &mut Kids,
+) {
     st.stop.store(1, Ordering::SeqCst);
     for i in 0..6 {
         let pid = st.pids[i].load(Ordering::SeqCst);
@@ -299,12 +360,61 @@ fn main() {
         loop {
             match kids.0[i].try_wait().unwrap() {
                 Some(s) if s.success() => break,
-                Some(s) => fail(&mut kids, format!("child {i} failed: {s}")),
-                None if Instant::now() > deadline => fail(&mut kids, "watchdog: exit".into()),
+                Some(s) => fail(kids, format!("child {i} failed: {s}")),
+                None if Instant::now() > deadline => fail(kids, "watchdog: exit".into()),
                 None => std::thread::sleep(Duration::from_millis(2)),
             }
         }
         assert_eq!(ps.slot_pid(i as u32).unwrap(), 0, "slot {i} freed at exit");
     }
-    println!("{passed} passed, 0 failed");
+}
+
+fn main() -> ExitCode {
+    if let Ok(p) = std::env::var("PGIPC_PROCNO") {
+        participant(p.parse().unwrap());
+        return ExitCode::SUCCESS;
+    }
+    let steps: [(&str, fn(&ProcSignal, &TestState, &mut Kids)); 6] = [
+        (
+            "barriers_complete_only_after_every_participant_absorbed",
+            barriers_complete_only_after_every_participant_absorbed,
+        ),
+        (
+            "reasons_reach_their_target_only",
+            reasons_reach_their_target_only,
+        ),
+        (
+            "only_the_right_cancel_key_sends_sigint",
+            only_the_right_cancel_key_sends_sigint,
+        ),
+        (
+            "barrier_completes_when_a_participant_exits_meanwhile",
+            barrier_completes_when_a_participant_exits_meanwhile,
+        ),
+        (
+            "signalling_an_exited_process_is_an_error",
+            signalling_an_exited_process_is_an_error,
+        ),
+        (
+            "remaining_participants_free_their_slots_at_exit",
+            remaining_participants_free_their_slots_at_exit,
+        ),
+    ];
+    let trials = steps
+        .into_iter()
+        .enumerate()
+        .map(|(n, (name, f))| {
+            Trial::test(name, move || {
+                step(n, f);
+                Ok(())
+            })
+        })
+        .collect();
+    let mut args = Arguments::from_args();
+    // One test thread: the steps run in order on the main thread.
+    args.test_threads = Some(1);
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Whatever is still running is killed and reaped.
+    FIXTURE.with(|cell| cell.borrow_mut().take());
+    conclusion.exit_code()
 }

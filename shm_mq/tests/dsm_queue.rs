@@ -8,11 +8,14 @@
 //! no segment is left in /dev/shm, and only the killed sender's needed the postmaster's
 //! clean-up.
 //!
-//! A harness without libtest; the child is this binary re-executed (see `common`).
+//! libtest-mimic on one test thread: each scenario is a trial on the main thread, the last one
+//! shuts the DSM control down; the child is this binary re-executed (see `common`), dispatched
+//! before the harness starts.
 
 mod common;
 
 use common::{expect_success, Kit, CHILD, PARENT, ROLE_ENV};
+use libtest_mimic::{Arguments, Trial};
 use pgipc_dsm::{
     dsm_backend_startup, dsm_postmaster_shutdown, dsm_postmaster_startup, CreateFlags, DsmHandle,
     DsmImpl, DsmImplType, DsmSegment,
@@ -23,6 +26,8 @@ use pgipc_shm_mq::{
     ShmMqError, Side,
 };
 use pgipc_shm_toc::{ShmToc, ShmTocError};
+use std::cell::{Cell, OnceCell};
+use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -212,7 +217,6 @@ fn scenario(me: &Me, how: &str) -> DsmHandle {
     seg.detach();
     // Unless the child was killed holding its reference, the segment is gone now.
     assert_eq!(exists(h), how == "hang", "{how}: segment {h} left behind?");
-    println!("dsm queue, sender {how}: receiver drains then sees Detached ... ok");
     h
 }
 
@@ -220,27 +224,37 @@ fn exists(h: DsmHandle) -> bool {
     std::path::Path::new(&format!("/dev/shm/PostgreSQL.{h}")).exists()
 }
 
-fn main() {
-    if let Ok(role) = std::env::var(ROLE_ENV) {
-        let h: DsmHandle = std::env::args().nth(1).expect("handle").parse().expect("h");
-        std::process::exit(child(&role, h));
-    }
-    // SAFETY: alarm only arms a timer; the default SIGALRM action ends a stuck test (the
-    // children die with their 60 s sleeps).
-    unsafe { libc::alarm(60) };
-    let me = me(Kit::create(1024), PARENT);
-    let control = dsm_postmaster_startup(&imp(), 2).expect("control");
-    me.kit.shmem.set_dsm_control(control);
-    dsm_backend_startup(&me.kit.shmem, imp()).expect("backend startup");
-    let mut passed = 0;
-    let mut killed = None;
-    for how in ["detach-segment", "exit", "hang"] {
-        let h = scenario(&me, how);
-        if how == "hang" {
-            killed = Some(h);
-        }
-        passed += 1;
-    }
+/// The parent's process-lifetime state: its latch and arena, the DSM control segment, and the
+/// segment of the sender that was killed (only that one needs the postmaster's clean-up).
+struct Parent {
+    me: Me,
+    control: DsmHandle,
+    killed: Cell<Option<DsmHandle>>,
+}
+
+thread_local! {
+    static PARENT_STATE: OnceCell<&'static Parent> = const { OnceCell::new() };
+}
+
+/// The parent's state, set up by the first trial that needs it (trials run on the main thread).
+fn parent() -> &'static Parent {
+    PARENT_STATE.with(|p| {
+        *p.get_or_init(|| {
+            let me = me(Kit::create(1024), PARENT);
+            let control = dsm_postmaster_startup(&imp(), 2).expect("control");
+            me.kit.shmem.set_dsm_control(control);
+            dsm_backend_startup(&me.kit.shmem, imp()).expect("backend startup");
+            Box::leak(Box::new(Parent {
+                me,
+                control,
+                killed: Cell::new(None),
+            }))
+        })
+    })
+}
+
+fn postmaster_shutdown_leaves_no_segment() {
+    let (control, killed) = (parent().control, parent().killed.get());
     pgipc_dsm::dsm_detach_all();
     // Only the killed sender never gave its reference back: the postmaster's clean-up
     // removes that one segment, and nothing else was left.
@@ -249,6 +263,39 @@ fn main() {
     for h in r.destroyed.iter().chain([&control]) {
         assert!(!exists(*h), "{h} left behind");
     }
+}
+
+fn main() -> ExitCode {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        let h: DsmHandle = std::env::args().nth(1).expect("handle").parse().expect("h");
+        std::process::exit(child(&role, h));
+    }
+    // SAFETY: alarm only arms a timer; the default SIGALRM action ends a stuck test (the
+    // children die with their 60 s sleeps).
+    unsafe { libc::alarm(60) };
     let _ = expect_success;
-    println!("{passed} passed, 0 failed");
+    let mut trials: Vec<Trial> = [
+        ("sender_detaches_the_segment", "detach-segment"),
+        ("sender_exits_with_the_handle_alive", "exit"),
+        ("sender_killed_with_the_queue_attached", "hang"),
+    ]
+    .into_iter()
+    .map(|(name, how)| {
+        Trial::test(name, move || {
+            let h = scenario(&parent().me, how);
+            if how == "hang" {
+                parent().killed.set(Some(h));
+            }
+            Ok(())
+        })
+    })
+    .collect();
+    trials.push(Trial::test("postmaster_shutdown_leaves_no_segment", || {
+        postmaster_shutdown_leaves_no_segment();
+        Ok(())
+    }));
+    let mut args = Arguments::from_args();
+    // One test thread: the trials run one after the other on the main thread, in this order.
+    args.test_threads = Some(1);
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -1,5 +1,6 @@
-//! Multi-process tests of shm_mq, in a harness without threads: `main` is the parent and
-//! re-executed copies of this binary are the children (never a bare fork). Children have a
+//! Multi-process tests of shm_mq, under libtest-mimic on one test thread: each case is a trial
+//! run on the main thread as the parent, and re-executed copies of this binary are the children
+//! (never a bare fork; they take their role before the harness starts). Children have a
 //! watchdog (killed after a limit), and the parent arms `alarm()` so that a hang in the parent
 //! kills the test instead of CI.
 
@@ -15,7 +16,7 @@ const STREAM_MESSAGES: u64 = 1_000_000;
 const STREAM_SPACE: usize = 192 + 64;
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if let Some(r) = role() {
         let args: Vec<String> = std::env::args().collect();
         // SAFETY: alarm only arms a timer; the default SIGALRM action ends a stuck child.
@@ -29,7 +30,7 @@ fn main() {
         ("receiver_detach_is_seen_by_blocked_sender", receiver_detach),
         ("sigkilled_sender_is_detected", killed_sender),
         ("sigkilled_receiver_is_detected", killed_receiver),
-    ]);
+    ])
 }
 
 /// Random messages: slices of a random pool, sizes 0..3x the ring.

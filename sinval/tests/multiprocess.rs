@@ -1,15 +1,17 @@
 //! The invalidation queue with real processes: readers that keep up, a reader that stops
 //! (catch-up signal, then reset, then resumes), and the catch-up daisy chain.
 //!
-//! A harness without threads: `main` is the writer and re-executed copies of this binary are
-//! the readers. Every wait has a deadline, and `alarm(60)` guards the writer itself, so a bug
-//! fails the test instead of hanging it.
+//! libtest-mimic on one test thread: each scenario is a trial on the main thread, the writer of a
+//! segment of its own, and re-executed copies of this binary are the readers (they take their
+//! role before the harness starts). Every wait has a deadline, a failed trial kills its readers,
+//! and `alarm(90)` guards the writer itself, so a bug fails the test instead of hanging it.
 
+use libtest_mimic::{Arguments, Trial};
 use pgipc_latch::{install_my_latch, Latch, LatchWait, OwnedLatch};
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
 use pgipc_sinval::{shmem_init, Received, SInvalBackend, SharedInval, SharedInvalidationMessage};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -186,6 +188,31 @@ fn spawn(fd: &str, role: &str, procno: u32) -> Child {
         .expect("spawn")
 }
 
+/// Readers killed and reaped when dropped, so that a failed trial leaves none behind.
+struct Kids(Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Kids {
+    type Target = Vec<Child>;
+    fn deref(&self) -> &Vec<Child> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kids {
+    fn deref_mut(&mut self) -> &mut Vec<Child> {
+        &mut self.0
+    }
+}
+
 fn wait_for(kids: &mut [Child], what: &str, mut cond: impl FnMut() -> bool) {
     let until = deadline(30);
     while !cond() {
@@ -222,18 +249,16 @@ fn insert(si: &SharedInval, r: std::ops::Range<u32>) {
     si.insert_data_entries(&v);
 }
 
-fn main() {
-    if let Ok(role) = std::env::var("PGIPC_ROLE") {
-        let procno: u32 = std::env::var("PGIPC_PROCNO").unwrap().parse().unwrap();
-        match role.as_str() {
-            "keep_up" => keep_up_reader(procno),
-            "stalled" => stalled_reader(procno),
-            _ => chain_reader(procno),
-        }
-        return;
-    }
-    // SAFETY: alarm only arms a timer; its default action ends this process if we hang.
-    unsafe { libc::alarm(90) };
+/// The writer's side of a fresh segment: procsignal and sinval set up, the test state, and the
+/// memfd's descriptor number for the readers.
+struct Writer {
+    shm: Shmem,
+    si: SharedInval,
+    st: Shared<TestState>,
+    fd: String,
+}
+
+fn writer() -> Writer {
     let shm = Shmem::create_for_tests_with(1 << 21, SLOTS).expect("segment");
     shm.set_proc_number(Some(0));
     let ps = pgipc_procsignal::shmem_init(&shm, SLOTS).unwrap();
@@ -241,11 +266,22 @@ fn main() {
     si.set_proc_signal(ps);
     let (st, _) = shm.init_struct::<TestState>("sinval test").unwrap();
     let fd = shm.memfd().unwrap().as_raw_fd().to_string();
+    Writer { shm, si, st, fd }
+}
 
+fn readers_that_keep_up_get_everything_in_order() {
+    let Writer {
+        shm: _shm,
+        si,
+        st,
+        fd,
+    } = writer();
     // 1. Readers that keep up get every message, in order, without a reset.
-    let mut kids: Vec<Child> = (1..=KEEP_UP_READERS)
-        .map(|p| spawn(&fd, "keep_up", p))
-        .collect();
+    let mut kids = Kids(
+        (1..=KEEP_UP_READERS)
+            .map(|p| spawn(&fd, "keep_up", p))
+            .collect(),
+    );
     wait_for(&mut kids, "readers ready", || {
         st.ready.load(Ordering::SeqCst) == KEEP_UP_READERS
     });
@@ -260,14 +296,21 @@ fn main() {
     }
     reap(&mut kids);
     println!(
-        "sinval: {KEEP_UP_READERS} readers that keep up got all {TOTAL} messages in order ({:.0} ms) ... ok",
+        "sinval: {KEEP_UP_READERS} readers that keep up got all {TOTAL} messages in order ({:.0} ms)",
         t.elapsed().as_secs_f64() * 1e3
     );
+}
 
+fn idle_reader_is_signalled_then_reset_then_resumes() {
+    let Writer {
+        shm: _shm,
+        si,
+        st,
+        fd,
+    } = writer();
     // 2. A reader that stops is signalled to catch up; still idle, it is reset; then it
     //    resumes from the current position. The writer never blocks on it.
-    st.ready.store(0, Ordering::SeqCst);
-    let mut kids = vec![spawn(&fd, "stalled", STALLED)];
+    let mut kids = Kids(vec![spawn(&fd, "stalled", STALLED)]);
     wait_for(&mut kids, "stalled reader ready", || {
         st.ready.load(Ordering::SeqCst) == 1
     });
@@ -298,14 +341,20 @@ fn main() {
     reap(&mut kids);
     println!(
         "sinval: idle reader signalled once, then reset, then resumed at the current position; \
-         writer passed it with 47600 messages in {writer_ms:.1} ms ... ok"
+         writer passed it with 47600 messages in {writer_ms:.1} ms"
     );
+}
 
+fn catch_up_signal_is_passed_from_reader_to_reader() {
+    let Writer {
+        shm: _shm,
+        si,
+        st,
+        fd,
+    } = writer();
     // 3. The catch-up nudge is passed from reader to reader (daisy chain): the writer stops
     //    after one cleanup signalled one of them, yet both catch up without a reset.
-    st.go.store(0, Ordering::SeqCst);
-    st.ready.store(0, Ordering::SeqCst);
-    let mut kids: Vec<Child> = CHAIN.iter().map(|p| spawn(&fd, "chain", *p)).collect();
+    let mut kids = Kids(CHAIN.iter().map(|p| spawn(&fd, "chain", *p)).collect());
     wait_for(&mut kids, "chain readers ready", || {
         st.ready.load(Ordering::SeqCst) == 2
     });
@@ -335,6 +384,36 @@ fn main() {
         0,
         "every reader left"
     );
-    println!("sinval: catch-up signal passed from one idle reader to the next ... ok");
-    println!("3 passed, 0 failed");
+}
+
+fn main() -> ExitCode {
+    if let Ok(role) = std::env::var("PGIPC_ROLE") {
+        let procno: u32 = std::env::var("PGIPC_PROCNO").unwrap().parse().unwrap();
+        match role.as_str() {
+            "keep_up" => keep_up_reader(procno),
+            "stalled" => stalled_reader(procno),
+            _ => chain_reader(procno),
+        }
+        return ExitCode::SUCCESS;
+    }
+    // SAFETY: alarm only arms a timer; its default action ends this process if we hang.
+    unsafe { libc::alarm(90) };
+    let mut args = Arguments::from_args();
+    // One test thread: the trials run one after the other on the main thread.
+    args.test_threads = Some(1);
+    let trials = vec![
+        Trial::test("readers_that_keep_up_get_everything_in_order", || {
+            readers_that_keep_up_get_everything_in_order();
+            Ok(())
+        }),
+        Trial::test("idle_reader_is_signalled_then_reset_then_resumes", || {
+            idle_reader_is_signalled_then_reset_then_resumes();
+            Ok(())
+        }),
+        Trial::test("catch_up_signal_is_passed_from_reader_to_reader", || {
+            catch_up_signal_is_passed_from_reader_to_reader();
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }

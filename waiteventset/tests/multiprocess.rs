@@ -1,6 +1,7 @@
 //! Multi-process tests of wait event sets: wake-ups through epoll + signalfd across processes,
 //! sockets and latches together, postmaster death, signal handlers, wait-event reporting.
-//! A harness without threads; children are re-executed copies of this binary; every wait has
+//! Each case a libtest-mimic trial on the main thread (one test thread); children are
+//! re-executed copies of this binary, dispatched before the harness starts; every wait has
 //! a timeout and every child a watchdog.
 
 #[path = "../../latch/tests/common/mod.rs"]
@@ -24,7 +25,7 @@ const STRESS_ROUNDS: u64 = 50_000;
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-fn main() {
+fn main() -> std::process::ExitCode {
     initialize_wait_event_support().expect("wait event support");
     if let Some(r) = role() {
         let args: Vec<String> = std::env::args().collect();
@@ -54,7 +55,7 @@ fn main() {
         ("pm_death_reported_wait_with_socket", || {
             pm_death("report-epoll", 3)
         }),
-    ]);
+    ])
 }
 
 /// A set with the latch and an idle socket, so that it sleeps in epoll (signal mode).

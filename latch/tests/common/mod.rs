@@ -1,7 +1,7 @@
 //! Plumbing for the multi-process tests and benchmarks of `latch` and `waiteventset` (the
 //! latter includes this file by path): a shared arena in a `pgipc_shmem` memfd segment handed
-//! to re-executed copies of the current binary, a watchdog, CPU pinning and a tiny runner that
-//! prints `N passed, N failed`.
+//! to re-executed copies of the current binary, a watchdog, CPU pinning and the runner: named
+//! cases as libtest-mimic trials, on one test thread.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bench;
@@ -218,35 +218,19 @@ pub fn spin_ns(ns: u64) {
     }
 }
 
-/// Runs named tests in order, printing each result and the closing `N passed, N failed` line;
-/// exits non-zero if any failed.
+/// A named case: `Ok` passes; `Err` or a panic fails it, with the message.
 pub type TestFn = fn() -> Result<(), String>;
 
-/// Runs named tests in order (see the module docs).
-pub fn run_tests(tests: &[(&str, TestFn)]) {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
+/// Runs the cases as libtest-mimic trials (it takes libtest's arguments: filters, `--list`, …)
+/// on one test thread, so each runs on the main thread, one after the other; the harness prints
+/// every result and libtest's `test result:` line, counting what ran. Call it only after a
+/// re-executed child has taken its role, so that a child never runs the harness.
+pub fn run_tests(tests: &[(&str, TestFn)]) -> std::process::ExitCode {
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| libtest_mimic::Trial::test(name, move || f().map_err(Into::into)))
         .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
-        }
-        let t = Instant::now();
-        match f() {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({:.2?})", t.elapsed());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({:.2?}): {e}", t.elapsed());
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    libtest_mimic::run(&args, trials).exit_code()
 }
