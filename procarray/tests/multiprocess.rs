@@ -1,9 +1,11 @@
 //! Multi-process scenarios for the PGPROC table and the ProcArray.
 //!
-//! `harness = false`: this binary is both the "postmaster" (main, no threads) and, re-executed
-//! with `PGIPC_PA_ROLE` set, every child. The segment is a memfd inherited by the children
-//! (FD_CLOEXEC cleared, number in `PGIPC_PA_FD`). Every scenario has a watchdog that kills the
-//! children and fails if they do not finish in time.
+//! `harness = false` with libtest-mimic on one test thread: each scenario is a trial run on the
+//! main thread, the "postmaster" (no other threads), and this binary re-executed with
+//! `PGIPC_PA_ROLE` set is every child (it takes its role before the harness starts). The segment
+//! is a memfd inherited by the children (FD_CLOEXEC cleared, number in `PGIPC_PA_FD`). Every
+//! scenario has a watchdog that kills the children and fails if they do not finish in time, and
+//! a failed scenario kills its children.
 //!
 //! 1. `snapshots`: writers run many short transactions (top-level xid, sometimes subxids,
 //!    sometimes a snapshot of their own) while readers take snapshots continuously. Every
@@ -19,11 +21,12 @@
 //! 4. `wakeup`: a backend and an auxiliary process sleep on their PGPROC latches
 //!    (`wait_for_signal`) until the parent wakes them with `proc_send_signal`.
 
+use libtest_mimic::{Arguments, Trial};
 use pgipc_proc::{BackendType, FreeList, ProcConfig};
 use pgipc_procarray::{EndPath, ProcArray, Reclaim, Snapshot};
 use pgipc_shmem::Shmem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -421,6 +424,12 @@ impl Kids {
     }
 }
 
+impl Drop for Kids {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
 fn new_env(maxconn: u32, size: usize) -> Env {
     let c = cfg(maxconn);
     let shmem = Shmem::create_for_tests_with(size, c.all_proc_count().unwrap() as usize).unwrap();
@@ -645,14 +654,27 @@ fn wakeup() {
     println!("wakeup: backend {b} and auxiliary {a} woken through their PGPROC latches");
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(role) = std::env::var(ROLE) {
         child(&role);
     }
-    let t = Instant::now();
-    exhaustion();
-    sigkill();
-    wakeup();
-    snapshots();
-    println!("multiprocess: 4 scenarios passed in {:?}", t.elapsed());
+    let scenarios: [(&str, fn()); 4] = [
+        ("exhaustion", exhaustion),
+        ("sigkill", sigkill),
+        ("wakeup", wakeup),
+        ("snapshots", snapshots),
+    ];
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, f)| {
+            Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+        })
+        .collect();
+    let mut args = Arguments::from_args();
+    // One test thread: the scenarios run one after the other on the main thread.
+    args.test_threads = Some(1);
+    libtest_mimic::run(&args, trials).exit_code()
 }

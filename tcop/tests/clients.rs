@@ -1,10 +1,12 @@
 //! `backend_main` against real clients: psql, pgbench, the `postgres` crate, and hand-written
 //! packets over raw sockets, with the `mini_server` example as the server.
 //!
-//! A `harness = false` test: `main` runs the cases one after the other. The server runs in a
-//! separate process (this binary re-executed with `PGIPC_TCOP_MINI_SERVER` set), which forks
-//! the backends; this process only spawns, connects and watches. A watchdog thread kills the
-//! servers and fails the run if it takes too long.
+//! A `harness = false` test: libtest-mimic runs the cases one after the other, on one test
+//! thread. The server runs in a separate process (this binary re-executed with
+//! `PGIPC_TCOP_MINI_SERVER` set, which never reaches the harness), which forks the backends; this
+//! process only spawns, connects and watches. Most cases share one server, started by the first
+//! of them and stopped by `stop_removes_files`. A watchdog thread kills the servers and fails the
+//! run if it takes too long; servers a failed case left running are killed at the end.
 //!
 //! The `postgres` crate is a dev-dependency because it is a real client that uses the extended
 //! protocol with binary results and sends CancelRequests on its own, so it checks the cancel
@@ -14,12 +16,12 @@
 #[path = "../examples/mini_server.rs"]
 mod mini_server;
 
+use libtest_mimic::{Arguments, Trial};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const SERVER_ENV: &str = "PGIPC_TCOP_MINI_SERVER";
@@ -27,7 +29,15 @@ const WATCHDOG: Duration = Duration::from_secs(150);
 
 /// Pids of running servers, for the watchdog.
 static SERVERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
-static FAILURES: AtomicI32 = AtomicI32::new(0);
+/// The server most cases share, started by the first of them.
+static MAIN: Mutex<Option<Server>> = Mutex::new(None);
+/// The shared server's log, kept when it stops (stopping removes its directory).
+static MAIN_LOG: Mutex<String> = Mutex::new(String::new());
+
+/// Locks `m`, also after a failed case panicked while holding it.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 struct Server {
     child: Child,
@@ -62,7 +72,7 @@ impl Server {
             .unwrap();
         assert!(line.starts_with("READY "), "server did not start: {line:?}");
         let pid = child.id() as i32;
-        SERVERS.lock().unwrap().push(pid);
+        locked(&SERVERS).push(pid);
         Server {
             child,
             pid,
@@ -130,7 +140,7 @@ impl Server {
         let mut lock = self.socket().into_os_string();
         lock.push(".lock");
         assert!(!Path::new(&lock).exists(), "lock file left behind");
-        SERVERS.lock().unwrap().retain(|p| *p != self.pid);
+        locked(&SERVERS).retain(|p| *p != self.pid);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -667,7 +677,7 @@ fn postmaster_death() {
     signal(srv.pid, libc::SIGKILL);
     let mut child = srv.child;
     let _ = child.wait();
-    SERVERS.lock().unwrap().retain(|p| *p != srv.pid);
+    locked(&SERVERS).retain(|p| *p != srv.pid);
     // The killed server cannot remove its DSM control segment: do what the next postmaster
     // would.
     let control: u32 = std::fs::read_to_string(srv.dir.join("dsm_control"))
@@ -696,18 +706,30 @@ fn postmaster_death() {
     let _ = std::fs::remove_dir_all(&srv.dir);
 }
 
-fn run(name: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
-    let t = Instant::now();
-    match std::panic::catch_unwind(f) {
-        Ok(()) => println!("test {name} ... ok ({:?})", t.elapsed()),
-        Err(_) => {
-            println!("test {name} ... FAILED");
-            FAILURES.fetch_add(1, Ordering::SeqCst);
-        }
+/// Runs `case` against the shared server, starting it on first use.
+fn with_main(case: fn(&Server)) {
+    let mut main = locked(&MAIN);
+    let srv = main.get_or_insert_with(|| Server::start("main", &[]));
+    case(srv);
+}
+
+/// The shared server's log so far (or as it was when the server stopped).
+fn main_log() -> String {
+    match locked(&MAIN).as_ref() {
+        Some(srv) => std::fs::read_to_string(srv.dir.join("server.log")).unwrap_or_default(),
+        None => locked(&MAIN_LOG).clone(),
     }
 }
 
-fn main() {
+fn stop_removes_files() {
+    let srv = locked(&MAIN)
+        .take()
+        .unwrap_or_else(|| Server::start("main", &[]));
+    *locked(&MAIN_LOG) = std::fs::read_to_string(srv.dir.join("server.log")).unwrap_or_default();
+    srv.stop();
+}
+
+fn main() -> ExitCode {
     if std::env::var_os(SERVER_ENV).is_some() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         std::process::exit(mini_server::run(&args));
@@ -715,36 +737,65 @@ fn main() {
     std::thread::spawn(|| {
         std::thread::sleep(WATCHDOG);
         eprintln!("watchdog: the tests took longer than {WATCHDOG:?}; killing the servers");
-        for p in SERVERS.lock().unwrap().iter() {
+        for p in locked(&SERVERS).iter() {
             signal(*p, libc::SIGKILL);
         }
         std::process::exit(1);
     });
-    let srv = Server::start("main", &[]);
-    let s = &srv;
-    run("psql_basics", || psql_basics(s));
-    run("pgbench", || pgbench(s));
-    run("rust_client", || rust_client(s));
-    run("raw_cancel", || raw_cancel(s));
-    run("terminate", || terminate(s));
-    run("quickdie", || quickdie(s));
-    run("extended_protocol_errors", || extended_protocol_errors(s));
-    run("bad_startup_packets", || bad_startup_packets(s));
-    run("garbage_messages", || garbage_messages(s));
-    run("refusals", refusals);
-    run("startup_timeout", startup_timeout);
-    run("postmaster_death", postmaster_death);
-    let log = std::fs::read_to_string(srv.dir.join("server.log")).unwrap_or_default();
-    let log2 = log.clone();
-    run("stop_removes_files", move || srv.stop());
-    run("no_panics_in_server_log", || {
-        assert!(!log.contains("panicked"), "a process panicked:\n{log}");
-    });
-    let failed = FAILURES.load(Ordering::SeqCst);
-    if failed > 0 {
-        eprintln!("--- server log ---\n{log2}");
-        eprintln!("{failed} test(s) failed");
-        std::process::exit(1);
+    let on_main: [(&str, fn(&Server)); 9] = [
+        ("psql_basics", psql_basics),
+        ("pgbench", pgbench),
+        ("rust_client", rust_client),
+        ("raw_cancel", raw_cancel),
+        ("terminate", terminate),
+        ("quickdie", quickdie),
+        ("extended_protocol_errors", extended_protocol_errors),
+        ("bad_startup_packets", bad_startup_packets),
+        ("garbage_messages", garbage_messages),
+    ];
+    let on_their_own: [(&str, fn()); 4] = [
+        ("refusals", refusals),
+        ("startup_timeout", startup_timeout),
+        ("postmaster_death", postmaster_death),
+        ("no_panics_in_server_log", || {
+            let log = main_log();
+            assert!(!log.contains("panicked"), "a process panicked:\n{log}");
+        }),
+    ];
+    let mut trials: Vec<Trial> = on_main
+        .into_iter()
+        .map(|(name, case)| {
+            Trial::test(name, move || {
+                with_main(case);
+                Ok(())
+            })
+        })
+        .collect();
+    trials.extend(
+        on_their_own
+            .into_iter()
+            .chain([("stop_removes_files", stop_removes_files as fn())])
+            .map(|(name, case)| {
+                Trial::test(name, move || {
+                    case();
+                    Ok(())
+                })
+            }),
+    );
+    let mut args = Arguments::from_args();
+    // One test thread: the cases run one after the other, in this order.
+    args.test_threads = Some(1);
+    let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.has_failed() {
+        eprintln!("--- server log ---\n{}", main_log());
     }
-    println!("test result: ok");
+    // Servers a failed case left running.
+    for p in locked(&SERVERS).drain(..) {
+        signal(p, libc::SIGKILL);
+    }
+    if let Some(mut srv) = locked(&MAIN).take() {
+        let _ = srv.child.wait();
+        let _ = std::fs::remove_dir_all(&srv.dir);
+    }
+    conclusion.exit_code()
 }
