@@ -3,15 +3,17 @@
 //! crash restart after SIGKILL of each kind of child, cancel, postmaster death, bad client
 //! input, background workers, pgipc_ctl, and nothing left behind.
 //!
-//! A harness without libtest: `main` runs the scenarios one after the other; every server runs
-//! on its own port and socket directory and is killed by `Drop` if a scenario fails. Every wait
-//! has a deadline, so a bug fails the test instead of hanging CI.
+//! libtest-mimic on one test thread runs the scenarios one after the other, each a trial (those
+//! run in both launch modes are two trials, `…_fork` and `…_exec`); every server runs on its own
+//! port and socket directory and is stopped by `Drop` if a scenario fails. Every wait has a
+//! deadline, so a bug fails the test instead of hanging CI.
 
+use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
@@ -386,10 +388,6 @@ fn queries_psql_rust_client_and_pgbench(exec: bool) {
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success(), "{}", s.log_text());
     s.assert_clean_after_stop();
-    println!(
-        "{}: psql (socket, TCP), rust client, pgbench simple/prepared with and without -C ... ok",
-        if exec { "exec" } else { "fork" }
-    );
 }
 
 fn too_many_clients(exec: bool) {
@@ -413,10 +411,6 @@ fn too_many_clients(exec: bool) {
     });
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!(
-        "{}: too many clients: 53300 past max_connections, slots return ... ok",
-        mode(exec)
-    );
 }
 
 fn smart_shutdown_waits_for_clients(exec: bool) {
@@ -446,10 +440,6 @@ fn smart_shutdown_waits_for_clients(exec: bool) {
     assert!(s.wait_exit().success(), "{}", s.log_text());
     s.wait_log("database system is shut down", Duration::from_secs(1));
     s.assert_clean_after_stop();
-    println!(
-        "{}: smart shutdown: waits for the session, refuses new ones with 57P03 ... ok",
-        mode(exec)
-    );
 }
 
 fn fast_shutdown_terminates_clients(exec: bool) {
@@ -473,10 +463,6 @@ fn fast_shutdown_terminates_clients(exec: bool) {
         .expect_err("session was terminated");
     let _ = e;
     s.assert_clean_after_stop();
-    println!(
-        "{}: fast shutdown: sessions terminated, shutdown checkpoint, clean exit ... ok",
-        mode(exec)
-    );
 }
 
 fn immediate_shutdown_then_recovery(exec: bool) {
@@ -495,10 +481,6 @@ fn immediate_shutdown_then_recovery(exec: bool) {
     assert_eq!(s.psql_ok("SELECT 1"), "1");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!(
-        "{}: immediate shutdown: exits at once, next start recovers ... ok",
-        mode(exec)
-    );
 }
 
 fn child_pid_by_kind(s: &Server, kind: &str) -> Option<i32> {
@@ -561,10 +543,6 @@ fn sigkill_of_each_child_restarts(exec: bool) {
     assert!(log.contains("was terminated by signal 9: Killed"), "{log}");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success(), "{}", s.log_text());
-    println!(
-        "{}: SIGKILL of a backend and of each auxiliary process restarts everything ... ok",
-        if exec { "exec" } else { "fork" }
-    );
 }
 
 fn cancel_interrupts_sleep(exec: bool) {
@@ -602,10 +580,6 @@ fn cancel_interrupts_sleep(exec: bool) {
         .expect("a wrong key cancels nothing");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!(
-        "{}: cancel: pg_sleep interrupted with 57014, a wrong key is ignored ... ok",
-        mode(exec)
-    );
 }
 
 fn postmaster_death_ends_children(exec: bool) {
@@ -675,7 +649,7 @@ fn postmaster_death_ends_children(exec: bool) {
     assert!(s.wait_exit().success());
     s.assert_clean_after_stop();
     println!(
-        "{}: postmaster SIGKILL: children gone within {:?}, next start works, leftover DSM removed ... ok",
+        "{}: postmaster SIGKILL: children gone within {:?}, next start works, leftover DSM removed",
         mode(exec),
         t.elapsed()
     );
@@ -741,10 +715,6 @@ fn bad_client_input_is_harmless(exec: bool) {
         .contains("terminating any other active server processes"));
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
-    println!(
-        "{}: bad input: garbage, truncated, oversized, wrong protocol leave the server running ... ok",
-        mode(exec)
-    );
 }
 
 fn background_workers_static() {
@@ -792,7 +762,6 @@ fn background_workers_static() {
     drop(c);
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success(), "{}", s.log_text());
-    println!("background workers: static worker restarted after exit 1; dynamic worker started, pid, terminated ... ok");
 }
 
 fn exec_children_use_the_postmasters_settings() {
@@ -816,7 +785,6 @@ fn exec_children_use_the_postmasters_settings() {
     assert_eq!(s.psql_ok("SHOW max_connections"), "100");
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success(), "{}", s.log_text());
-    println!("exec: children start with the postmaster's settings, not the edited file ... ok");
 }
 
 fn ctl_start_status_reload_stop() {
@@ -858,15 +826,9 @@ fn ctl_start_status_reload_stop() {
     let o = ctl(&["status", "-D", &d]);
     assert_eq!(o.status.code(), Some(3));
     assert!(!s.socket_file().exists());
-    println!("pgipc_ctl: start, status, reload, restart, stop -m immediate/smart ... ok");
 }
 
-/// A scenario run once per launch mode.
-type PerMode = (&'static str, fn(bool));
-/// A scenario with its display name.
-type Named = (String, Box<dyn Fn()>);
-
-fn main() {
+fn main() -> ExitCode {
     let watchdog_secs = 900;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(watchdog_secs));
@@ -876,40 +838,62 @@ fn main() {
     if which("psql").is_none() || which("pgbench").is_none() {
         panic!("psql and pgbench are required (CI installs them)");
     }
-    let per_mode: Vec<PerMode> = vec![
-        ("queries", queries_psql_rust_client_and_pgbench),
-        ("too many", too_many_clients),
-        ("smart", smart_shutdown_waits_for_clients),
-        ("fast", fast_shutdown_terminates_clients),
-        ("immediate", immediate_shutdown_then_recovery),
-        ("kill", sigkill_of_each_child_restarts),
-        ("cancel", cancel_interrupts_sleep),
-        ("pm death", postmaster_death_ends_children),
-        ("bad input", bad_client_input_is_harmless),
+    let per_mode: [(&str, fn(bool)); 9] = [
+        (
+            "queries_psql_rust_client_and_pgbench",
+            queries_psql_rust_client_and_pgbench,
+        ),
+        ("too_many_clients", too_many_clients),
+        (
+            "smart_shutdown_waits_for_clients",
+            smart_shutdown_waits_for_clients,
+        ),
+        (
+            "fast_shutdown_terminates_clients",
+            fast_shutdown_terminates_clients,
+        ),
+        (
+            "immediate_shutdown_then_recovery",
+            immediate_shutdown_then_recovery,
+        ),
+        (
+            "sigkill_of_each_child_restarts",
+            sigkill_of_each_child_restarts,
+        ),
+        ("cancel_interrupts_sleep", cancel_interrupts_sleep),
+        (
+            "postmaster_death_ends_children",
+            postmaster_death_ends_children,
+        ),
+        ("bad_client_input_is_harmless", bad_client_input_is_harmless),
     ];
-    let mut scenarios: Vec<Named> = Vec::new();
+    let once: [(&str, fn()); 3] = [
+        ("background_workers_static", background_workers_static),
+        ("ctl_start_status_reload_stop", ctl_start_status_reload_stop),
+        (
+            "exec_children_use_the_postmasters_settings",
+            exec_children_use_the_postmasters_settings,
+        ),
+    ];
+    let mut trials = Vec::new();
     for exec in [false, true] {
-        for (name, f) in &per_mode {
-            let f = *f;
-            scenarios.push((format!("{name} {}", mode(exec)), Box::new(move || f(exec))));
+        for (name, f) in per_mode {
+            trials.push(Trial::test(format!("{name}_{}", mode(exec)), move || {
+                f(exec);
+                Ok(())
+            }));
         }
     }
-    scenarios.push(("bgworkers".into(), Box::new(background_workers_static)));
-    scenarios.push(("ctl".into(), Box::new(ctl_start_status_reload_stop)));
-    scenarios.push((
-        "exec settings".into(),
-        Box::new(exec_children_use_the_postmasters_settings),
-    ));
-    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    let mut passed = 0;
-    for (name, f) in scenarios {
-        if filter.as_deref().is_some_and(|x| !name.contains(x)) {
-            continue;
-        }
-        f();
-        passed += 1;
+    for (name, f) in once {
+        trials.push(Trial::test(name, move || {
+            f();
+            Ok(())
+        }));
     }
-    println!("{passed} passed, 0 failed");
+    let mut args = Arguments::from_args();
+    // One test thread: the scenarios run one after the other, never two servers at once.
+    args.test_threads = Some(1);
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {

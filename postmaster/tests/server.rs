@@ -1,11 +1,13 @@
 //! The real `postmaster` binary: start, `-C`, a refused second start, each stop signal, no
-//! segment left behind, the crash interlock, reload, and bad input. A harness without threads:
-//! `main` runs the scenarios in order; a re-executed copy of this binary plays the "child that
-//! still has the segment attached" (the first cut has no children of its own yet).
+//! segment left behind, the crash interlock, reload, and bad input. libtest-mimic on one test
+//! thread runs each scenario as a trial, in order; a re-executed copy of this binary plays the
+//! "child that still has the segment attached" (it takes that role before the harness starts).
+//! A failed scenario kills the servers and children it started.
 
+use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
@@ -97,9 +99,16 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
 }
 
 impl Drop for Server {
-    /// A failing scenario must not leave a server running (it would also hold the test's pipes).
+    /// A failing scenario must not leave a server running (it would also hold the test's pipes)
+    /// nor its segments: an immediate shutdown (SIGQUIT) removes them; SIGKILL after 10 s.
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: kill on our own child's pid.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -235,7 +244,6 @@ fn show_answers_without_starting() {
         "{table}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    println!("show: -C and --describe-shmem answer without starting ... ok");
 }
 
 fn start_refuse_second_stop_clean(sig: i32, word: &str) {
@@ -292,7 +300,6 @@ fn start_refuse_second_stop_clean(sig: i32, word: &str) {
         .collect();
     assert!(left.is_empty(), "left in /dev/shm: {left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
-    println!("stop by signal {sig} ({word}): second start refused, nothing left ... ok");
 }
 
 fn hold_child(shmid: i32) {
@@ -306,18 +313,31 @@ fn hold_child(shmid: i32) {
     let _ = std::io::stdin().read(&mut buf);
 }
 
+/// The child holding the segment, killed and reaped if the scenario fails half-way.
+struct Holder(Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn crashed_postmaster_with_attached_child_blocks_restart() {
     let dir = scratch("crash");
     let mut s = start(&dir, &[]);
     let shmid = s.shmid();
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .env("PGIPC_PM_HOLD", shmid.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("holder");
+    let mut holder = Holder(
+        Command::new(std::env::current_exe().unwrap())
+            .env("PGIPC_PM_HOLD", shmid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("holder"),
+    );
     let mut line = [0u8; 9];
     holder
+        .0
         .stdout
         .as_mut()
         .unwrap()
@@ -347,8 +367,8 @@ fn crashed_postmaster_with_attached_child_blocks_restart() {
         "{err}"
     );
 
-    drop(holder.stdin.take());
-    holder.wait().expect("holder exit");
+    drop(holder.0.stdin.take());
+    holder.0.wait().expect("holder exit");
     let key = s.pid_lines()[6]
         .split_whitespace()
         .next()
@@ -366,7 +386,6 @@ fn crashed_postmaster_with_attached_child_blocks_restart() {
     again.signal(libc::SIGTERM);
     assert!(again.wait_exit().success());
     std::fs::remove_dir_all(&dir).unwrap();
-    println!("crash: a child holding the segment blocks a new start until it exits ... ok");
 }
 
 fn sighup_reloads() {
@@ -399,7 +418,6 @@ fn sighup_reloads() {
     s.signal(libc::SIGINT);
     assert!(s.wait_exit().success());
     std::fs::remove_dir_all(&dir).unwrap();
-    println!("reload: SIGHUP re-reads postgresql.conf ... ok");
 }
 
 fn bad_input_is_one_clear_error() {
@@ -450,20 +468,48 @@ fn bad_input_is_one_clear_error() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    println!("bad input: one FATAL line each, no panic ... ok");
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(id) = std::env::var("PGIPC_PM_HOLD") {
         hold_child(id.parse().expect("shmid"));
-        return;
+        return ExitCode::SUCCESS;
     }
-    show_answers_without_starting();
-    start_refuse_second_stop_clean(libc::SIGINT, "fast");
-    start_refuse_second_stop_clean(libc::SIGTERM, "smart");
-    start_refuse_second_stop_clean(libc::SIGQUIT, "immediate");
-    crashed_postmaster_with_attached_child_blocks_restart();
-    sighup_reloads();
-    bad_input_is_one_clear_error();
-    println!("7 passed, 0 failed");
+    let scenarios: [(&str, fn()); 7] = [
+        (
+            "show_answers_without_starting",
+            show_answers_without_starting,
+        ),
+        (
+            "sigint_fast_stop_refuses_second_start_leaves_nothing",
+            || start_refuse_second_stop_clean(libc::SIGINT, "fast"),
+        ),
+        (
+            "sigterm_smart_stop_refuses_second_start_leaves_nothing",
+            || start_refuse_second_stop_clean(libc::SIGTERM, "smart"),
+        ),
+        (
+            "sigquit_immediate_stop_refuses_second_start_leaves_nothing",
+            || start_refuse_second_stop_clean(libc::SIGQUIT, "immediate"),
+        ),
+        (
+            "crashed_postmaster_with_attached_child_blocks_restart",
+            crashed_postmaster_with_attached_child_blocks_restart,
+        ),
+        ("sighup_reloads", sighup_reloads),
+        ("bad_input_is_one_clear_error", bad_input_is_one_clear_error),
+    ];
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, f)| {
+            Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+        })
+        .collect();
+    let mut args = Arguments::from_args();
+    // One test thread: the scenarios run one after the other on the main thread.
+    args.test_threads = Some(1);
+    libtest_mimic::run(&args, trials).exit_code()
 }
