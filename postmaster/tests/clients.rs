@@ -828,6 +828,9 @@ fn ctl_start_status_reload_stop() {
     assert!(!s.socket_file().exists());
 }
 
+/// A scenario run once per launch mode (its argument: exec mode).
+type PerMode = (&'static str, fn(bool));
+
 fn main() -> ExitCode {
     let watchdog_secs = 900;
     std::thread::spawn(move || {
@@ -838,7 +841,7 @@ fn main() -> ExitCode {
     if which("psql").is_none() || which("pgbench").is_none() {
         panic!("psql and pgbench are required (CI installs them)");
     }
-    let per_mode: [(&str, fn(bool)); 9] = [
+    let per_mode: [PerMode; 9] = [
         (
             "queries_psql_rust_client_and_pgbench",
             queries_psql_rust_client_and_pgbench,

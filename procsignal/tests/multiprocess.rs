@@ -193,9 +193,12 @@ fn start_participants() -> Fixture {
     }
 }
 
+/// One step of the sequence, over the fixture's pieces.
+type Step = fn(&ProcSignal, &TestState, &mut Kids);
+
 /// Runs step `n` (0-based) of the sequence, once steps 0..n have passed; a failed step kills the
 /// participants (the later steps then fail for want of them).
-fn step(n: usize, f: fn(&ProcSignal, &TestState, &mut Kids)) {
+fn step(n: usize, f: Step) {
     FIXTURE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if n == 0 {
@@ -374,7 +377,7 @@ fn main() -> ExitCode {
         participant(p.parse().unwrap());
         return ExitCode::SUCCESS;
     }
-    let steps: [(&str, fn(&ProcSignal, &TestState, &mut Kids)); 6] = [
+    let steps: [(&str, Step); 6] = [
         (
             "barriers_complete_only_after_every_participant_absorbed",
             barriers_complete_only_after_every_participant_absorbed,

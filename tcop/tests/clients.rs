@@ -706,6 +706,9 @@ fn postmaster_death() {
     let _ = std::fs::remove_dir_all(&srv.dir);
 }
 
+/// A case run against the shared server.
+type OnMain = (&'static str, fn(&Server));
+
 /// Runs `case` against the shared server, starting it on first use.
 fn with_main(case: fn(&Server)) {
     let mut main = locked(&MAIN);
@@ -742,7 +745,7 @@ fn main() -> ExitCode {
         }
         std::process::exit(1);
     });
-    let on_main: [(&str, fn(&Server)); 9] = [
+    let on_main: [OnMain; 9] = [
         ("psql_basics", psql_basics),
         ("pgbench", pgbench),
         ("rust_client", rust_client),
