@@ -82,9 +82,14 @@ pub enum StartupError {
     /// Length word outside 8..=10000.
     #[error("invalid length of startup packet")]
     InvalidLength,
-    /// A CancelRequest whose key is missing or longer than 256 bytes.
-    #[error("invalid length of query cancel packet")]
+    /// A CancelRequest too short to hold a pid (PostgreSQL 18's text).
+    #[error("invalid length of cancel request packet")]
     InvalidCancelLength,
+    /// A CancelRequest whose key is empty or longer than 256 bytes (PostgreSQL 18's text):
+    /// refused before any process is looked at, so an empty key can never match a process
+    /// that has none.
+    #[error("invalid length of cancel key in cancel request packet")]
+    InvalidCancelKeyLength,
     /// Major version other than 3.
     #[error("unsupported frontend protocol {}.{}: server supports {}.0 to {}.{}", .0.major(), .0.minor(), ProtocolVersion::EARLIEST.major(), ProtocolVersion::LATEST.major(), ProtocolVersion::LATEST.minor())]
     UnsupportedProtocol(ProtocolVersion),

@@ -27,8 +27,8 @@
 //! * A [`Conn`] never blocks past its deadline and never returns half a message: input stays
 //!   buffered until complete, so an interrupted read is simply retried. How it sleeps is the
 //!   caller's [`SocketWait`] (a backend wakes on its latch and on postmaster death too).
-//! * Limits are PostgreSQL 18's: startup packets of 8 to 10000 bytes, cancel keys up to 256
-//!   bytes, `PQ_SMALL_MESSAGE_LIMIT` (10000) for messages without user data and
+//! * Limits are PostgreSQL 18's: startup packets of 8 to 10000 bytes, cancel keys of 1 to 256
+//!   bytes in a CancelRequest (an empty key is refused), `PQ_SMALL_MESSAGE_LIMIT` (10000) for messages without user data and
 //!   `PQ_LARGE_MESSAGE_LIMIT` (1 GiB - 2) for Query, Parse, Bind, FunctionCall and CopyData.
 //!
 //! # What this crate does not do
@@ -77,8 +77,10 @@ pub use startup::{
 
 /// Longest startup packet accepted, length word excluded (`MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP_PACKET_LENGTH: usize = 10_000;
-/// Longest cancel key a CancelRequest may carry (PostgreSQL 18's `MAX_CANCEL_KEY_LENGTH`).
-pub const MAX_CANCEL_KEY_LENGTH: usize = 256;
+/// The cancel-key limits, defined once in `pgipc-procsignal` (whose slots hold the keys):
+/// `MAX_CANCEL_KEY_LENGTH` (32) is the length of the keys handed out to protocol 3.2 clients,
+/// `MAX_CANCEL_REQUEST_KEY_LENGTH` (256) the longest key a CancelRequest may carry.
+pub use pgipc_procsignal::{MAX_CANCEL_KEY_LENGTH, MAX_CANCEL_REQUEST_KEY_LENGTH};
 /// Limit for messages without user data (`PQ_SMALL_MESSAGE_LIMIT`).
 pub const PQ_SMALL_MESSAGE_LIMIT: usize = 10_000;
 /// Limit for messages that may carry user data (`PQ_LARGE_MESSAGE_LIMIT`, `MaxAllocSize - 1`).

@@ -5,11 +5,11 @@
 //!  int32 len (includes itself, 8..=10000) | int32 code | payload
 //!    code 1234.5679  SSLRequest      payload empty         → answer 'N', read again
 //!    code 1234.5680  GSSENCRequest   payload empty         → answer 'N', read again
-//!    code 1234.5678  CancelRequest   int32 pid | key (≤256) → no answer
+//!    code 1234.5678  CancelRequest   int32 pid | key (1..=256) → no answer
 //!    code 3.x        StartupMessage  (name\0 value\0)* \0
 //! ```
 
-use crate::{StartupError, MAX_CANCEL_KEY_LENGTH};
+use crate::{StartupError, MAX_CANCEL_KEY_LENGTH, MAX_CANCEL_REQUEST_KEY_LENGTH};
 
 /// Protocol version or request code of a startup packet: major in the high 16 bits, minor in
 /// the low 16.
@@ -51,11 +51,11 @@ impl ProtocolVersion {
         (self.0 & 0xffff) as u16
     }
 
-    /// Length of the cancel key this server hands out for the version (PostgreSQL 18: 32
-    /// bytes from 3.2 on, 4 before).
+    /// Length of the cancel key this server hands out for the version (PostgreSQL 18:
+    /// [`MAX_CANCEL_KEY_LENGTH`], 32 bytes, from 3.2 on, 4 before).
     pub fn cancel_key_len(self) -> usize {
         if self >= ProtocolVersion::V3_2 {
-            32
+            MAX_CANCEL_KEY_LENGTH
         } else {
             4
         }
@@ -203,8 +203,15 @@ pub fn parse_startup_packet(
     let payload = &packet[4..];
     match code {
         CANCEL_REQUEST_CODE => {
-            if payload.len() < 4 || payload.len() - 4 > MAX_CANCEL_KEY_LENGTH {
+            // PostgreSQL 18's ProcessCancelRequestPacket: first the pid must be there, then
+            // the key must be 1 to 256 bytes. A process without a key of its own can then
+            // never be named by an empty one.
+            if payload.len() < 4 {
                 return Err(StartupError::InvalidCancelLength);
+            }
+            let key_len = payload.len() - 4;
+            if key_len == 0 || key_len > MAX_CANCEL_REQUEST_KEY_LENGTH {
+                return Err(StartupError::InvalidCancelKeyLength);
             }
             let pid = i32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
             return Ok(StartupRequest::Cancel {

@@ -175,10 +175,18 @@ fn special_requests() {
     assert_eq!(key.len(), 256);
     c.push(0);
     let e = check_startup(&packet(CANCEL_REQUEST_CODE, &c)).unwrap_err();
-    assert_eq!(e.to_string(), "invalid length of query cancel packet");
+    assert_eq!(
+        e.to_string(),
+        "invalid length of cancel key in cancel request packet"
+    );
+    assert!(!e.is_reported_to_client());
+    // The 12-byte request with an empty key (pid only) is refused too.
+    let e = check_startup(&packet(CANCEL_REQUEST_CODE, &4242i32.to_be_bytes())).unwrap_err();
+    assert!(matches!(e, StartupError::InvalidCancelKeyLength), "{e:?}");
     assert!(!e.is_reported_to_client());
     let e = check_startup(&packet(CANCEL_REQUEST_CODE, &[0, 0, 1])).unwrap_err();
     assert!(matches!(e, StartupError::InvalidCancelLength));
+    assert_eq!(e.to_string(), "invalid length of cancel request packet");
 }
 
 #[test]

@@ -202,7 +202,11 @@ impl tcop::BackendHooks for Hooks {
             .procsignal
             .as_ref()
             .ok_or_else(|| "ProcSignal is not available".to_owned())?;
-        ps.init_slot(procno, pid, key).map_err(|e| e.to_string())?;
+        ps.init_slot(procno, pid, Some(key))
+            .map_err(|e| e.to_string())
+    }
+
+    fn install_signal_handlers(&self) -> Result<(), String> {
         pgipc_procsignal::install_handler().map_err(|e| e.to_string())
     }
 

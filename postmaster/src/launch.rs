@@ -157,9 +157,11 @@ impl ChildEnv {
         .map_err(|e| e.to_string())?;
         self.mark_active()?;
         let ps = crate::startup::procsignal(&self.shmem, &self.config)?;
-        ps.init_slot(me.proc_number(), std::process::id() as i32, &[])
+        // No cancel key: auxiliary processes and background workers get no cancel requests
+        // (PostgreSQL 18 gives a key only to backends serving a client), and a slot without
+        // one matches none. The SIGUSR1 handler is in place since `reset_for_child`.
+        ps.init_slot(me.proc_number(), std::process::id() as i32, None)
             .map_err(|e| e.to_string())?;
-        pgipc_procsignal::install_handler().map_err(|e| e.to_string())?;
         Ok(me)
     }
 

@@ -5,8 +5,10 @@
 //! ```text
 //!  postmaster: SIGHUP reload │ SIGTERM smart │ SIGINT fast │ SIGQUIT immediate
 //!              SIGUSR1 pmsignal │ SIGCHLD child exit │ SIGPIPE, SIGTTIN, SIGTTOU, SIGXFSZ ignored
-//!  children:   reset to defaults after fork, then each kind installs what it needs
-//!              (SIGQUIT = exit 2 at once, without exit callbacks: shared memory may be corrupt)
+//!  children:   start with every signal blocked; reset to defaults, SIGUSR1 = ProcSignal's
+//!              handler, SIGUSR2/SIGALRM/SIGPIPE ignored, SIGQUIT = exit 2 at once (no exit
+//!              callbacks: shared memory may be corrupt); each kind installs what it needs,
+//!              and only then unblocks
 //! ```
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
@@ -121,25 +123,31 @@ pub fn unblock_for_child() -> nix::Result<()> {
     unblock_all()
 }
 
-/// In a new child (with signals blocked since the fork): every handler back to its default,
-/// SIGQUIT to an immediate `_exit(2)`, SIGPIPE ignored, pending bits cleared (PostgreSQL's
-/// `InitPostmasterChild`). The child kind then calls [`catch`] for the signals it handles and
-/// [`unblock_for_child`].
-pub fn reset_for_child() -> nix::Result<()> {
+/// In a new child (with signals blocked since the fork or exec): every handler back to its
+/// default, SIGQUIT to an immediate `_exit(2)`, SIGUSR1 to ProcSignal's handler (it only sets
+/// flags and the latch, and works before the process has a slot), SIGPIPE, SIGUSR2 and
+/// SIGALRM ignored, pending bits cleared (PostgreSQL's `InitPostmasterChild` plus the
+/// `SIGUSR1` line every child's main function has). No signal that some process may send a
+/// child (SIGUSR1 from ProcSignal senders and background-worker notifications) keeps a
+/// default action that would kill it and make the postmaster restart everything. The child
+/// kind then calls [`catch`] for the signals it handles and [`unblock_for_child`].
+pub fn reset_for_child() -> Result<(), String> {
     PENDING.store(0, Ordering::SeqCst);
+    let set = |sig, h| set_handler(sig, h).map_err(|e| format!("{sig}: {e}"));
     for sig in [
         Signal::SIGHUP,
         Signal::SIGTERM,
         Signal::SIGINT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
         Signal::SIGCHLD,
-        Signal::SIGALRM,
     ] {
-        set_handler(sig, SigHandler::SigDfl)?;
+        set(sig, SigHandler::SigDfl)?;
     }
-    set_handler(Signal::SIGQUIT, SigHandler::Handler(crash_exit))?;
-    set_handler(Signal::SIGPIPE, SigHandler::SigIgn)
+    pgipc_procsignal::install_handler().map_err(|e| e.to_string())?;
+    set(Signal::SIGQUIT, SigHandler::Handler(crash_exit))?;
+    for sig in [Signal::SIGPIPE, Signal::SIGUSR2, Signal::SIGALRM] {
+        set(sig, SigHandler::SigIgn)?;
+    }
+    Ok(())
 }
 
 /// Makes `sig` set its pending bit and the latch.

@@ -66,7 +66,7 @@ fn ps_child(procno: u32) {
     let (_shm, ps, st) = attach();
     let latch = my_latch();
     install_handler().unwrap();
-    ps.init_slot(procno, std::process::id() as i32, b"")
+    ps.init_slot(procno, std::process::id() as i32, None)
         .unwrap();
     let parent = st.parent_pid.load(Ordering::SeqCst);
     loop {
@@ -147,7 +147,7 @@ fn main() {
     st.parent_pid.store(me, Ordering::SeqCst);
     let latch = my_latch();
     install_handler().unwrap();
-    ps.init_slot(0, me, b"").unwrap();
+    ps.init_slot(0, me, None).unwrap();
     let sfd = block_usr2();
     let fd = shm.memfd().unwrap().as_raw_fd().to_string();
     let ps_kids: Vec<Child> = (1..=FANOUT)

@@ -37,7 +37,7 @@ fn child(procno: u32) {
     install_my_latch(latch.latch());
     register_barrier_callback(ProcSignalBarrierType::SmgrRelease, release_files);
     install_handler().expect("handler");
-    ps.init_slot(procno, std::process::id() as i32, b"")
+    ps.init_slot(procno, std::process::id() as i32, None)
         .expect("slot");
     let give_up = Instant::now() + Duration::from_secs(30);
     while Instant::now() < give_up {

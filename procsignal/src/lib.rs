@@ -80,8 +80,15 @@ pub use local::{
 /// The Shmem Index name of the shared state (PostgreSQL's).
 pub const PROCSIGNAL_NAME: &str = "ProcSignal";
 
-/// Longest cancel key a slot stores (PostgreSQL 18's `MAX_CANCEL_KEY_LENGTH`).
+/// Longest cancel key a slot stores, and the length of the keys the server hands out to
+/// protocol 3.2 clients (PostgreSQL 18's `MAX_CANCEL_KEY_LENGTH`). The one definition in the
+/// workspace: `pgipc-libpq` uses it for the key length it announces.
 pub const MAX_CANCEL_KEY_LENGTH: usize = 32;
+
+/// Longest key a CancelRequest may carry on the wire (the protocol's bound, 256 bytes, which
+/// PostgreSQL 18's `ProcessCancelRequestPacket` enforces). Longer than any key a slot stores:
+/// such a request can never match, and is refused before any slot is looked at.
+pub const MAX_CANCEL_REQUEST_KEY_LENGTH: usize = 256;
 
 /// How long a barrier waiter sleeps before logging that it is still waiting.
 pub const BARRIER_WAIT_LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -265,9 +272,10 @@ pub enum ProcSignalError {
         /// The current one.
         current: u64,
     },
-    /// A cancel key longer than a slot holds.
-    #[error("cancel key of {len} bytes is longer than {MAX_CANCEL_KEY_LENGTH}")]
-    CancelKeyTooLong {
+    /// A cancel key that is empty or longer than a slot holds (a process without a key
+    /// passes `None` instead).
+    #[error("invalid cancel key length {len}: must be 1 to {MAX_CANCEL_KEY_LENGTH} bytes")]
+    InvalidCancelKeyLength {
         /// Its length.
         len: usize,
     },
@@ -326,7 +334,8 @@ pub struct ProcSignalSlot {
     pub pid: AtomicI32,
     /// Protects the identity fields and the flags against concurrent writers.
     pub mutex: SpinLock,
-    /// Length of the cancel key (0 = the process cannot be cancelled).
+    /// Length of the cancel key; 0 = the process has no key (auxiliary processes, background
+    /// workers) and no cancel request ever matches it.
     pub cancel_key_len: AtomicU32,
     /// One word per [`ProcSignalReason`]: 1 = raised, not yet seen by the handler.
     pub signal_flags: [AtomicU32; NUM_PROCSIGNALS],
@@ -452,8 +461,9 @@ impl ProcSignal {
 
     /// Claims `procno`'s slot for this process (PostgreSQL 18's `ProcSignalInit`).
     ///
-    /// Stores `pid` and the cancel key (empty = not cancellable, at most
-    /// [`MAX_CANCEL_KEY_LENGTH`] bytes), starts at the current barrier generation, makes the
+    /// Stores `pid` and the cancel key (`None` for a process without one, which no cancel
+    /// request can match; else 1 to [`MAX_CANCEL_KEY_LENGTH`] bytes), starts at the current
+    /// barrier generation, makes the
     /// slot this process's (what the handler and
     /// [`process_proc_signal_barrier`](Self::process_proc_signal_barrier) use), and registers an
     /// `on_shmem_exit` callback that frees it. Call [`install_handler`] too.
@@ -461,7 +471,7 @@ impl ProcSignal {
         &self,
         procno: ProcNumber,
         pid: i32,
-        cancel_key: &[u8],
+        cancel_key: Option<&[u8]>,
     ) -> Result<(), ProcSignalError> {
         let old = self.claim_slot(procno, pid, cancel_key)?;
         if old != 0 {
@@ -481,14 +491,18 @@ impl ProcSignal {
         &self,
         procno: ProcNumber,
         pid: i32,
-        cancel_key: &[u8],
+        cancel_key: Option<&[u8]>,
     ) -> Result<i32, ProcSignalError> {
         let slot = self.slot(procno)?;
-        if cancel_key.len() > MAX_CANCEL_KEY_LENGTH {
-            return Err(ProcSignalError::CancelKeyTooLong {
-                len: cancel_key.len(),
-            });
-        }
+        // "No key" is its own state, never an empty key: stored as length 0, which the
+        // sender treats as unmatchable whatever the request carries.
+        let cancel_key: &[u8] = match cancel_key {
+            None => &[],
+            Some(k) if k.is_empty() || k.len() > MAX_CANCEL_KEY_LENGTH => {
+                return Err(ProcSignalError::InvalidCancelKeyLength { len: k.len() });
+            }
+            Some(k) => k,
+        };
         let _g = slot.mutex.lock();
         let old = slot.pid.load(Ordering::Relaxed);
         for f in &slot.signal_flags {
@@ -592,12 +606,23 @@ impl ProcSignal {
     }
 
     /// Checks a cancel request and, if the key matches, sends `SIGINT` to the backend
-    /// (PostgreSQL 18's `SendCancelRequest`). The key comparison takes the same time whatever
-    /// bytes differ. A wrong key, an unknown pid or a failed `kill` return `false` and are only
+    /// (PostgreSQL 18's `SendCancelRequest`). A slot without a key (an auxiliary process, a
+    /// background worker) never matches; otherwise the lengths must be equal and the bytes
+    /// are compared in time independent of where they differ. An empty key or one longer
+    /// than [`MAX_CANCEL_REQUEST_KEY_LENGTH`] is refused before any slot is looked at (the
+    /// startup-packet parser already refuses them; this keeps the check where the match is
+    /// decided). A wrong key, an unknown pid or a failed `kill` return `false` and are only
     /// logged: the requester learns nothing.
     pub fn send_cancel_request(&self, backend_pid: i32, key: &[u8]) -> bool {
         if backend_pid <= 0 {
             tracing::info!(target: "pgipc", "invalid cancel request with PID {backend_pid}");
+            return false;
+        }
+        if key.is_empty() || key.len() > MAX_CANCEL_REQUEST_KEY_LENGTH {
+            tracing::info!(
+                target: "pgipc",
+                "invalid length of cancel key in cancel request packet"
+            );
             return false;
         }
         for slot in self.slots.iter() {
@@ -609,8 +634,10 @@ impl ProcSignal {
                 if slot.pid.load(Ordering::Relaxed) != backend_pid {
                     continue;
                 }
-                let len = slot.cancel_key_len.load(Ordering::Relaxed) as usize;
-                len == key.len() && key_equal(&slot.cancel_key[..len], key)
+                let len = (slot.cancel_key_len.load(Ordering::Relaxed) as usize)
+                    .min(MAX_CANCEL_KEY_LENGTH);
+                // len 0: the process has no key; nothing matches it.
+                len != 0 && len == key.len() && key_equal(&slot.cancel_key[..len], key)
             };
             if !matched {
                 tracing::info!(

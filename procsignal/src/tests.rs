@@ -50,7 +50,7 @@ fn init_writes_free_slots_and_attach_checks_size() {
 fn out_of_range_proc_numbers_are_errors() {
     let (_shm, ps) = setup(2);
     assert!(matches!(
-        ps.claim_slot(2, 100, b""),
+        ps.claim_slot(2, 100, None),
         Err(ProcSignalError::InvalidProcNumber { procno: 2, max: 1 })
     ));
     assert!(matches!(
@@ -67,10 +67,61 @@ fn out_of_range_proc_numbers_are_errors() {
 fn cancel_key_longer_than_32_is_an_error() {
     let (_shm, ps) = setup(1);
     assert!(matches!(
-        ps.claim_slot(0, 100, &[1; 33]),
-        Err(ProcSignalError::CancelKeyTooLong { len: 33 })
+        ps.claim_slot(0, 100, Some(&[1; 33])),
+        Err(ProcSignalError::InvalidCancelKeyLength { len: 33 })
     ));
-    assert_eq!(ps.claim_slot(0, 100, &[1; 32]).unwrap(), 0);
+    assert_eq!(ps.claim_slot(0, 100, Some(&[1; 32])).unwrap(), 0);
+    // An empty key is not "no key": it is refused, so no slot can hold one.
+    assert!(matches!(
+        ps.claim_slot(0, 100, Some(&[])),
+        Err(ProcSignalError::InvalidCancelKeyLength { len: 0 })
+    ));
+}
+
+/// A live process (`sleep`) standing in for a server process: a matching cancel request
+/// would SIGINT it, so "still running" proves no request matched.
+fn bystander() -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep")
+}
+
+fn still_running(c: &mut std::process::Child) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.try_wait().expect("try_wait").is_none()
+}
+
+#[test]
+fn a_slot_without_a_key_matches_no_cancel_request() {
+    let (_shm, ps) = setup(2);
+    let mut child = bystander();
+    let pid = child.id() as i32;
+    ps.claim_slot(1, pid, None).unwrap();
+    // Empty, short, the lengths keys have (4, 32), the protocol's longest and beyond, all
+    // zero bytes (what an unset key is made of) or not.
+    for len in [0usize, 1, 3, 4, 32, 33, 256, 257] {
+        for fill in [0u8, 0xa5] {
+            assert!(
+                !ps.send_cancel_request(pid, &vec![fill; len]),
+                "{len} x {fill:#x}"
+            );
+        }
+    }
+    assert!(still_running(&mut child), "a keyless slot was matched");
+    // The same process with a key: wrong keys and wrong lengths fail, the key itself works.
+    let key = *b"0123456789abcdef0123456789abcdef";
+    ps.claim_slot(1, pid, Some(&key)).unwrap();
+    assert!(!ps.send_cancel_request(pid, &key[..4]));
+    assert!(!ps.send_cancel_request(pid, b""));
+    let mut longer = key.to_vec();
+    longer.push(0);
+    assert!(!ps.send_cancel_request(pid, &longer));
+    assert!(still_running(&mut child), "a wrong key was matched");
+    assert!(ps.send_cancel_request(pid, &key));
+    let status = child.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(sys::SIGINT.as_raw()));
 }
 
 #[test]
@@ -83,7 +134,7 @@ fn send_checks_ownership_and_reports_gone_processes() {
         Err(ProcSignalError::NoSuchProcess { pid: GONE })
     ));
     // The slot belongs to someone else.
-    ps.claim_slot(1, GONE - 1, b"").unwrap();
+    ps.claim_slot(1, GONE - 1, None).unwrap();
     assert!(matches!(
         ps.send_proc_signal(GONE, r, Some(1)),
         Err(ProcSignalError::NoSuchProcess { .. })
@@ -93,7 +144,7 @@ fn send_checks_ownership_and_reports_gone_processes() {
         0
     );
     // The owner died without cleaning up: the flag is raised, kill says ESRCH.
-    ps.claim_slot(2, GONE, b"").unwrap();
+    ps.claim_slot(2, GONE, None).unwrap();
     assert!(matches!(
         ps.send_proc_signal(GONE, r, None),
         Err(ProcSignalError::NoSuchProcess { pid: GONE })
@@ -114,9 +165,9 @@ fn send_checks_ownership_and_reports_gone_processes() {
 #[test]
 fn claim_clears_flags_and_reports_previous_owner() {
     let (_shm, ps) = setup(1);
-    assert_eq!(ps.claim_slot(0, GONE, b"k").unwrap(), 0);
+    assert_eq!(ps.claim_slot(0, GONE, Some(b"k")).unwrap(), 0);
     ps.slot(0).unwrap().signal_flags[3].store(1, Ordering::Relaxed);
-    assert_eq!(ps.claim_slot(0, GONE - 1, b"").unwrap(), GONE);
+    assert_eq!(ps.claim_slot(0, GONE - 1, None).unwrap(), GONE);
     assert_eq!(
         ps.slot(0).unwrap().signal_flags[3].load(Ordering::Relaxed),
         0
@@ -138,7 +189,7 @@ fn claim_clears_flags_and_reports_previous_owner() {
 #[test]
 fn cancel_request_needs_the_exact_key() {
     let (_shm, ps) = setup(2);
-    ps.claim_slot(1, GONE, b"0123456789abcdef0123456789abcdef")
+    ps.claim_slot(1, GONE, Some(b"0123456789abcdef0123456789abcdef"))
         .unwrap();
     // Right key: the kill fails (no such process), so still false, but wrong keys never get
     // that far; check the comparison itself.
@@ -160,8 +211,8 @@ fn cancel_request_needs_the_exact_key() {
 #[test]
 fn barrier_generation_flow_in_one_process() {
     let (_shm, ps) = setup(3);
-    ps.claim_slot(0, GONE, b"").unwrap();
-    ps.claim_slot(2, GONE - 1, b"").unwrap();
+    ps.claim_slot(0, GONE, None).unwrap();
+    ps.claim_slot(2, GONE - 1, None).unwrap();
     assert_eq!(ps.absorb(0).unwrap(), BarrierProgress::UpToDate);
     let g = ps.emit_proc_signal_barrier(ProcSignalBarrierType::SmgrRelease);
     assert_eq!(g, 1);
@@ -193,7 +244,7 @@ fn barrier_generation_flow_in_one_process() {
         .wait_for_proc_signal_barrier_until(g, Some(Duration::from_secs(5)))
         .unwrap());
     // A newcomer starts at the current generation and is not waited for.
-    ps.claim_slot(1, GONE - 2, b"").unwrap();
+    ps.claim_slot(1, GONE - 2, None).unwrap();
     assert_eq!(
         ps.slot(1)
             .unwrap()

@@ -93,7 +93,7 @@ fn participant(procno: u32) {
         unsafe { sigaction(Signal::SIGINT, &act) }.unwrap();
     }
     let pid = std::process::id() as i32;
-    ps.init_slot(procno, pid, &key(procno)).unwrap();
+    ps.init_slot(procno, pid, Some(&key(procno))).unwrap();
     st.pids[procno as usize].store(pid, Ordering::SeqCst);
     st.ready.fetch_add(1, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(60);

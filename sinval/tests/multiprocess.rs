@@ -64,7 +64,7 @@ fn join(
     let latch: &'static OwnedLatch<Box<Latch>> = Box::leak(Box::new(OwnedLatch::new_local()));
     install_my_latch(latch.latch());
     pgipc_procsignal::install_handler().unwrap();
-    ps.init_slot(procno, std::process::id() as i32, b"")
+    ps.init_slot(procno, std::process::id() as i32, None)
         .unwrap();
     let b = si.shared_inval_backend_init(procno, false).unwrap();
     b.cleanup_on_shmem_exit().unwrap();

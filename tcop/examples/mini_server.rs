@@ -103,8 +103,11 @@ impl BackendHooks for Hooks {
 
     fn register_cancel_key(&self, procno: ProcNumber, pid: i32, key: &[u8]) -> Result<(), String> {
         self.procsignal
-            .init_slot(procno, pid, key)
-            .map_err(|e| e.to_string())?;
+            .init_slot(procno, pid, Some(key))
+            .map_err(|e| e.to_string())
+    }
+
+    fn install_signal_handlers(&self) -> Result<(), String> {
         pgipc_procsignal::install_handler().map_err(|e| e.to_string())
     }
 

@@ -8,7 +8,8 @@
 //! ```text
 //!  backend_main(sock, ctx)                               (in a freshly forked/exec'd child)
 //!   ├─ signal handlers: SIGINT/SIGTERM/SIGHUP raise flags + set latch;
-//!   │    SIGQUIT: WARNING to the client (57P02 / 57P01, per ctx.quit_reason), _exit(2)
+//!   │    SIGQUIT: WARNING to the client (57P02 / 57P01, per ctx.quit_reason), _exit(2);
+//!   │    SIGUSR2 ignored, SIGUSR1 → hooks.install_signal_handlers; only then unblocked
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
 //!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
@@ -144,9 +145,19 @@ pub trait BackendHooks {
         Ok(())
     }
 
-    /// The backend is in the ProcArray and its cancel key is chosen: record it where cancel
-    /// requests will find it (`ProcSignal::init_slot(procno, pid, key)` and
-    /// `pgipc_procsignal::install_handler()`). An error ends the session with FATAL.
+    /// Installs the host's handlers for signals this crate leaves to it: SIGUSR1, which
+    /// this crate ignores until then (wire it to `pgipc_procsignal::install_handler()`).
+    /// Called once at the start, while every signal is still blocked (the postmaster forks
+    /// with all of them blocked), so no signal meets a default action that would kill the
+    /// backend. An error ends the session with FATAL.
+    fn install_signal_handlers(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The backend is in the ProcArray and its cancel key is chosen (a client backend always
+    /// has one): record it where cancel requests will find it
+    /// (`ProcSignal::init_slot(procno, pid, Some(key))`). An error ends the session with
+    /// FATAL.
     fn register_cancel_key(&self, procno: ProcNumber, pid: i32, key: &[u8]) -> Result<(), String> {
         let _ = (procno, pid, key);
         Ok(())

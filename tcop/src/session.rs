@@ -131,6 +131,10 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
         tracing::error!("FATAL:  could not install signal handlers: {e}");
         return 1;
     }
+    if let Err(e) = ctx.hooks.install_signal_handlers() {
+        tracing::error!("FATAL:  could not install signal handlers: {e}");
+        return 1;
+    }
     // A postmaster forks with signals blocked so that none arrives before its handler exists
     // (PostgreSQL's BlockSig); now that they are installed, let them in.
     if let Err(e) = sys::unblock_signals() {

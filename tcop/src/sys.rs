@@ -143,7 +143,8 @@ pub(crate) fn unblock_signals() -> nix::Result<()> {
 }
 
 /// Installs the handlers: SIGINT, SIGTERM, SIGHUP raise flags, SIGQUIT exits with code 2,
-/// SIGPIPE is ignored (writes to a vanished client fail with EPIPE instead). No `SA_RESTART`:
+/// SIGPIPE, SIGUSR1 and SIGUSR2 are ignored (writes to a vanished client fail with EPIPE
+/// instead; SIGUSR1 gets the host's handler next). No `SA_RESTART`:
 /// a blocking `poll` returns `EINTR`, so a signal wakes the start-up packet read too.
 pub(crate) fn install_handlers() -> nix::Result<()> {
     let flags = SaFlags::empty();
@@ -158,5 +159,12 @@ pub(crate) fn install_handlers() -> nix::Result<()> {
     set(Signal::SIGHUP, SigHandler::Handler(on_signal))?;
     set(Signal::SIGQUIT, SigHandler::Handler(on_quit))?;
     set(Signal::SIGPIPE, SigHandler::SigIgn)?;
+    // Nothing here is meant for SIGUSR1 and SIGUSR2 (PostgreSQL's backends ignore SIGUSR2),
+    // and their default action ends the process, which the postmaster takes for a crash of a
+    // process attached to shared memory. SIGUSR1 is ignored until the host installs its own
+    // handler (`BackendHooks::install_signal_handlers`, ProcSignal's), still before anything
+    // is unblocked.
+    set(Signal::SIGUSR1, SigHandler::SigIgn)?;
+    set(Signal::SIGUSR2, SigHandler::SigIgn)?;
     Ok(())
 }
