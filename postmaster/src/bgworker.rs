@@ -699,7 +699,14 @@ impl BgWorkerList {
                 None => {
                     let spec = sh.read_spec(i);
                     match spec {
-                        Some(spec) if allowed && !terminate && spec.sanity_check().is_ok() => {
+                        Some(mut spec) if allowed && !terminate && spec.sanity_check().is_ok() => {
+                            // Notify only a process we know is ours: the registrant may have
+                            // exited (and been reaped, its pid free for reuse) since it
+                            // registered (PostgreSQL's PostmasterMarkPIDForWorkerNotify).
+                            if spec.notify_pid != 0 && children.find(spec.notify_pid).is_none() {
+                                spec.notify_pid = 0;
+                                s.notify_pid.store(0, Ordering::Relaxed);
+                            }
                             self.workers.push(Some(RegisteredWorker {
                                 spec,
                                 pid: None,
@@ -709,7 +716,11 @@ impl BgWorkerList {
                             }));
                         }
                         other => {
-                            let notify = other.map_or(0, |s| s.notify_pid);
+                            // Only a registrant that is still our child is told.
+                            let notify = other
+                                .map(|s| s.notify_pid)
+                                .filter(|p| *p > 0 && children.find(*p).is_some())
+                                .unwrap_or(0);
                             sh.free_slot(i);
                             if notify > 0 {
                                 let _ = nix::sys::signal::kill(
@@ -834,6 +845,26 @@ impl BgWorkerList {
                 nix::unistd::Pid::from_raw(w.spec.notify_pid),
                 Signal::SIGUSR1,
             );
+        }
+    }
+
+    /// The process `pid` exited: no worker notifies it any more, since its pid may be reused
+    /// by an unrelated process (PostgreSQL's `BackgroundWorkerStopNotifications`, which the
+    /// postmaster runs when it reaps a child). The copies in `sh`'s slots (the current
+    /// generation's array) are cleared too.
+    pub fn stop_notifications(&mut self, pid: i32, sh: Option<&BgWorkerShared>) {
+        if pid <= 0 {
+            return;
+        }
+        for w in self.workers.iter_mut().flatten() {
+            if w.spec.notify_pid == pid {
+                w.spec.notify_pid = 0;
+                if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
+                    if let Some(s) = sh.slots.get(slot) {
+                        s.notify_pid.store(0, Ordering::Relaxed);
+                    }
+                }
+            }
         }
     }
 
@@ -1014,6 +1045,53 @@ mod tests {
             s.sanity_check(),
             Err(BgWorkerError::UnknownFunction(_))
         ));
+    }
+
+    #[test]
+    fn notify_pid_is_cleared_when_the_registrant_exits_or_is_unknown() {
+        use crate::child::{BackendType, PmChild};
+        let shm = Shmem::create_for_tests(1 << 20).expect("segment");
+        let sh = shmem_init(&shm, 4).expect("bgworker array");
+        let pms = pgipc_pmsignal::shmem_init(&shm, 4).expect("pmsignal");
+        let mut list = BgWorkerList::new(4);
+        list.publish(&sh);
+        // Two dynamic registrations: one by a backend the postmaster knows (pid 4242), one by
+        // a pid that is not (or no longer) its child (4343, e.g. exited and reaped already).
+        let mut children = ChildList::default();
+        children.push(PmChild {
+            pid: 4242,
+            slot: 1,
+            kind: BackendType::Backend,
+            worker: None,
+        });
+        for pid in [4242, 4343] {
+            let mut spec = BgWorkerSpec::new(&format!("w{pid}"), "pgipc_worker_sleep");
+            spec.restart = RestartPolicy::Never;
+            spec.notify_pid = pid;
+            // The slot is published before the postmaster is signalled; there is no
+            // postmaster here, so only that last step fails.
+            assert!(matches!(
+                sh.register_dynamic(&spec, 8, &pms),
+                Err(BgWorkerError::Shmem(_))
+            ));
+        }
+        list.state_change(true, &children, Some(&sh));
+        let notify_of = |list: &BgWorkerList, name: &str| {
+            (0..4)
+                .filter_map(|i| list.get(i))
+                .find(|w| w.spec.name == name)
+                .map(|w| (w.spec.notify_pid, w.shared_slot.expect("dynamic")))
+                .expect("registered")
+        };
+        let (known, known_slot) = notify_of(&list, "w4242");
+        let (unknown, unknown_slot) = notify_of(&list, "w4343");
+        assert_eq!(known, 4242);
+        assert_eq!(unknown, 0, "an unknown registrant must not be notified");
+        assert_eq!(sh.slots[unknown_slot].notify_pid.load(Ordering::Relaxed), 0);
+        // The registrant exits: the postmaster stops notifying its pid (which may be reused).
+        list.stop_notifications(4242, Some(&sh));
+        assert_eq!(notify_of(&list, "w4242").0, 0);
+        assert_eq!(sh.slots[known_slot].notify_pid.load(Ordering::Relaxed), 0);
     }
 
     #[test]

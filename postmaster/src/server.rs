@@ -538,6 +538,9 @@ impl Postmaster {
     }
 
     fn child_exited(&mut self, pid: i32, exit: ChildExit) {
+        // Whatever it was, its pid may be reused from now on: no worker notifies it any more.
+        self.workers
+            .stop_notifications(pid, self.shmem.as_ref().map(PmShmem::bgworkers));
         let Some(child) = self.children.take(pid) else {
             if exit.is_0_or_1() {
                 log_child_exit(Severity::Log, "untracked child process", pid, exit);
