@@ -8,7 +8,8 @@
 //! interrupt check ([`take_pending`]). A *barrier* makes every process absorb a state change
 //! (e.g. "close all your file handles") and lets the emitter wait until all have. Since
 //! PostgreSQL 18 the slot also keeps the backend's cancel key, against which cancel requests
-//! are checked ([`ProcSignal::send_cancel_request`]).
+//! are checked ([`ProcSignal::send_cancel_request`]); a process that joins without a key
+//! (`None`: auxiliary processes, background workers) can never be matched.
 //!
 //! ```text
 //!  "ProcSignal"
