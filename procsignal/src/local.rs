@@ -111,5 +111,5 @@ pub fn register_barrier_callback(kind: ProcSignalBarrierType, cb: BarrierCallbac
 
 pub(crate) fn run_barrier_callback(kind: ProcSignalBarrierType) -> bool {
     let cb = CALLBACKS.lock().unwrap_or_else(|e| e.into_inner())[kind as usize];
-    cb.map_or(true, |f| f())
+    cb.is_none_or(|f| f())
 }
