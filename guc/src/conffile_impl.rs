@@ -46,7 +46,10 @@ fn is_letter_or_digit(c: u8) -> bool {
 /// Length of an identifier at the start of `b`.
 fn id_len(b: &[u8]) -> usize {
     if b.first().is_some_and(|&c| is_letter(c)) {
-        1 + b[1..].iter().take_while(|&&c| is_letter_or_digit(c)).count()
+        1 + b[1..]
+            .iter()
+            .take_while(|&&c| is_letter_or_digit(c))
+            .count()
     } else {
         0
     }
@@ -104,7 +107,9 @@ fn next_token(b: &[u8], pos: &mut usize) -> Option<(Tok, String)> {
     if is_letter(c) {
         let n = 1 + s[1..]
             .iter()
-            .take_while(|&&c| is_letter_or_digit(c) || matches!(c, b'-' | b'.' | b'_' | b':' | b'/'))
+            .take_while(|&&c| {
+                is_letter_or_digit(c) || matches!(c, b'-' | b'.' | b'_' | b':' | b'/')
+            })
             .count();
         consider(n, Tok::Unquoted);
     }
@@ -112,7 +117,11 @@ fn next_token(b: &[u8], pos: &mut usize) -> Option<(Tok, String)> {
     {
         let mut k = usize::from(matches!(c, b'-' | b'+'));
         let start = k;
-        if s.len() > k + 2 && s[k] == b'0' && matches!(s[k + 1], b'x' | b'X') && s[k + 2].is_ascii_hexdigit() {
+        if s.len() > k + 2
+            && s[k] == b'0'
+            && matches!(s[k + 1], b'x' | b'X')
+            && s[k + 2].is_ascii_hexdigit()
+        {
             k += 2;
             while k < s.len() && s[k].is_ascii_hexdigit() {
                 k += 1;
@@ -362,7 +371,11 @@ fn parse_dir(
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect();
-    files.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    files.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
     for f in files {
         parse_file(&f, Some(calling), depth, true, items, errors);
     }
@@ -396,7 +409,11 @@ mod tests {
         ok("x = 'has # hash'", "x", "has # hash");
         ok("huge_page_size = 2MB", "huge_page_size", "2MB");
         ok("shared_buffers = 128MB", "shared_buffers", "128MB");
-        ok("log_line_prefix = '%m [%p] '", "log_line_prefix", "%m [%p] ");
+        ok(
+            "log_line_prefix = '%m [%p] '",
+            "log_line_prefix",
+            "%m [%p] ",
+        );
         ok("myext.setting = on", "myext.setting", "on");
         ok("x = var/run:pg-1.x", "x", "var/run:pg-1.x");
         ok("x = -1", "x", "-1");

@@ -211,6 +211,9 @@ pub struct EnumOption {
     pub name: &'static str,
     /// Accepted but not listed (e.g. `yes` for `on`).
     pub hidden: bool,
+    /// The value it stands for, as `SHOW` prints it (PostgreSQL shows the first word with the
+    /// same internal value: `yes` shows as `on`).
+    pub shows_as: &'static str,
 }
 
 /// A setting's type, boot value and limits.
@@ -499,9 +502,7 @@ impl GucError {
             | GucError::NeedsRestart(..)
             | GucError::NotNow(_)
             | GucError::AfterConnectionStart(_) => CANT_CHANGE_RUNTIME_PARAM,
-            GucError::PermissionDenied(_) | GucError::NoShowPermission(_) => {
-                INSUFFICIENT_PRIVILEGE
-            }
+            GucError::PermissionDenied(_) | GucError::NoShowPermission(_) => INSUFFICIENT_PRIVILEGE,
             GucError::CannotReset(_) | GucError::NotSupported(_) => FEATURE_NOT_SUPPORTED,
             GucError::Syntax { .. } | GucError::SyntaxEol { .. } => SYNTAX_ERROR,
             GucError::Open { .. } | GucError::OpenDir { .. } => UNDEFINED_FILE,
@@ -674,11 +675,19 @@ mod tests {
         use std::collections::HashSet;
         let mut seen = HashSet::new();
         for d in DEFS {
-            assert!(seen.insert(d.name.to_ascii_lowercase()), "duplicate {}", d.name);
+            assert!(
+                seen.insert(d.name.to_ascii_lowercase()),
+                "duplicate {}",
+                d.name
+            );
             match d.kind {
                 Kind::Int { boot, min, max } => {
                     assert!(min <= boot && boot <= max, "{}", d.name);
-                    assert!(min >= i32::MIN as i64 && max <= i32::MAX as i64, "{}", d.name);
+                    assert!(
+                        min >= i32::MIN as i64 && max <= i32::MAX as i64,
+                        "{}",
+                        d.name
+                    );
                 }
                 Kind::Real { boot, min, max } => assert!(min <= boot && boot <= max, "{}", d.name),
                 Kind::Enum { boot, options } => {

@@ -243,20 +243,23 @@ fn format_value(def: &Def, v: &Value, units: bool) -> String {
 }
 
 /// Parses `text` as a value of `def` (PostgreSQL's `parse_and_validate_value`).
-pub(crate) fn parse_value(def: &Def, name: &str, text: &str, at: &Where) -> Result<Value, GucError> {
+pub(crate) fn parse_value(
+    def: &Def,
+    name: &str,
+    text: &str,
+    at: &Where,
+) -> Result<Value, GucError> {
     let invalid = |hint: Option<String>| GucError::Invalid {
         name: name.to_owned(),
         value: text.to_owned(),
         hint,
         at: at.clone(),
     };
-    let unit = def
-        .unit_name()
-        .map(|u| format!(" {u}"))
-        .unwrap_or_default();
+    let unit = def.unit_name().map(|u| format!(" {u}")).unwrap_or_default();
     match def.kind {
         Kind::Bool { boot } => {
-            let v = parse_bool(text).ok_or_else(|| GucError::NotBool(name.to_owned(), at.clone()))?;
+            let v =
+                parse_bool(text).ok_or_else(|| GucError::NotBool(name.to_owned(), at.clone()))?;
             if def.flags & ONLY_BOOT != 0 && v != boot {
                 return Err(GucError::NotSupported(
                     "tables declared WITH OIDS are not supported".into(),
@@ -304,9 +307,13 @@ pub(crate) fn parse_value(def: &Def, name: &str, text: &str, at: &Where) -> Resu
         Kind::Enum { options, .. } => options
             .iter()
             .find(|o| o.name.eq_ignore_ascii_case(text))
-            .map(|o| Value::Text(o.name.to_owned()))
+            .map(|o| Value::Text(o.shows_as.to_owned()))
             .ok_or_else(|| {
-                let shown: Vec<&str> = options.iter().filter(|o| !o.hidden).map(|o| o.name).collect();
+                let shown: Vec<&str> = options
+                    .iter()
+                    .filter(|o| !o.hidden)
+                    .map(|o| o.name)
+                    .collect();
                 invalid(Some(format!("Available values: {}.", shown.join(", "))))
             }),
     }
@@ -454,8 +461,9 @@ impl Settings {
         if source == Source::File && def.flags & DISALLOW_IN_FILE != 0 {
             return Err(GucError::ReadOnly(vname, at));
         }
-        let make_default =
-            change_val && source <= Source::Override && (value.is_some() || source == Source::Default);
+        let make_default = change_val
+            && source <= Source::Override
+            && (value.is_some() || source == Source::Default);
         if var.cur.source > source {
             if change_val && !make_default {
                 return Ok(Outcome::NotApplied);
@@ -559,8 +567,16 @@ impl Settings {
             Context::User
         };
         let action = if local { Action::Local } else { Action::Set };
-        self.set_option(name, Some(value), context, Source::Session, action, None, true)
-            .map(|_| ())
+        self.set_option(
+            name,
+            Some(value),
+            context,
+            Source::Session,
+            action,
+            None,
+            true,
+        )
+        .map(|_| ())
     }
 
     /// A setting from the client's startup packet (source "client", context backend or
@@ -571,8 +587,16 @@ impl Settings {
         } else {
             Context::Backend
         };
-        self.set_option(name, Some(value), context, Source::Client, Action::Set, None, true)
-            .map(|_| ())
+        self.set_option(
+            name,
+            Some(value),
+            context,
+            Source::Client,
+            Action::Set,
+            None,
+            true,
+        )
+        .map(|_| ())
     }
 
     /// SQL `RESET name` (and `SET name TO DEFAULT`).
@@ -587,8 +611,16 @@ impl Settings {
         } else {
             Context::User
         };
-        self.set_option(name, None, context, Source::Session, Action::Set, None, true)
-            .map(|_| ())
+        self.set_option(
+            name,
+            None,
+            context,
+            Source::Session,
+            Action::Set,
+            None,
+            true,
+        )
+        .map(|_| ())
     }
 
     /// SQL `RESET ALL` (PostgreSQL's `ResetAllOptions`): every user/superuser setting the
@@ -767,8 +799,7 @@ impl Settings {
             .vars
             .values()
             .filter(move |v| {
-                v.def.flags & NO_SHOW_ALL == 0
-                    && (privileged || v.def.flags & SUPERUSER_ONLY == 0)
+                v.def.flags & NO_SHOW_ALL == 0 && (privileged || v.def.flags & SUPERUSER_ONLY == 0)
             })
             .collect();
         vars.sort_by_key(|v| v.name.to_ascii_lowercase());
@@ -796,24 +827,32 @@ impl Settings {
             .map(|v| {
                 let d = v.def;
                 let (min, max, enumvals, boot) = match d.kind {
-                    Kind::Bool { boot } => (None, None, None, Some(format_value(d, &Value::Bool(boot), false))),
+                    Kind::Bool { boot } => (
+                        None,
+                        None,
+                        None,
+                        Some(format_value(d, &Value::Bool(boot), false)),
+                    ),
                     Kind::Int { boot, min, max } => (
                         Some(min.to_string()),
                         Some(max.to_string()),
                         None,
                         Some(boot.to_string()),
                     ),
-                    Kind::Real { boot, min, max } => (
-                        Some(fmt_g(min)),
-                        Some(fmt_g(max)),
-                        None,
-                        Some(fmt_g(boot)),
-                    ),
+                    Kind::Real { boot, min, max } => {
+                        (Some(fmt_g(min)), Some(fmt_g(max)), None, Some(fmt_g(boot)))
+                    }
                     Kind::String { boot } => (None, None, None, Some(boot.to_owned())),
                     Kind::Enum { boot, options } => (
                         None,
                         None,
-                        Some(options.iter().filter(|o| !o.hidden).map(|o| o.name.to_owned()).collect()),
+                        Some(
+                            options
+                                .iter()
+                                .filter(|o| !o.hidden)
+                                .map(|o| o.name.to_owned())
+                                .collect(),
+                        ),
                         Some(boot.to_owned()),
                     ),
                 };
@@ -926,7 +965,9 @@ impl Settings {
             .map(|(k, _)| k.clone())
             .collect();
         for k in removed {
-            let Some(var) = self.vars.get_mut(&k) else { continue };
+            let Some(var) = self.vars.get_mut(&k) else {
+                continue;
+            };
             if var.def.context < Context::Sighup {
                 var.pending_restart = true;
                 report.restart_needed.push(format!(
@@ -948,9 +989,15 @@ impl Settings {
                 }
             }
             let before = self.show(&name).ok();
-            if let Ok(Outcome::Applied) =
-                self.set_option(&name, None, context, Source::Default, Action::Set, None, true)
-            {
+            if let Ok(Outcome::Applied) = self.set_option(
+                &name,
+                None,
+                context,
+                Source::Default,
+                Action::Set,
+                None,
+                true,
+            ) {
                 if context == Context::Sighup && before != self.show(&name).ok() {
                     report.changes.push(format!(
                         "parameter \"{name}\" removed from configuration file, reset to default"
@@ -1035,7 +1082,15 @@ impl Settings {
         for e in &snapshot.entries {
             let k = key(&e.name);
             if !s.vars.contains_key(&k) && valid_custom_name(&e.name) {
-                let _ = s.set_option(&e.name, Some(""), Context::User, Source::Default, Action::Set, None, true);
+                let _ = s.set_option(
+                    &e.name,
+                    Some(""),
+                    Context::User,
+                    Source::Default,
+                    Action::Set,
+                    None,
+                    true,
+                );
             }
             let Some(var) = s.vars.get_mut(&k) else {
                 skipped.push(e.name.clone());
@@ -1081,7 +1136,9 @@ impl Settings {
     pub fn changed_reports(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for def in crate::DEFS.iter().filter(|d| d.flags & REPORT != 0) {
-            let Ok(now) = self.show(def.name) else { continue };
+            let Ok(now) = self.show(def.name) else {
+                continue;
+            };
             if self.reported.get(def.name) != Some(&now) {
                 self.reported.insert(def.name, now.clone());
                 out.push((def.name.to_owned(), now));
@@ -1139,6 +1196,7 @@ pub fn sample_config_file() -> String {
          # at server start only; the others are re-read on SIGHUP. Settings marked (no effect)\n\
          # are accepted for compatibility with PostgreSQL 18.\n",
     );
+    let defaults = Settings::new();
     let mut group = "";
     for d in crate::DEFS.iter().filter(|d| {
         d.context != Context::Internal && d.flags & (NOT_IN_SAMPLE | DISALLOW_IN_FILE) == 0
@@ -1147,12 +1205,10 @@ pub fn sample_config_file() -> String {
             group = d.group;
             s.push_str(&format!("\n# - {group} -\n\n"));
         }
-        let boot = boot_value(d);
+        let value = defaults.show(d.name).unwrap_or_default();
         let shown = match d.kind {
-            Kind::String { .. } | Kind::Enum { .. } => {
-                format!("'{}'", format_value(d, &boot, true).replace('\'', "''"))
-            }
-            _ => format_value(d, &boot, true),
+            Kind::String { .. } | Kind::Enum { .. } => format!("'{}'", value.replace('\'', "''")),
+            _ => value,
         };
         let mut notes = Vec::new();
         if d.context == Context::Postmaster {
@@ -1166,7 +1222,887 @@ pub fn sample_config_file() -> String {
         } else {
             format!(" ({})", notes.join("; "))
         };
-        s.push_str(&format!("#{} = {shown}\t# {}{notes}\n", d.name, d.short_desc));
+        s.push_str(&format!(
+            "#{} = {shown}\t# {}{notes}\n",
+            d.name, d.short_desc
+        ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SET`-style check at server start (command line): the shown value or the error text.
+    fn check(name: &str, input: &str, expected: Result<&str, &str>) {
+        let mut s = Settings::new();
+        let got = s
+            .set(name, input, Source::CommandLine)
+            .and_then(|_| s.value_text(name));
+        match (got, expected) {
+            (Ok(v), Ok(e)) => assert_eq!(v, e, "{name} = {input}"),
+            (Err(err), Err(e)) => assert_eq!(err.to_string(), e, "{name} = {input}"),
+            (got, e) => panic!("{name} = {input}: got {got:?}, expected {e:?}"),
+        }
+    }
+
+    /// A session `SET` by a non-superuser: (SQLSTATE, message, hint) of the error, or the
+    /// `SHOW` output.
+    fn check_sql(name: &str, input: &str, expected: Result<&str, (&str, &str, Option<&str>)>) {
+        let mut s = Settings::new();
+        s.start_transaction();
+        let got = s
+            .set_session(name, input, false, false)
+            .and_then(|_| s.show_as(name, false));
+        match (got, expected) {
+            (Ok(v), Ok(e)) => assert_eq!(v, e, "{name} = {input}"),
+            (Err(err), Err((code, msg, hint))) => {
+                assert_eq!(
+                    (err.sqlstate(), err.to_string().as_str(), err.hint()),
+                    (code, msg, hint),
+                    "{name} = {input}"
+                )
+            }
+            (got, e) => panic!("{name} = {input}: got {got:?}, expected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn values() {
+        check("max_connections", "50", Ok("50"));
+        check("MAX_Connections", " 7 ", Ok("7"));
+        check(
+            "max_connections",
+            "100000000",
+            Err("100000000 is outside the valid range for parameter \"max_connections\" (1 .. 262143)"),
+        );
+        check(
+            "max_connections",
+            "ten",
+            Err("invalid value for parameter \"max_connections\": \"ten\""),
+        );
+        check("port", "5433", Ok("5433"));
+        check("huge_page_size", "2MB", Ok("2048"));
+        check("huge_page_size", "1GB", Ok("1048576"));
+        check("huge_page_size", "2048", Ok("2048"));
+        check(
+            "huge_page_size",
+            "3 parsecs",
+            Err("invalid value for parameter \"huge_page_size\": \"3 parsecs\""),
+        );
+        check(
+            "huge_page_size",
+            "-1",
+            Err("-1 kB is outside the valid range for parameter \"huge_page_size\" (0 kB .. 2147483647 kB)"),
+        );
+        check("min_dynamic_shared_memory", "1GB", Ok("1024"));
+        check("authentication_timeout", "1min", Ok("60"));
+        check("authentication_timeout", "1500ms", Ok("2"));
+        check("huge_pages", "TRY", Ok("try"));
+        check("huge_pages", "yes", Ok("on"));
+        check(
+            "huge_pages",
+            "maybe",
+            Err("invalid value for parameter \"huge_pages\": \"maybe\""),
+        );
+        check("restart_after_crash", "off", Ok("off"));
+        check("restart_after_crash", "y", Ok("on"));
+        check("restart_after_crash", "0", Ok("off"));
+        check(
+            "restart_after_crash",
+            "o",
+            Err("parameter \"restart_after_crash\" requires a Boolean value"),
+        );
+        check(
+            "no_such_thing",
+            "1",
+            Err("unrecognized configuration parameter \"no_such_thing\""),
+        );
+        check(
+            "shared_memory_size",
+            "1",
+            Err("parameter \"shared_memory_size\" cannot be changed"),
+        );
+        check("listen_addresses", "*", Ok("*"));
+        check(
+            "shared_buffers",
+            "8",
+            Err("8 8kB is outside the valid range for parameter \"shared_buffers\" (16 8kB .. 1073741823 8kB)"),
+        );
+        check("shared_buffers", "1GB", Ok("131072"));
+        check("unix_socket_permissions", "0770", Ok("0770"));
+        check("vacuum_cost_delay", "1.5", Ok("1.5"));
+        check(
+            "vacuum_cost_delay",
+            "200",
+            Err("200 ms is outside the valid range for parameter \"vacuum_cost_delay\" (0 ms .. 100 ms)"),
+        );
+        check("sort_mem", "8MB", Ok("8192"));
+        check(
+            "default_with_oids",
+            "on",
+            Err("tables declared WITH OIDS are not supported"),
+        );
+        check("default_with_oids", "off", Ok("off"));
+        check("exec_backend", "on", Ok("on"));
+    }
+
+    #[test]
+    fn sql_set_errors() {
+        check_sql(
+            "max_connections",
+            "1",
+            Err((
+                "55P02",
+                "parameter \"max_connections\" cannot be changed without restarting the server",
+                None,
+            )),
+        );
+        check_sql(
+            "no_such",
+            "1",
+            Err((
+                "42704",
+                "unrecognized configuration parameter \"no_such\"",
+                None,
+            )),
+        );
+        check_sql(
+            "work_mem",
+            "x",
+            Err((
+                "22023",
+                "invalid value for parameter \"work_mem\": \"x\"",
+                None,
+            )),
+        );
+        check_sql(
+            "work_mem",
+            "1 parsec",
+            Err((
+                "22023",
+                "invalid value for parameter \"work_mem\": \"1 parsec\"",
+                Some(
+                    "Valid units for this parameter are \"B\", \"kB\", \"MB\", \"GB\", and \"TB\".",
+                ),
+            )),
+        );
+        check_sql(
+            "statement_timeout",
+            "5 fortnights",
+            Err(("22023", "invalid value for parameter \"statement_timeout\": \"5 fortnights\"", Some("Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\"."))),
+        );
+        check_sql(
+            "work_mem",
+            "1",
+            Err(("22023", "1 kB is outside the valid range for parameter \"work_mem\" (64 kB .. 2147483647 kB)", None)),
+        );
+        check_sql(
+            "client_min_messages",
+            "loud",
+            Err(("22023", "invalid value for parameter \"client_min_messages\": \"loud\"", Some("Available values: debug5, debug4, debug3, debug2, debug1, log, notice, warning, error."))),
+        );
+        check_sql(
+            "log_min_messages",
+            "info",
+            Err((
+                "42501",
+                "permission denied to set parameter \"log_min_messages\"",
+                None,
+            )),
+        );
+        check_sql(
+            "autovacuum",
+            "off",
+            Err((
+                "55P02",
+                "parameter \"autovacuum\" cannot be changed now",
+                None,
+            )),
+        );
+        check_sql(
+            "ignore_system_indexes",
+            "on",
+            Err((
+                "55P02",
+                "parameter \"ignore_system_indexes\" cannot be set after connection start",
+                None,
+            )),
+        );
+        check_sql(
+            "server_version",
+            "1",
+            Err((
+                "55P02",
+                "parameter \"server_version\" cannot be changed",
+                None,
+            )),
+        );
+        check_sql(
+            "bad..name",
+            "1",
+            Err((
+                "42602",
+                "invalid configuration parameter name \"bad..name\"",
+                None,
+            )),
+        );
+        check_sql("myext.anything", "v", Ok("v"));
+        check_sql("work_mem", "64MB", Ok("64MB"));
+        check_sql("work_mem", "1024", Ok("1MB"));
+        check_sql("statement_timeout", "300s", Ok("5min"));
+        check_sql("statement_timeout", "1500", Ok("1500ms"));
+        check_sql("DATESTYLE", "ISO, DMY", Ok("ISO, DMY"));
+        check_sql("application_name", "psql", Ok("psql"));
+        check_sql("random_page_cost", "1.1", Ok("1.1"));
+        check_sql("search_path", "a, \"B\"", Ok("a, \"B\""));
+        let mut s = Settings::new();
+        assert_eq!(
+            s.set_session("log_min_messages", "info", true, false),
+            Ok(())
+        );
+        assert_eq!(
+            s.show_as("primary_conninfo", false).map_err(|e| (e.sqlstate(), e.to_string())),
+            Err(("42501", "must be superuser or have privileges of pg_read_all_settings to examine \"primary_conninfo\"".to_owned()))
+        );
+        assert_eq!(
+            s.show("myext.unset").map_err(|e| e.sqlstate()),
+            Err("42704")
+        );
+        assert_eq!(
+            s.reset("transaction_isolation", false)
+                .map_err(|e| e.to_string()),
+            Err("parameter \"transaction_isolation\" cannot be reset".to_owned())
+        );
+    }
+
+    #[test]
+    fn show_formatting() {
+        let s = Settings::new();
+        for (name, shown) in [
+            ("shared_buffers", "128MB"),
+            ("work_mem", "4MB"),
+            ("maintenance_work_mem", "64MB"),
+            ("checkpoint_timeout", "5min"),
+            ("authentication_timeout", "1min"),
+            ("bgwriter_delay", "200ms"),
+            ("deadlock_timeout", "1s"),
+            ("log_rotation_age", "1d"),
+            ("max_wal_size", "1GB"),
+            ("min_wal_size", "80MB"),
+            ("wal_segment_size", "16MB"),
+            ("effective_cache_size", "4GB"),
+            ("temp_buffers", "8MB"),
+            ("wal_buffers", "-1"),
+            ("autovacuum_vacuum_cost_delay", "2ms"),
+            ("checkpoint_completion_target", "0.9"),
+            ("seq_page_cost", "1"),
+            ("cpu_operator_cost", "0.0025"),
+            ("unix_socket_permissions", "0777"),
+            ("log_file_mode", "0600"),
+            ("max_stack_depth", "2MB"),
+            ("DateStyle", "ISO, MDY"),
+            ("search_path", "\"$user\", public"),
+            ("log_line_prefix", "%m [%p] "),
+            ("transaction_isolation", "read committed"),
+            ("wal_writer_flush_after", "1MB"),
+            ("block_size", "8192"),
+            ("segment_size", "1GB"),
+            ("server_version_num", "180006"),
+        ] {
+            assert_eq!(s.show(name).as_deref(), Ok(shown), "{name}");
+        }
+        let mut s = Settings::new();
+        s.set_computed("shared_memory_size", "1").unwrap();
+        assert_eq!(s.show("shared_memory_size").as_deref(), Ok("1MB"));
+        assert_eq!(s.value_text("shared_memory_size").as_deref(), Ok("1"));
+        assert_eq!(s.source("shared_memory_size"), Some(Source::DynamicDefault));
+        assert_eq!(s.value_text("shared_buffers").as_deref(), Ok("16384"));
+    }
+
+    #[test]
+    fn transactions_undo_and_local() {
+        let mut s = Settings::new();
+        let app = |s: &Settings| s.show("application_name").unwrap();
+        // BEGIN; SET; ROLLBACK → old value.
+        s.start_transaction();
+        s.set_session("application_name", "a", false, false)
+            .unwrap();
+        assert_eq!(app(&s), "a");
+        s.end_transaction(false);
+        assert_eq!(app(&s), "");
+        assert_eq!(s.source("application_name"), Some(Source::Default));
+        // BEGIN; SET; COMMIT → kept.
+        s.start_transaction();
+        s.set_session("application_name", "b", false, false)
+            .unwrap();
+        s.end_transaction(true);
+        assert_eq!(app(&s), "b");
+        assert_eq!(s.source("application_name"), Some(Source::Session));
+        // SET LOCAL ends at commit.
+        s.start_transaction();
+        s.set_session("application_name", "c", false, true).unwrap();
+        assert_eq!(app(&s), "c");
+        s.end_transaction(true);
+        assert_eq!(app(&s), "b");
+        // SET then SET LOCAL: the SET value comes back at commit.
+        s.start_transaction();
+        s.set_session("application_name", "d", false, false)
+            .unwrap();
+        s.set_session("application_name", "e", false, true).unwrap();
+        s.end_transaction(true);
+        assert_eq!(app(&s), "d");
+        // Savepoints: SET in a rolled-back subtransaction is undone; in a released one kept.
+        s.start_transaction();
+        s.set_session("application_name", "f", false, false)
+            .unwrap();
+        let sp = s.new_nest_level();
+        s.set_session("application_name", "g", false, false)
+            .unwrap();
+        s.at_eoxact(false, sp);
+        assert_eq!(app(&s), "f");
+        let sp = s.new_nest_level();
+        s.set_session("application_name", "h", false, false)
+            .unwrap();
+        s.at_eoxact(true, sp);
+        assert_eq!(app(&s), "h");
+        let sp = s.new_nest_level();
+        s.set_session("application_name", "i", false, true).unwrap();
+        s.at_eoxact(true, sp);
+        assert_eq!(app(&s), "i");
+        s.end_transaction(true);
+        assert_eq!(app(&s), "h");
+        // A released savepoint's SET is still undone by the outer rollback.
+        s.start_transaction();
+        let sp = s.new_nest_level();
+        s.set_session("application_name", "j", false, false)
+            .unwrap();
+        s.at_eoxact(true, sp);
+        s.end_transaction(false);
+        assert_eq!(app(&s), "h");
+        assert_eq!(s.nest_level(), 0);
+        // RESET goes back to the reset value; RESET ALL too, and rolls back.
+        s.start_transaction();
+        s.set_session("work_mem", "1GB", false, false).unwrap();
+        s.end_transaction(true);
+        s.start_transaction();
+        s.reset_all();
+        assert_eq!(s.show("work_mem").unwrap(), "4MB");
+        assert_eq!(app(&s), "");
+        s.end_transaction(false);
+        assert_eq!(s.show("work_mem").unwrap(), "1GB");
+        s.start_transaction();
+        s.reset("work_mem", false).unwrap();
+        s.end_transaction(true);
+        assert_eq!(s.show("work_mem").unwrap(), "4MB");
+    }
+
+    #[test]
+    fn source_priority() {
+        let mut s = Settings::new();
+        let dir = tempdir("prio");
+        let conf = dir.join("postgresql.conf");
+        std::fs::write(&conf, "port = 6000\nwork_mem = 8MB\n").unwrap();
+        s.set("port", "7000", Source::CommandLine).unwrap();
+        s.apply_file(&conf).unwrap();
+        // The command line beats the file.
+        assert_eq!(
+            (s.int("port"), s.source("port")),
+            (7000, Some(Source::CommandLine))
+        );
+        assert_eq!(s.show("work_mem").unwrap(), "8MB");
+        assert_eq!(s.location("work_mem"), Some((conf.as_path(), 2)));
+        // A session SET beats a reloaded file value, and RESET then takes the file's new value.
+        s.set_under_postmaster(true);
+        s.start_transaction();
+        s.set_session("work_mem", "1MB", false, false).unwrap();
+        s.end_transaction(true);
+        std::fs::write(&conf, "port = 6000\nwork_mem = 16MB\n").unwrap();
+        let r = s.process_config_file(&conf, Context::Sighup);
+        assert!(r.applied(), "{r:?}");
+        assert_eq!(s.show("work_mem").unwrap(), "1MB");
+        s.reset("work_mem", false).unwrap();
+        assert_eq!(s.show("work_mem").unwrap(), "16MB");
+        assert_eq!(s.source("work_mem"), Some(Source::File));
+        // Environment is below the file.
+        let mut s = Settings::new();
+        s.apply_environment(|k| (k == "PGPORT").then(|| "5999".to_owned()));
+        assert_eq!(
+            (s.int("port"), s.source("port")),
+            (5999, Some(Source::EnvVar))
+        );
+        s.apply_file(&conf).unwrap();
+        assert_eq!(s.int("port"), 6000);
+        // Override beats everything.
+        s.set_override("shared_memory_type", "memfd").unwrap();
+        s.set("shared_memory_type", "mmap", Source::CommandLine)
+            .unwrap();
+        assert_eq!(s.text("shared_memory_type"), "memfd");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pgipc-guc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn files_with_includes_and_errors() {
+        let dir = tempdir("inc");
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::write(
+            dir.join("postgresql.conf"),
+            "port = 6000\ninclude 'extra.conf'\ninclude_if_exists 'missing.conf'\ninclude_dir 'conf.d'\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("extra.conf"), "max_connections = 20\n").unwrap();
+        std::fs::write(dir.join("conf.d/01.conf"), "port = 6001\n").unwrap();
+        std::fs::write(dir.join("conf.d/02.conf"), "max_connections = 21\n").unwrap();
+        std::fs::write(dir.join("conf.d/.hidden.conf"), "port = 1\n").unwrap();
+        std::fs::write(dir.join("conf.d/notes.txt"), "port = 2\n").unwrap();
+        let mut s = Settings::new();
+        s.apply_file(&dir.join("postgresql.conf")).unwrap();
+        assert_eq!((s.int("port"), s.int("max_connections")), (6001, 21));
+        assert_eq!(
+            s.location("port"),
+            Some((dir.join("conf.d/01.conf").as_path(), 1))
+        );
+
+        let e = |text: &str| {
+            std::fs::write(dir.join("bad.conf"), text).unwrap();
+            Settings::new()
+                .process_config_file(&dir.join("bad.conf"), Context::Postmaster)
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        let f = dir.join("bad.conf").display().to_string();
+        assert_eq!(
+            e("port = 1\nbogus_setting = 3\n"),
+            [format!(
+                "unrecognized configuration parameter \"bogus_setting\" in file \"{f}\" line 2"
+            )]
+        );
+        assert_eq!(
+            e("port = = 1\n"),
+            [format!(
+                "syntax error in file \"{f}\" line 1, near token \"=\""
+            )]
+        );
+        assert_eq!(
+            e("\nport =\n"),
+            [format!(
+                "syntax error in file \"{f}\" line 2, near end of line"
+            )]
+        );
+        assert_eq!(
+            e("port = 'x'\n"),
+            [format!(
+                "invalid value for parameter \"port\": \"x\" in file \"{f}\" line 1"
+            )]
+        );
+        assert_eq!(
+            e("server_version = '1'\n"),
+            [format!(
+                "parameter \"server_version\" cannot be changed in file \"{f}\" line 1"
+            )]
+        );
+        assert_eq!(
+            e("include 'nope.conf'\n"),
+            [format!(
+                "could not open configuration file \"{}\": No such file or directory",
+                dir.join("nope.conf").display()
+            )]
+        );
+        assert_eq!(
+            e("include 'bad.conf'\n"),
+            [format!("configuration file recursion in \"{f}\"")]
+        );
+        assert_eq!(
+            e("include_dir 'nodir'\n"),
+            [format!(
+                "could not open configuration directory \"{}\": No such file or directory",
+                dir.join("nodir").display()
+            )]
+        );
+        // A chain of includes deeper than PostgreSQL allows.
+        for k in 0..12 {
+            std::fs::write(
+                dir.join(format!("d{k}.conf")),
+                format!("include 'd{}.conf'\n", k + 1),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.join("d12.conf"), "port = 1\n").unwrap();
+        let errs = Settings::new()
+            .process_config_file(&dir.join("d0.conf"), Context::Postmaster)
+            .errors;
+        assert!(
+            matches!(errs.as_slice(), [GucError::TooDeep(_)]),
+            "{errs:?}"
+        );
+        assert!(errs[0]
+            .to_string()
+            .ends_with("maximum nesting depth exceeded"));
+        // Placeholders are accepted.
+        assert_eq!(e("myext.setting = 'x'\n"), Vec::<String>::new());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reload() {
+        let dir = tempdir("reload");
+        let conf = dir.join("postgresql.conf");
+        std::fs::write(
+            &conf,
+            "restart_after_crash = on\nport = 7000\nwork_mem = 8MB\nlog_line_prefix = '%m '\n",
+        )
+        .unwrap();
+        let mut s = Settings::new();
+        s.apply_file(&conf).unwrap();
+        // A sighup setting changes, a postmaster one is reported and kept, a removed one
+        // reverts to default.
+        std::fs::write(
+            &conf,
+            "restart_after_crash = off\nport = 7001\nwork_mem = 8MB\n",
+        )
+        .unwrap();
+        let r = s.process_config_file(&conf, Context::Sighup);
+        assert_eq!(r.errors, []);
+        assert_eq!(
+            r.changes,
+            [
+                "parameter \"log_line_prefix\" removed from configuration file, reset to default",
+                "parameter \"restart_after_crash\" changed to \"off\"",
+            ]
+        );
+        assert_eq!(
+            r.restart_needed,
+            ["parameter \"port\" cannot be changed without restarting the server"]
+        );
+        assert_eq!(
+            r.summary(&conf),
+            Some(format!(
+                "configuration file \"{}\" contains errors; unaffected changes were applied",
+                conf.display()
+            ))
+        );
+        assert!(!s.bool("restart_after_crash"));
+        assert_eq!(s.int("port"), 7000);
+        assert!(s.pending_restart("port"));
+        assert_eq!(s.show("log_line_prefix").unwrap(), "%m [%p] ");
+        let row = s
+            .pg_settings(true)
+            .into_iter()
+            .find(|r| r.name == "port")
+            .unwrap();
+        assert!(row.pending_restart);
+        // A file with a bad line: nothing applied, the error names file and line.
+        std::fs::write(
+            &conf,
+            "restart_after_crash = on\nport = 7000\nwork_mem = lots\nmyext.x = 1\n",
+        )
+        .unwrap();
+        let r = s.process_config_file(&conf, Context::Sighup);
+        assert_eq!(
+            r.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            [format!(
+                "invalid value for parameter \"work_mem\": \"lots\" in file \"{}\" line 3",
+                conf.display()
+            )]
+        );
+        assert_eq!(
+            r.summary(&conf),
+            Some(format!(
+                "configuration file \"{}\" contains errors; no changes were applied",
+                conf.display()
+            ))
+        );
+        assert!(!s.bool("restart_after_crash"));
+        // Fixed: applied; the placeholder line is accepted; port back to its start value.
+        std::fs::write(
+            &conf,
+            "restart_after_crash = on\nport = 7000\nwork_mem = 8MB\nmyext.x = 1\n",
+        )
+        .unwrap();
+        let r = s.process_config_file(&conf, Context::Sighup);
+        assert!(r.applied() && r.restart_needed.is_empty(), "{r:?}");
+        assert!(s.bool("restart_after_crash"));
+        assert!(!s.pending_restart("port"));
+        assert_eq!(s.show("myext.x").unwrap(), "1");
+        // Backend-context changes are for new sessions: a child ignores them.
+        std::fs::write(&conf, "ignore_system_indexes = on\n").unwrap();
+        let mut child = s.clone();
+        child.set_under_postmaster(true);
+        child.process_config_file(&conf, Context::Sighup);
+        assert!(!child.bool("ignore_system_indexes"));
+        s.process_config_file(&conf, Context::Sighup);
+        assert!(s.bool("ignore_system_indexes"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn snapshot_round_trips_values_and_sources() {
+        let dir = tempdir("snap");
+        let conf = dir.join("postgresql.conf");
+        std::fs::write(
+            &conf,
+            "bgwriter_delay = 300ms\nmyext.flag = on\nrandom_page_cost = 1.1\n",
+        )
+        .unwrap();
+        let mut a = Settings::new();
+        a.set("max_connections", "7", Source::CommandLine).unwrap();
+        a.apply_file(&conf).unwrap();
+        a.set_computed("shared_memory_size", "143").unwrap();
+        let (b, skipped) = Settings::from_snapshot(&a.snapshot());
+        assert_eq!(skipped, Vec::<String>::new());
+        assert_eq!(b.int("max_connections"), 7);
+        assert_eq!(b.int("bgwriter_delay"), 300);
+        assert_eq!(b.real("random_page_cost"), 1.1);
+        assert_eq!(b.show("myext.flag").unwrap(), "on");
+        assert_eq!(b.show("shared_memory_size").unwrap(), "143MB");
+        assert_eq!(b.source("max_connections"), Some(Source::CommandLine));
+        assert_eq!(b.location("bgwriter_delay"), Some((conf.as_path(), 1)));
+        // A child reloading the same file keeps the command-line value.
+        let mut b = b;
+        assert!(b.process_config_file(&conf, Context::Sighup).applied());
+        assert_eq!(b.int("max_connections"), 7);
+        // Entries that do not fit this table are skipped, not applied.
+        let bad = Snapshot {
+            entries: vec![
+                SnapshotEntry {
+                    name: "port".into(),
+                    value: Value::Text("x".into()),
+                    source: Source::File,
+                    scontext: Context::Postmaster,
+                    location: None,
+                },
+                SnapshotEntry {
+                    name: "nosuch".into(),
+                    value: Value::Int(1),
+                    source: Source::File,
+                    scontext: Context::Postmaster,
+                    location: None,
+                },
+            ],
+        };
+        let (c, skipped) = Settings::from_snapshot(&bad);
+        assert_eq!(skipped, ["port", "nosuch"]);
+        assert_eq!(c.int("port"), 5432);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parameter_status() {
+        let mut s = Settings::new();
+        let first = s.begin_reporting();
+        let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
+        for n in [
+            "application_name",
+            "client_encoding",
+            "DateStyle",
+            "default_transaction_read_only",
+            "in_hot_standby",
+            "integer_datetimes",
+            "IntervalStyle",
+            "is_superuser",
+            "scram_iterations",
+            "search_path",
+            "server_encoding",
+            "server_version",
+            "session_authorization",
+            "standard_conforming_strings",
+            "TimeZone",
+        ] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+        assert_eq!(first.len(), 15);
+        assert_eq!(s.changed_reports(), []);
+        s.start_transaction();
+        s.set_session("application_name", "x", false, false)
+            .unwrap();
+        s.set_session("work_mem", "1MB", false, false).unwrap();
+        assert_eq!(
+            s.changed_reports(),
+            [("application_name".to_owned(), "x".to_owned())]
+        );
+        s.end_transaction(false);
+        assert_eq!(
+            s.changed_reports(),
+            [("application_name".to_owned(), String::new())]
+        );
+        s.set_computed("server_encoding", "UTF8").unwrap();
+        assert_eq!(
+            s.changed_reports(),
+            [("server_encoding".to_owned(), "UTF8".to_owned())]
+        );
+    }
+
+    #[test]
+    fn show_all_and_pg_settings_rows() {
+        let s = Settings::new();
+        let all = s.show_all(true);
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].name.to_ascii_lowercase() < w[1].name.to_ascii_lowercase()));
+        assert!(!all
+            .iter()
+            .any(|r| r.name == "is_superuser" || r.name == "seed"));
+        let sb = all.iter().find(|r| r.name == "shared_buffers").unwrap();
+        assert_eq!(sb.setting, "128MB");
+        assert_eq!(
+            sb.description,
+            "Sets the number of shared memory buffers used by the server. (no effect in pgipc)"
+        );
+        let port = all.iter().find(|r| r.name == "port").unwrap();
+        assert_eq!(port.description, "Sets the TCP port the server listens on.");
+        assert!(s.show_all(false).len() < all.len());
+        let rows = s.pg_settings(true);
+        let sb = rows.iter().find(|r| r.name == "shared_buffers").unwrap();
+        assert_eq!(
+            (
+                sb.setting.as_str(),
+                sb.unit.as_deref(),
+                sb.context.as_str(),
+                sb.vartype.as_str(),
+                sb.source.as_str()
+            ),
+            ("16384", Some("8kB"), "postmaster", "integer", "default")
+        );
+        assert_eq!(
+            (sb.min_val.as_deref(), sb.max_val.as_deref()),
+            (Some("16"), Some("1073741823"))
+        );
+        assert_eq!(sb.category, "Resource Usage / Memory");
+        assert_eq!(sb.extra_desc.as_deref(), Some(crate::NO_EFFECT_NOTE));
+        let hp = rows.iter().find(|r| r.name == "huge_pages").unwrap();
+        assert_eq!(
+            hp.enumvals.as_deref(),
+            Some(&["off".to_owned(), "on".into(), "try".into()][..])
+        );
+        let rpc = rows.iter().find(|r| r.name == "random_page_cost").unwrap();
+        assert_eq!(
+            (rpc.setting.as_str(), rpc.max_val.as_deref()),
+            ("4", Some("1.79769e+308"))
+        );
+    }
+
+    #[test]
+    fn sample_file_round_trips() {
+        let dir = tempdir("sample");
+        let p = dir.join("postgresql.conf");
+        // Uncomment every setting line: each boot value must parse back to itself.
+        let text: String = sample_config_file()
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix('#')
+                    .filter(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let lines = text.lines().count();
+        assert!(lines > 250, "{lines}");
+        std::fs::write(&p, text).unwrap();
+        let mut s = Settings::new();
+        let r = s.process_config_file(&p, Context::Postmaster);
+        assert_eq!(r.errors, []);
+        let fresh = Settings::new();
+        for d in crate::DEFS
+            .iter()
+            .filter(|d| d.context != Context::Internal)
+        {
+            assert_eq!(s.get(d.name), fresh.get(d.name), "{}", d.name);
+        }
+        assert_eq!(s.source("shared_buffers"), Some(Source::File));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A postgresql.conf as people write them for PostgreSQL 18.
+    #[test]
+    fn hand_written_pg18_file_loads() {
+        let dir = tempdir("pg18");
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        let conf = dir.join("postgresql.conf");
+        std::fs::write(
+            &conf,
+            r#"# -----------------------------
+# PostgreSQL configuration file
+# -----------------------------
+#data_directory = 'ConfigDir'		# use data in another directory
+listen_addresses = '*'		# what IP address(es) to listen on;
+port = 5433				# (change requires restart)
+max_connections = 100			# (change requires restart)
+unix_socket_directories = '/var/run/postgresql'	# comma-separated list of directories
+#ssl = off
+ssl_cert_file = '/etc/ssl/certs/ssl-cert-snakeoil.pem'
+shared_buffers = 128MB			# min 128kB
+#huge_pages = try			# on, off, or try
+work_mem = 4MB
+maintenance_work_mem = 64MB
+dynamic_shared_memory_type = posix	# the default is usually the first option
+io_method = worker
+max_wal_size = 1GB
+min_wal_size = 80MB
+checkpoint_completion_target = 0.9
+random_page_cost = 1.1
+effective_cache_size = 4GB
+vacuum_cost_delay = 0			# 0-100 milliseconds (0 disables)
+autovacuum_vacuum_cost_delay = 2ms
+log_line_prefix = '%m [%p] '		# special values:
+log_timezone = 'Etc/UTC'
+log_min_duration_statement = 250ms
+log_connections = 'receipt,authentication'
+log_lock_failures = on
+cluster_name = '18/main'			# added to the process title
+datestyle = 'iso, mdy'
+timezone = 'Etc/UTC'
+lc_messages = 'C.UTF-8'
+default_text_search_config = 'pg_catalog.english'
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.max = 10000
+pg_stat_statements.track = all
+idle_replication_slot_timeout = 1d
+ssl_ecdh_curve = 'prime256v1'
+file_copy_method = clone
+include_dir 'conf.d'			# include files ending in '.conf' from
+include_if_exists = 'missing.conf'
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("conf.d/10-tuning.conf"),
+            "work_mem = '16MB'\njit = off\n",
+        )
+        .unwrap();
+        let mut s = Settings::new();
+        let r = s.process_config_file(&conf, Context::Postmaster);
+        assert_eq!(r.errors, []);
+        for (name, shown) in [
+            ("port", "5433"),
+            ("listen_addresses", "*"),
+            ("shared_buffers", "128MB"),
+            ("work_mem", "16MB"),
+            ("jit", "off"),
+            ("log_line_prefix", "%m [%p] "),
+            ("log_min_duration_statement", "250ms"),
+            ("effective_cache_size", "4GB"),
+            ("DateStyle", "iso, mdy"),
+            ("TimeZone", "Etc/UTC"),
+            ("pg_stat_statements.max", "10000"),
+            ("idle_replication_slot_timeout", "1d"),
+            ("ssl_groups", "prime256v1"),
+            ("vacuum_cost_delay", "0"),
+        ] {
+            assert_eq!(s.show(name).as_deref(), Ok(shown), "{name}");
+        }
+        assert_eq!(
+            s.location("work_mem"),
+            Some((dir.join("conf.d/10-tuning.conf").as_path(), 1))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

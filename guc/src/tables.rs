@@ -54,7 +54,8 @@ const CLIENT_CONN_OTHER: &str = "Client Connection Defaults / Other Defaults";
 const LOCK_MANAGEMENT: &str = "Lock Management";
 const COMPAT_OPTIONS_PREVIOUS: &str =
     "Version and Platform Compatibility / Previous PostgreSQL Versions";
-const COMPAT_OPTIONS_OTHER: &str = "Version and Platform Compatibility / Other Platforms and Clients";
+const COMPAT_OPTIONS_OTHER: &str =
+    "Version and Platform Compatibility / Other Platforms and Clients";
 const ERROR_HANDLING_OPTIONS: &str = "Error Handling";
 const PRESET_OPTIONS: &str = "Preset Options";
 /// The category of placeholder (custom) settings.
@@ -186,10 +187,19 @@ const fn e(
 }
 
 const fn o(name: &'static str) -> EnumOption {
-    EnumOption { name, hidden: false }
+    EnumOption {
+        name,
+        hidden: false,
+        shows_as: name,
+    }
 }
-const fn h(name: &'static str) -> EnumOption {
-    EnumOption { name, hidden: true }
+/// A hidden spelling of another value.
+const fn h(name: &'static str, shows_as: &'static str) -> EnumOption {
+    EnumOption {
+        name,
+        hidden: true,
+        shows_as,
+    }
 }
 
 // ---- enum option lists ---------------------------------------------------------------------
@@ -200,9 +210,9 @@ const CLIENT_MESSAGE_LEVELS: &[EnumOption] = &[
     o("debug3"),
     o("debug2"),
     o("debug1"),
-    h("debug"),
+    h("debug", "debug2"),
     o("log"),
-    h("info"),
+    h("info", "info"),
     o("notice"),
     o("warning"),
     o("error"),
@@ -213,7 +223,7 @@ const SERVER_MESSAGE_LEVELS: &[EnumOption] = &[
     o("debug3"),
     o("debug2"),
     o("debug1"),
-    h("debug"),
+    h("debug", "debug2"),
     o("info"),
     o("notice"),
     o("warning"),
@@ -235,9 +245,9 @@ const ICU_VALIDATION_LEVELS: &[EnumOption] = &[
     o("debug3"),
     o("debug2"),
     o("debug1"),
-    h("debug"),
+    h("debug", "debug2"),
     o("log"),
-    h("info"),
+    h("info", "info"),
     o("notice"),
     o("warning"),
     o("error"),
@@ -265,17 +275,24 @@ const TRACK_FUNCTIONS: &[EnumOption] = &[o("none"), o("pl"), o("all")];
 const STATS_FETCH_CONSISTENCY: &[EnumOption] = &[o("none"), o("cache"), o("snapshot")];
 const XMLBINARY: &[EnumOption] = &[o("base64"), o("hex")];
 const XMLOPTION: &[EnumOption] = &[o("content"), o("document")];
-/// `on`/`off` spelled every way `parse_bool` accepts, hidden, after the documented values.
+/// `on`/`off` spelled the other ways `parse_bool` accepts, hidden, after the listed values.
 macro_rules! with_bool_variants {
     ($($x:expr),*) => {
-        &[$($x,)* h("true"), h("false"), h("yes"), h("no"), h("1"), h("0")]
+        &[
+            $($x,)*
+            h("true", "on"),
+            h("false", "off"),
+            h("yes", "on"),
+            h("no", "off"),
+            h("1", "on"),
+            h("0", "off"),
+        ]
     };
 }
 const BACKSLASH_QUOTE: &[EnumOption] = with_bool_variants!(o("safe_encoding"), o("on"), o("off"));
 const COMPUTE_QUERY_ID: &[EnumOption] =
     with_bool_variants!(o("auto"), o("regress"), o("on"), o("off"));
-const CONSTRAINT_EXCLUSION: &[EnumOption] =
-    with_bool_variants!(o("partition"), o("on"), o("off"));
+const CONSTRAINT_EXCLUSION: &[EnumOption] = with_bool_variants!(o("partition"), o("on"), o("off"));
 const SYNCHRONOUS_COMMIT: &[EnumOption] = with_bool_variants!(
     o("local"),
     o("remote_write"),
@@ -297,13 +314,28 @@ const RECOVERY_INIT_SYNC_METHOD: &[EnumOption] = &[o("fsync"), o("syncfs")];
 /// PostgreSQL's `sysv` and `mmap`, and pgipc's `memfd` (what exec mode uses).
 const SHARED_MEMORY_TYPES: &[EnumOption] = &[o("sysv"), o("mmap"), o("memfd")];
 const DEFAULT_TOAST_COMPRESSION: &[EnumOption] = &[o("pglz"), o("lz4")];
-const WAL_COMPRESSION: &[EnumOption] =
-    with_bool_variants!(o("pglz"), o("lz4"), o("zstd"), o("on"), o("off"));
+const WAL_COMPRESSION: &[EnumOption] = &[
+    o("pglz"),
+    o("lz4"),
+    o("zstd"),
+    EnumOption {
+        name: "on",
+        hidden: false,
+        shows_as: "pglz",
+    },
+    o("off"),
+    h("true", "pglz"),
+    h("false", "off"),
+    h("yes", "pglz"),
+    h("no", "off"),
+    h("1", "pglz"),
+    h("0", "off"),
+];
 const WAL_LEVELS: &[EnumOption] = &[
     o("minimal"),
     o("replica"),
-    h("archive"),
-    h("hot_standby"),
+    h("archive", "replica"),
+    h("hot_standby", "replica"),
     o("logical"),
 ];
 const ARCHIVE_MODES: &[EnumOption] = with_bool_variants!(o("always"), o("on"), o("off"));

@@ -66,7 +66,10 @@ pub(crate) const TIME_HINT: &str =
 pub(crate) const INT_RANGE_HINT: &str = "Value exceeds integer range.";
 
 fn is_memory(unit: u32) -> bool {
-    matches!(unit, UNIT_BYTE | UNIT_KB | UNIT_MB | UNIT_BLOCKS | UNIT_XBLOCKS)
+    matches!(
+        unit,
+        UNIT_BYTE | UNIT_KB | UNIT_MB | UNIT_BLOCKS | UNIT_XBLOCKS
+    )
 }
 
 fn table(unit: u32) -> impl Iterator<Item = &'static (&'static str, u32, f64)> {
@@ -120,7 +123,11 @@ fn strtod(s: &str) -> Option<(f64, &str)> {
     for word in ["infinity", "inf", "nan"] {
         if lower.starts_with(word) {
             let sign = if b.first() == Some(&b'-') { -1.0 } else { 1.0 };
-            let v = if word == "nan" { f64::NAN } else { sign * f64::INFINITY };
+            let v = if word == "nan" {
+                f64::NAN
+            } else {
+                sign * f64::INFINITY
+            };
             return Some((v, &s[k + word.len()..]));
         }
     }
