@@ -28,7 +28,15 @@
 //! single-threaded: a [`Settings`] is plain process-local data, never in shared memory.
 //!
 //! Not yet wired in: the postmaster and the backend still use `postmaster/src/guc.rs`; this crate
-//! covers what that module does so that the switch deletes it.
+//! covers what that module does so that the switch deletes it. Switch notes: that module's
+//! `show` printed base units (`postgres -C`), which is [`Settings::value_text`] here, while
+//! [`Settings::show`] is SQL's `SHOW`; `reload` is [`Settings::process_config_file`] with
+//! [`Context::Sighup`], and command-line values need no re-applying after it (their source
+//! outranks the file); `set_computed(name, Value)` is [`Settings::set_computed`] (text) or
+//! [`Settings::set_override`] where the value must beat the file (`shared_memory_type = memfd`);
+//! the text snapshot is [`Snapshot`] (serde) and [`Settings::from_snapshot`]; a backend brackets
+//! every statement with [`Settings::start_transaction`] / [`Settings::end_transaction`] (as
+//! PostgreSQL's implicit transactions do) so that `SET LOCAL` ends with it.
 
 mod conffile_impl;
 mod settings;
@@ -288,6 +296,12 @@ impl Def {
         DEFS.iter().find(|d| d.name.eq_ignore_ascii_case(name))
     }
 
+    /// Parses `text` as a value of this setting, with PostgreSQL's errors (for a placeholder the
+    /// text itself).
+    pub fn parse(&self, text: &str) -> Result<Value, GucError> {
+        settings::parse_value(self, self.name, text, &Where::default())
+    }
+
     /// Whether pgipc acts on this setting (internal settings state facts and count as such).
     pub fn has_effect(&self) -> bool {
         self.context == Context::Internal || tables::IN_EFFECT.contains(&self.name)
@@ -359,18 +373,23 @@ pub mod sqlstate {
 /// Where a value was given, for error texts: nothing for SQL and the command line,
 /// ` in file "f" line n` for the configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Where(pub Option<(PathBuf, u32)>);
+pub struct Where(Option<Box<(PathBuf, u32)>>);
 
 impl Where {
     /// A configuration-file location.
     pub fn file(path: impl Into<PathBuf>, line: u32) -> Where {
-        Where(Some((path.into(), line)))
+        Where(Some(Box::new((path.into(), line))))
+    }
+
+    /// The file and line, if the value came from a file.
+    pub fn location(&self) -> Option<(&std::path::Path, u32)> {
+        self.0.as_deref().map(|(p, l)| (p.as_path(), *l))
     }
 }
 
 impl fmt::Display for Where {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
+        match self.0.as_deref() {
             Some((p, l)) => write!(f, " in file \"{}\" line {l}", p.display()),
             None => Ok(()),
         }

@@ -320,7 +320,10 @@ pub(crate) fn parse_value(
 }
 
 fn where_of(loc: &Loc) -> Where {
-    Where(loc.clone())
+    match loc {
+        Some((p, l)) => Where::file(p, *l),
+        None => Where::default(),
+    }
 }
 
 impl Settings {
@@ -1346,6 +1349,36 @@ mod tests {
         );
         check("default_with_oids", "off", Ok("off"));
         check("exec_backend", "on", Ok("on"));
+    }
+
+    #[test]
+    fn hints() {
+        let mut s = Settings::new();
+        let e = s
+            .set("huge_pages", "sometimes", Source::CommandLine)
+            .unwrap_err();
+        assert_eq!(e.hint(), Some("Available values: off, on, try."));
+        let e = s
+            .set("huge_page_size", "4 XB", Source::CommandLine)
+            .unwrap_err();
+        assert_eq!(
+            e.hint(),
+            Some("Valid units for this parameter are \"B\", \"kB\", \"MB\", \"GB\", and \"TB\".")
+        );
+        let e = s
+            .set("port", "99999999999", Source::CommandLine)
+            .unwrap_err();
+        assert_eq!(e.hint(), Some("Value exceeds integer range."));
+        let e = s.set_session("bad..x", "1", false, false).unwrap_err();
+        assert_eq!(
+            e.detail(),
+            Some(
+                "Custom parameter names must be two or more simple identifiers separated by dots."
+            )
+        );
+        let d = Def::find("work_mem").unwrap();
+        assert_eq!(d.parse("2MB"), Ok(Value::Int(2048)));
+        assert_eq!(d.parse("x").map_err(|e| e.sqlstate()), Err("22023"));
     }
 
     #[test]

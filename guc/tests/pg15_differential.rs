@@ -43,36 +43,66 @@ fn start() -> Option<Server> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let owner = |p: &Path| {
-        let st = Command::new("chown").arg("postgres:postgres").arg(p).status();
+        let st = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(p)
+            .status();
         assert!(st.is_ok_and(|s| s.success()), "chown {}", p.display());
     };
     owner(&dir);
-    let server = Server { dir: dir.clone(), port };
+    let server = Server {
+        dir: dir.clone(),
+        port,
+    };
     let as_pg = |prog: &str| {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(format!("{BIN}/{prog}"));
+        c.args(["-u", "postgres", "--"])
+            .arg(format!("{BIN}/{prog}"));
         c
     };
     let out = as_pg("initdb")
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D"])
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-D",
+        ])
         .arg(dir.join("data"))
         .output()
         .expect("run initdb");
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let st = as_pg("pg_ctl")
         .args(["start", "-w", "-t", "60", "-l"])
         .arg(dir.join("log"))
         .arg("-D")
         .arg(dir.join("data"))
         .arg("-o")
-        .arg(format!("-c listen_addresses='' -c unix_socket_directories='{}' -p {port}", dir.display()))
+        .arg(format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -p {port}",
+            dir.display()
+        ))
         .stdout(Stdio::null())
         .status()
         .expect("run pg_ctl");
-    assert!(st.success(), "pg_ctl start failed; log: {}", std::fs::read_to_string(dir.join("log")).unwrap_or_default());
+    assert!(
+        st.success(),
+        "pg_ctl start failed; log: {}",
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !dir.join(format!(".s.PGSQL.{port}")).exists() {
-        assert!(Instant::now() < deadline, "PostgreSQL 15 socket did not appear");
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL 15 socket did not appear"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Some(server)
@@ -82,7 +112,19 @@ fn start() -> Option<Server> {
 fn psql(server: &Server, user: &str, script: &str) -> (String, Vec<String>) {
     use std::io::Write;
     let mut child = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "VERBOSITY=verbose", "-d", "postgres", "-U", user, "-h"])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "VERBOSITY=verbose",
+            "-d",
+            "postgres",
+            "-U",
+            user,
+            "-h",
+        ])
         .arg(&server.dir)
         .args(["-p", &server.port.to_string()])
         .stdin(Stdio::piped())
@@ -104,7 +146,10 @@ fn psql(server: &Server, user: &str, script: &str) -> (String, Vec<String>) {
             (!l.starts_with("LOCATION:")).then(|| l.to_owned())
         })
         .collect();
-    (String::from_utf8_lossy(&out.stdout).trim_end().to_owned(), err)
+    (
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned(),
+        err,
+    )
 }
 
 /// Our answer in the same shape: SHOW output, or `CODE: message` and `HINT:  hint`.
@@ -219,9 +264,15 @@ fn set_and_show_match_postgresql() {
             }
         }
         if theirs != mine {
-            mismatches.push(format!("SET {name} = '{value}':\n  PostgreSQL 15: {theirs:?}\n  pgipc:         {mine:?}"));
+            mismatches.push(format!(
+                "SET {name} = '{value}':\n  PostgreSQL 15: {theirs:?}\n  pgipc:         {mine:?}"
+            ));
         }
     }
-    println!("compared {} SET/SHOW cases with PostgreSQL 15, {} mismatches", cases.len(), mismatches.len());
+    println!(
+        "compared {} SET/SHOW cases with PostgreSQL 15, {} mismatches",
+        cases.len(),
+        mismatches.len()
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
