@@ -12,18 +12,38 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The installed server's bin directory: PostgreSQL 15 if present, else the newest installed.
+fn bin() -> Option<(PathBuf, u32)> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let b = e.path().join("bin");
+            b.join("postgres").exists().then_some((v, b))
+        })
+        .collect();
+    found.sort();
+    let pick = found
+        .iter()
+        .find(|(v, _)| *v == 15)
+        .or(found.last())
+        .cloned()?;
+    Some((pick.1, pick.0))
+}
 
 struct Server {
     dir: PathBuf,
     port: u16,
+    bin: PathBuf,
+    major: u32,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--"])
-            .arg(format!("{BIN}/pg_ctl"))
+            .arg(self.bin.join("pg_ctl"))
             .args(["stop", "-m", "immediate", "-w", "-D"])
             .arg(self.dir.join("data"))
             .stdout(Stdio::null())
@@ -34,10 +54,14 @@ impl Drop for Server {
 }
 
 fn start() -> Option<Server> {
-    if !Path::new(BIN).join("postgres").exists() {
-        println!("SKIPPED: PostgreSQL 15 is not installed ({BIN}/postgres missing); the differential checks did not run");
+    let Some((bin, major)) = bin() else {
+        println!("SKIPPED: no PostgreSQL server is installed (no /usr/lib/postgresql/*/bin/postgres); the differential checks did not run");
         return None;
-    }
+    };
+    println!(
+        "differential checks against PostgreSQL {major} in {}",
+        bin.display()
+    );
     let port = 20000 + (std::process::id() % 20000) as u16;
     let dir = std::env::temp_dir().join(format!("pgipc-guc-pg15-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -53,11 +77,12 @@ fn start() -> Option<Server> {
     let server = Server {
         dir: dir.clone(),
         port,
+        bin: bin.clone(),
+        major,
     };
     let as_pg = |prog: &str| {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"])
-            .arg(format!("{BIN}/{prog}"));
+        c.args(["-u", "postgres", "--"]).arg(bin.join(prog));
         c
     };
     let out = as_pg("initdb")
@@ -253,7 +278,8 @@ fn set_and_show_match_postgresql() {
         let mut mine = ours(name, value, su);
         // PostgreSQL 16 added the unit to the bounds of the range message ("(100 8kB .. 1073741823
         // 8kB)"); pgipc prints PostgreSQL 18's form, PostgreSQL 15 prints "(100 .. 1073741823)".
-        if let Some(unit) = pgipc_guc::Def::find(name).and_then(|d| d.unit_name()) {
+        let unit = pgipc_guc::Def::find(name).and_then(|d| d.unit_name());
+        if let Some(unit) = unit.filter(|_| server.major < 16) {
             for line in &mut mine.1 {
                 if let Some(k) = line.rfind(" (") {
                     if line.contains("is outside the valid range") {
@@ -275,4 +301,120 @@ fn set_and_show_match_postgresql() {
         mismatches.len()
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// The table against `postgres --describe-config` of the installed server: every setting it
+/// has is here (unless PostgreSQL removed it by 18), with the same context, type and range
+/// (unless PostgreSQL changed them by 18; each such change is listed).
+#[test]
+fn table_matches_describe_config() {
+    let Some((bin, major)) = bin() else {
+        println!("SKIPPED: no PostgreSQL server is installed; the table was not compared");
+        return;
+    };
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("postgres"))
+        .arg("--describe-config")
+        .output()
+        .expect("run postgres --describe-config");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let (name, context, vartype, min, max) = (f[0], f[1], f[3], f[5], f[6]);
+        let Some(d) = pgipc_guc::Def::find(name) else {
+            if !removed_since(major).contains(&name) {
+                mismatches.push(format!("{name}: in PostgreSQL {major}, missing here"));
+            }
+            continue;
+        };
+        compared += 1;
+        if changed_since(major).contains(&name) {
+            continue;
+        }
+        let ours_type = d.vartype().to_ascii_uppercase().replace("BOOL", "BOOLEAN");
+        let (omin, omax) = match d.kind {
+            pgipc_guc::Kind::Int { min, max, .. } => (min.to_string(), max.to_string()),
+            pgipc_guc::Kind::Real { min, max, .. } => (fmt_like_c(min), fmt_like_c(max)),
+            _ => (String::new(), String::new()),
+        };
+        let theirs = (context, vartype, min, max);
+        let ours = (
+            d.context.name(),
+            ours_type.as_str(),
+            omin.as_str(),
+            omax.as_str(),
+        );
+        if theirs != ours {
+            mismatches.push(format!(
+                "{name}: PostgreSQL {major} {theirs:?}, here {ours:?}"
+            ));
+        }
+    }
+    println!(
+        "compared {compared} settings with PostgreSQL {major}'s --describe-config, {} mismatches",
+        mismatches.len()
+    );
+    assert!(compared > 300, "{compared}");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// `--describe-config` prints reals with `%g`; the bounds in the table are DBL_MAX or short
+/// decimals, which Rust prints the same way.
+fn fmt_like_c(v: f64) -> String {
+    if v == f64::MAX {
+        "1.79769e+308".into()
+    } else if v.abs() >= 1e6 {
+        let e = format!("{v:e}");
+        match e.split_once('e') {
+            Some((m, x)) => format!("{m}e+{:02}", x.parse::<i32>().unwrap_or(0)),
+            None => e,
+        }
+    } else if v == v.trunc() {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Settings PostgreSQL removed between `major` and 18.
+fn removed_since(major: u32) -> &'static [&'static str] {
+    match major {
+        15 => &[
+            "force_parallel_mode",
+            "promote_trigger_file",
+            "vacuum_defer_cleanup_age",
+            "lc_collate",
+            "lc_ctype",
+            "db_user_namespace",
+            "old_snapshot_threshold",
+            "trace_recovery_messages",
+            // Debian's packaging patch, not a PostgreSQL setting.
+            "extension_destdir",
+        ],
+        _ => &[],
+    }
+}
+
+/// Settings whose context, type or range PostgreSQL changed between `major` and 18.
+fn changed_since(major: u32) -> &'static [&'static str] {
+    match major {
+        15 => &[
+            // Sighup since 18 (the slots are autovacuum_worker_slots).
+            "autovacuum_max_workers",
+            // A list of aspects since 18, a boolean before.
+            "log_connections",
+            // Maximum INT_MAX kB in 18, INT_MAX / 1024 in 15.
+            "log_rotation_size",
+            // Minimum 64 kB in 18, 1 MB in 15.
+            "maintenance_work_mem",
+        ],
+        _ => &[],
+    }
 }
