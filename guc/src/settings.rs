@@ -1891,8 +1891,13 @@ mod tests {
         a.set("max_connections", "7", Source::CommandLine).unwrap();
         a.apply_file(&conf).unwrap();
         a.set_computed("shared_memory_size", "143").unwrap();
-        let (b, skipped) = Settings::from_snapshot(&a.snapshot());
+        // Through a real serde format, as the postmaster hands it to an exec'd child.
+        let json = serde_json::to_string(&a.snapshot()).unwrap();
+        let back: Snapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a.snapshot());
+        let (b, skipped) = Settings::from_snapshot(&back);
         assert_eq!(skipped, Vec::<String>::new());
+        assert_eq!(b.snapshot(), a.snapshot());
         assert_eq!(b.int("max_connections"), 7);
         assert_eq!(b.int("bgwriter_delay"), 300);
         assert_eq!(b.real("random_page_cost"), 1.1);
