@@ -44,8 +44,8 @@ mod tables;
 mod units;
 
 pub use settings::{
-    sample_config_file, Action, PgSettingsRow, ReloadReport, Settings, ShowAllRow, Snapshot,
-    SnapshotEntry,
+    flatten_set_args, quote_identifier, sample_config_file, Action, PgSettingsRow, ReloadReport,
+    SetArg, SetOptions, Settings, ShowAllRow, Snapshot, SnapshotEntry,
 };
 pub use tables::DEFS;
 
@@ -502,6 +502,9 @@ pub enum GucError {
     /// Too many syntax errors in one file (54000).
     #[error("too many syntax errors found, abandoning file \"{}\"", .0.display())]
     TooManyErrors(PathBuf),
+    /// `SET x TO a, b` for a setting that is not a list (22023).
+    #[error("SET {0} takes only one argument")]
+    TooManyArgs(String),
     /// `-c` without `=` (PostgreSQL: `-c %s requires a value`).
     #[error("-c {0} requires a value")]
     NeedsValue(String),
@@ -514,9 +517,10 @@ impl GucError {
         match self {
             GucError::Unknown(..) => UNDEFINED_OBJECT,
             GucError::InvalidName(_) => INVALID_NAME,
-            GucError::Invalid { .. } | GucError::NotBool(..) | GucError::OutOfRange { .. } => {
-                INVALID_PARAMETER_VALUE
-            }
+            GucError::Invalid { .. }
+            | GucError::NotBool(..)
+            | GucError::OutOfRange { .. }
+            | GucError::TooManyArgs(_) => INVALID_PARAMETER_VALUE,
             GucError::ReadOnly(..)
             | GucError::NeedsRestart(..)
             | GucError::NotNow(_)

@@ -24,6 +24,66 @@ pub enum Action {
 /// A configuration-file location.
 type Loc = Option<(PathBuf, u32)>;
 
+/// How [`Settings::set_config_option`] sets a value.
+#[derive(Debug, Clone, Copy)]
+pub struct SetOptions<'a> {
+    /// Who is setting it: [`Context::User`] or [`Context::Superuser`] for SQL,
+    /// [`Context::Postmaster`] at start, [`Context::Sighup`] on reload, [`Context::Internal`]
+    /// for the server's own values.
+    pub context: Context,
+    /// Where the value comes from.
+    pub source: Source,
+    /// What happens to it at transaction end.
+    pub action: Action,
+    /// The configuration-file line, for [`Source::File`].
+    pub location: Option<(&'a Path, u32)>,
+}
+
+/// One argument of `SET name TO a, b, ...` as the parser saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetArg<'a> {
+    /// A quoted string literal or a bare identifier.
+    Text(&'a str),
+    /// A number.
+    Number(&'a str),
+}
+
+/// Turns the arguments of `SET name TO ...` into the one value string (PostgreSQL's
+/// `flatten_set_variable_args`): list settings join their elements with ", " (quoting text
+/// elements as identifiers where the list quotes), other settings take exactly one argument.
+pub fn flatten_set_args(name: &str, args: &[SetArg<'_>]) -> Result<String, GucError> {
+    let flags = Def::find(name).map_or(0, |d| d.flags);
+    if args.len() > 1 && flags & LIST_INPUT == 0 {
+        return Err(GucError::TooManyArgs(name.to_owned()));
+    }
+    let parts: Vec<String> = args
+        .iter()
+        .map(|a| match a {
+            SetArg::Number(n) => (*n).to_owned(),
+            SetArg::Text(t) if flags & LIST_QUOTE != 0 => quote_identifier(t),
+            SetArg::Text(t) => (*t).to_owned(),
+        })
+        .collect();
+    Ok(parts.join(", "))
+}
+
+/// PostgreSQL's `quote_identifier`, without its keyword list: double quotes unless the name is
+/// lower-case letters, digits and underscores not starting with a digit.
+pub fn quote_identifier(ident: &str) -> String {
+    let plain = ident
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        ident.to_owned()
+    } else {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Saved {
     value: Value,
@@ -519,6 +579,34 @@ impl Settings {
         })
     }
 
+    /// PostgreSQL's `set_config_option` for callers that need its full form: `value` `None`
+    /// means the reset value (or the boot value with [`Source::Default`]). Returns whether the
+    /// current value changed (`false`: a higher-priority source holds it, or a child ignored a
+    /// backend-context value on reload).
+    pub fn set_config_option(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        opts: SetOptions<'_>,
+    ) -> Result<bool, GucError> {
+        let loc = opts.location.map(|(p, l)| (p.to_path_buf(), l));
+        match self.set_option(
+            name,
+            value,
+            opts.context,
+            opts.source,
+            opts.action,
+            loc,
+            true,
+        )? {
+            Outcome::Applied => Ok(true),
+            Outcome::NotApplied => Ok(false),
+            Outcome::PendingRestart => {
+                Err(GucError::NeedsRestart(name.to_owned(), Where::default()))
+            }
+        }
+    }
+
     /// Sets `name` at server start from `source` (command line, file, environment): PostgreSQL's
     /// `SetConfigOption(name, value, PGC_POSTMASTER, source)`. A value from a lower-priority
     /// source than the current one is ignored, as in PostgreSQL.
@@ -681,7 +769,7 @@ impl Settings {
                         StackState::Set => {}
                         StackState::Local | StackState::Save => restore = Some(entry.prior),
                     }
-                } else if prev_level.map_or(true, |p| p + 1 < level) {
+                } else if prev_level.is_none_or(|p| p + 1 < level) {
                     // Commit of a subtransaction with nothing below to merge into: the entry
                     // moves down a level.
                     let mut e = entry;
@@ -1349,6 +1437,57 @@ mod tests {
         );
         check("default_with_oids", "off", Ok("off"));
         check("exec_backend", "on", Ok("on"));
+    }
+
+    #[test]
+    fn set_arguments_and_full_form() {
+        use SetArg::*;
+        let check = |name: &str, args: &[SetArg<'_>], e: Result<&str, &str>| {
+            assert_eq!(
+                flatten_set_args(name, args)
+                    .map_err(|e| e.to_string())
+                    .as_deref(),
+                e.map_err(str::to_owned).as_deref(),
+                "{name}"
+            )
+        };
+        check(
+            "search_path",
+            &[Text("$user"), Text("public"), Text("My Schema")],
+            Ok("\"$user\", public, \"My Schema\""),
+        );
+        check("DateStyle", &[Text("ISO"), Text("MDY")], Ok("ISO, MDY"));
+        check("work_mem", &[Number("64")], Ok("64"));
+        check(
+            "work_mem",
+            &[Text("64MB"), Text("1")],
+            Err("SET work_mem takes only one argument"),
+        );
+        let mut s = Settings::new();
+        s.start_transaction();
+        let sp = s.new_nest_level();
+        let opts = SetOptions {
+            context: Context::User,
+            source: Source::Session,
+            action: Action::Save,
+            location: None,
+        };
+        assert_eq!(s.set_config_option("work_mem", Some("2MB"), opts), Ok(true));
+        // A function's SET clause is undone when its level ends, even at commit.
+        s.at_eoxact(true, sp);
+        assert_eq!(s.show("work_mem").unwrap(), "4MB");
+        s.end_transaction(true);
+        // A lower-priority source does not replace the command line's value.
+        s.set("port", "6000", Source::CommandLine).unwrap();
+        let file = PathBuf::from("postgresql.conf");
+        let opts = SetOptions {
+            context: Context::Postmaster,
+            source: Source::File,
+            action: Action::Set,
+            location: Some((file.as_path(), 3)),
+        };
+        assert_eq!(s.set_config_option("port", Some("1"), opts), Ok(false));
+        assert_eq!(s.int("port"), 6000);
     }
 
     #[test]
