@@ -2245,8 +2245,14 @@ pg_stat_statements.track = all
 idle_replication_slot_timeout = 1d
 ssl_ecdh_curve = 'prime256v1'
 file_copy_method = clone
+syslog_facility = 'LOCAL0'
+wal_summary_keep_time = '10d'
+log_autovacuum_min_duration = 10min
+wal_sync_method = fdatasync
+#include = '...'
 include_dir 'conf.d'			# include files ending in '.conf' from
 include_if_exists = 'missing.conf'
+include_dir = 'conf.d'
 "#,
         )
         .unwrap();
@@ -2273,6 +2279,9 @@ include_if_exists = 'missing.conf'
             ("idle_replication_slot_timeout", "1d"),
             ("ssl_groups", "prime256v1"),
             ("vacuum_cost_delay", "0"),
+            ("syslog_facility", "local0"),
+            ("wal_summary_keep_time", "10d"),
+            ("log_autovacuum_min_duration", "10min"),
         ] {
             assert_eq!(s.show(name).as_deref(), Ok(shown), "{name}");
         }
