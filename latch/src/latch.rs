@@ -41,6 +41,18 @@ pub enum Prepared {
     MaySleep,
 }
 
+/// What [`LatchOwner::sleep_unless`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepOutcome {
+    /// The latch was already set after the sleep mode was published: no sleep.
+    AlreadySet,
+    /// The caller's `stop` condition held after the sleep mode was published: no sleep.
+    Stopped,
+    /// Slept (or would have, with a zero timeout) and woke: by a set, a signal, a timeout or
+    /// spuriously. The caller re-checks everything.
+    Slept,
+}
+
 /// Why [`OwnedLatch::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LatchWait {
@@ -327,6 +339,15 @@ impl<L: Deref<Target = Latch>> OwnedLatch<L> {
         self.as_owner().prepare_sleep(mode)
     }
 
+    /// See [`LatchOwner::sleep_unless`].
+    pub fn sleep_unless(
+        &self,
+        timeout: Option<Duration>,
+        stop: impl FnOnce() -> bool,
+    ) -> SleepOutcome {
+        self.as_owner().sleep_unless(timeout, stop)
+    }
+
     /// See [`LatchOwner::futex_sleep`].
     pub fn futex_sleep(&self, timeout: Option<Duration>) {
         self.as_owner().futex_sleep(timeout)
@@ -436,6 +457,40 @@ impl<'a> LatchOwner<'a> {
             return Prepared::AlreadySet;
         }
         Prepared::MaySleep
+    }
+
+    /// One futex sleep that a second condition can also end: publish-then-check.
+    ///
+    /// In this order: publish [`SleepMode::Futex`] and fence ([`prepare_sleep`](Self::prepare_sleep)),
+    /// look at the latch, *then* evaluate `stop`, and only if both are clear block in
+    /// `FUTEX_WAIT` for at most `timeout`. `stop` is the waiter's look at a flag that some other
+    /// party raises *and then sets this latch* (the parent-death signal handler in
+    /// `waiteventset` raises its "postmaster possibly dead" flag, then sets the process latch).
+    /// With that pairing no wake-up is lost: if `stop` misses the flag, the flag was raised
+    /// after our publication, so the set that follows it is seen by the kernel's compare of the
+    /// futex word or wakes us with `FUTEX_WAKE`. The opposite order (look at the flag, then
+    /// publish) leaves a window in which the raiser finds nobody to wake; the latch crate's
+    /// model test and loom test show that window and show this order closes it.
+    ///
+    /// `stop` must be async-signal-safe in spirit (a load of an atomic flag); it runs with the
+    /// sleep mode published, so it must not wait on this latch.
+    pub fn sleep_unless(
+        &self,
+        timeout: Option<Duration>,
+        stop: impl FnOnce() -> bool,
+    ) -> SleepOutcome {
+        if self.prepare_sleep(SleepMode::Futex) == Prepared::AlreadySet {
+            return SleepOutcome::AlreadySet;
+        }
+        if stop() {
+            self.finish_sleep();
+            return SleepOutcome::Stopped;
+        }
+        if timeout != Some(Duration::ZERO) {
+            self.futex_sleep(timeout);
+        }
+        self.finish_sleep();
+        SleepOutcome::Slept
     }
 
     /// Blocks in `FUTEX_WAIT` while the latch is clear, for at most `timeout`; may return early

@@ -79,7 +79,9 @@ mod my_latch;
 mod sync;
 mod sys;
 
-pub use latch::{Latch, LatchError, LatchOwner, LatchWait, OwnedLatch, Prepared, SleepMode};
+pub use latch::{
+    Latch, LatchError, LatchOwner, LatchWait, OwnedLatch, Prepared, SleepMode, SleepOutcome,
+};
 pub use my_latch::{install_my_latch, my_latch, set_my_latch};
 
 /// The signal number a setter sends to wake an owner sleeping in [`SleepMode::Signal`]

@@ -25,18 +25,37 @@
 //! # The parent-death signal
 //! [`PostmasterDeathWatch::install`] also asks the kernel (`prctl(PR_SET_PDEATHSIG)`) to send
 //! `SIGPWR` when the parent exits, if the parent is the postmaster. Its handler raises a flag
-//! and sets the latch the process sleeps on, so [`postmaster_is_alive`] costs one load while
-//! the flag is down, and a latch-only wait can sleep on the latch's futex (no epoll) and still
-//! learn of the death at once. The pipe stays the authority: the flag only says "go and read it".
+//! (PostgreSQL's `postmaster_possibly_dead`) and then sets "my latch"
+//! ([`pgipc_latch::set_my_latch`]), so [`postmaster_is_alive`] costs one load while the flag
+//! is down, and a latch-only wait on my latch can sleep on the latch's futex (no epoll) and
+//! still learn of the death at once. The flag only says "go and look": the proof is the pipe
+//! at EOF or a parent that is no longer the postmaster (see [`postmaster_is_alive`]).
 //! The kernel ties the signal to the parent *thread* that forked us; the postmaster is
 //! single-threaded, so that is the postmaster.
+//!
+//! # No lost wake-up on postmaster death (publish, then check)
+//! A futex sleeper must not miss the signal. The waiter (`WaitEventSet::wait`, through
+//! [`pgipc_latch::LatchOwner::sleep_unless`]) first publishes that it sleeps (the latch's
+//! `maybe_sleeping`), then looks at the latch and at the flag, then sleeps; the handler raises
+//! the flag, then sets the latch. Whatever the interleaving, either the waiter sees the flag
+//! or the set finds the sleep published and wakes it. The look at the flag is needed too: a
+//! signal that came while the process was busy leaves a set latch that the caller's next
+//! `reset` consumes. Before issue 11 the handler set a latch pointer that the waiter
+//! published *after* its look at the flag; a signal in between set nobody's latch and the
+//! child slept out its whole timeout, keeping the shared memory attached. The latch crate's
+//! model and loom tests show that window and that the order above closes it;
+//! `tests/pmdeath_stress.rs` kills a postmaster 200 times under children in latch-only waits.
+//!
+//! PostgreSQL 18 has no such window because its handler only raises the flag and every wait
+//! for `WL_POSTMASTER_DEATH` / `WL_EXIT_ON_PM_DEATH` has the pipe in its epoll set; our
+//! latch-only waits skip epoll for speed, so they depend on the handler's set.
 
 use crate::error::WaitEventSetError;
 use crate::sys;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use pgipc_latch::Latch;
@@ -179,21 +198,23 @@ impl PostmasterDeathWatch {
 }
 
 static WATCH: OnceLock<PostmasterDeathWatch> = OnceLock::new();
-/// Raised by the parent-death signal handler; lowered by the check that reads the pipe.
+/// Raised by the parent-death signal handler; lowered by the check that reads the pipe
+/// (PostgreSQL's `postmaster_possibly_dead`).
 static POSSIBLY_DEAD: AtomicBool = AtomicBool::new(false);
 /// Whether the parent-death signal is armed and its handler installed.
 static SIGNAL_ARMED: AtomicBool = AtomicBool::new(false);
-/// The latch a latch-only (futex) wait is sleeping on, for the death-signal handler to set.
-static SLEEPING_LATCH: AtomicPtr<Latch> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The parent-death signal handler: raise the flag, *then* set the process latch.
+///
+/// The order pairs with [`pgipc_latch::LatchOwner::sleep_unless`] (publish the sleep, then
+/// look at the flag): a waiter that looked before the flag went up is woken by the set.
+/// PostgreSQL's handler only raises the flag, because its waits watch the pipe in epoll; our
+/// latch-only waits sleep on the latch's futex and have only this set to wake them.
 extern "C" fn on_death_signal(_sig: libc::c_int) {
     let saved = std::io::Error::last_os_error().raw_os_error();
     POSSIBLY_DEAD.store(true, Ordering::SeqCst);
-    // SAFETY: a non-null pointer here is a latch that a wait in this process is sleeping on
-    // right now; the wait clears it before returning (see `SleepingLatchGuard`).
-    if let Some(l) = unsafe { SLEEPING_LATCH.load(Ordering::SeqCst).as_ref() } {
-        l.set();
-    }
+    // "My latch" is a `&'static Latch` (never freed), and `set` is async-signal-safe.
+    pgipc_latch::set_my_latch();
     if let Some(e) = saved {
         // SAFETY: restoring errno, which the interrupted code may be about to read.
         unsafe { *libc::__errno_location() = e };
@@ -232,55 +253,48 @@ pub fn death_signal_armed() -> bool {
     SIGNAL_ARMED.load(Ordering::Relaxed)
 }
 
+/// Whether a latch-only wait on `latch` may sleep on the latch's futex and still learn of
+/// postmaster death at once: the parent-death signal is armed and `latch` is this process's
+/// "my latch", the one the signal handler sets. Any other wait that watches postmaster death
+/// sleeps in epoll on the pipe.
+pub(crate) fn death_signal_wakes(latch: &Latch) -> bool {
+    death_signal_armed() && pgipc_latch::my_latch().is_some_and(|m| std::ptr::eq(m, latch))
+}
+
 /// Whether the postmaster is alive (PostgreSQL's `PostmasterIsAlive`).
 ///
-/// With the parent-death signal armed this is one atomic load until the signal arrives; then,
-/// or without the fast path, it reads the pipe. A process without a watch has no postmaster to
-/// lose and gets `true`. A pipe error (which PostgreSQL treats as FATAL) reads as "dead", so
-/// the caller exits.
+/// With the parent-death signal armed this is one atomic load until the signal arrives. Then
+/// (and always without the fast path) it looks for proof of death: the pipe at EOF, or, with
+/// the signal armed, a parent that is no longer the postmaster (the kernel re-parents us before
+/// it sends the signal, and the signal is armed only while the postmaster is our parent). The
+/// second proof matters: for the moment between `fork` and `exec` of a child the postmaster
+/// was starting when it died, that child still holds the write end, so the pipe reads "alive"
+/// although the postmaster is gone, and a futex sleeper would never hear of it again.
+/// PostgreSQL reads the pipe only; its waits stay in epoll on the pipe and see the EOF later.
+/// A process without a watch has no postmaster to lose and gets `true`. A pipe error (which
+/// PostgreSQL treats as FATAL) reads as "dead", so the caller exits. Death is sticky: once
+/// seen, every later call looks again and answers `false`.
 pub fn postmaster_is_alive() -> bool {
     let Some(w) = WATCH.get() else {
         return true;
     };
-    if death_signal_armed() && !POSSIBLY_DEAD.load(Ordering::Relaxed) {
+    let armed = death_signal_armed();
+    if armed && !POSSIBLY_DEAD.load(Ordering::Relaxed) {
         return true;
     }
-    // Lower the flag before reading, so a signal that arrives during the read is not missed.
+    // Lower the flag before looking, so a signal that arrives during the look is not missed.
     POSSIBLY_DEAD.store(false, Ordering::SeqCst);
-    match w.status() {
-        Ok(PostmasterStatus::Alive) => true,
-        _ => {
-            POSSIBLY_DEAD.store(true, Ordering::SeqCst);
-            false
-        }
+    let orphaned = armed && sys::parent_pid() != w.postmaster_pid;
+    if !orphaned && matches!(w.status(), Ok(PostmasterStatus::Alive)) {
+        return true;
     }
+    POSSIBLY_DEAD.store(true, Ordering::SeqCst);
+    false
 }
 
 /// Whether the death signal has been seen and not yet checked against the pipe.
 pub(crate) fn possibly_dead() -> bool {
     POSSIBLY_DEAD.load(Ordering::SeqCst)
-}
-
-/// Publishes the latch a futex sleep is on, for the death-signal handler, until dropped.
-pub(crate) struct SleepingLatchGuard;
-
-impl SleepingLatchGuard {
-    pub(crate) fn new(latch: &Latch) -> SleepingLatchGuard {
-        SLEEPING_LATCH.store(latch as *const Latch as *mut Latch, Ordering::SeqCst);
-        SleepingLatchGuard
-    }
-}
-
-impl Drop for SleepingLatchGuard {
-    fn drop(&mut self) {
-        SLEEPING_LATCH.store(std::ptr::null_mut(), Ordering::SeqCst);
-    }
-}
-
-impl std::fmt::Debug for SleepingLatchGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SleepingLatchGuard")
-    }
 }
 
 /// The watch's descriptor for epoll registration.

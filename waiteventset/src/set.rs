@@ -2,7 +2,7 @@
 
 use crate::error::{sys, WaitEventSetError};
 use crate::events::{WaitEvent, WaitEvents};
-use crate::postmaster_death::{self, PostmasterStatus, SleepingLatchGuard};
+use crate::postmaster_death::{self, PostmasterStatus};
 use crate::report::{self, Reporting};
 use crate::support;
 use pgipc_latch::{Latch, LatchOwner, OwnedLatch, Prepared, SleepMode};
@@ -402,9 +402,10 @@ impl<'l> WaitEventSet<'l> {
             None => report::wait_event_slot(),
         };
         let _reporting = Reporting::start(target, wait_event_info);
-        let futex_mode = latch.is_some()
-            && self.active_sockets == 0
-            && (self.pm_pos.is_none() || postmaster_death::death_signal_armed());
+        let futex_mode = latch.is_some_and(|l| {
+            self.active_sockets == 0
+                && (self.pm_pos.is_none() || postmaster_death::death_signal_wakes(l.latch()))
+        });
         if !futex_mode {
             support::ensure_thread_ready()?;
         }
@@ -460,6 +461,10 @@ impl<'l> WaitEventSet<'l> {
     }
 
     /// One sleep on the latch's futex (latch-only sets).
+    ///
+    /// Publish, then check: `sleep_unless` publishes the sleep before it looks at the
+    /// postmaster-death flag, and the death-signal handler raises the flag before it sets the
+    /// latch (see [`postmaster_death`]), so a death is never slept through.
     fn wait_once_futex(
         &mut self,
         latch: LatchOwner<'_>,
@@ -467,20 +472,11 @@ impl<'l> WaitEventSet<'l> {
         occurred: &mut [WaitEvent],
     ) -> usize {
         let mut n = 0;
-        let prepared = latch.prepare_sleep(SleepMode::Futex);
-        if prepared == Prepared::MaySleep {
-            if self.pm_pos.is_some() && postmaster_death::possibly_dead() {
-                self.check_postmaster(occurred, &mut n);
-            }
-            if n == 0 && remaining != Some(Duration::ZERO) {
-                let _g = self.pm_pos.map(|_| SleepingLatchGuard::new(latch.latch()));
-                latch.futex_sleep(remaining);
-            }
-            latch.finish_sleep();
-        }
+        let watch_pm = self.pm_pos.is_some();
+        latch.sleep_unless(remaining, || watch_pm && postmaster_death::possibly_dead());
         // Postmaster death first: the death-signal handler sets the latch to wake us, and a
         // one-slot caller must hear about the death rather than that latch.
-        if n == 0 && self.pm_pos.is_some() && postmaster_death::possibly_dead() {
+        if watch_pm && postmaster_death::possibly_dead() {
             self.check_postmaster(occurred, &mut n);
         }
         if latch.latch().is_set() && n < occurred.len() {

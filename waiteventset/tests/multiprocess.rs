@@ -172,7 +172,10 @@ fn pm_child(mode: &str, idle: &UnixStream) -> i32 {
         .expect("started by a postmaster");
     let pm = watch.postmaster_pid();
     watch.install().expect("install watch");
-    let latch = OwnedLatch::new_local();
+    // "My latch", as in a server process: the death-signal handler sets it.
+    let latch: &'static OwnedLatch<Box<Latch>> = Box::leak(Box::new(OwnedLatch::new_local()));
+    install_my_latch(latch.latch());
+    latch.reset();
     let alive = postmaster_is_alive();
     let armed = postmaster_death::death_signal_armed();
     println!("ready {} {pm} {alive} {armed}", std::process::id());
@@ -185,13 +188,13 @@ fn pm_child(mode: &str, idle: &UnixStream) -> i32 {
             } else {
                 WaitEvents::POSTMASTER_DEATH
             };
-        match wait_latch(Some(&latch), ev, Some(Duration::from_secs(30)), 0) {
+        match wait_latch(Some(latch), ev, Some(Duration::from_secs(30)), 0) {
             Ok(e) => e.contains(WaitEvents::POSTMASTER_DEATH),
             Err(_) => false,
         }
     } else {
         let mut set = WaitEventSet::new(3).expect("set");
-        set.add_latch(&latch, 0).expect("latch");
+        set.add_latch(latch, 0).expect("latch");
         set.add_socket(WaitEvents::SOCKET_READABLE, idle.as_fd(), 0)
             .expect("socket");
         set.add_postmaster_death(exit, 0).expect("pm death");
