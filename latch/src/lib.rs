@@ -60,9 +60,14 @@
 //!   clear, `set` fences before its first read, so a set that returns early on an already-set
 //!   latch has published its work before the owner's next check.
 //! * Spurious wake-ups are possible; callers loop.
+//! * A second wake-up condition (postmaster death in `waiteventset`) uses
+//!   [`LatchOwner::sleep_unless`]: publish the sleep, look at the latch, look at the
+//!   condition's flag, sleep; whoever raises the flag sets the latch afterwards. Looking at the
+//!   flag before publishing loses the wake-up (issue 11).
 //!
-//! The protocol is checked by an exhaustive interleaving test of the two sides (unit tests) and
-//! by a loom model of the real code (`ci/loom.sh`, `RUSTFLAGS="--cfg loom"`).
+//! The protocol is checked by an exhaustive interleaving test of the two sides and of the
+//! postmaster-death pairing, broken orders included (unit tests, `src/model.rs`), and by a
+//! loom model of the real code (`ci/loom.sh`, `RUSTFLAGS="--cfg loom"`, run by `.ci/run`).
 //!
 //! # What this crate does not do
 //! * No epoll, signalfd, sockets or postmaster-death checks: `waiteventset` builds those on
@@ -71,7 +76,7 @@
 //!   [`Latch::init_shared`] when the postmaster creates shared memory.
 //! * No Windows events, no self-pipe fallback.
 //!
-//! Key types: [`Latch`], [`OwnedLatch`], [`SleepMode`], [`LatchError`]; "my latch" for signal
+//! Key types: [`Latch`], [`OwnedLatch`], [`SleepMode`], [`SleepOutcome`], [`LatchError`]; "my latch" for signal
 //! handlers: [`install_my_latch`], [`set_my_latch`].
 
 mod latch;

@@ -1,4 +1,5 @@
-//! Exhaustive interleaving check of the set/reset/wait protocol (runs in normal `cargo test`).
+//! Exhaustive interleaving check of the set/reset/wait protocol, and of postmaster death during
+//! a latch-only wait (runs in normal `cargo test`).
 //!
 //! The owner and up to two setters are small state machines whose steps are the protocol's
 //! atomic actions (each load, store, and the kernel's compare-and-enqueue of `FUTEX_WAIT`); a
