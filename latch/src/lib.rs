@@ -76,8 +76,8 @@
 //!   [`Latch::init_shared`] when the postmaster creates shared memory.
 //! * No Windows events, no self-pipe fallback.
 //!
-//! Key types: [`Latch`], [`OwnedLatch`], [`SleepMode`], [`SleepOutcome`], [`LatchError`]; "my latch" for signal
-//! handlers: [`install_my_latch`], [`set_my_latch`].
+//! Key types: [`Latch`], [`OwnedLatch`], [`SleepMode`], [`SleepOutcome`], [`LatchError`]; "my
+//! latch" for signal handlers: [`install_my_latch`], [`set_my_latch`].
 
 mod latch;
 mod my_latch;
