@@ -18,14 +18,17 @@
 //!
 //! # How a wait sleeps
 //! A set whose only source of wake-ups is its latch (no socket events, and postmaster death
-//! only when the parent-death signal fast path is armed) sleeps in `FUTEX_WAIT` on the latch
-//! word: that is most `wait_latch` calls, and it costs a setter one `FUTEX_WAKE`. Any other set
+//! only when the parent-death signal fast path is armed and the latch is the process's "my
+//! latch") sleeps in `FUTEX_WAIT` on the latch word: that is most `wait_latch` calls, and it
+//! costs a setter one `FUTEX_WAKE`. Any other set
 //! sleeps in `epoll_wait`; its latch entry is the process's signalfd for `SIGURG`, which stays
 //! blocked, so a wake-up sent before the sleep pends on the fd and cannot be lost. The sleeper
 //! publishes its mode in the latch before its final check (see `pgipc_latch`), so the setter
 //! always wakes it the right way. With the fast path armed, the `SIGPWR` handler raises a flag
-//! and sets the latch being slept on, so a futex sleeper learns of postmaster death at once;
-//! the pipe is then read to confirm, as PostgreSQL's `PostmasterIsAlive` does.
+//! and then sets my latch, and a futex sleeper publishes its sleep before it looks at the flag
+//! (publish, then check: [`postmaster_death`] explains why that order, and only it, never
+//! sleeps through a death); the death is then confirmed from the pipe or from our re-parenting,
+//! as PostgreSQL's `PostmasterIsAlive` confirms it from the pipe.
 //!
 //! # Concurrency contract
 //! * A set is used by one thread at a time (`wait` takes `&mut self`); at most one latch per set,
