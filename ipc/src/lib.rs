@@ -17,9 +17,16 @@
 //! ```
 //!
 //! Each list holds at most [`MAX_ON_EXITS`] entries, as in PostgreSQL. A callback is taken off
-//! its list *before* it runs, so a callback that fails (panics) is not run a second time and the
-//! remaining ones still run. A callback registered while the lists are being run is run too (it
-//! is the newest entry of its list).
+//! its list *before* it runs, so it never runs twice. A callback registered while the lists are
+//! being run is run too (it is the newest entry of its list).
+//!
+//! # A panicking callback is a crash
+//! A panic is a bug, PostgreSQL's PANIC: whatever the callback was giving back may be
+//! half-released, so the process must not look as if it left in order. [`proc_exit`],
+//! [`shmem_exit`] and the `exit()` hook therefore log `PANIC:` and abort (SIGABRT, which the
+//! postmaster answers with a crash restart) instead of carrying on with the remaining callbacks
+//! and exiting 0 or 1. (In a server process the panic hook has already aborted by then.) The
+//! engine behind them, [`ExitCallbacks`], lets the panic propagate to its caller.
 //!
 //! # Concurrency contract
 //! Server processes are single-threaded, and the lists belong to the **process**, not to a
@@ -234,7 +241,8 @@ impl ExitCallbacks {
     }
 
     /// Runs the before-shmem-exit callbacks, the DSM hook and the on-shmem-exit callbacks,
-    /// newest first (PostgreSQL's `shmem_exit`). The lists are empty afterwards.
+    /// newest first (PostgreSQL's `shmem_exit`). The lists are empty afterwards. A panicking
+    /// callback's panic propagates; the callbacks after it stay on their lists.
     pub fn shmem_exit(&mut self, code: i32) {
         run_shmem_exit(&mut |f| f(self), code);
     }
@@ -246,11 +254,22 @@ impl ExitCallbacks {
     }
 }
 
-/// Runs `cb`, reporting instead of propagating a panic so that later callbacks still run
-/// (PostgreSQL turns an ERROR inside a callback into FATAL and carries on with the rest).
-fn run_one(list: ExitList, cb: ExitCallback, code: i32) {
-    if catch_unwind(AssertUnwindSafe(move || cb(code))).is_err() {
-        eprintln!("WARNING:  {list} callback panicked; continuing with the remaining callbacks");
+/// Runs `cb`; a panic propagates (see the crate documentation: a panicking callback is a crash).
+fn run_one(cb: ExitCallback, code: i32) {
+    cb(code);
+}
+
+/// Runs `f` (the process-wide lists); a panic out of a callback logs PANIC and aborts, so the
+/// process exits as crashed and not with a clean code.
+fn crash_on_panic(what: &str, f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        eprintln!("PANIC:  {what} callback panicked: {msg}");
+        std::process::abort();
     }
 }
 
@@ -263,7 +282,7 @@ fn run_list(with: &mut With<'_>, list: ExitList, code: i32) {
         let mut next = None;
         with(&mut |s| next = s.pop(list));
         match next {
-            Some(cb) => run_one(list, cb, code),
+            Some(cb) => run_one(cb, code),
             None => break,
         }
     }
@@ -310,7 +329,7 @@ extern "C" fn atexit_callback() {
         (s.owner_pid == std::process::id(), s.proc_exit_inprogress)
     };
     if mine && !running {
-        run_proc_exit_prepare(&mut with_global, -1);
+        crash_on_panic("exit", || run_proc_exit_prepare(&mut with_global, -1));
     }
 }
 
@@ -357,7 +376,7 @@ pub fn set_dsm_hooks(hooks: DsmHooks) {
 /// Runs the shared-memory callbacks without ending the process (PostgreSQL's `shmem_exit`,
 /// used by the postmaster before a crash restart and by single-user mode).
 pub fn shmem_exit(code: i32) {
-    run_shmem_exit(&mut with_global, code);
+    crash_on_panic("shmem_exit", || run_shmem_exit(&mut with_global, code));
 }
 
 /// Runs every exit callback in order, then ends the process with `code`
@@ -371,7 +390,7 @@ pub fn proc_exit(code: i32) -> ! {
         eprintln!("PANIC:  proc_exit() called in child process");
         std::process::abort();
     }
-    run_proc_exit_prepare(&mut with_global, code);
+    crash_on_panic("proc_exit", || run_proc_exit_prepare(&mut with_global, code));
     std::process::exit(code)
 }
 
@@ -490,16 +509,19 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_callback_does_not_stop_the_rest() {
+    fn a_panicking_callback_is_not_swallowed() {
         let log: Log = Arc::default();
         let mut cbs = ExitCallbacks::new();
         cbs.register(ExitList::OnShmemExit, logger(&log, "first"))
             .unwrap();
         cbs.register(ExitList::OnShmemExit, Box::new(|_| panic!("boom")))
             .unwrap();
-        cbs.shmem_exit(2);
-        assert_eq!(*log.lock().unwrap(), ["first(2)"]);
-        assert!(cbs.is_empty());
+        let r = catch_unwind(AssertUnwindSafe(|| cbs.shmem_exit(2)));
+        let msg = r.expect_err("the panic reaches the caller");
+        assert_eq!(msg.downcast_ref::<&str>(), Some(&"boom"));
+        // Nothing ran after it; the panicking callback itself is gone (never run twice).
+        assert!(log.lock().unwrap().is_empty());
+        assert_eq!(cbs.len(ExitList::OnShmemExit), 1);
     }
 
     #[test]
