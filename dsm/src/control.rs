@@ -34,8 +34,9 @@ pub struct DsmControlHeader {
 /// One slot of the control table (PostgreSQL's `dsm_control_item`).
 ///
 /// Layout: 32 bytes, `#[repr(C)]`. `refcnt` is 0 for a free slot, 1 for a segment being
-/// destroyed (no mapping remains; nobody may attach), and `1 + attached processes + pinned`
-/// for a live one. Every field is written only under `DynamicSharedMemoryControlLock`
+/// created (the slot reserved under its handle before the OS segment exists) or destroyed (no
+/// mapping remains), on which nobody may attach, and `1 + attached processes + pinned` for a
+/// live one. Every field is written only under `DynamicSharedMemoryControlLock`
 /// (except by the postmaster at start-up and after every child is gone).
 #[repr(C)]
 #[derive(Debug)]

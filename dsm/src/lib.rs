@@ -18,7 +18,7 @@
 //!  (found again after a SIGKILL)          │ ... up to maxitems = 64 + 5 * MaxBackends    │
 //!                                         └──────────────────────────────────────────────┘
 //!  per process (not shared): list of mappings {handle, slot, address, size, callbacks}
-//!  refcnt: 0 free │ 1 dying, nobody may attach │ n ≥ 2 = 1 + attached processes + pinned
+//!  refcnt: 0 free │ 1 being created or dying, nobody may attach │ n ≥ 2 = 1 + attached + pinned
 //! ```
 //!
 //! # Concurrency contract
@@ -37,6 +37,11 @@
 //!   the mapping lingers until the process ends. The destroyer's unlink (or `IPC_RMID`) leaves
 //!   existing mappings valid, and main-region pages that go back to the pool are never touched
 //!   again by the exiting process (its leases are unusable).
+//! * A creating process reserves its slot (count 1, the chosen handle) *before* it creates the
+//!   OS segment and makes the slot live (count 2) after, so a process killed half-way leaves a
+//!   slot the clean-up destroys, never an OS segment nobody lists (PostgreSQL creates first
+//!   and leaks in that window). The injection point `dsm-create` (feature `injection_points`)
+//!   sits in that window.
 //! * Per-process state (the list of mappings and the control mapping) is process-local,
 //!   kept in a thread-local of the process's (single) thread; [`DsmSegment`] is `!Send`.
 //!   Detach callbacks are `'static` closures, as PostgreSQL's are a function and a Datum.
@@ -90,7 +95,7 @@ pub use pool::{
     dsm_estimate_size, dsm_shmem_init, PoolHeader, FPM_PAGE_SIZE, PREALLOCATED_DSM_NAME,
 };
 pub use postmaster::{
-    dsm_cleanup_using_control_segment, dsm_postmaster_shutdown, dsm_postmaster_startup,
+    dsm_cleanup_using_control_segment, dsm_control_slots, dsm_postmaster_shutdown, dsm_postmaster_startup,
     CleanupReport,
 };
 pub use segment::{
@@ -160,6 +165,10 @@ pub enum DsmError {
     /// [`dsm_backend_startup`] has not run in this process (or the postmaster asked).
     #[error("dynamic shared memory is not initialized in this process")]
     NotInitialized,
+    /// An injection point attached to `error` fired (test builds with the
+    /// `injection_points` feature only).
+    #[error(transparent)]
+    Injected(#[from] pgipc_injection_point::InjectionError),
 }
 
 impl DsmError {

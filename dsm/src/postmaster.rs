@@ -84,6 +84,30 @@ pub fn dsm_cleanup_using_control_segment(
     cleanup(imp, old, m).ok_or(DsmError::ControlCorrupt)
 }
 
+/// The non-free slots of control segment `control` as `(handle, refcnt)` pairs, read without
+/// the lock (a snapshot for diagnostics and tests: values may change as soon as they are read).
+/// [`DsmError::ControlCorrupt`] when the segment fails the sanity check.
+pub fn dsm_control_slots(
+    imp: &DsmImpl,
+    control: DsmHandle,
+) -> Result<Vec<(DsmHandle, u32)>, DsmError> {
+    let m = imp.attach(control)?;
+    let slots = ControlView::sane(&m).map(|v| {
+        v.used()
+            .iter()
+            .map(|it| {
+                (
+                    it.handle.load(Ordering::Relaxed),
+                    it.refcnt.load(Ordering::Relaxed),
+                )
+            })
+            .filter(|&(_, r)| r != 0)
+            .collect()
+    });
+    imp.detach(m)?;
+    slots.ok_or(DsmError::ControlCorrupt)
+}
+
 fn cleanup(imp: &DsmImpl, control: DsmHandle, m: pgipc_dsm_impl::Mapping) -> Option<CleanupReport> {
     let mut report = CleanupReport::default();
     let listed: Option<Vec<DsmHandle>> = ControlView::sane(&m).map(|v| {

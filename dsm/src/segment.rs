@@ -615,9 +615,15 @@ fn register(ctx: &Rc<Ctx>, handle: DsmHandle, slot: u32, place: Place) -> DsmSeg
 
 impl DsmSegment {
     /// Creates a segment of at least `size` bytes and maps it (`dsm_create`). Its contents
-    /// are zero (fresh OS memory). When every control slot is taken, the new OS segment is
-    /// destroyed again and the result is `Ok(None)` with
-    /// [`CreateFlags::NULL_IF_MAXSEGMENTS`], else [`DsmError::TooManySegments`].
+    /// are zero (fresh OS memory). When every control slot is taken, nothing is created and
+    /// the result is `Ok(None)` with [`CreateFlags::NULL_IF_MAXSEGMENTS`], else
+    /// [`DsmError::TooManySegments`].
+    ///
+    /// Unlike PostgreSQL, the slot is reserved (count 1, the handle recorded) *before* the OS
+    /// segment is created, so a process killed half-way leaves nothing the next postmaster's
+    /// clean-up does not know about. The residual risk is the other way round: killed during
+    /// the exclusive create of a handle another server happens to use, the clean-up would try
+    /// to destroy that name (a 1 in 2^31 collision inside a system call).
     pub fn create(size: usize, flags: CreateFlags) -> Result<Option<DsmSegment>, DsmError> {
         let ctx = ctx()?;
         if let Some(pool) = ctx.pool {
@@ -629,40 +635,63 @@ impl DsmSegment {
                 PoolCreate::NoSpace => {}
             }
         }
+        // Reserve the control slot first, under the handle we are about to use, and only then
+        // create the OS segment: a process killed in between leaves a slot the next clean-up
+        // destroys (it treats every non-free slot as present), never a segment nobody lists.
+        // The reserved slot's count is 1, which attach treats as "not live".
+        let Some(slot) = ctx.locked(|v| {
+            let slot = take_slot(v)?;
+            fill_slot(v, slot, DSM_HANDLE_INVALID, 0, 0);
+            v.items[slot as usize].refcnt.store(1, Ordering::Relaxed);
+            Some(slot)
+        })?
+        else {
+            return if flags.null_if_maxsegments {
+                Ok(None)
+            } else {
+                Err(DsmError::TooManySegments)
+            };
+        };
+        let free_slot = || {
+            let _ = ctx.locked(|v| {
+                let it = &v.items[slot as usize];
+                it.handle.store(DSM_HANDLE_INVALID, Ordering::Relaxed);
+                it.refcnt.store(0, Ordering::Relaxed);
+            });
+        };
         let (handle, m) = loop {
             // OS-backed segments get even handles; odd ones belong to the main-region pool.
             let h = crate::sys::random_u32() << 1;
             if h == DSM_HANDLE_INVALID {
                 continue;
             }
+            if let Err(e) =
+                ctx.locked(|v| v.items[slot as usize].handle.store(h, Ordering::Relaxed))
+            {
+                free_slot();
+                return Err(e);
+            }
             match ctx.imp.create(h, size) {
                 Ok(m) => break (h, m),
                 Err(DsmImplError::Exists { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let slot = ctx.locked(|v| {
-            let slot = take_slot(v)?;
-            fill_slot(v, slot, handle, 0, 0);
-            Some(slot)
-        });
-        let slot = match slot {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                if let Err(e) = ctx.imp.destroy(Some(m), handle) {
-                    tracing::warn!("{e}");
+                Err(e) => {
+                    free_slot();
+                    return Err(e.into());
                 }
-                return if flags.null_if_maxsegments {
-                    Ok(None)
-                } else {
-                    Err(DsmError::TooManySegments)
-                };
-            }
-            Err(e) => {
-                let _ = ctx.imp.destroy(Some(m), handle);
-                return Err(e);
             }
         };
+        // The window PostgreSQL leaves open (OS segment made, not yet live in the table): a
+        // test kills a process waiting here and checks that the next start removes the segment.
+        let live = pgipc_injection_point::injection_point!("dsm-create")
+            .map_err(DsmError::from)
+            .and_then(|()| ctx.locked(|v| fill_slot(v, slot, handle, 0, 0)));
+        if let Err(e) = live {
+            if let Err(d) = ctx.imp.destroy(Some(m), handle) {
+                tracing::warn!("{d}");
+            }
+            free_slot();
+            return Err(e);
+        }
         Ok(Some(register(&ctx, handle, slot, Place::Os(m))))
     }
 
