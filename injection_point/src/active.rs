@@ -272,7 +272,9 @@ pub(crate) fn sql_function(name: &str, args: &[String]) -> Option<Result<(), Inj
     })
 }
 
-/// The point `name` is being passed (PostgreSQL's `InjectionPointRun`).
+/// The point `name` is being passed (PostgreSQL's `InjectionPointRun`). A `panic` reports the
+/// point's own location.
+#[track_caller]
 pub(crate) fn run(name: &'static str) -> Result<(), InjectionError> {
     let table = shared();
     let found = table.as_ref().and_then(|t| t.lookup(name));

@@ -60,7 +60,9 @@
 mod active;
 
 #[cfg(feature = "injection_points")]
-pub use active::{attach, detach, shmem_init, wakeup, waiting, InjectionPointTable};
+pub use active::{
+    attach, detach, shmem_init, wakeup, waiting, InjectionPointEntry, InjectionPointTable,
+};
 
 use std::fmt;
 use std::time::Duration;
@@ -241,6 +243,7 @@ macro_rules! injection_point {
 /// Runs the action attached to `name`, if any (what [`injection_point!`] expands to).
 #[cfg(feature = "injection_points")]
 #[doc(hidden)]
+#[track_caller]
 pub fn run(name: &'static str) -> Result<(), InjectionError> {
     active::run(name)
 }
@@ -278,6 +281,19 @@ pub fn attach_shared(shmem: &pgipc_shmem::Shmem) {
     #[cfg(not(feature = "injection_points"))]
     let _ = shmem;
 }
+
+/// Whether `name` is one of the SQL functions of [`sql_function`] (never, without the feature).
+#[inline(always)]
+pub fn sql_function_exists(name: &str) -> bool {
+    ENABLED && SQL_FUNCTIONS.contains(&name)
+}
+
+/// The names [`sql_function`] answers to.
+pub const SQL_FUNCTIONS: [&str; 3] = [
+    "injection_points_attach",
+    "injection_points_detach",
+    "injection_points_wakeup",
+];
 
 /// The SQL functions the backend offers when points are compiled in:
 /// `injection_points_attach(name, action)`, `injection_points_detach(name)` and

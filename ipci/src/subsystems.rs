@@ -170,4 +170,17 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         shutdown: None,
     },
     // CheckpointerShmemInit
+    // InjectionPointShmemInit (the shared table of attached points; with the
+    // `injection_points` feature only, so the default layout does not change)
+    #[cfg(feature = "injection_points")]
+    Subsystem {
+        name: pgipc_injection_point::TABLE_NAME,
+        size: |_| Ok(pgipc_injection_point::shmem_size()),
+        init: |s, _| {
+            pgipc_injection_point::shmem_init(s)
+                .map_err(|e| IpciError::subsystem(pgipc_injection_point::TABLE_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
 ];

@@ -306,6 +306,8 @@ impl Aux<'_> {
                 time: 0,
             });
         if shutdown {
+            pgipc_injection_point::injection_point!("checkpointer-shutdown-checkpoint")
+                .map_err(|e| e.to_string())?;
             cf.state = DbState::Shutdowning;
             cf.write(dir).map_err(|e| e.to_string())?;
             cf.state = DbState::Shutdowned;

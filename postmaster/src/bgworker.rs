@@ -1000,6 +1000,10 @@ pub fn bgworker_main(env: &mut ChildEnv) -> i32 {
         );
         return 1;
     }
+    if let Err(e) = pgipc_injection_point::injection_point!("bgworker-start") {
+        elog(Severity::Fatal, &e);
+        return 1;
+    }
     match entry_point(&spec.function) {
         Some(f) => f(env, spec.main_arg),
         None => {

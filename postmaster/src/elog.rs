@@ -22,6 +22,8 @@ pub enum Severity {
     Error,
     /// `FATAL`.
     Fatal,
+    /// `PANIC`: the process aborts right after (see [`install_panic_hook`]).
+    Panic,
     /// `DETAIL` continuation line.
     Detail,
     /// `HINT` continuation line.
@@ -36,6 +38,7 @@ impl Severity {
             Severity::Warning => "WARNING",
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
+            Severity::Panic => "PANIC",
             Severity::Detail => "DETAIL",
             Severity::Hint => "HINT",
         }
@@ -115,6 +118,36 @@ pub fn init(debug: bool) {
         .with_writer(std::io::stderr)
         .event_format(PgFormat)
         .try_init();
+}
+
+/// Makes every panic in this process a PostgreSQL PANIC: one `PANIC:  <message>` line (and a
+/// `DETAIL:` with where it happened) in the server log, then `abort()`.
+///
+/// A panic must never unwind in a server process: unwinding runs guards' `Drop`, which releases
+/// LWLocks and spinlocks over shared data the panic left half-updated, and lets the process
+/// leave with a clean exit code. Aborting instead kills it with SIGABRT, which the postmaster
+/// reads as a crash: every other child gets SIGQUIT (clients see 57P02) and shared memory is
+/// built anew. Release builds also compile with `panic = "abort"`; the hook is what makes test
+/// and debug builds (always compiled to unwind) behave the same. Installed first thing by the
+/// `postmaster` binary, so the postmaster, every forked child (which inherits it) and every
+/// exec'd child (which runs `main` again) have it.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("panic with a non-string payload");
+        elog(Severity::Panic, &msg);
+        if let Some(at) = info.location() {
+            elog(
+                Severity::Detail,
+                &format_args!("at {}:{}:{}", at.file(), at.line(), at.column()),
+            );
+        }
+        std::process::abort();
+    }));
 }
 
 #[cfg(test)]

@@ -144,9 +144,15 @@ impl ChildEnv {
         }
     }
 
-    /// Takes this process's PGPROC (auxiliary slot for auxiliary kinds), marks its child slot
-    /// active in PMSignal and registers the clean-up that undoes both at exit.
+    /// Marks its child slot active in PMSignal, takes this process's PGPROC (auxiliary slot
+    /// for auxiliary kinds) and registers the clean-up that undoes both at exit.
+    ///
+    /// The order is PostgreSQL 18's (`InitProcess` starts with `RegisterPostmasterChildActive`):
+    /// exit callbacks run newest first, so the slot is marked inactive *last*, after the PGPROC
+    /// and everything registered later is released. Until then the postmaster counts an exit as
+    /// a crash.
     pub fn init_my_proc(&self) -> Result<pgipc_proc::MyProc, String> {
+        self.mark_active()?;
         let global = pgipc_proc::shmem_init(&self.shmem, &self.config.proc_config())
             .map_err(|e| e.to_string())?;
         let me = if self.kind.is_auxiliary() {
@@ -155,7 +161,6 @@ impl ChildEnv {
             pgipc_proc::init_process(&global, self.kind)
         }
         .map_err(|e| e.to_string())?;
-        self.mark_active()?;
         let ps = crate::startup::procsignal(&self.shmem, &self.config)?;
         // No cancel key: auxiliary processes and background workers get no cancel requests
         // (PostgreSQL 18 gives a key only to backends serving a client), and a slot without
@@ -333,6 +338,8 @@ fn child_start(
 ) -> i32 {
     pgipc_ipc::on_exit_reset();
     pgipc_waiteventset::forget_wait_sets_after_fork();
+    // Children see the points attached in shared memory (the postmaster never does).
+    pgipc_injection_point::attach_shared(&env.shmem);
     if let Err(e) = signals::reset_for_child() {
         elog(
             Severity::Fatal,

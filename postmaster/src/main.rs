@@ -18,6 +18,7 @@ fn fatal(msg: &dyn std::fmt::Display, detail: Option<String>, hint: Option<Strin
 
 fn main() -> ExitCode {
     pgipc_postmaster::elog::init(false);
+    pgipc_postmaster::elog::install_panic_hook();
     let opts = match cli::parse(std::env::args().skip(1)) {
         Ok(o) => o,
         Err(e) => {

@@ -1120,6 +1120,8 @@ impl Postmaster {
     /// postmaster had, the segment, its DSM segments), a new one is made and the surviving
     /// background workers are published into it.
     fn reinitialize_shared_memory(&mut self) -> Result<(), String> {
+        // Attached through the environment only: the postmaster never reads the shared table.
+        pgipc_injection_point::injection_point!("postmaster-reset").map_err(|e| e.to_string())?;
         if let Some(old) = self.shmem.take() {
             old.shutdown().map_err(|e| e.to_string())?;
         }

@@ -336,6 +336,12 @@ impl ProcArray {
         for j in (idx..n).rev() {
             self.move_entry(j, j + 1);
         }
+        // Mid-update, both locks held: the dense arrays are shifted but the new entry is not
+        // written yet. Nothing may leave this state but a crash, so an `error` attached here is
+        // promoted to a panic, as PostgreSQL promotes an ERROR inside a critical section.
+        if let Err(e) = pgipc_injection_point::injection_point!("procarray-add") {
+            panic!("{e} (in a critical section)");
+        }
         self.pgprocnos[idx].store(procno, Ordering::Relaxed);
         self.procs.xids()[idx].store(p.xid.load(Ordering::Relaxed), Ordering::Relaxed);
         let s = &self.procs.subxid_states()[idx];

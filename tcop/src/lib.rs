@@ -14,8 +14,9 @@
 //!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
 //!   ├─ NegotiateProtocolVersion?  AuthenticationOk (trust)
-//!   ├─ PGPROC (proc::init_process; 53300 when none) → hooks.mark_active
-//!   │    → ProcArray (init_process_phase2) → hooks.register_cancel_key(procno, pid, key)
+//!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
+//!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
+//!   │    → hooks.register_cancel_key(procno, pid, key)
 //!   ├─ ParameterStatus × 15, BackendKeyData (4-byte key for 3.0/3.1, 32 for 3.2), ReadyForQuery
 //!   └─ loop: Q | P B D E C S H | X          → exit code (0 clean, 1 FATAL)
 //! ```
@@ -139,8 +140,10 @@ pub trait BackendHooks {
         let _ = (pid, key);
     }
 
-    /// The backend has its PGPROC (PostgreSQL's `MarkPostmasterChildActive`, done in
-    /// `InitProcess`). An error ends the session with FATAL.
+    /// The backend is about to take its PGPROC (PostgreSQL 18's `RegisterPostmasterChildActive`,
+    /// the first step of `InitProcess`): mark the child slot active and register, with
+    /// `on_shmem_exit`, marking it inactive. Registered before the PGPROC's clean-up, it runs
+    /// after it. An error ends the session with FATAL.
     fn mark_active(&self) -> Result<(), String> {
         Ok(())
     }

@@ -346,10 +346,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// PGPROC, PMSignal, ProcArray, cancel key (PostgreSQL's `InitProcess`,
-    /// `InitProcessPhase2`, `ProcSignalInit`).
+    /// PMSignal, PGPROC, ProcArray, cancel key (PostgreSQL's `InitProcess`,
+    /// `InitProcessPhase2`, `ProcSignalInit`). The child slot is marked active first, as
+    /// PostgreSQL 18's `InitProcess` does, so that its exit callback (run newest first) marks
+    /// it inactive only after the PGPROC and the ProcArray entry are released.
     fn init_backend(&self, key: &[u8]) -> Result<&'static MyProc, Report> {
         let internal = |e: String| Box::new(fatal("XX000", e));
+        self.ctx.hooks.mark_active().map_err(internal)?;
         let global = pgipc_proc::shmem_init(&self.ctx.shmem, &self.ctx.proc_config)
             .map_err(|e| internal(e.to_string()))?;
         let me = pgipc_proc::init_process(&global, pgipc_proc::BackendType::Backend).map_err(
@@ -361,7 +364,8 @@ impl Session<'_> {
         // The slot is released by the exit callback init_process registered; the value lives
         // as long as the process (wait sets borrow its latch).
         let me: &'static MyProc = Box::leak(Box::new(me));
-        self.ctx.hooks.mark_active().map_err(internal)?;
+        pgipc_injection_point::injection_point!("backend-start")
+            .map_err(|e| Box::new(fatal(e.sqlstate(), e.to_string())))?;
         let pa = pgipc_procarray::shmem_init(&self.ctx.shmem, &self.ctx.proc_config)
             .map_err(|e| internal(e.to_string()))?;
         pa.init_process_phase2(me)
@@ -528,7 +532,25 @@ impl Session<'_> {
 
     /// The result column of `stmt`, asking the hooks about functions.
     fn column(&self, stmt: &Stmt) -> Option<(String, u32, i16)> {
-        stmt.column(|name| self.ctx.hooks.function_result_type(name))
+        stmt.column(|name| self.function_result_type(name))
+    }
+
+    /// The result type of function `name`: the injection-point functions (compiled in with the
+    /// `injection_points` feature only), then the hooks'.
+    fn function_result_type(&self, name: &str) -> Option<u32> {
+        const VOID: u32 = 2278;
+        match pgipc_injection_point::sql_function_exists(name) {
+            true => Some(VOID),
+            false => self.ctx.hooks.function_result_type(name),
+        }
+    }
+
+    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Report> {
+        match pgipc_injection_point::sql_function(name, args) {
+            Some(Ok(())) => Ok(Datum::Void),
+            Some(Err(e)) => Err(Box::new(error(e.sqlstate(), e.to_string()))),
+            None => self.ctx.hooks.call_function(name, args),
+        }
     }
 
     /// Parses one statement and checks that a called function exists (parse analysis).
@@ -538,7 +560,7 @@ impl Session<'_> {
             name, arg_types, ..
         } = &stmt
         {
-            if self.ctx.hooks.function_result_type(name).is_none() {
+            if self.function_result_type(name).is_none() {
                 return Err(Box::new(
                     error(
                         "42883",
@@ -616,7 +638,7 @@ impl Session<'_> {
                 "SELECT 1"
             }
             Stmt::Call { name, args, .. } => {
-                let bytes = match self.ctx.hooks.call_function(name, args)? {
+                let bytes = match self.call_function(name, args)? {
                     Datum::Int4(n) if fmt == 1 => Some(n.to_be_bytes().to_vec()),
                     Datum::Int8(n) if fmt == 1 => Some(n.to_be_bytes().to_vec()),
                     Datum::Bool(b) if fmt == 1 => Some(vec![u8::from(b)]),
