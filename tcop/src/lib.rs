@@ -40,7 +40,9 @@
 //!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>`, `SET <name> = <value>`,
 //!   `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`/`ABORT`. Other SQL commands are
 //!   ERROR 0A000, anything else 42601. Statements take no parameters. The hooks may add
-//!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]).
+//!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]); with the
+//!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
+//!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
 //! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
 //!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT only track the
 //!   ReadyForQuery status).
