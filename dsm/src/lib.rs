@@ -95,8 +95,8 @@ pub use pool::{
     dsm_estimate_size, dsm_shmem_init, PoolHeader, FPM_PAGE_SIZE, PREALLOCATED_DSM_NAME,
 };
 pub use postmaster::{
-    dsm_cleanup_using_control_segment, dsm_control_slots, dsm_postmaster_shutdown, dsm_postmaster_startup,
-    CleanupReport,
+    dsm_cleanup_using_control_segment, dsm_control_slots, dsm_postmaster_shutdown,
+    dsm_postmaster_startup, CleanupReport,
 };
 pub use segment::{
     dsm_backend_shutdown, dsm_backend_startup, dsm_detach_all, dsm_find_mapping,

@@ -43,8 +43,8 @@ fn config(dir: &Path) -> IpcConfig {
 /// A "postmaster": shared memory for `dir` with the injection-point table, seen by this
 /// process too (so it can attach points and count waiters).
 fn start(dir: &Path) -> Result<IpcState, Failed> {
-    let state =
-        create_shared_memory_and_semaphores(&config(dir), &Addins::new()).map_err(|e| e.to_string())?;
+    let state = create_shared_memory_and_semaphores(&config(dir), &Addins::new())
+        .map_err(|e| e.to_string())?;
     pgipc_injection_point::shmem_init(&state.shmem).map_err(|e| e.to_string())?;
     pgipc_injection_point::attach_shared(&state.shmem);
     Ok(state)
@@ -162,7 +162,9 @@ fn next_start() -> Result<(), Failed> {
     again.shutdown().map_err(|e| e.to_string())?;
     std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
     if !gone {
-        return Err(format!("segment {handle} (or control {old_control}) survived the next start").into());
+        return Err(
+            format!("segment {handle} (or control {old_control}) survived the next start").into(),
+        );
     }
     Ok(())
 }
@@ -232,9 +234,18 @@ fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let trials = vec![
-        Trial::test("killed at dsm-create: the crash-restart clean-up removes the segment", crash_restart),
-        Trial::test("killed at dsm-create: the next start removes the segment", next_start),
-        Trial::test("error at dsm-create: segment destroyed, slot freed", error_action),
+        Trial::test(
+            "killed at dsm-create: the crash-restart clean-up removes the segment",
+            crash_restart,
+        ),
+        Trial::test(
+            "killed at dsm-create: the next start removes the segment",
+            next_start,
+        ),
+        Trial::test(
+            "error at dsm-create: segment destroyed, slot freed",
+            error_action,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit();
 }

@@ -231,7 +231,7 @@ fn env_table() -> &'static [(String, Action)] {
 }
 
 /// Attaches `action` to `name` in this process's shared table, replacing what was attached
-/// (PostgreSQL's `InjectionPointAttach`). Every process that called [`attach_shared`] on the
+/// (PostgreSQL's `InjectionPointAttach`). Every process that called [`attach_shared`](crate::attach_shared) on the
 /// same segment sees it from its next pass over the point.
 pub fn attach(name: &str, action: Action) -> Result<(), InjectionError> {
     check_name(name)?;
@@ -344,7 +344,10 @@ mod tests {
         for i in 0..MAX_INJECTION_POINTS {
             t.attach(&format!("p{i}"), Action::Error).unwrap();
         }
-        assert_eq!(t.attach("one-more", Action::Error), Err(InjectionError::TableFull));
+        assert_eq!(
+            t.attach("one-more", Action::Error),
+            Err(InjectionError::TableFull)
+        );
         t.detach("p3").unwrap();
         t.attach("one-more", Action::Error).unwrap();
     }

@@ -7,7 +7,7 @@
 //!
 //! | action      | what the process does when it passes the point                        |
 //! |-------------|-----------------------------------------------------------------------|
-//! | `error`     | the point returns [`InjectionError::Triggered`]: the caller's error path (a backend: ERROR/FATAL to the client) |
+//! | `error`     | the point returns `InjectionError::Triggered`: the caller's error path (a backend: ERROR/FATAL to the client) |
 //! | `notice`    | logs `notice triggered for injection point <name>` and carries on      |
 //! | `wait`      | blocks until `injection_points_wakeup(name)` or a detach (or it is killed) |
 //! | `panic`     | a Rust panic: in a server process the panic hook logs `PANIC:` and aborts |
@@ -53,15 +53,16 @@
 //!   variable, and does not watch for postmaster death (children die with the postmaster
 //!   through `PR_SET_PDEATHSIG`).
 //!
-//! Key items: [`injection_point!`], [`Action`], [`InjectionError`], [`attach`], [`detach`],
-//! [`wakeup`], [`waiting`], [`attach_shared`], [`ENV_VAR`].
+//! Key items: [`injection_point!`], [`Action`], [`InjectionError`], [`attach_shared`],
+//! [`sql_function`], [`ENV_VAR`]; with the feature also `attach`, `detach`, `wakeup`, `waiting`
+//! and `InjectionPointTable`.
 
 #[cfg(feature = "injection_points")]
 mod active;
 
 #[cfg(feature = "injection_points")]
 pub use active::{
-    attach, detach, shmem_init, wakeup, waiting, InjectionPointEntry, InjectionPointTable,
+    attach, detach, shmem_init, waiting, wakeup, InjectionPointEntry, InjectionPointTable,
 };
 
 use std::fmt;
@@ -86,7 +87,7 @@ pub const MAX_NAME_LEN: usize = 64;
 /// What an attached point does (see the crate documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Return [`InjectionError::Triggered`] to the caller.
+    /// Return `InjectionError::Triggered` to the caller.
     Error,
     /// Log a notice and carry on.
     Notice,
@@ -166,7 +167,32 @@ impl fmt::Display for Action {
     }
 }
 
+/// Without the feature no injection point can fail: the error type has no values, so callers'
+/// error paths for it compile to nothing (and no message text is linked in).
+#[cfg(not(feature = "injection_points"))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InjectionError {}
+
+#[cfg(not(feature = "injection_points"))]
+impl fmt::Display for InjectionError {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "injection_points"))]
+impl std::error::Error for InjectionError {}
+
+#[cfg(not(feature = "injection_points"))]
+impl InjectionError {
+    /// The SQLSTATE a client sees for this error (no values exist without the feature).
+    pub const fn sqlstate(&self) -> &'static str {
+        match *self {}
+    }
+}
+
 /// Failures of injection points: the `error` action, and bad requests to the shared table.
+#[cfg(feature = "injection_points")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InjectionError {
     /// A point attached to `error` was passed (PostgreSQL's injection_error text).
@@ -204,6 +230,7 @@ pub enum InjectionError {
     Unavailable,
 }
 
+#[cfg(feature = "injection_points")]
 impl InjectionError {
     /// The SQLSTATE a client sees for this error.
     pub const fn sqlstate(&self) -> &'static str {

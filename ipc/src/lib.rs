@@ -390,7 +390,9 @@ pub fn proc_exit(code: i32) -> ! {
         eprintln!("PANIC:  proc_exit() called in child process");
         std::process::abort();
     }
-    crash_on_panic("proc_exit", || run_proc_exit_prepare(&mut with_global, code));
+    crash_on_panic("proc_exit", || {
+        run_proc_exit_prepare(&mut with_global, code)
+    });
     std::process::exit(code)
 }
 

@@ -80,13 +80,20 @@ fn start(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Server, Fai
 impl Server {
     fn psql_cmd(&self, sql: &[&str]) -> Command {
         let mut c = Command::new("psql");
-        c.args(["-X", "-At", "-v", "VERBOSITY=verbose", "-v", "ON_ERROR_STOP=1"])
-            .args(["-h", self.sock.to_str().unwrap_or(""), "-p", &self.port])
-            .args(["-U", "postgres", "-d", "postgres"])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args([
+            "-X",
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
+        .args(["-h", self.sock.to_str().unwrap_or(""), "-p", &self.port])
+        .args(["-U", "postgres", "-d", "postgres"])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for s in sql {
             c.args(["-c", s]);
         }
@@ -107,7 +114,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cond(self) {
             if Instant::now() > deadline {
-                return Err(format!("timed out waiting for {what}; log:\n{}", self.log_text()).into());
+                return Err(
+                    format!("timed out waiting for {what}; log:\n{}", self.log_text()).into(),
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -168,16 +177,27 @@ fn backend_panic(name: &'static str, extra: &'static [&'static str]) -> Trial {
             })?;
             let by = finish(bystander, Duration::from_secs(30));
             let by_err = text(&by.stderr);
-            srv.wait_for("a connection after the restart", |s| s.psql("SELECT 1").status.success())?;
+            srv.wait_for("a connection after the restart", |s| {
+                s.psql("SELECT 1").status.success()
+            })?;
             let log = srv.log_text();
             let checks = [
                 (
                     log.contains("PANIC:  panic triggered for injection point procarray-add"),
                     "PANIC line in the log",
                 ),
-                (log.contains("was terminated by signal 6"), "the postmaster saw SIGABRT"),
-                (log.contains("all server processes terminated; reinitializing"), "a crash restart"),
-                (!by.status.success() && by_err.contains("57P02"), "57P02 for the bystander"),
+                (
+                    log.contains("was terminated by signal 6"),
+                    "the postmaster saw SIGABRT",
+                ),
+                (
+                    log.contains("all server processes terminated; reinitializing"),
+                    "a crash restart",
+                ),
+                (
+                    !by.status.success() && by_err.contains("57P02"),
+                    "57P02 for the bystander",
+                ),
             ];
             for (ok, what) in checks {
                 if !ok {
