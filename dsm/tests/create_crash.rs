@@ -100,13 +100,36 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A child that is killed when dropped (a failing check must not leave it waiting).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts a server on `dir`, lets a child block at the point and kills it there; returns the
-/// server and the handle of the half-created segment (which exists at that moment).
+/// server and the handle of the half-created segment (which exists at that moment). On a
+/// failure the server is shut down (nothing left in /dev/shm).
 fn kill_at_point(dir: &Path) -> Result<(IpcState, DsmHandle), Failed> {
     let state = start(dir)?;
+    match kill_creator(&state, dir) {
+        Ok(h) => Ok((state, h)),
+        Err(e) => {
+            let _ = state.shutdown();
+            Err(e)
+        }
+    }
+}
+
+fn kill_creator(state: &IpcState, dir: &Path) -> Result<DsmHandle, Failed> {
     let control = state.shmem.dsm_control();
     pgipc_injection_point::attach(POINT, Action::Wait).map_err(|e| e.to_string())?;
-    let mut c = spawn_creator(&state.shmem, dir)?;
+    let mut c = Reaped(spawn_creator(&state.shmem, dir)?);
     wait_for("the creator to reach the injection point", || {
         pgipc_injection_point::waiting(POINT) == 1
     })?;
@@ -117,12 +140,12 @@ fn kill_at_point(dir: &Path) -> Result<(IpcState, DsmHandle), Failed> {
     if !exists(handle) {
         return Err(format!("segment {handle} should exist while the creator waits").into());
     }
-    c.kill().map_err(|e| e.to_string())?;
-    c.wait().map_err(|e| e.to_string())?;
+    c.0.kill().map_err(|e| e.to_string())?;
+    c.0.wait().map_err(|e| e.to_string())?;
     if !exists(handle) {
         return Err("the kill itself removed the segment?".into());
     }
-    Ok((state, handle))
+    Ok(handle)
 }
 
 fn scratch(name: &str) -> PathBuf {

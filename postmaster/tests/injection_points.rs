@@ -28,8 +28,16 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// A failing trial still shuts its server down: immediate shutdown (the postmaster removes
+    /// its shared memory), SIGKILL only if that does not end it within 10 s.
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: signalling the postmaster we started.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -124,7 +132,12 @@ impl Server {
     }
 
     /// Fast shutdown, with a deadline.
-    fn stop(mut self) -> Result<(), Failed> {
+    fn stop(self) -> Result<(), Failed> {
+        self.stop_with_log().map(drop)
+    }
+
+    /// Fast shutdown; returns the whole server log.
+    fn stop_with_log(mut self) -> Result<String, Failed> {
         // SAFETY: signalling the postmaster we started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -134,7 +147,7 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(())
+        Ok(self.log_text())
     }
 }
 
@@ -269,6 +282,97 @@ fn sql_functions() -> Result<(), Failed> {
     srv.stop()
 }
 
+/// `error` at `postmaster-reset`, attached through the environment (the postmaster never reads
+/// the shared table): the crash restart after a SIGKILL fails there and the postmaster exits 1.
+fn error_at_postmaster_reset() -> Result<(), Failed> {
+    let mut srv = start(
+        "reset-error",
+        &[],
+        &[(pgipc_injection_point::ENV_VAR, "postmaster-reset=error")],
+    )?;
+    let o = srv.psql("SHOW pgipc.pid_of.checkpointer");
+    let pid: i32 = text(&o.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("checkpointer pid: {e}: {o:?}"))?;
+    // SAFETY: SIGKILL to the server's checkpointer, a process of the server we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("postmaster still running; log:\n{}", srv.log_text()).into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = srv.log_text();
+    if status.code() != Some(1)
+        || !log.contains("all server processes terminated; reinitializing")
+        || !log.contains("FATAL:  error triggered for injection point postmaster-reset")
+    {
+        return Err(
+            format!("expected a FATAL exit at the reset, got {status:?}; log:\n{log}").into(),
+        );
+    }
+    Ok(())
+}
+
+/// `error` at `bgworker-start`, attached from SQL: the worker leaves with FATAL (a clean exit
+/// code, no crash restart) and the session goes on.
+fn error_at_bgworker_start() -> Result<(), Failed> {
+    let srv = start("bgw-error", &[], &[])?;
+    let o = srv.psql_cmd(&[
+        "SELECT injection_points_attach('bgworker-start', 'error')",
+        "SELECT pgipc_start_worker('pgipc_worker_sleep')",
+    ]);
+    let _ = finish(o.spawn_checked()?, Duration::from_secs(40));
+    srv.wait_for("the worker's FATAL", |s| {
+        s.log_text()
+            .contains("FATAL:  error triggered for injection point bgworker-start")
+    })?;
+    if !srv.psql("SELECT 1").status.success() || srv.log_text().contains("reinitializing") {
+        return Err(format!(
+            "the worker's FATAL disturbed the server:\n{}",
+            srv.log_text()
+        )
+        .into());
+    }
+    srv.stop()
+}
+
+/// `notice` at `checkpointer-shutdown-checkpoint` (environment): the shutdown checkpoint passes
+/// the point, logs, and the shutdown completes.
+fn notice_at_shutdown_checkpoint() -> Result<(), Failed> {
+    let srv = start(
+        "ckpt-notice",
+        &[],
+        &[(
+            pgipc_injection_point::ENV_VAR,
+            "checkpointer-shutdown-checkpoint=notice",
+        )],
+    )?;
+    let text = srv.stop_with_log()?;
+    let notice =
+        text.find("LOG:  notice triggered for injection point checkpointer-shutdown-checkpoint");
+    let done = text.find("database system is shut down");
+    match (notice, done) {
+        (Some(n), Some(d)) if n < d => Ok(()),
+        _ => Err(format!("no notice before the end of the shutdown:\n{text}").into()),
+    }
+}
+
+trait SpawnChecked {
+    fn spawn_checked(self) -> Result<Child, Failed>;
+}
+
+impl SpawnChecked for Command {
+    fn spawn_checked(mut self) -> Result<Child, Failed> {
+        self.spawn().map_err(|e| e.to_string().into())
+    }
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -280,6 +384,18 @@ fn main() {
             error_at_backend_start,
         ),
         Trial::test("the SQL functions check their input", sql_functions),
+        Trial::test(
+            "error at postmaster-reset (environment): the crash restart stops with FATAL",
+            error_at_postmaster_reset,
+        ),
+        Trial::test(
+            "error at bgworker-start (SQL): the worker leaves with FATAL, no restart",
+            error_at_bgworker_start,
+        ),
+        Trial::test(
+            "notice at checkpointer-shutdown-checkpoint (environment): logged, shutdown completes",
+            notice_at_shutdown_checkpoint,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit();
 }
