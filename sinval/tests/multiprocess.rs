@@ -26,6 +26,8 @@ struct TestState {
     ready: AtomicU32,
     /// Tells the stalled reader to start reading.
     go: AtomicU32,
+    /// Set once the writer has inserted the whole batch the chain readers are to catch up on.
+    inserted: AtomicU32,
     acks: [AtomicU32; SLOTS],
     wakeups: [AtomicU32; SLOTS],
     resets: [AtomicU32; SLOTS],
@@ -160,6 +162,16 @@ fn chain_reader(procno: u32) {
         let pending = pgipc_procsignal::any_pending();
         if pending {
             st.wakeups[procno as usize].fetch_add(1, Ordering::SeqCst);
+            // Handle the interrupt only once the writer's batch is complete, as a busy backend
+            // would: the writer's own cleanup signals mid-batch, and a reader that read only
+            // the first part would be left below the signal threshold with no one to nudge it
+            // (as in PostgreSQL, it would read the rest at its next transaction start).
+            while st.inserted.load(Ordering::SeqCst) == 0 {
+                if Instant::now() > until {
+                    fail(format!("chain reader {procno}: the writer never finished"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
             b.receive_shared_invalid_messages(
                 |_| got += 1,
                 || {
@@ -359,6 +371,7 @@ fn catch_up_signal_is_passed_from_reader_to_reader() {
         st.ready.load(Ordering::SeqCst) == 2
     });
     insert(&si, 0..2400);
+    st.inserted.store(1, Ordering::SeqCst);
     wait_for(&mut kids, "both chain readers caught up", || {
         CHAIN
             .iter()
