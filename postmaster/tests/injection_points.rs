@@ -9,8 +9,20 @@
 //! * `error` at `backend-start`, attached through `PGIPC_INJECTION_POINTS`, is a FATAL for
 //!   that client only: a clean exit, no restart.
 //! * The SQL functions refuse bad input with an ERROR and leave the session usable.
+//! * Issue 11's item 2 (dynamic background workers after a crash restart), driven by points
+//!   instead of `kill -9`, in fork and exec mode, with the static `pgipc_demo` worker loaded
+//!   (so the reset has a surviving worker to re-publish): a dynamic worker panicking at
+//!   `bgworker-start`, then a backend aborting at `backend-start` (both attached from SQL),
+//!   crash the server; after each restart the attachment is gone (the shared table is new),
+//!   the static worker runs again and a dynamic worker registers and starts within 1 s
+//!   (measured and printed).
+//! * `postmaster-reset` = `sleep 200` (environment) holds the postmaster inside the reset:
+//!   raw connections made then are neither refused nor answered until the reset is over
+//!   (PostgreSQL 18 stops watching its listen sockets from PM_WAIT_DEAD_END until the new
+//!   shared memory exists), then get 57P03 or a session; a dynamic worker starts within 1 s.
 //!
-//! `harness = false` with libtest-mimic on one thread; every wait has a deadline.
+//! `harness = false` with libtest-mimic on one thread; every wait has a deadline and a
+//! watchdog ends the binary if the trials together overrun.
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::PathBuf;
@@ -373,10 +385,442 @@ impl SpawnChecked for Command {
     }
 }
 
+// ---- item 2 of issue 11 through injection points ---------------------------------------------
+
+/// A dynamic worker must be registered and running within this long of asking.
+const START_LIMIT: Duration = Duration::from_secs(1);
+const RESTARTED: &str = "all server processes terminated; reinitializing";
+const READY: &str = "database system is ready to accept connections";
+/// Ends the binary if the trials together run longer (each wait has its own deadline too).
+const WATCHDOG: Duration = Duration::from_secs(900);
+
+impl Server {
+    /// `what` failed: the message with the server log.
+    fn fail(&self, what: impl std::fmt::Display) -> Failed {
+        format!("{what}\n---- server log ----\n{}", self.log_text()).into()
+    }
+
+    fn restarts(&self) -> usize {
+        self.log_text().matches(RESTARTED).count()
+    }
+
+    fn readies(&self) -> usize {
+        self.log_text().matches(READY).count()
+    }
+
+    /// The status line of postmaster.pid ("starting", "ready", ...).
+    fn pid_status(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().nth(7).map(|l| l.trim().to_owned()))
+            .unwrap_or_default()
+    }
+
+    fn socket_file(&self) -> PathBuf {
+        self.sock.join(format!(".s.PGSQL.{}", self.port))
+    }
+
+    fn client(&self) -> Result<postgres::Client, Failed> {
+        let port: u16 = self.port.parse().map_err(|e| format!("port: {e}"))?;
+        postgres::Config::new()
+            .host_path(&self.sock)
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(10))
+            .connect(postgres::NoTls)
+            .map_err(|e| self.fail(format!("connect: {}", pg_err(&e))))
+    }
+
+    /// Waits for a running child of `kind` (`SHOW pgipc.pid_of.<kind>`) other than `not`.
+    fn wait_pid_of(&self, kind: &str, not: i32) -> Result<i32, Failed> {
+        let mut pid = 0;
+        self.wait_for(&format!("a running {kind}"), |s| {
+            let o = s.psql(&format!("SHOW pgipc.pid_of.{kind}"));
+            pid = text(&o.stdout).trim().parse().unwrap_or(0);
+            o.status.success() && pid > 0 && pid != not
+        })?;
+        Ok(pid)
+    }
+
+    /// One psql run that must succeed.
+    fn psql_ok(&self, sql: &str) -> Result<String, Failed> {
+        let o = self.psql(sql);
+        if !o.status.success() {
+            return Err(self.fail(format!("{sql}: {o:?}")));
+        }
+        Ok(text(&o.stdout))
+    }
+}
+
+/// A client error with the server's message and SQLSTATE when there is one.
+fn pg_err(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} ({})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Registers and starts a dynamic worker, timing the call; checks that it runs (a process of
+/// its own, not the static worker `static_pid`) and terminates it.
+fn dynamic_worker_starts(s: &Server, after: &str, static_pid: i32) -> Result<Duration, Failed> {
+    let mut c = s.client()?;
+    let t0 = Instant::now();
+    let h: i32 = c
+        .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
+        .map_err(|e| s.fail(format!("pgipc_start_worker {after}: {}", pg_err(&e))))?
+        .get(0);
+    let took = t0.elapsed();
+    let pid: i32 = c
+        .query_one(&format!("SELECT pgipc_worker_pid({h})"), &[])
+        .map_err(|e| s.fail(format!("pgipc_worker_pid {after}: {}", pg_err(&e))))?
+        .get(0);
+    if pid <= 0 || pid == static_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(s.fail(format!(
+            "dynamic worker {after}: pid {pid} is not a running worker of its own (static worker {static_pid})"
+        )));
+    }
+    let st: String = c
+        .query_one(&format!("SELECT pgipc_terminate_worker({h})"), &[])
+        .map_err(|e| s.fail(format!("pgipc_terminate_worker {after}: {}", pg_err(&e))))?
+        .get(0);
+    if st != "stopped" {
+        return Err(s.fail(format!("dynamic worker {after}: terminate said {st:?}")));
+    }
+    if took >= START_LIMIT {
+        return Err(s.fail(format!(
+            "dynamic worker {after}: registered and started in {took:?}, limit {START_LIMIT:?}"
+        )));
+    }
+    Ok(took)
+}
+
+/// After crash restart number `n`: connections work, the shared attachment of `point` went
+/// with the old segment (detach answers 42704), the static worker runs again (a new process,
+/// not `old_static`) and a dynamic worker registers and starts within [`START_LIMIT`].
+/// Returns the new static worker's pid.
+fn after_restart(
+    s: &Server,
+    mode: &str,
+    n: usize,
+    point: &str,
+    old_static: i32,
+) -> Result<i32, Failed> {
+    s.wait_for(&format!("restart #{n}"), |s| s.restarts() >= n)?;
+    s.wait_for("a connection after the restart", |s| {
+        s.psql("SELECT 1").status.success()
+    })?;
+    let o = s.psql(&format!("SELECT injection_points_detach('{point}')"));
+    if o.status.success() || !text(&o.stderr).contains("42704") {
+        return Err(s.fail(format!(
+            "{point} still attached after the restart (the shared table should be new): {o:?}"
+        )));
+    }
+    let stat = s.wait_pid_of("background_worker", old_static)?;
+    let after = format!("after the crash at {point} (restart #{n})");
+    let took = dynamic_worker_starts(s, &after, stat)?;
+    println!(
+        "{mode}: {after}: static worker back as pid {stat}; dynamic worker registered and started in {took:?} (limit {START_LIMIT:?})"
+    );
+    Ok(stat)
+}
+
+fn preload(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec!["-c", "shared_preload_libraries=pgipc_demo"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Item 2 through injection points: a dynamic worker panicking at `bgworker-start` (attached
+/// from SQL) and then a backend aborting at `backend-start` (SQL) each crash the server; after
+/// each restart a dynamic worker registers and starts within 1 s.
+fn crash_at_points_then_dynamic_worker(
+    mode: &'static str,
+    extra: &[&'static str],
+) -> Result<(), Failed> {
+    let srv = start(&format!("restart-{mode}"), &preload(extra), &[])?;
+    let stat = srv.wait_pid_of("background_worker", 0)?;
+    let took = dynamic_worker_starts(&srv, "before any crash", stat)?;
+    println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
+
+    // Crash 1: the dynamic worker panics in its start-up.
+    let o = finish(
+        srv.psql_cmd(&[
+            "SELECT injection_points_attach('bgworker-start', 'panic')",
+            "SELECT pgipc_start_worker('pgipc_worker_sleep')",
+        ])
+        .spawn_checked()?,
+        Duration::from_secs(40),
+    );
+    srv.wait_for("restart #1", |s| s.restarts() >= 1)?;
+    let log = srv.log_text();
+    for want in [
+        "PANIC:  panic triggered for injection point bgworker-start",
+        "was terminated by signal 6",
+    ] {
+        if !log.contains(want) {
+            return Err(srv.fail(format!("crash 1: {want:?} missing; session: {o:?}")));
+        }
+    }
+    let stat = after_restart(&srv, mode, 1, "bgworker-start", stat)?;
+
+    // Crash 2: a new backend aborts right after taking its PGPROC.
+    srv.psql_ok("SELECT injection_points_attach('backend-start', 'abort')")?;
+    let o = srv.psql("SELECT 1");
+    if o.status.success() {
+        return Err(srv.fail(format!("a backend passed backend-start=abort: {o:?}")));
+    }
+    srv.wait_for("restart #2", |s| s.restarts() >= 2)?;
+    if !srv
+        .log_text()
+        .contains("PANIC:  abort triggered for injection point backend-start")
+    {
+        return Err(srv.fail("crash 2: no PANIC line for backend-start"));
+    }
+    after_restart(&srv, mode, 2, "backend-start", stat)?;
+    let restarts = srv.restarts();
+    if restarts != 2 {
+        return Err(srv.fail(format!("{restarts} restarts for 2 crashes")));
+    }
+    srv.stop()
+}
+
+/// What a raw connection attempt got back.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    /// ErrorResponse: SQLSTATE and message.
+    Error(String, String),
+    /// Authenticated, ReadyForQuery seen.
+    Ready,
+    /// The server closed the connection without an answer.
+    Eof,
+    /// connect() or the write failed.
+    Refused(String),
+    /// Nothing within the read timeout.
+    Timeout,
+}
+
+/// One connection attempt during the crash, classified.
+#[derive(Debug)]
+struct Probe {
+    /// Restarts logged ("reinitializing") before connect().
+    restarts_before: usize,
+    /// postmaster.pid's status, then the "ready" lines, read just after connect().
+    status_after_connect: String,
+    readies_after_connect: usize,
+    answer: Answer,
+    /// From connect() to the answer.
+    waited: Duration,
+    /// postmaster.pid's status, then the "ready" lines, read just after the answer.
+    status_at_answer: String,
+    readies_at_answer: usize,
+}
+
+/// Opens a Unix-socket connection, sends a startup packet (user and database postgres) and
+/// reads until an ErrorResponse, ReadyForQuery, EOF or 10 s.
+fn probe_once(s: &Server) -> Probe {
+    use std::io::{Read, Write};
+    let restarts_before = s.restarts();
+    let t0 = Instant::now();
+    let conn = std::os::unix::net::UnixStream::connect(s.socket_file());
+    let status_after_connect = s.pid_status();
+    let readies_after_connect = s.readies();
+    let answer = (|| {
+        let mut c = match conn {
+            Ok(c) => c,
+            Err(e) => return Answer::Refused(format!("connect: {e}")),
+        };
+        let mut body = Vec::new();
+        body.extend_from_slice(&196_608u32.to_be_bytes());
+        for kv in ["user", "postgres", "database", "postgres"] {
+            body.extend_from_slice(kv.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        pkt.extend_from_slice(&body);
+        if let Err(e) = c.write_all(&pkt) {
+            return Answer::Refused(format!("write: {e}"));
+        }
+        let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+        loop {
+            let mut hdr = [0u8; 5];
+            match c.read_exact(&mut hdr) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Answer::Eof,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Answer::Timeout
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Answer::Eof,
+                Err(e) => return Answer::Refused(format!("read: {e}")),
+            }
+            let len = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]) as usize;
+            let mut msg = vec![0u8; len.saturating_sub(4)];
+            if c.read_exact(&mut msg).is_err() {
+                return Answer::Eof;
+            }
+            match hdr[0] {
+                b'E' => {
+                    let (mut code, mut text) = (String::new(), String::new());
+                    for f in msg.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+                        let v = String::from_utf8_lossy(&f[1..]).into_owned();
+                        match f[0] {
+                            b'C' => code = v,
+                            b'M' => text = v,
+                            _ => {}
+                        }
+                    }
+                    return Answer::Error(code, text);
+                }
+                b'Z' => {
+                    let _ = c.write_all(&[b'X', 0, 0, 0, 4]);
+                    return Answer::Ready;
+                }
+                _ => {}
+            }
+        }
+    })();
+    let waited = t0.elapsed();
+    let status_at_answer = s.pid_status();
+    let readies_at_answer = s.readies();
+    Probe {
+        restarts_before,
+        status_after_connect,
+        readies_after_connect,
+        answer,
+        waited,
+        status_at_answer,
+        readies_at_answer,
+    }
+}
+
+/// `postmaster-reset` = `sleep 200` (environment: the postmaster reads nothing else) slows the
+/// crash reset. Like PostgreSQL 18, whose postmaster stops watching its listen sockets from
+/// PM_WAIT_DEAD_END until the new shared memory exists and answers "in recovery mode"
+/// (57P03) while the startup process runs, a connection made during the reset is neither
+/// refused nor answered: it waits in the listen queue, and once the reset is over it gets
+/// 57P03 or a session. Afterwards a dynamic worker starts within 1 s.
+fn slow_reset_then_dynamic_worker(
+    mode: &'static str,
+    extra: &[&'static str],
+) -> Result<(), Failed> {
+    let srv = start(
+        &format!("slow-reset-{mode}"),
+        &preload(extra),
+        &[(pgipc_injection_point::ENV_VAR, "postmaster-reset=sleep 200")],
+    )?;
+    let mut stat = srv.wait_pid_of("background_worker", 0)?;
+    let took = dynamic_worker_starts(&srv, "before any crash", stat)?;
+    println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
+    // The probe is made within a few ms of the "reinitializing" line, inside the 200 ms
+    // reset, unless this process stalls that long; then the crash is repeated (3 times at most).
+    let mut in_reset = Vec::new();
+    for attempt in 1..=3 {
+        let restarts0 = srv.restarts();
+        let readies0 = srv.readies();
+        srv.psql_ok("SELECT injection_points_attach('backend-start', 'abort')")?;
+        // The crash: this backend aborts right after taking its PGPROC.
+        let crash = probe_once(&srv);
+        if crash.answer != Answer::Eof {
+            return Err(srv.fail(format!("backend-start=abort: {crash:#?}")));
+        }
+        // No connection until the postmaster logs that it reinitializes (then it sleeps).
+        let seen_at = {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while srv.restarts() == restarts0 {
+                if Instant::now() > deadline {
+                    return Err(srv.fail("no crash restart within 30 s of the abort"));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Instant::now()
+        };
+        let mut probes = vec![probe_once(&srv)];
+        let first = &probes[0];
+        // Inside the reset: the reinitializing line came before connect(), and postmaster.pid
+        // still said "ready" from before the crash just after
+        // connect() (the new generation writes "starting"; a finished start-up logs its
+        // ready line before it writes "ready").
+        let inside = first.restarts_before > restarts0
+            && first.status_after_connect == "ready"
+            && first.readies_after_connect == readies0;
+        if inside {
+            let over = first.status_at_answer == "starting" || first.readies_at_answer > readies0;
+            let ok_answer = matches!(&first.answer, Answer::Error(c, _) if c == "57P03")
+                || first.answer == Answer::Ready;
+            if !over || !ok_answer {
+                return Err(srv.fail(format!(
+                    "a connection made during the reset must wait for its end, then get 57P03 or a session; got {first:#?}"
+                )));
+            }
+            println!(
+                "{mode}: attempt {attempt}: connection made {:?} after the reinitializing line was seen, during the reset: waited {:?}, then got {:?} (postmaster.pid then said {:?})",
+                seen_at.elapsed().saturating_sub(first.waited),
+                first.waited,
+                first.answer,
+                first.status_at_answer
+            );
+            in_reset.push(first.waited);
+        }
+        // Then 57P03 until start-up is over, then sessions.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while probes.last().map(|p| &p.answer) != Some(&Answer::Ready) {
+            if Instant::now() > deadline {
+                return Err(srv.fail(format!(
+                    "attempt {attempt}: no session within 30 s of the reset; probes: {probes:#?}"
+                )));
+            }
+            probes.push(probe_once(&srv));
+        }
+        if let Some(p) = probes.iter().find(|p| {
+            !(matches!(&p.answer, Answer::Error(c, _) if c == "57P03") || p.answer == Answer::Ready)
+        }) {
+            return Err(srv.fail(format!("attempt {attempt}: after the reset began: {p:#?}")));
+        }
+        println!(
+            "{mode}: attempt {attempt}: answers from the reset on: {:?}",
+            probes
+                .iter()
+                .map(|p| format!("{:?} after {:?}", p.answer, p.waited))
+                .collect::<Vec<_>>()
+        );
+        if srv.restarts() != restarts0 + 1 {
+            return Err(srv.fail(format!(
+                "attempt {attempt}: expected exactly one more restart"
+            )));
+        }
+        if !srv
+            .log_text()
+            .contains("PANIC:  abort triggered for injection point backend-start")
+        {
+            return Err(srv.fail("no PANIC line for backend-start"));
+        }
+        stat = after_restart(&srv, mode, restarts0 + 1, "backend-start", stat)?;
+        if !in_reset.is_empty() {
+            break;
+        }
+        println!("{mode}: attempt {attempt}: the probe missed the reset; crashing again");
+    }
+    if in_reset.is_empty() {
+        return Err(srv.fail("in 3 crashes no connection was made during the reset"));
+    }
+    srv.stop()
+}
+
 fn main() {
+    std::thread::spawn(|| {
+        std::thread::sleep(WATCHDOG);
+        eprintln!("watchdog: injection_points ran over {WATCHDOG:?}");
+        std::process::exit(1);
+    });
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
-    let trials = vec![
+    let mut trials = vec![
         backend_panic("fork", &[]),
         backend_panic("exec", &["-c", "exec_backend=on"]),
         Trial::test(
@@ -397,5 +841,15 @@ fn main() {
             notice_at_shutdown_checkpoint,
         ),
     ];
+    for (mode, extra) in [("fork", &[][..]), ("exec", &["-c", "exec_backend=on"][..])] {
+        trials.push(Trial::test(
+            format!("{mode}: crashes at bgworker-start=panic and backend-start=abort (SQL); after each restart a dynamic worker starts within 1 s"),
+            move || crash_at_points_then_dynamic_worker(mode, extra),
+        ));
+        trials.push(Trial::test(
+            format!("{mode}: postmaster-reset=sleep 200 (environment): connections during the reset wait, then 57P03 or a session; a dynamic worker starts within 1 s"),
+            move || slow_reset_then_dynamic_worker(mode, extra),
+        ));
+    }
     libtest_mimic::run(&args, trials).exit();
 }
