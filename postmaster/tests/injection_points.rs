@@ -775,6 +775,7 @@ fn slow_reset_then_dynamic_worker(
                     "attempt {attempt}: no session within 30 s of the reset; probes: {probes:#?}"
                 )));
             }
+            std::thread::sleep(Duration::from_millis(5));
             probes.push(probe_once(&srv));
         }
         if let Some(p) = probes.iter().find(|p| {
@@ -782,12 +783,17 @@ fn slow_reset_then_dynamic_worker(
         }) {
             return Err(srv.fail(format!("attempt {attempt}: after the reset began: {p:#?}")));
         }
+        let refusals: std::collections::BTreeSet<String> = probes[1..]
+            .iter()
+            .filter_map(|p| match &p.answer {
+                Answer::Error(c, m) => Some(format!("{c} {m}")),
+                _ => None,
+            })
+            .collect();
         println!(
-            "{mode}: attempt {attempt}: answers from the reset on: {:?}",
-            probes
-                .iter()
-                .map(|p| format!("{:?} after {:?}", p.answer, p.waited))
-                .collect::<Vec<_>>()
+            "{mode}: attempt {attempt}: after it {} more connection(s) until a session: {} refused with {refusals:?}",
+            probes.len() - 1,
+            probes.len() - 2
         );
         if srv.restarts() != restarts0 + 1 {
             return Err(srv.fail(format!(
