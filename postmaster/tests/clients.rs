@@ -8,6 +8,9 @@
 //! port and socket directory and is stopped by `Drop` if a scenario fails. Every wait has a
 //! deadline, so a bug fails the test instead of hanging CI.
 
+mod common;
+
+use common::Owned;
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -34,8 +37,8 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 struct Server {
     child: Option<Child>,
-    /// DSM segments (names in /dev/shm) that appeared while this server ran.
-    seen: std::collections::BTreeSet<String>,
+    /// The shared memory this server owned (recorded at each start and before each signal).
+    own: Owned,
     dir: PathBuf,
     sock: PathBuf,
     port: u16,
@@ -52,7 +55,7 @@ impl Server {
         std::fs::create_dir_all(&sock).expect("socket dir");
         Server {
             child: None,
-            seen: Default::default(),
+            own: Owned::default(),
             dir: base.join("data"),
             sock,
             port: free_port(),
@@ -77,7 +80,6 @@ impl Server {
     }
 
     fn start(&mut self) -> &mut Self {
-        let before = dev_shm();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -92,9 +94,16 @@ impl Server {
             .expect("spawn postmaster");
         self.child = Some(child);
         self.wait_ready();
-        self.seen
-            .extend(dev_shm().into_iter().filter(|n| !before.contains(n)));
+        self.note_own();
         self
+    }
+
+    /// Records the segments the (ready) server owns now.
+    fn note_own(&mut self) {
+        match Owned::of_running(&self.dir, self.pid() as u32) {
+            Ok(o) => self.own.add(o),
+            Err(e) => panic!("this server's shared memory: {e}\n{}", self.log_text()),
+        }
     }
 
     fn pid(&self) -> i32 {
@@ -147,7 +156,9 @@ impl Server {
         }
     }
 
-    fn signal(&self, sig: i32) {
+    /// Sends `sig`, having first recorded the segments the server owns at that moment.
+    fn signal(&mut self, sig: i32) {
+        self.note_own();
         // SAFETY: kill on our own child.
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }
@@ -236,8 +247,8 @@ impl Server {
         self.sock.join(format!(".s.PGSQL.{}", self.port))
     }
 
-    /// No pid file, socket or lock file, and none of the DSM segments that appeared while this
-    /// server ran (others may come and go on a shared machine).
+    /// No pid file, socket or lock file, and none of this server's own shared memory: its DSM
+    /// control segments, the segments they listed, its SysV interlocks (see `common`).
     fn assert_clean_after_stop(&self) {
         assert!(!self.dir.join("postmaster.pid").exists(), "pid file left");
         assert!(!self.socket_file().exists(), "socket file left");
@@ -248,16 +259,8 @@ impl Server {
                 .exists(),
             "socket lock file left"
         );
-        assert!(
-            !self.seen.is_empty(),
-            "no DSM control segment was ever seen"
-        );
-        let left: Vec<&String> = self
-            .seen
-            .iter()
-            .filter(|n| Path::new("/dev/shm").join(n).exists())
-            .collect();
-        assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+        let left = self.own.left();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
 
@@ -281,19 +284,6 @@ impl Drop for Server {
             }
         }
     }
-}
-
-fn dev_shm() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("PostgreSQL."))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn message(e: &postgres::Error) -> String {
@@ -586,12 +576,12 @@ fn postmaster_death_ends_children(exec: bool) {
     let mut s = Server::new(&format!("pmdeath-{}", mode(exec)), &mode_args(exec));
     s.start();
     let _c = s.client().expect("connect");
-    // The DSM control segment is in /dev/shm while the server runs.
-    assert!(!s.seen.is_empty(), "no DSM control segment");
-    let first: Vec<String> = s.seen.iter().cloned().collect();
     let kids = s.children();
     assert!(kids.len() >= 5, "children: {kids:?}");
+    // What the server owns just before the kill (its DSM control segment, what that lists,
+    // its SysV interlock).
     s.signal(libc::SIGKILL);
+    let first = s.own.clone();
     s.wait_exit();
     let t = Instant::now();
     let alive = |p: &i32| {
@@ -632,17 +622,17 @@ fn postmaster_death_ends_children(exec: bool) {
         "children took {:?}",
         t.elapsed()
     );
-    // The killed server's DSM segments are still there: the next start removes them.
+    // The killed server's segments are still there: the next start removes them.
+    let vanished = first.missing();
     assert!(
-        first.iter().all(|n| Path::new("/dev/shm").join(n).exists()),
-        "the control segment vanished by itself"
+        vanished.is_empty(),
+        "the control segment vanished by itself: {vanished:?}"
     );
     s.start();
+    let stale = first.left();
     assert!(
-        first
-            .iter()
-            .all(|n| !Path::new("/dev/shm").join(n).exists()),
-        "the next start left the dead server's segments"
+        stale.is_empty(),
+        "the next start left the dead server's segments: {stale:?}"
     );
     assert_eq!(s.psql_ok("SELECT 1"), "1");
     s.signal(libc::SIGINT);

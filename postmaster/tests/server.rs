@@ -4,6 +4,9 @@
 //! "child that still has the segment attached" (it takes that role before the harness starts).
 //! A failed scenario kills the servers and children it started.
 
+mod common;
+
+use common::Owned;
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -192,18 +195,6 @@ fn segments_with_key(key: u64) -> Vec<i32> {
         .collect()
 }
 
-fn dev_shm() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 fn show_answers_without_starting() {
     let dir = scratch("show");
     let o = run(&["-D", dir.to_str().unwrap(), "-C", "shared_memory_size"]);
@@ -248,15 +239,10 @@ fn show_answers_without_starting() {
 
 fn start_refuse_second_stop_clean(sig: i32, word: &str) {
     let dir = scratch(&format!("stop{sig}"));
-    let shm_before = dev_shm();
     let mut s = start(&dir, &["-p", "5999"]);
-    // This server's DSM segments (other processes on the machine may create their own
-    // meanwhile, so only these are checked afterwards).
-    let ours: Vec<String> = dev_shm()
-        .into_iter()
-        .filter(|n| !shm_before.contains(n))
-        .collect();
-    assert!(!ours.is_empty(), "no DSM control segment in /dev/shm");
+    // This server's own segments (found through its pid file and interlock, not by what
+    // appeared in /dev/shm: other processes create and remove segments meanwhile).
+    let mut ours = Owned::of_running(&dir, s.child.id()).expect("this server's segments");
     let shmid = s.shmid();
     assert!(segment_exists(shmid));
     let lines = s.pid_lines();
@@ -273,6 +259,7 @@ fn start_refuse_second_stop_clean(sig: i32, word: &str) {
         err.contains(&format!("Is another postmaster (PID {})", s.child.id())),
         "{err}"
     );
+    ours.add(Owned::of_running(&dir, s.child.id()).expect("this server's segments"));
     s.signal(sig);
     let st = s.wait_exit();
     assert!(st.success(), "{st}: {}", s.log_text());
@@ -294,11 +281,8 @@ fn start_refuse_second_stop_clean(sig: i32, word: &str) {
             "ipcs still lists {shmid}"
         );
     }
-    let left: Vec<&String> = ours
-        .iter()
-        .filter(|n| Path::new("/dev/shm").join(n).exists())
-        .collect();
-    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+    let left = ours.left();
+    assert!(left.is_empty(), "left behind: {left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
