@@ -4,6 +4,10 @@
 //!
 //! Precedence follows PostgreSQL: built-in default < configuration file < command line.
 //! Names are case-insensitive. Every error carries PostgreSQL's message text.
+//!
+//! The file parser reads through [`ConfigFiles`]: the file system ([`parse_config_file`]), or
+//! another store ([`parse_config_file_from`]), as the fuzz target in `fuzz/` does with files
+//! kept in memory.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -897,11 +901,46 @@ pub struct ConfigItem {
 
 const MAX_INCLUDE_DEPTH: usize = 10;
 
+/// Where the configuration parser reads files from: the file system ([`OsConfigFiles`]) or,
+/// for tests and fuzzing, any other store that can hand out a file's text and a directory's
+/// entries.
+pub trait ConfigFiles {
+    /// The text of the file at `path` (an error of kind `NotFound` when there is none).
+    fn read(&mut self, path: &Path) -> std::io::Result<String>;
+    /// The paths of the entries of the directory `path`, in any order.
+    fn list_dir(&mut self, path: &Path) -> std::io::Result<Vec<PathBuf>>;
+}
+
+/// [`ConfigFiles`] over the real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsConfigFiles;
+
+impl ConfigFiles for OsConfigFiles {
+    fn read(&mut self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn list_dir(&mut self, path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        // Entries that cannot be read are skipped.
+        Ok(std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect())
+    }
+}
+
 /// Reads a configuration file in PostgreSQL's format, following `include`, `include_if_exists`
 /// and `include_dir`.
 pub fn parse_config_file(path: &Path) -> Result<Vec<ConfigItem>, GucError> {
+    parse_config_file_from(path, &mut OsConfigFiles)
+}
+
+/// [`parse_config_file`] with the file and its includes read from `files`.
+pub fn parse_config_file_from(
+    path: &Path,
+    files: &mut dyn ConfigFiles,
+) -> Result<Vec<ConfigItem>, GucError> {
     let mut out = Vec::new();
-    parse_file_into(path, 0, true, &mut out)?;
+    parse_file_into(path, 0, true, files, &mut out)?;
     Ok(out)
 }
 
@@ -909,12 +948,13 @@ fn parse_file_into(
     path: &Path,
     depth: usize,
     required: bool,
+    files: &mut dyn ConfigFiles,
     out: &mut Vec<ConfigItem>,
 ) -> Result<(), GucError> {
     if depth > MAX_INCLUDE_DEPTH {
         return Err(GucError::TooDeep(path.to_path_buf()));
     }
-    let text = match std::fs::read_to_string(path) {
+    let text = match files.read(path) {
         Ok(t) => t,
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
@@ -944,24 +984,25 @@ fn parse_file_into(
             }
         };
         match name.to_ascii_lowercase().as_str() {
-            "include" => parse_file_into(&resolve(&value), depth + 1, true, out)?,
-            "include_if_exists" => parse_file_into(&resolve(&value), depth + 1, false, out)?,
+            "include" => parse_file_into(&resolve(&value), depth + 1, true, files, out)?,
+            "include_if_exists" => parse_file_into(&resolve(&value), depth + 1, false, files, out)?,
             "include_dir" => {
                 let d = resolve(&value);
-                let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+                let mut entries: Vec<PathBuf> = files
+                    .list_dir(&d)
                     .map_err(|e| GucError::Open {
                         file: d.clone(),
                         reason: e.to_string(),
                     })?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .into_iter()
                     .filter(|p| {
                         let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                         n.ends_with(".conf") && !n.starts_with('.')
                     })
                     .collect();
-                files.sort();
-                for f in files {
-                    parse_file_into(&f, depth + 1, true, out)?;
+                entries.sort();
+                for f in entries {
+                    parse_file_into(&f, depth + 1, true, files, out)?;
                 }
             }
             _ => out.push(ConfigItem {
@@ -1284,6 +1325,66 @@ mod tests {
             .iter()
             .any(|n| n.contains("\"port\" cannot be changed without restarting")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Files kept in memory, for [`parse_config_file_from`].
+    struct MemFiles(Vec<(&'static str, &'static str)>);
+
+    impl ConfigFiles for MemFiles {
+        fn read(&mut self, path: &Path) -> std::io::Result<String> {
+            self.0
+                .iter()
+                .find(|(p, _)| Path::new(p) == path)
+                .map(|(_, t)| (*t).to_owned())
+                .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+        }
+
+        fn list_dir(&mut self, path: &Path) -> std::io::Result<Vec<PathBuf>> {
+            Ok(self
+                .0
+                .iter()
+                .map(|(p, _)| PathBuf::from(p))
+                .filter(|p| p.parent() == Some(path))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn files_from_another_store() {
+        let mut files = MemFiles(vec![
+            (
+                "/d/postgresql.conf",
+                "port = 1\ninclude_dir 'conf.d'\ninclude_if_exists 'none.conf'\nport = 4\n",
+            ),
+            ("/d/conf.d/b.conf", "port = 3\n"),
+            ("/d/conf.d/a.conf", "port = 2\ninclude '/d/x.conf'\n"),
+            ("/d/conf.d/.c.conf", "port = 9\n"),
+            ("/d/conf.d/d.txt", "port = 9\n"),
+            ("/d/x.conf", "max_connections = 5\n"),
+        ]);
+        let items = parse_config_file_from(Path::new("/d/postgresql.conf"), &mut files).unwrap();
+        let got: Vec<(&str, &str, usize)> = items
+            .iter()
+            .map(|i| (i.file.to_str().unwrap(), i.value.as_str(), i.line))
+            .collect();
+        // include_dir sorts the listing and skips hidden and non-.conf files; an absolute
+        // include is taken as it is.
+        assert_eq!(
+            got,
+            [
+                ("/d/postgresql.conf", "1", 1),
+                ("/d/conf.d/a.conf", "2", 1),
+                ("/d/x.conf", "5", 1),
+                ("/d/conf.d/b.conf", "3", 1),
+                ("/d/postgresql.conf", "4", 4),
+            ]
+        );
+        // A cycle ends at the nesting limit.
+        let mut cycle = MemFiles(vec![("/c/a.conf", "include 'a.conf'\n")]);
+        assert!(matches!(
+            parse_config_file_from(Path::new("/c/a.conf"), &mut cycle),
+            Err(GucError::TooDeep(_))
+        ));
     }
 
     #[test]
