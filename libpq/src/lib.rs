@@ -23,7 +23,8 @@
 //! * No client input can make this code panic: every length and count is checked against what
 //!   is actually there before use; malformed input is an error value ([`StartupError`],
 //!   [`ReadError`], [`FormatError`]) carrying PostgreSQL's text and SQLSTATE. Property tests
-//!   feed random bytes to every parser.
+//!   feed random bytes to every parser, and coverage-guided fuzz targets (`fuzz/` at the
+//!   repository root, run by `ci/fuzz.sh`) the startup packet and message stream readers.
 //! * A [`Conn`] never blocks past its deadline and never returns half a message: input stays
 //!   buffered until complete, so an interrupted read is simply retried. How it sleeps is the
 //!   caller's [`SocketWait`] (a backend wakes on its latch and on postmaster death too).
