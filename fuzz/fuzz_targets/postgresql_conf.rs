@@ -18,7 +18,7 @@ use pgipc_postmaster::guc::{
     parse_config_file_from, ConfigFiles, ConfigItem, GucError, Settings, Source,
 };
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -96,18 +96,31 @@ fn parse_alone(line: &str) -> Result<Vec<ConfigItem>, GucError> {
     parse_config_file_from(&PathBuf::from(ROOT).join("postgresql.conf"), &mut one)
 }
 
-/// The `line`th (1-based) line of `file`, as the parser splits lines.
-fn line_of(files: &MemFiles, file: &Path, line: usize) -> String {
-    let bytes = files
-        .files
-        .get(file)
-        .expect("item or error names a file of the input");
-    let text = std::str::from_utf8(bytes).expect("a file that parsed is UTF-8");
-    assert!(line >= 1, "line numbers are 1-based");
-    text.lines()
-        .nth(line - 1)
-        .unwrap_or_else(|| panic!("{} has no line {line}", file.display()))
-        .to_owned()
+/// The lines of the input's files, as the parser splits them, split once per file.
+struct Lines<'a> {
+    files: &'a MemFiles,
+    split: HashMap<&'a Path, Vec<&'a str>>,
+}
+
+impl<'a> Lines<'a> {
+    /// The `line`th (1-based) line of `file`.
+    fn get(&mut self, file: &Path, line: usize) -> &'a str {
+        let files = self.files;
+        let (path, bytes) = files
+            .files
+            .get_key_value(file)
+            .expect("item or error names a file of the input");
+        let lines = self.split.entry(path.as_path()).or_insert_with(|| {
+            std::str::from_utf8(bytes)
+                .expect("a file that parsed is UTF-8")
+                .lines()
+                .collect()
+        });
+        assert!(line >= 1, "line numbers are 1-based");
+        lines
+            .get(line - 1)
+            .unwrap_or_else(|| panic!("{} has no line {line}", file.display()))
+    }
 }
 
 /// `value` as a quoted configuration value.
@@ -133,12 +146,22 @@ thread_local! {
 fuzz_target!(|data: &[u8]| {
     let mut files = MemFiles::from_input(data);
     let root = PathBuf::from(ROOT).join("postgresql.conf");
-    match parse_config_file_from(&root, &mut files) {
+    let result = parse_config_file_from(&root, &mut files);
+    let mut lines = Lines {
+        files: &files,
+        split: HashMap::new(),
+    };
+    match result {
         Ok(items) => {
+            // A file included many times gives the same items again: check each line once.
+            let mut seen = HashSet::new();
             for item in &items {
-                let raw = line_of(&files, &item.file, item.line);
+                if !seen.insert((&item.file, item.line)) {
+                    continue;
+                }
+                let raw = lines.get(&item.file, item.line);
                 // The line alone gives the same item (an include line never makes an item).
-                let alone = parse_alone(&raw).expect("the item's line parses alone");
+                let alone = parse_alone(raw).expect("the item's line parses alone");
                 assert_eq!(alone.len(), 1);
                 assert_eq!((&alone[0].name, &alone[0].value), (&item.name, &item.value));
                 // Written back quoted, the value is the same.
@@ -149,8 +172,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(GucError::Syntax { file, line, token }) => {
-            let raw = line_of(&files, &file, line);
-            match parse_alone(&raw) {
+            let raw = lines.get(&file, line);
+            match parse_alone(raw) {
                 Err(GucError::Syntax {
                     line: 1, token: t, ..
                 }) => assert_eq!(t, token),
