@@ -3,14 +3,14 @@
 //! checked by `check_startup_length` and a body given to `parse_startup_packet`.
 //!
 //! Beyond "no panic" it checks that what parsed is what a client could have meant: a cancel
-//! request re-encodes to exactly its bytes, a StartupMessage's names obey the limits, and
-//! re-encoding a parsed StartupMessage parses back to the same value.
+//! request has a key of 1 to 256 bytes and re-encodes to exactly its bytes, a StartupMessage's
+//! names obey the limits, and re-encoding a parsed StartupMessage parses back to the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pgipc_libpq::{
     check_startup_length, parse_startup_packet, Replication, StartupPacket, StartupRequest,
-    CANCEL_REQUEST_CODE, MAX_CANCEL_KEY_LENGTH, MAX_NAME_LEN, MAX_STARTUP_PACKET_LENGTH,
+    CANCEL_REQUEST_CODE, MAX_CANCEL_REQUEST_KEY_LENGTH, MAX_NAME_LEN, MAX_STARTUP_PACKET_LENGTH,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
                 gss_done = true;
             }
             Ok(StartupRequest::Cancel { pid, key }) => {
-                assert!(key.len() <= MAX_CANCEL_KEY_LENGTH);
+                // PostgreSQL 18: 1 to 256 bytes; an empty key could match a process without one.
+                assert!((1..=MAX_CANCEL_REQUEST_KEY_LENGTH).contains(&key.len()));
                 let mut again = CANCEL_REQUEST_CODE.to_be_bytes().to_vec();
                 again.extend_from_slice(&pid.to_be_bytes());
                 again.extend_from_slice(&key);
