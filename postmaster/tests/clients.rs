@@ -10,290 +10,37 @@
 
 mod common;
 
-use common::Owned;
+use common::server::{cancel_packet, scratch, sqlstate, watchdog, which, Builder, TestServer, CTL};
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
-const CTL: &str = env!("CARGO_BIN_EXE_pgipc_ctl");
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// The value of a step that must work; a failed one fails the scenario with its message.
+fn ok<T>(r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) {
+    ok(common::server::wait_for(what, limit, f));
 }
 
-struct Server {
-    child: Option<Child>,
-    /// The shared memory this server owned (recorded at each start and before each signal).
-    own: Owned,
-    dir: PathBuf,
-    sock: PathBuf,
-    port: u16,
-    log: PathBuf,
-    extra: Vec<String>,
-}
-
-impl Server {
-    fn new(name: &str, extra: &[&str]) -> Server {
-        let base = std::env::temp_dir().join(format!("pgipc-cl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).expect("scratch");
-        let sock = base.join("sock");
-        std::fs::create_dir_all(&sock).expect("socket dir");
-        Server {
-            child: None,
-            own: Owned::default(),
-            dir: base.join("data"),
-            sock,
-            port: free_port(),
-            log: base.join("server.log"),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn args(&self) -> Vec<String> {
-        let mut a = vec![
-            "-D".to_string(),
-            self.dir.display().to_string(),
-            "-p".into(),
-            self.port.to_string(),
-            "-k".into(),
-            self.sock.display().to_string(),
-            "-c".into(),
-            "listen_addresses=127.0.0.1".into(),
-        ];
-        a.extend(self.extra.iter().cloned());
-        a
-    }
-
-    fn start(&mut self) -> &mut Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(BIN)
-            .args(self.args())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn postmaster");
-        self.child = Some(child);
-        self.wait_ready();
-        self.note_own();
-        self
-    }
-
-    /// Records the segments the (ready) server owns now.
-    fn note_own(&mut self) {
-        match Owned::of_running(&self.dir, self.pid() as u32) {
-            Ok(o) => self.own.add(o),
-            Err(e) => panic!("this server's shared memory: {e}\n{}", self.log_text()),
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    fn pid_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("postmaster.pid"))
-            .map(|t| t.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        let me = self.pid().to_string();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let l = self.pid_lines();
-            if l.first() == Some(&me) && l.get(7).map(String::as_str) == Some("ready   ") {
-                return;
-            }
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("server exited ({st}) before ready:\n{}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server never became ready:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_log(&self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log_text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "log never said {needle:?}:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `sig`, having first recorded the segments the server owns at that moment.
-    fn signal(&mut self, sig: i32) {
-        self.note_own();
-        // SAFETY: kill on our own child.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let child = self.child.as_mut().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                self.child = None;
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("server did not stop:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn psql(&self, sql: &str) -> Output {
-        Command::new("psql")
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.sock)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .stdin(Stdio::null())
-            .output()
-            .expect("psql")
-    }
-
-    fn psql_ok(&self, sql: &str) -> String {
-        let o = self.psql(sql);
-        assert!(
-            o.status.success(),
-            "psql {sql:?} failed: {}\nserver log:\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            self.log_text()
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    }
-
-    fn client(&self) -> Result<postgres::Client, postgres::Error> {
-        postgres::Config::new()
-            .host_path(&self.sock)
-            .port(self.port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(10))
-            .connect(postgres::NoTls)
-    }
-
-    /// Children of the postmaster, from /proc (pid, command name).
-    fn children(&self) -> Vec<i32> {
-        let me = self.pid();
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // Field 4 (after the parenthesised name) is the parent pid.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-                continue;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.first() != Some(&"Z") && f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(me) {
-                out.push(pid);
-            }
-        }
-        out
-    }
-
-    fn socket_file(&self) -> PathBuf {
-        self.sock.join(format!(".s.PGSQL.{}", self.port))
-    }
-
-    /// No pid file, socket or lock file, and none of this server's own shared memory: its DSM
-    /// control segments, the segments they listed, its SysV interlocks (see `common`).
-    fn assert_clean_after_stop(&self) {
-        assert!(!self.dir.join("postmaster.pid").exists(), "pid file left");
-        assert!(!self.socket_file().exists(), "socket file left");
-        assert!(
-            !self
-                .sock
-                .join(format!(".s.PGSQL.{}.lock", self.port))
-                .exists(),
-            "socket lock file left"
-        );
-        let left = self.own.left();
-        assert!(left.is_empty(), "left behind: {left:?}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if c.try_wait().ok().flatten().is_none() {
-                // SAFETY: kill on our own child (immediate stop, then make sure).
-                unsafe { libc::kill(c.id() as i32, libc::SIGQUIT) };
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        if !std::thread::panicking() {
-            if let Some(base) = self.dir.parent() {
-                let _ = std::fs::remove_dir_all(base);
-            }
-        }
-    }
+/// A server of this file (not started): TCP on 127.0.0.1 too, its shared memory tracked for
+/// `clean_after_stop`.
+fn server(name: &str, extra: &[&str]) -> TestServer {
+    Builder::in_dir(scratch("pgipc-cl", name))
+        .listen("127.0.0.1")
+        .args(extra)
+        .track_shared_memory()
+        .build()
 }
 
 fn message(e: &postgres::Error) -> String {
     e.as_db_error()
         .map(|d| d.message().to_owned())
         .unwrap_or_else(|| e.to_string())
-}
-
-fn sqlstate(e: &postgres::Error) -> String {
-    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
 }
 
 fn mode(exec: bool) -> &'static str {
@@ -315,12 +62,14 @@ fn mode_args(exec: bool) -> Vec<&'static str> {
 // ---- scenarios -------------------------------------------------------------------------------
 
 fn queries_psql_rust_client_and_pgbench(exec: bool) {
-    let mut s = Server::new(if exec { "q-exec" } else { "q-fork" }, &mode_args(exec));
-    s.start();
-    assert_eq!(s.psql_ok("SELECT 1"), "1");
-    let pid: i32 = s.psql_ok("SELECT pg_backend_pid()").parse().expect("a pid");
+    let mut s = server(if exec { "q-exec" } else { "q-fork" }, &mode_args(exec));
+    ok(s.start());
+    assert_eq!(ok(s.psql_ok("SELECT 1")), "1");
+    let pid: i32 = ok(s.psql_ok("SELECT pg_backend_pid()"))
+        .parse()
+        .expect("a pid");
     assert!(pid > 0 && pid != s.pid());
-    assert_eq!(s.psql_ok("SHOW max_connections"), "100");
+    assert_eq!(ok(s.psql_ok("SHOW max_connections")), "100");
     // Over TCP too.
     let o = Command::new("psql")
         .args([
@@ -329,7 +78,7 @@ fn queries_psql_rust_client_and_pgbench(exec: bool) {
             "-h",
             "127.0.0.1",
             "-p",
-            &s.port.to_string(),
+            &s.port().to_string(),
             "-U",
             "postgres",
         ])
@@ -349,7 +98,7 @@ fn queries_psql_rust_client_and_pgbench(exec: bool) {
     c.simple_query("COMMIT").expect("commit");
     drop(c);
 
-    let script = s.dir.parent().expect("base").join("select1.sql");
+    let script = s.data_dir().parent().expect("base").join("select1.sql");
     std::fs::write(&script, "SELECT 1;\n").expect("script");
     for args in [
         vec!["-M", "simple"],
@@ -361,8 +110,8 @@ fn queries_psql_rust_client_and_pgbench(exec: bool) {
             .args(["-n", "-c", "2", "-t", "50", "-f"])
             .arg(&script)
             .arg("-h")
-            .arg(&s.sock)
-            .args(["-p", &s.port.to_string(), "-U", "postgres", "postgres"])
+            .arg(s.sock_dir())
+            .args(["-p", &s.port().to_string(), "-U", "postgres", "postgres"])
             .args(&args)
             .output()
             .expect("pgbench");
@@ -375,9 +124,9 @@ fn queries_psql_rust_client_and_pgbench(exec: bool) {
             s.log_text()
         );
     }
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success(), "{}", s.log_text());
-    s.assert_clean_after_stop();
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success(), "{}", s.log_text());
+    ok(s.clean_after_stop());
 }
 
 fn too_many_clients(exec: bool) {
@@ -388,8 +137,8 @@ fn too_many_clients(exec: bool) {
         "-c",
         "superuser_reserved_connections=0",
     ]);
-    let mut s = Server::new(&format!("toomany-{}", mode(exec)), &extra);
-    s.start();
+    let mut s = server(&format!("toomany-{}", mode(exec)), &extra);
+    ok(s.start());
     let held: Vec<postgres::Client> = (0..3).map(|_| s.client().expect("within limit")).collect();
     let e = s.client().err().expect("past max_connections must fail");
     assert_eq!(sqlstate(&e), "53300", "{e}");
@@ -399,16 +148,16 @@ fn too_many_clients(exec: bool) {
     wait_for("a free slot", Duration::from_secs(10), || {
         s.client().is_ok()
     });
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success());
 }
 
 fn smart_shutdown_waits_for_clients(exec: bool) {
-    let mut s = Server::new(&format!("smart-{}", mode(exec)), &mode_args(exec));
-    s.start();
+    let mut s = server(&format!("smart-{}", mode(exec)), &mode_args(exec));
+    ok(s.start());
     let mut c = s.client().expect("connect");
-    s.signal(libc::SIGTERM);
-    s.wait_log("received smart shutdown request", Duration::from_secs(10));
+    ok(s.signal(libc::SIGTERM));
+    ok(s.wait_log("received smart shutdown request", Duration::from_secs(10)));
     // New sessions are refused; the open one still works.
     wait_for(
         "refusal",
@@ -419,25 +168,19 @@ fn smart_shutdown_waits_for_clients(exec: bool) {
     assert_eq!(message(&e), "the database system is shutting down");
     c.simple_query("SELECT 1")
         .expect("old session still served");
-    assert!(s
-        .child
-        .as_mut()
-        .expect("running")
-        .try_wait()
-        .expect("wait")
-        .is_none());
+    assert!(s.exited().is_none());
     drop(c);
-    assert!(s.wait_exit().success(), "{}", s.log_text());
-    s.wait_log("database system is shut down", Duration::from_secs(1));
-    s.assert_clean_after_stop();
+    assert!(ok(s.wait_exit()).success(), "{}", s.log_text());
+    ok(s.wait_log("database system is shut down", Duration::from_secs(1)));
+    ok(s.clean_after_stop());
 }
 
 fn fast_shutdown_terminates_clients(exec: bool) {
-    let mut s = Server::new(&format!("fast-{}", mode(exec)), &mode_args(exec));
-    s.start();
+    let mut s = server(&format!("fast-{}", mode(exec)), &mode_args(exec));
+    ok(s.start());
     let mut c = s.client().expect("connect");
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success(), "{}", s.log_text());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success(), "{}", s.log_text());
     let log = s.log_text();
     for want in [
         "received fast shutdown request",
@@ -452,39 +195,39 @@ fn fast_shutdown_terminates_clients(exec: bool) {
         .simple_query("SELECT 1")
         .expect_err("session was terminated");
     let _ = e;
-    s.assert_clean_after_stop();
+    ok(s.clean_after_stop());
 }
 
 fn immediate_shutdown_then_recovery(exec: bool) {
-    let mut s = Server::new(&format!("immediate-{}", mode(exec)), &mode_args(exec));
-    s.start();
+    let mut s = server(&format!("immediate-{}", mode(exec)), &mode_args(exec));
+    ok(s.start());
     let _c = s.client().expect("connect");
-    s.signal(libc::SIGQUIT);
-    s.wait_exit();
+    ok(s.signal(libc::SIGQUIT));
+    ok(s.wait_exit());
     assert!(s.log_text().contains("received immediate shutdown request"));
-    s.assert_clean_after_stop();
-    s.start();
-    s.wait_log(
+    ok(s.clean_after_stop());
+    ok(s.start());
+    ok(s.wait_log(
         "database system was not properly shut down; automatic recovery in progress",
         Duration::from_secs(10),
-    );
-    assert_eq!(s.psql_ok("SELECT 1"), "1");
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success());
+    ));
+    assert_eq!(ok(s.psql_ok("SELECT 1")), "1");
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success());
 }
 
-fn child_pid_by_kind(s: &Server, kind: &str) -> Option<i32> {
+fn child_pid_by_kind(s: &TestServer, kind: &str) -> Option<i32> {
     // The server answers `SHOW pgipc.pid_of.<kind>` from the PGPROC array.
-    let out = s.psql_ok(&format!("SHOW pgipc.pid_of.{kind}"));
+    let out = ok(s.psql_ok(&format!("SHOW pgipc.pid_of.{kind}")));
     out.parse().ok().filter(|p: &i32| *p > 0)
 }
 
 fn sigkill_of_each_child_restarts(exec: bool) {
-    let mut s = Server::new(
+    let mut s = server(
         if exec { "kill-exec" } else { "kill-fork" },
         &mode_args(exec),
     );
-    s.start();
+    ok(s.start());
     let mut restarts = 0;
     for kind in [
         "backend",
@@ -531,13 +274,13 @@ fn sigkill_of_each_child_restarts(exec: bool) {
         "{log}"
     );
     assert!(log.contains("was terminated by signal 9: Killed"), "{log}");
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success(), "{}", s.log_text());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success(), "{}", s.log_text());
 }
 
 fn cancel_interrupts_sleep(exec: bool) {
-    let mut s = Server::new(&format!("cancel-{}", mode(exec)), &mode_args(exec));
-    s.start();
+    let mut s = server(&format!("cancel-{}", mode(exec)), &mode_args(exec));
+    ok(s.start());
     let mut c = s.client().expect("connect");
     let token = c.cancel_token();
     let t = std::thread::spawn(move || {
@@ -556,33 +299,29 @@ fn cancel_interrupts_sleep(exec: bool) {
         .query_one("SELECT pg_backend_pid()", &[])
         .expect("pid")
         .get(0);
-    let mut u = UnixStream::connect(s.socket_file()).expect("connect");
-    let mut pkt = Vec::new();
-    pkt.extend_from_slice(&16u32.to_be_bytes());
-    pkt.extend_from_slice(&80_877_102u32.to_be_bytes());
-    pkt.extend_from_slice(&pid.to_be_bytes());
-    pkt.extend_from_slice(&0xdead_beefu32.to_be_bytes());
-    u.write_all(&pkt).expect("send");
+    let mut u = s.connect_raw().expect("connect");
+    u.write_all(&cancel_packet(pid, &0xdead_beefu32.to_be_bytes()))
+        .expect("send");
     let mut rest = Vec::new();
     let _ = u.read_to_end(&mut rest);
     assert!(rest.is_empty(), "a cancel gets no answer");
     c.simple_query("SELECT 1")
         .expect("a wrong key cancels nothing");
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success());
 }
 
 fn postmaster_death_ends_children(exec: bool) {
-    let mut s = Server::new(&format!("pmdeath-{}", mode(exec)), &mode_args(exec));
-    s.start();
+    let mut s = server(&format!("pmdeath-{}", mode(exec)), &mode_args(exec));
+    ok(s.start());
     let _c = s.client().expect("connect");
-    let kids = s.children();
+    let kids: Vec<i32> = s.children().into_keys().collect();
     assert!(kids.len() >= 5, "children: {kids:?}");
     // What the server owns just before the kill (its DSM control segment, what that lists,
     // its SysV interlock).
-    s.signal(libc::SIGKILL);
-    let first = s.own.clone();
-    s.wait_exit();
+    ok(s.signal(libc::SIGKILL));
+    let first = s.owned().clone();
+    ok(s.wait_exit());
     let t = Instant::now();
     let alive = |p: &i32| {
         std::fs::read_to_string(format!("/proc/{p}/stat"))
@@ -628,16 +367,16 @@ fn postmaster_death_ends_children(exec: bool) {
         vanished.is_empty(),
         "the control segment vanished by itself: {vanished:?}"
     );
-    s.start();
+    ok(s.start());
     let stale = first.left();
     assert!(
         stale.is_empty(),
         "the next start left the dead server's segments: {stale:?}"
     );
-    assert_eq!(s.psql_ok("SELECT 1"), "1");
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success());
-    s.assert_clean_after_stop();
+    assert_eq!(ok(s.psql_ok("SELECT 1")), "1");
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success());
+    ok(s.clean_after_stop());
     println!(
         "{}: postmaster SIGKILL: children gone within {:?}, next start works, leftover DSM removed",
         mode(exec),
@@ -646,8 +385,8 @@ fn postmaster_death_ends_children(exec: bool) {
 }
 
 fn bad_client_input_is_harmless(exec: bool) {
-    let mut s = Server::new(&format!("badinput-{}", mode(exec)), &mode_args(exec));
-    s.start();
+    let mut s = server(&format!("badinput-{}", mode(exec)), &mode_args(exec));
+    ok(s.start());
     let mut good = s.client().expect("connect");
     let garbage: Vec<Vec<u8>> = vec![
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
@@ -670,14 +409,14 @@ fn bad_client_input_is_harmless(exec: bool) {
         .concat(),
     ];
     for g in &garbage {
-        if let Ok(mut u) = UnixStream::connect(s.socket_file()) {
+        if let Ok(mut u) = s.connect_raw() {
             let _ = u.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = u.write_all(g);
             let _ = u.shutdown(std::net::Shutdown::Write);
             let mut sink = Vec::new();
             let _ = u.read_to_end(&mut sink);
         }
-        if let Ok(mut t) = TcpStream::connect(("127.0.0.1", s.port)) {
+        if let Ok(mut t) = TcpStream::connect(("127.0.0.1", s.port())) {
             let _ = t.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = t.write_all(g);
             let mut sink = Vec::new();
@@ -686,7 +425,7 @@ fn bad_client_input_is_harmless(exec: bool) {
         }
     }
     // An oversized message inside a session.
-    if let Ok(mut u) = UnixStream::connect(s.socket_file()) {
+    if let Ok(mut u) = s.connect_raw() {
         let mut start = Vec::new();
         let body = b"\0\x03\0\0user\0postgres\0database\0postgres\0\0";
         start.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
@@ -699,17 +438,17 @@ fn bad_client_input_is_harmless(exec: bool) {
     }
     good.simple_query("SELECT 1")
         .expect("other session untouched");
-    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    assert_eq!(ok(s.psql_ok("SELECT 1")), "1");
     assert!(!s
         .log_text()
         .contains("terminating any other active server processes"));
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success());
 }
 
 fn background_workers_static() {
-    let mut s = Server::new("bgw", &["-c", "shared_preload_libraries=pgipc_demo"]);
-    s.start();
+    let mut s = server("bgw", &["-c", "shared_preload_libraries=pgipc_demo"]);
+    ok(s.start());
     let mut pid = None;
     wait_for("the demo worker", Duration::from_secs(10), || {
         pid = child_pid_by_kind(&s, "background_worker");
@@ -750,35 +489,35 @@ fn background_workers_static() {
         .expect_err("unknown entry point");
     assert_eq!(sqlstate(&e), "42883", "{e:?}");
     drop(c);
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success(), "{}", s.log_text());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success(), "{}", s.log_text());
 }
 
 fn exec_children_use_the_postmasters_settings() {
-    let mut s = Server::new("exec-settings", &mode_args(true));
-    s.start();
+    let mut s = server("exec-settings", &mode_args(true));
+    ok(s.start());
     // Edited, not reloaded: new children must still see the postmaster's values (a child with
     // another max_connections would not even fit the shared memory).
-    let conf = s.dir.join("postgresql.conf");
+    let conf = s.data_dir().join("postgresql.conf");
     let mut text = std::fs::read_to_string(&conf).expect("conf");
     text.push_str("\nmax_connections = 7\nbgwriter_delay = 1000ms\n");
     std::fs::write(&conf, text).expect("write conf");
-    assert_eq!(s.psql_ok("SHOW max_connections"), "100");
-    assert_eq!(s.psql_ok("SHOW bgwriter_delay"), "200");
+    assert_eq!(ok(s.psql_ok("SHOW max_connections")), "100");
+    assert_eq!(ok(s.psql_ok("SHOW bgwriter_delay")), "200");
     // After a reload the changeable one changes, the other needs a restart.
-    s.signal(libc::SIGHUP);
-    s.wait_log(
+    ok(s.signal(libc::SIGHUP));
+    ok(s.wait_log(
         "parameter \"max_connections\" cannot be changed without restarting the server",
         Duration::from_secs(10),
-    );
-    assert_eq!(s.psql_ok("SHOW bgwriter_delay"), "1000");
-    assert_eq!(s.psql_ok("SHOW max_connections"), "100");
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success(), "{}", s.log_text());
+    ));
+    assert_eq!(ok(s.psql_ok("SHOW bgwriter_delay")), "1000");
+    assert_eq!(ok(s.psql_ok("SHOW max_connections")), "100");
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success(), "{}", s.log_text());
 }
 
 fn ctl_start_status_reload_stop() {
-    let s = Server::new("ctl", &[]);
+    let s = server("ctl", &[]);
     let ctl = |args: &[&str]| -> Output {
         Command::new(CTL)
             .args(args)
@@ -786,9 +525,13 @@ fn ctl_start_status_reload_stop() {
             .output()
             .expect("pgipc_ctl")
     };
-    let d = s.dir.display().to_string();
-    let opts = format!("-p {} -k {} -c listen_addresses=", s.port, s.sock.display());
-    let log = s.log.display().to_string();
+    let d = s.data_dir().display().to_string();
+    let opts = format!(
+        "-p {} -k {} -c listen_addresses=",
+        s.port(),
+        s.sock_dir().display()
+    );
+    let log = s.log_path().display().to_string();
     let o = ctl(&["start", "-D", &d, "-l", &log, "-o", &opts]);
     assert!(o.status.success(), "{o:?}\n{}", s.log_text());
     assert!(String::from_utf8_lossy(&o.stdout).contains("server started"));
@@ -797,13 +540,13 @@ fn ctl_start_status_reload_stop() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("server is running (PID: "));
     let o = ctl(&["reload", "-D", &d]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("server signaled"));
-    s.wait_log(
+    ok(s.wait_log(
         "received SIGHUP, reloading configuration files",
         Duration::from_secs(10),
-    );
+    ));
     let o = ctl(&["restart", "-D", &d, "-m", "fast", "-l", &log]);
     assert!(o.status.success(), "{o:?}\n{}", s.log_text());
-    assert_eq!(s.psql_ok("SELECT 1"), "1");
+    assert_eq!(ok(s.psql_ok("SELECT 1")), "1");
     for mode in ["immediate", "smart"] {
         let o = ctl(&["stop", "-D", &d, "-m", mode]);
         assert!(o.status.success(), "{o:?}");
@@ -822,12 +565,7 @@ fn ctl_start_status_reload_stop() {
 type PerMode = (&'static str, fn(bool));
 
 fn main() -> ExitCode {
-    let watchdog_secs = 900;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(watchdog_secs));
-        eprintln!("watchdog: clients test ran over {watchdog_secs} s");
-        std::process::exit(1);
-    });
+    watchdog("clients test", Duration::from_secs(900));
     if which("psql").is_none() || which("pgbench").is_none() {
         panic!("psql and pgbench are required (CI installs them)");
     }
@@ -887,12 +625,4 @@ fn main() -> ExitCode {
     // One test thread: the scenarios run one after the other, never two servers at once.
     args.test_threads = Some(1);
     libtest_mimic::run(&args, trials).exit_code()
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(cmd))
-            .find(|f| Path::new(f).exists())
-    })
 }

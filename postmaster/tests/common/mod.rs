@@ -7,6 +7,13 @@
 //! control segment (`/dev/shm/PostgreSQL.<handle>`) lists in its slots every dynamic segment
 //! the server has alive. [`Owned::of_running`] reads all three; [`Owned::left`] and
 //! [`Owned::missing`] then say which of those objects are still there.
+//!
+//! [`server`] starts and stops one real postmaster for a test ([`server::TestServer`]).
+//!
+//! Each test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+pub(crate) mod server;
 
 use pgipc_dsm::{
     is_main_region_dsm_handle, DsmControlHeader, DsmControlItem, DSM_HANDLE_INVALID,
