@@ -15,19 +15,18 @@
 //! `harness = false` with libtest-mimic, one test thread; every wait has a deadline and a
 //! watchdog ends the binary if a case hangs.
 
+mod common;
+
+use common::server::{
+    cancel_packet, children_of, scratch, sqlstate, startup_packet, wait_for, watchdog, Builder,
+    TestServer,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
-/// `CANCEL_REQUEST_CODE` (1234.5678).
-const CANCEL_CODE: u32 = 80_877_102;
 
 /// Log lines that mean a crash, a restart or a shutdown checkpoint.
 const BAD_LINES: &[&str] = &[
@@ -51,22 +50,6 @@ fn check(cond: bool, msg: impl FnOnce() -> String) -> TestResult {
     }
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> TestResult {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        if Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 fn mode(exec: bool) -> &'static str {
     if exec {
         "exec"
@@ -75,173 +58,23 @@ fn mode(exec: bool) -> &'static str {
     }
 }
 
-struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    sock: PathBuf,
-    port: u16,
-    log: PathBuf,
-    extra: Vec<String>,
+/// A server of this file (not started): TCP on 127.0.0.1 too, `extra` then the launch mode.
+fn server(name: &str, exec: bool, extra: &[&str]) -> TestServer {
+    Builder::in_dir(scratch("pgipc-ck", &format!("{name}-{}", mode(exec))))
+        .listen("127.0.0.1")
+        .args(extra)
+        .exec(exec)
+        .build()
 }
 
-impl Server {
-    fn new(name: &str, exec: bool, extra: &[&str]) -> Server {
-        let base = std::env::temp_dir().join(format!(
-            "pgipc-ck-{name}-{}-{}",
-            mode(exec),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&base);
-        let sock = base.join("sock");
-        std::fs::create_dir_all(&sock).expect("socket dir");
-        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        if exec {
-            extra.extend(["-c".into(), "exec_backend=on".into()]);
-        }
-        Server {
-            child: None,
-            dir: base.join("data"),
-            sock,
-            port: free_port(),
-            log: base.join("server.log"),
-            extra,
-        }
+/// No line of the log (from `from` on) says crash, restart or shutdown checkpoint.
+fn assert_no_crash_since(s: &TestServer, from: usize) -> TestResult {
+    let log = s.log_text();
+    let tail = log.get(from..).unwrap_or("");
+    for bad in BAD_LINES {
+        check(!tail.contains(bad), || format!("log says {bad:?}:\n{tail}"))?;
     }
-
-    fn start(&mut self) -> TestResult {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(BIN)
-            .arg("-D")
-            .arg(&self.dir)
-            .args(["-p", &self.port.to_string(), "-k"])
-            .arg(&self.sock)
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn postmaster");
-        self.child = Some(child);
-        let me = self.pid().to_string();
-        let pid_file = self.dir.join("postmaster.pid");
-        wait_for("the server to be ready", Duration::from_secs(30), || {
-            let t = std::fs::read_to_string(&pid_file).unwrap_or_default();
-            let l: Vec<&str> = t.lines().collect();
-            l.first() == Some(&me.as_str()) && l.get(7) == Some(&"ready   ")
-        })
-        .map_err(|e| format!("{}:\n{}", e.message().unwrap_or(""), self.log_text()).into())
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn socket_file(&self) -> PathBuf {
-        self.sock.join(format!(".s.PGSQL.{}", self.port))
-    }
-
-    fn client(&self) -> Result<postgres::Client, postgres::Error> {
-        postgres::Config::new()
-            .host_path(&self.sock)
-            .port(self.port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(10))
-            .connect(postgres::NoTls)
-    }
-
-    /// The postmaster's live children: pid → process name (what `set_process_name` gave).
-    fn children(&self) -> BTreeMap<i32, String> {
-        children_of(self.pid())
-    }
-
-    /// SIGINT (fast shutdown), then waits for a clean exit.
-    fn stop(&mut self) -> TestResult {
-        let Some(mut c) = self.child.take() else {
-            return Ok(());
-        };
-        // SAFETY: kill on our own child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = c.try_wait().expect("wait") {
-                return check(st.success(), || {
-                    format!("server exit {st}:\n{}", self.log_text())
-                });
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return Err(format!("server did not stop:\n{}", self.log_text()).into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// No line of the log (from `from` on) says crash, restart or shutdown checkpoint.
-    fn assert_no_crash_since(&self, from: usize) -> TestResult {
-        let log = self.log_text();
-        let tail = log.get(from..).unwrap_or("");
-        for bad in BAD_LINES {
-            check(!tail.contains(bad), || format!("log says {bad:?}:\n{tail}"))?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            // SAFETY: kill on our own child (immediate stop, then make sure).
-            unsafe { libc::kill(c.id() as i32, libc::SIGQUIT) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if !std::thread::panicking() {
-            if let Some(base) = self.dir.parent() {
-                let _ = std::fs::remove_dir_all(base);
-            }
-        }
-    }
-}
-
-/// Live (not zombie) children of `parent`: pid → name, from /proc.
-fn children_of(parent: i32) -> BTreeMap<i32, String> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.first() != Some(&"Z") && f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(parent) {
-            let name = head.split_once('(').map_or("", |(_, n)| n).to_owned();
-            out.insert(pid, name);
-        }
-    }
-    out
-}
-
-fn sqlstate(e: &postgres::Error) -> String {
-    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+    Ok(())
 }
 
 fn show(c: &mut postgres::Client, name: &str) -> Result<String, Failed> {
@@ -258,16 +91,12 @@ fn show(c: &mut postgres::Client, name: &str) -> Result<String, Failed> {
 
 /// Sends one CancelRequest naming `pid` with `key` over the Unix socket; the server answers
 /// nothing and closes the connection.
-fn send_cancel(s: &Server, pid: i32, key: &[u8]) -> TestResult {
-    let mut u = UnixStream::connect(s.socket_file()).map_err(|e| format!("connect: {e}"))?;
+fn send_cancel(s: &TestServer, pid: i32, key: &[u8]) -> TestResult {
+    let mut u = s.connect_raw().map_err(|e| format!("connect: {e}"))?;
     u.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let mut pkt = Vec::with_capacity(12 + key.len());
-    pkt.extend_from_slice(&((12 + key.len()) as u32).to_be_bytes());
-    pkt.extend_from_slice(&CANCEL_CODE.to_be_bytes());
-    pkt.extend_from_slice(&pid.to_be_bytes());
-    pkt.extend_from_slice(key);
-    u.write_all(&pkt).map_err(|e| format!("send: {e}"))?;
+    u.write_all(&cancel_packet(pid, key))
+        .map_err(|e| format!("send: {e}"))?;
     let mut rest = Vec::new();
     u.read_to_end(&mut rest)
         .map_err(|e| format!("cancel connection not closed: {e}"))?;
@@ -291,12 +120,12 @@ fn bad_keys() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn control_file(s: &Server) -> Vec<u8> {
-    std::fs::read(s.dir.join("global/pg_control")).unwrap_or_default()
+fn control_file(s: &TestServer) -> Vec<u8> {
+    std::fs::read(s.data_dir().join("global/pg_control")).unwrap_or_default()
 }
 
 fn cancel_keys(exec: bool) -> TestResult {
-    let mut s = Server::new(
+    let mut s = server(
         "keys",
         exec,
         &[
@@ -342,7 +171,7 @@ fn cancel_keys(exec: bool) -> TestResult {
     let mut dead_end = 0;
     for _ in 0..32 {
         let before = s.children();
-        held.push(UnixStream::connect(s.socket_file()).map_err(|e| e.to_string())?);
+        held.push(s.connect_raw().map_err(|e| e.to_string())?);
         let mut new_kid = None;
         wait_for(
             "a child for the held connection",
@@ -434,7 +263,7 @@ fn cancel_keys(exec: bool) -> TestResult {
     // Give any damage time to show.
     std::thread::sleep(Duration::from_millis(500));
 
-    s.assert_no_crash_since(log_from)?;
+    assert_no_crash_since(&s, log_from)?;
     let after = s.children();
     for (pid, name) in &kids {
         check(after.get(pid) == Some(name), || {
@@ -492,7 +321,7 @@ fn cancel_keys(exec: bool) -> TestResult {
         .map_err(|e| format!("session C after cancel: {e}"))?;
     a.simple_query("SELECT 1")
         .map_err(|e| format!("session A: {e}"))?;
-    s.assert_no_crash_since(log_from)?;
+    assert_no_crash_since(&s, log_from)?;
     eprintln!(
         "{}: {sent} bad cancel requests to {} processes changed nothing; right key cancelled in {:?}",
         mode(exec),
@@ -500,7 +329,7 @@ fn cancel_keys(exec: bool) -> TestResult {
         started.elapsed()
     );
     drop((a, b, c));
-    s.stop()
+    Ok(s.stop_ok()?)
 }
 
 /// Reads server messages until ReadyForQuery; an ErrorResponse is a failure.
@@ -521,31 +350,19 @@ fn read_until_ready(u: &mut UnixStream) -> TestResult {
     }
 }
 
-fn startup_packet() -> Vec<u8> {
-    let mut body = 0x0003_0000u32.to_be_bytes().to_vec();
-    for s in ["user", "postgres", "database", "postgres"] {
-        body.extend_from_slice(s.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut p = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
-}
-
 fn signal(pid: i32, sig: i32) {
     // SAFETY: kill with a plain pid and signal number; the targets are the server's children.
     unsafe { libc::kill(pid, sig) };
 }
 
 fn sigusr1_at_new_children(exec: bool) -> TestResult {
-    let mut s = Server::new("usr1", exec, &["-c", "shared_preload_libraries=pgipc_demo"]);
+    let mut s = server("usr1", exec, &["-c", "shared_preload_libraries=pgipc_demo"]);
     s.start()?;
 
     // 1. A backend held before its startup packet (until then it has no ProcSignal slot):
     //    SIGUSR1, SIGUSR2 and SIGALRM must not kill it, and it then serves the session.
     let before = s.children();
-    let mut u = UnixStream::connect(s.socket_file()).map_err(|e| e.to_string())?;
+    let mut u = s.connect_raw().map_err(|e| e.to_string())?;
     u.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut fresh = 0;
@@ -620,19 +437,14 @@ fn sigusr1_at_new_children(exec: bool) -> TestResult {
         mode(exec),
         hits.load(Ordering::Relaxed)
     );
-    s.stop()
+    Ok(s.stop_ok()?)
 }
 
 fn main() {
     let mut args = Arguments::from_args();
     // The cases start servers and must not overlap; each runs on the main thread.
     args.test_threads = Some(1);
-    let watchdog_secs = 600;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(watchdog_secs));
-        eprintln!("watchdog: cancel_keys ran over {watchdog_secs} s");
-        std::process::exit(1);
-    });
+    watchdog("cancel_keys", Duration::from_secs(600));
     let mut trials = Vec::new();
     for exec in [false, true] {
         trials.push(Trial::test(
