@@ -24,153 +24,76 @@
 //! `harness = false` with libtest-mimic on one thread; every wait has a deadline and a
 //! watchdog ends the binary if the trials together overrun.
 
+mod common;
+
+use common::server::{
+    finish, pg_err, scratch, startup_packet, watchdog, Builder, Stdout, TestServer,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
-
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-    port: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    /// A failing trial still shuts its server down: immediate shutdown (the postmaster removes
-    /// its shared memory), SIGKILL only if that does not end it within 10 s.
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling the postmaster we started.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.sock);
-        let _ = std::fs::remove_file(&self.log);
+/// A server on `<tmp>/pgipc-inj-<name>-<pid>` (socket directory and log beside it, all removed
+/// on drop), Unix socket only, with `extra` arguments and `env` for the postmaster.
+fn start(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<TestServer, Failed> {
+    let dir = scratch("pgipc-inj", name);
+    let mut b = Builder::beside(dir.clone())
+        .remove_on_drop(dir.clone())
+        .remove_on_drop(dir.with_extension("sock"))
+        .remove_on_drop(dir.with_extension("log"))
+        .stdout(Stdout::Null)
+        .args(extra);
+    for (k, v) in env {
+        b = b.env(k, v);
     }
+    Ok(b.start()?)
 }
 
-fn start(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Server, Failed> {
-    let dir = std::env::temp_dir().join(format!("pgipc-inj-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let sock = dir.with_extension("sock");
-    std::fs::create_dir_all(&sock).map_err(|e| e.to_string())?;
-    let log = dir.with_extension("log");
-    let f = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port().to_string())
-        .map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(BIN);
-    cmd.args(["-D", dir.to_str().ok_or("utf8")?])
-        .args(["-k", sock.to_str().ok_or("utf8")?])
-        .args(["-p", &port, "-c", "listen_addresses="])
-        .args(extra)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(f);
-    let child = cmd.spawn().map_err(|e| e.to_string())?;
-    let s = Server {
-        child,
-        dir,
-        sock,
-        port,
-        log,
-    };
-    let me = s.child.id().to_string();
-    s.wait_for("the server to be ready", |s| {
-        let lines: Vec<String> = std::fs::read_to_string(s.dir.join("postmaster.pid"))
-            .map(|t| t.lines().map(str::to_owned).collect())
-            .unwrap_or_default();
-        lines.first() == Some(&me) && lines.get(7).map(|l| l.trim()) == Some("ready")
-    })?;
-    Ok(s)
+/// psql the way this file runs it: verbose errors (with the SQLSTATE), output piped.
+trait VerbosePsql {
+    fn psql_v_cmd(&self, sql: &[&str]) -> Command;
+    /// One psql run, killed after 30 s.
+    fn psql_v(&self, sql: &str) -> Output;
+    /// One psql run that must succeed.
+    fn psql_v_ok(&self, sql: &str) -> Result<String, Failed>;
+    /// Polls `cond` for up to 30 s.
+    fn wait_until(&self, what: &str, cond: impl FnMut(&TestServer) -> bool) -> Result<(), Failed>;
 }
 
-impl Server {
-    fn psql_cmd(&self, sql: &[&str]) -> Command {
-        let mut c = Command::new("psql");
-        c.args([
-            "-X",
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args(["-h", self.sock.to_str().unwrap_or(""), "-p", &self.port])
-        .args(["-U", "postgres", "-d", "postgres"])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        for s in sql {
-            c.args(["-c", s]);
-        }
+impl VerbosePsql for TestServer {
+    fn psql_v_cmd(&self, sql: &[&str]) -> Command {
+        let mut c = self.psql_command(&["-At", "-v", "VERBOSITY=verbose"], sql);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
         c
     }
 
-    /// One psql run, killed after 30 s.
-    fn psql(&self, sql: &str) -> Output {
-        let child = self.psql_cmd(&[sql]).spawn().expect("psql");
+    fn psql_v(&self, sql: &str) -> Output {
+        let child = self.psql_v_cmd(&[sql]).spawn().expect("psql");
         finish(child, Duration::from_secs(30))
     }
 
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Server) -> bool) -> Result<(), Failed> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond(self) {
-            if Instant::now() > deadline {
-                return Err(
-                    format!("timed out waiting for {what}; log:\n{}", self.log_text()).into(),
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    fn psql_v_ok(&self, sql: &str) -> Result<String, Failed> {
+        let o = self.psql_v(sql);
+        if !o.status.success() {
+            return Err(self.fail(format!("{sql}: {o:?}")).into());
         }
-        Ok(())
+        Ok(text(&o.stdout))
     }
 
-    /// Fast shutdown, with a deadline.
-    fn stop(self) -> Result<(), Failed> {
-        self.stop_with_log().map(drop)
-    }
-
-    /// Fast shutdown; returns the whole server log.
-    fn stop_with_log(mut self) -> Result<String, Failed> {
-        // SAFETY: signalling the postmaster we started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().map_err(|e| e.to_string())?.is_none() {
-            if Instant::now() > deadline {
-                return Err(format!("server did not stop; log:\n{}", self.log_text()).into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(self.log_text())
+    fn wait_until(&self, what: &str, cond: impl FnMut(&TestServer) -> bool) -> Result<(), Failed> {
+        Ok(self.wait_for(what, Duration::from_secs(30), cond)?)
     }
 }
 
-/// Waits for `child` (killing it after `limit`) and collects its output.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    child.wait_with_output().expect("wait")
+/// Fast shutdown, with a deadline.
+fn stop(srv: TestServer) -> Result<(), Failed> {
+    stop_with_log(srv).map(drop)
+}
+
+/// Fast shutdown; returns the whole server log.
+fn stop_with_log(mut srv: TestServer) -> Result<String, Failed> {
+    srv.stop()?;
+    Ok(srv.log_text())
 }
 
 fn text(b: &[u8]) -> String {
@@ -184,7 +107,7 @@ fn backend_panic(name: &'static str, extra: &'static [&'static str]) -> Trial {
             let srv = start(name, extra, &[])?;
             // The bystander attaches the point for everybody, then sits in a statement.
             let bystander = srv
-                .psql_cmd(&[
+                .psql_v_cmd(&[
                     "SELECT injection_points_attach('procarray-add', 'panic')",
                     "SELECT pg_sleep(60)",
                 ])
@@ -193,8 +116,8 @@ fn backend_panic(name: &'static str, extra: &'static [&'static str]) -> Trial {
             // New connections work until the attach lands; the first one after it panics in
             // ProcArrayAdd with ProcArrayLock held.
             let mut refused = None;
-            srv.wait_for("a connection to hit the injection point", |s| {
-                let o = s.psql("SELECT 1");
+            srv.wait_until("a connection to hit the injection point", |s| {
+                let o = s.psql_v("SELECT 1");
                 if !o.status.success() {
                     refused = Some(o);
                 }
@@ -202,8 +125,8 @@ fn backend_panic(name: &'static str, extra: &'static [&'static str]) -> Trial {
             })?;
             let by = finish(bystander, Duration::from_secs(30));
             let by_err = text(&by.stderr);
-            srv.wait_for("a connection after the restart", |s| {
-                s.psql("SELECT 1").status.success()
+            srv.wait_until("a connection after the restart", |s| {
+                s.psql_v("SELECT 1").status.success()
             })?;
             let log = srv.log_text();
             let checks = [
@@ -233,11 +156,11 @@ fn backend_panic(name: &'static str, extra: &'static [&'static str]) -> Trial {
                 }
             }
             // The attachment lived in the old shared memory: the point no longer fires.
-            let o = srv.psql("SELECT injection_points_detach('procarray-add')");
+            let o = srv.psql_v("SELECT injection_points_detach('procarray-add')");
             if !text(&o.stderr).contains("42704") {
                 return Err(format!("point still attached after the restart: {o:?}").into());
             }
-            srv.stop()
+            stop(srv)
         },
     )
 }
@@ -249,7 +172,7 @@ fn error_at_backend_start() -> Result<(), Failed> {
         &[(pgipc_injection_point::ENV_VAR, "backend-start=error")],
     )?;
     for _ in 0..2 {
-        let o = srv.psql("SELECT 1");
+        let o = srv.psql_v("SELECT 1");
         let err = text(&o.stderr);
         if o.status.success()
             || !err.contains("FATAL:  error triggered for injection point backend-start")
@@ -261,7 +184,7 @@ fn error_at_backend_start() -> Result<(), Failed> {
     if log.contains("terminated by signal") || log.contains("reinitializing") {
         return Err(format!("a FATAL at backend start caused a restart:\n{log}").into());
     }
-    srv.stop()
+    stop(srv)
 }
 
 fn sql_functions() -> Result<(), Failed> {
@@ -272,14 +195,14 @@ fn sql_functions() -> Result<(), Failed> {
         ("SELECT injection_points_wakeup('never-attached')", "42704"),
     ];
     for (sql, code) in cases {
-        let o = srv.psql(sql);
+        let o = srv.psql_v(sql);
         if o.status.success() || !text(&o.stderr).contains(&format!("ERROR:  {code}")) {
             return Err(format!("{sql}: expected ERROR {code}, got {o:?}").into());
         }
     }
     // Attach, notice, detach in one session; the session stays usable.
     let o = finish(
-        srv.psql_cmd(&[
+        srv.psql_v_cmd(&[
             "SELECT injection_points_attach('bgworker-start', 'notice')",
             "SELECT injection_points_detach('bgworker-start')",
             "SELECT 7",
@@ -291,7 +214,7 @@ fn sql_functions() -> Result<(), Failed> {
     if !o.status.success() || !text(&o.stdout).ends_with("7\n") {
         return Err(format!("attach/detach session: {o:?}").into());
     }
-    srv.stop()
+    stop(srv)
 }
 
 /// `error` at `postmaster-reset`, attached through the environment (the postmaster never reads
@@ -302,23 +225,14 @@ fn error_at_postmaster_reset() -> Result<(), Failed> {
         &[],
         &[(pgipc_injection_point::ENV_VAR, "postmaster-reset=error")],
     )?;
-    let o = srv.psql("SHOW pgipc.pid_of.checkpointer");
+    let o = srv.psql_v("SHOW pgipc.pid_of.checkpointer");
     let pid: i32 = text(&o.stdout)
         .trim()
         .parse()
         .map_err(|e| format!("checkpointer pid: {e}: {o:?}"))?;
     // SAFETY: SIGKILL to the server's checkpointer, a process of the server we started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = srv.child.try_wait().map_err(|e| e.to_string())? {
-            break st;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("postmaster still running; log:\n{}", srv.log_text()).into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = srv.wait_exit()?;
     let log = srv.log_text();
     if status.code() != Some(1)
         || !log.contains("all server processes terminated; reinitializing")
@@ -335,23 +249,23 @@ fn error_at_postmaster_reset() -> Result<(), Failed> {
 /// code, no crash restart) and the session goes on.
 fn error_at_bgworker_start() -> Result<(), Failed> {
     let srv = start("bgw-error", &[], &[])?;
-    let o = srv.psql_cmd(&[
+    let o = srv.psql_v_cmd(&[
         "SELECT injection_points_attach('bgworker-start', 'error')",
         "SELECT pgipc_start_worker('pgipc_worker_sleep')",
     ]);
     let _ = finish(o.spawn_checked()?, Duration::from_secs(40));
-    srv.wait_for("the worker's FATAL", |s| {
+    srv.wait_until("the worker's FATAL", |s| {
         s.log_text()
             .contains("FATAL:  error triggered for injection point bgworker-start")
     })?;
-    if !srv.psql("SELECT 1").status.success() || srv.log_text().contains("reinitializing") {
+    if !srv.psql_v("SELECT 1").status.success() || srv.log_text().contains("reinitializing") {
         return Err(format!(
             "the worker's FATAL disturbed the server:\n{}",
             srv.log_text()
         )
         .into());
     }
-    srv.stop()
+    stop(srv)
 }
 
 /// `notice` at `checkpointer-shutdown-checkpoint` (environment): the shutdown checkpoint passes
@@ -365,7 +279,7 @@ fn notice_at_shutdown_checkpoint() -> Result<(), Failed> {
             "checkpointer-shutdown-checkpoint=notice",
         )],
     )?;
-    let text = srv.stop_with_log()?;
+    let text = stop_with_log(srv)?;
     let notice =
         text.find("LOG:  notice triggered for injection point checkpointer-shutdown-checkpoint");
     let done = text.find("database system is shut down");
@@ -389,82 +303,25 @@ impl SpawnChecked for Command {
 
 /// A dynamic worker must be registered and running within this long of asking.
 const START_LIMIT: Duration = Duration::from_secs(1);
-const RESTARTED: &str = "all server processes terminated; reinitializing";
 const READY: &str = "database system is ready to accept connections";
 /// Ends the binary if the trials together run longer (each wait has its own deadline too).
 const WATCHDOG: Duration = Duration::from_secs(900);
 
-impl Server {
-    /// `what` failed: the message with the server log.
-    fn fail(&self, what: impl std::fmt::Display) -> Failed {
-        format!("{what}\n---- server log ----\n{}", self.log_text()).into()
-    }
-
-    fn restarts(&self) -> usize {
-        self.log_text().matches(RESTARTED).count()
-    }
-
-    fn readies(&self) -> usize {
-        self.log_text().matches(READY).count()
-    }
-
-    /// The status line of postmaster.pid ("starting", "ready", ...).
-    fn pid_status(&self) -> String {
-        std::fs::read_to_string(self.dir.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().nth(7).map(|l| l.trim().to_owned()))
-            .unwrap_or_default()
-    }
-
-    fn socket_file(&self) -> PathBuf {
-        self.sock.join(format!(".s.PGSQL.{}", self.port))
-    }
-
-    fn client(&self) -> Result<postgres::Client, Failed> {
-        let port: u16 = self.port.parse().map_err(|e| format!("port: {e}"))?;
-        postgres::Config::new()
-            .host_path(&self.sock)
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(10))
-            .connect(postgres::NoTls)
-            .map_err(|e| self.fail(format!("connect: {}", pg_err(&e))))
-    }
-
-    /// Waits for a running child of `kind` (`SHOW pgipc.pid_of.<kind>`) other than `not`.
-    fn wait_pid_of(&self, kind: &str, not: i32) -> Result<i32, Failed> {
-        let mut pid = 0;
-        self.wait_for(&format!("a running {kind}"), |s| {
-            let o = s.psql(&format!("SHOW pgipc.pid_of.{kind}"));
-            pid = text(&o.stdout).trim().parse().unwrap_or(0);
-            o.status.success() && pid > 0 && pid != not
-        })?;
-        Ok(pid)
-    }
-
-    /// One psql run that must succeed.
-    fn psql_ok(&self, sql: &str) -> Result<String, Failed> {
-        let o = self.psql(sql);
-        if !o.status.success() {
-            return Err(self.fail(format!("{sql}: {o:?}")));
-        }
-        Ok(text(&o.stdout))
-    }
+/// The "ready to accept connections" lines in the log.
+fn readies(s: &TestServer) -> usize {
+    s.log_text().matches(READY).count()
 }
 
-/// A client error with the server's message and SQLSTATE when there is one.
-fn pg_err(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{} ({})", d.message(), d.code().code()),
-        None => e.to_string(),
-    }
+/// A `postgres` client of `s`; an error with the server log.
+fn connect(s: &TestServer) -> Result<postgres::Client, Failed> {
+    s.client()
+        .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))).into())
 }
 
 /// Registers and starts a dynamic worker, timing the call; checks that it runs (a process of
 /// its own, not the static worker `static_pid`) and terminates it.
-fn dynamic_worker_starts(s: &Server, after: &str, static_pid: i32) -> Result<Duration, Failed> {
-    let mut c = s.client()?;
+fn dynamic_worker_starts(s: &TestServer, after: &str, static_pid: i32) -> Result<Duration, Failed> {
+    let mut c = connect(s)?;
     let t0 = Instant::now();
     let h: i32 = c
         .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
@@ -478,19 +335,23 @@ fn dynamic_worker_starts(s: &Server, after: &str, static_pid: i32) -> Result<Dur
     if pid <= 0 || pid == static_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         return Err(s.fail(format!(
             "dynamic worker {after}: pid {pid} is not a running worker of its own (static worker {static_pid})"
-        )));
+        )).into());
     }
     let st: String = c
         .query_one(&format!("SELECT pgipc_terminate_worker({h})"), &[])
         .map_err(|e| s.fail(format!("pgipc_terminate_worker {after}: {}", pg_err(&e))))?
         .get(0);
     if st != "stopped" {
-        return Err(s.fail(format!("dynamic worker {after}: terminate said {st:?}")));
+        return Err(s
+            .fail(format!("dynamic worker {after}: terminate said {st:?}"))
+            .into());
     }
     if took >= START_LIMIT {
-        return Err(s.fail(format!(
-            "dynamic worker {after}: registered and started in {took:?}, limit {START_LIMIT:?}"
-        )));
+        return Err(s
+            .fail(format!(
+                "dynamic worker {after}: registered and started in {took:?}, limit {START_LIMIT:?}"
+            ))
+            .into());
     }
     Ok(took)
 }
@@ -500,23 +361,25 @@ fn dynamic_worker_starts(s: &Server, after: &str, static_pid: i32) -> Result<Dur
 /// not `old_static`) and a dynamic worker registers and starts within [`START_LIMIT`].
 /// Returns the new static worker's pid.
 fn after_restart(
-    s: &Server,
+    s: &TestServer,
     mode: &str,
     n: usize,
     point: &str,
     old_static: i32,
 ) -> Result<i32, Failed> {
-    s.wait_for(&format!("restart #{n}"), |s| s.restarts() >= n)?;
-    s.wait_for("a connection after the restart", |s| {
-        s.psql("SELECT 1").status.success()
+    s.wait_until(&format!("restart #{n}"), |s| s.restarts() >= n)?;
+    s.wait_until("a connection after the restart", |s| {
+        s.psql_v("SELECT 1").status.success()
     })?;
-    let o = s.psql(&format!("SELECT injection_points_detach('{point}')"));
+    let o = s.psql_v(&format!("SELECT injection_points_detach('{point}')"));
     if o.status.success() || !text(&o.stderr).contains("42704") {
-        return Err(s.fail(format!(
-            "{point} still attached after the restart (the shared table should be new): {o:?}"
-        )));
+        return Err(s
+            .fail(format!(
+                "{point} still attached after the restart (the shared table should be new): {o:?}"
+            ))
+            .into());
     }
-    let stat = s.wait_pid_of("background_worker", old_static)?;
+    let stat = s.wait_pid_of("background_worker", old_static, Duration::from_secs(30))?;
     let after = format!("after the crash at {point} (restart #{n})");
     let took = dynamic_worker_starts(s, &after, stat)?;
     println!(
@@ -539,50 +402,56 @@ fn crash_at_points_then_dynamic_worker(
     extra: &[&'static str],
 ) -> Result<(), Failed> {
     let srv = start(&format!("restart-{mode}"), &preload(extra), &[])?;
-    let stat = srv.wait_pid_of("background_worker", 0)?;
+    let stat = srv.wait_pid_of("background_worker", 0, Duration::from_secs(30))?;
     let took = dynamic_worker_starts(&srv, "before any crash", stat)?;
     println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
 
     // Crash 1: the dynamic worker panics in its start-up.
     let o = finish(
-        srv.psql_cmd(&[
+        srv.psql_v_cmd(&[
             "SELECT injection_points_attach('bgworker-start', 'panic')",
             "SELECT pgipc_start_worker('pgipc_worker_sleep')",
         ])
         .spawn_checked()?,
         Duration::from_secs(40),
     );
-    srv.wait_for("restart #1", |s| s.restarts() >= 1)?;
+    srv.wait_until("restart #1", |s| s.restarts() >= 1)?;
     let log = srv.log_text();
     for want in [
         "PANIC:  panic triggered for injection point bgworker-start",
         "was terminated by signal 6",
     ] {
         if !log.contains(want) {
-            return Err(srv.fail(format!("crash 1: {want:?} missing; session: {o:?}")));
+            return Err(srv
+                .fail(format!("crash 1: {want:?} missing; session: {o:?}"))
+                .into());
         }
     }
     let stat = after_restart(&srv, mode, 1, "bgworker-start", stat)?;
 
     // Crash 2: a new backend aborts right after taking its PGPROC.
-    srv.psql_ok("SELECT injection_points_attach('backend-start', 'abort')")?;
-    let o = srv.psql("SELECT 1");
+    srv.psql_v_ok("SELECT injection_points_attach('backend-start', 'abort')")?;
+    let o = srv.psql_v("SELECT 1");
     if o.status.success() {
-        return Err(srv.fail(format!("a backend passed backend-start=abort: {o:?}")));
+        return Err(srv
+            .fail(format!("a backend passed backend-start=abort: {o:?}"))
+            .into());
     }
-    srv.wait_for("restart #2", |s| s.restarts() >= 2)?;
+    srv.wait_until("restart #2", |s| s.restarts() >= 2)?;
     if !srv
         .log_text()
         .contains("PANIC:  abort triggered for injection point backend-start")
     {
-        return Err(srv.fail("crash 2: no PANIC line for backend-start"));
+        return Err(srv.fail("crash 2: no PANIC line for backend-start").into());
     }
     after_restart(&srv, mode, 2, "backend-start", stat)?;
     let restarts = srv.restarts();
     if restarts != 2 {
-        return Err(srv.fail(format!("{restarts} restarts for 2 crashes")));
+        return Err(srv
+            .fail(format!("{restarts} restarts for 2 crashes"))
+            .into());
     }
-    srv.stop()
+    stop(srv)
 }
 
 /// What a raw connection attempt got back.
@@ -618,28 +487,19 @@ struct Probe {
 
 /// Opens a Unix-socket connection, sends a startup packet (user and database postgres) and
 /// reads until an ErrorResponse, ReadyForQuery, EOF or 10 s.
-fn probe_once(s: &Server) -> Probe {
+fn probe_once(s: &TestServer) -> Probe {
     use std::io::{Read, Write};
     let restarts_before = s.restarts();
     let t0 = Instant::now();
-    let conn = std::os::unix::net::UnixStream::connect(s.socket_file());
+    let conn = s.connect_raw();
     let status_after_connect = s.pid_status();
-    let readies_after_connect = s.readies();
+    let readies_after_connect = readies(s);
     let answer = (|| {
         let mut c = match conn {
             Ok(c) => c,
             Err(e) => return Answer::Refused(format!("connect: {e}")),
         };
-        let mut body = Vec::new();
-        body.extend_from_slice(&196_608u32.to_be_bytes());
-        for kv in ["user", "postgres", "database", "postgres"] {
-            body.extend_from_slice(kv.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-        pkt.extend_from_slice(&body);
-        if let Err(e) = c.write_all(&pkt) {
+        if let Err(e) = c.write_all(&startup_packet()) {
             return Answer::Refused(format!("write: {e}"));
         }
         let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
@@ -687,7 +547,7 @@ fn probe_once(s: &Server) -> Probe {
     })();
     let waited = t0.elapsed();
     let status_at_answer = s.pid_status();
-    let readies_at_answer = s.readies();
+    let readies_at_answer = readies(s);
     Probe {
         restarts_before,
         status_after_connect,
@@ -714,7 +574,7 @@ fn slow_reset_then_dynamic_worker(
         &preload(extra),
         &[(pgipc_injection_point::ENV_VAR, "postmaster-reset=sleep 200")],
     )?;
-    let mut stat = srv.wait_pid_of("background_worker", 0)?;
+    let mut stat = srv.wait_pid_of("background_worker", 0, Duration::from_secs(30))?;
     let took = dynamic_worker_starts(&srv, "before any crash", stat)?;
     println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
     // The probe is made within a few ms of the "reinitializing" line, inside the 200 ms
@@ -722,19 +582,19 @@ fn slow_reset_then_dynamic_worker(
     let mut in_reset = Vec::new();
     for attempt in 1..=3 {
         let restarts0 = srv.restarts();
-        let readies0 = srv.readies();
-        srv.psql_ok("SELECT injection_points_attach('backend-start', 'abort')")?;
+        let readies0 = readies(&srv);
+        srv.psql_v_ok("SELECT injection_points_attach('backend-start', 'abort')")?;
         // The crash: this backend aborts right after taking its PGPROC.
         let crash = probe_once(&srv);
         if crash.answer != Answer::Eof {
-            return Err(srv.fail(format!("backend-start=abort: {crash:#?}")));
+            return Err(srv.fail(format!("backend-start=abort: {crash:#?}")).into());
         }
         // No connection until the postmaster logs that it reinitializes (then it sleeps).
         let seen_at = {
             let deadline = Instant::now() + Duration::from_secs(30);
             while srv.restarts() == restarts0 {
                 if Instant::now() > deadline {
-                    return Err(srv.fail("no crash restart within 30 s of the abort"));
+                    return Err(srv.fail("no crash restart within 30 s of the abort").into());
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -756,7 +616,7 @@ fn slow_reset_then_dynamic_worker(
             if !over || !ok_answer {
                 return Err(srv.fail(format!(
                     "a connection made during the reset must wait for its end, then get 57P03 or a session; got {first:#?}"
-                )));
+                )).into());
             }
             println!(
                 "{mode}: attempt {attempt}: connection made {:?} after the reinitializing line was seen, during the reset: waited {:?}, then got {:?} (postmaster.pid then said {:?})",
@@ -771,9 +631,11 @@ fn slow_reset_then_dynamic_worker(
         let deadline = Instant::now() + Duration::from_secs(30);
         while probes.last().map(|p| &p.answer) != Some(&Answer::Ready) {
             if Instant::now() > deadline {
-                return Err(srv.fail(format!(
+                return Err(srv
+                    .fail(format!(
                     "attempt {attempt}: no session within 30 s of the reset; probes: {probes:#?}"
-                )));
+                ))
+                    .into());
             }
             std::thread::sleep(Duration::from_millis(5));
             probes.push(probe_once(&srv));
@@ -781,7 +643,9 @@ fn slow_reset_then_dynamic_worker(
         if let Some(p) = probes.iter().find(|p| {
             !(matches!(&p.answer, Answer::Error(c, _) if c == "57P03") || p.answer == Answer::Ready)
         }) {
-            return Err(srv.fail(format!("attempt {attempt}: after the reset began: {p:#?}")));
+            return Err(srv
+                .fail(format!("attempt {attempt}: after the reset began: {p:#?}"))
+                .into());
         }
         let refusals: std::collections::BTreeSet<String> = probes[1..]
             .iter()
@@ -796,15 +660,17 @@ fn slow_reset_then_dynamic_worker(
             probes.len() - 2
         );
         if srv.restarts() != restarts0 + 1 {
-            return Err(srv.fail(format!(
-                "attempt {attempt}: expected exactly one more restart"
-            )));
+            return Err(srv
+                .fail(format!(
+                    "attempt {attempt}: expected exactly one more restart"
+                ))
+                .into());
         }
         if !srv
             .log_text()
             .contains("PANIC:  abort triggered for injection point backend-start")
         {
-            return Err(srv.fail("no PANIC line for backend-start"));
+            return Err(srv.fail("no PANIC line for backend-start").into());
         }
         stat = after_restart(&srv, mode, restarts0 + 1, "backend-start", stat)?;
         if !in_reset.is_empty() {
@@ -813,17 +679,15 @@ fn slow_reset_then_dynamic_worker(
         println!("{mode}: attempt {attempt}: the probe missed the reset; crashing again");
     }
     if in_reset.is_empty() {
-        return Err(srv.fail("in 3 crashes no connection was made during the reset"));
+        return Err(srv
+            .fail("in 3 crashes no connection was made during the reset")
+            .into());
     }
-    srv.stop()
+    stop(srv)
 }
 
 fn main() {
-    std::thread::spawn(|| {
-        std::thread::sleep(WATCHDOG);
-        eprintln!("watchdog: injection_points ran over {WATCHDOG:?}");
-        std::process::exit(1);
-    });
+    watchdog("injection_points", WATCHDOG);
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let mut trials = vec![
