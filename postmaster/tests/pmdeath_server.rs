@@ -10,13 +10,15 @@
 //! The test makes itself child subreaper, so the killed postmaster's children are re-parented
 //! to it: it reaps them and times their exit itself. Every wait has a deadline.
 
+mod common;
+
+use common::server::{scratch, which, Builder, TestServer, BIN};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
 const ROUNDS: usize = 3;
 const SLEEPERS: usize = 3;
 const EXIT_LIMIT: Duration = Duration::from_secs(1);
@@ -46,186 +48,44 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
-struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    sock: PathBuf,
-    port: u16,
-    log: PathBuf,
-    extra: Vec<String>,
-    sleepers: Vec<Child>,
+/// The server of a scenario (not started): Unix socket only, the auxiliary processes' delays
+/// long, the demo worker preloaded.
+fn server(name: &str, exec: bool) -> TestServer {
+    let mut b = Builder::in_dir(scratch("pgipc-pmd", name));
+    for setting in [
+        "shared_preload_libraries=pgipc_demo",
+        "bgwriter_delay=10000",
+        "wal_writer_delay=10000",
+        "autovacuum_naptime=600",
+        "checkpoint_timeout=3600",
+    ] {
+        b = b.set(setting);
+    }
+    b.exec(exec).build()
 }
 
-impl Server {
-    fn new(name: &str, exec: bool) -> Result<Server, String> {
-        let base = std::env::temp_dir().join(format!("pgipc-pmd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let sock = base.join("sock");
-        std::fs::create_dir_all(&sock).map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let mut extra: Vec<String> = [
-            "shared_preload_libraries=pgipc_demo",
-            "bgwriter_delay=10000",
-            "wal_writer_delay=10000",
-            "autovacuum_naptime=600",
-            "checkpoint_timeout=3600",
-        ]
-        .iter()
-        .flat_map(|s| ["-c".to_string(), s.to_string()])
-        .collect();
-        if exec {
-            extra.extend(["-c".into(), "exec_backend=on".into()]);
+/// The pid of the child of `kind`, waiting up to 10 s for one; a psql failure is an error.
+fn pid_of(s: &TestServer, kind: &str) -> Result<i32, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = s.show_pid_of(kind)?;
+        if p > 0 {
+            return Ok(p);
         }
-        Ok(Server {
-            child: None,
-            dir: base.join("data"),
-            sock,
-            port,
-            log: base.join("server.log"),
-            extra,
-            sleepers: Vec::new(),
-        })
-    }
-
-    fn start(&mut self) -> Result<(), String> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| e.to_string())?;
-        let child = Command::new(BIN)
-            .args(["-D", self.dir.to_str().ok_or("path")?])
-            .args(["-p", &self.port.to_string()])
-            .args(["-k", self.sock.to_str().ok_or("path")?])
-            .args(["-c", "listen_addresses="])
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("spawn postmaster: {e}"))?;
-        let me = child.id().to_string();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let l: Vec<String> = std::fs::read_to_string(self.dir.join("postmaster.pid"))
-                .map(|t| t.lines().map(str::to_owned).collect())
-                .unwrap_or_default();
-            if l.first() == Some(&me) && l.get(7).map(String::as_str) == Some("ready   ") {
-                return Ok(());
-            }
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!(
-                    "server exited ({st}) before ready:\n{}",
-                    self.log_text()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("server never became ready:\n{}", self.log_text()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() > deadline {
+            return Err(format!("no {kind} after 10 s"));
         }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn psql_cmd(&self, sql: &str) -> Command {
-        let mut c = Command::new("psql");
-        c.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.sock)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-c", sql])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn psql(&self, sql: &str) -> Result<String, String> {
-        let o = self
-            .psql_cmd(sql)
-            .output()
-            .map_err(|e| format!("psql: {e}"))?;
-        if !o.status.success() {
-            return Err(format!(
-                "psql {sql:?}: {}\nserver log:\n{}",
-                String::from_utf8_lossy(&o.stderr),
-                self.log_text()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    }
-
-    fn pid_of(&self, kind: &str) -> Result<i32, String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let p: i32 = self
-                .psql(&format!("SHOW pgipc.pid_of.{kind}"))?
-                .parse()
-                .unwrap_or(0);
-            if p > 0 {
-                return Ok(p);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no {kind} after 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) -> Result<(), String> {
-        let Some(mut c) = self.child.take() else {
-            return Ok(());
-        };
-        // SAFETY: kill on our own child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = c.try_wait().map_err(|e| e.to_string())? {
-                return if st.success() {
-                    Ok(())
-                } else {
-                    Err(format!("server stopped with {st}"))
-                };
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return Err("server did not stop in 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-impl Drop for Server {
-    /// A failing scenario must not leave a server, its children or a client running.
+/// The psql clients of a scenario, and whatever server process was re-parented to us: killed
+/// and reaped if a scenario fails (declared before the server, so dropped after it).
+struct Leftovers(Vec<Child>);
+
+impl Drop for Leftovers {
     fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for s in &mut self.sleepers {
+        for s in &mut self.0 {
             let _ = s.kill();
             let _ = s.wait();
         }
@@ -236,11 +96,6 @@ impl Drop for Server {
             }
         }
         reap_until(Instant::now() + Duration::from_secs(5), |_, _| false);
-        if !std::thread::panicking() {
-            if let Some(base) = self.dir.parent() {
-                let _ = std::fs::remove_dir_all(base);
-            }
-        }
     }
 }
 
@@ -250,7 +105,8 @@ fn scenario(exec: bool) -> Result<(), String> {
         return Err("prctl(PR_SET_CHILD_SUBREAPER) failed".into());
     }
     let mode = if exec { "exec" } else { "fork" };
-    let mut s = Server::new(mode, exec)?;
+    let mut sleepers = Leftovers(Vec::new());
+    let mut s = server(mode, exec);
     let mut latencies = Vec::new();
     let mut rng = 0x2545_f491_4f6c_dd1d_u64 ^ u64::from(std::process::id());
     for round in 0..ROUNDS {
@@ -266,11 +122,12 @@ fn scenario(exec: bool) -> Result<(), String> {
             "io_worker",
             "background_worker",
         ] {
-            named.push((kind, s.pid_of(kind)?));
+            named.push((kind, pid_of(&s, kind)?));
         }
         // The handle is the session's (0: its first); the worker outlives the session.
-        let out =
-            s.psql("SELECT pgipc_start_worker('pgipc_worker_sleep'); SELECT pgipc_worker_pid(0)")?;
+        let out = s.psql_ok(
+            "SELECT pgipc_start_worker('pgipc_worker_sleep'); SELECT pgipc_worker_pid(0)",
+        )?;
         let dynamic: i32 = out
             .lines()
             .last()
@@ -288,7 +145,7 @@ fn scenario(exec: bool) -> Result<(), String> {
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("psql: {e}"))?;
-            s.sleepers.push(c);
+            sleepers.0.push(c);
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         let children = loop {
@@ -326,7 +183,7 @@ fn scenario(exec: bool) -> Result<(), String> {
                     .stderr(Stdio::null())
                     .spawn()
                 {
-                    s.sleepers.push(c);
+                    sleepers.0.push(c);
                 }
             }
             std::thread::sleep(Duration::from_micros(50_000 + next() % 200_000));
@@ -338,7 +195,7 @@ fn scenario(exec: bool) -> Result<(), String> {
         // SAFETY: kill on our own child.
         unsafe { libc::kill(pm, libc::SIGKILL) };
         let killed = Instant::now();
-        if let Some(mut c) = s.child.take() {
+        if let Some(mut c) = s.take_child() {
             let _ = c.wait();
         }
         let mut left: BTreeSet<i32> = children.clone();
@@ -368,16 +225,16 @@ fn scenario(exec: bool) -> Result<(), String> {
             return Err(format!("round {round}: children crashed: {bad_exit:?}"));
         }
         latencies.push((children.len(), last));
-        for mut c in s.sleepers.drain(..) {
+        for mut c in sleepers.0.drain(..) {
             let _ = c.wait();
         }
         // The next postmaster must start on the same data directory (no child of the dead
         // one keeps the old segment attached), and serve.
         s.start()?;
-        if s.psql("SELECT 1")? != "1" {
+        if s.psql_ok("SELECT 1")? != "1" {
             return Err("SELECT 1 after the restart".into());
         }
-        s.stop()?;
+        s.stop_ok()?;
     }
     let max = latencies.iter().map(|x| x.1).max().unwrap_or_default();
     println!(
@@ -458,12 +315,4 @@ fn describe(pid: i32) -> String {
         wchan,
         cmd.trim()
     )
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(cmd))
-            .find(|f| f.exists())
-    })
 }
