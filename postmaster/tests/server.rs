@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::server::{Builder, Stdout, TestServer, BIN};
 use common::Owned;
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
@@ -13,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
-
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pgipc-pm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::server::scratch("pgipc-pm", name)
+}
+
+/// The value of a step that must work; a failed one fails the scenario with its message.
+fn ok<T>(r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run(args: &[&str]) -> Output {
@@ -58,120 +60,24 @@ fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    log: PathBuf,
+/// A ready server on `dir` (socket directory and log beside it, Unix socket only), on `port`
+/// or a free one.
+fn start(dir: &Path, port: Option<u16>) -> TestServer {
+    let mut b = Builder::beside(dir.to_path_buf()).stdout(Stdout::Inherit);
+    if let Some(p) = port {
+        b = b.port(p);
+    }
+    ok(b.start())
 }
 
-fn start(dir: &Path, extra: &[&str]) -> Server {
-    let log = dir.with_extension("log");
-    let f = std::fs::File::create(&log).expect("log file");
-    // Private socket directory and port, no TCP: scenarios never meet another server.
-    let sock = dir.with_extension("sock");
-    std::fs::create_dir_all(&sock).expect("socket dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port().to_string())
-        .expect("free port");
-    let mut args = vec![
-        "-D",
-        dir.to_str().expect("utf8"),
-        "-k",
-        sock.to_str().expect("utf8"),
-        "-c",
-        "listen_addresses=",
-    ];
-    if !extra.contains(&"-p") {
-        args.extend_from_slice(&["-p", &port]);
-    }
-    args.extend_from_slice(extra);
-    let child = Command::new(BIN)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .expect("spawn");
-    let s = Server {
-        child,
-        dir: dir.to_path_buf(),
-        log,
-    };
-    s.wait_ready();
-    s
-}
-
-impl Drop for Server {
-    /// A failing scenario must not leave a server running (it would also hold the test's pipes)
-    /// nor its segments: an immediate shutdown (SIGQUIT) removes them; SIGKILL after 10 s.
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: kill on our own child's pid.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn pid_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("postmaster.pid"))
-            .map(|t| t.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let me = self.child.id().to_string();
-        // Our own pid file (a dead predecessor's stale one may also say "ready").
-        while self.pid_lines().first() != Some(&me)
-            || self.pid_lines().get(7).map(String::as_str) != Some("ready   ")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "server never became ready: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn shmid(&self) -> i32 {
-        let l = self.pid_lines();
-        l[6].split_whitespace()
-            .nth(1)
-            .expect("line 7")
-            .parse()
-            .expect("shmid")
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill on our own child's pid.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("watchdog: server did not stop: {}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+/// The id of the server's System V interlock (postmaster.pid line 7).
+fn interlock_id(s: &TestServer) -> i32 {
+    let l = s.pid_lines();
+    l[6].split_whitespace()
+        .nth(1)
+        .expect("line 7")
+        .parse()
+        .expect("shmid")
 }
 
 fn segment_exists(shmid: i32) -> bool {
@@ -239,14 +145,14 @@ fn show_answers_without_starting() {
 
 fn start_refuse_second_stop_clean(sig: i32, word: &str) {
     let dir = scratch(&format!("stop{sig}"));
-    let mut s = start(&dir, &["-p", "5999"]);
+    let mut s = start(&dir, Some(5999));
     // This server's own segments (found through its pid file and interlock, not by what
     // appeared in /dev/shm: other processes create and remove segments meanwhile).
-    let mut ours = Owned::of_running(&dir, s.child.id()).expect("this server's segments");
-    let shmid = s.shmid();
+    let mut ours = Owned::of_running(&dir, s.pid() as u32).expect("this server's segments");
+    let shmid = interlock_id(&s);
     assert!(segment_exists(shmid));
     let lines = s.pid_lines();
-    assert_eq!(lines[0], s.child.id().to_string());
+    assert_eq!(lines[0], s.pid().to_string());
     assert_eq!(lines[3], "5999");
     let second = run(&["-D", dir.to_str().unwrap()]);
     assert!(!second.status.success());
@@ -256,12 +162,12 @@ fn start_refuse_second_stop_clean(sig: i32, word: &str) {
         "{err}"
     );
     assert!(
-        err.contains(&format!("Is another postmaster (PID {})", s.child.id())),
+        err.contains(&format!("Is another postmaster (PID {})", s.pid())),
         "{err}"
     );
-    ours.add(Owned::of_running(&dir, s.child.id()).expect("this server's segments"));
-    s.signal(sig);
-    let st = s.wait_exit();
+    ours.add(Owned::of_running(&dir, s.pid() as u32).expect("this server's segments"));
+    ok(s.signal(sig));
+    let st = ok(s.wait_exit());
     assert!(st.success(), "{st}: {}", s.log_text());
     let log = s.log_text();
     assert!(
@@ -309,8 +215,8 @@ impl Drop for Holder {
 
 fn crashed_postmaster_with_attached_child_blocks_restart() {
     let dir = scratch("crash");
-    let mut s = start(&dir, &[]);
-    let shmid = s.shmid();
+    let mut s = start(&dir, None);
+    let shmid = interlock_id(&s);
     let mut holder = Holder(
         Command::new(std::env::current_exe().unwrap())
             .env("PGIPC_PM_HOLD", shmid.to_string())
@@ -328,8 +234,8 @@ fn crashed_postmaster_with_attached_child_blocks_restart() {
         .read_exact(&mut line)
         .expect("holder said nothing");
     assert_eq!(&line, b"attached\n");
-    s.signal(libc::SIGKILL);
-    s.wait_exit();
+    ok(s.signal(libc::SIGKILL));
+    ok(s.wait_exit());
     assert!(
         dir.join("postmaster.pid").exists(),
         "a killed postmaster leaves its pid file"
@@ -359,35 +265,31 @@ fn crashed_postmaster_with_attached_child_blocks_restart() {
         .expect("key")
         .parse::<u64>()
         .expect("key");
-    let mut again = start(&dir, &[]);
+    let mut again = start(&dir, None);
     // The dead server's segment was removed: the only segment under the key is the new one.
     let under_key = segments_with_key(key);
     assert_eq!(
         under_key,
-        vec![again.shmid()],
+        vec![interlock_id(&again)],
         "segments under key {key}: {under_key:?}"
     );
-    again.signal(libc::SIGTERM);
-    assert!(again.wait_exit().success());
+    ok(again.signal(libc::SIGTERM));
+    assert!(ok(again.wait_exit()).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn sighup_reloads() {
     let dir = scratch("hup");
-    let mut s = start(&dir, &[]);
+    let mut s = start(&dir, None);
     let conf = dir.join("postgresql.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str("restart_after_crash = off\nmax_connections = 7\n");
     std::fs::write(&conf, text).unwrap();
-    s.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s
-        .log_text()
-        .contains("cannot be changed without restarting")
-    {
-        assert!(Instant::now() < deadline, "no reload: {}", s.log_text());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    ok(s.signal(libc::SIGHUP));
+    ok(s.wait_log(
+        "cannot be changed without restarting",
+        Duration::from_secs(10),
+    ));
     let log = s.log_text();
     assert!(
         log.contains("received SIGHUP, reloading configuration files"),
@@ -399,8 +301,8 @@ fn sighup_reloads() {
     );
     assert!(log
         .contains("parameter \"max_connections\" cannot be changed without restarting the server"));
-    s.signal(libc::SIGINT);
-    assert!(s.wait_exit().success());
+    ok(s.signal(libc::SIGINT));
+    assert!(ok(s.wait_exit()).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
