@@ -8,6 +8,12 @@
 //! A `libtest-mimic` harness on one thread; every child is killed by `Drop` if a case fails,
 //! every wait has a deadline, and a watchdog ends the binary if something still hangs.
 
+mod common;
+
+use common::server::{
+    free_port, pid_lines, quit_and_reap, startup_packet, sysv_segment_exists, wait_exit_of,
+    wait_for, wait_ready_of, watchdog, Builder, Stdout, TestServer, BIN, CTL,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -16,9 +22,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
-const CTL: &str = env!("CARGO_BIN_EXE_pgipc_ctl");
 
 /// Rounds of the ten-postmaster race (the first on a data directory that does not exist yet).
 const RACE_ROUNDS: usize = 20;
@@ -34,27 +37,10 @@ macro_rules! ensure {
     };
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pgipc-lf-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = common::server::scratch("pgipc-lf", name);
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Res {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
 }
 
 /// Runs a command to its end, killing it after 60 s.
@@ -84,17 +70,8 @@ struct Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SIGQUIT first: an immediate shutdown still removes the segments and files.
-            // SAFETY: kill on our own child's pid.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // SIGQUIT first: an immediate shutdown still removes the segments and files.
+        quit_and_reap(&mut self.child);
     }
 }
 
@@ -114,76 +91,35 @@ impl Proc {
     fn stop(&mut self) -> Result<ExitStatus, Failed> {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.pid(), libc::SIGINT) };
-        let mut st = None;
-        wait_for("the postmaster to stop", Duration::from_secs(30), || {
-            st = self.exited();
-            st.is_some()
-        })
-        .map_err(|e| format!("{e:?}: {}", self.log_text()))?;
-        Ok(st.expect("exited"))
+        wait_exit_of(&mut self.child, Duration::from_secs(30))
+            .map_err(|e| format!("{e}: {}", self.log_text()).into())
     }
 }
 
 /// The command line of a postmaster on `dir`, Unix socket only (no TCP).
 fn postmaster_args(dir: &Path, sock: &Path, port: u16) -> Vec<String> {
-    vec![
-        "-D".into(),
-        dir.display().to_string(),
-        "-k".into(),
-        sock.display().to_string(),
-        "-p".into(),
-        port.to_string(),
-        "-c".into(),
-        "listen_addresses=".into(),
-    ]
-}
-
-fn pid_lines(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("postmaster.pid"))
-        .map(|t| t.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
+    common::server::postmaster_args(dir, sock, port, "")
 }
 
 fn wait_ready(dir: &Path, p: &mut Proc) -> Res {
-    let me = p.pid().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let l = pid_lines(dir);
-        if l.first() == Some(&me) && l.get(7).map(String::as_str) == Some("ready   ") {
-            return Ok(());
-        }
-        ensure!(p.exited().is_none(), "postmaster exited: {}", p.log_text());
-        ensure!(
-            Instant::now() < deadline,
-            "postmaster never became ready: {}",
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_ready_of(&mut p.child, dir, Duration::from_secs(60))
+        .map_err(|e| format!("postmaster: {e}: {}", p.log_text()).into())
 }
 
-fn start(dir: &Path, sock: &Path, port: u16, log: PathBuf) -> Result<Proc, Failed> {
-    let child = Command::new(BIN)
-        .args(postmaster_args(dir, sock, port))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&log)?)
-        .spawn()?;
-    let mut p = Proc { child, log };
-    wait_ready(dir, &mut p)?;
-    Ok(p)
+/// A ready postmaster on `dir` (Unix socket only), its stderr in `log`.
+fn start(dir: &Path, sock: &Path, port: u16, log: PathBuf) -> Result<TestServer, Failed> {
+    Ok(
+        Builder::with_paths(dir.to_path_buf(), sock.to_path_buf(), log)
+            .port(port)
+            .stdout(Stdout::Null)
+            .ready_within(Duration::from_secs(60))
+            .start()?,
+    )
 }
 
 /// The System V interlock segment named on line 7 of the pid file, if any.
 fn sysv_shmid(lines: &[String]) -> Option<i32> {
     lines.get(6)?.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn sysv_segment_exists(shmid: i32) -> bool {
-    // SAFETY: a zeroed shmid_ds is a valid IPC_STAT buffer.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: valid buffer; IPC_STAT on any id is harmless.
-    unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) == 0 }
 }
 
 /// The DSM control segment of the server whose interlock is `shmid`: its handle is recorded
@@ -310,17 +246,8 @@ fn race_round(round: usize, base: &Path, dir: &Path, sock: &Path, port: u16) -> 
 
 /// Sends a startup packet and reads the first answer byte ('R': the server took the client).
 fn startup_answer(c: &mut UnixStream) -> Res {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196_608u32.to_be_bytes());
-    for s in ["user", "postgres", "database", "postgres"] {
-        body.extend_from_slice(s.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    pkt.extend_from_slice(&body);
     c.set_read_timeout(Some(Duration::from_secs(20)))?;
-    c.write_all(&pkt)?;
+    c.write_all(&startup_packet())?;
     let mut b = [0u8; 1];
     c.read_exact(&mut b)?;
     ensure!(
@@ -619,12 +546,7 @@ fn created_files_are_owner_only() -> Res {
 }
 
 fn main() {
-    let watchdog_secs = 900;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(watchdog_secs));
-        eprintln!("watchdog: lockfile test ran over {watchdog_secs} s");
-        std::process::exit(1);
-    });
+    watchdog("lockfile test", Duration::from_secs(900));
     // SAFETY: umask has no preconditions. With 0, a mode that comes out right was chosen by
     // the server, not inherited from us.
     unsafe { libc::umask(0) };

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::server::{Builder, Stdout, TestServer, BIN};
+use common::server::{sysv_segment_exists, Builder, Stdout, TestServer, BIN};
 use common::Owned;
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
@@ -80,13 +80,6 @@ fn interlock_id(s: &TestServer) -> i32 {
         .expect("shmid")
 }
 
-fn segment_exists(shmid: i32) -> bool {
-    // SAFETY: a zeroed shmid_ds is a valid IPC_STAT buffer.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: valid buffer; IPC_STAT on any id is harmless.
-    unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) == 0 }
-}
-
 /// The ids of the System V segments whose key is `key` (from /proc/sysvipc/shm).
 fn segments_with_key(key: u64) -> Vec<i32> {
     let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("/proc/sysvipc/shm");
@@ -150,7 +143,7 @@ fn start_refuse_second_stop_clean(sig: i32, word: &str) {
     // appeared in /dev/shm: other processes create and remove segments meanwhile).
     let mut ours = Owned::of_running(&dir, s.pid() as u32).expect("this server's segments");
     let shmid = interlock_id(&s);
-    assert!(segment_exists(shmid));
+    assert!(sysv_segment_exists(shmid));
     let lines = s.pid_lines();
     assert_eq!(lines[0], s.pid().to_string());
     assert_eq!(lines[3], "5999");
@@ -176,7 +169,10 @@ fn start_refuse_second_stop_clean(sig: i32, word: &str) {
     );
     assert!(log.contains("database system is shut down"), "{log}");
     assert!(!dir.join("postmaster.pid").exists(), "pid file left behind");
-    assert!(!segment_exists(shmid), "SysV segment {shmid} left behind");
+    assert!(
+        !sysv_segment_exists(shmid),
+        "SysV segment {shmid} left behind"
+    );
     let ipcs = Command::new("ipcs")
         .arg("-m")
         .output()

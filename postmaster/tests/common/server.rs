@@ -79,6 +79,29 @@ pub(crate) fn pid_lines(data_dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The command line of a postmaster on `data` with its socket in `sock`, on `port`, with
+/// `listen_addresses` = `listen`.
+pub(crate) fn postmaster_args(data: &Path, sock: &Path, port: u16, listen: &str) -> Vec<String> {
+    vec![
+        "-D".to_string(),
+        data.display().to_string(),
+        "-p".into(),
+        port.to_string(),
+        "-k".into(),
+        sock.display().to_string(),
+        "-c".into(),
+        format!("listen_addresses={listen}"),
+    ]
+}
+
+/// Whether the System V shared memory segment `shmid` exists.
+pub(crate) fn sysv_segment_exists(shmid: i32) -> bool {
+    // SAFETY: a zeroed shmid_ds is a valid IPC_STAT buffer.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: valid buffer; IPC_STAT on any id is harmless.
+    unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) == 0 }
+}
+
 /// Waits until `child`'s own pid file on `data_dir` says ready; an error if it exits first or
 /// `limit` passes.
 pub(crate) fn wait_ready_of(
@@ -389,16 +412,7 @@ impl TestServer {
 
     /// The postmaster's command-line arguments.
     pub(crate) fn command_args(&self) -> Vec<String> {
-        let mut a = vec![
-            "-D".to_string(),
-            self.cfg.data.display().to_string(),
-            "-p".into(),
-            self.port.to_string(),
-            "-k".into(),
-            self.cfg.sock.display().to_string(),
-            "-c".into(),
-            format!("listen_addresses={}", self.cfg.listen),
-        ];
+        let mut a = postmaster_args(&self.cfg.data, &self.cfg.sock, self.port, &self.cfg.listen);
         a.extend(self.cfg.args.iter().cloned());
         a
     }
