@@ -259,7 +259,7 @@ impl Session<'_> {
             return self.die(f);
         }
         if e.is_logged() {
-            tracing::info!("LOG:  {e}");
+            tracing::info!("{e}");
         }
         Leave::Fatal
     }
@@ -444,12 +444,12 @@ impl Session<'_> {
                     return Err(self.die(fatal("08P01", e.to_string())))
                 }
                 Err(ReadError::Io(e)) => {
-                    tracing::info!("LOG:  could not receive data from client: {e}");
+                    tracing::info!("could not receive data from client: {e}");
                     return Err(Leave::Fatal);
                 }
                 Err(e) => {
                     // Broken framing: PostgreSQL logs it and closes the connection.
-                    tracing::info!("LOG:  {e}");
+                    tracing::info!("{e}");
                     return Err(Leave::Fatal);
                 }
             };
