@@ -11,12 +11,14 @@
 
 mod common;
 
-use common::server::{pg_err, scratch, wait_for, watchdog, Builder, TestServer};
+use common::server::{
+    dynamic_worker_starts, pg_err, scratch, wait_for, watchdog, Builder, TestServer,
+    WORKER_START_LIMIT,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A dynamic worker must be registered and running within this long of asking.
-const START_LIMIT: Duration = Duration::from_secs(1);
 /// Ends the binary if the trials together run longer.
 const WATCHDOG: Duration = Duration::from_secs(600);
 
@@ -42,37 +44,6 @@ fn shared_mappings(pid: i32) -> Vec<String> {
         .collect()
 }
 
-/// Registers and starts a dynamic worker, timing the call; checks it runs, terminates it.
-fn dynamic_worker_starts(s: &TestServer, after: &str) -> Result<Duration, String> {
-    let mut c = connect(s)?;
-    let t0 = Instant::now();
-    let h: i32 = c
-        .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
-        .map_err(|e| s.fail(format!("pgipc_start_worker {after}: {}", pg_err(&e))))?
-        .get(0);
-    let took = t0.elapsed();
-    let pid: i32 = c
-        .query_one(&format!("SELECT pgipc_worker_pid({h})"), &[])
-        .map_err(|e| s.fail(format!("pgipc_worker_pid {after}: {}", pg_err(&e))))?
-        .get(0);
-    if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        return Err(s.fail(format!("dynamic worker {after}: pid {pid} does not run")));
-    }
-    let st: String = c
-        .query_one(&format!("SELECT pgipc_terminate_worker({h})"), &[])
-        .map_err(|e| s.fail(format!("pgipc_terminate_worker {after}: {}", pg_err(&e))))?
-        .get(0);
-    if st != "stopped" {
-        return Err(s.fail(format!("dynamic worker {after}: terminate said {st:?}")));
-    }
-    if took >= START_LIMIT {
-        return Err(s.fail(format!(
-            "dynamic worker {after}: registered and started in {took:?}, limit {START_LIMIT:?}"
-        )));
-    }
-    Ok(took)
-}
-
 /// The victims, in order: (name, how `SHOW pgipc.pid_of.<kind>` calls it).
 const VICTIMS: &[(&str, &str)] = &[
     ("client backend", "backend"),
@@ -95,7 +66,7 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
         .listen("127.0.0.1")
         .args(&extra)
         .start()?;
-    let took = dynamic_worker_starts(&s, "before any crash")?;
+    let took = dynamic_worker_starts(&s, "before any crash", None)?;
     println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
     let mut times = vec![took];
     // One generation of shared memory mapped in the postmaster; a restart swaps it, so the
@@ -155,7 +126,7 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
         // The static worker survives every restart (it is re-published and started again).
         let stat = s.wait_pid_of("background_worker", 0, Duration::from_secs(20))?;
         let after = format!("after kill -9 of the {name} (pid {victim})");
-        let took = dynamic_worker_starts(&s, &after)?;
+        let took = dynamic_worker_starts(&s, &after, None)?;
         println!(
             "{mode}: {after}: static worker back as pid {stat}; dynamic worker registered and started in {took:?}"
         );
@@ -177,7 +148,7 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
     }
     let max = times.iter().max().copied().unwrap_or_default();
     println!(
-        "{mode}: {} kills, {restarts} restarts; dynamic worker start slowest {max:?} (limit {START_LIMIT:?}); postmaster still maps {} shared regions",
+        "{mode}: {} kills, {restarts} restarts; dynamic worker start slowest {max:?} (limit {WORKER_START_LIMIT:?}); postmaster still maps {} shared regions",
         VICTIMS.len(),
         mapped.len()
     );

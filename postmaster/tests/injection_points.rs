@@ -27,7 +27,8 @@
 mod common;
 
 use common::server::{
-    finish, pg_err, scratch, startup_packet, watchdog, Builder, Stdout, TestServer,
+    dynamic_worker_starts, finish, scratch, startup_packet, watchdog, Builder, Stdout, TestServer,
+    WORKER_START_LIMIT,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::process::{Child, Command, Output, Stdio};
@@ -301,8 +302,6 @@ impl SpawnChecked for Command {
 
 // ---- item 2 of issue 11 through injection points ---------------------------------------------
 
-/// A dynamic worker must be registered and running within this long of asking.
-const START_LIMIT: Duration = Duration::from_secs(1);
 const READY: &str = "database system is ready to accept connections";
 /// Ends the binary if the trials together run longer (each wait has its own deadline too).
 const WATCHDOG: Duration = Duration::from_secs(900);
@@ -312,53 +311,9 @@ fn readies(s: &TestServer) -> usize {
     s.log_text().matches(READY).count()
 }
 
-/// A `postgres` client of `s`; an error with the server log.
-fn connect(s: &TestServer) -> Result<postgres::Client, Failed> {
-    s.client()
-        .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))).into())
-}
-
-/// Registers and starts a dynamic worker, timing the call; checks that it runs (a process of
-/// its own, not the static worker `static_pid`) and terminates it.
-fn dynamic_worker_starts(s: &TestServer, after: &str, static_pid: i32) -> Result<Duration, Failed> {
-    let mut c = connect(s)?;
-    let t0 = Instant::now();
-    let h: i32 = c
-        .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
-        .map_err(|e| s.fail(format!("pgipc_start_worker {after}: {}", pg_err(&e))))?
-        .get(0);
-    let took = t0.elapsed();
-    let pid: i32 = c
-        .query_one(&format!("SELECT pgipc_worker_pid({h})"), &[])
-        .map_err(|e| s.fail(format!("pgipc_worker_pid {after}: {}", pg_err(&e))))?
-        .get(0);
-    if pid <= 0 || pid == static_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        return Err(s.fail(format!(
-            "dynamic worker {after}: pid {pid} is not a running worker of its own (static worker {static_pid})"
-        )).into());
-    }
-    let st: String = c
-        .query_one(&format!("SELECT pgipc_terminate_worker({h})"), &[])
-        .map_err(|e| s.fail(format!("pgipc_terminate_worker {after}: {}", pg_err(&e))))?
-        .get(0);
-    if st != "stopped" {
-        return Err(s
-            .fail(format!("dynamic worker {after}: terminate said {st:?}"))
-            .into());
-    }
-    if took >= START_LIMIT {
-        return Err(s
-            .fail(format!(
-                "dynamic worker {after}: registered and started in {took:?}, limit {START_LIMIT:?}"
-            ))
-            .into());
-    }
-    Ok(took)
-}
-
 /// After crash restart number `n`: connections work, the shared attachment of `point` went
 /// with the old segment (detach answers 42704), the static worker runs again (a new process,
-/// not `old_static`) and a dynamic worker registers and starts within [`START_LIMIT`].
+/// not `old_static`) and a dynamic worker registers and starts within [`WORKER_START_LIMIT`].
 /// Returns the new static worker's pid.
 fn after_restart(
     s: &TestServer,
@@ -381,9 +336,9 @@ fn after_restart(
     }
     let stat = s.wait_pid_of("background_worker", old_static, Duration::from_secs(30))?;
     let after = format!("after the crash at {point} (restart #{n})");
-    let took = dynamic_worker_starts(s, &after, stat)?;
+    let took = dynamic_worker_starts(s, &after, Some(stat))?;
     println!(
-        "{mode}: {after}: static worker back as pid {stat}; dynamic worker registered and started in {took:?} (limit {START_LIMIT:?})"
+        "{mode}: {after}: static worker back as pid {stat}; dynamic worker registered and started in {took:?} (limit {WORKER_START_LIMIT:?})"
     );
     Ok(stat)
 }
@@ -403,7 +358,7 @@ fn crash_at_points_then_dynamic_worker(
 ) -> Result<(), Failed> {
     let srv = start(&format!("restart-{mode}"), &preload(extra), &[])?;
     let stat = srv.wait_pid_of("background_worker", 0, Duration::from_secs(30))?;
-    let took = dynamic_worker_starts(&srv, "before any crash", stat)?;
+    let took = dynamic_worker_starts(&srv, "before any crash", Some(stat))?;
     println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
 
     // Crash 1: the dynamic worker panics in its start-up.
@@ -575,7 +530,7 @@ fn slow_reset_then_dynamic_worker(
         &[(pgipc_injection_point::ENV_VAR, "postmaster-reset=sleep 200")],
     )?;
     let mut stat = srv.wait_pid_of("background_worker", 0, Duration::from_secs(30))?;
-    let took = dynamic_worker_starts(&srv, "before any crash", stat)?;
+    let took = dynamic_worker_starts(&srv, "before any crash", Some(stat))?;
     println!("{mode}: before any crash: dynamic worker registered and started in {took:?}");
     // The probe is made within a few ms of the "reinitializing" line, inside the 200 ms
     // reset, unless this process stalls that long; then the crash is repeated (3 times at most).

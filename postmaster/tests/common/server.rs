@@ -701,3 +701,49 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// How soon a dynamic background worker must be running after `pgipc_start_worker` (issue 11:
+/// within 1 s, also after a crash restart).
+pub(crate) const WORKER_START_LIMIT: Duration = Duration::from_secs(1);
+
+/// Registers and starts a dynamic worker through SQL, timing the call; checks that it runs as a
+/// process of its own (not `static_pid`, the static worker, when given), terminates it, and
+/// fails if the start took [`WORKER_START_LIMIT`] or longer. `after` names the moment in
+/// messages.
+pub(crate) fn dynamic_worker_starts(
+    s: &TestServer,
+    after: &str,
+    static_pid: Option<i32>,
+) -> Result<Duration, String> {
+    let mut c = s
+        .client()
+        .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))))?;
+    let t0 = Instant::now();
+    let h: i32 = c
+        .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
+        .map_err(|e| s.fail(format!("pgipc_start_worker {after}: {}", pg_err(&e))))?
+        .get(0);
+    let took = t0.elapsed();
+    let pid: i32 = c
+        .query_one(&format!("SELECT pgipc_worker_pid({h})"), &[])
+        .map_err(|e| s.fail(format!("pgipc_worker_pid {after}: {}", pg_err(&e))))?
+        .get(0);
+    if pid <= 0 || Some(pid) == static_pid || !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(s.fail(format!(
+            "dynamic worker {after}: pid {pid} is not a running worker of its own (static worker {static_pid:?})"
+        )));
+    }
+    let st: String = c
+        .query_one(&format!("SELECT pgipc_terminate_worker({h})"), &[])
+        .map_err(|e| s.fail(format!("pgipc_terminate_worker {after}: {}", pg_err(&e))))?
+        .get(0);
+    if st != "stopped" {
+        return Err(s.fail(format!("dynamic worker {after}: terminate said {st:?}")));
+    }
+    if took >= WORKER_START_LIMIT {
+        return Err(s.fail(format!(
+            "dynamic worker {after}: registered and started in {took:?}, limit {WORKER_START_LIMIT:?}"
+        )));
+    }
+    Ok(took)
+}
