@@ -347,6 +347,13 @@ impl IpcState {
         &self.config
     }
 
+    /// This process's view of "Background Worker Data", the region the bgworker init created
+    /// (or found) in this segment.
+    pub fn bgworkers(&self) -> Result<pgipc_bgworker::BgWorkerShared, IpciError> {
+        pgipc_bgworker::shmem_init(&self.shmem, self.config.max_worker_processes)
+            .map_err(|e| IpciError::subsystem(pgipc_bgworker::BGWORKER_DATA_NAME, e))
+    }
+
     /// Discards shared memory (postmaster only: shutdown or crash restart): runs the subsystems'
     /// clean-up steps, removes the interlock, and unmaps the segment once the last view is gone.
     /// A child simply exits (or drops its state), which detaches without removing anything.

@@ -124,6 +124,17 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         shutdown: None,
     },
     // BackgroundWorkerShmemInit
+    Subsystem {
+        name: pgipc_bgworker::BGWORKER_DATA_NAME,
+        size: |c| pgipc_bgworker::shmem_size(c.max_worker_processes).map_err(IpciError::from),
+        init: |s, c| {
+            pgipc_bgworker::shmem_init(s, c.max_worker_processes)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_bgworker::BGWORKER_DATA_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // SharedInvalShmemInit
     Subsystem {
         name: pgipc_sinval::SINVAL_NAME,

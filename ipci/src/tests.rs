@@ -84,6 +84,29 @@ fn reference_allocation_table() {
     state.shutdown().unwrap();
 }
 
+#[test]
+fn background_worker_data_is_one_region_right_before_shm_inval_buffer() {
+    let state = create_shared_memory_and_semaphores(&reference(), &Addins::new()).unwrap();
+    let mut rows = state.shmem.allocations().unwrap();
+    rows.retain(|r| r.off.is_some());
+    rows.sort_by_key(|r| r.off);
+    let names: Vec<String> = rows.iter().map(|r| r.name.to_string()).collect();
+    let bgw: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i].starts_with("Background Worker"))
+        .collect();
+    assert_eq!(bgw.len(), 1, "{names:?}");
+    assert_eq!(names[bgw[0]], pgipc_bgworker::BGWORKER_DATA_NAME);
+    assert_eq!(names[bgw[0] + 1], pgipc_sinval::SINVAL_NAME, "{names:?}");
+    let row = &rows[bgw[0]];
+    assert_eq!(
+        row.size,
+        pgipc_bgworker::shmem_size(reference().max_worker_processes).unwrap() as u64
+    );
+    // ipci's view finds the same region, with max_worker_processes slots.
+    assert_eq!(state.bgworkers().unwrap().len(), 8);
+    state.shutdown().unwrap();
+}
+
 #[derive(Debug)]
 struct Counter;
 

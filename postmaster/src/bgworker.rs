@@ -1,25 +1,23 @@
-//! Background workers (PostgreSQL's bgworker.c): processes the postmaster starts, restarts and
-//! stops on behalf of the server's own code (static workers, registered before shared memory
-//! exists) or of a backend (dynamic workers, registered at run time through shared slots).
+//! Background workers, the postmaster's half (PostgreSQL's bgworker.c minus what every
+//! process shares, which is the `pgipc_bgworker` crate): the list of registered workers, when
+//! to start and restart them, the compiled-in worker code, and a worker process's main.
 //!
 //! ```text
-//!  "Background Worker Data" (main segment)
-//!  ┌ header: total_slots, parallel_register_count, parallel_terminate_count ┐
-//!  ├ slot 0: in_use, terminate, pid, generation, worker registration       ┤
-//!  ├ …                                                                     ┤
-//!  └ slot max_worker_processes-1                                           ┘
-//!  backend: BackgroundWorkerLock X ─► pick a free slot, generation+1, fill, in_use = 1 (release)
-//!           ─► PMSIGNAL_BACKGROUND_WORKER_CHANGE ─► postmaster copies it into its list
-//!  postmaster: reads slots with acquire loads, never takes the lock; writes pid on start
-//!              (0 once gone) and frees the slot (in_use = 0, release) when the worker is done
-//!  new segment (start-up, crash reset): the postmaster publishes every registered worker,
-//!              static or dynamic, into slots 0.. of the fresh array before any child runs
+//!  static workers  ─► BgWorkerList::register_static (shared_preload_libraries, before shmem)
+//!  new segment     ─► BgWorkerList::publish: every registered worker into slots 0.. of the
+//!                     fresh "Background Worker Data" (start-up and every crash reset)
+//!  PMSIGNAL_BACKGROUND_WORKER_CHANGE ─► BgWorkerList::state_change: new dynamic registrations
+//!                     (a function not in ENTRY_POINTS is refused) and terminate requests
+//!  ServerLoop      ─► due / started / report_exit: start policy, restart policy, pids and
+//!                     SIGUSR1 to bgw_notify_pid written back into the slots
 //! ```
 //!
 //! The list ([`BgWorkerList`]) is the postmaster's and outlives every generation of shared
-//! memory; the array belongs to one generation (`startup::PmShmem`). A crash reset keeps
-//! every worker but the never-restart ones (PostgreSQL's `ResetBackgroundWorkerCrashTimes`),
-//! and [`BgWorkerList::publish`] gives the survivors slots in the new array.
+//! memory; the array belongs to one generation (`startup::PmShmem`, ipci's view). The
+//! postmaster reads and writes slots only through the crate's `postmaster_*` methods, never
+//! taking BackgroundWorkerLock. A crash reset keeps every worker but the never-restart ones
+//! (PostgreSQL's `ResetBackgroundWorkerCrashTimes`), and [`BgWorkerList::publish`] gives the
+//! survivors slots in the new array.
 //!
 //! Worker code must be compiled into the binary: [`ENTRY_POINTS`] maps function names to
 //! Rust functions (PostgreSQL loads `bgw_library_name` / `bgw_function_name` with dlopen).
@@ -32,513 +30,28 @@ use crate::launch::ChildEnv;
 use crate::server::PmState;
 use crate::signals::{self, Pending};
 use nix::sys::signal::Signal;
-use pgipc_lwlock::{LWLockMode, MainLWLockId};
-use pgipc_shmem::{Shared, Shmem, ShmemSafe};
 use pgipc_waiteventset::{wait_latch, WaitEvents};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The shared array's name in the Shmem Index.
-pub const BGWORKER_DATA_NAME: &str = "Background Worker Data";
-/// Length of the name, type and function fields (`BGW_MAXLEN`).
-pub const BGW_MAXLEN: usize = 96;
-/// `BGW_NEVER_RESTART`.
-pub const BGW_NEVER_RESTART: i32 = -1;
-/// `BGW_DEFAULT_RESTART_INTERVAL` (seconds).
-pub const BGW_DEFAULT_RESTART_INTERVAL: i32 = 60;
-/// `BGWORKER_SHMEM_ACCESS`.
-pub const BGWORKER_SHMEM_ACCESS: u32 = 0x0001;
-/// `BGWORKER_BACKEND_DATABASE_CONNECTION`.
-pub const BGWORKER_BACKEND_DATABASE_CONNECTION: u32 = 0x0002;
-/// `BGWORKER_CLASS_PARALLEL`.
-pub const BGWORKER_CLASS_PARALLEL: u32 = 0x0010;
-/// A slot whose worker has not started yet (`InvalidPid`).
-const INVALID_PID: i32 = -1;
+pub use pgipc_bgworker::{
+    BgWorkerError, BgWorkerShared, BgWorkerSpec, BgwStartTime, RestartPolicy, BGWORKER_DATA_NAME,
+};
 
-/// When a worker may start (`BgWorkerStartTime`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum BgwStartTime {
-    /// With the postmaster, before start-up is over.
-    PostmasterStart = 0,
-    /// Once the database is consistent.
-    ConsistentState = 1,
-    /// Once recovery is finished (normal running).
-    RecoveryFinished = 2,
-}
-
-/// What happens when a worker exits with code 1 (`bgw_restart_time`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// `BGW_NEVER_RESTART`: forgotten.
-    Never,
-    /// Restarted this many seconds after it exited.
-    After(u32),
-}
-
-impl RestartPolicy {
-    fn to_raw(self) -> i32 {
-        match self {
-            RestartPolicy::Never => BGW_NEVER_RESTART,
-            RestartPolicy::After(s) => s as i32,
-        }
-    }
-    fn from_raw(v: i32) -> Option<Self> {
-        match v {
-            BGW_NEVER_RESTART => Some(RestartPolicy::Never),
-            s if (0..=86_400).contains(&s) => Some(RestartPolicy::After(s as u32)),
-            _ => None,
-        }
+/// SIGUSR1 to a registrant waiting on its latch (`bgw_notify_pid`).
+fn notify(pid: i32) {
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1);
     }
 }
 
-/// A worker's registration (PostgreSQL's `BackgroundWorker`), process-local form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BgWorkerSpec {
-    /// `bgw_name`: appears in log lines.
-    pub name: String,
-    /// `bgw_type`.
-    pub type_name: String,
-    /// `bgw_function_name`: a key of [`ENTRY_POINTS`].
-    pub function: String,
-    /// `bgw_flags`.
-    pub flags: u32,
-    /// `bgw_start_time`.
-    pub start_time: BgwStartTime,
-    /// `bgw_restart_time`.
-    pub restart: RestartPolicy,
-    /// `bgw_main_arg`.
-    pub main_arg: i64,
-    /// `bgw_notify_pid` (0: none).
-    pub notify_pid: i32,
-}
-
-/// Errors of worker registration, with PostgreSQL's texts (SQLSTATE 22023 unless noted).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BgWorkerError {
-    /// No `BGWORKER_SHMEM_ACCESS`.
-    #[error("background worker \"{0}\": background workers without shared memory access are not supported")]
-    NoShmemAccess(String),
-    /// Database access asked for at postmaster start.
-    #[error(
-        "background worker \"{0}\": cannot request database access if starting at postmaster start"
-    )]
-    DatabaseAtStart(String),
-    /// A restart interval out of range.
-    #[error("background worker \"{0}\": invalid restart interval")]
-    BadRestart(String),
-    /// A parallel worker that asks to be restarted.
-    #[error("background worker \"{0}\": parallel workers may not be configured for restart")]
-    ParallelRestart(String),
-    /// Not compiled in.
-    #[error("could not find function \"{0}\" in the server's built-in background workers")]
-    UnknownFunction(String),
-    /// Too many static workers (SQLSTATE 53400).
-    #[error("too many background workers")]
-    TooMany {
-        /// `max_worker_processes`.
-        limit: u32,
-    },
-    /// A static registration after shared memory was created.
-    #[error("cannot register background worker \"{0}\" after shmem init")]
-    AfterShmemInit(String),
-    /// Shared memory not reachable.
-    #[error("{0}")]
-    Shmem(String),
-}
-
-impl BgWorkerError {
-    /// The SQLSTATE.
-    pub fn sqlstate(&self) -> &'static str {
-        match self {
-            BgWorkerError::TooMany { .. } => "53400",
-            BgWorkerError::UnknownFunction(_) => "42883",
-            BgWorkerError::AfterShmemInit(_) | BgWorkerError::Shmem(_) => "XX000",
-            _ => "22023",
-        }
+/// The postmaster's checks of a registration: PostgreSQL's sanity checks, and that the
+/// function is compiled in (PostgreSQL finds out when the worker starts).
+fn check(spec: &BgWorkerSpec) -> Result<(), BgWorkerError> {
+    spec.sanity_check()?;
+    if entry_point(&spec.function).is_none() {
+        return Err(BgWorkerError::UnknownFunction(spec.function.clone()));
     }
-}
-
-impl BgWorkerSpec {
-    /// A worker running `function` with PostgreSQL's defaults (shared memory access, start
-    /// when recovery is finished, restart after 60 s).
-    pub fn new(name: &str, function: &str) -> Self {
-        BgWorkerSpec {
-            name: name.to_owned(),
-            type_name: name.to_owned(),
-            function: function.to_owned(),
-            flags: BGWORKER_SHMEM_ACCESS,
-            start_time: BgwStartTime::RecoveryFinished,
-            restart: RestartPolicy::After(BGW_DEFAULT_RESTART_INTERVAL as u32),
-            main_arg: 0,
-            notify_pid: 0,
-        }
-    }
-
-    /// PostgreSQL's `SanityCheckBackgroundWorker`.
-    pub fn sanity_check(&self) -> Result<(), BgWorkerError> {
-        let n = || self.name.clone();
-        if self.flags & BGWORKER_SHMEM_ACCESS == 0 {
-            return Err(BgWorkerError::NoShmemAccess(n()));
-        }
-        if self.flags & BGWORKER_BACKEND_DATABASE_CONNECTION != 0
-            && self.start_time == BgwStartTime::PostmasterStart
-        {
-            return Err(BgWorkerError::DatabaseAtStart(n()));
-        }
-        if let RestartPolicy::After(s) = self.restart {
-            if s > 86_400 {
-                return Err(BgWorkerError::BadRestart(n()));
-            }
-            if self.flags & BGWORKER_CLASS_PARALLEL != 0 {
-                return Err(BgWorkerError::ParallelRestart(n()));
-            }
-        }
-        if entry_point(&self.function).is_none() {
-            return Err(BgWorkerError::UnknownFunction(self.function.clone()));
-        }
-        Ok(())
-    }
-
-    /// One-line encoding for the exec'd child's environment.
-    pub fn encode(&self) -> String {
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('\u{1f}', "\\u");
-        [
-            esc(&self.name),
-            esc(&self.type_name),
-            esc(&self.function),
-            self.flags.to_string(),
-            (self.start_time as u32).to_string(),
-            self.restart.to_raw().to_string(),
-            self.main_arg.to_string(),
-            self.notify_pid.to_string(),
-        ]
-        .join("\u{1f}")
-    }
-
-    /// The inverse of [`encode`](Self::encode).
-    pub fn decode(s: &str) -> Option<Self> {
-        let unesc = |s: &str| s.replace("\\u", "\u{1f}").replace("\\\\", "\\");
-        let f: Vec<&str> = s.split('\u{1f}').collect();
-        if f.len() != 8 {
-            return None;
-        }
-        Some(BgWorkerSpec {
-            name: unesc(f[0]),
-            type_name: unesc(f[1]),
-            function: unesc(f[2]),
-            flags: f[3].parse().ok()?,
-            start_time: start_time_from(f[4].parse().ok()?)?,
-            restart: RestartPolicy::from_raw(f[5].parse().ok()?)?,
-            main_arg: f[6].parse().ok()?,
-            notify_pid: f[7].parse().ok()?,
-        })
-    }
-}
-
-fn start_time_from(v: u32) -> Option<BgwStartTime> {
-    match v {
-        0 => Some(BgwStartTime::PostmasterStart),
-        1 => Some(BgwStartTime::ConsistentState),
-        2 => Some(BgwStartTime::RecoveryFinished),
-        _ => None,
-    }
-}
-
-// ---- shared memory ---------------------------------------------------------------------------
-
-/// A fixed-size text field.
-#[repr(C)]
-#[derive(Debug)]
-pub struct Name([AtomicU32; BGW_MAXLEN / 4]);
-
-impl Name {
-    fn store(&self, s: &str) {
-        let b = s.as_bytes();
-        let n = b.len().min(BGW_MAXLEN - 1);
-        let mut buf = [0u8; BGW_MAXLEN];
-        buf[..n].copy_from_slice(&b[..n]);
-        for (i, w) in self.0.iter().enumerate() {
-            let mut q = [0u8; 4];
-            q.copy_from_slice(&buf[i * 4..i * 4 + 4]);
-            w.store(u32::from_ne_bytes(q), Ordering::Relaxed);
-        }
-    }
-    fn load(&self) -> String {
-        let mut buf = Vec::with_capacity(BGW_MAXLEN);
-        for w in &self.0 {
-            buf.extend_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
-        }
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    }
-}
-
-/// One shared slot (`BackgroundWorkerSlot`).
-#[repr(C)]
-#[derive(Debug)]
-pub struct BgWorkerSlot {
-    in_use: AtomicU32,
-    terminate: AtomicU32,
-    pid: AtomicI32,
-    flags: AtomicU32,
-    generation: AtomicU64,
-    start_time: AtomicU32,
-    restart: AtomicI32,
-    main_arg: AtomicU64,
-    notify_pid: AtomicI32,
-    _pad: u32,
-    name: Name,
-    type_name: Name,
-    function: Name,
-}
-
-impl BgWorkerSlot {
-    /// Writes a registration into a slot that is not in use (its writer holds
-    /// BackgroundWorkerLock, or is the postmaster before any child runs); `in_use` is set
-    /// afterwards by the caller, with release ordering.
-    fn fill(&self, spec: &BgWorkerSpec) {
-        self.name.store(&spec.name);
-        self.type_name.store(&spec.type_name);
-        self.function.store(&spec.function);
-        self.flags.store(spec.flags, Ordering::Relaxed);
-        self.start_time
-            .store(spec.start_time as u32, Ordering::Relaxed);
-        self.restart.store(spec.restart.to_raw(), Ordering::Relaxed);
-        self.main_arg.store(spec.main_arg as u64, Ordering::Relaxed);
-        self.notify_pid.store(spec.notify_pid, Ordering::Relaxed);
-        self.pid.store(INVALID_PID, Ordering::Relaxed);
-        self.terminate.store(0, Ordering::Relaxed);
-    }
-}
-
-/// The array's header (`BackgroundWorkerArray`).
-#[repr(C)]
-#[derive(Debug)]
-pub struct BgWorkerArrayHdr {
-    total_slots: AtomicU32,
-    parallel_register_count: AtomicU32,
-    parallel_terminate_count: AtomicU32,
-    _pad: u32,
-}
-
-// SAFETY: repr(C), atomics and plain integers only, valid when all-zero, no pointers.
-unsafe impl ShmemSafe for BgWorkerSlot {}
-// SAFETY: as above.
-unsafe impl ShmemSafe for BgWorkerArrayHdr {}
-
-/// Handle on the shared array.
-#[derive(Debug, Clone)]
-pub struct BgWorkerShared {
-    hdr: Shared<BgWorkerArrayHdr>,
-    slots: Shared<[BgWorkerSlot]>,
-    shmem: Shmem,
-}
-
-/// Bytes the array needs (`BackgroundWorkerShmemSize`).
-pub fn shmem_size(max_worker_processes: u32) -> usize {
-    std::mem::size_of::<BgWorkerArrayHdr>()
-        + max_worker_processes as usize * std::mem::size_of::<BgWorkerSlot>()
-        + 2 * 128
-}
-
-/// Creates or finds the array (`BackgroundWorkerShmemInit`).
-pub fn shmem_init(shmem: &Shmem, max_worker_processes: u32) -> Result<BgWorkerShared, String> {
-    let (hdr, kind) = shmem
-        .init_struct::<BgWorkerArrayHdr>(BGWORKER_DATA_NAME)
-        .map_err(|e| e.to_string())?;
-    let (slots, _) = shmem
-        .init_slice::<BgWorkerSlot>("Background Worker Slots", max_worker_processes as usize)
-        .map_err(|e| e.to_string())?;
-    if kind == pgipc_shmem::InitKind::Created {
-        hdr.total_slots
-            .store(max_worker_processes, Ordering::Relaxed);
-        for s in slots.iter() {
-            s.pid.store(INVALID_PID, Ordering::Relaxed);
-        }
-    }
-    Ok(BgWorkerShared {
-        hdr,
-        slots,
-        shmem: shmem.clone(),
-    })
-}
-
-/// A dynamic worker as its registering backend sees it (`BackgroundWorkerHandle`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BgWorkerHandle {
-    /// Slot index.
-    pub slot: usize,
-    /// The slot's generation when registered.
-    pub generation: u64,
-}
-
-/// `BgwHandleStatus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BgwHandleStatus {
-    /// Running, with this pid.
-    Started(i32),
-    /// Registered, not started yet.
-    NotYetStarted,
-    /// Exited (or its slot was reused).
-    Stopped,
-    /// The postmaster died.
-    PostmasterDied,
-}
-
-impl BgWorkerShared {
-    /// PostgreSQL's `RegisterDynamicBackgroundWorker`: `Ok(None)` when no slot is free (or the
-    /// parallel-worker limit is reached); then signals the postmaster.
-    pub fn register_dynamic(
-        &self,
-        spec: &BgWorkerSpec,
-        max_parallel_workers: u32,
-        pmsignal: &pgipc_pmsignal::PMSignal,
-    ) -> Result<Option<BgWorkerHandle>, BgWorkerError> {
-        spec.sanity_check()?;
-        let parallel = spec.flags & BGWORKER_CLASS_PARALLEL != 0;
-        let me = self.shmem.lwlock_proc();
-        let lock = self.shmem.main_lwlock(MainLWLockId::BackgroundWorker);
-        let handle = {
-            let _g = lock.acquire(&me, LWLockMode::Exclusive);
-            let reg = self.hdr.parallel_register_count.load(Ordering::Relaxed);
-            let term = self.hdr.parallel_terminate_count.load(Ordering::Relaxed);
-            if parallel && reg.wrapping_sub(term) >= max_parallel_workers {
-                return Ok(None);
-            }
-            let Some((i, s)) = self
-                .slots
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.in_use.load(Ordering::Acquire) == 0)
-            else {
-                return Ok(None);
-            };
-            s.fill(spec);
-            let generation = s.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            if parallel {
-                self.hdr
-                    .parallel_register_count
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            // Publish: the postmaster reads the fields only after seeing in_use with acquire.
-            s.in_use.store(1, Ordering::Release);
-            BgWorkerHandle {
-                slot: i,
-                generation,
-            }
-        };
-        pmsignal
-            .send_postmaster_signal(pgipc_pmsignal::PMSignalReason::BackgroundWorkerChange)
-            .map_err(|e| BgWorkerError::Shmem(e.to_string()))?;
-        Ok(Some(handle))
-    }
-
-    /// PostgreSQL's `GetBackgroundWorkerPid`.
-    pub fn status(&self, h: BgWorkerHandle) -> BgwHandleStatus {
-        if !pgipc_waiteventset::postmaster_death::postmaster_is_alive() {
-            return BgwHandleStatus::PostmasterDied;
-        }
-        let Some(s) = self.slots.get(h.slot) else {
-            return BgwHandleStatus::Stopped;
-        };
-        if s.generation.load(Ordering::Acquire) != h.generation
-            || s.in_use.load(Ordering::Acquire) == 0
-        {
-            return BgwHandleStatus::Stopped;
-        }
-        match s.pid.load(Ordering::Acquire) {
-            INVALID_PID => BgwHandleStatus::NotYetStarted,
-            0 => BgwHandleStatus::Stopped,
-            pid => BgwHandleStatus::Started(pid),
-        }
-    }
-
-    /// PostgreSQL's `TerminateBackgroundWorker`.
-    pub fn terminate(&self, h: BgWorkerHandle, pmsignal: &pgipc_pmsignal::PMSignal) {
-        let Some(s) = self.slots.get(h.slot) else {
-            return;
-        };
-        let me = self.shmem.lwlock_proc();
-        let lock = self.shmem.main_lwlock(MainLWLockId::BackgroundWorker);
-        let signal = {
-            let _g = lock.acquire(&me, LWLockMode::Exclusive);
-            if s.generation.load(Ordering::Relaxed) == h.generation
-                && s.in_use.load(Ordering::Relaxed) != 0
-            {
-                s.terminate.store(1, Ordering::Release);
-                true
-            } else {
-                false
-            }
-        };
-        if signal {
-            let _ = pmsignal
-                .send_postmaster_signal(pgipc_pmsignal::PMSignalReason::BackgroundWorkerChange);
-        }
-    }
-
-    /// Waits until the worker started or can no longer start, at most `timeout`
-    /// (`WaitForBackgroundWorkerStartup`).
-    pub fn wait_for_startup(&self, h: BgWorkerHandle, timeout: Duration) -> BgwHandleStatus {
-        self.wait_until(h, timeout, |s| !matches!(s, BgwHandleStatus::NotYetStarted))
-    }
-
-    /// Waits until the worker stopped, at most `timeout` (`WaitForBackgroundWorkerShutdown`).
-    pub fn wait_for_shutdown(&self, h: BgWorkerHandle, timeout: Duration) -> BgwHandleStatus {
-        self.wait_until(h, timeout, |s| {
-            matches!(
-                s,
-                BgwHandleStatus::Stopped | BgwHandleStatus::PostmasterDied
-            )
-        })
-    }
-
-    /// Checks the slot every 5 ms until `done` holds or `timeout` passes. (PostgreSQL sleeps on
-    /// the latch that the postmaster's SIGUSR1 to `bgw_notify_pid` sets; a short poll needs no
-    /// latch from the caller and reacts as fast at these rates.)
-    fn wait_until(
-        &self,
-        h: BgWorkerHandle,
-        timeout: Duration,
-        done: impl Fn(BgwHandleStatus) -> bool,
-    ) -> BgwHandleStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.status(h);
-            if done(s) || Instant::now() >= deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn read_spec(&self, i: usize) -> Option<BgWorkerSpec> {
-        let s = self.slots.get(i)?;
-        Some(BgWorkerSpec {
-            name: s.name.load(),
-            type_name: s.type_name.load(),
-            function: s.function.load(),
-            flags: s.flags.load(Ordering::Relaxed),
-            start_time: start_time_from(s.start_time.load(Ordering::Relaxed))?,
-            restart: RestartPolicy::from_raw(s.restart.load(Ordering::Relaxed))?,
-            main_arg: s.main_arg.load(Ordering::Relaxed) as i64,
-            notify_pid: s.notify_pid.load(Ordering::Relaxed),
-        })
-    }
-
-    /// Frees a slot (postmaster), counting a parallel worker as terminated.
-    fn free_slot(&self, i: usize) {
-        if let Some(s) = self.slots.get(i) {
-            if s.flags.load(Ordering::Relaxed) & BGWORKER_CLASS_PARALLEL != 0 {
-                self.hdr
-                    .parallel_terminate_count
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            s.pid.store(0, Ordering::Release);
-            s.in_use.store(0, Ordering::Release);
-        }
-    }
+    Ok(())
 }
 
 // ---- the postmaster's list -------------------------------------------------------------------
@@ -592,7 +105,9 @@ impl BgWorkerList {
         self.workers.retain(Option::is_some);
         let mut kept = Vec::with_capacity(self.workers.len());
         for (i, w) in self.workers.drain(..).flatten().enumerate() {
-            let Some(s) = sh.slots.get(i) else {
+            let mut w = w;
+            w.spec.notify_pid = 0;
+            if !sh.postmaster_publish(i, &w.spec) {
                 elog(
                     Severity::Log,
                     &format_args!(
@@ -602,13 +117,7 @@ impl BgWorkerList {
                 );
                 continue;
             };
-            let mut w = w;
-            w.spec.notify_pid = 0;
             w.shared_slot = Some(i);
-            s.fill(&w.spec);
-            s.generation.store(0, Ordering::Relaxed);
-            // Publish: the slot is the postmaster's from here on.
-            s.in_use.store(1, Ordering::Release);
             kept.push(Some(w));
         }
         self.workers = kept;
@@ -619,7 +128,7 @@ impl BgWorkerList {
         if self.published {
             return Err(BgWorkerError::AfterShmemInit(spec.name));
         }
-        spec.sanity_check()?;
+        check(&spec)?;
         let n = self.workers.iter().flatten().count() as u32;
         if n >= self.max_workers {
             return Err(BgWorkerError::TooMany {
@@ -644,14 +153,9 @@ impl BgWorkerList {
     fn forget(&mut self, i: usize, sh: Option<&BgWorkerShared>) {
         if let Some(Some(w)) = self.workers.get(i) {
             if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
-                sh.free_slot(slot);
+                sh.postmaster_free_slot(slot);
             }
-            if w.spec.notify_pid > 0 {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(w.spec.notify_pid),
-                    Signal::SIGUSR1,
-                );
-            }
+            notify(w.spec.notify_pid);
             self.workers[i] = None;
         }
     }
@@ -667,16 +171,15 @@ impl BgWorkerList {
         let Some(sh) = sh else {
             return;
         };
-        for i in 0..sh.slots.len() {
-            let s = &sh.slots[i];
-            if s.in_use.load(Ordering::Acquire) == 0 {
+        for i in 0..sh.len() {
+            if !sh.in_use(i) {
                 continue;
             }
             let known = self
                 .workers
                 .iter()
                 .position(|w| w.as_ref().is_some_and(|w| w.shared_slot == Some(i)));
-            let terminate = s.terminate.load(Ordering::Acquire) != 0;
+            let terminate = sh.postmaster_terminate_requested(i);
             match known {
                 Some(k) => {
                     if terminate {
@@ -698,14 +201,18 @@ impl BgWorkerList {
                 }
                 None => {
                     let spec = sh.read_spec(i);
+                    let refused = spec.as_ref().map(check).and_then(Result::err);
+                    if let Some(e) = &refused {
+                        elog(Severity::Log, e);
+                    }
                     match spec {
-                        Some(mut spec) if allowed && !terminate && spec.sanity_check().is_ok() => {
+                        Some(mut spec) if allowed && !terminate && refused.is_none() => {
                             // Notify only a process we know is ours: the registrant may have
                             // exited (and been reaped, its pid free for reuse) since it
                             // registered (PostgreSQL's PostmasterMarkPIDForWorkerNotify).
                             if spec.notify_pid != 0 && children.find(spec.notify_pid).is_none() {
                                 spec.notify_pid = 0;
-                                s.notify_pid.store(0, Ordering::Relaxed);
+                                sh.postmaster_clear_notify_pid(i);
                             }
                             self.workers.push(Some(RegisteredWorker {
                                 spec,
@@ -717,17 +224,12 @@ impl BgWorkerList {
                         }
                         other => {
                             // Only a registrant that is still our child is told.
-                            let notify = other
+                            let notify_pid = other
                                 .map(|s| s.notify_pid)
                                 .filter(|p| *p > 0 && children.find(*p).is_some())
                                 .unwrap_or(0);
-                            sh.free_slot(i);
-                            if notify > 0 {
-                                let _ = nix::sys::signal::kill(
-                                    nix::unistd::Pid::from_raw(notify),
-                                    Signal::SIGUSR1,
-                                );
-                            }
+                            sh.postmaster_free_slot(i);
+                            notify(notify_pid);
                         }
                     }
                 }
@@ -793,16 +295,9 @@ impl BgWorkerList {
         if let Some(Some(w)) = self.workers.get_mut(i) {
             w.pid = Some(pid);
             if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
-                if let Some(s) = sh.slots.get(slot) {
-                    s.pid.store(pid, Ordering::Release);
-                }
+                sh.postmaster_set_started(slot, pid);
             }
-            if w.spec.notify_pid > 0 {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(w.spec.notify_pid),
-                    Signal::SIGUSR1,
-                );
-            }
+            notify(w.spec.notify_pid);
         }
     }
 
@@ -833,18 +328,12 @@ impl BgWorkerList {
             }
         };
         if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
-            if let Some(s) = sh.slots.get(slot) {
-                s.pid
-                    .store(if forget { 0 } else { INVALID_PID }, Ordering::Release);
-            }
+            sh.postmaster_set_not_running(slot, forget);
         }
         if forget {
             self.forget(i, sh);
-        } else if w.spec.notify_pid > 0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(w.spec.notify_pid),
-                Signal::SIGUSR1,
-            );
+        } else {
+            notify(w.spec.notify_pid);
         }
     }
 
@@ -860,9 +349,7 @@ impl BgWorkerList {
             if w.spec.notify_pid == pid {
                 w.spec.notify_pid = 0;
                 if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
-                    if let Some(s) = sh.slots.get(slot) {
-                        s.notify_pid.store(0, Ordering::Relaxed);
-                    }
+                    sh.postmaster_clear_notify_pid(slot);
                 }
             }
         }
@@ -1019,36 +506,67 @@ pub fn bgworker_main(env: &mut ChildEnv) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgipc_bgworker::{shmem_init, BgWorkerHandle, BGWORKER_CLASS_PARALLEL};
+    use pgipc_shmem::Shmem;
 
-    #[test]
-    fn spec_round_trips_through_the_environment_encoding() {
-        let mut s = BgWorkerSpec::new("we\u{1f}ird\\name", "pgipc_worker_exit");
-        s.main_arg = -5;
-        s.notify_pid = 42;
-        s.restart = RestartPolicy::Never;
-        assert_eq!(BgWorkerSpec::decode(&s.encode()), Some(s));
-        assert_eq!(BgWorkerSpec::decode("garbage"), None);
+    /// Stands in for the postmaster's pid in PMSignal, so that dynamic registrations can be
+    /// made here: the SIGUSR1 they send ends it, which is all they need (a signal to its
+    /// zombie still succeeds). Killed and reaped on drop.
+    struct FakePostmaster(std::process::Child);
+
+    impl FakePostmaster {
+        fn start(pms: &pgipc_pmsignal::PMSignal) -> Self {
+            let child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("spawn sleep");
+            pms.set_postmaster_pid(child.id() as i32);
+            FakePostmaster(child)
+        }
+    }
+
+    impl Drop for FakePostmaster {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 
     #[test]
-    fn sanity_checks_use_postgres_texts() {
-        let mut s = BgWorkerSpec::new("w", "pgipc_worker_sleep");
-        s.flags = 0;
-        assert_eq!(
-            s.sanity_check().unwrap_err().to_string(),
-            "background worker \"w\": background workers without shared memory access are not supported"
-        );
-        let mut s = BgWorkerSpec::new("w", "pgipc_worker_sleep");
-        s.flags |= BGWORKER_CLASS_PARALLEL;
-        assert!(matches!(
-            s.sanity_check(),
-            Err(BgWorkerError::ParallelRestart(_))
-        ));
+    fn the_postmaster_refuses_a_function_it_does_not_have() {
         let s = BgWorkerSpec::new("w", "nope");
+        assert!(
+            s.sanity_check().is_ok(),
+            "the shared check does not look it up"
+        );
+        assert!(matches!(check(&s), Err(BgWorkerError::UnknownFunction(_))));
+        let mut l = BgWorkerList::new(2);
         assert!(matches!(
-            s.sanity_check(),
+            l.register_static(s),
             Err(BgWorkerError::UnknownFunction(_))
         ));
+        let mut s = BgWorkerSpec::new("w", "pgipc_worker_sleep");
+        s.flags |= BGWORKER_CLASS_PARALLEL;
+        assert!(matches!(check(&s), Err(BgWorkerError::ParallelRestart(_))));
+
+        // A backend's registration of an unknown function: the slot is freed, no worker.
+        let shm = Shmem::create_for_tests(1 << 20).expect("segment");
+        let sh = shmem_init(&shm, 2).expect("bgworker array");
+        let pms = pgipc_pmsignal::shmem_init(&shm, 4).expect("pmsignal");
+        let _pm = FakePostmaster::start(&pms);
+        l.publish(&sh);
+        let h = sh
+            .register_dynamic(&BgWorkerSpec::new("x", "nope"), 8, &pms)
+            .expect("registered")
+            .expect("a free slot");
+        assert!(sh.in_use(h.slot()));
+        l.state_change(true, &ChildList::default(), Some(&sh));
+        assert!(
+            !sh.in_use(h.slot()),
+            "refused registrations free their slot"
+        );
+        assert!(l.due(PmState::Run, 10).is_empty());
+        assert_eq!(sh.status(h), pgipc_bgworker::BgwHandleStatus::Stopped);
     }
 
     #[test]
@@ -1057,6 +575,7 @@ mod tests {
         let shm = Shmem::create_for_tests(1 << 20).expect("segment");
         let sh = shmem_init(&shm, 4).expect("bgworker array");
         let pms = pgipc_pmsignal::shmem_init(&shm, 4).expect("pmsignal");
+        let _pm = FakePostmaster::start(&pms);
         let mut list = BgWorkerList::new(4);
         list.publish(&sh);
         // Two dynamic registrations: one by a backend the postmaster knows (pid 4242), one by
@@ -1072,12 +591,9 @@ mod tests {
             let mut spec = BgWorkerSpec::new(&format!("w{pid}"), "pgipc_worker_sleep");
             spec.restart = RestartPolicy::Never;
             spec.notify_pid = pid;
-            // The slot is published before the postmaster is signalled; there is no
-            // postmaster here, so only that last step fails.
-            assert!(matches!(
-                sh.register_dynamic(&spec, 8, &pms),
-                Err(BgWorkerError::Shmem(_))
-            ));
+            sh.register_dynamic(&spec, 8, &pms)
+                .expect("registered")
+                .expect("a free slot");
         }
         list.state_change(true, &children, Some(&sh));
         let notify_of = |list: &BgWorkerList, name: &str| {
@@ -1087,15 +603,16 @@ mod tests {
                 .map(|w| (w.spec.notify_pid, w.shared_slot.expect("dynamic")))
                 .expect("registered")
         };
+        let slot_notify = |i: usize| sh.read_spec(i).map(|s| s.notify_pid);
         let (known, known_slot) = notify_of(&list, "w4242");
         let (unknown, unknown_slot) = notify_of(&list, "w4343");
         assert_eq!(known, 4242);
         assert_eq!(unknown, 0, "an unknown registrant must not be notified");
-        assert_eq!(sh.slots[unknown_slot].notify_pid.load(Ordering::Relaxed), 0);
+        assert_eq!(slot_notify(unknown_slot), Some(0));
         // The registrant exits: the postmaster stops notifying its pid (which may be reused).
         list.stop_notifications(4242, Some(&sh));
         assert_eq!(notify_of(&list, "w4242").0, 0);
-        assert_eq!(sh.slots[known_slot].notify_pid.load(Ordering::Relaxed), 0);
+        assert_eq!(slot_notify(known_slot), Some(0));
     }
 
     #[test]
@@ -1122,21 +639,19 @@ mod tests {
         assert!(l.get(0).is_none());
     }
 
-    /// What a backend's `register_dynamic` leaves in slot `i` (written directly: no other
-    /// process exists here, so BackgroundWorkerLock is not needed).
-    fn register_in_slot(sh: &BgWorkerShared, i: usize, spec: &BgWorkerSpec) {
-        let s = &sh.slots[i];
-        assert_eq!(s.in_use.load(Ordering::Acquire), 0, "slot {i} is free");
-        s.fill(spec);
-        s.generation.fetch_add(1, Ordering::Relaxed);
-        s.in_use.store(1, Ordering::Release);
+    /// A backend's registration in `sh` (through the crate's API, as a backend makes it).
+    fn register(
+        sh: &BgWorkerShared,
+        pms: &pgipc_pmsignal::PMSignal,
+        spec: &BgWorkerSpec,
+    ) -> BgWorkerHandle {
+        sh.register_dynamic(spec, 8, pms)
+            .expect("registered")
+            .expect("a free slot")
     }
 
-    fn in_use(sh: &BgWorkerShared) -> Vec<u32> {
-        sh.slots
-            .iter()
-            .map(|s| s.in_use.load(Ordering::Acquire))
-            .collect()
+    fn in_use(sh: &BgWorkerShared) -> Vec<bool> {
+        (0..sh.len()).map(|i| sh.in_use(i)).collect()
     }
 
     #[test]
@@ -1151,12 +666,13 @@ mod tests {
         l.register_static(BgWorkerSpec::new("static", "pgipc_worker_sleep"))
             .expect("static");
         let gen1 = crate::startup::create_shared_state(&cfg, &mut l).expect("generation 1");
+        let fake1 = FakePostmaster::start(gen1.pmsignal());
         assert!(matches!(
             l.register_static(BgWorkerSpec::new("late", "pgipc_worker_sleep")),
             Err(BgWorkerError::AfterShmemInit(_))
         ));
         // Static workers get a slot too, as in PostgreSQL.
-        assert_eq!(in_use(gen1.bgworkers()), [1, 0, 0, 0]);
+        assert_eq!(in_use(gen1.bgworkers()), [true, false, false, false]);
         assert_eq!(l.get(0).and_then(|w| w.shared_slot), Some(0));
 
         let mut keep = BgWorkerSpec::new("dynamic, restartable", "pgipc_worker_sleep");
@@ -1164,8 +680,11 @@ mod tests {
         keep.notify_pid = 4242;
         let mut never = BgWorkerSpec::new("dynamic, never restarted", "pgipc_worker_sleep");
         never.restart = RestartPolicy::Never;
-        register_in_slot(gen1.bgworkers(), 1, &keep);
-        register_in_slot(gen1.bgworkers(), 2, &never);
+        assert_eq!(register(gen1.bgworkers(), gen1.pmsignal(), &keep).slot(), 1);
+        assert_eq!(
+            register(gen1.bgworkers(), gen1.pmsignal(), &never).slot(),
+            2
+        );
         l.state_change(true, &children, Some(gen1.bgworkers()));
         let due = l.due(PmState::Run, 10);
         assert_eq!(due.len(), 3);
@@ -1179,11 +698,13 @@ mod tests {
         assert!(l.due(PmState::Run, 10).is_empty(), "crashed workers wait");
 
         l.reset_after_crash();
+        drop(fake1);
         gen1.shutdown().expect("discard generation 1");
         let gen2 = crate::startup::create_shared_state(&cfg, &mut l).expect("generation 2");
+        let _fake2 = FakePostmaster::start(gen2.pmsignal());
         // The static and the restartable dynamic worker are in the new array, due at once,
         // and nobody waits for them; the never-restart one is gone.
-        assert_eq!(in_use(gen2.bgworkers()), [1, 1, 0, 0]);
+        assert_eq!(in_use(gen2.bgworkers()), [true, true, false, false]);
         let names: Vec<String> = (0..2)
             .filter_map(|i| gen2.bgworkers().read_spec(i))
             .map(|s| s.name)
@@ -1199,7 +720,8 @@ mod tests {
         // A backend of the new generation registers a worker: the postmaster sees it and
         // reports its pid in the new array (the bug: it kept no view of the new array).
         let fresh = BgWorkerSpec::new("after the crash", "pgipc_worker_sleep");
-        register_in_slot(gen2.bgworkers(), 2, &fresh);
+        let h = register(gen2.bgworkers(), gen2.pmsignal(), &fresh);
+        assert_eq!(h.slot(), 2);
         l.state_change(true, &children, Some(gen2.bgworkers()));
         let due = l.due(PmState::Run, 10);
         assert_eq!(due.len(), 3);
@@ -1208,7 +730,11 @@ mod tests {
             .find(|&&i| l.get(i).and_then(|w| w.shared_slot) == Some(2))
             .expect("the new registration");
         l.started(new, 2000, Some(gen2.bgworkers()));
-        assert_eq!(gen2.bgworkers().slots[2].pid.load(Ordering::Acquire), 2000);
+        assert_eq!(gen2.bgworkers().pid(2), Some(2000));
+        assert_eq!(
+            gen2.bgworkers().status(h),
+            pgipc_bgworker::BgwHandleStatus::Started(2000)
+        );
         gen2.shutdown().expect("discard generation 2");
     }
 }

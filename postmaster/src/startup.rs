@@ -159,13 +159,11 @@ pub fn describe_shmem(cfg: &IpcConfig) -> Result<String, StartupError> {
     Ok(out)
 }
 
-/// The postmaster's own shared structures, registered like an add-in so that they are created
-/// after the core subsystems (PostgreSQL allocates "Background Worker Data" between ProcArray
-/// and the invalidation queue; the position differs, the contents do not).
+/// The postmaster's own shared structures (the auxiliary processes' counters, which
+/// PostgreSQL does not have), registered like an add-in so that they are created after the
+/// core subsystems.
 #[derive(Debug)]
-pub struct PostmasterShmem {
-    max_worker_processes: u32,
-}
+pub struct PostmasterShmem;
 
 impl pgipc_ipci::Addin for PostmasterShmem {
     fn name(&self) -> &str {
@@ -173,7 +171,6 @@ impl pgipc_ipci::Addin for PostmasterShmem {
     }
 
     fn request_shmem(&self, requests: &mut pgipc_ipci::ShmemRequests) {
-        requests.request_addin_shmem_space(crate::bgworker::shmem_size(self.max_worker_processes));
         requests.request_addin_shmem_space(std::mem::size_of::<crate::aux::AuxCounters>() + 256);
     }
 
@@ -182,18 +179,15 @@ impl pgipc_ipci::Addin for PostmasterShmem {
         shmem: &pgipc_shmem::Shmem,
         _tranches: &pgipc_ipci::NamedTranches,
     ) -> Result<(), pgipc_ipci::BoxError> {
-        crate::bgworker::shmem_init(shmem, self.max_worker_processes)?;
         crate::aux::aux_counters(shmem)?;
         Ok(())
     }
 }
 
 /// The add-ins of this server (the postmaster's own structures).
-pub fn addins_for(cfg: &IpcConfig) -> pgipc_ipci::Addins {
+pub fn addins_for(_cfg: &IpcConfig) -> pgipc_ipci::Addins {
     let mut a = pgipc_ipci::Addins::new();
-    a.register(Box::new(PostmasterShmem {
-        max_worker_processes: cfg.max_worker_processes,
-    }));
+    a.register(Box::new(PostmasterShmem));
     a
 }
 
@@ -239,7 +233,7 @@ impl PmShmem {
         &self.pmsignal
     }
 
-    /// "Background Worker Data" in this generation.
+    /// "Background Worker Data" in this generation (ipci's view).
     pub fn bgworkers(&self) -> &crate::bgworker::BgWorkerShared {
         &self.bgworkers
     }
@@ -271,9 +265,7 @@ pub fn create_shared_state(
     }
     let views = pgipc_pmsignal::shmem_init(&state.shmem, max_live_children(cfg))
         .map_err(|e| e.to_string())
-        .and_then(|p| {
-            crate::bgworker::shmem_init(&state.shmem, cfg.max_worker_processes).map(|b| (p, b))
-        });
+        .and_then(|p| state.bgworkers().map(|b| (p, b)).map_err(|e| e.to_string()));
     let (pmsignal, bgworkers) = match views {
         Ok(v) => v,
         Err(e) => {

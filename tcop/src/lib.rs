@@ -39,7 +39,10 @@
 //! * No SQL: the built-in statements are `SELECT <integer>`, `SELECT pg_backend_pid()`,
 //!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>`, `SET <name> = <value>`,
 //!   `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`/`ABORT`. Other SQL commands are
-//!   ERROR 0A000, anything else 42601. Statements take no parameters. The hooks may add
+//!   ERROR 0A000, anything else 42601. Statements take no parameters. Dynamic background
+//!   workers are started, followed and stopped with `pgipc_start_worker('<function>')`,
+//!   `pgipc_worker_pid(handle)` and `pgipc_terminate_worker(handle)`, on the `pgipc_bgworker`
+//!   API (`ctx.pmsignal` must be set for the first two to reach the postmaster). The hooks may add
 //!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]); with the
 //!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
 //!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
@@ -49,6 +52,7 @@
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
 //!   through [`BackendHooks`].
 
+mod bgworker_fns;
 mod session;
 mod sql;
 mod sys;
@@ -251,6 +255,9 @@ pub struct BackendContext {
     /// Server settings for `SHOW` (names compared case-insensitively), e.g.
     /// `("max_connections", "100")`.
     pub settings: Vec<(String, String)>,
+    /// PMSignal, to tell the postmaster about background worker registrations and
+    /// terminate requests (`None`: no postmaster; `pgipc_start_worker` then fails).
+    pub pmsignal: Option<pgipc_pmsignal::PMSignal>,
     /// The connections to the rest of the server.
     pub hooks: Box<dyn BackendHooks>,
     /// Called from the SIGQUIT handler to pick the client's last warning, so it must be
@@ -268,6 +275,7 @@ impl BackendContext {
             cac,
             authentication_timeout: Duration::from_secs(60),
             settings: Vec::new(),
+            pmsignal: None,
             hooks: Box::new(NoHooks),
             quit_reason: None,
         }

@@ -76,6 +76,8 @@ struct Session<'s> {
     session_settings: HashMap<String, String>,
     ignore_till_sync: bool,
     me: Option<&'static MyProc>,
+    /// The dynamic background workers this session started.
+    workers: crate::bgworker_fns::WorkerFns,
 }
 
 fn error(code: &str, message: impl Into<String>) -> ErrorFields {
@@ -176,6 +178,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
         session_settings: HashMap::new(),
         ignore_till_sync: false,
         me: None,
+        workers: Default::default(),
     };
     match s.start().and_then(|()| s.main_loop()) {
         Ok(()) | Err(Leave::Clean) => 0,
@@ -536,12 +539,13 @@ impl Session<'_> {
     }
 
     /// The result type of function `name`: the injection-point functions (compiled in with the
-    /// `injection_points` feature only), then the hooks'.
+    /// `injection_points` feature only), the background-worker ones, then the hooks'.
     fn function_result_type(&self, name: &str) -> Option<u32> {
         const VOID: u32 = 2278;
         match pgipc_injection_point::sql_function_exists(name) {
             true => Some(VOID),
-            false => self.ctx.hooks.function_result_type(name),
+            false => crate::bgworker_fns::result_type(name)
+                .or_else(|| self.ctx.hooks.function_result_type(name)),
         }
     }
 
@@ -549,7 +553,10 @@ impl Session<'_> {
         match pgipc_injection_point::sql_function(name, args) {
             Some(Ok(())) => Ok(Datum::Void),
             Some(Err(e)) => Err(Box::new(error(e.sqlstate(), e.to_string()))),
-            None => self.ctx.hooks.call_function(name, args),
+            None => match self.workers.call(self.ctx, self.me, name, args) {
+                Some(r) => r,
+                None => self.ctx.hooks.call_function(name, args),
+            },
         }
     }
 
