@@ -24,7 +24,8 @@
 //!
 //! # What this crate does not do
 //! It owns no shared structure of its own and parses no configuration file: the postmaster turns
-//! settings into an [`IpcConfig`].
+//! settings into an [`IpcConfig`]. [`IpcState::bgworkers`] is only a view of the bgworker
+//! crate's region, for the postmaster.
 //!
 //! Key items: [`IpcConfig`], [`Subsystem`], [`SUBSYSTEMS`], [`Addin`], [`IpcState`].
 

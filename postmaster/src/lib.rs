@@ -12,7 +12,8 @@
 //!  children (launch.rs, fork or fork+exec):
 //!     startup, checkpointer, bgwriter, walwriter, autovacuum launcher, io workers (aux.rs)
 //!     client backends and dead-end backends (backend.rs: tcop's session with the server's hooks)
-//!     background workers (bgworker.rs)
+//!     background workers (bgworker.rs: the postmaster's list and the worker code; the shared
+//!     slots and the backend's API are the pgipc_bgworker crate)
 //! ```
 //!
 //! # Concurrency contract
