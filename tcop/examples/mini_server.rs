@@ -266,6 +266,8 @@ fn serve(opts: &Options) -> Result<(), String> {
                         cac,
                         authentication_timeout: opts.auth_timeout,
                         settings: Vec::new(),
+                        // No postmaster's list here to start background workers.
+                        pmsignal: None,
                         hooks: Box::new(Hooks {
                             procsignal: procsignal.clone(),
                             settings: settings.clone(),
