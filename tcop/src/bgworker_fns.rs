@@ -97,7 +97,7 @@ impl WorkerFns {
                 let h = self.handle(args)?;
                 sh.terminate(h, pmsignal(ctx)?);
                 let st = sh
-                    .wait_for_shutdown(h, me.latch(), WAIT_LIMIT, &mut interrupted)
+                    .wait_for_shutdown(h, me.latch(), WAIT_LIMIT, &mut || interrupted(ctx))
                     .map_err(wait_error)?;
                 Ok(Datum::Text(format!("{st:?}").to_lowercase()))
             }
@@ -150,7 +150,7 @@ impl WorkerFns {
             Err(e) => return Err(sql_error(e.sqlstate(), e.to_string())),
         };
         let st = sh
-            .wait_for_startup(h, me.latch(), WAIT_LIMIT, &mut interrupted)
+            .wait_for_startup(h, me.latch(), WAIT_LIMIT, &mut || interrupted(ctx))
             .map_err(wait_error)?;
         if !matches!(st, BgwHandleStatus::Started(_)) {
             return Err(sql_error(
@@ -170,7 +170,11 @@ fn pmsignal(ctx: &BackendContext) -> Result<&pgipc_pmsignal::PMSignal, Report> {
         .ok_or_else(|| sql_error("55000", "no postmaster to start background workers"))
 }
 
-/// Whether a wait must stop for an interrupt (query cancel or termination).
-fn interrupted() -> bool {
+/// The waits' interrupt check (PostgreSQL's `CHECK_FOR_INTERRUPTS` inside them): serves what
+/// the host serves at every check (e.g. ProcSignal barriers, so that nobody waits for this
+/// backend meanwhile), and says whether the wait must stop for a query cancel or a
+/// termination request.
+fn interrupted(ctx: &BackendContext) -> bool {
+    ctx.hooks.process_interrupts();
     sys::peek(Pending::Cancel) || sys::peek(Pending::Die)
 }

@@ -311,6 +311,20 @@ fn psql_basics(srv: &Server) {
         err.contains("invalid input syntax for type bigint: \"x\""),
         "{err}"
     );
+    // The background-worker functions are tcop's own (this server's hooks add only mini_add);
+    // with no postmaster to start workers, registering one says so.
+    let o = srv.psql("SELECT pgipc_start_worker('pgipc_worker_sleep')");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no postmaster to start background workers"),
+        "{err}"
+    );
+    let o = srv.psql("SELECT pgipc_worker_pid(0)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no background worker handle 0 in this session"),
+        "{err}"
+    );
     let o = srv.psql("SELECT nope(1, 'x')");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
