@@ -234,6 +234,9 @@ pub enum ListenError {
     /// Every address in `listen_addresses` failed.
     #[error("could not create any TCP/IP sockets")]
     NoTcpSockets,
+    /// A list setting (`listen_addresses`, `unix_socket_directories`) does not parse.
+    #[error("invalid list syntax in parameter \"{0}\"")]
+    ListSyntax(&'static str),
     /// Every directory in `unix_socket_directories` failed.
     #[error("could not create any Unix-domain sockets")]
     NoUnixSockets,

@@ -68,8 +68,8 @@ pub use frontend::{
 };
 pub use listen::{
     accept_nonblocking, listen_tcp, listen_tcp_addr, listen_tcp_with_backlog, listen_unix,
-    report_fork_failure, resolve_listen_address, split_guc_list, unix_socket_path, ListenConfig,
-    ListenSockets, UnixListenSocket, UnixSocketOptions, DEFAULT_BACKLOG, MAX_UNIX_SOCKET_PATH,
+    report_fork_failure, resolve_listen_address, unix_socket_path, ListenConfig, ListenSockets,
+    UnixListenSocket, UnixSocketOptions, DEFAULT_BACKLOG, MAX_UNIX_SOCKET_PATH,
 };
 pub use startup::{
     check_startup_length, parse_startup_packet, ProtocolVersion, Replication, StartupPacket,

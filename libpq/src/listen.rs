@@ -27,20 +27,9 @@ pub const DEFAULT_BACKLOG: i32 = 200;
 /// Longest Unix socket path (`sizeof(sun_path) - 1`).
 pub const MAX_UNIX_SOCKET_PATH: usize = 107;
 
-/// Splits a GUC list value (`listen_addresses`, `unix_socket_directories`): comma-separated,
-/// blanks around entries ignored, double quotes removed, empty entries dropped.
-pub fn split_guc_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(|s| s.trim())
-        .map(|s| {
-            s.strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .unwrap_or(s)
-        })
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// A list setting's elements (`pgipc_guc::split_guc_list`), or the error PostgreSQL gives.
+fn guc_list(name: &'static str, value: &str) -> Result<Vec<String>, ListenError> {
+    pgipc_guc::split_guc_list(value).ok_or(ListenError::ListSyntax(name))
 }
 
 fn family_name(addr: &SocketAddr) -> &'static str {
@@ -148,7 +137,7 @@ pub fn listen_tcp_with_backlog(
     port: u16,
     backlog: i32,
 ) -> Result<Vec<OwnedFd>, ListenError> {
-    let hosts = split_guc_list(listen_addresses);
+    let hosts = guc_list("listen_addresses", listen_addresses)?;
     let mut fds = Vec::new();
     for host in &hosts {
         let addrs = match resolve_listen_address(host, port) {
@@ -425,7 +414,7 @@ impl ListenSockets {
             files: Vec::new(),
             owner_pid: std::process::id(),
         };
-        let dirs = split_guc_list(&cfg.unix_socket_directories);
+        let dirs = guc_list("unix_socket_directories", &cfg.unix_socket_directories)?;
         let opts = UnixSocketOptions {
             port: cfg.port,
             permissions: cfg.unix_socket_permissions,

@@ -646,9 +646,14 @@ fn listen_tcp_and_accept() {
         Err(ListenError::NoTcpSockets)
     ));
     assert!(listen_tcp("", 1).unwrap().is_empty());
+    // PostgreSQL's SplitGUCList refuses empty elements.
+    assert!(matches!(
+        listen_tcp("localhost,,", 1),
+        Err(ListenError::ListSyntax("listen_addresses"))
+    ));
     assert_eq!(
-        split_guc_list(" localhost , \"*\",,"),
-        vec!["localhost", "*"]
+        ListenError::ListSyntax("listen_addresses").to_string(),
+        "invalid list syntax in parameter \"listen_addresses\""
     );
 }
 

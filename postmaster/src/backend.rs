@@ -8,7 +8,7 @@
 //!  cancel key chosen─► ProcSignal slot (procno, pid, key) + SIGUSR1 handler
 //!  interrupt checks ─► absorb ProcSignal barriers
 //!  SIGHUP           ─► re-read postgresql.conf
-//!  SHOW             ─► server settings, `pgipc.<counter>` (auxiliary rounds),
+//!  SHOW             ─► `pgipc.<counter>` (auxiliary rounds),
 //!                      `pgipc.pid_of.<kind>` (from the PGPROC array)
 //!  SIGQUIT          ─► PMSignal's quit reason picks the client's last warning
 //!  PMSignal         ─► handed to tcop (`BackendContext::pmsignal`), whose built-in
@@ -119,7 +119,7 @@ impl tcop::BackendHooks for Hooks {
             let c = crate::aux::aux_counters(&env.shmem).ok()?;
             return c.get(counter).map(|v| v.to_string());
         }
-        env.settings.show(&lname).ok()
+        None
     }
 }
 
@@ -146,7 +146,6 @@ pub fn backend_main(env: &mut ChildEnv, client: OwnedFd, cac: CanAcceptConnectio
         slot: env.slot,
         data_dir: env.data_dir.clone(),
         settings: env.settings.clone(),
-        cli_settings: env.cli_settings.clone(),
         config: env.config.clone(),
         shmem: env.shmem.clone(),
         ipc: env.ipc.take(),
@@ -157,6 +156,8 @@ pub fn backend_main(env: &mut ChildEnv, client: OwnedFd, cac: CanAcceptConnectio
         Duration::from_secs(taken.settings.int("authentication_timeout").max(1) as u64);
     ctx.quit_reason = Some(quit_reason);
     ctx.pmsignal = pmsignal;
+    // The session's own settings (SET, RESET, SHOW, reload) start from the server's.
+    ctx.settings = taken.settings.clone();
     ctx.hooks = Box::new(Hooks {
         env: RefCell::new(taken),
         procsignal,

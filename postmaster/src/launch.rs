@@ -24,8 +24,8 @@
 use crate::bgworker::BgWorkerSpec;
 use crate::child::{backend_type_from_word, backend_type_word, BackendType};
 use crate::elog::{elog, Severity};
-use crate::guc::{Settings, Source};
 use crate::signals;
+use pgipc_guc::{Context, Settings, Snapshot};
 use pgipc_ipci::{IpcConfig, IpcState};
 use pgipc_shmem::Shmem;
 use pgipc_waiteventset::postmaster_death::{PostmasterDeathPipe, PostmasterDeathWatch};
@@ -45,7 +45,7 @@ pub const CLIENT_FD_ENV: &str = "PGIPC_CLIENT_FD";
 pub const CAC_ENV: &str = "PGIPC_CAC";
 /// Environment variable: a background worker's registration (exec mode).
 pub const BGWORKER_ENV: &str = "PGIPC_BGWORKER";
-/// Environment variable: the postmaster's settings (exec mode), see `Settings::snapshot`.
+/// Environment variable: the postmaster's settings (exec mode): its [`Snapshot`] as JSON.
 pub const SETTINGS_ENV: &str = "PGIPC_SETTINGS";
 
 /// Whether a new connection can be served (PostgreSQL's `CAC_state`).
@@ -96,8 +96,6 @@ pub struct ChildEnv {
     pub data_dir: PathBuf,
     /// Settings (re-read on SIGHUP with [`ChildEnv::reload_settings`]).
     pub settings: Settings,
-    /// Command-line settings, re-applied on reload.
-    pub cli_settings: Vec<(String, String)>,
     /// Shared-memory configuration.
     pub config: IpcConfig,
     /// The main segment.
@@ -114,14 +112,11 @@ impl ChildEnv {
         self.settings.int(name)
     }
 
-    /// Re-reads `postgresql.conf` (SIGHUP).
+    /// Re-reads `postgresql.conf` (SIGHUP), as PostgreSQL's children do: silently (the
+    /// postmaster logs what changed), all or nothing, command-line values kept.
     pub fn reload_settings(&mut self) {
-        let conf = self.data_dir.join(crate::datadir::CONFIG_FILE);
-        if self.settings.reload(&conf).is_ok() {
-            for (n, v) in &self.cli_settings {
-                let _ = self.settings.set(n, v, Source::CommandLine);
-            }
-        }
+        let conf = crate::startup::config_file(&self.settings);
+        let _ = self.settings.process_config_file(&conf, Context::Sighup);
     }
 
     /// PMSignal's shared state.
@@ -283,7 +278,7 @@ impl Launcher {
         ))
         .args(&self.args)
         .env(CAC_ENV, cac.word())
-        .env(SETTINGS_ENV, env.settings.snapshot());
+        .env(SETTINGS_ENV, snapshot_text(&env.settings));
         let mut inherit: Vec<RawFd> = Vec::new();
         if let Some(fd) = env.shmem.memfd() {
             let raw = fd.as_raw_fd();
@@ -329,6 +324,12 @@ impl Launcher {
     }
 }
 
+/// The settings as an exec'd child receives them in [`SETTINGS_ENV`].
+fn snapshot_text(settings: &Settings) -> String {
+    // A Snapshot holds strings, numbers and enums only: serialising it cannot fail.
+    serde_json::to_string(&settings.snapshot()).unwrap_or_default()
+}
+
 /// The common start of every child, then its main function; returns the exit code.
 fn child_start(
     mut env: ChildEnv,
@@ -336,6 +337,8 @@ fn child_start(
     client: Option<OwnedFd>,
     cac: CanAcceptConnections,
 ) -> i32 {
+    // PostgreSQL's IsUnderPostmaster: a reload leaves backend-context values alone.
+    env.settings.set_under_postmaster(true);
     pgipc_ipc::on_exit_reset();
     pgipc_waiteventset::forget_wait_sets_after_fork();
     // Children see the points attached in shared memory (the postmaster never does).
@@ -413,18 +416,31 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
         eprintln!("postmaster: --forkchild needs -D");
         return 1;
     };
-    let mut settings = match crate::startup::load_settings(&dir, opts) {
-        Ok(s) => s,
+    // The postmaster's values exactly (PostgreSQL's read_nondefault_variables): the file may
+    // have been edited since the last reload, and postmaster-context settings must match the
+    // shared memory's layout.
+    let settings = match std::env::var(SETTINGS_ENV)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<Snapshot>(&t).map_err(|e| e.to_string()))
+    {
+        Ok(snap) => {
+            let (settings, skipped) = Settings::from_snapshot(&snap);
+            for name in skipped {
+                elog(
+                    Severity::Log,
+                    &format_args!("setting \"{name}\" of the postmaster's snapshot was skipped"),
+                );
+            }
+            settings
+        }
         Err(e) => {
-            elog(Severity::Fatal, &e);
+            elog(
+                Severity::Fatal,
+                &format_args!("exec'd child started without the postmaster's settings: {e}"),
+            );
             return 1;
         }
     };
-    // The postmaster's values win over the file: it may have been edited since the last
-    // reload, and postmaster-context settings must match the shared memory's layout.
-    if let Ok(snap) = std::env::var(SETTINGS_ENV) {
-        settings.apply_snapshot(&snap, &dir.join(crate::datadir::CONFIG_FILE));
-    }
     let config = crate::startup::ipc_config(&settings, Some(&dir));
     let env_fd = |name: &str| -> Option<RawFd> { std::env::var(name).ok()?.parse().ok() };
     let Some(memfd) = env_fd(SHMEM_FD_ENV) else {
@@ -472,7 +488,6 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
         slot,
         data_dir: dir,
         settings,
-        cli_settings: opts.settings.clone(),
         config,
         shmem: ipc.shmem.clone(),
         ipc: Some(ipc),

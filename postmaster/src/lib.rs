@@ -40,7 +40,6 @@ pub mod controlfile;
 pub mod ctl;
 pub mod datadir;
 pub mod elog;
-pub mod guc;
 pub mod launch;
 pub mod listen;
 pub mod server;

@@ -3,7 +3,7 @@
 //! this module maps the settings, keeps the set alive for ServerLoop, and removes the socket
 //! and lock files when the postmaster drops it.
 
-use crate::guc::Settings;
+use pgipc_guc::Settings;
 use pgipc_libpq::{ListenConfig, ListenSockets};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;

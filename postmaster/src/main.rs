@@ -1,7 +1,7 @@
 //! `postmaster`: the pgipc server. See the library's docs for the start-up sequence.
 
 use pgipc_postmaster::elog::{elog, Severity};
-use pgipc_postmaster::{cli, datadir, guc, startup};
+use pgipc_postmaster::{cli, datadir, startup};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     else {
         return fatal(&datadir::DataDirError::NotSpecified, None, None);
     };
-    let (dir, created) = match datadir::prepare(&dir, &guc::default_config_file()) {
+    let (dir, created) = match datadir::prepare(&dir, &pgipc_guc::sample_config_file()) {
         Ok(d) => d,
         Err(e) => return fatal(&e, e.detail(), e.hint()),
     };
@@ -69,7 +69,8 @@ fn main() -> ExitCode {
         if let Err(e) = startup::compute_runtime_settings(&mut settings, &cfg) {
             return fatal(&e, e.detail(), e.hint());
         }
-        return match settings.show(name) {
+        // PostgreSQL's `-C`: the value in its base unit, without the unit.
+        return match settings.value_text(name) {
             Ok(v) => {
                 println!("{v}");
                 ExitCode::SUCCESS

@@ -23,13 +23,13 @@ use crate::bgworker::BgWorkerList;
 use crate::child::{backend_type_desc, BackendType, ChildList, ChildPools, PmChild, PoolSizes};
 use crate::datadir::{line, status, LockFile};
 use crate::elog::{elog, Severity};
-use crate::guc::Settings;
 use crate::launch::{CanAcceptConnections, Launcher};
 use crate::signals::{self, Pending};
 use crate::startup::PmShmem;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use pgipc_guc::{Context, Settings};
 use pgipc_ipci::IpcConfig;
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_pmsignal::{PMSignal, PMSignalReason};
@@ -122,8 +122,6 @@ pub struct Postmaster {
     pub data_dir: PathBuf,
     /// Current settings.
     pub settings: Settings,
-    /// `-c`/`--name=value` settings from the command line (re-applied on reload).
-    pub cli_settings: Vec<(String, String)>,
     /// The current generation of shared memory and every view into it (`None` only while a
     /// crash reset swaps generations, and after exit clean-up).
     shmem: Option<PmShmem>,
@@ -166,7 +164,6 @@ impl Postmaster {
     pub fn new(
         data_dir: PathBuf,
         settings: Settings,
-        cli_settings: Vec<(String, String)>,
         shmem: PmShmem,
         config: IpcConfig,
         lock: LockFile,
@@ -177,7 +174,6 @@ impl Postmaster {
         Postmaster {
             data_dir,
             settings,
-            cli_settings,
             shmem: Some(shmem),
             config,
             lock: Some(lock),
@@ -439,25 +435,12 @@ impl Postmaster {
             Severity::Log,
             &"received SIGHUP, reloading configuration files",
         );
-        let conf = self.data_dir.join(crate::datadir::CONFIG_FILE);
-        match self.settings.reload(&conf) {
-            Ok(notes) => {
-                for n in notes {
-                    elog(Severity::Log, &n);
-                }
-                for (name, value) in &self.cli_settings {
-                    let _ = self
-                        .settings
-                        .set(name, value, crate::guc::Source::CommandLine);
-                }
-            }
-            Err(e) => elog(
-                Severity::Log,
-                &format_args!(
-                    "configuration file \"{}\" contains errors; no changes were applied: {e}",
-                    conf.display()
-                ),
-            ),
+        // PostgreSQL's ProcessConfigFile: all or nothing, errors with file and line; values
+        // from the command line outrank the file and stay.
+        let conf = crate::startup::config_file(&self.settings);
+        let report = self.settings.process_config_file(&conf, Context::Sighup);
+        for line in report.log_lines(&conf) {
+            elog(Severity::Log, &line);
         }
         self.signal_children(Signal::SIGHUP, |c| c.kind != BackendType::DeadEndBackend);
     }
@@ -815,7 +798,6 @@ impl Postmaster {
             slot,
             data_dir: self.data_dir.clone(),
             settings: self.settings.clone(),
-            cli_settings: self.cli_settings.clone(),
             config: self.config.clone(),
             shmem: ipc.shmem.clone(),
             ipc: None,

@@ -5,8 +5,8 @@
 use crate::cli::Options;
 use crate::datadir::{self, line, DataDirError, LockFile, LockFileInfo};
 use crate::elog::{elog, Severity};
-use crate::guc::{GucError, Settings, Source, Value};
 use crate::signals;
+use pgipc_guc::{split_guc_list, GucError, Settings, Source};
 use pgipc_ipci::{DsmType, IpcConfig, IpciError};
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_shmem::{HugePages, HugePagesStatus, Interlock, SharedMemoryType, ShmemError};
@@ -66,18 +66,31 @@ impl StartupError {
     }
 }
 
-/// Loads settings: defaults, then `postgresql.conf` in `data_dir`, then the command line.
+/// Loads settings as PostgreSQL's `PostmasterMain` does: defaults < environment (`PGPORT`,
+/// ...) < `postgresql.conf` in `data_dir` < the command line.
 pub fn load_settings(data_dir: &Path, opts: &Options) -> Result<Settings, StartupError> {
     let mut s = Settings::new();
-    s.apply_file(&data_dir.join(datadir::CONFIG_FILE))?;
+    s.apply_environment(|k| std::env::var(k).ok());
+    let conf = data_dir.join(datadir::CONFIG_FILE);
+    s.apply_file(&conf)?;
     for (name, value) in &opts.settings {
         s.set(name, value, Source::CommandLine)?;
     }
-    s.set_computed(
-        "data_directory",
-        Value::Text(data_dir.display().to_string()),
-    );
+    s.set_override("data_directory", &data_dir.display().to_string())?;
+    s.set_override("config_file", &conf.display().to_string())?;
     Ok(s)
+}
+
+/// The configuration file the settings were read from (`config_file`).
+pub fn config_file(s: &Settings) -> PathBuf {
+    PathBuf::from(s.text("config_file"))
+}
+
+/// A list setting's elements (PostgreSQL's `SplitGUCList`), or PostgreSQL's error for a
+/// malformed list.
+pub fn guc_list(s: &Settings, name: &'static str) -> Result<Vec<String>, StartupError> {
+    split_guc_list(s.text(name))
+        .ok_or_else(|| StartupError::Sanity(format!("invalid list syntax in parameter \"{name}\"")))
 }
 
 /// Turns settings into the numbers that size shared memory.
@@ -114,18 +127,12 @@ pub fn ipc_config(s: &Settings, data_dir: Option<&Path>) -> IpcConfig {
 /// `InitializeShmemGUCs`.
 pub fn compute_runtime_settings(s: &mut Settings, cfg: &IpcConfig) -> Result<(), StartupError> {
     let g = pgipc_ipci::shmem_gucs(cfg, &addins_for(cfg))?;
-    s.set_computed(
-        "shared_memory_size",
-        Value::Int(g.shared_memory_size_mb as i64),
-    );
+    s.set_computed("shared_memory_size", &g.shared_memory_size_mb.to_string())?;
     s.set_computed(
         "shared_memory_size_in_huge_pages",
-        Value::Int(g.shared_memory_size_in_huge_pages),
-    );
-    s.set_computed(
-        "num_os_semaphores",
-        Value::Int(i64::from(g.num_os_semaphores)),
-    );
+        &g.shared_memory_size_in_huge_pages.to_string(),
+    )?;
+    s.set_computed("num_os_semaphores", &g.num_os_semaphores.to_string())?;
     Ok(())
 }
 
@@ -306,7 +313,7 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
     let exec = settings.bool("exec_backend");
     if exec {
         // An exec'd child can only find an inherited memfd again.
-        settings.set_computed("shared_memory_type", Value::Text("memfd".into()));
+        settings.set_override("shared_memory_type", "memfd")?;
     }
     let cfg = ipc_config(&settings, Some(data_dir));
     compute_runtime_settings(&mut settings, &cfg)?;
@@ -325,14 +332,9 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let socket_dirs: Vec<String> = settings
-        .text("unix_socket_directories")
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let listen = settings.text("listen_addresses").trim().to_owned();
-    let first_listen = listen.split(',').next().unwrap_or("").trim().to_owned();
+    let socket_dirs = guc_list(&settings, "unix_socket_directories")?;
+    let listen = guc_list(&settings, "listen_addresses")?;
+    let first_listen = listen.first().cloned().unwrap_or_default();
     let info = LockFileInfo {
         data_dir,
         start_time,
@@ -358,14 +360,14 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
 
     // Static background workers from shared_preload_libraries.
     let mut workers = crate::bgworker::BgWorkerList::new(cfg.max_worker_processes);
-    for lib in settings
-        .text("shared_preload_libraries")
-        .split(',')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| l.trim_matches('"').to_owned())
-        .collect::<Vec<_>>()
-    {
+    let libraries = match guc_list(&settings, "shared_preload_libraries") {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = lock.remove();
+            return Err(e);
+        }
+    };
+    for lib in libraries {
         match crate::bgworker::PRELOAD_LIBRARIES
             .iter()
             .find(|(n, _)| *n == lib)
@@ -398,7 +400,8 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
         HugePagesStatus::Off => "off",
         HugePagesStatus::Unknown => "unknown",
     };
-    settings.set_computed("huge_pages_status", Value::Text(hp.to_owned()));
+    // The table lists every word huge_pages_status can take.
+    let _ = settings.set_computed("huge_pages_status", hp);
     if let Some(i) = &shmem.ipc().interlock {
         if let Err(e) = lock.set_line(line::SHMEM_KEY, &i.lock_file_line()) {
             let path = lock.path().to_path_buf();
@@ -443,7 +446,6 @@ pub fn run(data_dir: &Path, mut settings: Settings, opts: &Options) -> Result<i3
     let mut pm = crate::server::Postmaster::new(
         data_dir.to_path_buf(),
         settings,
-        opts.settings.clone(),
         shmem,
         cfg,
         lock,

@@ -509,14 +509,14 @@ fn exec_children_use_the_postmasters_settings() {
     text.push_str("\nmax_connections = 7\nbgwriter_delay = 1000ms\n");
     std::fs::write(&conf, text).expect("write conf");
     assert_eq!(ok(s.psql_ok("SHOW max_connections")), "100");
-    assert_eq!(ok(s.psql_ok("SHOW bgwriter_delay")), "200");
+    assert_eq!(ok(s.psql_ok("SHOW bgwriter_delay")), "200ms");
     // After a reload the changeable one changes, the other needs a restart.
     ok(s.signal(libc::SIGHUP));
     ok(s.wait_log(
         "parameter \"max_connections\" cannot be changed without restarting the server",
         Duration::from_secs(10),
     ));
-    assert_eq!(ok(s.psql_ok("SHOW bgwriter_delay")), "1000");
+    assert_eq!(ok(s.psql_ok("SHOW bgwriter_delay")), "1s");
     assert_eq!(ok(s.psql_ok("SHOW max_connections")), "100");
     ok(s.signal(libc::SIGINT));
     assert!(ok(s.wait_exit()).success(), "{}", s.log_text());

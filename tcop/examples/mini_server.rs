@@ -93,7 +93,6 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 #[derive(Debug)]
 struct Hooks {
     procsignal: ProcSignal,
-    settings: Vec<(String, String)>,
 }
 
 impl BackendHooks for Hooks {
@@ -137,13 +136,6 @@ impl BackendHooks for Hooks {
         }
         let _ = name;
         Ok(Datum::Int8(sum))
-    }
-
-    fn show(&self, name: &str) -> Option<String> {
-        self.settings
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
     }
 }
 
@@ -210,12 +202,18 @@ fn serve(opts: &Options) -> Result<(), String> {
         // SAFETY: the handler only stores an atomic.
         unsafe { sigaction(sig, &act) }.map_err(|e| e.to_string())?;
     }
-    let settings: Vec<(String, String)> = vec![
-        ("max_connections".into(), opts.max_connections.to_string()),
-        ("port".into(), opts.port.to_string()),
-        ("unix_socket_directories".into(), opts.socket_dir.clone()),
-        ("listen_addresses".into(), "127.0.0.1".into()),
-    ];
+    // The server's settings, as a postmaster's command line would give them.
+    let mut settings = pgipc_guc::Settings::new();
+    for (name, value) in [
+        ("max_connections", opts.max_connections.to_string()),
+        ("port", opts.port.to_string()),
+        ("unix_socket_directories", opts.socket_dir.clone()),
+        ("listen_addresses", "127.0.0.1".into()),
+    ] {
+        settings
+            .set(name, &value, pgipc_guc::Source::CommandLine)
+            .map_err(|e| e.to_string())?;
+    }
     println!("READY {}", std::process::id());
     let _ = std::io::stdout().flush();
 
@@ -265,12 +263,11 @@ fn serve(opts: &Options) -> Result<(), String> {
                         proc_config: cfg.proc_config(),
                         cac,
                         authentication_timeout: opts.auth_timeout,
-                        settings: Vec::new(),
+                        settings: settings.clone(),
                         // No postmaster's list here to start background workers.
                         pmsignal: None,
                         hooks: Box::new(Hooks {
                             procsignal: procsignal.clone(),
-                            settings: settings.clone(),
                         }),
                         // No crash restarts here, so no recorded reason.
                         quit_reason: None,

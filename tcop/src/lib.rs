@@ -58,6 +58,7 @@ mod sql;
 mod sys;
 mod wait;
 
+use pgipc_guc::Settings;
 use pgipc_libpq::ErrorFields;
 use pgipc_proc::{ProcConfig, ProcNumber};
 use pgipc_shmem::Shmem;
@@ -198,8 +199,8 @@ pub trait BackendHooks {
         )))
     }
 
-    /// The current value of a setting for `SHOW` (checked before
-    /// [`BackendContext::settings`]); `None`: not known here.
+    /// The current value of a setting the host computes for `SHOW` (checked before
+    /// [`BackendContext::settings`], e.g. `pgipc.<counter>`); `None`: not known here.
     fn show(&self, name: &str) -> Option<String> {
         let _ = name;
         None
@@ -252,12 +253,13 @@ pub struct BackendContext {
     pub cac: CanAcceptConnections,
     /// `authentication_timeout` (PostgreSQL's default: 60 s).
     pub authentication_timeout: Duration,
-    /// Server settings for `SHOW` (names compared case-insensitively), e.g.
-    /// `("max_connections", "100")`.
-    pub settings: Vec<(String, String)>,
     /// PMSignal, to tell the postmaster about background worker registrations and
     /// terminate requests (`None`: no postmaster; `pgipc_start_worker` then fails).
     pub pmsignal: Option<pgipc_pmsignal::PMSignal>,
+    /// The server's settings, which the session starts from: the startup packet's parameters
+    /// apply on top (source "client"), then `SET` / `RESET` / `SHOW` work on them, and SIGHUP
+    /// re-reads `config_file` (when set) into them.
+    pub settings: Settings,
     /// The connections to the rest of the server.
     pub hooks: Box<dyn BackendHooks>,
     /// Called from the SIGQUIT handler to pick the client's last warning, so it must be
@@ -267,15 +269,15 @@ pub struct BackendContext {
 }
 
 impl BackendContext {
-    /// A context with PostgreSQL's defaults, no settings and [`NoHooks`].
+    /// A context with PostgreSQL's defaults, every setting at its boot value and [`NoHooks`].
     pub fn new(shmem: Shmem, proc_config: ProcConfig, cac: CanAcceptConnections) -> Self {
         BackendContext {
             shmem,
             proc_config,
             cac,
             authentication_timeout: Duration::from_secs(60),
-            settings: Vec::new(),
             pmsignal: None,
+            settings: Settings::new(),
             hooks: Box::new(NoHooks),
             quit_reason: None,
         }
@@ -283,12 +285,9 @@ impl BackendContext {
 
     /// The value of a server setting: the hooks first, then [`settings`](Self::settings).
     pub fn setting(&self, name: &str) -> Option<String> {
-        self.hooks.show(name).or_else(|| {
-            self.settings
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        })
+        self.hooks
+            .show(name)
+            .or_else(|| self.settings.show(name).ok())
     }
 }
 
@@ -297,7 +296,6 @@ impl fmt::Debug for BackendContext {
         f.debug_struct("BackendContext")
             .field("cac", &self.cac)
             .field("authentication_timeout", &self.authentication_timeout)
-            .field("settings", &self.settings.len())
             .finish_non_exhaustive()
     }
 }
@@ -312,8 +310,8 @@ pub fn random_source_works() -> bool {
 /// Runs a client backend on the accepted socket `sock`; returns the exit code (0: the client
 /// left, 1: FATAL or a broken connection). See the crate documentation for what the caller
 /// must have done before and does after.
-pub fn backend_main(sock: OwnedFd, ctx: BackendContext) -> i32 {
-    let code = session::run(&sock, &ctx);
+pub fn backend_main(sock: OwnedFd, mut ctx: BackendContext) -> i32 {
+    let code = session::run(&sock, &mut ctx);
     // PGPROC, ProcArray entry and whatever the hooks registered go back now.
     pgipc_ipc::shmem_exit(code);
     code

@@ -1,10 +1,11 @@
 //! One session: start-up, then the message loop (PostgreSQL's `BackendInitialize` and
 //! `PostgresMain`).
 
-use crate::sql::{self, IntLit, Stmt};
+use crate::sql::{self, IntLit, SetValue, Stmt};
 use crate::sys::{self, Pending};
 use crate::wait::BackendWait;
 use crate::{BackendContext, Datum, Report};
+use pgipc_guc::{Action, Context, GucError, SetOptions, Source};
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_libpq::{
     parse_bind, parse_execute, parse_parse, parse_query, parse_startup_packet, parse_target, Conn,
@@ -67,13 +68,22 @@ struct Portal {
 
 struct Session<'s> {
     conn: Conn<'s, BackendWait<'s>>,
-    ctx: &'s BackendContext,
+    /// The context; its `settings` are the session's (SET, RESET, SHOW).
+    ctx: &'s mut BackendContext,
     pid: i32,
     tx: TransactionStatus,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
-    /// `SET` values and the startup packet's parameters.
-    session_settings: HashMap<String, String>,
+    /// A settings transaction is open (`Settings::start_transaction` called, not yet ended):
+    /// opened by the first statement of a transaction that changes a setting.
+    guc_xact: bool,
+    /// Something may have changed a `GUC_REPORT` setting since the last ReadyForQuery.
+    report_pending: bool,
+    /// The simple Query being run has several statements (PostgreSQL's implicit
+    /// transaction block).
+    implicit_block: bool,
+    /// The session user is a superuser (trust authentication: always).
+    superuser: bool,
     ignore_till_sync: bool,
     me: Option<&'static MyProc>,
     /// The dynamic background workers this session started.
@@ -86,6 +96,18 @@ fn error(code: &str, message: impl Into<String>) -> ErrorFields {
 
 fn fatal(code: &str, message: impl Into<String>) -> ErrorFields {
     ErrorFields::new(Severity::Fatal, code, message)
+}
+
+/// A settings error as the client sees it (code, message, DETAIL, HINT).
+fn guc_error(e: &GucError, severity: Severity) -> ErrorFields {
+    let mut f = ErrorFields::new(severity, e.sqlstate(), e.to_string());
+    if let Some(d) = e.detail() {
+        f = f.with_detail(d);
+    }
+    if let Some(h) = e.hint() {
+        f = f.with_hint(h);
+    }
+    f
 }
 
 fn log_report(f: &ErrorFields) {
@@ -128,7 +150,7 @@ fn key_from(
 }
 
 /// The whole session; returns the exit code.
-pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
+pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
     if let Err(e) = sys::install_handlers() {
         tracing::error!("FATAL:  could not install signal handlers: {e}");
         return 1;
@@ -175,7 +197,10 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &BackendContext) -> i32 {
         tx: TransactionStatus::Idle,
         statements: HashMap::new(),
         portals: HashMap::new(),
-        session_settings: HashMap::new(),
+        guc_xact: false,
+        report_pending: false,
+        implicit_block: false,
+        superuser: true,
         ignore_till_sync: false,
         me: None,
         workers: Default::default(),
@@ -303,41 +328,12 @@ impl Session<'_> {
             )));
         }
 
-        for (name, value) in &packet.params {
-            self.session_settings
-                .insert(name.to_ascii_lowercase(), value.clone());
+        if let Err(f) = self.apply_startup_settings(&packet) {
+            return Err(self.die(*f));
         }
-        let client_encoding = match packet.param("client_encoding") {
-            None => "UTF8".to_owned(),
-            Some(e) if e.eq_ignore_ascii_case("auto") => "UTF8".to_owned(),
-            Some(e) => e.to_owned(),
-        };
-        let time_zone = self.ctx.setting("TimeZone").unwrap_or_else(|| "UTC".into());
-        let status: [(&str, String); 15] = [
-            (
-                "application_name",
-                packet.param("application_name").unwrap_or("").to_owned(),
-            ),
-            ("client_encoding", client_encoding),
-            ("DateStyle", "ISO, MDY".into()),
-            ("default_transaction_read_only", "off".into()),
-            ("in_hot_standby", "off".into()),
-            ("integer_datetimes", "on".into()),
-            ("IntervalStyle", "postgres".into()),
-            ("is_superuser", "on".into()),
-            ("scram_iterations", "4096".into()),
-            ("search_path", "\"$user\", public".into()),
-            ("server_encoding", "UTF8".into()),
-            ("server_version", "18.0".into()),
-            ("session_authorization", packet.user.clone()),
-            ("standard_conforming_strings", "on".into()),
-            ("TimeZone", time_zone),
-        ];
-        for (name, value) in &status {
-            self.conn.out().parameter_status(name, value);
-            self.session_settings
-                .entry(name.to_ascii_lowercase())
-                .or_insert_with(|| value.clone());
+        // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
+        for (name, value) in self.ctx.settings.begin_reporting() {
+            self.conn.out().parameter_status(&name, &value);
         }
         self.conn.out().backend_key_data(self.pid, &key);
         self.conn.out().ready_for_query(TransactionStatus::Idle);
@@ -346,6 +342,65 @@ impl Session<'_> {
             packet.user,
             packet.database
         );
+        Ok(())
+    }
+
+    /// The settings a session starts with (PostgreSQL's `InitPostgres` and
+    /// `process_startup_options`): the server's computed values, then the startup packet's
+    /// `options` (`-c name=value`, `--name=value`) and parameters with source "client". An
+    /// unknown name or a bad value is FATAL, as in PostgreSQL.
+    fn apply_startup_settings(&mut self, packet: &StartupPacket) -> Result<(), Report> {
+        let fatal_of = |e: GucError| Box::new(guc_error(&e, Severity::Fatal));
+        let st = &mut self.ctx.settings;
+        // The database's encoding is UTF8; the client's defaults to it.
+        st.set_computed("server_encoding", "UTF8")
+            .map_err(fatal_of)?;
+        st.set_computed("client_encoding", "UTF8")
+            .map_err(fatal_of)?;
+        st.set_computed("is_superuser", if self.superuser { "on" } else { "off" })
+            .map_err(fatal_of)?;
+        st.set_override("session_authorization", &packet.user)
+            .map_err(fatal_of)?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(opts) = &packet.options {
+            let words = split_options(opts);
+            let mut it = words.iter();
+            while let Some(w) = it.next() {
+                let setting = if w == "-c" {
+                    it.next().cloned()
+                } else if let Some(rest) = w.strip_prefix("-c") {
+                    Some(rest.to_owned())
+                } else {
+                    w.strip_prefix("--").map(str::to_owned)
+                };
+                let Some(setting) = setting else {
+                    return Err(Box::new(
+                        fatal(
+                            "42601",
+                            format!("invalid command-line argument for server process: {w}"),
+                        )
+                        .with_hint("Try \"postgres --help\" for more information."),
+                    ));
+                };
+                match setting.split_once('=') {
+                    Some((n, v)) => pairs.push((n.replace('-', "_"), v.to_owned())),
+                    None => return Err(fatal_of(GucError::NeedsValue(setting))),
+                }
+            }
+        }
+        pairs.extend(packet.params.iter().cloned());
+        for (name, value) in &pairs {
+            // libpq resolves "auto" itself; a client that sends it gets the server's.
+            let value = if name.eq_ignore_ascii_case("client_encoding")
+                && value.eq_ignore_ascii_case("auto")
+            {
+                "UTF8"
+            } else {
+                value.as_str()
+            };
+            st.set_client(name, value, self.superuser)
+                .map_err(fatal_of)?;
+        }
         Ok(())
     }
 
@@ -399,6 +454,16 @@ impl Session<'_> {
             ))));
         }
         if sys::take(Pending::Reload) {
+            // PostgreSQL's backends re-read the file too, logging nothing (the postmaster
+            // logs what changed).
+            let conf = std::path::PathBuf::from(self.ctx.settings.text("config_file"));
+            if !conf.as_os_str().is_empty() {
+                let _ = self
+                    .ctx
+                    .settings
+                    .process_config_file(&conf, Context::Sighup);
+                self.report_pending = true;
+            }
             self.ctx.hooks.reload();
         }
         self.ctx.hooks.process_interrupts();
@@ -473,8 +538,9 @@ impl Session<'_> {
                     if self.tx == TransactionStatus::Idle {
                         // The implicit transaction ends: its portals go.
                         self.portals.clear();
+                        self.end_guc_xact(true);
                     }
-                    self.conn.out().ready_for_query(self.tx);
+                    self.ready_for_query();
                     Ok(())
                 }
                 b'H' => self.flush().map_err(Failure::Leave),
@@ -488,13 +554,11 @@ impl Session<'_> {
                 Err(Failure::Error(f)) => {
                     log_report(&f);
                     self.conn.out().error_response(&f);
-                    if self.tx == TransactionStatus::InBlock {
-                        self.tx = TransactionStatus::Failed;
-                    }
+                    self.abort_xact();
                     if extended {
                         self.ignore_till_sync = true;
                     } else if ty != b'Q' {
-                        self.conn.out().ready_for_query(self.tx);
+                        self.ready_for_query();
                     }
                 }
             }
@@ -508,6 +572,7 @@ impl Session<'_> {
         if stmts.is_empty() {
             self.conn.out().empty_query_response();
         }
+        self.implicit_block = stmts.len() > 1;
         for (offset, text) in stmts {
             let r = self
                 .analyze(text, offset)
@@ -518,19 +583,112 @@ impl Session<'_> {
                 break;
             }
         }
+        self.implicit_block = false;
         match result {
             Err(Failure::Error(f)) => {
                 log_report(&f);
                 self.conn.out().error_response(&f);
-                if self.tx == TransactionStatus::InBlock {
-                    self.tx = TransactionStatus::Failed;
-                }
+                self.abort_xact();
             }
             Err(l @ Failure::Leave(_)) => return Err(l),
-            Ok(()) => {}
+            Ok(()) => {
+                if self.tx == TransactionStatus::Idle {
+                    // The query's implicit transaction commits.
+                    self.end_guc_xact(true);
+                }
+            }
+        }
+        self.ready_for_query();
+        Ok(())
+    }
+
+    /// ParameterStatus for every `GUC_REPORT` setting that changed (PostgreSQL's
+    /// `ReportChangedGUCOptions`), then ReadyForQuery.
+    fn ready_for_query(&mut self) {
+        if self.report_pending {
+            self.report_pending = false;
+            for (name, value) in self.ctx.settings.changed_reports() {
+                self.conn.out().parameter_status(&name, &value);
+            }
         }
         self.conn.out().ready_for_query(self.tx);
-        Ok(())
+    }
+
+    /// An ERROR aborts the transaction: its settings changes are undone at once (PostgreSQL's
+    /// `AbortTransaction` runs `AtEOXact_GUC`), and an explicit block waits for ROLLBACK.
+    fn abort_xact(&mut self) {
+        self.end_guc_xact(false);
+        if self.tx == TransactionStatus::InBlock {
+            self.tx = TransactionStatus::Failed;
+        }
+    }
+
+    /// Ends the settings transaction, if one is open.
+    fn end_guc_xact(&mut self, commit: bool) {
+        if self.guc_xact {
+            self.ctx.settings.end_transaction(commit);
+            self.guc_xact = false;
+            self.report_pending = true;
+        }
+    }
+
+    /// Opens the settings transaction (nest level 1) before the transaction's first change.
+    fn begin_guc_xact(&mut self) {
+        if !self.guc_xact {
+            self.ctx.settings.start_transaction();
+            self.guc_xact = true;
+        }
+    }
+
+    /// `SET [LOCAL] name {TO value, … | TO DEFAULT}` (PostgreSQL's `ExecSetVariableStmt`).
+    fn set_variable(
+        &mut self,
+        name: &str,
+        value: Option<&[SetValue]>,
+        local: bool,
+    ) -> Result<(), Report> {
+        if local && self.tx == TransactionStatus::Idle && !self.implicit_block {
+            self.conn.out().notice_response(&ErrorFields::new(
+                Severity::Warning,
+                "25P01",
+                "SET LOCAL can only be used in transaction blocks",
+            ));
+        }
+        let text = match value {
+            Some(v) => {
+                let args: Vec<_> = v.iter().map(SetValue::as_arg).collect();
+                Some(
+                    pgipc_guc::flatten_set_args(name, &args)
+                        .map_err(|e| Box::new(guc_error(&e, Severity::Error)))?,
+                )
+            }
+            None => None,
+        };
+        self.begin_guc_xact();
+        self.report_pending = true;
+        let superuser = self.superuser;
+        let st = &mut self.ctx.settings;
+        let r = match (&text, local) {
+            (Some(t), _) => st.set_session(name, t, superuser, local),
+            (None, false) => st.reset(name, superuser),
+            (None, true) => st
+                .set_config_option(
+                    name,
+                    None,
+                    SetOptions {
+                        context: if superuser {
+                            Context::Superuser
+                        } else {
+                            Context::User
+                        },
+                        source: Source::Session,
+                        action: Action::Local,
+                        location: None,
+                    },
+                )
+                .map(|_| ()),
+        };
+        r.map_err(|e| Box::new(guc_error(&e, Severity::Error)))
     }
 
     /// The result column of `stmt`, asking the hooks about functions.
@@ -585,6 +743,18 @@ impl Session<'_> {
 
     fn row_description(&mut self, stmt: &Stmt, formats: &[i16]) {
         match self.column(stmt) {
+            Some(_) if *stmt == Stmt::ShowAll => {
+                let fields: Vec<FieldDescription> = ["name", "setting", "description"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let mut f = FieldDescription::computed(n, sql::TEXTOID, -1);
+                        f.format = format_of(formats, i);
+                        f
+                    })
+                    .collect();
+                self.conn.out().row_description(&fields);
+            }
             Some((name, oid, len)) => {
                 let mut f = FieldDescription::computed(&name, oid, len);
                 f.format = format_of(formats, 0);
@@ -664,9 +834,29 @@ impl Session<'_> {
                 self.conn.out().data_row(&[Some(v.as_bytes())]);
                 "SHOW"
             }
-            Stmt::Set(name, value) => {
-                self.session_settings.insert(name.clone(), value.clone());
+            Stmt::ShowAll => {
+                for r in self.ctx.settings.show_all(self.superuser) {
+                    self.conn.out().data_row(&[
+                        Some(r.name.as_bytes()),
+                        Some(r.setting.as_bytes()),
+                        Some(r.description.as_bytes()),
+                    ]);
+                }
+                "SHOW"
+            }
+            Stmt::Set { name, value, local } => {
+                self.set_variable(name, value.as_deref(), *local)?;
                 "SET"
+            }
+            Stmt::Reset(name) => {
+                self.set_variable(name, None, false)?;
+                "RESET"
+            }
+            Stmt::ResetAll => {
+                self.begin_guc_xact();
+                self.report_pending = true;
+                self.ctx.settings.reset_all();
+                "RESET"
             }
             Stmt::Begin => {
                 if self.tx != TransactionStatus::Idle {
@@ -691,7 +881,9 @@ impl Session<'_> {
                     ));
                 }
                 self.tx = TransactionStatus::Idle;
-                if matches!(stmt, Stmt::Commit) && was != TransactionStatus::Failed {
+                let commit = matches!(stmt, Stmt::Commit) && was != TransactionStatus::Failed;
+                self.end_guc_xact(commit);
+                if commit {
                     "COMMIT"
                 } else {
                     "ROLLBACK"
@@ -702,28 +894,15 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// `SHOW name`: what the hooks compute (`pgipc.<counter>`), else the session's setting.
     fn show(&self, name: &str) -> Result<String, Report> {
-        let lname = name.to_ascii_lowercase();
-        if let Some(v) = self.session_settings.get(&lname) {
-            return Ok(v.clone());
-        }
-        if let Some(v) = self.ctx.setting(&lname) {
+        if let Some(v) = self.ctx.hooks.show(name) {
             return Ok(v);
         }
-        // Read-only facts clients commonly ask for.
-        let fixed = match lname.as_str() {
-            "server_version_num" => Some("180000"),
-            "transaction_isolation" | "default_transaction_isolation" => Some("read committed"),
-            "transaction_read_only" => Some("off"),
-            "max_identifier_length" => Some("63"),
-            _ => None,
-        };
-        fixed.map(str::to_owned).ok_or_else(|| {
-            Box::new(error(
-                "42704",
-                format!("unrecognized configuration parameter \"{name}\""),
-            ))
-        })
+        self.ctx
+            .settings
+            .show_as(name, self.superuser)
+            .map_err(|e| Box::new(guc_error(&e, Severity::Error)))
     }
 
     /// `pg_sleep`: waits on the process latch until the time is up, serving interrupts.
@@ -922,6 +1101,39 @@ fn no_statement(name: &str) -> ErrorFields {
 
 fn no_portal(name: &str) -> ErrorFields {
     error("34000", format!("portal \"{name}\" does not exist"))
+}
+
+/// The words of a startup packet's `options` (PostgreSQL's `pg_split_opts`): separated by
+/// blanks, a backslash takes the next character literally.
+fn split_options(opts: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = opts.chars();
+    let mut in_word = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            c if c.is_ascii_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
 }
 
 /// The format code of column `i` under the Bind convention: none = text, one = all.

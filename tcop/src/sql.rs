@@ -18,8 +18,21 @@ pub(crate) enum Stmt {
     Sleep(f64),
     /// `SHOW <name>`.
     Show(String),
-    /// `SET [SESSION|LOCAL] <name> {=|TO} <value>`.
-    Set(String, String),
+    /// `SHOW ALL`: name, setting, description of every setting.
+    ShowAll,
+    /// `SET [SESSION|LOCAL] <name> {=|TO} {<value>, … | DEFAULT}`.
+    Set {
+        /// The setting's name (lower-cased unless quoted).
+        name: String,
+        /// The values, or `None` for `DEFAULT`.
+        value: Option<Vec<SetValue>>,
+        /// `SET LOCAL`.
+        local: bool,
+    },
+    /// `RESET <name>`.
+    Reset(String),
+    /// `RESET ALL`.
+    ResetAll,
     /// `BEGIN` / `START TRANSACTION`.
     Begin,
     /// `COMMIT` / `END`.
@@ -36,6 +49,25 @@ pub(crate) enum Stmt {
         /// "function does not exist" message.
         arg_types: Vec<&'static str>,
     },
+}
+
+/// One value of a `SET` as the parser saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SetValue {
+    /// A string literal or an identifier (unquoted identifiers lower-cased).
+    Text(String),
+    /// A numeric literal.
+    Number(String),
+}
+
+impl SetValue {
+    /// The guc crate's view of it.
+    pub(crate) fn as_arg(&self) -> pgipc_guc::SetArg<'_> {
+        match self {
+            SetValue::Text(t) => pgipc_guc::SetArg::Text(t),
+            SetValue::Number(n) => pgipc_guc::SetArg::Number(n),
+        }
+    }
 }
 
 /// An integer literal of a `SELECT`.
@@ -80,6 +112,8 @@ impl Stmt {
             Stmt::BackendPid => ("pg_backend_pid".into(), INT4OID, 4),
             Stmt::Sleep(_) => ("pg_sleep".into(), VOIDOID, 4),
             Stmt::Show(n) => (n.to_ascii_lowercase(), TEXTOID, -1),
+            // The first of three text columns (name, setting, description).
+            Stmt::ShowAll => ("name".into(), TEXTOID, -1),
             _ => return None,
         })
     }
@@ -230,7 +264,7 @@ fn not_supported(what: &str) -> Report {
         )
         .with_hint(
             "It runs SELECT <integer>, SELECT pg_backend_pid(), SELECT pg_sleep(<seconds>), \
-         SHOW, SET, BEGIN, COMMIT and ROLLBACK.",
+         SHOW, SET, RESET, BEGIN, COMMIT and ROLLBACK.",
         ),
     )
 }
@@ -270,7 +304,6 @@ const KNOWN_COMMANDS: &[&str] = &[
     "refresh",
     "reindex",
     "release",
-    "reset",
     "revoke",
     "savepoint",
     "security",
@@ -334,10 +367,35 @@ pub(crate) fn parse_statement(text: &str, offset: usize) -> Result<Stmt, Report>
                 "end of input",
                 offset + clean.trim_end().len(),
             )),
-            Some(n) if n.text.eq_ignore_ascii_case("all") => Err(not_supported("SHOW ALL")),
+            Some(n) if n.text.eq_ignore_ascii_case("all") => {
+                end_or_err(2)?;
+                Ok(Stmt::ShowAll)
+            }
+            Some(n) if n.text.eq_ignore_ascii_case("time") && eq(toks.get(2), "zone") => {
+                end_or_err(3)?;
+                Ok(Stmt::Show("TimeZone".into()))
+            }
             Some(n) => {
                 end_or_err(2)?;
-                Ok(Stmt::Show(n.text.trim_matches('"').to_owned()))
+                Ok(Stmt::Show(var_name(n.text)))
+            }
+        },
+        "reset" => match toks.get(1) {
+            None => Err(syntax_error(
+                "end of input",
+                offset + clean.trim_end().len(),
+            )),
+            Some(n) if n.text.eq_ignore_ascii_case("all") => {
+                end_or_err(2)?;
+                Ok(Stmt::ResetAll)
+            }
+            Some(n) if n.text.eq_ignore_ascii_case("time") && eq(toks.get(2), "zone") => {
+                end_or_err(3)?;
+                Ok(Stmt::Reset("timezone".into()))
+            }
+            Some(n) => {
+                end_or_err(2)?;
+                Ok(Stmt::Reset(var_name(n.text)))
             }
         },
         "set" => parse_set(&toks, offset),
@@ -349,19 +407,52 @@ pub(crate) fn parse_statement(text: &str, offset: usize) -> Result<Stmt, Report>
     }
 }
 
+/// A setting's name as written: quotes removed, lower-cased unless quoted (PostgreSQL
+/// down-cases unquoted identifiers).
+fn var_name(text: &str) -> String {
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(q) => q.to_owned(),
+        None => text.to_ascii_lowercase(),
+    }
+}
+
 fn parse_set(toks: &[Tok<'_>], offset: usize) -> Result<Stmt, Report> {
     let mut i = 1;
+    let mut local = false;
     if eq(toks.get(i), "session") || eq(toks.get(i), "local") {
+        local = eq(toks.get(i), "local");
         i += 1;
     }
     let Some(name) = toks.get(i) else {
         return Err(syntax_error("end of input", offset));
     };
-    if eq(Some(name), "transaction") || eq(Some(name), "role") {
+    if eq(Some(name), "transaction")
+        || eq(Some(name), "role")
+        || eq(Some(name), "authorization")
+        || eq(Some(name), "characteristics")
+    {
         return Err(not_supported(&format!(
             "SET {}",
             name.text.to_ascii_uppercase()
         )));
+    }
+    // SET TIME ZONE value | LOCAL | DEFAULT
+    if eq(Some(name), "time") && eq(toks.get(i + 1), "zone") {
+        let rest = &toks[i + 2..];
+        let value = match rest {
+            [] => return Err(syntax_error("end of input", offset + name.at)),
+            [t] if t.text.eq_ignore_ascii_case("local")
+                || t.text.eq_ignore_ascii_case("default") =>
+            {
+                None
+            }
+            _ => Some(set_values(rest, offset)?),
+        };
+        return Ok(Stmt::Set {
+            name: "timezone".into(),
+            value,
+            local,
+        });
     }
     let sep = toks.get(i + 1);
     if !(eq(sep, "=") || eq(sep, "to")) {
@@ -370,17 +461,62 @@ fn parse_set(toks: &[Tok<'_>], offset: usize) -> Result<Stmt, Report> {
             None => syntax_error("end of input", offset + name.at + name.text.len()),
         });
     }
-    let values: Vec<&str> = toks[i + 2..]
-        .iter()
-        .map(|t| t.text.trim_matches('\''))
-        .collect();
-    if values.is_empty() {
+    let rest = &toks[i + 2..];
+    if rest.is_empty() {
         return Err(syntax_error("end of input", offset + name.at));
     }
-    Ok(Stmt::Set(
-        name.text.to_ascii_lowercase(),
-        values.join(" ").replace(" , ", ", "),
-    ))
+    let value = match rest {
+        [t] if t.text.eq_ignore_ascii_case("default") => None,
+        _ => Some(set_values(rest, offset)?),
+    };
+    Ok(Stmt::Set {
+        name: var_name(name.text),
+        value,
+        local,
+    })
+}
+
+/// The comma-separated values of a `SET`: string literals, identifiers, signed numbers.
+fn set_values(toks: &[Tok<'_>], offset: usize) -> Result<Vec<SetValue>, Report> {
+    let mut out = Vec::new();
+    for part in toks.split(|t| t.text == ",") {
+        let value = match part {
+            [t] if t.text.starts_with('\'') => {
+                let inner = t.text.strip_prefix('\'').unwrap_or(t.text);
+                match inner.strip_suffix('\'') {
+                    Some(v) => SetValue::Text(v.to_owned()),
+                    None => return Err(unterminated(t.text, offset + t.at)),
+                }
+            }
+            [t] if t.text.starts_with('"') => SetValue::Text(var_name(t.text)),
+            [t] if t.text.as_bytes()[0].is_ascii_digit() => SetValue::Number(t.text.to_owned()),
+            [sign, t]
+                if (sign.text == "-" || sign.text == "+")
+                    && t.text.as_bytes()[0].is_ascii_digit() =>
+            {
+                SetValue::Number(format!("{}{}", sign.text.trim_start_matches('+'), t.text))
+            }
+            [t] => SetValue::Text(t.text.to_ascii_lowercase()),
+            [] => {
+                let at = toks.first().map_or(offset, |t| offset + t.at);
+                return Err(syntax_error(",", at));
+            }
+            [_, t, ..] => return Err(syntax_error(t.text, offset + t.at)),
+        };
+        out.push(value);
+    }
+    Ok(out)
+}
+
+fn unterminated(near: &str, at: usize) -> Report {
+    Box::new(
+        ErrorFields::new(
+            Severity::Error,
+            "42601",
+            format!("unterminated quoted string at or near \"{near}\""),
+        )
+        .with_position(u32::try_from(at + 1).unwrap_or(u32::MAX)),
+    )
 }
 
 /// `SELECT <int>`, `SELECT pg_backend_pid()`, `SELECT pg_sleep(<number>)`.
@@ -509,14 +645,36 @@ mod tests {
             Ok(Stmt::Show("max_connections".into())),
         );
         check("show \"TimeZone\"", Ok(Stmt::Show("TimeZone".into())));
+        let set = |name: &str, v: Option<Vec<SetValue>>, local| Stmt::Set {
+            name: name.into(),
+            value: v,
+            local,
+        };
+        let text = |t: &str| SetValue::Text(t.into());
         check(
             "SET application_name = 'x y'",
-            Ok(Stmt::Set("application_name".into(), "x y".into())),
+            Ok(set("application_name", Some(vec![text("x y")]), false)),
         );
         check(
-            "set search_path to a, b",
-            Ok(Stmt::Set("search_path".into(), "a, b".into())),
+            "set search_path to a, \"B\"",
+            Ok(set("search_path", Some(vec![text("a"), text("B")]), false)),
         );
+        check(
+            "SET LOCAL work_mem TO -1",
+            Ok(set(
+                "work_mem",
+                Some(vec![SetValue::Number("-1".into())]),
+                true,
+            )),
+        );
+        check(
+            "set session Foo.Bar to default",
+            Ok(set("foo.bar", None, false)),
+        );
+        check("SET TIME ZONE LOCAL", Ok(set("timezone", None, false)));
+        check("RESET ALL", Ok(Stmt::ResetAll));
+        check("reset Work_Mem", Ok(Stmt::Reset("work_mem".into())));
+        check("SHOW ALL", Ok(Stmt::ShowAll));
         check("BEGIN", Ok(Stmt::Begin));
         check("begin isolation level serializable", Ok(Stmt::Begin));
         check("START TRANSACTION", Ok(Stmt::Begin));
