@@ -293,7 +293,8 @@ fn boot_value(def: &Def) -> Value {
 fn format_value(def: &Def, v: &Value, units: bool) -> String {
     match v {
         Value::Bool(b) => (if *b { "on" } else { "off" }).to_owned(),
-        Value::Int(i) if def.flags & SHOW_OCTAL != 0 => format!("{i:04o}"),
+        // Only SHOW uses the show hook; `-C` and `pg_settings.setting` print the number.
+        Value::Int(i) if units && def.flags & SHOW_OCTAL != 0 => format!("{i:04o}"),
         Value::Int(i) if units => format_int(*i, def.flags),
         Value::Int(i) => i.to_string(),
         Value::Real(r) if units => format_real(*r, def.flags),
@@ -1688,6 +1689,11 @@ mod tests {
         let mut s = Settings::new();
         s.set_computed("shared_memory_size", "1").unwrap();
         assert_eq!(s.show("shared_memory_size").as_deref(), Ok("1MB"));
+        // `postgres -C` prints file modes in decimal (no show hook), SHOW in octal.
+        assert_eq!(
+            s.value_text("unix_socket_permissions").as_deref(),
+            Ok("511")
+        );
         assert_eq!(s.value_text("shared_memory_size").as_deref(), Ok("1"));
         assert_eq!(s.source("shared_memory_size"), Some(Source::DynamicDefault));
         assert_eq!(s.value_text("shared_buffers").as_deref(), Ok("16384"));

@@ -235,6 +235,181 @@ pub(crate) fn cancel_packet(pid: i32, key: &[u8]) -> Vec<u8> {
     pkt
 }
 
+/// psql as user and database `postgres` on the Unix socket in `sock` at `port`: flags, then
+/// `-c` for each of `sql`, with ON_ERROR_STOP and a 10 s connect timeout.
+pub(crate) fn psql_command_at(sock: &Path, port: u16, flags: &[&str], sql: &[&str]) -> Command {
+    let mut c = Command::new("psql");
+    c.arg("-X")
+        .args(flags)
+        .args(["-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(sock)
+        .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null());
+    for s in sql {
+        c.args(["-c", s]);
+    }
+    c
+}
+
+/// A `postgres` client as user and database `postgres` on the Unix socket in `sock` at
+/// `port` (10 s connect timeout).
+pub(crate) fn client_at(sock: &Path, port: u16) -> Result<postgres::Client, postgres::Error> {
+    postgres::Config::new()
+        .host_path(sock)
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(10))
+        .connect(postgres::NoTls)
+}
+
+/// The installed PostgreSQL 15, the oracle of comparison tests.
+pub(crate) const PG15_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A PostgreSQL 15 server run as user `postgres` (`runuser`), with trust authentication, a
+/// Unix socket only, in its own scratch directory; stopped (fast shutdown, then SIGKILL after
+/// 10 s) and removed on drop.
+#[derive(Debug)]
+pub(crate) struct Postgres15 {
+    base: PathBuf,
+    data: PathBuf,
+    sock: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl Postgres15 {
+    /// `None` (with the reason) when PostgreSQL 15 is not installed or does not start.
+    pub(crate) fn start(name: &str) -> Result<Postgres15, String> {
+        let bin = Path::new(PG15_BIN);
+        if !bin.join("postgres").exists() {
+            return Err(format!("PostgreSQL 15 is not installed in {PG15_BIN}"));
+        }
+        let base = scratch("pgipc-pg15", name);
+        let (data, sock) = (base.join("data"), base.join("sock"));
+        std::fs::create_dir_all(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
+        for p in [&base, &sock] {
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+        }
+        let init = output_within(
+            Self::as_postgres("initdb")
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "-D",
+                ])
+                .arg(&data),
+            Duration::from_secs(120),
+        )
+        .map_err(|e| format!("initdb: {e}"))?;
+        if !init.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&init.stderr)
+            ));
+        }
+        let port = free_port();
+        let log = std::fs::File::create(base.join("server.log")).map_err(|e| e.to_string())?;
+        let child = Self::as_postgres("postgres")
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&sock)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses="])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawn postgres: {e}"))?;
+        let pg = Postgres15 {
+            base,
+            data,
+            sock,
+            port,
+            child,
+        };
+        // runuser's pid is not the postmaster's: ready is the pid file's status line.
+        wait_for("PostgreSQL 15 to be ready", Duration::from_secs(60), || {
+            pid_lines(&pg.data).get(7).map(String::as_str) == Some("ready   ")
+        })
+        .map_err(|e| format!("{e}\n{}", pg.log_text()))?;
+        Ok(pg)
+    }
+
+    /// `runuser -u postgres -- <PG15_BIN>/<cmd>`.
+    pub(crate) fn as_postgres(cmd: &str) -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"])
+            .arg(Path::new(PG15_BIN).join(cmd));
+        c
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    pub(crate) fn sock_dir(&self) -> &Path {
+        &self.sock
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(self.base.join("server.log")).unwrap_or_default()
+    }
+
+    /// Sends `sig` to its postmaster (named in postmaster.pid: runuser passes no signals on).
+    pub(crate) fn signal(&self, sig: i32) -> Result<(), String> {
+        let pid: i32 = pid_lines(&self.data)
+            .first()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or("PostgreSQL 15 has no pid file")?;
+        // SAFETY: kill on the pid of the PostgreSQL postmaster this value started.
+        match unsafe { libc::kill(pid, sig) } {
+            0 => Ok(()),
+            _ => Err(format!("kill {pid}: {}", std::io::Error::last_os_error())),
+        }
+    }
+
+    /// psql against it (see [`psql_command_at`]).
+    pub(crate) fn psql_command(&self, flags: &[&str], sql: &[&str]) -> Command {
+        psql_command_at(&self.sock, self.port, flags, sql)
+    }
+
+    /// A `postgres` client.
+    pub(crate) fn client(&self) -> Result<postgres::Client, postgres::Error> {
+        client_at(&self.sock, self.port)
+    }
+}
+
+impl Drop for Postgres15 {
+    fn drop(&mut self) {
+        let pid: i32 = pid_lines(&self.data)
+            .first()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        if pid > 0 {
+            // runuser does not pass signals on: fast shutdown of the postmaster itself.
+            // SAFETY: kill on the pid of the PostgreSQL postmaster this value started.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        if wait_exit_of(&mut self.child, Duration::from_secs(10)).is_err() && pid > 0 {
+            // SAFETY: as above; it did not stop in time.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
 /// Where the postmaster's stdout goes (its stderr always goes to the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stdout {
@@ -573,25 +748,7 @@ impl TestServer {
     /// Flags then `-c` for each of `sql`: psql against this server over its Unix socket,
     /// with ON_ERROR_STOP and a 10 s connect timeout.
     pub(crate) fn psql_command(&self, flags: &[&str], sql: &[&str]) -> Command {
-        let mut c = Command::new("psql");
-        c.arg("-X")
-            .args(flags)
-            .args(["-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.cfg.sock)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .stdin(Stdio::null());
-        for s in sql {
-            c.args(["-c", s]);
-        }
-        c
+        psql_command_at(&self.cfg.sock, self.port, flags, sql)
     }
 
     /// `psql -X -A -t … -c sql`.
@@ -619,13 +776,7 @@ impl TestServer {
 
     /// A `postgres` client over the Unix socket (10 s connect timeout).
     pub(crate) fn client(&self) -> Result<postgres::Client, postgres::Error> {
-        postgres::Config::new()
-            .host_path(&self.cfg.sock)
-            .port(self.port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(10))
-            .connect(postgres::NoTls)
+        client_at(&self.cfg.sock, self.port)
     }
 
     /// The Unix socket file.
