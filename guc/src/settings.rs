@@ -1423,7 +1423,8 @@ mod tests {
             Err("8 8kB is outside the valid range for parameter \"shared_buffers\" (16 8kB .. 1073741823 8kB)"),
         );
         check("shared_buffers", "1GB", Ok("131072"));
-        check("unix_socket_permissions", "0770", Ok("0770"));
+        // `-C` prints the number in decimal, as PostgreSQL does (SHOW prints 0770).
+        check("unix_socket_permissions", "0770", Ok("504"));
         check("vacuum_cost_delay", "1.5", Ok("1.5"));
         check(
             "vacuum_cost_delay",
