@@ -1,11 +1,14 @@
-//! `postgresql.conf` and the files it includes, through the server's public parser
-//! (`guc::parse_config_file_from`), then every item through `Settings::set` (units, booleans,
-//! enums, ranges).
+//! `postgresql.conf` and the files it includes, through the settings crate's reader
+//! (`pgipc_guc::conffile::parse_config_file`), then every item through `Settings::set`
+//! (units, booleans, enums, ranges).
 //!
-//! The input is a small tree of files kept in memory, never the real file system: the first
-//! file is `/pgdata/postgresql.conf`, and a line `=== <relative path>` starts another one, so
-//! `include`, `include_if_exists` and `include_dir` have something to find (and cycles, absent
-//! files and directories to trip over). At most 64 reads per input keep include fan-out bounded.
+//! The input is a small tree of files: the first file is `postgresql.conf`, and a line
+//! `=== <relative path>` starts another one, so `include`, `include_if_exists` and
+//! `include_dir` have something to find (and cycles, absent files and directories to trip
+//! over). The tree is written to a scratch directory of this process for each input (the
+//! reader reads the real file system, as PostgreSQL's does); inputs whose file names or
+//! include targets leave that directory (absolute paths, `..`) are skipped, so that nothing
+//! outside it is read (`include '/dev/zero'` would never end).
 //!
 //! Beyond "no panic" it checks that every item and every syntax error names a real line of a
 //! real file, that the line alone gives the same item or the same error, that an item's value
@@ -14,113 +17,75 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgipc_postmaster::guc::{
-    parse_config_file_from, ConfigFiles, ConfigItem, GucError, Settings, Source,
-};
+use pgipc_guc::conffile::{parse_config_file, parse_line, ConfigItem};
+use pgipc_guc::{GucError, Settings, Source};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
 
-const ROOT: &str = "/pgdata";
-const MAX_OPS: usize = 64;
-
-/// The files of one input.
-struct MemFiles {
-    files: BTreeMap<PathBuf, Vec<u8>>,
-    ops: usize,
+/// The scratch directory of this process.
+fn root() -> PathBuf {
+    std::env::temp_dir().join(format!("pgipc-fuzz-conf-{}", std::process::id()))
 }
 
-impl MemFiles {
-    fn from_input(data: &[u8]) -> Self {
-        let mut files = BTreeMap::new();
-        let mut name = PathBuf::from(ROOT).join("postgresql.conf");
-        let mut text = Vec::new();
-        for line in data.split_inclusive(|&b| b == b'\n') {
-            if let Some(next) = line.strip_prefix(b"=== ") {
-                let next = String::from_utf8_lossy(next);
-                files.insert(std::mem::take(&mut name), std::mem::take(&mut text));
-                name = PathBuf::from(ROOT).join(next.trim());
-            } else {
-                text.extend_from_slice(line);
+/// Whether `p` stays inside the scratch directory (relative, no `..`).
+fn stays_inside(p: &str) -> bool {
+    let p = Path::new(p);
+    !p.as_os_str().is_empty()
+        && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// The input's files (relative path → text), or `None` when it names a path outside.
+fn files_of(data: &[u8]) -> Option<BTreeMap<PathBuf, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let mut name = PathBuf::from("postgresql.conf");
+    let mut text = Vec::new();
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if let Some(next) = line.strip_prefix(b"=== ") {
+            let next = String::from_utf8_lossy(next).trim().to_owned();
+            if !stays_inside(&next) {
+                return None;
+            }
+            files.insert(std::mem::take(&mut name), std::mem::take(&mut text));
+            name = PathBuf::from(next);
+        } else {
+            text.extend_from_slice(line);
+        }
+    }
+    files.insert(name, text);
+    // Include targets must stay inside too.
+    for text in files.values() {
+        for raw in String::from_utf8_lossy(text).split('\n') {
+            if let Ok(Some((n, v))) = parse_line(raw) {
+                let n = n.to_ascii_lowercase();
+                if n.starts_with("include") && !stays_inside(&v) {
+                    return None;
+                }
             }
         }
-        files.insert(name, text);
-        MemFiles { files, ops: 0 }
     }
-
-    fn spend(&mut self) -> io::Result<()> {
-        self.ops += 1;
-        if self.ops > MAX_OPS {
-            return Err(io::Error::other("fuzz budget of file operations spent"));
-        }
-        Ok(())
-    }
+    Some(files)
 }
 
-impl ConfigFiles for MemFiles {
-    fn read(&mut self, path: &Path) -> io::Result<String> {
-        self.spend()?;
-        match self.files.get(path) {
-            // As `read_to_string`: text that is not UTF-8 is an error.
-            Some(b) => String::from_utf8(b.clone())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8")),
-            None => Err(io::ErrorKind::NotFound.into()),
-        }
+/// Writes the tree under a fresh scratch directory; `false` if it cannot be laid out (a path
+/// that is both a file and a directory).
+fn write_tree(root: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> bool {
+    let _ = std::fs::remove_dir_all(root);
+    if std::fs::create_dir_all(root).is_err() {
+        return false;
     }
-
-    fn list_dir(&mut self, path: &Path) -> io::Result<Vec<PathBuf>> {
-        self.spend()?;
-        let entries: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| p.parent() == Some(path))
-            .cloned()
-            .collect();
-        let is_dir = self.files.keys().any(|p| p.starts_with(path) && p != path);
-        if is_dir {
-            Ok(entries)
-        } else {
-            Err(io::ErrorKind::NotFound.into())
+    for (rel, text) in files {
+        let p = root.join(rel);
+        if let Some(d) = p.parent() {
+            if std::fs::create_dir_all(d).is_err() {
+                return false;
+            }
+        }
+        if std::fs::write(&p, text).is_err() {
+            return false;
         }
     }
-}
-
-/// One line as a file of its own.
-fn parse_alone(line: &str) -> Result<Vec<ConfigItem>, GucError> {
-    let mut one = MemFiles::from_input(b"");
-    one.files.insert(
-        PathBuf::from(ROOT).join("postgresql.conf"),
-        line.as_bytes().to_vec(),
-    );
-    parse_config_file_from(&PathBuf::from(ROOT).join("postgresql.conf"), &mut one)
-}
-
-/// The lines of the input's files, as the parser splits them, split once per file.
-struct Lines<'a> {
-    files: &'a MemFiles,
-    split: HashMap<&'a Path, Vec<&'a str>>,
-}
-
-impl<'a> Lines<'a> {
-    /// The `line`th (1-based) line of `file`.
-    fn get(&mut self, file: &Path, line: usize) -> &'a str {
-        let files = self.files;
-        let (path, bytes) = files
-            .files
-            .get_key_value(file)
-            .expect("item or error names a file of the input");
-        let lines = self.split.entry(path.as_path()).or_insert_with(|| {
-            std::str::from_utf8(bytes)
-                .expect("a file that parsed is UTF-8")
-                .lines()
-                .collect()
-        });
-        assert!(line >= 1, "line numbers are 1-based");
-        lines
-            .get(line - 1)
-            .unwrap_or_else(|| panic!("{} has no line {line}", file.display()))
-    }
+    true
 }
 
 /// `value` as a quoted configuration value.
@@ -143,44 +108,55 @@ thread_local! {
     static SETTINGS: RefCell<Settings> = RefCell::new(Settings::new());
 }
 
+/// The `line`th (1-based) line of `file`, as the reader splits it.
+fn line_of(file: &Path, line: u32) -> String {
+    let bytes = std::fs::read(file).expect("item or error names a file of the input");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(line >= 1, "line numbers are 1-based");
+    text.split('\n')
+        .nth(line as usize - 1)
+        .unwrap_or_else(|| panic!("{} has no line {line}", file.display()))
+        .to_owned()
+}
+
 fuzz_target!(|data: &[u8]| {
-    let mut files = MemFiles::from_input(data);
-    let root = PathBuf::from(ROOT).join("postgresql.conf");
-    let result = parse_config_file_from(&root, &mut files);
-    let mut lines = Lines {
-        files: &files,
-        split: HashMap::new(),
+    let Some(files) = files_of(data) else {
+        return;
     };
-    match result {
-        Ok(items) => {
-            // A file included many times gives the same items again: check each line once.
-            let mut seen = HashSet::new();
-            for item in &items {
-                if !seen.insert((&item.file, item.line)) {
-                    continue;
-                }
-                let raw = lines.get(&item.file, item.line);
-                // The line alone gives the same item (an include line never makes an item).
-                let alone = parse_alone(raw).expect("the item's line parses alone");
-                assert_eq!(alone.len(), 1);
-                assert_eq!((&alone[0].name, &alone[0].value), (&item.name, &item.value));
-                // Written back quoted, the value is the same.
-                let quoted = format!("{} = {}", item.name, quote(&item.value));
-                let again = parse_alone(&quoted).expect("a quoted value parses");
-                assert_eq!((&again[0].name, &again[0].value), (&item.name, &item.value));
-                check_setting(item);
-            }
+    let root = root();
+    if !write_tree(&root, &files) {
+        return;
+    }
+    let (items, errors) = parse_config_file(&root.join("postgresql.conf"));
+    // A file included many times gives the same items again: check each line once.
+    let mut seen = HashSet::new();
+    for item in &items {
+        assert!(item.file.starts_with(&root), "{}", item.file.display());
+        if !seen.insert((item.file.clone(), item.line)) {
+            continue;
         }
-        Err(GucError::Syntax { file, line, token }) => {
-            let raw = lines.get(&file, line);
-            match parse_alone(raw) {
-                Err(GucError::Syntax {
-                    line: 1, token: t, ..
-                }) => assert_eq!(t, token),
-                other => panic!("line {line} failed in its file but alone gives {other:?}"),
+        let raw = line_of(&item.file, item.line);
+        // The line alone gives the same item (an include line never makes an item).
+        let alone = parse_line(&raw).expect("the item's line parses alone");
+        assert_eq!(alone, Some((item.name.clone(), item.value.clone())));
+        // Written back quoted, the value is the same.
+        let quoted = format!("{} = {}", item.name, quote(&item.value));
+        let again = parse_line(&quoted).expect("a quoted value parses");
+        assert_eq!(again, Some((item.name.clone(), item.value.clone())));
+        check_setting(item);
+    }
+    for e in &errors {
+        match e {
+            GucError::Syntax { file, line, token } => {
+                let raw = line_of(file, *line);
+                assert_eq!(parse_line(&raw), Err(Some(token.clone())), "{e}");
             }
+            GucError::SyntaxEol { file, line } => {
+                let raw = line_of(file, *line);
+                assert_eq!(parse_line(&raw), Err(None), "{e}");
+            }
+            _ => {}
         }
-        Err(_) => {}
     }
 });
 
@@ -188,16 +164,12 @@ fuzz_target!(|data: &[u8]| {
 fn check_setting(item: &ConfigItem) {
     SETTINGS.with(|s| {
         let mut s = s.borrow_mut();
-        let source = Source::File {
-            path: item.file.clone(),
-            line: item.line,
-        };
-        if s.set(&item.name, &item.value, source.clone()).is_err() {
+        if s.set(&item.name, &item.value, Source::File).is_err() {
             return;
         }
         let value = s.get(&item.name).cloned();
         let shown = s.show(&item.name).expect("a set value shows");
-        s.set(&item.name, &shown, source)
+        s.set(&item.name, &shown, Source::File)
             .unwrap_or_else(|e| panic!("{} = {shown:?} (as shown) fails: {e}", item.name));
         assert_eq!(
             s.get(&item.name).cloned(),
