@@ -27,16 +27,16 @@
 //! per-role settings, and privileges granted with `GRANT SET ON PARAMETER`. The process is
 //! single-threaded: a [`Settings`] is plain process-local data, never in shared memory.
 //!
-//! Not yet wired in: the postmaster and the backend still use `postmaster/src/guc.rs`; this crate
-//! covers what that module does so that the switch deletes it. Switch notes: that module's
-//! `show` printed base units (`postgres -C`), which is [`Settings::value_text`] here, while
-//! [`Settings::show`] is SQL's `SHOW`; `reload` is [`Settings::process_config_file`] with
-//! [`Context::Sighup`], and command-line values need no re-applying after it (their source
-//! outranks the file); `set_computed(name, Value)` is [`Settings::set_computed`] (text) or
-//! [`Settings::set_override`] where the value must beat the file (`shared_memory_type = memfd`);
-//! the text snapshot is [`Snapshot`] (serde) and [`Settings::from_snapshot`]; a backend brackets
-//! every statement with [`Settings::start_transaction`] / [`Settings::end_transaction`] (as
-//! PostgreSQL's implicit transactions do) so that `SET LOCAL` ends with it.
+//! Who uses it: the postmaster loads its [`Settings`] at start (defaults < environment <
+//! `postgresql.conf` < command line), prints `-C` values with [`Settings::value_text`] (base
+//! units) and reloads with [`Settings::process_config_file`] and [`Context::Sighup`]; fork
+//! children inherit the value, exec'd children start from its [`Snapshot`]
+//! ([`Settings::from_snapshot`]). Each backend session (the tcop crate) holds its own copy:
+//! startup-packet parameters with [`Settings::set_client`], SQL's `SET`/`RESET`/`SHOW`, a
+//! [`Settings::start_transaction`] / [`Settings::end_transaction`] pair around each
+//! transaction that changes a setting, and [`Settings::begin_reporting`] /
+//! [`Settings::changed_reports`] for ParameterStatus. [`split_guc_list`] is the one splitter
+//! of list values (libpq's listen sockets, the postmaster's preload libraries).
 
 mod conffile_impl;
 mod settings;

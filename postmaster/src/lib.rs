@@ -1,8 +1,9 @@
 //! The `postmaster` server (PostgreSQL's postmaster/*.c, launch_backend.c, pmchild.c,
-//! bgworker.c, backend_startup.c, miscinit.c, guc*.c) and `pgipc_ctl` (pg_ctl).
+//! bgworker.c, backend_startup.c, miscinit.c) and `pgipc_ctl` (pg_ctl). Settings are the
+//! `pgipc_guc` crate's.
 //!
 //! ```text
-//!  main ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < file < -c)
+//!  main ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < env < file < -c)
 //!        ─► -C name / --describe-shmem: print, exit
 //!        ─► --forkchild=<kind>:<slot>: an exec'd child (launch::exec_child_main)
 //!        ─► startup::run: latch + signal handlers ─► postmaster.pid ─► control file

@@ -185,12 +185,15 @@ fn outcome(c: &mut postgres::Client, notices: &Mutex<Vec<String>>, sql: &str) ->
     format!("{warnings}{out}")
 }
 
+/// The warnings a client received, oldest first.
+type Notices = Arc<Mutex<Vec<String>>>;
+
 /// A client that records the warnings the server sends.
 fn client_with_notices(
     sock: &Path,
     port: u16,
-) -> Result<(postgres::Client, Arc<Mutex<Vec<String>>>), String> {
-    let notices: Arc<Mutex<Vec<String>>> = Arc::default();
+) -> Result<(postgres::Client, Notices), String> {
+    let notices: Notices = Arc::default();
     let sink = notices.clone();
     let c = postgres::Config::new()
         .host_path(sock)

@@ -17,7 +17,9 @@
 //!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
 //!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
 //!   │    → hooks.register_cancel_key(procno, pid, key)
-//!   ├─ ParameterStatus × 15, BackendKeyData (4-byte key for 3.0/3.1, 32 for 3.2), ReadyForQuery
+//!   ├─ settings: ctx.settings + the packet's options/parameters (source client; unknown: FATAL)
+//!   ├─ ParameterStatus per GUC_REPORT setting, BackendKeyData (4-byte key for 3.0/3.1,
+//!   │    32 for 3.2), ReadyForQuery (changed GUC_REPORT values are sent again before each)
 //!   └─ loop: Q | P B D E C S H | X          → exit code (0 clean, 1 FATAL)
 //! ```
 //!
@@ -37,8 +39,10 @@
 //!
 //! # What this crate does not do
 //! * No SQL: the built-in statements are `SELECT <integer>`, `SELECT pg_backend_pid()`,
-//!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>`, `SET <name> = <value>`,
-//!   `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`/`ABORT`. Other SQL commands are
+//!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>` / `SHOW ALL`, `SET [SESSION|LOCAL] <name>
+//!   {=|TO} <value>, … | DEFAULT`, `SET TIME ZONE`, `RESET <name>` / `RESET ALL` (settings
+//!   through `pgipc_guc`, with PostgreSQL's errors), `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`,
+//!   `ROLLBACK`/`ABORT`. Other SQL commands are
 //!   ERROR 0A000, anything else 42601. Statements take no parameters. Dynamic background
 //!   workers are started, followed and stopped with `pgipc_start_worker('<function>')`,
 //!   `pgipc_worker_pid(handle)` and `pgipc_terminate_worker(handle)`, on the `pgipc_bgworker`
@@ -47,8 +51,9 @@
 //!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
 //!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
 //! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
-//!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT only track the
-//!   ReadyForQuery status).
+//!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT track the
+//!   ReadyForQuery status and the settings' transaction stack), no savepoints. Every session is
+//!   a superuser's (trust authentication): superuser-only settings are settable and shown.
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
 //!   through [`BackendHooks`].
 
