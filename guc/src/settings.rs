@@ -21,6 +21,10 @@ pub enum Action {
     Save,
 }
 
+/// A setting's name or look-up key: borrowed from the table for its settings, so that
+/// cloning a `Settings` (once per child process) copies no names.
+type Name = std::borrow::Cow<'static, str>;
+
 /// A configuration-file location.
 type Loc = Option<(PathBuf, u32)>;
 
@@ -121,7 +125,7 @@ static PLACEHOLDER: Def = Def {
 
 #[derive(Debug, Clone, PartialEq)]
 struct Var {
-    name: String,
+    name: Name,
     def: &'static Def,
     cur: Saved,
     reset: Saved,
@@ -260,7 +264,7 @@ pub struct Snapshot {
 /// The settings of one process.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    vars: BTreeMap<String, Var>,
+    vars: BTreeMap<Name, Var>,
     nest_level: u32,
     under_postmaster: bool,
     reported: BTreeMap<&'static str, String>,
@@ -399,10 +403,15 @@ impl Settings {
                 scontext: Context::Internal,
                 loc: None,
             };
+            let key = if def.name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Name::Owned(def.name.to_ascii_lowercase())
+            } else {
+                Name::Borrowed(def.name)
+            };
             vars.insert(
-                def.name.to_ascii_lowercase(),
+                key,
                 Var {
-                    name: def.name.to_owned(),
+                    name: Name::Borrowed(def.name),
                     def,
                     reset: cur.clone(),
                     cur,
@@ -430,7 +439,7 @@ impl Settings {
     }
 
     fn lookup(&self, name: &str) -> Option<&Var> {
-        self.vars.get(&key(name))
+        self.vars.get(key(name).as_str())
     }
 
     /// The general entry point (PostgreSQL's `set_config_option`): sets `name` to `value` (or
@@ -448,7 +457,7 @@ impl Settings {
     ) -> Result<Outcome, GucError> {
         let at = where_of(&loc);
         let k = key(name);
-        if !self.vars.contains_key(&k) {
+        if !self.vars.contains_key(k.as_str()) {
             if !name.contains('.') {
                 return Err(GucError::Unknown(name.to_owned(), at));
             }
@@ -462,9 +471,9 @@ impl Settings {
                 loc: None,
             };
             self.vars.insert(
-                k.clone(),
+                Name::Owned(k.clone()),
                 Var {
-                    name: name.to_owned(),
+                    name: Name::Owned(name.to_owned()),
                     def: &PLACEHOLDER,
                     reset: cur.clone(),
                     cur,
@@ -475,11 +484,11 @@ impl Settings {
         }
         let under_postmaster = self.under_postmaster;
         let nest_level = self.nest_level;
-        let Some(var) = self.vars.get_mut(&k) else {
+        let Some(var) = self.vars.get_mut(k.as_str()) else {
             return Err(GucError::Unknown(name.to_owned(), at));
         };
         let def = var.def;
-        let vname = var.name.clone();
+        let vname = var.name.to_string();
         let mut prohibit_change = false;
         match def.context {
             Context::Internal => {
@@ -695,7 +704,7 @@ impl Settings {
     pub fn reset(&mut self, name: &str, superuser: bool) -> Result<(), GucError> {
         if let Some(v) = self.lookup(name) {
             if v.def.flags & NO_RESET != 0 {
-                return Err(GucError::CannotReset(v.name.clone()));
+                return Err(GucError::CannotReset(v.name.to_string()));
             }
         }
         let context = if superuser {
@@ -873,7 +882,7 @@ impl Settings {
             .lookup(name)
             .ok_or_else(|| GucError::Unknown(name.to_owned(), Where::default()))?;
         if v.def.flags & SUPERUSER_ONLY != 0 && !privileged {
-            return Err(GucError::NoShowPermission(v.name.clone()));
+            return Err(GucError::NoShowPermission(v.name.to_string()));
         }
         Ok(format_value(v.def, &v.cur.value, true))
     }
@@ -902,7 +911,7 @@ impl Settings {
     pub fn show_all(&self, privileged: bool) -> Vec<ShowAllRow> {
         self.visible(privileged)
             .map(|v| ShowAllRow {
-                name: v.name.clone(),
+                name: v.name.to_string(),
                 setting: format_value(v.def, &v.cur.value, true),
                 description: if v.def.has_effect() || v.def.flags & CUSTOM_PLACEHOLDER != 0 {
                     v.def.short_desc.to_owned()
@@ -959,7 +968,7 @@ impl Settings {
                     None
                 };
                 PgSettingsRow {
-                    name: v.name.clone(),
+                    name: v.name.to_string(),
                     setting: format_value(d, &v.cur.value, false),
                     unit: d.unit_name().map(str::to_owned),
                     category: d.group.to_owned(),
@@ -1008,7 +1017,7 @@ impl Settings {
         let (items, mut errors) = parse_config_file(path);
         // Unknown names are errors; placeholder names are accepted.
         for item in &items {
-            if !self.vars.contains_key(&key(&item.name)) && !valid_custom_name(&item.name) {
+            if !self.vars.contains_key(key(&item.name).as_str()) && !valid_custom_name(&item.name) {
                 errors.push(GucError::Unknown(
                     item.name.clone(),
                     Where::file(&item.file, item.line),
@@ -1053,11 +1062,11 @@ impl Settings {
         let removed: Vec<String> = self
             .vars
             .iter()
-            .filter(|(k, v)| v.reset.source == Source::File && !in_file.contains(*k))
-            .map(|(k, _)| k.clone())
+            .filter(|(k, v)| v.reset.source == Source::File && !in_file.contains(k.as_ref()))
+            .map(|(k, _)| k.to_string())
             .collect();
         for k in removed {
-            let Some(var) = self.vars.get_mut(&k) else {
+            let Some(var) = self.vars.get_mut(k.as_str()) else {
                 continue;
             };
             if var.def.context < Context::Sighup {
@@ -1154,7 +1163,7 @@ impl Settings {
                 .values()
                 .filter(|v| v.cur.source != Source::Default)
                 .map(|v| SnapshotEntry {
-                    name: v.name.clone(),
+                    name: v.name.to_string(),
                     value: v.cur.value.clone(),
                     source: v.cur.source,
                     scontext: v.cur.scontext,
@@ -1173,7 +1182,7 @@ impl Settings {
         let mut skipped = Vec::new();
         for e in &snapshot.entries {
             let k = key(&e.name);
-            if !s.vars.contains_key(&k) && valid_custom_name(&e.name) {
+            if !s.vars.contains_key(k.as_str()) && valid_custom_name(&e.name) {
                 let _ = s.set_option(
                     &e.name,
                     Some(""),
@@ -1184,7 +1193,7 @@ impl Settings {
                     true,
                 );
             }
-            let Some(var) = s.vars.get_mut(&k) else {
+            let Some(var) = s.vars.get_mut(k.as_str()) else {
                 skipped.push(e.name.clone());
                 continue;
             };

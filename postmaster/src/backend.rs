@@ -151,13 +151,19 @@ pub fn backend_main(env: &mut ChildEnv, client: OwnedFd, cac: CanAcceptConnectio
         ipc: env.ipc.take(),
         worker: None,
     };
-    let mut ctx = tcop::BackendContext::new(taken.shmem.clone(), taken.config.proc_config(), cac);
+    // The session's own settings (SET, RESET, SHOW, reload) start from the server's.
+    let mut settings = pgipc_guc::Settings::clone(&taken.settings);
+    settings.set_under_postmaster(true);
+    let mut ctx = tcop::BackendContext::new(
+        taken.shmem.clone(),
+        taken.config.proc_config(),
+        cac,
+        settings,
+    );
     ctx.authentication_timeout =
         Duration::from_secs(taken.settings.int("authentication_timeout").max(1) as u64);
     ctx.quit_reason = Some(quit_reason);
     ctx.pmsignal = pmsignal;
-    // The session's own settings (SET, RESET, SHOW, reload) start from the server's.
-    ctx.settings = taken.settings.clone();
     ctx.hooks = Box::new(Hooks {
         env: RefCell::new(taken),
         procsignal,

@@ -34,6 +34,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
+use std::rc::Rc;
 
 /// Environment variable: the main segment's memfd number (exec mode).
 pub const SHMEM_FD_ENV: &str = "PGIPC_SHMEM_FD";
@@ -94,8 +95,9 @@ pub struct ChildEnv {
     pub slot: u32,
     /// The data directory.
     pub data_dir: PathBuf,
-    /// Settings (re-read on SIGHUP with [`ChildEnv::reload_settings`]).
-    pub settings: Settings,
+    /// Settings (re-read on SIGHUP with [`ChildEnv::reload_settings`]); shared with the
+    /// postmaster's until then, so that launching a child copies none.
+    pub settings: Rc<Settings>,
     /// Shared-memory configuration.
     pub config: IpcConfig,
     /// The main segment.
@@ -116,7 +118,10 @@ impl ChildEnv {
     /// postmaster logs what changed), all or nothing, command-line values kept.
     pub fn reload_settings(&mut self) {
         let conf = crate::startup::config_file(&self.settings);
-        let _ = self.settings.process_config_file(&conf, Context::Sighup);
+        let own = Rc::make_mut(&mut self.settings);
+        // PostgreSQL's IsUnderPostmaster: a reload leaves backend-context values alone.
+        own.set_under_postmaster(true);
+        let _ = own.process_config_file(&conf, Context::Sighup);
     }
 
     /// PMSignal's shared state.
@@ -337,8 +342,6 @@ fn child_start(
     client: Option<OwnedFd>,
     cac: CanAcceptConnections,
 ) -> i32 {
-    // PostgreSQL's IsUnderPostmaster: a reload leaves backend-context values alone.
-    env.settings.set_under_postmaster(true);
     pgipc_ipc::on_exit_reset();
     pgipc_waiteventset::forget_wait_sets_after_fork();
     // Children see the points attached in shared memory (the postmaster never does).
@@ -487,7 +490,7 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
         kind,
         slot,
         data_dir: dir,
-        settings,
+        settings: Rc::new(settings),
         config,
         shmem: ipc.shmem.clone(),
         ipc: Some(ipc),

@@ -36,6 +36,7 @@ use pgipc_pmsignal::{PMSignal, PMSignalReason};
 use pgipc_waiteventset::{WaitEvent, WaitEventSet, WaitEvents};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// After this long, children that ignore SIGQUIT get SIGKILL (`SIGKILL_CHILDREN_AFTER_SECS`).
@@ -120,8 +121,9 @@ enum StartupStatus {
 pub struct Postmaster {
     /// The data directory (absolute).
     pub data_dir: PathBuf,
-    /// Current settings.
-    pub settings: Settings,
+    /// Current settings (shared with the `ChildEnv` of each launch, so that a launch copies
+    /// no settings; a reload writes its own copy if one is still shared).
+    pub settings: Rc<Settings>,
     /// The current generation of shared memory and every view into it (`None` only while a
     /// crash reset swaps generations, and after exit clean-up).
     shmem: Option<PmShmem>,
@@ -173,7 +175,7 @@ impl Postmaster {
     ) -> Self {
         Postmaster {
             data_dir,
-            settings,
+            settings: Rc::new(settings),
             shmem: Some(shmem),
             config,
             lock: Some(lock),
@@ -438,7 +440,7 @@ impl Postmaster {
         // PostgreSQL's ProcessConfigFile: all or nothing, errors with file and line; values
         // from the command line outrank the file and stay.
         let conf = crate::startup::config_file(&self.settings);
-        let report = self.settings.process_config_file(&conf, Context::Sighup);
+        let report = Rc::make_mut(&mut self.settings).process_config_file(&conf, Context::Sighup);
         for line in report.log_lines(&conf) {
             elog(Severity::Log, &line);
         }

@@ -189,10 +189,7 @@ fn outcome(c: &mut postgres::Client, notices: &Mutex<Vec<String>>, sql: &str) ->
 type Notices = Arc<Mutex<Vec<String>>>;
 
 /// A client that records the warnings the server sends.
-fn client_with_notices(
-    sock: &Path,
-    port: u16,
-) -> Result<(postgres::Client, Notices), String> {
+fn client_with_notices(sock: &Path, port: u16) -> Result<(postgres::Client, Notices), String> {
     let notices: Notices = Arc::default();
     let sink = notices.clone();
     let c = postgres::Config::new()

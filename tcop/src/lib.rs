@@ -274,15 +274,20 @@ pub struct BackendContext {
 }
 
 impl BackendContext {
-    /// A context with PostgreSQL's defaults, every setting at its boot value and [`NoHooks`].
-    pub fn new(shmem: Shmem, proc_config: ProcConfig, cac: CanAcceptConnections) -> Self {
+    /// A context with PostgreSQL's defaults, the server's `settings` and [`NoHooks`].
+    pub fn new(
+        shmem: Shmem,
+        proc_config: ProcConfig,
+        cac: CanAcceptConnections,
+        settings: Settings,
+    ) -> Self {
         BackendContext {
             shmem,
             proc_config,
             cac,
             authentication_timeout: Duration::from_secs(60),
             pmsignal: None,
-            settings: Settings::new(),
+            settings,
             hooks: Box::new(NoHooks),
             quit_reason: None,
         }
