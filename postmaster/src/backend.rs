@@ -7,7 +7,7 @@
 //!  PGPROC taken     ─► PMSignal: child slot ACTIVE (inactive again at a clean exit)
 //!  cancel key chosen─► ProcSignal slot (procno, pid, key) + SIGUSR1 handler
 //!  interrupt checks ─► absorb ProcSignal barriers
-//!  SIGHUP           ─► re-read postgresql.conf
+//!  SIGHUP           ─► (tcop re-reads postgresql.conf into the session's settings)
 //!  SHOW             ─► `pgipc.<counter>` (auxiliary rounds),
 //!                      `pgipc.pid_of.<kind>` (from the PGPROC array)
 //!  SIGQUIT          ─► PMSignal's quit reason picks the client's last warning
@@ -103,10 +103,6 @@ impl tcop::BackendHooks for Hooks {
                 let _ = ps.process_proc_signal_barrier();
             }
         }
-    }
-
-    fn reload(&self) {
-        self.env.borrow_mut().reload_settings();
     }
 
     fn show(&self, name: &str) -> Option<String> {
