@@ -55,8 +55,17 @@
 //! * No signal handling: a process that dies from a signal runs nothing (that is a crash, which
 //!   the postmaster answers).
 //!
+//! # Is that process alive?
+//! [`pid_alive`] is the workspace's one liveness check of another process by pid (lock files,
+//! pg_ctl, a queue's peer): it exists and is not a zombie.
+//!
 //! Key items: [`proc_exit`], [`shmem_exit`], [`before_shmem_exit`], [`on_shmem_exit`],
-//! [`on_proc_exit`], [`cancel_before_shmem_exit`], [`on_exit_reset`], [`ExitCallbacks`].
+//! [`on_proc_exit`], [`cancel_before_shmem_exit`], [`on_exit_reset`], [`ExitCallbacks`],
+//! [`pid_alive`].
+
+mod pid;
+
+pub use pid::pid_alive;
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -199,18 +199,6 @@ fn lock_path(socket: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn pid_is_alive(pid: i32) -> bool {
-    use nix::sys::signal::kill;
-    use nix::unistd::Pid;
-    if pid <= 0 {
-        return false;
-    }
-    !matches!(
-        kill(Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
-}
-
 /// Creates the lock file of a Unix socket (PostgreSQL's `CreateSocketLockFile`): lines pid,
 /// data directory, start time, port, socket directory. A lock file left by a dead process
 /// (or by us or our parent, as after a restart) is replaced; one held by a live process is an
@@ -277,7 +265,7 @@ fn create_lock_file(
                         path: path.clone(),
                         content: text.lines().next().unwrap_or("").to_owned(),
                     })?;
-                if pid != me && pid != parent && pid_is_alive(pid) {
+                if pid != me && pid != parent && pgipc_ipc::pid_alive(pid) {
                     return Err(ListenError::LockFileExists {
                         path: path.clone(),
                         pid,

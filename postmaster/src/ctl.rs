@@ -13,6 +13,7 @@
 //! ```
 
 use crate::datadir::{parse_pid_file, PID_FILE};
+use pgipc_ipc::pid_alive;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,11 +121,6 @@ fn pid_of(dir: &Path) -> Option<(i32, String)> {
     Some((pid, status))
 }
 
-fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks existence.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
-}
-
 /// Runs the subcommand; returns the exit code (messages on stdout/stderr as pg_ctl prints them).
 pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
     let Some(dir) = a.data_dir.clone() else {
@@ -149,7 +145,7 @@ pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
         "start" => start(a, &dir, postmaster, &say),
         "stop" => stop(a, &dir, &say, false),
         "restart" => {
-            if pid_of(&dir).is_some_and(|(p, _)| alive(p)) {
+            if pid_of(&dir).is_some_and(|(p, _)| pid_alive(p)) {
                 let c = stop(a, &dir, &say, true);
                 if c != 0 {
                     return c;
@@ -165,7 +161,7 @@ pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
             start(a, &dir, postmaster, &say)
         }
         "reload" => match pid_of(&dir) {
-            Some((pid, _)) if alive(pid) => {
+            Some((pid, _)) if pid_alive(pid) => {
                 // SAFETY: plain kill.
                 if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
                     eprintln!(
@@ -187,7 +183,7 @@ pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
             }
         },
         "status" => match pid_of(&dir) {
-            Some((pid, _)) if alive(pid) => {
+            Some((pid, _)) if pid_alive(pid) => {
                 println!("pgipc_ctl: server is running (PID: {pid})");
                 if let Ok(o) = fs::read_to_string(dir.join(OPTS_FILE)) {
                     print!("{o}");
@@ -209,7 +205,7 @@ pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
 
 fn start(a: &CtlArgs, dir: &Path, postmaster: &Path, say: &dyn Fn(&str)) -> i32 {
     if let Some((pid, _)) = pid_of(dir) {
-        if alive(pid) {
+        if pid_alive(pid) {
             eprintln!("pgipc_ctl: another server might be running; trying to start server anyway");
         }
     }
@@ -324,7 +320,7 @@ fn stop(a: &CtlArgs, dir: &Path, say: &dyn Fn(&str), restarting: bool) -> i32 {
         print!("waiting for server to shut down...");
     }
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
-    while pidfile.exists() && alive(pid) {
+    while pidfile.exists() && pid_alive(pid) {
         if Instant::now() > deadline {
             say(" failed");
             eprintln!("pgipc_ctl: server does not shut down");
@@ -333,7 +329,7 @@ fn stop(a: &CtlArgs, dir: &Path, say: &dyn Fn(&str), restarting: bool) -> i32 {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Give a killed-but-not-yet-reaped postmaster a moment to disappear completely.
-    while alive(pid) && Instant::now() < deadline {
+    while pid_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     say(" done\nserver stopped");

@@ -331,7 +331,7 @@ impl LockFile {
             let other = old.pid.abs();
             // SAFETY: getppid has no preconditions.
             let ppid = unsafe { libc::getppid() };
-            if other != mypid && other != ppid && pid_alive(other) {
+            if other != mypid && other != ppid && pgipc_ipc::pid_alive(other) {
                 return Err(DataDirError::LockFileExists {
                     pid: other,
                     dir: info.data_dir.to_path_buf(),
@@ -392,12 +392,6 @@ impl LockFile {
     pub fn remove(self) -> io::Result<()> {
         fs::remove_file(&self.path)
     }
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]

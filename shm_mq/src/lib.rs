@@ -132,6 +132,6 @@ pub struct PidAlive(pub i32);
 
 impl PeerAlive for PidAlive {
     fn is_alive(&self) -> bool {
-        sys::pid_alive(self.0)
+        pgipc_ipc::pid_alive(self.0)
     }
 }
