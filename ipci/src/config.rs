@@ -6,16 +6,9 @@ use std::path::PathBuf;
 
 pub use pgipc_proc::{MAX_BACKENDS, MAX_IO_WORKERS, NUM_AUXILIARY_PROCS, NUM_SPECIAL_WORKER_PROCS};
 
-/// The dynamic shared memory implementation (`dynamic_shared_memory_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DsmType {
-    /// `shm_open` segments under /dev/shm.
-    Posix,
-    /// System V segments.
-    Sysv,
-    /// Files under `pg_dynshmem/` in the data directory.
-    Mmap,
-}
+/// The dynamic shared memory implementation (`dynamic_shared_memory_type`): the `dsm_impl`
+/// crate's type, re-exported so that a caller configuring ipci needs no other import.
+pub use pgipc_dsm::DsmImplType;
 
 /// Everything that decides the size and layout of shared memory.
 #[derive(Debug, Clone)]
@@ -33,7 +26,7 @@ pub struct IpcConfig {
     /// `shared_memory_type`.
     pub shared_memory_type: SharedMemoryType,
     /// `dynamic_shared_memory_type`.
-    pub dynamic_shared_memory_type: DsmType,
+    pub dynamic_shared_memory_type: DsmImplType,
     /// `huge_pages`.
     pub huge_pages: HugePages,
     /// `huge_page_size` in bytes (0 = the system default).
@@ -54,7 +47,7 @@ impl Default for IpcConfig {
             max_wal_senders: 10,
             max_prepared_transactions: 0,
             shared_memory_type: SharedMemoryType::Mmap,
-            dynamic_shared_memory_type: DsmType::Posix,
+            dynamic_shared_memory_type: DsmImplType::Posix,
             huge_pages: HugePages::Try,
             huge_page_size: 0,
             min_dynamic_shared_memory: 0,

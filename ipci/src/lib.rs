@@ -33,7 +33,8 @@ mod config;
 mod subsystems;
 
 pub use config::{
-    DsmType, IpcConfig, MAX_BACKENDS, MAX_IO_WORKERS, NUM_AUXILIARY_PROCS, NUM_SPECIAL_WORKER_PROCS,
+    DsmImplType, IpcConfig, MAX_BACKENDS, MAX_IO_WORKERS, NUM_AUXILIARY_PROCS,
+    NUM_SPECIAL_WORKER_PROCS,
 };
 pub use subsystems::SUBSYSTEMS;
 

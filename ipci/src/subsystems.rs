@@ -17,18 +17,16 @@
 //! SyncScanShmemInit, AsyncShmemInit, StatsShmemInit, WaitEventCustomShmemInit,
 //! InjectionPointShmemInit, AioShmemInit.
 
-use crate::{DsmType, IpcConfig, IpciError, StartupContext, Subsystem};
-use pgipc_dsm::{DsmImpl, DsmImplType};
+use crate::{IpcConfig, IpciError, StartupContext, Subsystem};
+use pgipc_dsm::DsmImpl;
 
 const DSM_NAME: &str = "dynamic shared memory control";
 
 fn dsm_impl(config: &IpcConfig) -> DsmImpl {
-    let kind = match config.dynamic_shared_memory_type {
-        DsmType::Posix => DsmImplType::Posix,
-        DsmType::Sysv => DsmImplType::Sysv,
-        DsmType::Mmap => DsmImplType::Mmap,
-    };
-    DsmImpl::new(kind, config.data_dir.as_deref())
+    DsmImpl::new(
+        config.dynamic_shared_memory_type,
+        config.data_dir.as_deref(),
+    )
 }
 
 /// Removes what dead predecessors' control segments still list, then creates this server's

@@ -7,7 +7,7 @@ use crate::datadir::{self, line, DataDirError, LockFile, LockFileInfo};
 use crate::elog::{elog, Severity};
 use crate::signals;
 use pgipc_guc::{split_guc_list, GucError, Settings, Source};
-use pgipc_ipci::{DsmType, IpcConfig, IpciError};
+use pgipc_ipci::{DsmImplType, IpcConfig, IpciError};
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_shmem::{HugePages, HugePagesStatus, Interlock, SharedMemoryType, ShmemError};
 use pgipc_waiteventset::postmaster_death::PostmasterDeathPipe;
@@ -107,9 +107,9 @@ pub fn ipc_config(s: &Settings, data_dir: Option<&Path>) -> IpcConfig {
             _ => SharedMemoryType::Mmap,
         },
         dynamic_shared_memory_type: match s.text("dynamic_shared_memory_type") {
-            "sysv" => DsmType::Sysv,
-            "mmap" => DsmType::Mmap,
-            _ => DsmType::Posix,
+            "sysv" => DsmImplType::Sysv,
+            "mmap" => DsmImplType::Mmap,
+            _ => DsmImplType::Posix,
         },
         huge_pages: match s.text("huge_pages") {
             "on" => HugePages::On,
