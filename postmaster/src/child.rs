@@ -95,9 +95,6 @@ pub struct PoolSizes {
     pub max_worker_processes: u32,
 }
 
-/// Slots reserved for I/O workers (PostgreSQL's `MAX_IO_WORKERS`).
-pub const MAX_IO_WORKERS: u32 = 32;
-
 impl PoolSizes {
     /// Pool size of `kind`.
     pub fn pool_size(&self, kind: BackendType) -> u32 {
@@ -108,7 +105,8 @@ impl PoolSizes {
             Backend => 2 * (self.max_connections + self.max_wal_senders),
             AutovacWorker => self.autovacuum_worker_slots,
             BgWorker => self.max_worker_processes,
-            IoWorker => MAX_IO_WORKERS,
+            // PostgreSQL's MAX_IO_WORKERS, defined where their PGPROCs are reserved.
+            IoWorker => pgipc_proc::MAX_IO_WORKERS,
             AutovacLauncher | SlotsyncWorker | Archiver | BgWriter | Checkpointer | Startup
             | WalReceiver | WalSummarizer | WalWriter | Logger => 1,
             Invalid | DeadEndBackend | WalSender | StandaloneBackend => 0,

@@ -7,8 +7,8 @@ use pgipc_shmem::ShmemSafe;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// PostgreSQL's `InvalidTransactionId`.
-pub const INVALID_TRANSACTION_ID: TransactionId = 0;
+/// PostgreSQL's `InvalidTransactionId` (defined beside `TransactionId` in `pgipc-proc`).
+pub use pgipc_proc::INVALID_TRANSACTION_ID;
 /// PostgreSQL's `BootstrapTransactionId`.
 pub const BOOTSTRAP_TRANSACTION_ID: TransactionId = 1;
 /// PostgreSQL's `FrozenTransactionId`.

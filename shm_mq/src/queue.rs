@@ -8,8 +8,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// PostgreSQL's `MAXIMUM_ALIGNOF`: every chunk in the ring is accounted in multiples of this.
-pub const MAXALIGN: usize = 8;
+/// PostgreSQL's `MAXIMUM_ALIGNOF` (the `shmem` crate's): every chunk in the ring is accounted in
+/// multiples of this.
+pub const MAXALIGN: usize = pgipc_shmem::MAXIMUM_ALIGNOF;
 
 /// Largest message that may be sent (PostgreSQL's `MaxAllocSize`, 1 GiB - 1).
 pub const MAX_MESSAGE_SIZE: usize = 0x3fff_ffff;
