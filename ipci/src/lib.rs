@@ -27,15 +27,21 @@
 //! settings into an [`IpcConfig`]. [`IpcState::bgworkers`] is only a view of the bgworker
 //! crate's region, for the postmaster.
 //!
-//! Key items: [`IpcConfig`], [`Subsystem`], [`SUBSYSTEMS`], [`Addin`], [`IpcState`].
+//! [`ShmemDescription`] is the resulting layout as data (PostgreSQL's `pg_shmem_allocations`),
+//! printed as a table or serialised as JSON by `postmaster --describe-shmem`.
+//!
+//! Key items: [`IpcConfig`], [`Subsystem`], [`SUBSYSTEMS`], [`Addin`], [`IpcState`],
+//! [`ShmemDescription`].
 
 mod config;
+mod describe;
 mod subsystems;
 
 pub use config::{
     DsmImplType, IpcConfig, MAX_BACKENDS, MAX_IO_WORKERS, NUM_AUXILIARY_PROCS,
     NUM_SPECIAL_WORKER_PROCS,
 };
+pub use describe::{ShmemAllocation, ShmemDescription};
 pub use subsystems::SUBSYSTEMS;
 
 use pgipc_lwlock::{
@@ -354,6 +360,11 @@ impl IpcState {
     pub fn bgworkers(&self) -> Result<pgipc_bgworker::BgWorkerShared, IpciError> {
         pgipc_bgworker::shmem_init(&self.shmem, self.config.max_worker_processes)
             .map_err(|e| IpciError::subsystem(pgipc_bgworker::BGWORKER_DATA_NAME, e))
+    }
+
+    /// The segment's layout (`pg_shmem_allocations`).
+    pub fn describe(&self) -> Result<ShmemDescription, IpciError> {
+        Ok(ShmemDescription::of(&self.shmem)?)
     }
 
     /// Discards shared memory (postmaster only: shutdown or crash restart): runs the subsystems'

@@ -107,6 +107,36 @@ fn background_worker_data_is_one_region_right_before_shm_inval_buffer() {
     state.shutdown().unwrap();
 }
 
+/// The machine-readable layout (`--describe-shmem=json`): pinned as JSON, read back by serde
+/// into the same value, and the same rows as the allocation table.
+#[test]
+fn reference_allocation_json() {
+    let state = create_shared_memory_and_semaphores(&reference(), &Addins::new()).unwrap();
+    let d = state.describe().unwrap();
+    let json = d.to_json();
+    insta::assert_snapshot!(json);
+    let back: ShmemDescription = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, d);
+    assert_eq!(d.total_size, state.shmem.total_size() as u64);
+    let rows = state.shmem.allocations().unwrap();
+    assert_eq!(d.allocations.len(), rows.len());
+    for (j, r) in d.allocations.iter().zip(&rows) {
+        assert_eq!(
+            (j.off, j.size, j.allocated_size),
+            (r.off, r.size, r.allocated_size)
+        );
+        match &r.name {
+            AllocationName::Unused => assert_eq!(j.name, None),
+            n => assert_eq!(j.name.as_deref(), Some(n.to_string().as_str())),
+        }
+    }
+    // The table is the same rows, one per line between the header and the total.
+    let table = d.to_table();
+    assert_eq!(table.lines().count(), rows.len() + 2, "{table}");
+    assert!(table.contains("<anonymous>") && table.contains("<unused>"));
+    state.shutdown().unwrap();
+}
+
 #[derive(Debug)]
 struct Counter;
 

@@ -12,14 +12,24 @@ pub struct Options {
     pub settings: Vec<(String, String)>,
     /// `-C name`: print the setting and exit.
     pub show: Option<String>,
-    /// `--describe-shmem`: print the shared-memory allocation table and exit.
-    pub describe_shmem: bool,
+    /// `--describe-shmem[=table|json]`: print the shared-memory allocations and exit.
+    pub describe_shmem: Option<ShmemFormat>,
     /// `-V` / `--version`.
     pub version: bool,
     /// `--help` / `-?`.
     pub help: bool,
     /// `--forkchild=<kind>:<slot>`: this process is an exec'd child of a postmaster.
     pub forkchild: Option<String>,
+}
+
+/// How `--describe-shmem` prints the allocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShmemFormat {
+    /// `--describe-shmem` or `--describe-shmem=table`: aligned columns for people.
+    Table,
+    /// `--describe-shmem=json`: `{"total_size": …, "allocations": [{"name", "off", "size",
+    /// "allocated_size"}, …]}`, for layout tests and tools that diff layouts.
+    Json,
 }
 
 /// A command-line mistake; the message follows getopt's.
@@ -34,6 +44,9 @@ pub enum CliError {
     /// `-c name` or `--name` without `=value`.
     #[error("-c {0} requires a value")]
     NeedsValue(String),
+    /// `--describe-shmem=` with a format other than `table` or `json`.
+    #[error("invalid --describe-shmem format \"{0}\": use \"table\" or \"json\"")]
+    ShmemFormat(String),
     /// A stray argument.
     #[error("invalid argument: \"{0}\"")]
     Stray(String),
@@ -53,7 +66,9 @@ Options:
   -k DIRECTORY       Unix-domain socket location
   -p PORT            port number to listen on
   --NAME=VALUE       set run-time parameter
-  --describe-shmem   print the shared memory allocation table, then exit
+  --describe-shmem[=FORMAT]
+                     print the shared memory allocations (FORMAT table, the default,
+                     or json), then exit
   -V, --version      output version information, then exit
   -?, --help         show this help, then exit
 ";
@@ -73,7 +88,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
         match a.as_str() {
             "--help" | "-?" => o.help = true,
             "--version" | "-V" => o.version = true,
-            "--describe-shmem" => o.describe_shmem = true,
+            "--describe-shmem" | "--describe-shmem=table" => {
+                o.describe_shmem = Some(ShmemFormat::Table)
+            }
+            "--describe-shmem=json" => o.describe_shmem = Some(ShmemFormat::Json),
+            s if s.starts_with("--describe-shmem=") => {
+                return Err(CliError::ShmemFormat(
+                    s["--describe-shmem=".len()..].to_owned(),
+                ))
+            }
             s if s.starts_with("--forkchild=") => {
                 o.forkchild = Some(s["--forkchild=".len()..].to_owned())
             }
@@ -142,7 +165,23 @@ mod tests {
         assert_eq!(p(&["-D"]), Err(CliError::MissingArgument("D".into())));
         assert_eq!(p(&["-c", "port"]), Err(CliError::NeedsValue("port".into())));
         assert_eq!(p(&["junk"]), Err(CliError::Stray("junk".into())));
-        assert!(p(&["--describe-shmem"]).unwrap().describe_shmem);
+        assert_eq!(
+            p(&["--describe-shmem"]).unwrap().describe_shmem,
+            Some(ShmemFormat::Table)
+        );
+        assert_eq!(
+            p(&["--describe-shmem=table"]).unwrap().describe_shmem,
+            Some(ShmemFormat::Table)
+        );
+        assert_eq!(
+            p(&["--describe-shmem=json"]).unwrap().describe_shmem,
+            Some(ShmemFormat::Json)
+        );
+        assert_eq!(
+            p(&["--describe-shmem=xml"]),
+            Err(CliError::ShmemFormat("xml".into()))
+        );
+        assert_eq!(p(&["-D", "x"]).unwrap().describe_shmem, None);
         let o = p(&["--forkchild=backend:3", "-k", "/tmp/s", "-h", "*"]).unwrap();
         assert_eq!(o.forkchild.as_deref(), Some("backend:3"));
         assert_eq!(

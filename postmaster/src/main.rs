@@ -1,7 +1,8 @@
 //! `postmaster`: the pgipc server. See the library's docs for the start-up sequence.
 
+use pgipc_postmaster::cli::{self, ShmemFormat};
 use pgipc_postmaster::elog::{elog, Severity};
-use pgipc_postmaster::{cli, datadir, startup};
+use pgipc_postmaster::{datadir, startup};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,11 +79,14 @@ fn main() -> ExitCode {
             Err(e) => fatal(&e, None, None),
         };
     }
-    if opts.describe_shmem {
+    if let Some(format) = opts.describe_shmem {
         let cfg = startup::ipc_config(&settings, None);
         return match startup::describe_shmem(&cfg) {
-            Ok(t) => {
-                print!("{t}");
+            Ok(d) => {
+                match format {
+                    ShmemFormat::Table => print!("{}", d.to_table()),
+                    ShmemFormat::Json => print!("{}", d.to_json()),
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fatal(&e, e.detail(), e.hint()),

@@ -136,34 +136,17 @@ pub fn compute_runtime_settings(s: &mut Settings, cfg: &IpcConfig) -> Result<(),
     Ok(())
 }
 
-/// The `--describe-shmem` table: one row per `pg_shmem_allocations` row.
-pub fn describe_shmem(cfg: &IpcConfig) -> Result<String, StartupError> {
+/// What `--describe-shmem` prints: the layout of a segment made for `cfg`, one row per
+/// `pg_shmem_allocations` row (print it with `to_table` or `to_json`).
+pub fn describe_shmem(cfg: &IpcConfig) -> Result<pgipc_ipci::ShmemDescription, StartupError> {
     let cfg = IpcConfig {
         data_dir: None,
         ..cfg.clone()
     };
     let state = pgipc_ipci::create_shared_memory_and_semaphores(&cfg, &addins_for(&cfg))?;
-    let rows = state.shmem.allocations().map_err(IpciError::from)?;
-    let mut out = format!(
-        "{:<40} {:>12} {:>12} {:>14}\n",
-        "name", "off", "size", "allocated_size"
-    );
-    for r in rows {
-        let off = r
-            .off
-            .map(|o| o.to_string())
-            .unwrap_or_else(|| "NULL".into());
-        out.push_str(&format!(
-            "{:<40} {:>12} {:>12} {:>14}\n",
-            r.name.to_string(),
-            off,
-            r.size,
-            r.allocated_size
-        ));
-    }
-    out.push_str(&format!("total size {} bytes\n", state.shmem.total_size()));
+    let d = state.describe()?;
     state.shutdown()?;
-    Ok(out)
+    Ok(d)
 }
 
 /// The postmaster's own shared structures (the auxiliary processes' counters, which
