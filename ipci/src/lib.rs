@@ -276,7 +276,7 @@ fn size_with(config: &IpcConfig, collected: &Collected) -> Result<usize, IpciErr
     let mut size = SLACK;
     size = add_size(
         size,
-        mul_size(nsemas, std::mem::size_of::<pgipc_lwlock::ProcWaitSlot>())?,
+        mul_size(nsemas, std::mem::size_of::<pgipc_lwlock::WaitSlot>())?,
     )?;
     // The wait-slot array is aligned to a cache line: room for that padding.
     size = add_size(size, pgipc_shmem::CACHE_LINE_SIZE)?;

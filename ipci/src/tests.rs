@@ -159,7 +159,7 @@ impl Addin for Counter {
         if locks.len() != 2 {
             return Err("wrong tranche size".into());
         }
-        if pgipc_lwlock::tranche_name(locks[0].lock.tranche()) != "counter_locks" {
+        if pgipc_lwlock::tranche_name(locks[0].tranche()) != "counter_locks" {
             return Err("tranche not named".into());
         }
         Ok(())

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{pin_to, SharedMap, ROLE_ENV};
-use pgipc_lwlock::{tranche, LWLock, LWLockMode, LWLockProc, ProcWaitSlot, SpinLock};
+use pgipc_lwlock::{tranche, LWLock, LWLockMode, LWLockProc, SpinLock, WaitSlot};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ fn uncontended() {
     let word = AtomicU32::new(0);
     let spin = SpinLock::new();
     let lw = LWLock::new(tranche::builtin::TEST);
-    let slots = [ProcWaitSlot::default()];
+    let slots = [WaitSlot::default()];
     let me = LWLockProc::new(&slots, 0).expect("slot 0");
     let cas = || {
         let w = black_box(&word);
@@ -106,7 +106,7 @@ const COUNTER_OFF: usize = 192;
 const SPIN_OFF: usize = 256;
 const LOCK_OFF: usize = 320;
 const SLOTS_OFF: usize = 1024;
-const MAP_LEN: usize = SLOTS_OFF + 2 * std::mem::size_of::<ProcWaitSlot>();
+const MAP_LEN: usize = SLOTS_OFF + 2 * std::mem::size_of::<WaitSlot>();
 
 struct View<'a> {
     go: &'a AtomicU32,
@@ -115,7 +115,7 @@ struct View<'a> {
     counter: &'a AtomicU64,
     spin: &'a SpinLock,
     lock: &'a LWLock,
-    slots: &'a [ProcWaitSlot],
+    slots: &'a [WaitSlot],
 }
 
 fn view(m: &SharedMap) -> View<'_> {

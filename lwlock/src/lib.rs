@@ -16,7 +16,7 @@
 //!  │  head ─┐   tail ─┐      │    │       fetch_sub; if waiters and none woken yet →
 //!  └────────┼─────────┼──────┼────┘       take LIST_LOCKED, unlink the runnable waiters,
 //!           ▼         ▼      │            post their semaphores
-//!  ProcWaitSlot[procno] (128 B each, one per proc number)
+//!  WaitSlot[procno] = CachePadded<ProcWaitSlot> (128 B each, one per proc number)
 //!  ┌───────────────┬───────────────┬───────────────┐
 //!  │ sem (futex)   │ sem           │ sem           │
 //!  │ next/prev ───►│ next/prev ───►│ ...           │   links are proc numbers + 1
@@ -41,7 +41,8 @@
 //!   that exits holding an LWLock is a crash the postmaster answers with a restart.
 //! * No `LWLockWaitForVar`/`LWLockUpdateVar` (WAL insertion locks are out of scope).
 //!
-//! Key types: [`SpinLock`], [`PgSemaphore`], [`LWLock`], [`ProcWaitSlot`], [`LWLockProc`],
+//! Key types: [`SpinLock`], [`PgSemaphore`], [`LWLock`], [`LWLockPadded`], [`ProcWaitSlot`],
+//! [`WaitSlot`], [`LWLockProc`],
 //! [`MainLWLockId`].
 
 mod lwlock;
@@ -50,8 +51,10 @@ mod spin;
 mod sys;
 pub mod tranche;
 
+/// crossbeam-utils' cache-line padding, re-exported for the shared arrays of later crates.
+pub use crossbeam_utils::CachePadded;
 pub use lwlock::{
-    LWLock, LWLockError, LWLockGuard, LWLockMode, LWLockPadded, LWLockProc, ProcWaitSlot,
+    LWLock, LWLockError, LWLockGuard, LWLockMode, LWLockPadded, LWLockProc, ProcWaitSlot, WaitSlot,
     PG_WAIT_LWLOCK,
 };
 pub use sema::PgSemaphore;

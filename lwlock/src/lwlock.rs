@@ -4,6 +4,7 @@
 use crate::sema::PgSemaphore;
 use crate::spin::{stuck_abort, SpinDelay, DEFAULT_STUCK_TIMEOUT};
 use crate::tranche::{tranche_name, TrancheId};
+use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
@@ -44,7 +45,8 @@ const NIL: u32 = 0;
 /// of their own so that locking needs nothing from the later `proc` crate.
 ///
 /// # Layout
-/// `#[repr(C, align(128))]`: one slot per 128-byte cache line (PostgreSQL pads each semaphore to
+/// `#[repr(C)]`, 24 bytes, align 4. The table holds each slot alone on a cache line, as
+/// [`WaitSlot`] = `CachePadded<ProcWaitSlot>` (PostgreSQL pads each semaphore to
 /// `PG_CACHE_LINE_SIZE`), so sleepers do not false-share. All-zero = not waiting, count 0.
 ///
 /// # Synchronisation
@@ -52,7 +54,7 @@ const NIL: u32 = 0;
 /// * `lw_waiting`, `lw_wait_mode`, `next`, `prev`: written by the owner when it queues itself and
 ///   by whoever holds the wait-list bit of the lock it is queued on.
 /// * `wait_event_info`: written only by the owner; read by anyone (monitoring).
-#[repr(C, align(128))]
+#[repr(C)]
 #[derive(Default)]
 pub struct ProcWaitSlot {
     /// The semaphore this process sleeps on.
@@ -78,13 +80,18 @@ impl fmt::Debug for ProcWaitSlot {
     }
 }
 
+/// One entry of the wait-slot table: a [`ProcWaitSlot`] alone on a cache line (128 bytes, align
+/// 128 on x86_64 and aarch64; crossbeam's `CachePadded`, `#[repr(C)]` with the slot at offset
+/// 0). Dereferences to the slot.
+pub type WaitSlot = CachePadded<ProcWaitSlot>;
+
 /// A process's identity for locking: the shared slot table and, once it has one, its proc number.
 ///
 /// Process-local (not `Sync`). A process without a proc number (the postmaster, a process still
 /// starting) can take LWLocks too, but cannot sleep in the wait queue: it polls with back-off,
 /// which is acceptable only where contention is impossible or rare (start-up, attach).
 pub struct LWLockProc<'a> {
-    slots: &'a [ProcWaitSlot],
+    slots: &'a [WaitSlot],
     me: Option<u32>,
     held: Cell<u32>,
 }
@@ -113,7 +120,7 @@ pub enum LWLockError {
 
 impl<'a> LWLockProc<'a> {
     /// The identity of proc number `procno` in `slots`.
-    pub fn new(slots: &'a [ProcWaitSlot], procno: u32) -> Result<Self, LWLockError> {
+    pub fn new(slots: &'a [WaitSlot], procno: u32) -> Result<Self, LWLockError> {
         if procno as usize >= slots.len() || procno == u32::MAX {
             return Err(LWLockError::ProcNumberOutOfRange {
                 procno,
@@ -128,7 +135,7 @@ impl<'a> LWLockProc<'a> {
     }
 
     /// An identity with no proc number: may lock, never queues (see the type's docs).
-    pub fn without_slot(slots: &'a [ProcWaitSlot]) -> Self {
+    pub fn without_slot(slots: &'a [WaitSlot]) -> Self {
         LWLockProc {
             slots,
             me: None,
@@ -148,11 +155,11 @@ impl<'a> LWLockProc<'a> {
 
     /// This process's wait slot.
     pub fn my_slot(&self) -> Option<&'a ProcWaitSlot> {
-        self.me.map(|n| &self.slots[n as usize])
+        self.me.map(|n| &*self.slots[n as usize])
     }
 
     fn slot(&self, link: u32) -> &'a ProcWaitSlot {
-        &self.slots[(link - 1) as usize]
+        &*self.slots[(link - 1) as usize]
     }
 }
 
@@ -188,13 +195,11 @@ impl fmt::Debug for LWLock {
     }
 }
 
-/// An [`LWLock`] alone on a 128-byte line (PostgreSQL's `LWLockPadded`).
-#[repr(C, align(128))]
-#[derive(Debug, Default)]
-pub struct LWLockPadded {
-    /// The lock.
-    pub lock: LWLock,
-}
+/// An [`LWLock`] alone on a cache line (PostgreSQL's `LWLockPadded`): crossbeam's
+/// `CachePadded`, `#[repr(C)]` with the lock at offset 0, 128 bytes on x86_64 and aarch64 (the
+/// line pair the adjacent-line prefetcher fetches; PostgreSQL's `PG_CACHE_LINE_SIZE` is 128
+/// too). Dereferences to the lock.
+pub type LWLockPadded = CachePadded<LWLock>;
 
 impl LWLock {
     /// A free lock of tranche `tranche`.

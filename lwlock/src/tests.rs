@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn slots(n: usize) -> Arc<Vec<ProcWaitSlot>> {
-    Arc::new((0..n).map(|_| ProcWaitSlot::default()).collect())
+fn slots(n: usize) -> Arc<Vec<WaitSlot>> {
+    Arc::new((0..n).map(|_| WaitSlot::default()).collect())
 }
 
 #[test]
@@ -18,7 +18,8 @@ fn layout() {
          PgSemaphore size={} align={}\n\
          LWLock size={} align={}\n\
          LWLockPadded size={} align={}\n\
-         ProcWaitSlot size={} align={} sem@{} wait_event_info@{}",
+         ProcWaitSlot size={} align={} sem@{} wait_event_info@{}\n\
+         WaitSlot size={} align={} slot@{}",
         size_of::<SpinLock>(),
         align_of::<SpinLock>(),
         size_of::<PgSemaphore>(),
@@ -31,6 +32,12 @@ fn layout() {
         align_of::<ProcWaitSlot>(),
         offset_of!(ProcWaitSlot, sem),
         offset_of!(ProcWaitSlot, wait_event_info),
+        size_of::<WaitSlot>(),
+        align_of::<WaitSlot>(),
+        {
+            let w = WaitSlot::default();
+            (&*w as *const ProcWaitSlot as usize) - (&w as *const WaitSlot as usize)
+        },
     );
     insta::assert_snapshot!(s);
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{SharedMap, ROLE_ENV};
 use libtest_mimic::{Arguments, Trial};
-use pgipc_lwlock::{tranche, LWLock, LWLockMode, LWLockProc, ProcWaitSlot, SpinLock};
+use pgipc_lwlock::{tranche, LWLock, LWLockMode, LWLockProc, SpinLock, WaitSlot};
 use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ const VIOLATIONS_OFF: usize = 320; // AtomicU32: overlaps seen
 const READY_OFF: usize = 384; // AtomicU32: children that hold the spinlock / are ready
 const CONTENDED_OFF: usize = 448; // AtomicU64: acquisitions that found the lock held
 const SLOTS_OFF: usize = 1024;
-const MAP_LEN: usize = SLOTS_OFF + 16 * std::mem::size_of::<ProcWaitSlot>();
+const MAP_LEN: usize = SLOTS_OFF + 16 * std::mem::size_of::<WaitSlot>();
 
 struct View<'a> {
     lock: &'a LWLock,
@@ -36,7 +36,7 @@ struct View<'a> {
     violations: &'a AtomicU32,
     ready: &'a AtomicU32,
     contended: &'a AtomicU64,
-    slots: &'a [ProcWaitSlot],
+    slots: &'a [WaitSlot],
 }
 
 fn view(m: &SharedMap) -> View<'_> {

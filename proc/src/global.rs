@@ -7,7 +7,7 @@ use crate::shared::{
     INVALID_TRANSACTION_ID,
 };
 use crate::ProcError;
-use pgipc_lwlock::{ProcWaitSlot, SpinLock, SpinLockGuard};
+use pgipc_lwlock::{CachePadded, ProcWaitSlot, SpinLock, SpinLockGuard};
 use pgipc_shmem::{add_size, mul_size, InitKind, Shared, Shmem, SizeError};
 use std::fmt;
 use std::mem::size_of;
@@ -39,8 +39,10 @@ pub enum Reclaim {
 /// Bytes of "PGPROC structures" for `total` procs (PostgreSQL's `PGProcShmemSize`): the PGPROCs
 /// plus one `xids`, `subxidStates` and `statusFlags` entry each.
 fn pgproc_structures_size(total: usize) -> Result<usize, SizeError> {
-    let per =
-        size_of::<PgProc>() + size_of::<u32>() + size_of::<XidCacheStatus>() + size_of::<u8>();
+    let per = size_of::<CachePadded<PgProc>>()
+        + size_of::<u32>()
+        + size_of::<XidCacheStatus>()
+        + size_of::<u8>();
     mul_size(total, per)
 }
 
@@ -61,7 +63,7 @@ pub fn shmem_size(cfg: &ProcConfig) -> Result<usize, ProcError> {
 pub struct ProcGlobal {
     shmem: Shmem,
     hdr: Shared<ProcHdr>,
-    procs: Shared<[PgProc]>,
+    procs: Shared<[CachePadded<PgProc>]>,
     xids: Shared<[AtomicU32]>,
     subxid_states: Shared<[XidCacheStatus]>,
     status_flags: Shared<[AtomicU8]>,
@@ -96,8 +98,10 @@ pub fn shmem_init(shmem: &Shmem, cfg: &ProcConfig) -> Result<ProcGlobal, ProcErr
     let n = total as usize;
     let (off, _) = shmem.init_raw(PGPROC_STRUCTURES_NAME, pgproc_structures_size(n)?)?;
     let missing = || ProcError::Shmem(pgipc_shmem::ShmemError::NotInitialized);
-    let procs = shmem.view_slice::<PgProc>(off, n).ok_or_else(missing)?;
-    let mut at = off + (n * size_of::<PgProc>()) as u64;
+    let procs = shmem
+        .view_slice::<CachePadded<PgProc>>(off, n)
+        .ok_or_else(missing)?;
+    let mut at = off + (n * size_of::<CachePadded<PgProc>>()) as u64;
     let xids = shmem.view_slice::<AtomicU32>(at, n).ok_or_else(missing)?;
     at += (n * size_of::<u32>()) as u64;
     let subxid_states = shmem
@@ -190,7 +194,7 @@ impl ProcGlobal {
     }
 
     /// Every PGPROC (PostgreSQL's `allProcs`), prepared-transaction dummies included.
-    pub fn all_procs(&self) -> &[PgProc] {
+    pub fn all_procs(&self) -> &[CachePadded<PgProc>] {
         &self.procs
     }
 
@@ -198,6 +202,7 @@ impl ProcGlobal {
     pub fn proc(&self, procno: ProcNumber) -> Result<&PgProc, ProcError> {
         self.procs
             .get(procno as usize)
+            .map(|p| &**p)
             .ok_or(ProcError::ProcNumberOutOfRange { procno })
     }
 
@@ -208,6 +213,7 @@ impl ProcGlobal {
             .wait_slots()
             .get(procno as usize)
             .filter(|_| procno < all)
+            .map(|s| &**s)
             .ok_or(ProcError::ProcNumberOutOfRange { procno })
     }
 

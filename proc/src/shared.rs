@@ -168,7 +168,9 @@ impl fmt::Debug for XidCacheStatus {
 /// `ProcWaitSlot` of the same proc number (reserved by ipci before this array).
 ///
 /// # Layout
-/// `#[repr(C, align(64))]`, atomics only; the layout is pinned by a snapshot test.
+/// `#[repr(C)]`, atomics only; the layout is pinned by a snapshot test. The table holds each
+/// slot as `CachePadded<PgProc>` (alone on its 128-byte lines, PostgreSQL's
+/// `PG_CACHE_LINE_SIZE`), so one process's stores to its own slot do not slow its neighbours.
 ///
 /// # Synchronisation
 /// * `free_next`: the free-list link, only under the ProcStructLock spinlock.
@@ -187,7 +189,7 @@ impl fmt::Debug for XidCacheStatus {
 ///   follows the slot's.
 /// * `proc_array_group_*`: the group xid-clearing protocol (owner pushes itself, the leader
 ///   clears `proc_array_group_member` after doing its work).
-#[repr(C, align(64))]
+#[repr(C)]
 pub struct PgProc {
     /// OS process id; 0 when the slot is free (or a prepared transaction's dummy).
     pub pid: AtomicI32,

@@ -242,7 +242,7 @@ fn layout() {
         "PgProc size {} align {}\n pid {} proc_number {} lxid {} xid {} xmin {} pgxactoff {} \
          database_id {} group_next {} backend_type {} status_flags {} wait_start {} \
          subxid_status {} subxids {} latch {}\nProcHdr size {} align {} free {} group_first {}\n\
-         XidCacheStatus size {}",
+         XidCacheStatus size {}\nCachePadded<PgProc> (a table entry) size {} align {}",
         size_of::<PgProc>(),
         align_of::<PgProc>(),
         offset_of!(PgProc, pid),
@@ -264,6 +264,8 @@ fn layout() {
         offset_of!(ProcHdr, free),
         offset_of!(ProcHdr, proc_array_group_first),
         size_of::<XidCacheStatus>(),
+        size_of::<pgipc_lwlock::CachePadded<PgProc>>(),
+        align_of::<pgipc_lwlock::CachePadded<PgProc>>(),
     );
     insta::assert_snapshot!(s);
 }

@@ -5,7 +5,7 @@ use crate::transam::{
     transaction_id_is_valid, FullTransactionId, TransamVariables, FIRST_NORMAL_TRANSACTION_ID,
 };
 use crate::ProcArrayError;
-use pgipc_lwlock::{LWLock, LWLockMode, LWLockProc, MainLWLockId, ProcWaitSlot};
+use pgipc_lwlock::{LWLock, LWLockMode, LWLockProc, MainLWLockId, WaitSlot};
 use pgipc_proc::{
     MyProc, ProcConfig, ProcGlobal, ProcNumber, Reclaim, TransactionId, INVALID_PROC_NUMBER,
     INVALID_TRANSACTION_ID,
@@ -121,7 +121,7 @@ pub struct ProcArray {
     pub(crate) pgprocnos: Shared<[AtomicU32]>,
     pub(crate) transam: Shared<TransamVariables>,
     // Resolved once: the per-call lookups through `Shmem` cost as much as a small scan.
-    slots: Shared<[ProcWaitSlot]>,
+    slots: Shared<[WaitSlot]>,
     proc_array_lock: Shared<LWLock>,
     xid_gen_lock: Shared<LWLock>,
 }
@@ -162,7 +162,7 @@ pub fn shmem_init(shmem: &Shmem, cfg: &ProcConfig) -> Result<ProcArray, ProcArra
     let slots = shmem.wait_slots();
     let slots = shmem
         .offset_of(slots.as_ptr())
-        .and_then(|o| shmem.view_slice::<ProcWaitSlot>(o, slots.len()))
+        .and_then(|o| shmem.view_slice::<WaitSlot>(o, slots.len()))
         .ok_or_else(missing)?;
     let lock = |id| {
         let l: *const LWLock = shmem.main_lwlock(id);
@@ -223,6 +223,7 @@ impl ProcArray {
         self.procs
             .all_procs()
             .get(procno as usize)
+            .map(|p| &**p)
             .ok_or(ProcArrayError::Proc(
                 pgipc_proc::ProcError::ProcNumberOutOfRange { procno },
             ))

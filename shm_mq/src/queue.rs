@@ -37,6 +37,11 @@ pub(crate) const fn maxalign(n: usize) -> usize {
 /// | 128 | `bytes_written: AtomicU64` | the sender only (load + store) |
 /// | 192 | ring bytes | the sender writes free bytes, the receiver reads unread bytes |
 ///
+/// The counters are padded with plain `u64` arrays, not crossbeam's `CachePadded` (align 128):
+/// a queue goes wherever its creator puts it, which PostgreSQL's `shm_mq_create` only asks to
+/// be MAXALIGNed and `shm_toc` chunks only 32-byte aligned, so the header may not demand more
+/// than 8-byte alignment.
+///
 /// # Synchronization
 /// No lock on the ring: free bytes belong to the sender, unread bytes to the receiver, and the
 /// two counters hand bytes over (release store / acquire load). The sender reads `bytes_read`

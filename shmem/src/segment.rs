@@ -8,7 +8,7 @@ use crate::size::{
 use crate::sys::{self, Mapping};
 use crate::{HugePages, HugePagesStatus, InitKind, SharedMemoryType, ShmemError};
 use pgipc_lwlock::{
-    LWLock, LWLockMode, LWLockPadded, LWLockProc, MainLWLockId, ProcWaitSlot, SpinLock, TrancheId,
+    LWLock, LWLockMode, LWLockPadded, LWLockProc, MainLWLockId, SpinLock, TrancheId, WaitSlot,
     NUM_INDIVIDUAL_LWLOCKS,
 };
 use std::any::Any;
@@ -478,11 +478,11 @@ impl Shmem {
         if h.wait_slots_offset.load(Ordering::Relaxed) != 0 {
             return Err(ShmemError::AlreadyInitialized { what: "wait slots" });
         }
-        let n32 = u32::try_from(n).map_err(|_| SizeError::Mul(n, size_of::<ProcWaitSlot>()))?;
-        let bytes = mul_size(n, size_of::<ProcWaitSlot>())?;
-        // Align the array to its element (a cache line) by bumping a little padding first.
+        let n32 = u32::try_from(n).map_err(|_| SizeError::Mul(n, size_of::<WaitSlot>()))?;
+        let bytes = mul_size(n, size_of::<WaitSlot>())?;
+        // Align the array to its element (a padded cache line) by bumping a little padding first.
         let free = h.freeoffset.load(Ordering::Relaxed) as usize;
-        let pad = type_align(align_of::<ProcWaitSlot>(), free)? - free;
+        let pad = type_align(align_of::<WaitSlot>(), free)? - free;
         let off = self.alloc_unlocked(add_size(pad, bytes)?)? + pad as u64;
         h.nwait_slots.store(n32, Ordering::Relaxed);
         h.wait_slots_offset.store(off, Ordering::Release);
@@ -535,12 +535,12 @@ impl Shmem {
         h.nlwlocks.store(n as u64, Ordering::Release);
         let locks = self.lwlocks();
         for (i, l) in locks.iter().take(NUM_INDIVIDUAL_LWLOCKS).enumerate() {
-            l.lock.init(TrancheId(i as u16));
+            l.init(TrancheId(i as u16));
         }
         let mut next = NUM_INDIVIDUAL_LWLOCKS;
         for (tranche, count) in extra {
             for l in &locks[next..next + count] {
-                l.lock.init(*tranche);
+                l.init(*tranche);
             }
             next += count;
         }
@@ -582,10 +582,10 @@ impl Shmem {
     // ---- locks ----
 
     /// The wait slots, one per proc number.
-    pub fn wait_slots(&self) -> &[ProcWaitSlot] {
+    pub fn wait_slots(&self) -> &[WaitSlot] {
         let h = self.header();
         let n = h.nwait_slots.load(Ordering::Acquire) as usize;
-        match self.view_slice::<ProcWaitSlot>(h.wait_slots_offset.load(Ordering::Acquire), n) {
+        match self.view_slice::<WaitSlot>(h.wait_slots_offset.load(Ordering::Acquire), n) {
             // SAFETY: the slice lies inside the mapping, which `self` keeps alive.
             Some(s) => unsafe { &*s.as_ptr() },
             None => &[],
@@ -609,7 +609,7 @@ impl Shmem {
     /// Never once the segment is initialised; before [`create_lwlocks`](Self::create_lwlocks) the
     /// array is empty, which is a start-up ordering bug.
     pub fn main_lwlock(&self, id: MainLWLockId) -> &LWLock {
-        &self.lwlocks()[id as usize].lock
+        &self.lwlocks()[id as usize]
     }
 
     /// Records this process's proc number (or `None`), used by [`lwlock_proc`](Self::lwlock_proc).

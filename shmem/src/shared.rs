@@ -53,9 +53,12 @@ shmem_safe!(
     pgipc_lwlock::SpinLock,
     pgipc_lwlock::PgSemaphore,
     pgipc_lwlock::LWLock,
-    pgipc_lwlock::LWLockPadded,
     pgipc_lwlock::ProcWaitSlot,
 );
+// SAFETY: CachePadded is #[repr(C)] (crossbeam-utils >= 0.8.22) with the value at offset 0 and
+// padding after it: the value's properties plus bytes nobody reads. (LWLockPadded and WaitSlot
+// are this type.)
+unsafe impl<T: ShmemSafe> ShmemSafe for pgipc_lwlock::CachePadded<T> {}
 // SAFETY: an array of ShmemSafe elements is laid out contiguously and inherits every property.
 unsafe impl<T: ShmemSafe, const N: usize> ShmemSafe for [T; N] {}
 
