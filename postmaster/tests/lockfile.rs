@@ -126,10 +126,7 @@ fn sysv_shmid(lines: &[String]) -> Option<i32> {
 /// in the interlock's header, and POSIX DSM segments are `/dev/shm/PostgreSQL.<handle>`.
 fn dsm_control_file(shmid: i32) -> Result<Option<PathBuf>, Failed> {
     let il = pgipc_shmem::Interlock::attach_existing(shmid).map_err(|e| e.to_string())?;
-    let h = il
-        .header()
-        .dsm_control
-        .load(std::sync::atomic::Ordering::Acquire);
+    let h = il.header().dsm_control();
     drop(il);
     let p = PathBuf::from(format!("/dev/shm/PostgreSQL.{h}"));
     Ok((h != 0 && p.exists()).then_some(p))

@@ -19,25 +19,62 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Contents of the interlock segment (the part of PostgreSQL's `PGShmemHeader` a successor reads).
+///
+/// # Synchronisation
+/// Written by the creating postmaster before it publishes the segment's id (in
+/// `postmaster.pid`), except `dsm_control`, which its DSM start-up sets once before children
+/// exist. The fields are private to this crate; readers (a successor postmaster, tests) use the
+/// methods.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct InterlockHeader {
     /// [`PG_SHMEM_MAGIC`].
-    pub magic: AtomicI32,
+    pub(crate) magic: AtomicI32,
     /// Pid of the postmaster that created it.
-    pub creator_pid: AtomicI32,
+    pub(crate) creator_pid: AtomicI32,
     /// Size of the main segment.
-    pub totalsize: AtomicU64,
+    pub(crate) totalsize: AtomicU64,
     /// DSM control segment handle, for crash clean-up by the next postmaster.
-    pub dsm_control: AtomicU32,
+    pub(crate) dsm_control: AtomicU32,
     _pad: u32,
     /// `st_dev` of the data directory.
-    pub device: AtomicU64,
+    pub(crate) device: AtomicU64,
     /// `st_ino` of the data directory.
-    pub inode: AtomicU64,
+    pub(crate) inode: AtomicU64,
 }
 // SAFETY: repr(C), atomics only; zero is valid.
 unsafe impl ShmemSafe for InterlockHeader {}
+
+impl InterlockHeader {
+    /// [`PG_SHMEM_MAGIC`] if the segment is ours. Written once by the creator.
+    pub fn magic(&self) -> i32 {
+        self.magic.load(Ordering::Acquire)
+    }
+
+    /// Pid of the postmaster that created it. Written once by the creator.
+    pub fn creator_pid(&self) -> i32 {
+        self.creator_pid.load(Ordering::Acquire)
+    }
+
+    /// Size of the main segment. Written once by the creator.
+    pub fn total_size(&self) -> u64 {
+        self.totalsize.load(Ordering::Acquire)
+    }
+
+    /// The DSM control segment's handle (0 = none), for the next postmaster's crash clean-up.
+    /// Set once by the creator's DSM start-up.
+    pub fn dsm_control(&self) -> u32 {
+        self.dsm_control.load(Ordering::Acquire)
+    }
+
+    /// `(st_dev, st_ino)` of the data directory. Written once by the creator.
+    pub fn data_dir_id(&self) -> (u64, u64) {
+        (
+            self.device.load(Ordering::Acquire),
+            self.inode.load(Ordering::Acquire),
+        )
+    }
+}
 
 const HEADER_SIZE: usize = std::mem::size_of::<InterlockHeader>();
 

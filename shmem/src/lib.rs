@@ -53,8 +53,8 @@ mod sys;
 pub use hash::{HashFull, HashHeader, SharedHash};
 pub use interlock::{Interlock, InterlockHeader, InterlockReport, SegmentState};
 pub use segment::{
-    AllocationName, AllocationRow, IndexEnt, IndexKey, SegmentOptions, Shmem, ShmemHeader,
-    PG_SHMEM_MAGIC, SHMEM_INDEX_KEYSIZE, SHMEM_INDEX_SIZE,
+    AllocationName, AllocationRow, SegmentOptions, Shmem, ShmemHeader, PG_SHMEM_MAGIC,
+    SHMEM_INDEX_KEYSIZE, SHMEM_INDEX_SIZE,
 };
 pub use shared::{RelPtr, Shared, ShmemSafe};
 pub use size::{

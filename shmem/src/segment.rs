@@ -34,43 +34,92 @@ pub const SHMEM_INDEX_SIZE: usize = 128;
 /// Written by the creator before any other process maps the segment, except: `freeoffset`
 /// (advanced under the `ShmemLock` spinlock), `dsm_control` (set once by the postmaster's DSM
 /// start-up) and `index_offset` (set once, before children exist).
+///
+/// The fields are private to this crate: the allocator and the start-up steps of [`Shmem`]
+/// are their only writers, and other crates read them through the methods below, each of
+/// which states what protects the value it returns.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct ShmemHeader {
     /// [`PG_SHMEM_MAGIC`].
-    pub magic: AtomicI32,
+    pub(crate) magic: AtomicI32,
     /// Pid of the creating process.
-    pub creator_pid: AtomicI32,
+    pub(crate) creator_pid: AtomicI32,
     /// Length of the whole segment (may exceed the request after huge-page rounding).
-    pub totalsize: AtomicU64,
+    pub(crate) totalsize: AtomicU64,
     /// Offset of the first free byte: the bump pointer.
-    pub freeoffset: AtomicU64,
+    pub(crate) freeoffset: AtomicU64,
     /// Handle of the DSM control segment (0 = none).
-    pub dsm_control: AtomicU32,
+    pub(crate) dsm_control: AtomicU32,
     /// Number of [`ProcWaitSlot`]s reserved (PostgreSQL's semaphores).
-    pub nwait_slots: AtomicU32,
+    pub(crate) nwait_slots: AtomicU32,
     /// `st_dev` of the data directory (0 when not tied to one).
-    pub device: AtomicU64,
+    pub(crate) device: AtomicU64,
     /// `st_ino` of the data directory.
-    pub inode: AtomicU64,
+    pub(crate) inode: AtomicU64,
     /// Offset of the `ShmemLock` spinlock.
-    pub shmem_lock_offset: AtomicU64,
+    pub(crate) shmem_lock_offset: AtomicU64,
     /// Offset of the wait-slot array.
-    pub wait_slots_offset: AtomicU64,
+    pub(crate) wait_slots_offset: AtomicU64,
     /// Offset of the main LWLock array.
-    pub lwlocks_offset: AtomicU64,
+    pub(crate) lwlocks_offset: AtomicU64,
     /// Number of locks in the main LWLock array.
-    pub nlwlocks: AtomicU64,
+    pub(crate) nlwlocks: AtomicU64,
     /// Offset of the Shmem Index hash table.
-    pub index_offset: AtomicU64,
+    pub(crate) index_offset: AtomicU64,
 }
 // SAFETY: repr(C), atomics only, zero is valid.
 unsafe impl ShmemSafe for ShmemHeader {}
 
+impl ShmemHeader {
+    /// [`PG_SHMEM_MAGIC`] once the creator has set the segment up. Written once by the creator
+    /// before any other process maps the segment.
+    pub fn magic(&self) -> i32 {
+        self.magic.load(Ordering::Acquire)
+    }
+
+    /// Pid of the process that created the segment (the postmaster). Written once by the creator.
+    pub fn creator_pid(&self) -> i32 {
+        self.creator_pid.load(Ordering::Acquire)
+    }
+
+    /// Length of the whole segment in bytes. Written once by the creator.
+    pub fn total_size(&self) -> u64 {
+        self.totalsize.load(Ordering::Acquire)
+    }
+
+    /// Offset of the first free byte, the bump pointer. Advanced only by [`Shmem::alloc`] under
+    /// the `ShmemLock` spinlock (and, before that lock exists, by the creator alone); read
+    /// without the lock it is a snapshot that can only grow.
+    pub fn free_offset(&self) -> u64 {
+        self.freeoffset.load(Ordering::Acquire)
+    }
+
+    /// Handle of the DSM control segment (0 = none). Set once by the postmaster's DSM start-up
+    /// ([`Shmem::set_dsm_control`]), before children exist.
+    pub fn dsm_control(&self) -> u32 {
+        self.dsm_control.load(Ordering::Acquire)
+    }
+
+    /// Number of wait slots reserved. Written once by the creator (`reserve_wait_slots`).
+    pub fn nwait_slots(&self) -> u32 {
+        self.nwait_slots.load(Ordering::Acquire)
+    }
+
+    /// `(st_dev, st_ino)` of the data directory the segment belongs to (`(0, 0)` when tied to
+    /// none). Written once by the creator.
+    pub fn data_dir_id(&self) -> (u64, u64) {
+        (
+            self.device.load(Ordering::Acquire),
+            self.inode.load(Ordering::Acquire),
+        )
+    }
+}
+
 /// A name in the Shmem Index: up to 47 bytes, NUL-padded.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IndexKey([u8; SHMEM_INDEX_KEYSIZE]);
+pub(crate) struct IndexKey([u8; SHMEM_INDEX_KEYSIZE]);
 
 impl fmt::Debug for IndexKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,13 +153,13 @@ impl IndexKey {
 /// One Shmem Index entry's value (PostgreSQL's `ShmemIndexEnt` less the key).
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct IndexEnt {
+pub(crate) struct IndexEnt {
     /// Offset of the structure from the segment's start.
-    pub location: AtomicU64,
+    pub(crate) location: AtomicU64,
     /// Bytes requested.
-    pub size: AtomicU64,
+    pub(crate) size: AtomicU64,
     /// Bytes consumed (after cache-line rounding).
-    pub allocated_size: AtomicU64,
+    pub(crate) allocated_size: AtomicU64,
 }
 // SAFETY: repr(C), atomics only, zero is valid.
 unsafe impl ShmemSafe for IndexEnt {}

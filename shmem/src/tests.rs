@@ -1,4 +1,5 @@
 use super::*;
+use crate::segment::{IndexEnt, IndexKey};
 use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::{AtomicU64, Ordering};
 

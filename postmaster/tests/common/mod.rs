@@ -22,7 +22,6 @@ use pgipc_dsm::{
 use std::collections::BTreeSet;
 use std::mem::{offset_of, size_of};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 /// A server's System V interlock segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,8 +68,8 @@ impl Owned {
         // Attached only for the two reads: an extra attachment would keep the segment alive.
         let il = pgipc_shmem::Interlock::attach_existing(shmid)
             .map_err(|e| format!("interlock {shmid}: {e}"))?;
-        let creator = il.header().creator_pid.load(Ordering::Acquire);
-        let control = il.header().dsm_control.load(Ordering::Acquire);
+        let creator = il.header().creator_pid();
+        let control = il.header().dsm_control();
         drop(il);
         if creator != pid as i32 {
             return Err(format!(
