@@ -310,13 +310,17 @@ pub enum ProcSignalError {
 ///
 /// # Layout
 /// `#[repr(C)]`, 16 bytes, align 8.
+///
+/// # Synchronization
+/// `barrier_generation` only grows, by atomic add of an emitter; `num_slots` is written once
+/// by the creator. Private to this crate ([`ProcSignal::current_barrier_generation`] reads it).
 #[repr(C)]
 #[derive(Debug)]
 pub struct ProcSignalHeader {
     /// The highest barrier generation emitted (only grows).
-    pub barrier_generation: AtomicU64,
+    pub(crate) barrier_generation: AtomicU64,
     /// Number of slots (informational).
-    pub num_slots: AtomicU32,
+    pub(crate) num_slots: AtomicU32,
     _pad: u32,
 }
 
@@ -328,26 +332,28 @@ pub struct ProcSignalHeader {
 ///
 /// # Synchronization
 /// See the crate docs: `pid`, `cancel_key_len`, `cancel_key` and `signal_flags` are written
-/// under `mutex`; the barrier fields are atomics with the rules given there.
+/// under `mutex`; the barrier fields are atomics with the rules given there. The fields are
+/// private to this crate, whose methods are the only writers; other crates read a slot through
+/// [`pid`](Self::pid) and [`barrier_generation`](Self::barrier_generation).
 #[repr(C)]
 pub struct ProcSignalSlot {
     /// Owner pid, 0 when free.
-    pub pid: AtomicI32,
+    pub(crate) pid: AtomicI32,
     /// Protects the identity fields and the flags against concurrent writers.
-    pub mutex: SpinLock,
+    pub(crate) mutex: SpinLock,
     /// Length of the cancel key; 0 = the process has no key (auxiliary processes, background
     /// workers) and no cancel request ever matches it.
-    pub cancel_key_len: AtomicU32,
+    pub(crate) cancel_key_len: AtomicU32,
     /// One word per [`ProcSignalReason`]: 1 = raised, not yet seen by the handler.
-    pub signal_flags: [AtomicU32; NUM_PROCSIGNALS],
+    pub(crate) signal_flags: [AtomicU32; NUM_PROCSIGNALS],
     /// Bits of the [`ProcSignalBarrierType`]s this process still has to absorb.
-    pub barrier_check_mask: AtomicU32,
+    pub(crate) barrier_check_mask: AtomicU32,
     /// Futex word of the barrier condition variable (a wake-up counter).
-    pub barrier_cv: AtomicU32,
+    pub(crate) barrier_cv: AtomicU32,
     /// The cancel key (first `cancel_key_len` bytes).
-    pub cancel_key: [AtomicU8; MAX_CANCEL_KEY_LENGTH],
+    pub(crate) cancel_key: [AtomicU8; MAX_CANCEL_KEY_LENGTH],
     /// Last barrier generation this process absorbed; `u64::MAX` when the slot is free.
-    pub barrier_generation: AtomicU64,
+    pub(crate) barrier_generation: AtomicU64,
 }
 
 impl fmt::Debug for ProcSignalSlot {
@@ -363,6 +369,23 @@ impl fmt::Debug for ProcSignalSlot {
                 &self.barrier_check_mask.load(Ordering::Relaxed),
             )
             .finish_non_exhaustive()
+    }
+}
+
+impl ProcSignalSlot {
+    /// Owner pid, 0 when free. Written under the slot's `mutex`, only by the owner as it joins
+    /// and leaves (a crashed owner's slot goes with the crash restart); read lock-free with
+    /// Acquire, so it can be stale by the time it is used (a sender re-checks it under the
+    /// mutex).
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Acquire)
+    }
+
+    /// Last barrier generation the owner absorbed (`u64::MAX` when the slot is free). Written
+    /// only by the owner, only upwards (to `u64::MAX` as it leaves); read lock-free with
+    /// Acquire by barrier waiters.
+    pub fn barrier_generation(&self) -> u64 {
+        self.barrier_generation.load(Ordering::Acquire)
     }
 }
 
@@ -438,7 +461,7 @@ impl ProcSignal {
         self.n
     }
 
-    /// The slot of `procno`.
+    /// The slot of `procno` (its fields are this crate's; [`ProcSignalSlot`] has readers).
     pub fn slot(&self, procno: ProcNumber) -> Result<&ProcSignalSlot, ProcSignalError> {
         self.slots
             .get(procno as usize)
@@ -450,7 +473,7 @@ impl ProcSignal {
 
     /// The pid owning `procno`'s slot (0 = free).
     pub fn slot_pid(&self, procno: ProcNumber) -> Result<i32, ProcSignalError> {
-        Ok(self.slot(procno)?.pid.load(Ordering::Acquire))
+        Ok(self.slot(procno)?.pid())
     }
 
     /// The highest barrier generation emitted so far.
