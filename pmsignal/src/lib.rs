@@ -242,17 +242,21 @@ pub enum PmSignalError {
 ///
 /// # Layout
 /// `#[repr(C)]`, 13 words of 4 bytes, align 4; all-zero is the initial state.
+///
+/// # Synchronization
+/// The writers are named per field (see also the crate docs); the fields are private to this
+/// crate, and other crates go through [`PMSignal`]'s methods.
 #[repr(C)]
 #[derive(Debug)]
 pub struct PMSignalHeader {
     /// One word per [`PMSignalReason`]: 1 = raised.
-    pub flags: [AtomicU32; NUM_PMSIGNALS],
+    pub(crate) flags: [AtomicU32; NUM_PMSIGNALS],
     /// A [`QuitSignalReason`], written by the postmaster before it broadcasts `SIGQUIT`.
-    pub sigquit_reason: AtomicU32,
+    pub(crate) sigquit_reason: AtomicU32,
     /// The postmaster's pid (0 = none), written by the postmaster.
-    pub postmaster_pid: AtomicI32,
+    pub(crate) postmaster_pid: AtomicI32,
     /// Length of the child-flag array that follows (informational; see the crate docs).
-    pub num_child_flags: AtomicU32,
+    pub(crate) num_child_flags: AtomicU32,
 }
 
 // SAFETY: repr(C), atomics only, all-zero is the initial state, no pointers.
