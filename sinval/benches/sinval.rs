@@ -249,7 +249,7 @@ fn main() {
         })
         .collect();
     let until = Instant::now() + Duration::from_secs(30);
-    while si.header().num_procs.load(Ordering::Acquire) < MAX_READERS as i32 {
+    while si.header().num_procs() < MAX_READERS as i32 {
         assert!(Instant::now() < until, "readers did not join");
         std::thread::sleep(Duration::from_millis(1));
     }

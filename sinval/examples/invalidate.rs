@@ -34,8 +34,8 @@ fn main() {
     let st = queue.proc_state(2).expect("state");
     println!(
         "sleeper: marked for reset = {}, catch-up signal sent = {}",
-        st.reset_state.load(std::sync::atomic::Ordering::Relaxed),
-        st.signaled.load(std::sync::atomic::Ordering::Relaxed)
+        st.reset_state(),
+        st.signaled()
     );
     match sleeper.get_data_entries(&mut buf).expect("read") {
         Received::Reset => println!("sleeper wakes up: Reset (drop every cache)"),

@@ -152,23 +152,28 @@ pub enum SinvalError {
 ///
 /// # Layout
 /// `#[repr(C)]`, 32 bytes, align 4.
+///
+/// # Synchronization
+/// As the crate docs say per field; the fields are private to this crate (its queue methods
+/// are the only writers), and the readers below are lock-free snapshots for monitoring and
+/// tests.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SISegHeader {
     /// Lower bound of every active reader's `next_msg_num` (recomputed by cleanup only).
-    pub min_msg_num: AtomicI32,
+    pub(crate) min_msg_num: AtomicI32,
     /// Number the next message gets. Written under `SInvalWriteLock` + `msgnum_lock`.
-    pub max_msg_num: AtomicI32,
+    pub(crate) max_msg_num: AtomicI32,
     /// Queue length at which writers run a cleanup.
-    pub next_threshold: AtomicI32,
+    pub(crate) next_threshold: AtomicI32,
     /// Orders `max_msg_num` against the ring entries.
-    pub msgnum_lock: SpinLock,
+    pub(crate) msgnum_lock: SpinLock,
     /// Length of the active list `pgprocnos`.
-    pub num_procs: AtomicI32,
+    pub(crate) num_procs: AtomicI32,
     /// Number of slots (informational).
-    pub num_slots: AtomicU32,
+    pub(crate) num_slots: AtomicU32,
     /// The rebasing point; [`MSGNUMWRAPAROUND`] (tests lower it).
-    pub msgnum_wraparound: AtomicI32,
+    pub(crate) msgnum_wraparound: AtomicI32,
     _pad: u32,
 }
 
@@ -176,23 +181,70 @@ pub struct SISegHeader {
 ///
 /// # Layout
 /// `#[repr(C)]`, 16 bytes, align 4; all-zero is an inactive slot.
+///
+/// # Synchronization
+/// `proc_pid` and `send_only` change under `SInvalWriteLock` (backend init and exit);
+/// `next_msg_num`, `reset_state` and `signaled` under `SInvalReadLock`, shared by the owner
+/// for its own slot or exclusive by cleanup; `has_messages` is the unlocked hint of the crate
+/// docs. Private to this crate; the readers below are lock-free snapshots.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ProcState {
     /// Owner pid, 0 = inactive.
-    pub proc_pid: AtomicI32,
+    pub(crate) proc_pid: AtomicI32,
     /// Next message this backend reads.
-    pub next_msg_num: AtomicI32,
+    pub(crate) next_msg_num: AtomicI32,
     /// It fell too far behind and must reset its caches.
-    pub reset_state: AtomicBool,
+    pub(crate) reset_state: AtomicBool,
     /// A catch-up signal was sent and not yet answered.
-    pub signaled: AtomicBool,
+    pub(crate) signaled: AtomicBool,
     /// Hint: there may be unread messages (read without locks).
-    pub has_messages: AtomicBool,
+    pub(crate) has_messages: AtomicBool,
     /// Only sends (the startup process in recovery): never read, never waited for.
-    pub send_only: AtomicBool,
+    pub(crate) send_only: AtomicBool,
     /// Next local transaction id for the next holder of this proc number.
-    pub next_lxid: AtomicU32,
+    pub(crate) next_lxid: AtomicU32,
+}
+
+impl SISegHeader {
+    /// Length of the active reader list (changes under `SInvalWriteLock`).
+    pub fn num_procs(&self) -> i32 {
+        self.num_procs.load(Ordering::Acquire)
+    }
+
+    /// Number the next message gets (published under `msgnum_lock` by a writer holding
+    /// `SInvalWriteLock`).
+    pub fn max_msg_num(&self) -> i32 {
+        self.max_msg_num.load(Ordering::Acquire)
+    }
+
+    /// Lower bound of every active reader's next message (recomputed by cleanup, under
+    /// `SInvalReadLock` exclusive).
+    pub fn min_msg_num(&self) -> i32 {
+        self.min_msg_num.load(Ordering::Acquire)
+    }
+}
+
+impl ProcState {
+    /// Owner pid, 0 = inactive (changes under `SInvalWriteLock`).
+    pub fn pid(&self) -> i32 {
+        self.proc_pid.load(Ordering::Acquire)
+    }
+
+    /// Next message the owner reads (its own under `SInvalReadLock` shared, or cleanup's).
+    pub fn next_msg_num(&self) -> i32 {
+        self.next_msg_num.load(Ordering::Acquire)
+    }
+
+    /// Whether cleanup marked the owner for a cache reset (it fell too far behind).
+    pub fn reset_state(&self) -> bool {
+        self.reset_state.load(Ordering::Acquire)
+    }
+
+    /// Whether a catch-up signal was sent and not yet answered.
+    pub fn signaled(&self) -> bool {
+        self.signaled.load(Ordering::Acquire)
+    }
 }
 
 // SAFETY: repr(C), atomics and the process-shared spinlock only, no pointers, zero is valid.

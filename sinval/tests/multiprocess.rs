@@ -331,15 +331,12 @@ fn idle_reader_is_signalled_then_reset_then_resumes() {
         st.wakeups[STALLED as usize].load(Ordering::SeqCst) >= 1
     });
     let stalled_state = si.proc_state(STALLED).unwrap();
-    assert!(stalled_state.signaled.load(Ordering::SeqCst));
-    assert!(!stalled_state.reset_state.load(Ordering::SeqCst));
+    assert!(stalled_state.signaled());
+    assert!(!stalled_state.reset_state());
     let t = Instant::now();
     insert(&si, 2400..50_000);
     let writer_ms = t.elapsed().as_secs_f64() * 1e3;
-    assert!(
-        stalled_state.reset_state.load(Ordering::SeqCst),
-        "laggard marked for reset"
-    );
+    assert!(stalled_state.reset_state(), "laggard marked for reset");
     assert_eq!(
         st.wakeups[STALLED as usize].load(Ordering::SeqCst),
         1,
@@ -392,11 +389,7 @@ fn catch_up_signal_is_passed_from_reader_to_reader() {
         unsafe { libc::kill(pid, libc::SIGUSR1) };
     }
     reap(&mut kids);
-    assert_eq!(
-        si.header().num_procs.load(Ordering::SeqCst),
-        0,
-        "every reader left"
-    );
+    assert_eq!(si.header().num_procs(), 0, "every reader left");
 }
 
 fn main() -> ExitCode {
