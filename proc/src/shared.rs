@@ -89,33 +89,47 @@ pub struct FreeListHead {
 /// * `free`: only under the "ProcStructLock spinlock".
 /// * `proc_array_group_first`, `clog_group_first`: lock-free CAS lists of proc numbers.
 /// * `walwriter_proc`, `checkpointer_proc`: written by those processes, read by anyone.
+///
+/// The fields are private to this crate, whose [`ProcGlobal`](crate::ProcGlobal) methods
+/// read the sizes and own the free lists; the one list another crate runs is reached through
+/// [`proc_array_group_first`](Self::proc_array_group_first).
 #[repr(C)]
 pub struct ProcHdr {
     pub(crate) magic: AtomicU32,
     /// `MaxBackends`.
-    pub max_backends: AtomicU32,
+    pub(crate) max_backends: AtomicU32,
     /// PGPROCs with a semaphore and a latch: `MaxBackends + NUM_AUXILIARY_PROCS`
     /// (PostgreSQL's `allProcCount`).
-    pub all_proc_count: AtomicU32,
+    pub(crate) all_proc_count: AtomicU32,
     /// All PGPROCs, prepared-transaction dummies included (`TotalProcs`).
-    pub total_procs: AtomicU32,
+    pub(crate) total_procs: AtomicU32,
     /// End (exclusive) of each free list's partition of the array, in [`FreeList::ALL`] order.
     pub(crate) partition_end: [AtomicU32; 4],
     /// `max_wal_senders`, for the walsender error message.
     pub(crate) max_wal_senders: AtomicU32,
     pub(crate) free: [FreeListHead; 4],
     /// Head of the group xid-clearing list (`procArrayGroupFirst`).
-    pub proc_array_group_first: AtomicU32,
+    pub(crate) proc_array_group_first: AtomicU32,
     /// Head of the group clog-update list (`clogGroupFirst`; unused until a clog exists).
-    pub clog_group_first: AtomicU32,
+    pub(crate) clog_group_first: AtomicU32,
     /// The WAL writer's proc number (`walwriterProc`).
-    pub walwriter_proc: AtomicU32,
+    pub(crate) walwriter_proc: AtomicU32,
     /// The checkpointer's proc number (`checkpointerProc`).
-    pub checkpointer_proc: AtomicU32,
+    pub(crate) checkpointer_proc: AtomicU32,
     /// Spinlock back-off estimate shared between processes (`spins_per_delay`).
-    pub spins_per_delay: AtomicI32,
+    pub(crate) spins_per_delay: AtomicI32,
     /// Buffer the startup process waits to pin (`startupBufferPinWaitBufId`, -1 = none).
-    pub startup_buffer_pin_wait_buf_id: AtomicI32,
+    pub(crate) startup_buffer_pin_wait_buf_id: AtomicI32,
+}
+
+impl ProcHdr {
+    /// Head of the group xid-clearing list (PostgreSQL's `procArrayGroupFirst`, a proc number
+    /// or [`INVALID_PROC_NUMBER`]). Only the `procarray` crate's group clearing uses it: a
+    /// member pushes itself with compare-and-swap (AcqRel), the leader takes the whole list
+    /// with a swap; no lock.
+    pub fn proc_array_group_first(&self) -> &AtomicU32 {
+        &self.proc_array_group_first
+    }
 }
 
 // SAFETY: repr(C), atomics only, all-zero valid (magic 0 = uninitialised), no pointers.

@@ -32,27 +32,28 @@ const MAGIC: u32 = 0x5041_5252; // "PARR"
 /// # Synchronisation
 /// `num_procs` and `pgprocnos` change only under ProcArrayLock exclusive *and* XidGenLock
 /// exclusive; readers hold either at least shared. The known-assigned-xids fields are for hot
-/// standby, which pgipc does not implement (always 0).
+/// standby, which pgipc does not implement (always 0). The fields are private to this crate,
+/// whose [`ProcArray`] methods take the locks.
 #[repr(C)]
 pub struct ProcArrayHdr {
     /// Members now.
-    pub num_procs: AtomicU32,
+    pub(crate) num_procs: AtomicU32,
     /// Capacity: `MaxBackends + max_prepared_xacts` (`PROCARRAY_MAXPROCS`).
-    pub max_procs: AtomicU32,
+    pub(crate) max_procs: AtomicU32,
     /// Hot standby: capacity of KnownAssignedXids (0: not implemented).
-    pub max_known_assigned_xids: AtomicU32,
+    pub(crate) max_known_assigned_xids: AtomicU32,
     /// Hot standby: entries in KnownAssignedXids.
-    pub num_known_assigned_xids: AtomicU32,
+    pub(crate) num_known_assigned_xids: AtomicU32,
     /// Hot standby: ring tail.
-    pub tail_known_assigned_xids: AtomicU32,
+    pub(crate) tail_known_assigned_xids: AtomicU32,
     /// Hot standby: ring head.
-    pub head_known_assigned_xids: AtomicU32,
+    pub(crate) head_known_assigned_xids: AtomicU32,
     /// Hot standby: newest xid whose subxids overflowed.
-    pub last_overflowed_xid: AtomicU32,
+    pub(crate) last_overflowed_xid: AtomicU32,
     /// Oldest xmin any replication slot needs.
-    pub replication_slot_xmin: AtomicU32,
+    pub(crate) replication_slot_xmin: AtomicU32,
     /// Oldest catalog xmin any replication slot needs.
-    pub replication_slot_catalog_xmin: AtomicU32,
+    pub(crate) replication_slot_catalog_xmin: AtomicU32,
 }
 
 // SAFETY: repr(C), atomics only, all-zero valid (an empty array), no pointers.

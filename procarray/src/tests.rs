@@ -385,7 +385,7 @@ fn group_clear_under_contention() {
     assert_eq!(
         pa.procs()
             .hdr()
-            .proc_array_group_first
+            .proc_array_group_first()
             .load(Ordering::Relaxed),
         pgipc_proc::INVALID_PROC_NUMBER
     );

@@ -116,21 +116,47 @@ impl FullTransactionId {
 /// * `latest_completed_xid`, `xact_completion_count`: under ProcArrayLock exclusive; readers
 ///   hold it at least shared.
 /// * `oldest_xid`: written by the creator (no vacuum truncation exists here).
+///
+/// The fields are private to this crate (the ProcArray's methods are the writers); the readers
+/// below are lock-free snapshots for monitoring and tests: a caller that needs a consistent
+/// pair takes ProcArrayLock itself.
 #[repr(C)]
 pub struct TransamVariables {
     pub(crate) magic: AtomicU32,
     /// Oldest xid still considered by wraparound protection.
-    pub oldest_xid: AtomicU32,
+    pub(crate) oldest_xid: AtomicU32,
     /// Next id to hand out, as a full id.
-    pub next_xid: AtomicU64,
+    pub(crate) next_xid: AtomicU64,
     /// Newest id that committed or aborted, as a full id.
-    pub latest_completed_xid: AtomicU64,
+    pub(crate) latest_completed_xid: AtomicU64,
     /// Count of transaction ends; starts at 1 (0 in a snapshot means "never reuse").
-    pub xact_completion_count: AtomicU64,
+    pub(crate) xact_completion_count: AtomicU64,
 }
 
 // SAFETY: repr(C), atomics only, all-zero valid (magic 0 = not initialised), no pointers.
 unsafe impl ShmemSafe for TransamVariables {}
+
+impl TransamVariables {
+    /// Next id to hand out, as a full id (advanced under XidGenLock exclusive).
+    pub fn next_xid(&self) -> u64 {
+        self.next_xid.load(Ordering::Acquire)
+    }
+
+    /// Newest id that committed or aborted, as a full id (under ProcArrayLock exclusive).
+    pub fn latest_completed_xid(&self) -> u64 {
+        self.latest_completed_xid.load(Ordering::Acquire)
+    }
+
+    /// Count of transaction ends (under ProcArrayLock exclusive).
+    pub fn xact_completion_count(&self) -> u64 {
+        self.xact_completion_count.load(Ordering::Acquire)
+    }
+
+    /// Oldest xid still considered by wraparound protection (written by the creator).
+    pub fn oldest_xid(&self) -> TransactionId {
+        self.oldest_xid.load(Ordering::Acquire)
+    }
+}
 
 impl fmt::Debug for TransamVariables {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -177,7 +177,7 @@ impl ProcArray {
     fn group_clear_xid(&self, procno: ProcNumber, latest_xid: TransactionId) -> EndPath {
         let all = self.procs.all_procs();
         let p = &all[procno as usize];
-        let head = &self.procs.hdr().proc_array_group_first;
+        let head = self.procs.hdr().proc_array_group_first();
         p.proc_array_group_member.store(true, Ordering::Relaxed);
         p.proc_array_group_member_xid
             .store(latest_xid, Ordering::Relaxed);

@@ -566,11 +566,7 @@ fn sigkill() {
         .backend_pid_get_proc(pid as i32)
         .expect("victim is a member");
     assert_eq!(env.pa.backend_xid_get_pid(x), Some(pid as i32));
-    let count = env
-        .pa
-        .transam()
-        .xact_completion_count
-        .load(Ordering::SeqCst);
+    let count = env.pa.transam().xact_completion_count();
     // SAFETY: sending SIGKILL to our own child.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     let st = kids.wait_pid(pid);
@@ -599,14 +595,11 @@ fn sigkill() {
     assert_eq!(lists(&env)[0], vec![procno]);
     assert_eq!(p.latch.owner_pid(), None);
     assert_eq!(
-        env.pa
-            .transam()
-            .xact_completion_count
-            .load(Ordering::SeqCst),
+        env.pa.transam().xact_completion_count(),
         count + 1,
         "the dead xid counts as ended"
     );
-    assert!(env.pa.transam().latest_completed_xid.load(Ordering::SeqCst) >= u64::from(x));
+    assert!(env.pa.transam().latest_completed_xid() >= u64::from(x));
     assert!(!env.pa.transaction_id_is_in_progress(procno, x).unwrap());
     // A new backend gets the same (only) slot, owns its latch and leaves cleanly.
     let pid2 = kids.spawn(&env, maxconn, "reuser");
