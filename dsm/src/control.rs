@@ -18,16 +18,17 @@ pub const PG_DYNSHMEM_SLOTS_PER_BACKEND: u32 = 5;
 /// child exists. `nitems` (high-water mark of used slots, never shrinks) is written only
 /// under `DynamicSharedMemoryControlLock`. The fields are atomics so that the postmaster's
 /// unlocked reads after a crash are defined; all accesses are `Relaxed` and the lock gives
-/// the ordering.
+/// the ordering. The fields are private to this crate; [`control_items_from_bytes`] reads a
+/// copy.
 #[repr(C)]
 #[derive(Debug)]
 pub struct DsmControlHeader {
     /// [`PG_DYNSHMEM_CONTROL_MAGIC`].
-    pub magic: AtomicU32,
+    pub(crate) magic: AtomicU32,
     /// Slots `[0, nitems)` have ever been used.
-    pub nitems: AtomicU32,
+    pub(crate) nitems: AtomicU32,
     /// Size of the item table.
-    pub maxitems: AtomicU32,
+    pub(crate) maxitems: AtomicU32,
     _pad: u32,
 }
 
@@ -37,21 +38,47 @@ pub struct DsmControlHeader {
 /// created (the slot reserved under its handle before the OS segment exists) or destroyed (no
 /// mapping remains), on which nobody may attach, and `1 + attached processes + pinned` for a
 /// live one. Every field is written only under `DynamicSharedMemoryControlLock`
-/// (except by the postmaster at start-up and after every child is gone).
+/// (except by the postmaster at start-up and after every child is gone), all by this crate:
+/// the fields are private to it.
 #[repr(C)]
 #[derive(Debug)]
 pub struct DsmControlItem {
     /// The segment's handle.
-    pub handle: AtomicU32,
+    pub(crate) handle: AtomicU32,
     /// Reference count (see above).
-    pub refcnt: AtomicU32,
+    pub(crate) refcnt: AtomicU32,
     /// First page in the main-region pool (main-region segments only).
-    pub first_page: AtomicU64,
+    pub(crate) first_page: AtomicU64,
     /// Pages in the main-region pool (main-region segments only).
-    pub npages: AtomicU64,
+    pub(crate) npages: AtomicU64,
     /// 1 while pinned by [`DsmSegmentRef::pin_segment`](crate::DsmSegmentRef::pin_segment).
-    pub pinned: AtomicU32,
+    pub(crate) pinned: AtomicU32,
     _pad: u32,
+}
+
+/// The `(handle, refcnt)` of every slot a control segment has ever used (`[0, nitems)`), read
+/// from a *copy* of its bytes (a file under `/dev/shm`, say) as a clean-up tool or a test would;
+/// `None` when the bytes are not a control segment (wrong magic, or shorter than `nitems`
+/// says). Reads no live memory, so it takes no lock.
+pub fn control_items_from_bytes(bytes: &[u8]) -> Option<Vec<(DsmHandle, u32)>> {
+    let u32_at = |off: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(
+            bytes.get(off..off + 4)?.try_into().ok()?,
+        ))
+    };
+    if u32_at(std::mem::offset_of!(DsmControlHeader, magic))? != PG_DYNSHMEM_CONTROL_MAGIC {
+        return None;
+    }
+    let nitems = u32_at(std::mem::offset_of!(DsmControlHeader, nitems))? as usize;
+    (0..nitems)
+        .map(|i| {
+            let item = size_of::<DsmControlHeader>() + i * size_of::<DsmControlItem>();
+            Some((
+                u32_at(item + std::mem::offset_of!(DsmControlItem, handle))?,
+                u32_at(item + std::mem::offset_of!(DsmControlItem, refcnt))?,
+            ))
+        })
+        .collect()
 }
 
 /// Bytes a control segment with `maxitems` slots needs (`dsm_control_bytes_needed`);
@@ -134,4 +161,46 @@ impl<'m> ControlView<'m> {
 /// Whether `h` names a segment of the main-region pool (odd handles, PostgreSQL 18).
 pub fn is_main_region_dsm_handle(h: DsmHandle) -> bool {
     h & 1 == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_from_a_copy_of_the_bytes() {
+        let mut b = vec![0u8; control_bytes_needed(4).unwrap()];
+        let put = |b: &mut Vec<u8>, off: usize, v: u32| {
+            b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        };
+        put(
+            &mut b,
+            std::mem::offset_of!(DsmControlHeader, magic),
+            PG_DYNSHMEM_CONTROL_MAGIC,
+        );
+        put(&mut b, std::mem::offset_of!(DsmControlHeader, maxitems), 4);
+        put(&mut b, std::mem::offset_of!(DsmControlHeader, nitems), 2);
+        for (i, (h, r)) in [(42u32, 2u32), (7, 0)].into_iter().enumerate() {
+            let item = size_of::<DsmControlHeader>() + i * size_of::<DsmControlItem>();
+            put(
+                &mut b,
+                item + std::mem::offset_of!(DsmControlItem, handle),
+                h,
+            );
+            put(
+                &mut b,
+                item + std::mem::offset_of!(DsmControlItem, refcnt),
+                r,
+            );
+        }
+        assert_eq!(control_items_from_bytes(&b), Some(vec![(42, 2), (7, 0)]));
+        // Truncated before the slots nitems claims, or not a control segment at all.
+        assert_eq!(
+            control_items_from_bytes(&b[..size_of::<DsmControlHeader>() + 8]),
+            None
+        );
+        put(&mut b, 0, 1);
+        assert_eq!(control_items_from_bytes(&b), None);
+        assert_eq!(control_items_from_bytes(&[]), None);
+    }
 }

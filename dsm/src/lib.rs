@@ -86,8 +86,8 @@ mod sys;
 mod tests;
 
 pub use control::{
-    control_bytes_needed, control_max_items, is_main_region_dsm_handle, DsmControlHeader,
-    DsmControlItem, PG_DYNSHMEM_CONTROL_MAGIC, PG_DYNSHMEM_FIXED_SLOTS,
+    control_bytes_needed, control_items_from_bytes, control_max_items, is_main_region_dsm_handle,
+    DsmControlHeader, DsmControlItem, PG_DYNSHMEM_CONTROL_MAGIC, PG_DYNSHMEM_FIXED_SLOTS,
     PG_DYNSHMEM_SLOTS_PER_BACKEND,
 };
 pub use pgipc_dsm_impl::{DsmHandle, DsmImpl, DsmImplError, DsmImplType, DSM_HANDLE_INVALID};

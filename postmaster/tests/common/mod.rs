@@ -15,12 +15,8 @@
 
 pub(crate) mod server;
 
-use pgipc_dsm::{
-    is_main_region_dsm_handle, DsmControlHeader, DsmControlItem, DSM_HANDLE_INVALID,
-    PG_DYNSHMEM_CONTROL_MAGIC,
-};
+use pgipc_dsm::{control_items_from_bytes, is_main_region_dsm_handle, DSM_HANDLE_INVALID};
 use std::collections::BTreeSet;
-use std::mem::{offset_of, size_of};
 use std::path::{Path, PathBuf};
 
 /// A server's System V interlock segment.
@@ -158,28 +154,15 @@ fn dsm_file(h: u32) -> PathBuf {
 fn listed(control: u32) -> Result<Vec<u32>, String> {
     let path = dsm_file(control);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let u32_at = |off: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(
-            bytes.get(off..off + 4)?.try_into().ok()?,
-        ))
-    };
-    let bad = |why: &str| format!("{}: not a control segment ({why})", path.display());
-    if u32_at(offset_of!(DsmControlHeader, magic)) != Some(PG_DYNSHMEM_CONTROL_MAGIC) {
-        return Err(bad("magic"));
-    }
-    let nitems = u32_at(offset_of!(DsmControlHeader, nitems)).ok_or_else(|| bad("nitems"))?;
-    let mut out = Vec::new();
-    for i in 0..nitems as usize {
-        let item = size_of::<DsmControlHeader>() + i * size_of::<DsmControlItem>();
-        let handle = u32_at(item + offset_of!(DsmControlItem, handle));
-        let refcnt = u32_at(item + offset_of!(DsmControlItem, refcnt));
-        let (Some(handle), Some(refcnt)) = (handle, refcnt) else {
-            return Err(bad("slot past the end"));
-        };
-        if refcnt != 0 && handle != DSM_HANDLE_INVALID && !is_main_region_dsm_handle(handle) {
-            out.push(handle);
-        }
-    }
+    let items = control_items_from_bytes(&bytes)
+        .ok_or_else(|| format!("{}: not a control segment", path.display()))?;
+    let out = items
+        .into_iter()
+        .filter(|&(handle, refcnt)| {
+            refcnt != 0 && handle != DSM_HANDLE_INVALID && !is_main_region_dsm_handle(handle)
+        })
+        .map(|(handle, _)| handle)
+        .collect();
     Ok(out)
 }
 
