@@ -9,9 +9,9 @@
 //! ```text
 //!  offset 0                                                               totalsize
 //!  ┌────────────┬──────────────┬─────────┬───────────┬─────────────────┬───────────┐
-//!  │ShmemHeader │ ProcWaitSlot │ShmemLock│ LWLock    │ ShmemIndex,     │  unused   │
-//!  │ magic, pid │ [n] (one per │ spinlock│ array     │ then named and  │           │
-//!  │ freeoffset │ proc number) │ + pad   │ (128 B ea)│ anonymous allocs│           │
+//!  │ShmemHeader │ WaitSlot     │ShmemLock│ LWLock    │ ShmemIndex,     │  unused   │
+//!  │ magic, pid │ [n] (one per │ spinlock│ Padded    │ then named and  │           │
+//!  │ freeoffset │ proc, 128 B) │ + pad   │ (128 B ea)│ anonymous allocs│           │
 //!  └────────────┴──────────────┴─────────┴───────────┴─────────────────┴───────────┘
 //!    unlocked allocations ─────────────┘ └─ every allocation from here on starts on a
 //!                                            128-byte boundary; freeoffset ──────────┘
@@ -22,6 +22,8 @@
 //!
 //! # Concurrency contract
 //! * The header's offsets are written by the creator before any other process maps the segment.
+//!   The header's fields (and the interlock's) are private to this crate; other crates read
+//!   them through [`ShmemHeader`]'s and [`InterlockHeader`]'s methods, which say who writes each.
 //! * `freeoffset` advances only under the `ShmemLock` spinlock ([`Shmem::alloc`]); before that
 //!   lock exists only the creator allocates ([`Shmem::alloc_unlocked`]).
 //! * The Shmem Index changes only under the `ShmemIndex` LWLock (exclusive for
