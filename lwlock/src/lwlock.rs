@@ -159,7 +159,7 @@ impl<'a> LWLockProc<'a> {
     }
 
     fn slot(&self, link: u32) -> &'a ProcWaitSlot {
-        &*self.slots[(link - 1) as usize]
+        &self.slots[(link - 1) as usize]
     }
 }
 
