@@ -13,25 +13,19 @@ use std::time::Duration;
 /// The signal a setter sends to an owner that sleeps in epoll (PostgreSQL uses SIGURG too).
 pub(crate) const WAKEUP_SIGNAL: i32 = libc::SIGURG;
 
-/// Sleeps while `*word == expected` (shared futex: the word may be in memory other processes map).
+/// Sleeps while `*word == expected` (the `lwlock` crate's shared futex: the word may be in
+/// memory other processes map).
 ///
 /// Returns on a wake-up, a signal, a timeout, or at once if the word differs; callers re-check.
 #[cfg(not(loom))]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    use rustix::thread::futex;
-    let ts = timeout.map(|d| futex::Timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: i64::from(d.subsec_nanos()),
-    });
-    // EAGAIN (value changed), EINTR and ETIMEDOUT all mean "re-check": nothing to report.
-    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+    pgipc_lwlock::futex::wait(word, expected, timeout);
 }
 
 /// Wakes every process sleeping on `word` (shared futex). Async-signal-safe.
 #[cfg(not(loom))]
 pub(crate) fn futex_wake(word: &AtomicU32) {
-    use rustix::thread::futex;
-    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+    pgipc_lwlock::futex::wake_all(word);
 }
 
 /// Sends the wake-up signal to thread `tid` of process `pid` (or to the process when `tid` is 0).

@@ -51,6 +51,13 @@ mod spin;
 mod sys;
 pub mod tranche;
 
+/// Shared (not private) futex wait and wake on a word that other processes map: the one place the
+/// workspace makes these system calls (the semaphore here, the latch, ProcSignal's barrier
+/// condition variable).
+pub mod futex {
+    pub use crate::sys::{wait, wake, wake_all};
+}
+
 /// crossbeam-utils' cache-line padding, re-exported for the shared arrays of later crates.
 pub use crossbeam_utils::CachePadded;
 pub use lwlock::{

@@ -81,7 +81,7 @@ impl PgSemaphore {
             // Announce the sleep before checking the word (SeqCst RMW), so that an `unlock`
             // that bumps the count after our check is certain to see us and wake us.
             self.sleepers.fetch_add(1, Ordering::SeqCst);
-            sys::futex_wait(&self.count, 0, left);
+            sys::wait(&self.count, 0, left);
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -90,7 +90,7 @@ impl PgSemaphore {
     pub fn unlock(&self) {
         self.count.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
-            sys::futex_wake(&self.count, 1);
+            sys::wake(&self.count, 1);
         }
     }
 }

@@ -747,7 +747,9 @@ impl ProcSignal {
                     }
                     nap = nap.min(left);
                 }
-                if !sys::futex_wait(&s.barrier_cv, seq, nap) && nap == BARRIER_WAIT_LOG_INTERVAL {
+                if !pgipc_lwlock::futex::wait(&s.barrier_cv, seq, Some(nap))
+                    && nap == BARRIER_WAIT_LOG_INTERVAL
+                {
                     tracing::info!(
                         target: "pgipc",
                         "still waiting for backend with PID {} to accept ProcSignalBarrier",
@@ -817,7 +819,7 @@ impl ProcSignal {
 /// Wakes every waiter of `slot`'s barrier condition variable.
 fn broadcast(slot: &ProcSignalSlot) {
     slot.barrier_cv.fetch_add(1, Ordering::SeqCst);
-    sys::futex_wake_all(&slot.barrier_cv);
+    pgipc_lwlock::futex::wake_all(&slot.barrier_cv);
 }
 
 /// Compares two equally long byte strings in time independent of where they differ
