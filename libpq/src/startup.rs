@@ -159,22 +159,6 @@ pub fn check_startup_length(len: u32) -> Result<usize, StartupError> {
     Ok(body)
 }
 
-/// PostgreSQL's `parse_bool` as the `replication` parameter uses it: unique prefixes of
-/// true/false/yes/no, on/off (at least two letters), and 1/0, case-insensitive.
-fn parse_bool(s: &str) -> Option<bool> {
-    let l = s.to_ascii_lowercase();
-    let prefix_of = |word: &str, min: usize| l.len() >= min && word.starts_with(l.as_str());
-    match () {
-        _ if prefix_of("true", 1) || prefix_of("yes", 1) || l == "1" || prefix_of("on", 2) => {
-            Some(true)
-        }
-        _ if prefix_of("false", 1) || prefix_of("no", 1) || l == "0" || prefix_of("off", 2) => {
-            Some(false)
-        }
-        _ => None,
-    }
-}
-
 fn truncate_name(s: &mut String) {
     if s.len() > MAX_NAME_LEN {
         let mut end = MAX_NAME_LEN;
@@ -261,7 +245,8 @@ pub fn parse_startup_packet(
                 replication = if value == "database" {
                     Replication::Database
                 } else {
-                    match parse_bool(&value) {
+                    // PostgreSQL's parse_bool, as the `replication` parameter uses it.
+                    match pgipc_guc::parse_bool(&value) {
                         Some(true) => Replication::Physical,
                         Some(false) => Replication::Off,
                         None => return Err(StartupError::InvalidReplication(value)),
