@@ -3,7 +3,8 @@
 //! `pgipc_guc` crate's.
 //!
 //! ```text
-//!  main ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < env < file < -c)
+//!  main (entry::postmaster_main; pgipc_ctl: entry::ctl_main)
+//!        ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < env < file < -c)
 //!        ─► -C name / --describe-shmem: print, exit
 //!        ─► --forkchild=<kind>:<slot>: an exec'd child (launch::exec_child_main)
 //!        ─► startup::run: latch + signal handlers ─► postmaster.pid ─► control file
@@ -41,6 +42,7 @@ pub mod controlfile;
 pub mod ctl;
 pub mod datadir;
 pub mod elog;
+pub mod entry;
 pub mod launch;
 pub mod listen;
 pub mod server;
