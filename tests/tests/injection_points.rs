@@ -1,6 +1,6 @@
-//! Injection points against the real `postmaster` binary (built with the `injection_points`
-//! feature: `cargo test -p pgipc-postmaster --features injection_points --test
-//! injection_points`), with psql as the client.
+//! Injection points against the real server (built with the `injection_points` feature:
+//! `cargo test -p pgipc-tests --features injection_points --test injection_points`), with psql
+//! as the client.
 //!
 //! * A backend that panics in the middle of a ProcArray update (point `procarray-add`, attached
 //!   from SQL by a bystander session) aborts: `PANIC:` in the log, the postmaster restarts
@@ -641,7 +641,10 @@ fn slow_reset_then_dynamic_worker(
     stop(srv)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     watchdog("injection_points", WATCHDOG);
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);

@@ -1,12 +1,13 @@
-//! The real `postmaster` binary: start, `-C`, a refused second start, each stop signal, no
-//! segment left behind, the crash interlock, reload, and bad input. libtest-mimic on one test
-//! thread runs each scenario as a trial, in order; a re-executed copy of this binary plays the
-//! "child that still has the segment attached" (it takes that role before the harness starts).
+//! The real server (this binary re-executed as the postmaster): start, `-C`, a refused second
+//! start, each stop signal, no segment left behind, the crash interlock, reload, and bad input.
+//! libtest-mimic on one test thread runs each scenario as a trial, in order; a re-executed copy
+//! of this binary plays the "child that still has the segment attached" (it takes that role
+//! before the harness starts).
 //! A failed scenario kills the servers and children it started.
 
 mod common;
 
-use common::server::{sysv_segment_exists, Builder, Stdout, TestServer, BIN};
+use common::server::{postmaster, sysv_segment_exists, Builder, Stdout, TestServer};
 use common::Owned;
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
@@ -24,10 +25,7 @@ fn ok<T>(r: Result<T, String>) -> T {
 }
 
 fn run(args: &[&str]) -> Output {
-    let mut c = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn_output();
+    let mut c = postmaster().args(args).stdin(Stdio::null()).spawn_output();
     c.take().expect("output")
 }
 
@@ -353,6 +351,9 @@ fn bad_input_is_one_clear_error() {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     if let Ok(id) = std::env::var("PGIPC_PM_HOLD") {
         hold_child(id.parse().expect("shmid"));
         return ExitCode::SUCCESS;

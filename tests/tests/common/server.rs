@@ -12,65 +12,27 @@ use super::Owned;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The postmaster binary under test.
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
-/// pgipc_ctl.
-pub(crate) const CTL: &str = env!("CARGO_BIN_EXE_pgipc_ctl");
-/// What the log says at each crash restart.
-pub(crate) const RESTARTED: &str = "all server processes terminated; reinitializing";
+// The kit's helpers, re-exported for the tests (each binary uses part of them).
+#[allow(unused_imports)]
+pub(crate) use pgipc_tests::{
+    free_port, pgipc_ctl, postmaster, scratch, server_exe, wait_for, watchdog, which, RUN_AS,
+};
 
-/// A TCP port nobody listens on right now.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// `std::env::temp_dir()/<prefix>-<name>-<our pid>`, removed if it exists.
-pub(crate) fn scratch(prefix: &str, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("{prefix}-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// Polls `f` every 20 ms until it holds; an error naming `what` after `limit`.
-pub(crate) fn wait_for(
-    what: &str,
-    limit: Duration,
-    mut f: impl FnMut() -> bool,
-) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        if Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-/// Ends the whole test binary (exit 1) if it still runs after `limit`.
-pub(crate) fn watchdog(name: &str, limit: Duration) {
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("watchdog: {name} ran over {limit:?}");
-        std::process::exit(1);
-    });
-}
-
-/// `cmd` found on PATH.
-pub(crate) fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(cmd))
-            .find(|f| f.exists())
+/// The first thing each whole-server test binary's `main` does ([`pgipc_tests::serve_if_asked`]
+/// with the server's entry points): `Some(exit code)` when this process was started as the
+/// postmaster or pgipc_ctl under test, `None` in the test binary proper.
+pub(crate) fn serve_if_asked() -> Option<ExitCode> {
+    pgipc_tests::serve_if_asked(&pgipc_tests::Programs {
+        postmaster: |args| pgipc_postmaster::entry::postmaster_main(args),
+        ctl: |args, postmaster| pgipc_postmaster::entry::ctl_main(args, postmaster),
     })
 }
+
+/// What the log says at each crash restart.
+pub(crate) const RESTARTED: &str = "all server processes terminated; reinitializing";
 
 /// The lines of `data_dir`'s postmaster.pid (none if there is no such file).
 pub(crate) fn pid_lines(data_dir: &Path) -> Vec<String> {
@@ -608,7 +570,7 @@ impl TestServer {
             Stdout::Null => Stdio::null(),
             Stdout::Inherit => Stdio::inherit(),
         };
-        let child = Command::new(BIN)
+        let child = postmaster()
             .args(self.command_args())
             .envs(self.cfg.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

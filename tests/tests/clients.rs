@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::server::{cancel_packet, scratch, sqlstate, watchdog, which, Builder, TestServer, CTL};
+use common::server::{
+    cancel_packet, pgipc_ctl, scratch, sqlstate, watchdog, which, Builder, TestServer,
+};
 use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -525,7 +527,7 @@ fn exec_children_use_the_postmasters_settings() {
 fn ctl_start_status_reload_stop() {
     let s = server("ctl", &[]);
     let ctl = |args: &[&str]| -> Output {
-        Command::new(CTL)
+        pgipc_ctl()
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -571,6 +573,9 @@ fn ctl_start_status_reload_stop() {
 type PerMode = (&'static str, fn(bool));
 
 fn main() -> ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     watchdog("clients test", Duration::from_secs(900));
     if which("psql").is_none() || which("pgbench").is_none() {
         panic!("psql and pgbench are required (CI installs them)");

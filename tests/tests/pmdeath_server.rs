@@ -12,10 +12,9 @@
 
 mod common;
 
-use common::server::{scratch, which, Builder, TestServer, BIN};
+use common::server::{scratch, server_exe, which, Builder, TestServer};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,10 @@ const EXIT_LIMIT: Duration = Duration::from_secs(1);
 /// Connections opened right before the kill in rounds after the first.
 const STORM: usize = 8;
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let mut trials = Vec::new();
@@ -300,8 +302,7 @@ fn is_zombie(pid: i32) -> bool {
 }
 
 fn is_server_process(pid: i32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .is_ok_and(|p| p == Path::new(BIN) || p.ends_with("postmaster"))
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == server_exe())
 }
 
 fn describe(pid: i32) -> String {

@@ -12,7 +12,7 @@
 mod common;
 
 use common::server::{
-    output_within, scratch, wait_for, watchdog, Builder, Postgres15, TestServer, BIN,
+    output_within, postmaster, scratch, wait_for, watchdog, Builder, Postgres15, TestServer,
 };
 use libtest_mimic::{Arguments, Trial};
 use std::path::{Path, PathBuf};
@@ -501,7 +501,7 @@ fn dash_c_prints_base_units_as_postgresql() {
         "IntervalStyle",
     ];
     for name in names {
-        let mut c = Command::new(BIN);
+        let mut c = postmaster();
         c.arg("-D").arg(ours.data_dir()).args(["-C", name]);
         let x = output_within(c.stdin(Stdio::null()), Duration::from_secs(30)).expect("-C");
         let mut c = Postgres15::as_postgres("postgres");
@@ -535,6 +535,9 @@ fn exec_children_start_from_the_snapshot() {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     watchdog("gucwire_settings", WATCHDOG);
     let cases: [(&str, fn()); 6] = [
         (

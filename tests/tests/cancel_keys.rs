@@ -440,7 +440,10 @@ fn sigusr1_at_new_children(exec: bool) -> TestResult {
     Ok(s.stop_ok()?)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     let mut args = Arguments::from_args();
     // The cases start servers and must not overlap; each runs on the main thread.
     args.test_threads = Some(1);

@@ -2,12 +2,13 @@
 //! the table, and pinned by a snapshot for the reference configuration (PostgreSQL 18's
 //! defaults, huge pages off so that the sizes do not depend on the machine).
 
+mod common;
+
+use libtest_mimic::{Arguments, Trial};
 use pgipc_ipci::ShmemDescription;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
 
 struct Scratch(PathBuf);
 
@@ -25,7 +26,7 @@ fn scratch(name: &str) -> Scratch {
 
 /// Runs the postmaster to completion, killed after 60 s (a hang fails instead of hanging).
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
+    let mut child = common::server::postmaster()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -55,7 +56,6 @@ fn describe(dir: &Scratch, format: &str) -> String {
     String::from_utf8(o.stdout).expect("utf-8")
 }
 
-#[test]
 fn describe_shmem_json_is_the_table_as_data() {
     let dir = scratch("json");
     let json = describe(&dir, "=json");
@@ -93,7 +93,6 @@ fn describe_shmem_json_is_the_table_as_data() {
     insta::assert_snapshot!(json);
 }
 
-#[test]
 fn describe_shmem_refuses_an_unknown_format() {
     let dir = scratch("xml");
     let o = run(&["-D", dir.0.to_str().unwrap(), "--describe-shmem=xml"]);
@@ -103,4 +102,23 @@ fn describe_shmem_refuses_an_unknown_format() {
         err.contains("invalid --describe-shmem format \"xml\""),
         "{err}"
     );
+}
+
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = vec![
+        Trial::test("describe_shmem_json_is_the_table_as_data", || {
+            describe_shmem_json_is_the_table_as_data();
+            Ok(())
+        }),
+        Trial::test("describe_shmem_refuses_an_unknown_format", || {
+            describe_shmem_refuses_an_unknown_format();
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -8,24 +8,17 @@
 //! and the printed ratio is the median of the per-round ratios. Lines:
 //! `BENCH server/<name> <value> <unit> <ratio>x postgres15/<name>`.
 //!
-//! Run: `cargo bench -p pgipc-postmaster --bench server`. Needs pgbench, psql and
+//! Run: `cargo bench -p pgipc-tests --bench server`. Needs pgbench, psql and
 //! /usr/lib/postgresql/15/bin; skips (and says so) when PostgreSQL is missing.
 
+use pgipc_tests::{free_port, postmaster};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_postmaster");
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const ROUNDS: usize = 5;
 const SECONDS: u32 = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 struct Target {
     name: &'static str,
@@ -150,7 +143,7 @@ fn start_ours(base: &Path) -> Target {
     std::fs::create_dir_all(&sock).expect("dir");
     let port = free_port();
     let dir = base.join("ours-data");
-    let child = Command::new(BIN)
+    let child = postmaster()
         .arg("-D")
         .arg(&dir)
         .arg("-k")
@@ -250,9 +243,16 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
+fn main() -> ExitCode {
+    // Re-executed as the server under test (see pgipc_tests::serve_if_asked).
+    if let Some(code) = pgipc_tests::serve_if_asked(&pgipc_tests::Programs {
+        postmaster: |args| pgipc_postmaster::entry::postmaster_main(args),
+        ctl: |args, postmaster| pgipc_postmaster::entry::ctl_main(args, postmaster),
+    }) {
+        return code;
+    }
     if std::env::args().any(|a| a == "--list") {
-        return;
+        return ExitCode::SUCCESS;
     }
     let base = std::env::temp_dir().join(format!("pgipc-bench-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -263,7 +263,7 @@ fn main() {
     let ours = start_ours(&base);
     let Some(pg) = start_postgres(&base) else {
         println!("PostgreSQL 15 not found under {PG_BIN}: skipping the comparison");
-        return;
+        return ExitCode::SUCCESS;
     };
     println!(
         "pgipc (release build) vs PostgreSQL 15, Unix sockets, {ROUNDS} interleaved rounds of {SECONDS} s per figure"
@@ -314,4 +314,5 @@ fn main() {
     drop(pg);
     std::thread::sleep(Duration::from_millis(500));
     let _ = std::fs::remove_dir_all(&base);
+    ExitCode::SUCCESS
 }

@@ -10,9 +10,10 @@
 
 mod common;
 
-use common::server::{children_of, output_within, pg_err, scratch, sqlstate, watchdog, Builder};
+use common::server::{
+    children_of, output_within, pg_err, postmaster, scratch, sqlstate, watchdog, Builder,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
-use std::process::Command;
 use std::time::Duration;
 
 /// Ends the binary if the trials together run longer.
@@ -118,10 +119,7 @@ fn describe_shmem_lists_background_worker_data_before_shm_inval_buffer() -> Resu
     // Missing: the postmaster creates it (mode 0700), as for -C.
     let _ = std::fs::remove_dir_all(&dir);
     let out = output_within(
-        Command::new(env!("CARGO_BIN_EXE_postmaster"))
-            .arg("-D")
-            .arg(&dir)
-            .arg("--describe-shmem"),
+        postmaster().arg("-D").arg(&dir).arg("--describe-shmem"),
         Duration::from_secs(60),
     )
     .map_err(|e| e.to_string())?;
@@ -152,7 +150,10 @@ fn describe_shmem_lists_background_worker_data_before_shm_inval_buffer() -> Resu
     }
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     watchdog("bgworker_backend", WATCHDOG);
     let mut args = Arguments::from_args();
     // Servers are processes; one at a time keeps the timings honest on a small machine.

@@ -11,8 +11,9 @@
 mod common;
 
 use common::server::{
-    free_port, pid_lines, quit_and_reap, startup_packet, sysv_segment_exists, wait_exit_of,
-    wait_for, wait_ready_of, watchdog, Builder, Stdout, TestServer, BIN, CTL,
+    free_port, pgipc_ctl, pid_lines, postmaster, quit_and_reap, server_exe, startup_packet,
+    sysv_segment_exists, wait_exit_of, wait_for, wait_ready_of, watchdog, Builder, Stdout,
+    TestServer, RUN_AS,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::fs::File;
@@ -141,8 +142,9 @@ fn race_round(round: usize, base: &Path, dir: &Path, sock: &Path, port: u16) -> 
         let child = Command::new("sh")
             .arg("-c")
             .arg("read go && exec \"$0\" \"$@\"")
-            .arg(BIN)
+            .arg(server_exe())
             .args(postmaster_args(dir, sock, port))
+            .env(RUN_AS, "postmaster")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(File::create(&log)?)
@@ -279,7 +281,7 @@ fn empty_pid_file_stops_the_start_and_stays() -> Res {
     ensure!(p.stop()?.success(), "{}", p.log_text());
     let pid_file = dir.join("postmaster.pid");
     File::create(&pid_file)?;
-    let o = run(Command::new(BIN).args(postmaster_args(&dir, &sock, port)))?;
+    let o = run(postmaster().args(postmaster_args(&dir, &sock, port)))?;
     let err = String::from_utf8_lossy(&o.stderr);
     ensure!(!o.status.success(), "started anyway: {err}");
     ensure!(
@@ -303,7 +305,7 @@ fn empty_pid_file_stops_the_start_and_stays() -> Res {
     );
     // Garbage is refused the same way (PostgreSQL: "bogus data in lock file").
     std::fs::write(&pid_file, "not a pid\n")?;
-    let o = run(Command::new(BIN).args(postmaster_args(&dir, &sock, port)))?;
+    let o = run(postmaster().args(postmaster_args(&dir, &sock, port)))?;
     let err = String::from_utf8_lossy(&o.stderr);
     ensure!(!o.status.success(), "started anyway: {err}");
     ensure!(
@@ -463,7 +465,7 @@ impl Drop for CtlGuard {
 }
 
 fn ctl(args: &[&str]) -> Res {
-    let o = run(Command::new(CTL).args(args))?;
+    let o = run(pgipc_ctl().args(args))?;
     ensure!(
         o.status.success(),
         "pgipc_ctl {args:?}: {}{}",
@@ -542,7 +544,10 @@ fn created_files_are_owner_only() -> Res {
     Ok(())
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     watchdog("lockfile test", Duration::from_secs(900));
     // SAFETY: umask has no preconditions. With 0, a mode that comes out right was chosen by
     // the server, not inherited from us.

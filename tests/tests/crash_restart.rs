@@ -156,7 +156,10 @@ fn kill_each_child_kind(exec: bool) -> Result<(), Failed> {
     Ok(())
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(code) = common::server::serve_if_asked() {
+        return code;
+    }
     watchdog("crash_restart", WATCHDOG);
     let mut args = Arguments::from_args();
     // Servers are processes; one at a time keeps the timings honest on a small machine.
