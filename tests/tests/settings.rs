@@ -28,7 +28,7 @@ fn ok<T>(r: Result<T, String>) -> T {
 }
 
 fn server(name: &str, exec: bool) -> TestServer {
-    ok(Builder::in_dir(scratch("pgipc-gucwire", name))
+    ok(Builder::in_dir(scratch("pgipc-settings", name))
         .exec(exec)
         .start())
 }
@@ -226,7 +226,7 @@ fn digits_blurred(s: &str) -> String {
 }
 
 fn pg15() -> Postgres15 {
-    ok(Postgres15::start("gucwire"))
+    ok(Postgres15::start("settings"))
 }
 
 fn set_show_reset_rollback_match_postgresql() {
@@ -521,7 +521,7 @@ fn dash_c_prints_base_units_as_postgresql() {
 }
 
 fn exec_children_start_from_the_snapshot() {
-    let ours = ok(Builder::in_dir(scratch("pgipc-gucwire", "snapshot"))
+    let ours = ok(Builder::in_dir(scratch("pgipc-settings", "snapshot"))
         .exec(true)
         .set("work_mem=8MB")
         .set("myext.from_cli=x")
@@ -538,7 +538,7 @@ fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
     }
-    watchdog("gucwire_settings", WATCHDOG);
+    watchdog("settings", WATCHDOG);
     let cases: [(&str, fn()); 6] = [
         (
             "set_show_reset_rollback_match_postgresql",
