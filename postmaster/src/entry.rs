@@ -3,8 +3,8 @@
 //! call them from their own test binary re-executed as the server (tests/, package
 //! pgipc-tests), so the programs under test are these functions, not a binary found by name.
 
-use crate::elog::{self, elog, Severity};
 use crate::cli::ShmemFormat;
+use crate::elog::{self, elog, Severity};
 use crate::{cli, ctl, datadir, startup};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

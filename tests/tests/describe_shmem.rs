@@ -19,7 +19,10 @@ impl Drop for Scratch {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("pgipc-describe-shmem-{name}-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "pgipc-describe-shmem-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     Scratch(d)
 }
