@@ -32,7 +32,8 @@ fn root() -> PathBuf {
 fn stays_inside(p: &str) -> bool {
     let p = Path::new(p);
     !p.as_os_str().is_empty()
-        && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// The input's files (relative path → text), or `None` when it names a path outside.
