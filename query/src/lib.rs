@@ -1,0 +1,441 @@
+//! The query layer: SQL text in, typed rows out — PostgreSQL's parser/, executor/ and
+//! utils/adt/ in miniature, over in-memory rows only. No tables, no storage, no transactions:
+//! this is what lets an operator look at a pgipc server with SQL (`SELECT now()`,
+//! `SELECT * FROM pg_settings WHERE ...`, `SELECT pg_cancel_backend(123)`).
+//!
+//! ```text
+//!  SQL text ──► sqlparser (PostgreSQL dialect, token spans) ──► AST
+//!       │ 42601 with the 1-based position of the token, 54001 for runaway nesting
+//!       ▼
+//!  analyze::Planner: names, PostgreSQL's type resolution and coercion, default column
+//!       │ names, grouping checks  (42703, 42883 + HINT, 42804, 42725, 42803, 22P02 ...)
+//!       ▼
+//!  Prepared (a Plan: result columns with type OIDs, inferred $n parameter types)
+//!       │ execute(params, &mut dyn Session)
+//!       ▼
+//!  Rows: a pull pipeline  source ─► WHERE ─► [GROUP BY/aggregates ─► HAVING] ─► targets
+//!        ─► [DISTINCT] ─► [ORDER BY] ─► OFFSET/LIMIT; rows are Datums, printed by
+//!        Datum::to_text exactly as PostgreSQL's output functions print them.
+//! ```
+//!
+//! What is here:
+//! - Types ([`Type`]): bool, int2/int4/int8, numeric (arbitrary precision with PostgreSQL's
+//!   display scales, [`numeric::Numeric`]), float8 (shortest-exact output), text, name,
+//!   timestamptz, interval, oid, text\[\] (view columns) and void; their input, output,
+//!   casts and operators with overflow checks (22003), division by zero (22012) and
+//!   NULL logic.
+//! - SELECT with one FROM item (a backend [`View`] or `generate_series`), WHERE, GROUP BY
+//!   with count/sum/avg/min/max/string_agg/bool_and/bool_or (DISTINCT, FILTER, ORDER BY
+//!   inside), HAVING, ORDER BY (position, alias, expression; NULLS FIRST/LAST),
+//!   DISTINCT, LIMIT/OFFSET, `$n` parameters; `SHOW name`; SET/RESET/SHOW ALL and
+//!   transaction commands are recognised and handed back as [`Statement`]s.
+//! - Functions that need no server state (string, math, date/time, `pg_size_pretty`...),
+//!   and the extension points the backend fills: [`Session`] (settings through
+//!   `current_setting`/`set_config`, TimeZone, clock, notices, interrupts), [`Catalog`]
+//!   ([`ServerFunction`]s such as `pg_backend_pid`, [`View`]s such as `pg_settings`).
+//!   [`GucSession`] is a [`Session`] over `pgipc_guc::Settings`.
+//!
+//! What is not: joins, subqueries, CTEs, set operations, window functions (all 0A000 with
+//! a message saying so), tables, DML, other types (date, timestamp without time zone,
+//! real, varchar, json... are refused as not supported), collations other than C,
+//! `to_char`, regular expressions. Nothing here touches shared memory or blocks.
+//!
+//! Entry points: [`parse`] (text to [`Statement`]s), [`Prepared::execute`],
+//! [`Rows::next_row`], and [`StatementCache`] so a repeated `SELECT 1` skips parsing.
+
+mod analyze;
+pub mod datetime;
+mod error;
+mod exec;
+mod expr;
+mod func;
+pub mod numeric;
+mod session;
+mod types;
+mod value;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+
+pub use crate::datetime::{Interval, TimeZone};
+pub use crate::error::{sqlstate, QueryError, Result};
+pub use crate::exec::Rows;
+pub use crate::session::{
+    system_now, Catalog, Column, GucSession, RowIter, ServerFn, ServerFunction, Session, View,
+    Volatility,
+};
+pub use crate::types::Type;
+pub use crate::value::{format_float8, Datum};
+
+/// How deep the parser may recurse (parentheses, unary operators, nested calls).
+const MAX_PARSE_DEPTH: usize = 100;
+/// How many operator tokens one statement may hold (a left-deep `1+1+...` chain builds a
+/// tree as deep as it is long).
+const MAX_OPERATORS: usize = 3000;
+
+/// A parsed statement.
+#[derive(Debug)]
+pub enum Statement {
+    /// A SELECT (or `SHOW name`), ready to execute.
+    Query(Prepared),
+    /// `SET [LOCAL] name TO value` (`value` None for `DEFAULT`); list values are joined
+    /// with ", " as PostgreSQL's `flatten_set_args` does for unquoted items.
+    Set {
+        /// Setting name, lower case unless quoted.
+        name: String,
+        /// The value, None for `DEFAULT`.
+        value: Option<String>,
+        /// `SET LOCAL`.
+        local: bool,
+    },
+    /// `RESET name` (None: `RESET ALL`).
+    Reset(Option<String>),
+    /// `SHOW ALL`.
+    ShowAll,
+    /// BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT: the command tag.
+    Transaction(&'static str),
+    /// Only whitespace and comments.
+    Empty,
+}
+
+/// A planned SELECT: its result columns and parameter types; execute it any number of
+/// times.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    plan: Rc<exec::Plan>,
+}
+
+impl Prepared {
+    /// The result columns: names (PostgreSQL's defaults: `?column?`, the function or cast
+    /// type name) and types.
+    pub fn columns(&self) -> &[Column] {
+        &self.plan.columns
+    }
+
+    /// The types of `$1..$n` (given by the caller or inferred from their use).
+    pub fn param_types(&self) -> &[Type] {
+        &self.plan.params
+    }
+
+    /// Converts text parameter values (NULL = None) with each parameter type's input function.
+    pub fn params_from_text(&self, values: &[Option<&str>], session: &dyn Session) -> Result<Vec<Datum>> {
+        if values.len() != self.plan.params.len() {
+            return Err(QueryError::new(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement \"\" requires {}",
+                    values.len(),
+                    self.plan.params.len()
+                ),
+            ));
+        }
+        let tz = session.time_zone();
+        let cx = value::CastCtx { tz: &tz, now: session.transaction_timestamp() };
+        values
+            .iter()
+            .zip(self.plan.params.iter())
+            .map(|(v, t)| match v {
+                None => Ok(Datum::Null),
+                Some(s) => value::from_text(s, *t, cx),
+            })
+            .collect()
+    }
+
+    /// Starts executing; rows come from [`Rows::next_row`].
+    pub fn execute(&self, params: Vec<Datum>, session: &dyn Session) -> Rows {
+        Rows::new(self.plan.clone(), params, session)
+    }
+}
+
+/// Whether an error carries a token for `at or near`.
+fn token_text(sql: &str, tokens: &[TokenWithSpan], loc: Location, starts: &[usize]) -> Option<(String, u32)> {
+    let t = tokens.iter().find(|t| t.span.start == loc && !matches!(t.token, Token::Whitespace(_)))?;
+    let off = |l: Location| -> Option<usize> { Some(*starts.get(l.line as usize - 1)? + l.column as usize - 1) };
+    let a = off(t.span.start)?;
+    let b = off(t.span.end).unwrap_or(a + 1).max(a + 1);
+    let text: String = sql.chars().skip(a).take(b - a).collect();
+    Some((text, a as u32 + 1))
+}
+
+fn line_starts(sql: &str) -> Vec<usize> {
+    let mut v = vec![0];
+    for (i, c) in sql.chars().enumerate() {
+        if c == '\n' {
+            v.push(i + 1);
+        }
+    }
+    v
+}
+
+fn syntax_error_from(msg: &str, sql: &str, tokens: &[TokenWithSpan]) -> QueryError {
+    let starts = line_starts(sql);
+    let end = || {
+        QueryError::syntax("syntax error at end of input").at(Some(sql.chars().count() as u32 + 1))
+    };
+    // "... at Line: L, Column: C"
+    let loc = msg.rfind(" at Line: ").and_then(|i| {
+        let rest = &msg[i + " at Line: ".len()..];
+        let (l, c) = rest.split_once(", Column: ")?;
+        Some(Location { line: l.trim().parse().ok()?, column: c.trim().parse().ok()? })
+    });
+    if msg.contains("found: EOF") {
+        return end();
+    }
+    // sqlparser takes `SELECT * FORM x` as `*` with an alias; PostgreSQL allows no alias
+    // there and stops at the word after the star.
+    let loc = loc.map(|l| {
+        let i = match tokens.iter().position(|t| t.span.start == l) {
+            Some(i) => i,
+            None => return l,
+        };
+        let prev = |mut k: usize| -> Option<usize> {
+            while k > 0 {
+                k -= 1;
+                if !matches!(tokens[k].token, Token::Whitespace(_)) {
+                    return Some(k);
+                }
+            }
+            None
+        };
+        if let Some(w) = prev(i) {
+            if matches!(tokens[w].token, Token::Word(_)) {
+                if let Some(st) = prev(w) {
+                    if matches!(tokens[st].token, Token::Mul) {
+                        return tokens[w].span.start;
+                    }
+                }
+            }
+        }
+        l
+    });
+    match loc {
+        Some(l) => match token_text(sql, tokens, l, &starts) {
+            Some((t, p)) => QueryError::syntax(format!("syntax error at or near \"{t}\"")).at(Some(p)),
+            None => end(),
+        },
+        None => end(),
+    }
+}
+
+/// Tokenizes and parses `sql` into sqlparser statements, with PostgreSQL's syntax errors.
+fn parse_ast(sql: &str) -> Result<Vec<ast::Statement>> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = match Tokenizer::new(&dialect, sql).tokenize_with_location() {
+        Ok(t) => t,
+        Err(e) => {
+            let starts = line_starts(sql);
+            let pos = starts
+                .get((e.location.line as usize).saturating_sub(1))
+                .map(|s| (*s + e.location.column as usize) as u32);
+            let rest: String = pos
+                .map(|p| sql.chars().skip(p as usize - 1).collect())
+                .unwrap_or_default();
+            let m = if e.message.to_lowercase().contains("unterminated") {
+                if rest.starts_with('"') {
+                    format!("unterminated quoted identifier at or near \"{rest}\"")
+                } else if rest.starts_with("/*") {
+                    format!("unterminated /* comment at or near \"{rest}\"")
+                } else if rest.starts_with('$') {
+                    format!("unterminated dollar-quoted string at or near \"{rest}\"")
+                } else {
+                    format!("unterminated quoted string at or near \"{rest}\"")
+                }
+            } else {
+                format!("syntax error at or near \"{}\"", rest.chars().next().map(String::from).unwrap_or_default())
+            };
+            return Err(QueryError::syntax(m).at(pos));
+        }
+    };
+    let ops = tokens
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.token,
+                Token::Whitespace(_) | Token::Word(_) | Token::Number(..) | Token::SingleQuotedString(_) | Token::Comma
+            )
+        })
+        .count();
+    if ops > MAX_OPERATORS {
+        return Err(QueryError::too_deep());
+    }
+    let kept = tokens.clone();
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(MAX_PARSE_DEPTH)
+        .with_tokens_with_locations(tokens);
+    match parser.parse_statements() {
+        Ok(s) => Ok(s),
+        Err(ParserError::RecursionLimitExceeded) => Err(QueryError::too_deep()),
+        Err(ParserError::ParserError(m)) | Err(ParserError::TokenizerError(m)) => {
+            Err(syntax_error_from(&m, sql, &kept))
+        }
+    }
+}
+
+fn flatten_set_value(v: &ast::Expr) -> String {
+    match v {
+        ast::Expr::Value(x) => match &x.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => s.clone(),
+            ast::Value::Number(n, _) => n.clone(),
+            ast::Value::Boolean(b) => if *b { "true" } else { "false" }.into(),
+            other => other.to_string(),
+        },
+        ast::Expr::Identifier(i) => i.value.to_lowercase(),
+        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => format!("-{}", flatten_set_value(expr)),
+        other => other.to_string(),
+    }
+}
+
+/// Parses and plans `sql` (one or more statements separated by `;`). `param_types` gives
+/// the types of `$1..` the client declared (None: infer from use). Errors carry PostgreSQL's
+/// SQLSTATE, message, hint and 1-based position.
+pub fn parse(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Vec<Statement>> {
+    let stmts = parse_ast(sql)?;
+    if stmts.is_empty() {
+        return Ok(vec![Statement::Empty]);
+    }
+    let mut out = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        out.push(plan_statement(&s, sql, param_types, catalog)?);
+    }
+    Ok(out)
+}
+
+/// Parses and plans exactly one SELECT (the extended protocol's Parse message).
+pub fn prepare(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Prepared> {
+    let mut v = parse(sql, param_types, catalog)?;
+    if v.len() != 1 {
+        return Err(QueryError::syntax("cannot insert multiple commands into a prepared statement"));
+    }
+    match v.pop() {
+        Some(Statement::Query(p)) => Ok(p),
+        _ => Err(QueryError::not_supported("only SELECT and SHOW can be prepared here")),
+    }
+}
+
+fn plan_statement(s: &ast::Statement, sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Statement> {
+    use ast::Statement as S;
+    match s {
+        S::Query(q) => {
+            let mut p = analyze::Planner::new(catalog, sql, param_types);
+            let plan = p.plan_query(q)?;
+            Ok(Statement::Query(Prepared { plan: Rc::new(plan) }))
+        }
+        S::ShowVariable { variable } => {
+            let names: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+            let name = names.join(" ");
+            if name == "all" {
+                return Ok(Statement::ShowAll);
+            }
+            let name = match name.as_str() {
+                "time zone" => "timezone".to_owned(),
+                "transaction isolation level" => "transaction_isolation".to_owned(),
+                "session authorization" => "session_authorization".to_owned(),
+                _ => name,
+            };
+            let quoted = name.replace('\'', "''");
+            let select = format!("SELECT current_setting('{quoted}') AS \"{}\"", name.replace('"', "\"\""));
+            match parse(&select, &[], catalog)?.pop() {
+                Some(st @ Statement::Query(_)) => Ok(st),
+                _ => Err(QueryError::new(sqlstate::INTERNAL_ERROR, "SHOW did not plan")),
+            }
+        }
+        S::Set(set) => plan_set(set),
+        S::StartTransaction { .. } => Ok(Statement::Transaction("BEGIN")),
+        S::Commit { .. } => Ok(Statement::Transaction("COMMIT")),
+        S::Rollback { .. } => Ok(Statement::Transaction("ROLLBACK")),
+        other => {
+            let kw = other.to_string();
+            let kw = kw.split_whitespace().next().unwrap_or("").to_uppercase();
+            Err(QueryError::not_supported(format!("{kw} is not supported by pgipc: it has no tables")))
+        }
+    }
+}
+
+fn plan_set(set: &ast::Set) -> Result<Statement> {
+    match set {
+        ast::Set::SingleAssignment { scope, hivevar: _, variable, values } => {
+            let local = matches!(scope, Some(ast::ContextModifier::Local));
+            let name = variable.to_string().to_lowercase();
+            let name = name.trim_matches('"').to_owned();
+            if values.len() == 1 {
+                if let ast::Expr::Identifier(i) = &values[0] {
+                    if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default") {
+                        return Ok(Statement::Set { name, value: None, local });
+                    }
+                }
+            }
+            let value = values.iter().map(flatten_set_value).collect::<Vec<_>>().join(", ");
+            Ok(Statement::Set { name, value: Some(value), local })
+        }
+        ast::Set::SetTimeZone { local, value } => Ok(Statement::Set {
+            name: "timezone".into(),
+            value: Some(flatten_set_value(value)),
+            local: *local,
+        }),
+        _ => Err(QueryError::not_supported("this form of SET is not supported")),
+    }
+}
+
+/// A cache of planned statements keyed by text and declared parameter types, so that a
+/// repeated statement (`SELECT 1` under pgbench) is parsed once. Single-threaded, bounded.
+#[derive(Debug, Default)]
+pub struct StatementCache {
+    map: HashMap<(String, Vec<Option<Type>>), Prepared>,
+}
+
+impl StatementCache {
+    /// Most statements kept; the cache is emptied when full (simple and bounded).
+    pub const CAPACITY: usize = 256;
+
+    /// An empty cache.
+    pub fn new() -> StatementCache {
+        StatementCache::default()
+    }
+
+    /// The plan of `sql` if it is one SELECT, from the cache or freshly planned. Anything
+    /// else (SET, several statements) is planned each time and not cached.
+    pub fn parse(&mut self, sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Vec<Statement>> {
+        let key = (sql.to_owned(), param_types.to_vec());
+        if let Some(p) = self.map.get(&key) {
+            return Ok(vec![Statement::Query(p.clone())]);
+        }
+        let v = parse(sql, param_types, catalog)?;
+        if let [Statement::Query(p)] = v.as_slice() {
+            if self.map.len() >= Self::CAPACITY {
+                self.map.clear();
+            }
+            self.map.insert(key, p.clone());
+        }
+        Ok(v)
+    }
+
+    /// Forgets every plan (call after registering functions or views).
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// Runs one SELECT and returns its rows as text (NULL = None): a convenience for tests and
+/// tools.
+pub fn query_text(sql: &str, catalog: &Catalog, session: &mut dyn Session) -> Result<(Vec<Column>, Vec<Vec<Option<String>>>)> {
+    let p = prepare(sql, &[], catalog)?;
+    let mut rows = p.execute(Vec::new(), session);
+    let mut out = Vec::new();
+    while let Some(r) = rows.next_row(session)? {
+        let tz = rows.time_zone().clone();
+        out.push(r.iter().map(|d| d.to_text(&tz)).collect());
+    }
+    Ok((p.columns().to_vec(), out))
+}
+
+/// The built-in functions: name, argument types, result type and volatility (a `pg_proc`
+/// listing; special forms such as `coalesce`, `concat`, `extract` and the aggregates are
+/// resolved by the planner and not listed).
+pub fn builtin_functions() -> impl Iterator<Item = (&'static str, &'static [Type], Type, Volatility)> {
+    func::BUILTINS.iter().map(|b| (b.name, b.args, b.ret, b.volatility))
+}
