@@ -8,7 +8,8 @@ use sqlparser::ast::{self, Spanned};
 
 use crate::error::{sqlstate, QueryError, Result};
 use crate::exec::{Plan, SortKey, Source, SrfKind};
-use crate::expr::{AggCall, AggKind, BinOp, CmpOp, Expr, FuncImpl, MAX_DEPTH};
+use crate::expr::{AggCall, AggKind, BinOp, CmpOp, Expr, FuncImpl, SrcPos, MAX_DEPTH};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 use crate::func::{self, BUILTINS};
 use crate::session::{Catalog, Column, View};
 use crate::types::{known_unsupported_type, Category, Type};
@@ -66,6 +67,8 @@ pub(crate) struct Planner<'a> {
     rel_name: Option<String>,
     clause: Clause,
     depth: usize,
+    /// The statement's tokens without whitespace, to find operator positions.
+    tokens: Vec<TokenWithSpan>,
 }
 
 fn ident_name(id: &ast::Ident) -> String {
@@ -244,7 +247,12 @@ fn is_generate_series(e: &ast::Expr) -> Option<&ast::Function> {
 }
 
 impl<'a> Planner<'a> {
-    pub(crate) fn new(catalog: &'a Catalog, sql: &str, param_types: &[Option<Type>]) -> Planner<'a> {
+    pub(crate) fn new(
+        catalog: &'a Catalog,
+        sql: &str,
+        tokens: &[TokenWithSpan],
+        param_types: &[Option<Type>],
+    ) -> Planner<'a> {
         let mut line_starts = vec![0u32];
         let mut n = 0u32;
         for c in sql.chars() {
@@ -261,6 +269,11 @@ impl<'a> Planner<'a> {
             rel_name: None,
             clause: Clause::Target,
             depth: 0,
+            tokens: tokens
+                .iter()
+                .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -275,6 +288,27 @@ impl<'a> Planner<'a> {
 
     fn pos(&self, e: &impl Spanned) -> Option<u32> {
         self.pos_of(e.span().start)
+    }
+
+    /// The position of the token just before `e` (skipping opening parentheses): where an
+    /// operator written before an operand stands.
+    fn pos_before(&self, e: &impl Spanned) -> Option<u32> {
+        let start = e.span().start;
+        let i = self.tokens.iter().position(|t| t.span.start == start)?;
+        let mut k = i;
+        while k > 0 {
+            k -= 1;
+            if !matches!(self.tokens[k].token, Token::LParen) {
+                return self.pos_of(self.tokens[k].span.start);
+            }
+        }
+        None
+    }
+
+    /// The position of the token after the one starting at `loc`.
+    fn pos_token_after(&self, loc: Location) -> Option<u32> {
+        let i = self.tokens.iter().position(|t| t.span.start >= loc && t.span.start != loc)?;
+        self.pos_of(self.tokens[i].span.start)
     }
 
     // ---- statements ----
@@ -390,7 +424,7 @@ impl<'a> Planner<'a> {
                     ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
                     _ => "generate_series".into(),
                 };
-                targets.push(Te::new(Expr::Col(0), self.columns[0].ty, None));
+                targets.push(Te::new(Expr::Col(0, SrcPos(None)), self.columns[0].ty, None));
                 names.push(name);
                 continue;
             }
@@ -408,7 +442,7 @@ impl<'a> Planner<'a> {
                         return Err(QueryError::syntax("SELECT * with no tables specified is not valid"));
                     }
                     for (k, c) in self.columns.iter().enumerate() {
-                        targets.push(Te::new(Expr::Col(k), c.ty, None));
+                        targets.push(Te::new(Expr::Col(k, SrcPos(None)), c.ty, None));
                         names.push(c.name.clone());
                     }
                 }
@@ -427,7 +461,7 @@ impl<'a> Planner<'a> {
                         ));
                     }
                     for (k, c) in self.columns.iter().enumerate() {
-                        targets.push(Te::new(Expr::Col(k), c.ty, None));
+                        targets.push(Te::new(Expr::Col(k, SrcPos(None)), c.ty, None));
                         names.push(c.name.clone());
                     }
                 }
@@ -712,7 +746,7 @@ impl<'a> Planner<'a> {
 
     fn group_rewrite(&self, e: Expr, groups: &[Expr], aggs: &mut Vec<AggCall>) -> Result<Expr> {
         if let Some(j) = groups.iter().position(|g| *g == e) {
-            return Ok(Expr::Col(j));
+            return Ok(Expr::Col(j, SrcPos(None)));
         }
         match e {
             Expr::Agg(a) => {
@@ -723,16 +757,17 @@ impl<'a> Planner<'a> {
                         aggs.len() - 1
                     }
                 };
-                Ok(Expr::Col(groups.len() + k))
+                Ok(Expr::Col(groups.len() + k, SrcPos(None)))
             }
-            Expr::Col(i) => Err(QueryError::new(
+            Expr::Col(i, at) => Err(QueryError::new(
                 sqlstate::GROUPING_ERROR,
                 format!(
                     "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
                     self.rel_name.clone().unwrap_or_default(),
                     self.columns.get(i).map(|c| c.name.clone()).unwrap_or_default()
                 ),
-            )),
+            )
+            .at(at.0)),
             mut other => {
                 for c in other.children_mut() {
                     let taken = std::mem::replace(c, Expr::Const(Datum::Null));
@@ -923,7 +958,14 @@ impl<'a> Planner<'a> {
         if te.ty == Type::Unknown {
             return match te.e {
                 Expr::Const(Datum::Null) => Ok(Expr::Const(Datum::Null)),
-                Expr::Const(Datum::Text(s)) if to != Type::Timestamptz => {
+                Expr::Const(Datum::Text(s)) if to == Type::Timestamptz => {
+                    // Not folded (the value may depend on the clock or the session zone),
+                    // but checked now so the error carries the literal's position.
+                    let tz = TimeZone::utc();
+                    value::from_text(&s, to, CastCtx { tz: &tz, now: 0 }).map_err(|e| e.at(te.pos))?;
+                    Ok(Expr::Cast(Box::new(Expr::Const(Datum::Text(s))), Type::Unknown, to))
+                }
+                Expr::Const(Datum::Text(s)) => {
                     let tz = TimeZone::utc();
                     let d = value::from_text(&s, to, CastCtx { tz: &tz, now: 0 }).map_err(|e| e.at(te.pos))?;
                     Ok(Expr::Const(d))
@@ -1002,7 +1044,7 @@ impl<'a> Planner<'a> {
             if self.clause == Clause::FuncArg {
                 return Err(QueryError::not_supported("column references in FROM function arguments").at(pos));
             }
-            return Ok(Te::new(Expr::Col(k), self.columns[k].ty, pos));
+            return Ok(Te::new(Expr::Col(k, SrcPos(pos)), self.columns[k].ty, pos));
         }
         // Keyword functions written without parentheses.
         if rel.is_none() && parts[0].quote_style.is_none() {
@@ -1105,7 +1147,8 @@ impl<'a> Planner<'a> {
                     ast::InTarget::List(l) => l,
                     _ => return Err(QueryError::not_supported("IN (subquery) is not supported").at(pos)),
                 };
-                self.in_list(expr, list, *negated, pos)
+                let in_pos = list.first().and_then(|f| self.pos_before(f)).or(pos);
+                self.in_list(expr, list, *negated, in_pos)
             }
             E::Between { expr, negated, low, high } => {
                 let (a1, lo) = self.comparison_operands(expr, low, ">=", e)?;
@@ -1137,7 +1180,7 @@ impl<'a> Planner<'a> {
                             format!("operator does not exist: {} {opname} {}", l.ty.sql_name(), p.ty.sql_name()),
                         )
                         .with_hint(no_operator_hint())
-                        .at(pos));
+                        .at(self.pos_before(pattern.as_ref()).or(pos)));
                     }
                 }
                 let l = self.coerce(l, Type::Text)?;
@@ -1160,14 +1203,20 @@ impl<'a> Planner<'a> {
                 if format.is_some() || matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast) {
                     return Err(QueryError::not_supported("this cast form is not supported").at(pos));
                 }
-                let (to, typmod) = resolve_type_name(data_type).map_err(|e| e.at(pos))?;
-                // A negative number literal cast keeps the literal folded.
-                let te = self.expr(expr)?;
                 let cast_pos = match kind {
                     ast::CastKind::DoubleColon => self.pos_after(expr).or(pos),
                     _ => pos,
                 };
-                self.explicit_cast(te, to, typmod, cast_pos)
+                let type_pos = match kind {
+                    ast::CastKind::DoubleColon => self.pos_token_after(expr.span().end).or(cast_pos),
+                    _ => pos,
+                };
+                let (to, typmod) = resolve_type_name(data_type).map_err(|e| e.at(type_pos))?;
+                let te = self.expr(expr)?;
+                let start = te.pos.or(pos);
+                let mut r = self.explicit_cast(te, to, typmod, cast_pos)?;
+                r.pos = start;
+                Ok(r)
             }
             E::TypedString(ts) => {
                 let (to, typmod) = resolve_type_name(&ts.data_type).map_err(|e| e.at(pos))?;
@@ -1264,6 +1313,7 @@ impl<'a> Planner<'a> {
     }
 
     fn unary(&mut self, op: &ast::UnaryOperator, x: &ast::Expr, pos: Option<u32>) -> Result<Te> {
+        let pos = self.pos_before(x).or(pos);
         match op {
             ast::UnaryOperator::Not => {
                 let te = self.expr(x)?;
@@ -1333,13 +1383,6 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Position of the operator token between two operands (PostgreSQL reports operator
-    /// errors there).
-    fn op_pos(&self, left: &ast::Expr, whole: &ast::Expr) -> Option<u32> {
-        let _ = whole;
-        self.pos_after(left).map(|p| p + 1)
-    }
-
     fn binary(&mut self, left: &ast::Expr, op: &ast::BinaryOperator, right: &ast::Expr, whole: &ast::Expr) -> Result<Te> {
         use ast::BinaryOperator as B;
         let pos = self.pos(whole);
@@ -1389,7 +1432,7 @@ impl<'a> Planner<'a> {
                 };
                 let l = self.expr(left)?;
                 let r = self.expr(right)?;
-                let opos = self.op_pos(left, whole);
+                let opos = self.pos_before(right).or(pos);
                 self.arith(bop, l, r, opos)
             }
             B::PGLikeMatch | B::PGILikeMatch | B::PGNotLikeMatch | B::PGNotILikeMatch => {
@@ -1483,7 +1526,7 @@ impl<'a> Planner<'a> {
     fn comparison_operands(&mut self, a: &ast::Expr, b: &ast::Expr, sym: &str, whole: &ast::Expr) -> Result<(Expr, Expr)> {
         let l = self.expr(a)?;
         let r = self.expr(b)?;
-        let pos = self.op_pos(a, whole);
+        let pos = self.pos_before(b).or_else(|| self.pos(whole));
         let t = self.comparison_type(l.ty, r.ty).ok_or_else(|| self.op_error(sym, l.ty, r.ty, pos))?;
         Ok((self.coerce(l, t)?, self.coerce(r, t)?))
     }
@@ -1989,7 +2032,7 @@ fn internal() -> QueryError {
 fn uses_columns(e: &Expr) -> bool {
     let mut e = e.clone();
     fn walk(e: &mut Expr) -> bool {
-        if matches!(e, Expr::Col(_) | Expr::Agg(_)) {
+        if matches!(e, Expr::Col(..) | Expr::Agg(_)) {
             return true;
         }
         e.children_mut().into_iter().any(walk)

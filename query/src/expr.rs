@@ -127,13 +127,24 @@ pub(crate) struct AggCall {
     pub order: Vec<(Expr, bool, bool)>,
 }
 
+/// A source position that compares equal to any other, so that planned expressions compare
+/// by meaning (GROUP BY matching) and not by where they were written.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SrcPos(pub Option<u32>);
+
+impl PartialEq for SrcPos {
+    fn eq(&self, _: &SrcPos) -> bool {
+        true
+    }
+}
+
 /// A planned expression: operands are already coerced to the operator's types.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
     Const(Datum),
     Param(usize),
-    /// A column of the row being evaluated.
-    Col(usize),
+    /// A column of the row being evaluated (with where it was written, for errors).
+    Col(usize, SrcPos),
     /// An aggregate (only until the aggregation step replaces it with a `Col`).
     Agg(Box<AggCall>),
     Op(BinOp, Box<Expr>, Box<Expr>),
@@ -176,7 +187,7 @@ impl Expr {
     /// Visits the direct children.
     pub(crate) fn children_mut(&mut self) -> Vec<&mut Expr> {
         match self {
-            Expr::Const(_) | Expr::Param(_) | Expr::Col(_) => vec![],
+            Expr::Const(_) | Expr::Param(_) | Expr::Col(..) => vec![],
             Expr::Agg(a) => {
                 let mut v: Vec<&mut Expr> = a.args.iter_mut().collect();
                 if let Some(f) = a.filter.as_deref_mut() {
@@ -420,7 +431,7 @@ pub(crate) fn eval(e: &Expr, row: &[Datum], cx: &mut EvalCx<'_>) -> Result<Datum
     Ok(match e {
         Expr::Const(d) => d.clone(),
         Expr::Param(i) => cx.params.get(*i).cloned().unwrap_or(Datum::Null),
-        Expr::Col(i) => row.get(*i).cloned().unwrap_or(Datum::Null),
+        Expr::Col(i, _) => row.get(*i).cloned().unwrap_or(Datum::Null),
         Expr::Agg(_) => {
             return Err(QueryError::new(
                 sqlstate::INTERNAL_ERROR,

@@ -223,7 +223,7 @@ fn syntax_error_from(msg: &str, sql: &str, tokens: &[TokenWithSpan]) -> QueryErr
 }
 
 /// Tokenizes and parses `sql` into sqlparser statements, with PostgreSQL's syntax errors.
-fn parse_ast(sql: &str) -> Result<Vec<ast::Statement>> {
+fn parse_ast(sql: &str) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
     let dialect = PostgreSqlDialect {};
     let tokens = match Tokenizer::new(&dialect, sql).tokenize_with_location() {
         Ok(t) => t,
@@ -268,7 +268,7 @@ fn parse_ast(sql: &str) -> Result<Vec<ast::Statement>> {
         .with_recursion_limit(MAX_PARSE_DEPTH)
         .with_tokens_with_locations(tokens);
     match parser.parse_statements() {
-        Ok(s) => Ok(s),
+        Ok(s) => Ok((s, kept)),
         Err(ParserError::RecursionLimitExceeded) => Err(QueryError::too_deep()),
         Err(ParserError::ParserError(m)) | Err(ParserError::TokenizerError(m)) => {
             Err(syntax_error_from(&m, sql, &kept))
@@ -294,13 +294,13 @@ fn flatten_set_value(v: &ast::Expr) -> String {
 /// the types of `$1..` the client declared (None: infer from use). Errors carry PostgreSQL's
 /// SQLSTATE, message, hint and 1-based position.
 pub fn parse(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Vec<Statement>> {
-    let stmts = parse_ast(sql)?;
+    let (stmts, tokens) = parse_ast(sql)?;
     if stmts.is_empty() {
         return Ok(vec![Statement::Empty]);
     }
     let mut out = Vec::with_capacity(stmts.len());
     for s in stmts {
-        out.push(plan_statement(&s, sql, param_types, catalog)?);
+        out.push(plan_statement(&s, sql, &tokens, param_types, catalog)?);
     }
     Ok(out)
 }
@@ -317,11 +317,17 @@ pub fn prepare(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Re
     }
 }
 
-fn plan_statement(s: &ast::Statement, sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Statement> {
+fn plan_statement(
+    s: &ast::Statement,
+    sql: &str,
+    tokens: &[TokenWithSpan],
+    param_types: &[Option<Type>],
+    catalog: &Catalog,
+) -> Result<Statement> {
     use ast::Statement as S;
     match s {
         S::Query(q) => {
-            let mut p = analyze::Planner::new(catalog, sql, param_types);
+            let mut p = analyze::Planner::new(catalog, sql, tokens, param_types);
             let plan = p.plan_query(q)?;
             Ok(Statement::Query(Prepared { plan: Rc::new(plan) }))
         }

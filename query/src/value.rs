@@ -191,7 +191,19 @@ fn parse_int(text: &str, ty: Type) -> Result<i64> {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+    // PostgreSQL 16+: 0x/0o/0b prefixes, and underscores between digits.
+    let (radix, body) = match digits.get(..2).map(str::to_ascii_lowercase).as_deref() {
+        Some("0x") => (16, &digits[2..]),
+        Some("0o") => (8, &digits[2..]),
+        Some("0b") => (2, &digits[2..]),
+        _ => (10, digits),
+    };
+    if body.is_empty()
+        || body.starts_with('_')
+        || body.ends_with('_')
+        || body.contains("__")
+        || !body.chars().all(|c| c == '_' || c.is_digit(radix))
+    {
         return Err(bad());
     }
     let range = || {
@@ -201,8 +213,8 @@ fn parse_int(text: &str, ty: Type) -> Result<i64> {
         )
     };
     let mut v: i128 = 0;
-    for c in digits.bytes() {
-        v = v * 10 + (c - b'0') as i128;
+    for c in body.chars().filter(|c| *c != '_') {
+        v = v * radix as i128 + c.to_digit(radix).unwrap_or(0) as i128;
         if v > i64::MAX as i128 + 1 {
             return Err(range());
         }
@@ -483,6 +495,12 @@ mod tests {
     #[test]
     fn int_input() {
         assert_eq!(parse_int(" 42 ", Type::Int4).unwrap(), 42);
+        assert_eq!(parse_int("0x1F", Type::Int4).unwrap(), 31);
+        assert_eq!(parse_int("-0b101", Type::Int4).unwrap(), -5);
+        assert_eq!(parse_int("1_000", Type::Int4).unwrap(), 1000);
+        for bad in ["1__0", "_1", "1_", "0x", "0xG"] {
+            assert_eq!(parse_int(bad, Type::Int4).unwrap_err().sqlstate, "22P02", "{bad}");
+        }
         assert_eq!(parse_int("x", Type::Int4).unwrap_err().message, "invalid input syntax for type integer: \"x\"");
         assert_eq!(
             parse_int("99999", Type::Int2).unwrap_err().message,

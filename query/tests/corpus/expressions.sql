@@ -445,7 +445,11 @@ SELECT ,1;
 SELECT 1 FROM;
 SELECT count(*) FROM generate_series(1,3) WHERE;
 -- parameters absent, misc
-SELECT '0x1F'::int4;
+-- PostgreSQL 16+ integer input (allowed differences, see ALLOWED in differential.rs)
+SELECT '0x1F'::int4, '0o17'::int8, '0b101'::int2;
+SELECT '1_000'::int4, '1_000_000'::int8;
+SELECT '1__000'::int4;
+SELECT '0x'::int4;
 SELECT 10 / 3 * 3, 10 / (3 * 3), 2 + 3 * 4 ^ 2;
 SELECT 1.0 * 3 / 3;
 SELECT -2 ^ 2, (-2) ^ 2;
