@@ -744,6 +744,7 @@ impl<'a> Planner<'a> {
         Ok(None)
     }
 
+    #[recursive::recursive]
     fn group_rewrite(&self, e: Expr, groups: &[Expr], aggs: &mut Vec<AggCall>) -> Result<Expr> {
         if let Some(j) = groups.iter().position(|g| *g == e) {
             return Ok(Expr::Col(j, SrcPos(None)));
@@ -1007,6 +1008,7 @@ impl<'a> Planner<'a> {
         Ok(Te::new(e, to, pos))
     }
 
+    #[recursive::recursive]
     fn expr(&mut self, e: &ast::Expr) -> Result<Te> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -1019,7 +1021,7 @@ impl<'a> Planner<'a> {
     }
 
     fn column_ref(&mut self, parts: &[ast::Ident], whole: &ast::Expr) -> Result<Te> {
-        let pos = self.pos(whole);
+        let pos = self.pos_of(start_of(whole));
         let (rel, name) = match parts {
             [c] => (None, ident_name(c)),
             [r, c] => (Some(ident_name(r)), ident_name(c)),
@@ -1108,7 +1110,7 @@ impl<'a> Planner<'a> {
 
     fn expr_inner(&mut self, e: &ast::Expr) -> Result<Te> {
         use ast::Expr as E;
-        let pos = self.pos(e);
+        let pos = self.pos_of(start_of(e));
         match e {
             E::Identifier(id) => self.column_ref(std::slice::from_ref(id), e),
             E::CompoundIdentifier(ids) => self.column_ref(ids, e),
@@ -1118,7 +1120,8 @@ impl<'a> Planner<'a> {
             E::UnaryOp { op, expr } => self.unary(op, expr, pos),
             E::IsNull(x) | E::IsNotNull(x) => {
                 let te = self.expr(x)?;
-                let te_e = self.coerce(te, Type::Unknown)?;
+                // IS NULL gives an unknown parameter no type (PostgreSQL then reports 42P18).
+                let te_e = if matches!(te.e, Expr::Param(_)) { te.e } else { self.coerce(te, Type::Unknown)? };
                 Ok(Te::new(Expr::IsNull(Box::new(te_e), matches!(e, E::IsNotNull(_))), Type::Bool, pos))
             }
             E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) | E::IsUnknown(x) | E::IsNotUnknown(x) => {
@@ -1385,7 +1388,7 @@ impl<'a> Planner<'a> {
 
     fn binary(&mut self, left: &ast::Expr, op: &ast::BinaryOperator, right: &ast::Expr, whole: &ast::Expr) -> Result<Te> {
         use ast::BinaryOperator as B;
-        let pos = self.pos(whole);
+        let pos = self.pos_of(start_of(whole));
         let cmp = match op {
             B::Eq => Some(CmpOp::Eq),
             B::NotEq => Some(CmpOp::Ne),
@@ -2020,6 +2023,24 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Where an expression starts, found without walking the whole tree (sqlparser's
+/// `Spanned::span` visits every node, which is quadratic and deep on long operator chains).
+fn start_of(mut e: &ast::Expr) -> Location {
+    use ast::Expr as E;
+    loop {
+        e = match e {
+            E::BinaryOp { left, .. } => left,
+            E::Cast { kind: ast::CastKind::DoubleColon, expr, .. } => expr,
+            E::IsNull(x) | E::IsNotNull(x) | E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) => x,
+            E::IsUnknown(x) | E::IsNotUnknown(x) | E::IsDistinctFrom(x, _) | E::IsNotDistinctFrom(x, _) => x,
+            E::Like { expr, .. } | E::ILike { expr, .. } | E::Between { expr, .. } | E::In { expr, .. } => expr,
+            E::Identifier(i) => return i.span.start,
+            E::Value(v) => return v.span.start,
+            other => return other.span().start,
+        };
+    }
+}
+
 fn unreachable_select() -> &'static ast::Expr {
     static NULL: std::sync::OnceLock<ast::Expr> = std::sync::OnceLock::new();
     NULL.get_or_init(|| ast::Expr::value(ast::Value::Null))
@@ -2031,6 +2052,7 @@ fn internal() -> QueryError {
 
 fn uses_columns(e: &Expr) -> bool {
     let mut e = e.clone();
+    #[recursive::recursive]
     fn walk(e: &mut Expr) -> bool {
         if matches!(e, Expr::Col(..) | Expr::Agg(_)) {
             return true;

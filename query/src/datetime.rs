@@ -151,8 +151,8 @@ impl TimeZone {
     }
 
     /// Interprets a `TimeZone` setting: `UTC`/`GMT`, a zone name of the tz database
-    /// (`Europe/Paris`), or a POSIX specification (`UTC+3`, `<+02>-2`, `+02` = two hours
-    /// *west*, POSIX's sign, as in PostgreSQL).
+    /// (`Europe/Paris`), a bare offset (`+02` = two hours east, as PostgreSQL reads it), or
+    /// a POSIX specification (`UTC+3` = three hours *west*, POSIX's sign).
     pub fn from_setting(name: &str) -> Result<TimeZone> {
         let bad = || {
             QueryError::new(
@@ -169,10 +169,9 @@ impl TimeZone {
             });
         }
         if let Some(off) = parse_numeric_offset(name) {
-            // A bare offset in the TimeZone setting is POSIX: positive is west.
             return Ok(TimeZone::Fixed {
                 name: name.to_owned(),
-                offset: -off,
+                offset: off,
             });
         }
         if name.is_empty() || name.len() > 255 || name.contains("..") {

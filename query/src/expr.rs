@@ -245,6 +245,7 @@ impl Expr {
 
     pub(crate) fn contains_agg(&self) -> bool {
         let mut e = self.clone();
+        #[recursive::recursive]
         fn walk(e: &mut Expr) -> bool {
             if matches!(e, Expr::Agg(_)) {
                 return true;
@@ -424,9 +425,10 @@ pub(crate) fn negate(d: Datum) -> Result<Datum> {
 }
 
 /// Maximum expression nesting evaluated (and planned).
-pub(crate) const MAX_DEPTH: usize = 400;
+pub(crate) const MAX_DEPTH: usize = 3500;
 
 /// Evaluates `e` over `row`.
+#[recursive::recursive]
 pub(crate) fn eval(e: &Expr, row: &[Datum], cx: &mut EvalCx<'_>) -> Result<Datum> {
     Ok(match e {
         Expr::Const(d) => d.clone(),

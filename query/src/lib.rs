@@ -73,7 +73,7 @@ pub use crate::types::Type;
 pub use crate::value::{format_float8, Datum};
 
 /// How deep the parser may recurse (parentheses, unary operators, nested calls).
-const MAX_PARSE_DEPTH: usize = 100;
+const MAX_PARSE_DEPTH: usize = 500;
 /// How many operator tokens one statement may hold (a left-deep `1+1+...` chain builds a
 /// tree as deep as it is long).
 const MAX_OPERATORS: usize = 3000;
@@ -223,10 +223,10 @@ fn syntax_error_from(msg: &str, sql: &str, tokens: &[TokenWithSpan]) -> QueryErr
 }
 
 /// Tokenizes and parses `sql` into sqlparser statements, with PostgreSQL's syntax errors.
-fn parse_ast(sql: &str) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
+fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
     let dialect = PostgreSqlDialect {};
-    let tokens = match Tokenizer::new(&dialect, sql).tokenize_with_location() {
-        Ok(t) => t,
+    match Tokenizer::new(&dialect, sql).tokenize_with_location() {
+        Ok(t) => Ok(t),
         Err(e) => {
             let starts = line_starts(sql);
             let pos = starts
@@ -248,9 +248,13 @@ fn parse_ast(sql: &str) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
             } else {
                 format!("syntax error at or near \"{}\"", rest.chars().next().map(String::from).unwrap_or_default())
             };
-            return Err(QueryError::syntax(m).at(pos));
+            Err(QueryError::syntax(m).at(pos))
         }
-    };
+    }
+}
+
+fn parse_ast(sql: &str, tokens: Vec<TokenWithSpan>) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
+    let dialect = PostgreSqlDialect {};
     let ops = tokens
         .iter()
         .filter(|t| {
@@ -271,9 +275,31 @@ fn parse_ast(sql: &str) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
         Ok(s) => Ok((s, kept)),
         Err(ParserError::RecursionLimitExceeded) => Err(QueryError::too_deep()),
         Err(ParserError::ParserError(m)) | Err(ParserError::TokenizerError(m)) => {
+            // sqlparser sometimes reports its depth limit as a syntax error (when it hits
+            // it while trying an alternative): judge by the nesting the tokens show.
+            if nesting_estimate(&kept) >= MAX_PARSE_DEPTH {
+                return Err(QueryError::too_deep());
+            }
             Err(syntax_error_from(&m, sql, &kept))
         }
     }
+}
+
+/// Deepest nesting the tokens can build: open parentheses plus a run of prefix operators.
+fn nesting_estimate(tokens: &[TokenWithSpan]) -> usize {
+    let (mut depth, mut run, mut max) = (0usize, 0usize, 0usize);
+    for t in tokens {
+        match &t.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Minus | Token::Plus => run += 1,
+            Token::Word(w) if w.value.eq_ignore_ascii_case("not") => run += 1,
+            _ => run = 0,
+        }
+        max = max.max(depth + run);
+    }
+    max
 }
 
 fn flatten_set_value(v: &ast::Expr) -> String {
@@ -294,7 +320,34 @@ fn flatten_set_value(v: &ast::Expr) -> String {
 /// the types of `$1..` the client declared (None: infer from use). Errors carry PostgreSQL's
 /// SQLSTATE, message, hint and 1-based position.
 pub fn parse(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Vec<Statement>> {
-    let (stmts, tokens) = parse_ast(sql)?;
+    let tokens = tokenize(sql)?;
+    // Nesting is bounded by the number of tokens. Parsing and planning recurse over the
+    // tree, and not every recursion (sqlparser's span and drop code) can check the stack:
+    // a long statement runs on a stack segment sized for its length (mapped lazily, so
+    // only the pages used cost memory).
+    let n = tokens.len();
+    if n > SMALL_STATEMENT_TOKENS {
+        let size = n.saturating_mul(STACK_PER_TOKEN).min(MAX_STATEMENT_STACK);
+        stacker::grow(size, || parse_tokens(sql, tokens, param_types, catalog))
+    } else {
+        parse_tokens(sql, tokens, param_types, catalog)
+    }
+}
+
+/// Statements with at most this many tokens run on the caller's stack.
+const SMALL_STATEMENT_TOKENS: usize = 48;
+/// Stack reserved per token of a longer statement (a debug build's parser frames are large).
+const STACK_PER_TOKEN: usize = 64 * 1024;
+/// The largest stack segment a statement gets.
+const MAX_STATEMENT_STACK: usize = 1 << 30;
+
+fn parse_tokens(
+    sql: &str,
+    tokens: Vec<TokenWithSpan>,
+    param_types: &[Option<Type>],
+    catalog: &Catalog,
+) -> Result<Vec<Statement>> {
+    let (stmts, tokens) = parse_ast(sql, tokens)?;
     if stmts.is_empty() {
         return Ok(vec![Statement::Empty]);
     }
