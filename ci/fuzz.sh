@@ -5,7 +5,7 @@
 #   ci/fuzz.sh all [seconds]                              every target in turn
 #   ci/fuzz.sh list                                       the target names
 #
-# Targets (fuzz/fuzz_targets/): startup_packet, frontend_messages, postgresql_conf.
+# Targets (fuzz/fuzz_targets/): startup_packet, frontend_messages, postgresql_conf, query.
 #
 # How: libFuzzer through the libfuzzer-sys crate, with the coverage instrumentation turned on
 # by stable rustc flags (-C passes=sancov-module and LLVM's -sanitizer-coverage-* options, the
@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(startup_packet frontend_messages postgresql_conf)
+targets=(startup_packet frontend_messages postgresql_conf query)
 
 usage() {
     sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2

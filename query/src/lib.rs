@@ -35,6 +35,12 @@
 //!   ([`ServerFunction`]s such as `pg_backend_pid`, [`View`]s such as `pg_settings`).
 //!   [`GucSession`] is a [`Session`] over `pgipc_guc::Settings`.
 //!
+//! Untrusted text cannot crash the process: every recursion either grows its stack on
+//! demand (sqlparser's `recursive-protection`, `#[recursive]` in the planner and evaluator)
+//! or runs on a segment sized by the statement's length; past 3000 operators, 500 levels
+//! of parser nesting or 3500 of expression depth the answer is 54001. Arithmetic is checked
+//! everywhere (22003, 22012); `tests/no_panic.rs` and the `query` fuzz target hold that up.
+//!
 //! What is not: joins, subqueries, CTEs, set operations, window functions (all 0A000 with
 //! a message saying so), tables, DML, other types (date, timestamp without time zone,
 //! real, varchar, json... are refused as not supported), collations other than C,

@@ -1,0 +1,1 @@
+SELECT 1::numeric / 7, 22::numeric / 7;

@@ -1,0 +1,1 @@
+SELECT exp(1), ln(10), log(1000);

@@ -1,0 +1,1 @@
+SELECT NULL AND false, NULL AND true, NULL OR true, NULL OR false, NOT NULL::bool;

@@ -1,0 +1,1 @@
+SELECT date_trunc('decade', '2026-12-01+00'::timestamptz), date_trunc('century', '2026-12-01+00'::timestamptz), date_trunc('millennium', '2026-12-01+00'::timestamptz);

@@ -1,0 +1,1 @@
+SELECT sqrt(2::numeric), sqrt(16::numeric), sqrt(2.0);

@@ -1,0 +1,1 @@
+SELECT CASE WHEN n % 2 = 0 THEN NULL ELSE n END AS v FROM generate_series(1, 5) n ORDER BY v;

@@ -1,0 +1,1 @@
+SELECT '  12.5  '::numeric;

@@ -1,0 +1,1 @@
+SELECT '2026-12-01 00:00+00'::timestamptz - '2026-12-05 12:00+00'::timestamptz;

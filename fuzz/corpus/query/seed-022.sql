@@ -1,0 +1,1 @@
+SELECT date_trunc('quarter', '2026-08-15+00'::timestamptz), date_trunc('minute', '2026-12-01 23:15:59+00'::timestamptz);

@@ -1,0 +1,1 @@
+SELECT 1e308::float8 * 10;

@@ -1,0 +1,1 @@
+SELECT n % 3 AS r, count(*), sum(n) FROM generate_series(1, 10) n GROUP BY n % 3 ORDER BY r;

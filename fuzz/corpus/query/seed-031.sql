@@ -1,0 +1,1 @@
+SELECT 3.0::float8 * 1.1;

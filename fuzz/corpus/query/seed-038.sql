@@ -1,0 +1,1 @@
+SELECT current_setting('nosuch.setting', true) IS NULL;

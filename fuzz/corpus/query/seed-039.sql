@@ -1,0 +1,1 @@
+SELECT 5::int2 / 0::int2;

@@ -1,0 +1,1 @@
+SELECT 0.0001::float8, 0.00001::float8, 1.5e-10::float8;

@@ -1,0 +1,1 @@
+SELECT 'NaN'::numeric > 1000::numeric;

@@ -1,0 +1,1 @@
+SELECT extract(quarter from '2026-12-01+00'::timestamptz), extract(decade from '2026-12-01+00'::timestamptz), extract(century from '2026-12-01+00'::timestamptz), extract(millennium from '2026-12-01+00'::timestamptz);

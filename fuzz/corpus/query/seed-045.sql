@@ -1,0 +1,1 @@
+SELECT x * 2 AS doubled FROM generate_series(1, 4) AS t(x) WHERE x % 2 = 0;

@@ -1,0 +1,1 @@
+SELECT date_trunc('hour', '2026-12-01 23:15:01.213456+00'::timestamptz);

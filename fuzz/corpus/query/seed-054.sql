@@ -1,0 +1,1 @@
+SELECT 1 = 1.0, 1 = 1.0::float8, 1::int8 = 1::int2;

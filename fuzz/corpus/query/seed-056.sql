@@ -1,0 +1,1 @@
+SELECT (-2)::numeric ^ 0.5;

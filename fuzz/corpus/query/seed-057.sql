@@ -1,0 +1,1 @@
+SELECT n FROM generate_series(1, 10) n ORDER BY n LIMIT 3 OFFSET 2;
