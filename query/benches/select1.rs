@@ -9,7 +9,12 @@ use std::time::Instant;
 
 use pgipc_query::{Catalog, GucSession, Statement, StatementCache};
 
-fn run(sql: &str, cache: Option<&mut StatementCache>, catalog: &Catalog, session: &mut GucSession) -> usize {
+fn run(
+    sql: &str,
+    cache: Option<&mut StatementCache>,
+    catalog: &Catalog,
+    session: &mut GucSession,
+) -> usize {
     let stmts = match cache {
         Some(c) => c.parse(sql, &[], catalog),
         None => pgipc_query::parse(sql, &[], catalog),
@@ -37,7 +42,11 @@ fn main() {
     let catalog = Catalog::new();
     let mut session = GucSession::new(pgipc_guc::Settings::new());
     let iters = 200_000u32;
-    for sql in ["SELECT 1", "SELECT now()", "SELECT 1 + 1 AS two, 'x' || 'y', 2.5 * 4"] {
+    for sql in [
+        "SELECT 1",
+        "SELECT now()",
+        "SELECT 1 + 1 AS two, 'x' || 'y', 2.5 * 4",
+    ] {
         for cached in [false, true] {
             let mut cache = StatementCache::new();
             let mut runs = Vec::new();

@@ -6,15 +6,15 @@ use std::rc::Rc;
 
 use sqlparser::ast::{self, Spanned};
 
+use crate::datetime::TimeZone;
 use crate::error::{sqlstate, QueryError, Result};
 use crate::exec::{Plan, SortKey, Source, SrfKind};
 use crate::expr::{AggCall, AggKind, BinOp, CmpOp, Expr, FuncImpl, SrcPos, MAX_DEPTH};
-use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 use crate::func::{self, BUILTINS};
 use crate::session::{Catalog, Column, View};
 use crate::types::{known_unsupported_type, Category, Type};
 use crate::value::{self, CastCtx, Datum};
-use crate::datetime::TimeZone;
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 /// A typed expression being planned.
 #[derive(Debug, Clone)]
@@ -80,14 +80,13 @@ fn ident_name(id: &ast::Ident) -> String {
 }
 
 fn object_name_last(n: &ast::ObjectName) -> Option<(String, Option<String>)> {
-    let parts: Vec<String> = n
-        .0
-        .iter()
-        .filter_map(|p| match p {
-            ast::ObjectNamePart::Identifier(i) => Some(ident_name(i)),
-            _ => None,
-        })
-        .collect();
+    let parts: Vec<String> =
+        n.0.iter()
+            .filter_map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => Some(ident_name(i)),
+                _ => None,
+            })
+            .collect();
     match parts.len() {
         1 => Some((parts[0].clone(), None)),
         2 => Some((parts[1].clone(), Some(parts[0].clone()))),
@@ -108,14 +107,20 @@ fn no_operator_hint() -> &'static str {
 }
 
 fn type_list(tys: &[Type]) -> String {
-    tys.iter().map(|t| t.sql_name()).collect::<Vec<_>>().join(", ")
+    tys.iter()
+        .map(|t| t.sql_name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Maps a SQL type name (as sqlparser prints it) to a type and an optional numeric typmod.
 pub(crate) fn resolve_type_name(dt: &ast::DataType) -> Result<(Type, Option<(u32, u32)>)> {
     let text = dt.to_string().to_lowercase();
     let (base, mods) = match text.find('(') {
-        Some(i) => (text[..i].trim().to_owned(), Some(text[i + 1..].trim_end_matches(')').to_owned())),
+        Some(i) => (
+            text[..i].trim().to_owned(),
+            Some(text[i + 1..].trim_end_matches(')').to_owned()),
+        ),
         None => (text.trim().to_owned(), None),
     };
     let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -153,8 +158,14 @@ pub(crate) fn resolve_type_name(dt: &ast::DataType) -> Result<(Type, Option<(u32
         }
         return Ok((t, None));
     }
-    if known_unsupported_type(&base) || base.starts_with("timestamp") || base.starts_with("time ") || base.starts_with("character") {
-        return Err(QueryError::not_supported(format!("type {base} is not supported")));
+    if known_unsupported_type(&base)
+        || base.starts_with("timestamp")
+        || base.starts_with("time ")
+        || base.starts_with("character")
+    {
+        return Err(QueryError::not_supported(format!(
+            "type {base} is not supported"
+        )));
     }
     Err(QueryError::new(
         sqlstate::UNDEFINED_OBJECT,
@@ -163,7 +174,10 @@ pub(crate) fn resolve_type_name(dt: &ast::DataType) -> Result<(Type, Option<(u32
 }
 
 fn bad_typmod() -> QueryError {
-    QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, "invalid NUMERIC type modifier")
+    QueryError::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        "invalid NUMERIC type modifier",
+    )
 }
 
 /// PostgreSQL's FigureColname: the default name of a result column. Returns the name and
@@ -175,10 +189,14 @@ pub(crate) fn figure_colname(e: &ast::Expr) -> (String, u8) {
         E::CompoundIdentifier(v) => (v.last().map(ident_name).unwrap_or_default(), 2),
         E::Nested(x) => figure_colname(x),
         E::Function(f) => (
-            object_name_last(&f.name).map(|p| p.0).unwrap_or_else(|| "?column?".into()),
+            object_name_last(&f.name)
+                .map(|p| p.0)
+                .unwrap_or_else(|| "?column?".into()),
             2,
         ),
-        E::Cast { expr, data_type, .. } => {
+        E::Cast {
+            expr, data_type, ..
+        } => {
             let (n, s) = figure_colname(expr);
             if s > 1 {
                 return (n, s);
@@ -206,7 +224,9 @@ pub(crate) fn figure_colname(e: &ast::Expr) -> (String, u8) {
             ("case".into(), 1)
         }
         E::Extract { .. } => ("extract".into(), 2),
-        E::Substring { shorthand: true, .. } => ("substr".into(), 2),
+        E::Substring {
+            shorthand: true, ..
+        } => ("substr".into(), 2),
         E::Substring { .. } => ("substring".into(), 2),
         E::Position { .. } => ("position".into(), 2),
         E::Trim { trim_where, .. } => (
@@ -227,12 +247,32 @@ pub(crate) fn figure_colname(e: &ast::Expr) -> (String, u8) {
 /// SRF signatures: (args, result, kind).
 const SRF: &[(&[Type], Type, SrfKind)] = &[
     (&[Type::Int4, Type::Int4], Type::Int4, SrfKind::Int),
-    (&[Type::Int4, Type::Int4, Type::Int4], Type::Int4, SrfKind::Int),
+    (
+        &[Type::Int4, Type::Int4, Type::Int4],
+        Type::Int4,
+        SrfKind::Int,
+    ),
     (&[Type::Int8, Type::Int8], Type::Int8, SrfKind::Int),
-    (&[Type::Int8, Type::Int8, Type::Int8], Type::Int8, SrfKind::Int),
-    (&[Type::Numeric, Type::Numeric], Type::Numeric, SrfKind::Numeric),
-    (&[Type::Numeric, Type::Numeric, Type::Numeric], Type::Numeric, SrfKind::Numeric),
-    (&[Type::Timestamptz, Type::Timestamptz, Type::Interval], Type::Timestamptz, SrfKind::Timestamp),
+    (
+        &[Type::Int8, Type::Int8, Type::Int8],
+        Type::Int8,
+        SrfKind::Int,
+    ),
+    (
+        &[Type::Numeric, Type::Numeric],
+        Type::Numeric,
+        SrfKind::Numeric,
+    ),
+    (
+        &[Type::Numeric, Type::Numeric, Type::Numeric],
+        Type::Numeric,
+        SrfKind::Numeric,
+    ),
+    (
+        &[Type::Timestamptz, Type::Timestamptz, Type::Interval],
+        Type::Timestamptz,
+        SrfKind::Timestamp,
+    ),
 ];
 
 fn is_generate_series(e: &ast::Expr) -> Option<&ast::Function> {
@@ -307,7 +347,7 @@ impl<'a> Planner<'a> {
 
     /// The position of the token after the one starting at `loc`.
     fn pos_token_after(&self, loc: Location) -> Option<u32> {
-        let i = self.tokens.iter().position(|t| t.span.start >= loc && t.span.start != loc)?;
+        let i = self.tokens.iter().position(|t| t.span.start > loc)?;
         self.pos_of(self.tokens[i].span.start)
     }
 
@@ -315,10 +355,14 @@ impl<'a> Planner<'a> {
 
     pub(crate) fn plan_query(&mut self, q: &ast::Query) -> Result<Plan> {
         if q.with.is_some() {
-            return Err(QueryError::not_supported("WITH queries (CTEs) are not supported"));
+            return Err(QueryError::not_supported(
+                "WITH queries (CTEs) are not supported",
+            ));
         }
         if !q.locks.is_empty() {
-            return Err(QueryError::not_supported("SELECT ... FOR UPDATE/SHARE is not supported"));
+            return Err(QueryError::not_supported(
+                "SELECT ... FOR UPDATE/SHARE is not supported",
+            ));
         }
         let select = match q.body.as_ref() {
             ast::SetExpr::Select(s) => s,
@@ -334,7 +378,11 @@ impl<'a> Planner<'a> {
             ast::SetExpr::Values(_) => {
                 return Err(QueryError::not_supported("VALUES lists are not supported"))
             }
-            _ => return Err(QueryError::not_supported("this kind of statement is not supported")),
+            _ => {
+                return Err(QueryError::not_supported(
+                    "this kind of statement is not supported",
+                ))
+            }
         };
         self.plan_select(select, q)
     }
@@ -344,13 +392,17 @@ impl<'a> Planner<'a> {
             return Err(QueryError::not_supported("SELECT INTO is not supported"));
         }
         if !s.named_window.is_empty() || s.qualify.is_some() {
-            return Err(QueryError::not_supported("window functions are not supported"));
+            return Err(QueryError::not_supported(
+                "window functions are not supported",
+            ));
         }
         let distinct = match &s.distinct {
             None | Some(ast::Distinct::All) => false,
             Some(ast::Distinct::Distinct) => true,
             Some(ast::Distinct::On(_)) => {
-                return Err(QueryError::not_supported("SELECT DISTINCT ON is not supported"))
+                return Err(QueryError::not_supported(
+                    "SELECT DISTINCT ON is not supported",
+                ))
             }
         };
         // FROM
@@ -364,7 +416,8 @@ impl<'a> Planner<'a> {
                     .iter()
                     .enumerate()
                     .filter(|(_, it)| match it {
-                        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                        ast::SelectItem::UnnamedExpr(e)
+                        | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
                             is_generate_series(e).is_some()
                         }
                         _ => false,
@@ -378,7 +431,8 @@ impl<'a> Planner<'a> {
                 }
                 if let Some(&i) = srfs.first() {
                     let e = match &s.projection[i] {
-                        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
+                        ast::SelectItem::UnnamedExpr(e)
+                        | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
                         _ => unreachable_select(),
                     };
                     let f = is_generate_series(e).ok_or_else(internal)?;
@@ -410,7 +464,7 @@ impl<'a> Planner<'a> {
             Some(w) => {
                 self.clause = Clause::Where;
                 let te = self.expr(w)?;
-                Some(self.to_bool(te, "WHERE")?)
+                Some(self.bool_operand(te, "WHERE")?)
             }
             None => None,
         };
@@ -424,7 +478,11 @@ impl<'a> Planner<'a> {
                     ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
                     _ => "generate_series".into(),
                 };
-                targets.push(Te::new(Expr::Col(0, SrcPos(None)), self.columns[0].ty, None));
+                targets.push(Te::new(
+                    Expr::Col(0, SrcPos(None)),
+                    self.columns[0].ty,
+                    None,
+                ));
                 names.push(name);
                 continue;
             }
@@ -439,7 +497,9 @@ impl<'a> Planner<'a> {
                 }
                 ast::SelectItem::Wildcard(_) => {
                     if self.rel_name.is_none() {
-                        return Err(QueryError::syntax("SELECT * with no tables specified is not valid"));
+                        return Err(QueryError::syntax(
+                            "SELECT * with no tables specified is not valid",
+                        ));
                     }
                     for (k, c) in self.columns.iter().enumerate() {
                         targets.push(Te::new(Expr::Col(k, SrcPos(None)), c.ty, None));
@@ -448,7 +508,9 @@ impl<'a> Planner<'a> {
                 }
                 ast::SelectItem::QualifiedWildcard(kind, _) => {
                     let q = match kind {
-                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => object_name_last(n).map(|p| p.0),
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => {
+                            object_name_last(n).map(|p| p.0)
+                        }
                         _ => None,
                     };
                     if q.is_none() || q != self.rel_name {
@@ -466,14 +528,17 @@ impl<'a> Planner<'a> {
                     }
                 }
                 ast::SelectItem::ExprWithAliases { .. } => {
-                    return Err(QueryError::not_supported("multiple aliases are not supported"))
+                    return Err(QueryError::not_supported(
+                        "multiple aliases are not supported",
+                    ))
                 }
             }
         }
         // Unknown-typed outputs become text.
         for t in targets.iter_mut() {
             if t.ty == Type::Unknown {
-                let te = std::mem::replace(t, Te::new(Expr::Const(Datum::Null), Type::Unknown, None));
+                let te =
+                    std::mem::replace(t, Te::new(Expr::Const(Datum::Null), Type::Unknown, None));
                 *t = Te::new(self.coerce(te, Type::Text)?, Type::Text, None);
             }
         }
@@ -486,11 +551,15 @@ impl<'a> Planner<'a> {
             }
             ast::GroupByExpr::Expressions(exprs, mods) => {
                 if !mods.is_empty() {
-                    return Err(QueryError::not_supported("GROUP BY modifiers are not supported"));
+                    return Err(QueryError::not_supported(
+                        "GROUP BY modifiers are not supported",
+                    ));
                 }
                 for g in exprs {
                     if let Some(n) = self.position_literal(g) {
-                        let idx = usize::try_from(n).ok().filter(|&k| k >= 1 && k <= targets.len());
+                        let idx = usize::try_from(n)
+                            .ok()
+                            .filter(|&k| k >= 1 && k <= targets.len());
                         match idx {
                             Some(k) => {
                                 if targets[k - 1].e.contains_agg() {
@@ -531,7 +600,7 @@ impl<'a> Planner<'a> {
             Some(h) => {
                 self.clause = Clause::Having;
                 let te = self.expr(h)?;
-                Some(self.to_bool(te, "HAVING")?)
+                Some(self.bool_operand(te, "HAVING")?)
             }
             None => None,
         };
@@ -555,7 +624,10 @@ impl<'a> Planner<'a> {
                 };
                 let nulls_first = it.options.nulls_first.unwrap_or(desc);
                 let col = if let Some(n) = self.position_literal(&it.expr) {
-                    match usize::try_from(n).ok().filter(|&k| k >= 1 && k <= targets.len()) {
+                    match usize::try_from(n)
+                        .ok()
+                        .filter(|&k| k >= 1 && k <= targets.len())
+                    {
                         Some(k) => k - 1,
                         None => {
                             return Err(QueryError::new(
@@ -590,7 +662,11 @@ impl<'a> Planner<'a> {
                         }
                     }
                 };
-                sort.push(SortKey { col, desc, nulls_first });
+                sort.push(SortKey {
+                    col,
+                    desc,
+                    nulls_first,
+                });
             }
         }
         // Aggregation.
@@ -621,7 +697,11 @@ impl<'a> Planner<'a> {
         // LIMIT / OFFSET
         let (mut limit, mut offset) = (None, None);
         match &q.limit_clause {
-            Some(ast::LimitClause::LimitOffset { limit: l, offset: o, limit_by }) => {
+            Some(ast::LimitClause::LimitOffset {
+                limit: l,
+                offset: o,
+                limit_by,
+            }) => {
                 if !limit_by.is_empty() {
                     return Err(QueryError::not_supported("LIMIT BY is not supported"));
                 }
@@ -642,7 +722,9 @@ impl<'a> Planner<'a> {
         }
         if let Some(f) = &q.fetch {
             if f.with_ties || f.percent {
-                return Err(QueryError::not_supported("FETCH ... WITH TIES / PERCENT is not supported"));
+                return Err(QueryError::not_supported(
+                    "FETCH ... WITH TIES / PERCENT is not supported",
+                ));
             }
             self.clause = Clause::Limit;
             limit = Some(match &f.quantity {
@@ -704,7 +786,10 @@ impl<'a> Planner<'a> {
         if !(ty.implicitly_casts_to(Type::Int8)) {
             return Err(QueryError::new(
                 sqlstate::DATATYPE_MISMATCH,
-                format!("argument of {what} must be type bigint, not type {}", ty.sql_name()),
+                format!(
+                    "argument of {what} must be type bigint, not type {}",
+                    ty.sql_name()
+                ),
             )
             .at(te.pos));
         }
@@ -733,11 +818,10 @@ impl<'a> Planner<'a> {
                 .map(|(i, _)| i)
                 .collect();
             if hits.len() > 1 {
-                return Err(QueryError::new(
-                    "42702",
-                    format!("ORDER BY \"{name}\" is ambiguous"),
-                )
-                .at(self.pos_of(id.span.start)));
+                return Err(
+                    QueryError::new("42702", format!("ORDER BY \"{name}\" is ambiguous"))
+                        .at(self.pos_of(id.span.start)),
+                );
             }
             return Ok(hits.first().copied());
         }
@@ -789,10 +873,15 @@ impl<'a> Planner<'a> {
                 ..
             } => {
                 let (n, schema) = object_name_last(name).ok_or_else(|| {
-                    QueryError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+                    QueryError::new(
+                        sqlstate::UNDEFINED_TABLE,
+                        format!("relation \"{name}\" does not exist"),
+                    )
                 })?;
                 if *with_ordinality {
-                    return Err(QueryError::not_supported("WITH ORDINALITY is not supported"));
+                    return Err(QueryError::not_supported(
+                        "WITH ORDINALITY is not supported",
+                    ));
                 }
                 if let Some(a) = args {
                     return self.plan_from_function(&n, &a.args, alias.as_ref(), self.pos(name));
@@ -807,7 +896,10 @@ impl<'a> Planner<'a> {
                 let view: Rc<dyn View> = self.catalog.view(&n).cloned().ok_or_else(|| {
                     QueryError::new(
                         sqlstate::UNDEFINED_TABLE,
-                        format!("relation \"{}\" does not exist", name.to_string().to_lowercase()),
+                        format!(
+                            "relation \"{}\" does not exist",
+                            name.to_string().to_lowercase()
+                        ),
                     )
                     .at(self.pos(name))
                 })?;
@@ -831,17 +923,27 @@ impl<'a> Planner<'a> {
                 }
                 Ok((Source::View(view), cols, rel))
             }
-            ast::TableFactor::Function { name, args, alias, with_ordinality, lateral } => {
+            ast::TableFactor::Function {
+                name,
+                args,
+                alias,
+                with_ordinality,
+                lateral,
+            } => {
                 if *with_ordinality || *lateral {
-                    return Err(QueryError::not_supported("WITH ORDINALITY and LATERAL are not supported"));
+                    return Err(QueryError::not_supported(
+                        "WITH ORDINALITY and LATERAL are not supported",
+                    ));
                 }
                 let (n, _) = object_name_last(name).unwrap_or_default();
                 self.plan_from_function(&n, args, alias.as_ref(), self.pos(name))
             }
-            ast::TableFactor::Derived { .. } => {
-                Err(QueryError::not_supported("subqueries in FROM are not supported"))
+            ast::TableFactor::Derived { .. } => Err(QueryError::not_supported(
+                "subqueries in FROM are not supported",
+            )),
+            ast::TableFactor::NestedJoin { .. } => {
+                Err(QueryError::not_supported("JOIN is not supported"))
             }
-            ast::TableFactor::NestedJoin { .. } => Err(QueryError::not_supported("JOIN is not supported")),
             _ => Err(QueryError::not_supported("this FROM item is not supported")),
         }
     }
@@ -859,14 +961,19 @@ impl<'a> Planner<'a> {
         for a in args {
             match a {
                 ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => tes.push(self.expr(e)?),
-                _ => return Err(QueryError::not_supported("this argument form is not supported here")),
+                _ => {
+                    return Err(QueryError::not_supported(
+                        "this argument form is not supported here",
+                    ))
+                }
             }
         }
         self.clause = saved;
         if name != "generate_series" {
             // A scalar function in FROM: PostgreSQL allows it; here only generate_series is.
             let tys: Vec<Type> = tes.iter().map(|t| t.ty).collect();
-            let exists = BUILTINS.iter().any(|b| b.name == name) || !self.catalog.functions(name).is_empty();
+            let exists =
+                BUILTINS.iter().any(|b| b.name == name) || !self.catalog.functions(name).is_empty();
             if exists {
                 return Err(QueryError::not_supported(format!(
                     "function {name}({}) in FROM is not supported (only generate_series is)",
@@ -884,7 +991,11 @@ impl<'a> Planner<'a> {
         let (rel, col) = match alias {
             Some(a) => {
                 let rel = ident_name(&a.name);
-                let col = a.columns.first().map(|c| ident_name(&c.name)).unwrap_or_else(|| rel.clone());
+                let col = a
+                    .columns
+                    .first()
+                    .map(|c| ident_name(&c.name))
+                    .unwrap_or_else(|| rel.clone());
                 if a.columns.len() > 1 {
                     return Err(QueryError::new(
                         "42601",
@@ -906,7 +1017,10 @@ impl<'a> Planner<'a> {
             Ok(None) => {
                 return Err(QueryError::new(
                     sqlstate::UNDEFINED_FUNCTION,
-                    format!("function generate_series({}) does not exist", type_list(&tys)),
+                    format!(
+                        "function generate_series({}) does not exist",
+                        type_list(&tys)
+                    ),
                 )
                 .with_hint(no_function_hint())
                 .at(pos))
@@ -914,7 +1028,10 @@ impl<'a> Planner<'a> {
             Err(()) => {
                 return Err(QueryError::new(
                     sqlstate::AMBIGUOUS_FUNCTION,
-                    format!("function generate_series({}) is not unique", type_list(&tys)),
+                    format!(
+                        "function generate_series({}) is not unique",
+                        type_list(&tys)
+                    ),
                 )
                 .with_hint(not_unique_hint())
                 .at(pos))
@@ -925,18 +1042,28 @@ impl<'a> Planner<'a> {
         for (te, d) in args.iter().cloned().zip(decl.iter()) {
             exprs.push(self.coerce(te, *d)?);
         }
-        Ok((Source::Series { kind, ty: ret, args: exprs }, ret))
+        Ok((
+            Source::Series {
+                kind,
+                ty: ret,
+                args: exprs,
+            },
+            ret,
+        ))
     }
 
     // ---- expressions ----
 
-    fn to_bool(&mut self, te: Te, what: &str) -> Result<Expr> {
+    fn bool_operand(&mut self, te: Te, what: &str) -> Result<Expr> {
         match te.ty {
             Type::Bool => Ok(te.e),
             Type::Unknown => self.coerce(te, Type::Bool),
             other => Err(QueryError::new(
                 sqlstate::DATATYPE_MISMATCH,
-                format!("argument of {what} must be type boolean, not type {}", other.sql_name()),
+                format!(
+                    "argument of {what} must be type boolean, not type {}",
+                    other.sql_name()
+                ),
             )
             .at(te.pos)),
         }
@@ -963,12 +1090,18 @@ impl<'a> Planner<'a> {
                     // Not folded (the value may depend on the clock or the session zone),
                     // but checked now so the error carries the literal's position.
                     let tz = TimeZone::utc();
-                    value::from_text(&s, to, CastCtx { tz: &tz, now: 0 }).map_err(|e| e.at(te.pos))?;
-                    Ok(Expr::Cast(Box::new(Expr::Const(Datum::Text(s))), Type::Unknown, to))
+                    value::from_text(&s, to, CastCtx { tz: &tz, now: 0 })
+                        .map_err(|e| e.at(te.pos))?;
+                    Ok(Expr::Cast(
+                        Box::new(Expr::Const(Datum::Text(s))),
+                        Type::Unknown,
+                        to,
+                    ))
                 }
                 Expr::Const(Datum::Text(s)) => {
                     let tz = TimeZone::utc();
-                    let d = value::from_text(&s, to, CastCtx { tz: &tz, now: 0 }).map_err(|e| e.at(te.pos))?;
+                    let d = value::from_text(&s, to, CastCtx { tz: &tz, now: 0 })
+                        .map_err(|e| e.at(te.pos))?;
                     Ok(Expr::Const(d))
                 }
                 Expr::Param(i) => {
@@ -989,7 +1122,13 @@ impl<'a> Planner<'a> {
         Ok(Expr::Cast(Box::new(te.e), te.ty, to))
     }
 
-    fn explicit_cast(&mut self, te: Te, to: Type, typmod: Option<(u32, u32)>, pos: Option<u32>) -> Result<Te> {
+    fn explicit_cast(
+        &mut self,
+        te: Te,
+        to: Type,
+        typmod: Option<(u32, u32)>,
+        pos: Option<u32>,
+    ) -> Result<Te> {
         let from = te.ty;
         if !value::cast_exists(from, to) {
             return Err(value::cannot_cast(from, to).at(pos));
@@ -1028,7 +1167,11 @@ impl<'a> Planner<'a> {
             _ => {
                 return Err(QueryError::not_supported(format!(
                     "column reference \"{}\" is not supported",
-                    parts.iter().map(|p| p.value.clone()).collect::<Vec<_>>().join(".")
+                    parts
+                        .iter()
+                        .map(|p| p.value.clone())
+                        .collect::<Vec<_>>()
+                        .join(".")
                 ))
                 .at(pos))
             }
@@ -1044,7 +1187,10 @@ impl<'a> Planner<'a> {
         }
         if let Some(k) = self.columns.iter().position(|c| c.name == name) {
             if self.clause == Clause::FuncArg {
-                return Err(QueryError::not_supported("column references in FROM function arguments").at(pos));
+                return Err(QueryError::not_supported(
+                    "column references in FROM function arguments",
+                )
+                .at(pos));
             }
             return Ok(Te::new(Expr::Col(k, SrcPos(pos)), self.columns[k].ty, pos));
         }
@@ -1058,13 +1204,18 @@ impl<'a> Planner<'a> {
             Some(r) => format!("{r}.{name}"),
             None => name,
         };
-        Err(QueryError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{shown}\" does not exist")).at(pos))
+        Err(QueryError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("column \"{shown}\" does not exist"),
+        )
+        .at(pos))
     }
 
     fn keyword_function(&mut self, name: &str, pos: Option<u32>) -> Result<Option<Te>> {
         let target = match name {
             "current_timestamp" => "now",
-            "current_user" | "session_user" | "user" | "current_role" | "current_catalog" | "current_schema" => name,
+            "current_user" | "session_user" | "user" | "current_role" | "current_catalog"
+            | "current_schema" => name,
             "localtimestamp" | "localtime" | "current_date" | "current_time" => {
                 return Err(QueryError::not_supported(format!(
                     "{} is not supported (its type is not carried)",
@@ -1074,27 +1225,41 @@ impl<'a> Planner<'a> {
             }
             _ => return Ok(None),
         };
-        let target = if name == "user" || name == "current_role" { "current_user" } else { target };
+        let target = if name == "user" || name == "current_role" {
+            "current_user"
+        } else {
+            target
+        };
         self.call_function(target, Vec::new(), pos).map(Some)
     }
 
     fn literal(&mut self, v: &ast::ValueWithSpan) -> Result<Te> {
         let pos = self.pos_of(v.span.start);
         Ok(match &v.value {
-            ast::Value::Number(s, _) => Te::new(Expr::Const(number_literal(s)?), number_type(s), pos),
+            ast::Value::Number(s, _) => {
+                Te::new(Expr::Const(number_literal(s)?), number_type(s), pos)
+            }
             ast::Value::SingleQuotedString(s)
             | ast::Value::EscapedStringLiteral(s)
             | ast::Value::UnicodeStringLiteral(s)
-            | ast::Value::NationalStringLiteral(s) => Te::new(Expr::Const(Datum::Text(s.clone())), Type::Unknown, pos),
-            ast::Value::DollarQuotedString(d) => Te::new(Expr::Const(Datum::Text(d.value.clone())), Type::Unknown, pos),
+            | ast::Value::NationalStringLiteral(s) => {
+                Te::new(Expr::Const(Datum::Text(s.clone())), Type::Unknown, pos)
+            }
+            ast::Value::DollarQuotedString(d) => Te::new(
+                Expr::Const(Datum::Text(d.value.clone())),
+                Type::Unknown,
+                pos,
+            ),
             ast::Value::Boolean(b) => Te::new(Expr::Const(Datum::Bool(*b)), Type::Bool, pos),
             ast::Value::Null => Te::new(Expr::Const(Datum::Null), Type::Unknown, pos),
             ast::Value::Placeholder(p) => {
                 let n: usize = p
                     .strip_prefix('$')
                     .and_then(|d| d.parse().ok())
-                    .filter(|&n: &usize| n >= 1 && n <= 65535)
-                    .ok_or_else(|| QueryError::syntax(format!("syntax error at or near \"{p}\"")).at(pos))?;
+                    .filter(|n: &usize| (1..=65535).contains(n))
+                    .ok_or_else(|| {
+                        QueryError::syntax(format!("syntax error at or near \"{p}\"")).at(pos)
+                    })?;
                 if self.params.len() < n {
                     self.params.resize(n, None);
                 }
@@ -1102,7 +1267,9 @@ impl<'a> Planner<'a> {
                 Te::new(Expr::Param(n - 1), ty, pos)
             }
             ast::Value::HexStringLiteral(_) | ast::Value::SingleQuotedByteStringLiteral(_) => {
-                return Err(QueryError::not_supported("bit string literals are not supported").at(pos))
+                return Err(
+                    QueryError::not_supported("bit string literals are not supported").at(pos),
+                )
             }
             _ => return Err(QueryError::not_supported("this literal is not supported").at(pos)),
         })
@@ -1121,10 +1288,23 @@ impl<'a> Planner<'a> {
             E::IsNull(x) | E::IsNotNull(x) => {
                 let te = self.expr(x)?;
                 // IS NULL gives an unknown parameter no type (PostgreSQL then reports 42P18).
-                let te_e = if matches!(te.e, Expr::Param(_)) { te.e } else { self.coerce(te, Type::Unknown)? };
-                Ok(Te::new(Expr::IsNull(Box::new(te_e), matches!(e, E::IsNotNull(_))), Type::Bool, pos))
+                let te_e = if matches!(te.e, Expr::Param(_)) {
+                    te.e
+                } else {
+                    self.coerce(te, Type::Unknown)?
+                };
+                Ok(Te::new(
+                    Expr::IsNull(Box::new(te_e), matches!(e, E::IsNotNull(_))),
+                    Type::Bool,
+                    pos,
+                ))
             }
-            E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) | E::IsUnknown(x) | E::IsNotUnknown(x) => {
+            E::IsTrue(x)
+            | E::IsNotTrue(x)
+            | E::IsFalse(x)
+            | E::IsNotFalse(x)
+            | E::IsUnknown(x)
+            | E::IsNotUnknown(x) => {
                 let (want, neg, what) = match e {
                     E::IsTrue(_) => (Some(true), false, "IS TRUE"),
                     E::IsNotTrue(_) => (Some(true), true, "IS NOT TRUE"),
@@ -1134,36 +1314,75 @@ impl<'a> Planner<'a> {
                     _ => (None, true, "IS NOT UNKNOWN"),
                 };
                 let te = self.expr(x)?;
-                let b = self.to_bool(te, what)?;
-                Ok(Te::new(Expr::IsBool(Box::new(b), want, neg), Type::Bool, pos))
-            }
-            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
-                let (l, r) = self.comparison_operands(a, b, "=", e)?;
+                let b = self.bool_operand(te, what)?;
                 Ok(Te::new(
-                    Expr::IsDistinct(Box::new(l), Box::new(r), matches!(e, E::IsNotDistinctFrom(..))),
+                    Expr::IsBool(Box::new(b), want, neg),
                     Type::Bool,
                     pos,
                 ))
             }
-            E::In { expr, target, negated, .. } => {
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let (l, r) = self.comparison_operands(a, b, "=", e)?;
+                Ok(Te::new(
+                    Expr::IsDistinct(
+                        Box::new(l),
+                        Box::new(r),
+                        matches!(e, E::IsNotDistinctFrom(..)),
+                    ),
+                    Type::Bool,
+                    pos,
+                ))
+            }
+            E::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => {
                 let list = match target {
                     ast::InTarget::List(l) => l,
-                    _ => return Err(QueryError::not_supported("IN (subquery) is not supported").at(pos)),
+                    _ => {
+                        return Err(
+                            QueryError::not_supported("IN (subquery) is not supported").at(pos)
+                        )
+                    }
                 };
                 let in_pos = list.first().and_then(|f| self.pos_before(f)).or(pos);
                 self.in_list(expr, list, *negated, in_pos)
             }
-            E::Between { expr, negated, low, high } => {
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let (a1, lo) = self.comparison_operands(expr, low, ">=", e)?;
                 let (a2, hi) = self.comparison_operands(expr, high, "<=", e)?;
                 let both = Expr::And(vec![
                     Expr::Cmp(CmpOp::Ge, Box::new(a1), Box::new(lo)),
                     Expr::Cmp(CmpOp::Le, Box::new(a2), Box::new(hi)),
                 ]);
-                let r = if *negated { Expr::Not(Box::new(both)) } else { both };
+                let r = if *negated {
+                    Expr::Not(Box::new(both))
+                } else {
+                    both
+                };
                 Ok(Te::new(r, Type::Bool, pos))
             }
-            E::Like { negated, any, expr, pattern, escape_char } | E::ILike { negated, any, expr, pattern, escape_char } => {
+            E::Like {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            }
+            | E::ILike {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            } => {
                 if *any {
                     return Err(QueryError::not_supported("LIKE ANY is not supported").at(pos));
                 }
@@ -1180,7 +1399,11 @@ impl<'a> Planner<'a> {
                     if !matches!(t.ty, Type::Text | Type::Name | Type::Unknown) {
                         return Err(QueryError::new(
                             sqlstate::UNDEFINED_FUNCTION,
-                            format!("operator does not exist: {} {opname} {}", l.ty.sql_name(), p.ty.sql_name()),
+                            format!(
+                                "operator does not exist: {} {opname} {}",
+                                l.ty.sql_name(),
+                                p.ty.sql_name()
+                            ),
                         )
                         .with_hint(no_operator_hint())
                         .at(self.pos_before(pattern.as_ref()).or(pos)));
@@ -1196,22 +1419,42 @@ impl<'a> Planner<'a> {
                     None => None,
                 };
                 Ok(Te::new(
-                    Expr::Like { expr: Box::new(l), pattern: Box::new(p), escape: esc, ci, negated: *negated },
+                    Expr::Like {
+                        expr: Box::new(l),
+                        pattern: Box::new(p),
+                        escape: esc,
+                        ci,
+                        negated: *negated,
+                    },
                     Type::Bool,
                     pos,
                 ))
             }
-            E::SimilarTo { .. } | E::RLike { .. } => Err(QueryError::not_supported("SIMILAR TO and regular expressions are not supported").at(pos)),
-            E::Cast { kind, expr, data_type, format } => {
-                if format.is_some() || matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast) {
-                    return Err(QueryError::not_supported("this cast form is not supported").at(pos));
+            E::SimilarTo { .. } | E::RLike { .. } => Err(QueryError::not_supported(
+                "SIMILAR TO and regular expressions are not supported",
+            )
+            .at(pos)),
+            E::Cast {
+                kind,
+                expr,
+                data_type,
+                format,
+            } => {
+                if format.is_some()
+                    || matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast)
+                {
+                    return Err(
+                        QueryError::not_supported("this cast form is not supported").at(pos)
+                    );
                 }
                 let cast_pos = match kind {
                     ast::CastKind::DoubleColon => self.pos_after(expr).or(pos),
                     _ => pos,
                 };
                 let type_pos = match kind {
-                    ast::CastKind::DoubleColon => self.pos_token_after(expr.span().end).or(cast_pos),
+                    ast::CastKind::DoubleColon => {
+                        self.pos_token_after(expr.span().end).or(cast_pos)
+                    }
                     _ => pos,
                 };
                 let (to, typmod) = resolve_type_name(data_type).map_err(|e| e.at(type_pos))?;
@@ -1229,21 +1472,41 @@ impl<'a> Planner<'a> {
             }
             E::Interval(iv) => {
                 let te = self.expr(&iv.value)?;
-                if iv.last_field.is_some() || iv.fractional_seconds_precision.is_some() || iv.leading_precision.is_some() {
-                    return Err(QueryError::not_supported("interval field qualifiers are not supported").at(pos));
+                if iv.last_field.is_some()
+                    || iv.fractional_seconds_precision.is_some()
+                    || iv.leading_precision.is_some()
+                {
+                    return Err(QueryError::not_supported(
+                        "interval field qualifiers are not supported",
+                    )
+                    .at(pos));
                 }
                 let te = match (&iv.leading_field, &te.e) {
                     (Some(f), Expr::Const(Datum::Text(s))) if te.ty == Type::Unknown => {
                         let unit = f.to_string().to_lowercase();
-                        let text = if s.trim().parse::<f64>().is_ok() { format!("{s} {unit}") } else { s.clone() };
+                        let text = if s.trim().parse::<f64>().is_ok() {
+                            format!("{s} {unit}")
+                        } else {
+                            s.clone()
+                        };
                         Te::new(Expr::Const(Datum::Text(text)), Type::Unknown, pos)
                     }
-                    (Some(_), _) => return Err(QueryError::not_supported("interval field qualifiers are not supported").at(pos)),
+                    (Some(_), _) => {
+                        return Err(QueryError::not_supported(
+                            "interval field qualifiers are not supported",
+                        )
+                        .at(pos))
+                    }
                     _ => Te { pos, ..te },
                 };
                 self.explicit_cast(te, Type::Interval, None, pos)
             }
-            E::Case { operand, conditions, else_result, .. } => self.case(operand.as_deref(), conditions, else_result.as_deref(), pos),
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(operand.as_deref(), conditions, else_result.as_deref(), pos),
             E::Function(f) => self.function(f, e),
             E::Extract { field, expr, .. } => {
                 let unit = match field {
@@ -1255,10 +1518,20 @@ impl<'a> Planner<'a> {
                 self.call_function("extract", vec![unit_te, te], pos)
             }
             E::Ceil { expr, field } | E::Floor { expr, field } => {
-                if !matches!(field, ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)) {
-                    return Err(QueryError::not_supported("CEIL/FLOOR with a unit is not supported").at(pos));
+                if !matches!(
+                    field,
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)
+                ) {
+                    return Err(QueryError::not_supported(
+                        "CEIL/FLOOR with a unit is not supported",
+                    )
+                    .at(pos));
                 }
-                let name = if matches!(e, E::Ceil { .. }) { "ceil" } else { "floor" };
+                let name = if matches!(e, E::Ceil { .. }) {
+                    "ceil"
+                } else {
+                    "floor"
+                };
                 let te = self.expr(expr)?;
                 self.call_function(name, vec![te], pos)
             }
@@ -1267,7 +1540,12 @@ impl<'a> Planner<'a> {
                 let b = self.expr(r#in)?;
                 self.call_function("position", vec![a, b], pos)
             }
-            E::Substring { expr, substring_from, substring_for, .. } => {
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
                 let mut args = vec![self.expr(expr)?];
                 match (substring_from, substring_for) {
                     (Some(f), Some(n)) => {
@@ -1283,9 +1561,17 @@ impl<'a> Planner<'a> {
                 }
                 self.call_function("substring", args, pos)
             }
-            E::Trim { trim_where, trim_what, expr, trim_characters } => {
+            E::Trim {
+                trim_where,
+                trim_what,
+                expr,
+                trim_characters,
+            } => {
                 if trim_characters.is_some() {
-                    return Err(QueryError::not_supported("TRIM with a character list is not supported").at(pos));
+                    return Err(QueryError::not_supported(
+                        "TRIM with a character list is not supported",
+                    )
+                    .at(pos));
                 }
                 let name = match trim_where {
                     Some(ast::TrimWhereField::Leading) => "ltrim",
@@ -1298,14 +1584,26 @@ impl<'a> Planner<'a> {
                 }
                 self.call_function(name, args, pos)
             }
-            E::Subquery(_) | E::Exists { .. } => Err(QueryError::not_supported("subqueries are not supported").at(pos)),
-            E::AnyOp { .. } | E::AllOp { .. } => Err(QueryError::not_supported("ANY/ALL are not supported").at(pos)),
+            E::Subquery(_) | E::Exists { .. } => {
+                Err(QueryError::not_supported("subqueries are not supported").at(pos))
+            }
+            E::AnyOp { .. } | E::AllOp { .. } => {
+                Err(QueryError::not_supported("ANY/ALL are not supported").at(pos))
+            }
             E::Array(_) => Err(QueryError::not_supported("arrays are not supported").at(pos)),
-            E::Tuple(_) => Err(QueryError::not_supported("row constructors are not supported").at(pos)),
-            E::AtTimeZone { .. } => Err(QueryError::not_supported("AT TIME ZONE is not supported").at(pos)),
+            E::Tuple(_) => {
+                Err(QueryError::not_supported("row constructors are not supported").at(pos))
+            }
+            E::AtTimeZone { .. } => {
+                Err(QueryError::not_supported("AT TIME ZONE is not supported").at(pos))
+            }
             E::Collate { .. } => Err(QueryError::not_supported("COLLATE is not supported").at(pos)),
-            E::Wildcard(_) | E::QualifiedWildcard(..) => Err(QueryError::syntax("syntax error at or near \"*\"").at(pos)),
-            _ => Err(QueryError::not_supported(format!("expression \"{e}\" is not supported")).at(pos)),
+            E::Wildcard(_) | E::QualifiedWildcard(..) => {
+                Err(QueryError::syntax("syntax error at or near \"*\"").at(pos))
+            }
+            _ => Err(
+                QueryError::not_supported(format!("expression \"{e}\" is not supported")).at(pos),
+            ),
         }
     }
 
@@ -1320,27 +1618,45 @@ impl<'a> Planner<'a> {
         match op {
             ast::UnaryOperator::Not => {
                 let te = self.expr(x)?;
-                let b = self.to_bool(te, "NOT")?;
+                let b = self.bool_operand(te, "NOT")?;
                 Ok(Te::new(Expr::Not(Box::new(b)), Type::Bool, pos))
             }
             ast::UnaryOperator::Minus | ast::UnaryOperator::Plus
-                if matches!(x, ast::Expr::BinaryOp { op: ast::BinaryOperator::PGExp, .. }) =>
+                if matches!(
+                    x,
+                    ast::Expr::BinaryOp {
+                        op: ast::BinaryOperator::PGExp,
+                        ..
+                    }
+                ) =>
             {
                 // PostgreSQL binds unary minus tighter than ^: -2 ^ 2 is (-2) ^ 2.
                 let mut e = x.clone();
                 let mut cur = &mut e;
-                while let ast::Expr::BinaryOp { op: ast::BinaryOperator::PGExp, left, .. } = cur {
+                while let ast::Expr::BinaryOp {
+                    op: ast::BinaryOperator::PGExp,
+                    left,
+                    ..
+                } = cur
+                {
                     cur = left.as_mut();
                 }
                 let inner = std::mem::replace(cur, ast::Expr::value(ast::Value::Null));
-                *cur = ast::Expr::UnaryOp { op: *op, expr: Box::new(inner) };
+                *cur = ast::Expr::UnaryOp {
+                    op: *op,
+                    expr: Box::new(inner),
+                };
                 self.expr(&e)
             }
             ast::UnaryOperator::Minus => {
                 if let ast::Expr::Value(v) = x {
                     if let ast::Value::Number(s, _) = &v.value {
                         let neg = format!("-{s}");
-                        return Ok(Te::new(Expr::Const(number_literal(&neg)?), number_type(&neg), pos));
+                        return Ok(Te::new(
+                            Expr::Const(number_literal(&neg)?),
+                            number_type(&neg),
+                            pos,
+                        ));
                     }
                 }
                 let te = self.expr(x)?;
@@ -1382,11 +1698,19 @@ impl<'a> Planner<'a> {
                 let te = self.expr(x)?;
                 self.call_function("abs", vec![te], pos)
             }
-            other => Err(QueryError::not_supported(format!("operator {other} is not supported")).at(pos)),
+            other => {
+                Err(QueryError::not_supported(format!("operator {other} is not supported")).at(pos))
+            }
         }
     }
 
-    fn binary(&mut self, left: &ast::Expr, op: &ast::BinaryOperator, right: &ast::Expr, whole: &ast::Expr) -> Result<Te> {
+    fn binary(
+        &mut self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        whole: &ast::Expr,
+    ) -> Result<Te> {
         use ast::BinaryOperator as B;
         let pos = self.pos_of(start_of(whole));
         let cmp = match op {
@@ -1400,7 +1724,11 @@ impl<'a> Planner<'a> {
         };
         if let Some(c) = cmp {
             let (l, r) = self.comparison_operands(left, right, c.symbol(), whole)?;
-            return Ok(Te::new(Expr::Cmp(c, Box::new(l), Box::new(r)), Type::Bool, pos));
+            return Ok(Te::new(
+                Expr::Cmp(c, Box::new(l), Box::new(r)),
+                Type::Bool,
+                pos,
+            ));
         }
         match op {
             B::And | B::Or => {
@@ -1409,21 +1737,35 @@ impl<'a> Planner<'a> {
                 let mut stack = vec![right, left];
                 while let Some(x) = stack.pop() {
                     match x {
-                        ast::Expr::BinaryOp { left: l2, op: o2, right: r2 } if o2 == op => {
+                        ast::Expr::BinaryOp {
+                            left: l2,
+                            op: o2,
+                            right: r2,
+                        } if o2 == op => {
                             stack.push(r2);
                             stack.push(l2);
                         }
                         other => {
                             let te = self.expr(other)?;
                             let what = if matches!(op, B::And) { "AND" } else { "OR" };
-                            items.push(self.to_bool(te, what)?);
+                            items.push(self.bool_operand(te, what)?);
                         }
                     }
                 }
-                let e = if matches!(op, B::And) { Expr::And(items) } else { Expr::Or(items) };
+                let e = if matches!(op, B::And) {
+                    Expr::And(items)
+                } else {
+                    Expr::Or(items)
+                };
                 Ok(Te::new(e, Type::Bool, pos))
             }
-            B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo | B::PGExp | B::StringConcat => {
+            B::Plus
+            | B::Minus
+            | B::Multiply
+            | B::Divide
+            | B::Modulo
+            | B::PGExp
+            | B::StringConcat => {
                 let bop = match op {
                     B::Plus => BinOp::Add,
                     B::Minus => BinOp::Sub,
@@ -1449,16 +1791,32 @@ impl<'a> Planner<'a> {
                 let p = self.expr(right)?;
                 let l = self.coerce(l, Type::Text)?;
                 let p = self.coerce(p, Type::Text)?;
-                Ok(Te::new(Expr::Like { expr: Box::new(l), pattern: Box::new(p), escape: None, ci, negated }, Type::Bool, pos))
+                Ok(Te::new(
+                    Expr::Like {
+                        expr: Box::new(l),
+                        pattern: Box::new(p),
+                        escape: None,
+                        ci,
+                        negated,
+                    },
+                    Type::Bool,
+                    pos,
+                ))
             }
-            other => Err(QueryError::not_supported(format!("operator {other} is not supported")).at(pos)),
+            other => {
+                Err(QueryError::not_supported(format!("operator {other} is not supported")).at(pos))
+            }
         }
     }
 
     fn op_error(&self, sym: &str, l: Type, r: Type, pos: Option<u32>) -> QueryError {
         QueryError::new(
             sqlstate::UNDEFINED_FUNCTION,
-            format!("operator does not exist: {} {sym} {}", l.sql_name(), r.sql_name()),
+            format!(
+                "operator does not exist: {} {sym} {}",
+                l.sql_name(),
+                r.sql_name()
+            ),
         )
         .with_hint(no_operator_hint())
         .at(pos)
@@ -1472,8 +1830,8 @@ impl<'a> Planner<'a> {
             if !(textish(lt) || textish(rt)) || lt == TextArray || rt == TextArray {
                 return Err(self.op_error("||", lt, rt, pos));
             }
-            let le = self.to_text_any(l)?;
-            let re = self.to_text_any(r)?;
+            let le = self.text_operand(l)?;
+            let re = self.text_operand(r)?;
             return Ok(Te::new(Expr::Op(op, Box::new(le), Box::new(re)), Text, pos));
         }
         if lt == Unknown && rt == Unknown {
@@ -1497,14 +1855,24 @@ impl<'a> Planner<'a> {
             }
             let le = self.coerce(l, common)?;
             let re = self.coerce(r, common)?;
-            return Ok(Te::new(Expr::Op(op, Box::new(le), Box::new(re)), common, pos));
+            return Ok(Te::new(
+                Expr::Op(op, Box::new(le), Box::new(re)),
+                common,
+                pos,
+            ));
         }
         let result = match (op, lt2, rt2) {
-            (BinOp::Add, Timestamptz, Interval) | (BinOp::Add, Interval, Timestamptz) | (BinOp::Sub, Timestamptz, Interval) => Some((lt2, rt2, Timestamptz)),
+            (BinOp::Add, Timestamptz, Interval)
+            | (BinOp::Add, Interval, Timestamptz)
+            | (BinOp::Sub, Timestamptz, Interval) => Some((lt2, rt2, Timestamptz)),
             (BinOp::Sub, Timestamptz, Timestamptz) => Some((lt2, rt2, Interval)),
             (BinOp::Add | BinOp::Sub, Interval, Interval) => Some((Interval, Interval, Interval)),
-            (BinOp::Mul | BinOp::Div, Interval, t) if t.numeric_rank().is_some() => Some((Interval, Float8, Interval)),
-            (BinOp::Mul, t, Interval) if t.numeric_rank().is_some() => Some((Float8, Interval, Interval)),
+            (BinOp::Mul | BinOp::Div, Interval, t) if t.numeric_rank().is_some() => {
+                Some((Interval, Float8, Interval))
+            }
+            (BinOp::Mul, t, Interval) if t.numeric_rank().is_some() => {
+                Some((Float8, Interval, Interval))
+            }
             _ => None,
         };
         match result {
@@ -1518,7 +1886,7 @@ impl<'a> Planner<'a> {
     }
 
     /// An operand of `||`: text as is, anything else through its output function.
-    fn to_text_any(&mut self, te: Te) -> Result<Expr> {
+    fn text_operand(&mut self, te: Te) -> Result<Expr> {
         match te.ty {
             Type::Text => Ok(te.e),
             Type::Unknown => self.coerce(te, Type::Text),
@@ -1526,11 +1894,19 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn comparison_operands(&mut self, a: &ast::Expr, b: &ast::Expr, sym: &str, whole: &ast::Expr) -> Result<(Expr, Expr)> {
+    fn comparison_operands(
+        &mut self,
+        a: &ast::Expr,
+        b: &ast::Expr,
+        sym: &str,
+        whole: &ast::Expr,
+    ) -> Result<(Expr, Expr)> {
         let l = self.expr(a)?;
         let r = self.expr(b)?;
         let pos = self.pos_before(b).or_else(|| self.pos(whole));
-        let t = self.comparison_type(l.ty, r.ty).ok_or_else(|| self.op_error(sym, l.ty, r.ty, pos))?;
+        let t = self
+            .comparison_type(l.ty, r.ty)
+            .ok_or_else(|| self.op_error(sym, l.ty, r.ty, pos))?;
         Ok((self.coerce(l, t)?, self.coerce(r, t)?))
     }
 
@@ -1554,7 +1930,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn in_list(&mut self, x: &ast::Expr, list: &[ast::Expr], negated: bool, pos: Option<u32>) -> Result<Te> {
+    fn in_list(
+        &mut self,
+        x: &ast::Expr,
+        list: &[ast::Expr],
+        negated: bool,
+        pos: Option<u32>,
+    ) -> Result<Te> {
         let lhs = self.expr(x)?;
         let mut items = Vec::new();
         for i in list {
@@ -1569,7 +1951,11 @@ impl<'a> Planner<'a> {
                 for it in items {
                     v.push(self.coerce(it, t)?);
                 }
-                return Ok(Te::new(Expr::InList(Box::new(l), v, negated), Type::Bool, pos));
+                return Ok(Te::new(
+                    Expr::InList(Box::new(l), v, negated),
+                    Type::Bool,
+                    pos,
+                ));
             }
         }
         // Pairwise comparisons (errors name the operator).
@@ -1583,7 +1969,11 @@ impl<'a> Planner<'a> {
             ors.push(Expr::Cmp(CmpOp::Eq, Box::new(l), Box::new(r)));
         }
         let e = Expr::Or(ors);
-        Ok(Te::new(if negated { Expr::Not(Box::new(e)) } else { e }, Type::Bool, pos))
+        Ok(Te::new(
+            if negated { Expr::Not(Box::new(e)) } else { e },
+            Type::Bool,
+            pos,
+        ))
     }
 
     /// PostgreSQL's select_common_type.
@@ -1601,11 +1991,18 @@ impl<'a> Planner<'a> {
                     if pc != nc || pc == Category::Pseudo || pc == Category::Array {
                         return Err(QueryError::new(
                             sqlstate::DATATYPE_MISMATCH,
-                            format!("{ctx} types {} and {} cannot be matched", p.sql_name(), it.ty.sql_name()),
+                            format!(
+                                "{ctx} types {} and {} cannot be matched",
+                                p.sql_name(),
+                                it.ty.sql_name()
+                            ),
                         )
                         .at(it.pos));
                     }
-                    if !p.is_preferred() && p.implicitly_casts_to(it.ty) && !it.ty.implicitly_casts_to(p) {
+                    if !p.is_preferred()
+                        && p.implicitly_casts_to(it.ty)
+                        && !it.ty.implicitly_casts_to(p)
+                    {
                         cur = Some(it.ty);
                     }
                 }
@@ -1623,7 +2020,11 @@ impl<'a> Planner<'a> {
             if from != Type::Unknown && !from.implicitly_casts_to(t) {
                 return Err(QueryError::new(
                     sqlstate::DATATYPE_MISMATCH,
-                    format!("{ctx} could not convert type {} to {}", from.sql_name(), t.sql_name()),
+                    format!(
+                        "{ctx} could not convert type {} to {}",
+                        from.sql_name(),
+                        t.sql_name()
+                    ),
                 )
                 .at(p));
             }
@@ -1632,7 +2033,13 @@ impl<'a> Planner<'a> {
         Ok((v, t))
     }
 
-    fn case(&mut self, operand: Option<&ast::Expr>, conds: &[ast::CaseWhen], otherwise: Option<&ast::Expr>, pos: Option<u32>) -> Result<Te> {
+    fn case(
+        &mut self,
+        operand: Option<&ast::Expr>,
+        conds: &[ast::CaseWhen],
+        otherwise: Option<&ast::Expr>,
+        pos: Option<u32>,
+    ) -> Result<Te> {
         let mut results = Vec::new();
         let mut whens = Vec::new();
         let op = match operand {
@@ -1645,7 +2052,7 @@ impl<'a> Planner<'a> {
             if op.is_some() {
                 op_items.push(w);
             } else {
-                whens.push(self.to_bool(w, "CASE/WHEN")?);
+                whens.push(self.bool_operand(w, "CASE/WHEN")?);
             }
             results.push(self.expr(&c.result)?);
         }
@@ -1661,10 +2068,20 @@ impl<'a> Planner<'a> {
             Some(o) => {
                 let mut all = vec![o.clone()];
                 all.extend(op_items.iter().cloned());
-                let t = self.common_type(&all, "CASE").ok().and_then(|t| self.comparison_type(t, t));
+                let t = self
+                    .common_type(&all, "CASE")
+                    .ok()
+                    .and_then(|t| self.comparison_type(t, t));
                 let t = match t {
                     Some(t) => t,
-                    None => return Err(self.op_error("=", o.ty, op_items.first().map_or(Type::Unknown, |w| w.ty), pos)),
+                    None => {
+                        return Err(self.op_error(
+                            "=",
+                            o.ty,
+                            op_items.first().map_or(Type::Unknown, |w| w.ty),
+                            pos,
+                        ))
+                    }
                 };
                 for w in op_items {
                     whens.push(self.coerce(w, t)?);
@@ -1674,7 +2091,11 @@ impl<'a> Planner<'a> {
             None => None,
         };
         Ok(Te::new(
-            Expr::Case { operand, whens: whens.into_iter().zip(rs).collect(), otherwise: Box::new(otherwise) },
+            Expr::Case {
+                operand,
+                whens: whens.into_iter().zip(rs).collect(),
+                otherwise: Box::new(otherwise),
+            },
             ty,
             pos,
         ))
@@ -1684,17 +2105,26 @@ impl<'a> Planner<'a> {
         let pos = self.pos(&f.name);
         let list = match &f.args {
             ast::FunctionArguments::None => return Ok(Vec::new()),
-            ast::FunctionArguments::Subquery(_) => return Err(QueryError::not_supported("subqueries are not supported").at(pos)),
+            ast::FunctionArguments::Subquery(_) => {
+                return Err(QueryError::not_supported("subqueries are not supported").at(pos))
+            }
             ast::FunctionArguments::List(l) => l,
         };
         if !list.clauses.is_empty() || list.duplicate_treatment.is_some() {
-            return Err(QueryError::not_supported("DISTINCT and ORDER BY are only supported in aggregates").at(pos));
+            return Err(QueryError::not_supported(
+                "DISTINCT and ORDER BY are only supported in aggregates",
+            )
+            .at(pos));
         }
         let mut v = Vec::new();
         for a in &list.args {
             match a {
                 ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => v.push(self.expr(e)?),
-                _ => return Err(QueryError::not_supported("this argument form is not supported").at(pos)),
+                _ => {
+                    return Err(
+                        QueryError::not_supported("this argument form is not supported").at(pos),
+                    )
+                }
             }
         }
         Ok(v)
@@ -1703,7 +2133,11 @@ impl<'a> Planner<'a> {
     fn function(&mut self, f: &ast::Function, whole: &ast::Expr) -> Result<Te> {
         let pos = self.pos(&f.name);
         let (name, schema) = object_name_last(&f.name).ok_or_else(|| {
-            QueryError::new(sqlstate::UNDEFINED_FUNCTION, format!("function {} does not exist", f.name)).at(pos)
+            QueryError::new(
+                sqlstate::UNDEFINED_FUNCTION,
+                format!("function {} does not exist", f.name),
+            )
+            .at(pos)
         })?;
         if schema.as_deref().is_some_and(|s| s != "pg_catalog") {
             return Err(QueryError::new(
@@ -1764,25 +2198,58 @@ impl<'a> Planner<'a> {
                     slots[positional] = Some(self.expr(e)?);
                     positional += 1;
                 }
-                ast::FunctionArg::Named { name, arg: ast::FunctionArgExpr::Expr(e), .. }
-                | ast::FunctionArg::ExprNamed { name: ast::Expr::Identifier(name), arg: ast::FunctionArgExpr::Expr(e), .. } => {
+                ast::FunctionArg::Named {
+                    name,
+                    arg: ast::FunctionArgExpr::Expr(e),
+                    ..
+                }
+                | ast::FunctionArg::ExprNamed {
+                    name: ast::Expr::Identifier(name),
+                    arg: ast::FunctionArgExpr::Expr(e),
+                    ..
+                } => {
                     let n = ident_name(name);
-                    let k = NAMES.iter().position(|x| *x == n).ok_or_else(|| self.no_function("make_interval", &[], pos))?;
+                    let k = NAMES
+                        .iter()
+                        .position(|x| *x == n)
+                        .ok_or_else(|| self.no_function("make_interval", &[], pos))?;
                     slots[k] = Some(self.expr(e)?);
                 }
-                _ => return Err(QueryError::not_supported("this argument form is not supported").at(pos)),
+                _ => {
+                    return Err(
+                        QueryError::not_supported("this argument form is not supported").at(pos),
+                    )
+                }
             }
         }
         let mut args = Vec::new();
         for (k, s) in slots.into_iter().enumerate() {
             let want = if k == 6 { Type::Float8 } else { Type::Int4 };
-            let te = s.unwrap_or_else(|| Te::new(Expr::Const(if k == 6 { Datum::Float8(0.0) } else { Datum::Int4(0) }), want, pos));
+            let te = s.unwrap_or_else(|| {
+                Te::new(
+                    Expr::Const(if k == 6 {
+                        Datum::Float8(0.0)
+                    } else {
+                        Datum::Int4(0)
+                    }),
+                    want,
+                    pos,
+                )
+            });
             if !te.ty.implicitly_casts_to(want) {
                 return Err(self.no_function("make_interval", &[te.ty], pos));
             }
             args.push(self.coerce(te, want)?);
         }
-        Ok(Te::new(Expr::Call { f: FuncImpl::Builtin(func::make_interval), args, strict: true }, Type::Interval, pos))
+        Ok(Te::new(
+            Expr::Call {
+                f: FuncImpl::Builtin(func::make_interval),
+                args,
+                strict: true,
+            },
+            Type::Interval,
+            pos,
+        ))
     }
 
     fn no_function(&self, name: &str, tys: &[Type], pos: Option<u32>) -> QueryError {
@@ -1816,14 +2283,31 @@ impl<'a> Planner<'a> {
             }
             "nullif" if args.len() == 2 => {
                 let mut it = args.into_iter();
-                let (a, b) = (it.next().ok_or_else(internal)?, it.next().ok_or_else(internal)?);
-                let t = self.comparison_type(a.ty, b.ty).ok_or_else(|| self.op_error("=", a.ty, b.ty, pos))?;
-                let ty = if a.ty == Type::Unknown { Type::Text } else { a.ty };
+                let (a, b) = (
+                    it.next().ok_or_else(internal)?,
+                    it.next().ok_or_else(internal)?,
+                );
+                let t = self
+                    .comparison_type(a.ty, b.ty)
+                    .ok_or_else(|| self.op_error("=", a.ty, b.ty, pos))?;
+                let ty = if a.ty == Type::Unknown {
+                    Type::Text
+                } else {
+                    a.ty
+                };
                 let ae = self.coerce(a, t)?;
                 let be = self.coerce(b, t)?;
-                let ae = if t != ty { Expr::Cast(Box::new(ae), t, ty) } else { ae };
+                let ae = if t != ty {
+                    Expr::Cast(Box::new(ae), t, ty)
+                } else {
+                    ae
+                };
                 let _ = ty;
-                return Ok(Te::new(Expr::NullIf(Box::new(ae), Box::new(be)), if t == ty { t } else { ty }, pos));
+                return Ok(Te::new(
+                    Expr::NullIf(Box::new(ae), Box::new(be)),
+                    if t == ty { t } else { ty },
+                    pos,
+                ));
             }
             "concat" | "concat_ws" => {
                 if args.is_empty() {
@@ -1831,10 +2315,18 @@ impl<'a> Planner<'a> {
                 }
                 let mut v = Vec::new();
                 for a in args {
-                    v.push(self.to_text_any(a)?);
+                    v.push(self.text_operand(a)?);
                 }
                 let f: crate::expr::Builtin = if name == "concat" { concat } else { concat_ws };
-                return Ok(Te::new(Expr::Call { f: FuncImpl::Builtin(f), args: v, strict: false }, Type::Text, pos));
+                return Ok(Te::new(
+                    Expr::Call {
+                        f: FuncImpl::Builtin(f),
+                        args: v,
+                        strict: false,
+                    },
+                    Type::Text,
+                    pos,
+                ));
             }
             "extract" => {
                 let arg_t = tys.get(1).copied().unwrap_or(Type::Unknown);
@@ -1848,7 +2340,15 @@ impl<'a> Planner<'a> {
                     other => return Err(self.no_function("extract", &[Type::Unknown, other], pos)),
                 };
                 let ve = self.coerce(val, t)?;
-                return Ok(Te::new(Expr::Call { f: FuncImpl::Builtin(f), args: vec![unit_e, ve], strict: true }, Type::Numeric, pos));
+                return Ok(Te::new(
+                    Expr::Call {
+                        f: FuncImpl::Builtin(f),
+                        args: vec![unit_e, ve],
+                        strict: true,
+                    },
+                    Type::Numeric,
+                    pos,
+                ));
             }
             _ => {}
         }
@@ -1881,18 +2381,44 @@ impl<'a> Planner<'a> {
             let s = servers[idx].clone();
             let ret = s.result;
             let strict = s.strict;
-            Ok(Te::new(Expr::Call { f: FuncImpl::Server(s), args: exprs, strict }, ret, pos))
+            Ok(Te::new(
+                Expr::Call {
+                    f: FuncImpl::Server(s),
+                    args: exprs,
+                    strict,
+                },
+                ret,
+                pos,
+            ))
         } else {
             let b = builtins[idx - servers.len()];
-            Ok(Te::new(Expr::Call { f: FuncImpl::Builtin(b.imp), args: exprs, strict: true }, b.ret, pos))
+            Ok(Te::new(
+                Expr::Call {
+                    f: FuncImpl::Builtin(b.imp),
+                    args: exprs,
+                    strict: true,
+                },
+                b.ret,
+                pos,
+            ))
         }
     }
 
-    fn aggregate(&mut self, kind: AggKind, name: &str, f: &ast::Function, pos: Option<u32>) -> Result<Te> {
+    fn aggregate(
+        &mut self,
+        kind: AggKind,
+        name: &str,
+        f: &ast::Function,
+        pos: Option<u32>,
+    ) -> Result<Te> {
         match self.clause {
             Clause::Target | Clause::Having | Clause::OrderBy => {}
             Clause::AggArg => {
-                return Err(QueryError::new(sqlstate::GROUPING_ERROR, "aggregate function calls cannot be nested").at(pos))
+                return Err(QueryError::new(
+                    sqlstate::GROUPING_ERROR,
+                    "aggregate function calls cannot be nested",
+                )
+                .at(pos))
             }
             c => {
                 return Err(QueryError::new(
@@ -1906,7 +2432,10 @@ impl<'a> Planner<'a> {
             ast::FunctionArguments::List(l) => l,
             _ => return Err(self.no_function(name, &[], pos)),
         };
-        let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+        let distinct = matches!(
+            list.duplicate_treatment,
+            Some(ast::DuplicateTreatment::Distinct)
+        );
         let mut order: Vec<(Expr, bool, bool)> = Vec::new();
         let saved = self.clause;
         self.clause = Clause::AggArg;
@@ -1915,10 +2444,14 @@ impl<'a> Planner<'a> {
         for a in &list.args {
             match a {
                 ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(self.expr(e)?),
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                    args.push(self.expr(e)?)
+                }
                 _ => {
                     self.clause = saved;
-                    return Err(QueryError::not_supported("this argument form is not supported").at(pos));
+                    return Err(
+                        QueryError::not_supported("this argument form is not supported").at(pos),
+                    );
                 }
             }
         }
@@ -1935,14 +2468,17 @@ impl<'a> Planner<'a> {
                 }
                 _ => {
                     self.clause = saved;
-                    return Err(QueryError::not_supported("this aggregate clause is not supported").at(pos));
+                    return Err(QueryError::not_supported(
+                        "this aggregate clause is not supported",
+                    )
+                    .at(pos));
                 }
             }
         }
         let filter = match &f.filter {
             Some(x) => {
                 let te = self.expr(x)?;
-                Some(Box::new(self.to_bool(te, "FILTER")?))
+                Some(Box::new(self.bool_operand(te, "FILTER")?))
             }
             None => None,
         };
@@ -1958,25 +2494,46 @@ impl<'a> Planner<'a> {
             }
             let _ = order;
             return Ok(Te::new(
-                Expr::Agg(Box::new(AggCall { kind: AggKind::CountStar, args: vec![], distinct: false, arg_type: Type::Int8, filter, order: vec![] })),
+                Expr::Agg(Box::new(AggCall {
+                    kind: AggKind::CountStar,
+                    args: vec![],
+                    distinct: false,
+                    arg_type: Type::Int8,
+                    filter,
+                    order: vec![],
+                })),
                 Type::Int8,
                 pos,
             ));
         }
         let (decl, ret): (Vec<Type>, Type) = match kind {
             AggKind::Count if args.len() == 1 => {
-                let t = if tys[0] == Type::Unknown { Type::Text } else { tys[0] };
+                let t = if tys[0] == Type::Unknown {
+                    Type::Text
+                } else {
+                    tys[0]
+                };
                 (vec![t], Type::Int8)
             }
             AggKind::Sum | AggKind::Avg if args.len() == 1 => {
-                let cands: &[&[Type]] = &[&[Type::Int2], &[Type::Int4], &[Type::Int8], &[Type::Numeric], &[Type::Float8], &[Type::Interval]];
+                let cands: &[&[Type]] = &[
+                    &[Type::Int2],
+                    &[Type::Int4],
+                    &[Type::Int8],
+                    &[Type::Numeric],
+                    &[Type::Float8],
+                    &[Type::Interval],
+                ];
                 let i = match func::select_candidate(&tys, cands) {
                     Ok(Some(i)) => i,
                     Ok(None) => return Err(self.no_function(name, &tys, pos)),
                     Err(()) => {
-                        return Err(QueryError::new(sqlstate::AMBIGUOUS_FUNCTION, format!("function {name}({}) is not unique", type_list(&tys)))
-                            .with_hint(not_unique_hint())
-                            .at(pos))
+                        return Err(QueryError::new(
+                            sqlstate::AMBIGUOUS_FUNCTION,
+                            format!("function {name}({}) is not unique", type_list(&tys)),
+                        )
+                        .with_hint(not_unique_hint())
+                        .at(pos))
                     }
                 };
                 let t = cands[i][0];
@@ -1989,7 +2546,11 @@ impl<'a> Planner<'a> {
                 (vec![t], ret)
             }
             AggKind::Min | AggKind::Max if args.len() == 1 => {
-                let t = if tys[0] == Type::Unknown { Type::Text } else { tys[0] };
+                let t = if tys[0] == Type::Unknown {
+                    Type::Text
+                } else {
+                    tys[0]
+                };
                 if self.comparison_type(t, t).is_none() || t == Type::Bool {
                     return Err(self.no_function(name, &tys, pos));
                 }
@@ -2016,7 +2577,14 @@ impl<'a> Planner<'a> {
             exprs.push(self.coerce(a, *d)?);
         }
         Ok(Te::new(
-            Expr::Agg(Box::new(AggCall { kind, args: exprs, distinct, arg_type: decl[0], filter, order })),
+            Expr::Agg(Box::new(AggCall {
+                kind,
+                args: exprs,
+                distinct,
+                arg_type: decl[0],
+                filter,
+                order,
+            })),
             ret,
             pos,
         ))
@@ -2030,10 +2598,25 @@ fn start_of(mut e: &ast::Expr) -> Location {
     loop {
         e = match e {
             E::BinaryOp { left, .. } => left,
-            E::Cast { kind: ast::CastKind::DoubleColon, expr, .. } => expr,
-            E::IsNull(x) | E::IsNotNull(x) | E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) => x,
-            E::IsUnknown(x) | E::IsNotUnknown(x) | E::IsDistinctFrom(x, _) | E::IsNotDistinctFrom(x, _) => x,
-            E::Like { expr, .. } | E::ILike { expr, .. } | E::Between { expr, .. } | E::In { expr, .. } => expr,
+            E::Cast {
+                kind: ast::CastKind::DoubleColon,
+                expr,
+                ..
+            } => expr,
+            E::IsNull(x)
+            | E::IsNotNull(x)
+            | E::IsTrue(x)
+            | E::IsNotTrue(x)
+            | E::IsFalse(x)
+            | E::IsNotFalse(x) => x,
+            E::IsUnknown(x)
+            | E::IsNotUnknown(x)
+            | E::IsDistinctFrom(x, _)
+            | E::IsNotDistinctFrom(x, _) => x,
+            E::Like { expr, .. }
+            | E::ILike { expr, .. }
+            | E::Between { expr, .. }
+            | E::In { expr, .. } => expr,
             E::Identifier(i) => return i.span.start,
             E::Value(v) => return v.span.start,
             other => return other.span().start,
@@ -2124,7 +2707,9 @@ fn concat_ws(a: &[Datum], _: &mut crate::expr::EvalCx<'_>) -> Result<Datum> {
 
 fn extract_ts_fn(a: &[Datum], cx: &mut crate::expr::EvalCx<'_>) -> Result<Datum> {
     match (&a[0], &a[1]) {
-        (Datum::Text(u), Datum::Timestamptz(t)) => func::extract_result(func::extract_ts(u, *t, &cx.tz)),
+        (Datum::Text(u), Datum::Timestamptz(t)) => {
+            func::extract_result(func::extract_ts(u, *t, &cx.tz))
+        }
         _ => Ok(Datum::Null),
     }
 }

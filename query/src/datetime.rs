@@ -161,8 +161,10 @@ impl TimeZone {
             )
         };
         let lower = name.to_ascii_lowercase();
-        if matches!(lower.as_str(), "utc" | "gmt" | "z" | "zulu" | "etc/utc" | "etc/gmt" | "uct")
-        {
+        if matches!(
+            lower.as_str(),
+            "utc" | "gmt" | "z" | "zulu" | "etc/utc" | "etc/gmt" | "uct"
+        ) {
             return Ok(TimeZone::Fixed {
                 name: name.to_owned(),
                 offset: 0,
@@ -269,7 +271,10 @@ fn parse_numeric_offset(s: &str) -> Option<i32> {
     let neg = b[0] == b'-';
     let rest = &s[1..];
     let parts: Vec<&str> = rest.split(':').collect();
-    if parts.iter().any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit())) {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()))
+    {
         return None;
     }
     let (h, m, sec) = match parts.len() {
@@ -278,7 +283,11 @@ fn parse_numeric_offset(s: &str) -> Option<i32> {
             match p.len() {
                 1 | 2 => (p.parse::<i32>().ok()?, 0, 0),
                 4 => (p[..2].parse().ok()?, p[2..].parse().ok()?, 0),
-                6 => (p[..2].parse().ok()?, p[2..4].parse().ok()?, p[4..].parse().ok()?),
+                6 => (
+                    p[..2].parse().ok()?,
+                    p[2..4].parse().ok()?,
+                    p[4..].parse().ok()?,
+                ),
                 _ => return None,
             }
         }
@@ -384,7 +393,9 @@ impl Cur<'_> {
         let start = self.i;
         let mut v: i64 = 0;
         while self.i < self.b.len() && self.b[self.i].is_ascii_digit() {
-            v = v.checked_mul(10)?.checked_add((self.b[self.i] - b'0') as i64)?;
+            v = v
+                .checked_mul(10)?
+                .checked_add((self.b[self.i] - b'0') as i64)?;
             self.i += 1;
         }
         (self.i > start).then_some((v, self.i - start))
@@ -431,7 +442,10 @@ pub fn parse_timestamptz(text: &str, tz: &TimeZone, now: i64) -> Result<i64> {
     if !t.is_ascii() {
         return Err(invalid_ts(text));
     }
-    let mut c = Cur { b: t.as_bytes(), i: 0 };
+    let mut c = Cur {
+        b: t.as_bytes(),
+        i: 0,
+    };
     let (year, ylen) = c.digits().ok_or_else(|| invalid_ts(text))?;
     if !c.eat(b'-') {
         return Err(invalid_ts(text));
@@ -499,12 +513,14 @@ pub fn parse_timestamptz(text: &str, tz: &TimeZone, now: i64) -> Result<i64> {
         rest = r.trim();
     }
     if !rest.is_empty() {
-        if rest.eq_ignore_ascii_case("z") || rest.eq_ignore_ascii_case("utc") || rest.eq_ignore_ascii_case("gmt") {
+        if rest.eq_ignore_ascii_case("z")
+            || rest.eq_ignore_ascii_case("utc")
+            || rest.eq_ignore_ascii_case("gmt")
+        {
             offset = Some(0);
         } else if let Some(o) = parse_numeric_offset(rest) {
             offset = Some(o);
-        } else if rest.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && rest.contains('/')
+        } else if rest.bytes().next().is_some_and(|c| c.is_ascii_alphabetic()) && rest.contains('/')
         {
             named = Some(TimeZone::from_setting(rest).map_err(|_| {
                 QueryError::new(
@@ -526,7 +542,11 @@ pub fn parse_timestamptz(text: &str, tz: &TimeZone, now: i64) -> Result<i64> {
     if day < 1 || day > days_in_month(year, month as u32) as i64 {
         return Err(field_overflow(text));
     }
-    if hour > 24 || minute > 59 || second > 60 || (hour == 24 && (minute > 0 || second > 0 || usec > 0)) {
+    if hour > 24
+        || minute > 59
+        || second > 60
+        || (hour == 24 && (minute > 0 || second > 0 || usec > 0))
+    {
         return Err(field_overflow(text));
     }
     if year == 0 && !bc {
@@ -544,9 +564,16 @@ pub fn parse_timestamptz(text: &str, tz: &TimeZone, now: i64) -> Result<i64> {
     let local = tm
         .to_local_usecs()
         .and_then(|d| {
-            d.checked_add(hour * USECS_PER_HOUR + minute * USECS_PER_MINUTE + second * USECS_PER_SEC + usec)
+            d.checked_add(
+                hour * USECS_PER_HOUR + minute * USECS_PER_MINUTE + second * USECS_PER_SEC + usec,
+            )
         })
-        .ok_or_else(|| QueryError::new(sqlstate::DATETIME_FIELD_OVERFLOW, format!("timestamp out of range: \"{text}\"")))?;
+        .ok_or_else(|| {
+            QueryError::new(
+                sqlstate::DATETIME_FIELD_OVERFLOW,
+                format!("timestamp out of range: \"{text}\""),
+            )
+        })?;
     let ts = match (offset, named) {
         (Some(o), _) => local - o as i64 * USECS_PER_SEC,
         (None, Some(z)) => z.local_to_utc(local)?,
@@ -591,18 +618,33 @@ impl Interval {
     /// Field-wise sum.
     pub fn add(&self, o: &Interval) -> Result<Interval> {
         Ok(Interval {
-            months: self.months.checked_add(o.months).ok_or_else(interval_out_of_range)?,
-            days: self.days.checked_add(o.days).ok_or_else(interval_out_of_range)?,
-            micros: self.micros.checked_add(o.micros).ok_or_else(interval_out_of_range)?,
+            months: self
+                .months
+                .checked_add(o.months)
+                .ok_or_else(interval_out_of_range)?,
+            days: self
+                .days
+                .checked_add(o.days)
+                .ok_or_else(interval_out_of_range)?,
+            micros: self
+                .micros
+                .checked_add(o.micros)
+                .ok_or_else(interval_out_of_range)?,
         })
     }
 
     /// Negation.
     pub fn neg(&self) -> Result<Interval> {
         Ok(Interval {
-            months: self.months.checked_neg().ok_or_else(interval_out_of_range)?,
+            months: self
+                .months
+                .checked_neg()
+                .ok_or_else(interval_out_of_range)?,
             days: self.days.checked_neg().ok_or_else(interval_out_of_range)?,
-            micros: self.micros.checked_neg().ok_or_else(interval_out_of_range)?,
+            micros: self
+                .micros
+                .checked_neg()
+                .ok_or_else(interval_out_of_range)?,
         })
     }
 
@@ -614,18 +656,21 @@ impl Interval {
         let tsround = |x: f64| (x * 1e6).round_ties_even() / 1e6;
         let m = self.months as f64 * factor;
         let d = self.days as f64 * factor;
-        if !(i32::MIN as f64..=i32::MAX as f64).contains(&m) || !(i32::MIN as f64..=i32::MAX as f64).contains(&d) {
+        if !(i32::MIN as f64..=i32::MAX as f64).contains(&m)
+            || !(i32::MIN as f64..=i32::MAX as f64).contains(&d)
+        {
             return Err(interval_out_of_range());
         }
         let months = m.trunc() as i32;
         let mut days = d.trunc() as i32;
         let month_rem_days = tsround((m - months as f64) * 30.0);
-        let mut sec_rem = tsround(
-            (d - days as f64 + month_rem_days - month_rem_days.trunc()) * 86_400.0,
-        );
+        let mut sec_rem =
+            tsround((d - days as f64 + month_rem_days - month_rem_days.trunc()) * 86_400.0);
         if sec_rem.abs() >= 86_400.0 {
             let whole = (sec_rem / 86_400.0).trunc();
-            days = days.checked_add(whole as i32).ok_or_else(interval_out_of_range)?;
+            days = days
+                .checked_add(whole as i32)
+                .ok_or_else(interval_out_of_range)?;
             sec_rem -= whole * 86_400.0;
         }
         days = days
@@ -647,7 +692,8 @@ impl Interval {
         if divisor == 0.0 {
             return Err(QueryError::division_by_zero());
         }
-        self.mul_f64(1.0 / divisor).or_else(|_| Err(interval_out_of_range()))
+        self.mul_f64(1.0 / divisor)
+            .map_err(|_| interval_out_of_range())
     }
 }
 
@@ -666,7 +712,10 @@ pub fn format_interval(iv: &Interval) -> String {
         if is_before && value > 0 {
             out.push('+');
         }
-        out.push_str(&format!("{value} {unit}{}", if value != 1 { "s" } else { "" }));
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value != 1 { "s" } else { "" }
+        ));
         is_before = value < 0;
         is_zero = false;
     };
@@ -795,19 +844,27 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
         let v: f64 = parse_signed(num).ok_or_else(|| invalid_iv(text))?;
         let unit = if !glued.is_empty() {
             glued
-        } else if i + 1 < tokens.len() && tokens[i + 1].starts_with(|c: char| c.is_ascii_alphabetic()) {
+        } else if i + 1 < tokens.len()
+            && tokens[i + 1].starts_with(|c: char| c.is_ascii_alphabetic())
+        {
             i += 1;
             tokens[i]
         } else {
             "second"
         };
         match unit {
-            "microsecond" | "microseconds" | "us" | "usec" | "usecs" | "useconds" => acc.micros += v.round_ties_even(),
+            "microsecond" | "microseconds" | "us" | "usec" | "usecs" | "useconds" => {
+                acc.micros += v.round_ties_even()
+            }
             "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" | "mseconds" => {
                 acc.micros += (v * 1e3).round_ties_even()
             }
-            "second" | "seconds" | "s" | "sec" | "secs" => acc.micros += (v * 1e6).round_ties_even(),
-            "minute" | "minutes" | "m" | "min" | "mins" => acc.micros += (v * 60e6).round_ties_even(),
+            "second" | "seconds" | "s" | "sec" | "secs" => {
+                acc.micros += (v * 1e6).round_ties_even()
+            }
+            "minute" | "minutes" | "m" | "min" | "mins" => {
+                acc.micros += (v * 60e6).round_ties_even()
+            }
             "hour" | "hours" | "h" | "hr" | "hrs" => acc.micros += (v * 3600e6).round_ties_even(),
             "day" | "days" | "d" => acc.add_days(v),
             "week" | "weeks" | "w" => acc.add_days(v * 7.0),
@@ -906,21 +963,33 @@ mod tests {
     fn timestamp_round_trip() {
         let utc = TimeZone::utc();
         let ts = parse_timestamptz("2026-12-01 23:15:01.213456+00", &utc, 0).unwrap();
-        assert_eq!(format_timestamptz(ts, &utc), "2026-12-01 23:15:01.213456+00");
+        assert_eq!(
+            format_timestamptz(ts, &utc),
+            "2026-12-01 23:15:01.213456+00"
+        );
         let ts = parse_timestamptz("2000-01-01", &utc, 0).unwrap();
         assert_eq!(ts, 0);
-        let kolkata = TimeZone::Fixed { name: "x".into(), offset: 19800 };
+        let kolkata = TimeZone::Fixed {
+            name: "x".into(),
+            offset: 19800,
+        };
         assert_eq!(format_timestamptz(0, &kolkata), "2000-01-01 05:30:00+05:30");
         assert_eq!(
-            parse_timestamptz("2026-02-30", &utc, 0).unwrap_err().sqlstate,
+            parse_timestamptz("2026-02-30", &utc, 0)
+                .unwrap_err()
+                .sqlstate,
             "22008"
         );
-        assert_eq!(parse_timestamptz("bogus", &utc, 0).unwrap_err().sqlstate, "22007");
+        assert_eq!(
+            parse_timestamptz("bogus", &utc, 0).unwrap_err().sqlstate,
+            "22007"
+        );
     }
 
     #[test]
     fn interval_text() {
-        let check = |i: &str, o: &str| assert_eq!(format_interval(&parse_interval(i).unwrap()), o, "{i}");
+        let check =
+            |i: &str, o: &str| assert_eq!(format_interval(&parse_interval(i).unwrap()), o, "{i}");
         check("5 minutes", "00:05:00");
         check("1 day 02:00:00", "1 day 02:00:00");
         check("1.5 days", "1 day 12:00:00");

@@ -145,7 +145,11 @@ impl QueryError {
     }
 
     pub(crate) fn too_deep() -> QueryError {
-        QueryError::new(sqlstate::STATEMENT_TOO_COMPLEX, "stack depth limit exceeded").with_hint(
+        QueryError::new(
+            sqlstate::STATEMENT_TOO_COMPLEX,
+            "stack depth limit exceeded",
+        )
+        .with_hint(
             "Increase the configuration parameter \"max_stack_depth\" (currently 2048kB), \
              after ensuring the platform's stack depth limit is adequate.",
         )

@@ -34,7 +34,11 @@ pub(crate) enum Source {
     /// One empty row (`SELECT 1`).
     One,
     /// `generate_series(start, stop [, step])`.
-    Series { kind: SrfKind, ty: Type, args: Vec<Expr> },
+    Series {
+        kind: SrfKind,
+        ty: Type,
+        args: Vec<Expr>,
+    },
     /// A backend view.
     View(Rc<dyn View>),
 }
@@ -79,9 +83,23 @@ pub(crate) struct Plan {
 
 enum SourceIter {
     One(bool),
-    Int { cur: i128, stop: i128, step: i128, ty: Type },
-    Num { cur: Numeric, stop: Numeric, step: Numeric },
-    Ts { cur: i64, stop: i64, step: Interval, forward: bool },
+    Int {
+        cur: i128,
+        stop: i128,
+        step: i128,
+        ty: Type,
+    },
+    Num {
+        cur: Numeric,
+        stop: Numeric,
+        step: Numeric,
+    },
+    Ts {
+        cur: i64,
+        stop: i64,
+        step: Interval,
+        forward: bool,
+    },
     View(RowIter),
     Done,
 }
@@ -97,18 +115,31 @@ impl SourceIter {
                 *done = true;
                 Ok(Some(Vec::new()))
             }
-            SourceIter::Int { cur, stop, step, ty } => {
+            SourceIter::Int {
+                cur,
+                stop,
+                step,
+                ty,
+            } => {
                 if (*step > 0 && *cur > *stop) || (*step < 0 && *cur < *stop) {
                     *self = SourceIter::Done;
                     return Ok(None);
                 }
                 let v = *cur;
                 *cur += *step;
-                Ok(Some(vec![if *ty == Type::Int4 { Datum::Int4(v as i32) } else { Datum::Int8(v as i64) }]))
+                Ok(Some(vec![if *ty == Type::Int4 {
+                    Datum::Int4(v as i32)
+                } else {
+                    Datum::Int8(v as i64)
+                }]))
             }
             SourceIter::Num { cur, stop, step } => {
                 let pos = step.cmp_num(&Numeric::zero()) == Ordering::Greater;
-                let past = if pos { cur.cmp_num(stop) == Ordering::Greater } else { cur.cmp_num(stop) == Ordering::Less };
+                let past = if pos {
+                    cur.cmp_num(stop) == Ordering::Greater
+                } else {
+                    cur.cmp_num(stop) == Ordering::Less
+                };
                 if past {
                     *self = SourceIter::Done;
                     return Ok(None);
@@ -117,7 +148,12 @@ impl SourceIter {
                 *cur = cur.add(step)?;
                 Ok(Some(vec![Datum::Numeric(v)]))
             }
-            SourceIter::Ts { cur, stop, step, forward } => {
+            SourceIter::Ts {
+                cur,
+                stop,
+                step,
+                forward,
+            } => {
                 if (*forward && *cur > *stop) || (!*forward && *cur < *stop) {
                     *self = SourceIter::Done;
                     return Ok(None);
@@ -138,7 +174,10 @@ impl SourceIter {
 }
 
 fn step_zero() -> QueryError {
-    QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, "step size cannot equal zero")
+    QueryError::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        "step size cannot equal zero",
+    )
 }
 
 fn open_source(plan: &Plan, cx: &mut EvalCx<'_>) -> Result<SourceIter> {
@@ -165,7 +204,12 @@ fn open_source(plan: &Plan, cx: &mut EvalCx<'_>) -> Result<SourceIter> {
                     if step == 0 {
                         return Err(step_zero());
                     }
-                    SourceIter::Int { cur: g(&vals[0]), stop: g(&vals[1]), step, ty: *ty }
+                    SourceIter::Int {
+                        cur: g(&vals[0]),
+                        stop: g(&vals[1]),
+                        step,
+                        ty: *ty,
+                    }
                 }
                 SrfKind::Numeric => {
                     let g = |d: &Datum| match d {
@@ -176,16 +220,26 @@ fn open_source(plan: &Plan, cx: &mut EvalCx<'_>) -> Result<SourceIter> {
                     for (k, n) in [g(&vals[0]), g(&vals[1]), step.clone()].iter().enumerate() {
                         let what = ["start", "stop", "step size"][k];
                         if n.is_nan() {
-                            return Err(QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("{what} value cannot be NaN")));
+                            return Err(QueryError::new(
+                                sqlstate::INVALID_PARAMETER_VALUE,
+                                format!("{what} value cannot be NaN"),
+                            ));
                         }
                         if !matches!(n, Numeric::Finite { .. }) {
-                            return Err(QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("{what} value cannot be infinity")));
+                            return Err(QueryError::new(
+                                sqlstate::INVALID_PARAMETER_VALUE,
+                                format!("{what} value cannot be infinity"),
+                            ));
                         }
                     }
                     if step.cmp_num(&Numeric::zero()) == Ordering::Equal {
                         return Err(step_zero());
                     }
-                    SourceIter::Num { cur: g(&vals[0]), stop: g(&vals[1]), step }
+                    SourceIter::Num {
+                        cur: g(&vals[0]),
+                        stop: g(&vals[1]),
+                        step,
+                    }
                 }
                 SrfKind::Timestamp => {
                     let (a, b) = match (&vals[0], &vals[1]) {
@@ -200,7 +254,12 @@ fn open_source(plan: &Plan, cx: &mut EvalCx<'_>) -> Result<SourceIter> {
                     if k == 0 {
                         return Err(step_zero());
                     }
-                    SourceIter::Ts { cur: a, stop: b, step, forward: k > 0 }
+                    SourceIter::Ts {
+                        cur: a,
+                        stop: b,
+                        step,
+                        forward: k > 0,
+                    }
                 }
             }
         }
@@ -251,7 +310,10 @@ fn base_acc(a: &AggCall) -> Acc {
 }
 
 fn overflow() -> QueryError {
-    QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow")
+    QueryError::new(
+        sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+        "value out of range: overflow",
+    )
 }
 
 fn accumulate(acc: &mut Acc, a: &AggCall, args: &[Datum]) -> Result<()> {
@@ -365,7 +427,10 @@ fn accumulate(acc: &mut Acc, a: &AggCall, args: &[Datum]) -> Result<()> {
                     }
                 }
                 if s.as_ref().is_some_and(|x| x.len() > (1 << 30)) {
-                    return Err(QueryError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "out of memory").with_detail("String too long."));
+                    return Err(
+                        QueryError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "out of memory")
+                            .with_detail("String too long."),
+                    );
                 }
             }
         }
@@ -396,7 +461,13 @@ fn finish(acc: Acc, a: &AggCall) -> Result<Datum> {
             }
         }
         Acc::SumNum(s) => s.map_or(Datum::Null, Datum::Numeric),
-        Acc::SumFloat(s, any) => if any { Datum::Float8(s) } else { Datum::Null },
+        Acc::SumFloat(s, any) => {
+            if any {
+                Datum::Float8(s)
+            } else {
+                Datum::Null
+            }
+        }
         Acc::SumIv(s) => s.map_or(Datum::Null, Datum::Interval),
         Acc::AvgInt(s, c) => {
             if c == 0 {
@@ -409,8 +480,20 @@ fn finish(acc: Acc, a: &AggCall) -> Result<Datum> {
             None => Datum::Null,
             Some(s) => Datum::Numeric(s.div(&Numeric::from_i64(c))?),
         },
-        Acc::AvgFloat(s, c) => if c == 0 { Datum::Null } else { Datum::Float8(s / c as f64) },
-        Acc::AvgIv(s, c) => if c == 0 { Datum::Null } else { Datum::Interval(s.div_f64(c as f64)?) },
+        Acc::AvgFloat(s, c) => {
+            if c == 0 {
+                Datum::Null
+            } else {
+                Datum::Float8(s / c as f64)
+            }
+        }
+        Acc::AvgIv(s, c) => {
+            if c == 0 {
+                Datum::Null
+            } else {
+                Datum::Interval(s.div_f64(c as f64)?)
+            }
+        }
         Acc::Best(b) => b.unwrap_or(Datum::Null),
         Acc::Str(s) => s.map_or(Datum::Null, Datum::Text),
         Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
@@ -433,7 +516,14 @@ fn finish(acc: Acc, a: &AggCall) -> Result<Datum> {
                 }
                 accumulate(&mut base, a, &args)?;
             }
-            finish(base, &AggCall { distinct: false, order: vec![], ..a.clone() })?
+            finish(
+                base,
+                &AggCall {
+                    distinct: false,
+                    order: vec![],
+                    ..a.clone()
+                },
+            )?
         }
     })
 }
@@ -441,8 +531,20 @@ fn finish(acc: Acc, a: &AggCall) -> Result<Datum> {
 fn cmp_datum(a: &Datum, b: &Datum, desc: bool, nulls_first: bool) -> Ordering {
     match (a.is_null(), b.is_null()) {
         (true, true) => Ordering::Equal,
-        (true, false) => if nulls_first { Ordering::Less } else { Ordering::Greater },
-        (false, true) => if nulls_first { Ordering::Greater } else { Ordering::Less },
+        (true, false) => {
+            if nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        (false, true) => {
+            if nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
         _ => {
             let o = value::compare(a, b);
             if desc {
@@ -481,7 +583,9 @@ pub struct Rows {
 
 impl std::fmt::Debug for Rows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rows").field("columns", &self.plan.columns).finish_non_exhaustive()
+        f.debug_struct("Rows")
+            .field("columns", &self.plan.columns)
+            .finish_non_exhaustive()
     }
 }
 
@@ -518,7 +622,12 @@ impl Rows {
         let plan = self.plan.clone();
         let params = std::mem::take(&mut self.params);
         let tz = self.tz.clone();
-        let mut cx = EvalCx { session, params: &params, tz, now: self.now };
+        let mut cx = EvalCx {
+            session,
+            params: &params,
+            tz,
+            now: self.now,
+        };
         let r = self.next_inner(&plan, &mut cx);
         self.tz = cx.tz;
         self.params = params;
@@ -533,18 +642,36 @@ impl Rows {
     fn next_inner(&mut self, plan: &Plan, cx: &mut EvalCx<'_>) -> Result<Option<Vec<Datum>>> {
         if !self.started {
             self.started = true;
-            let count = |e: &Option<Expr>, cx: &mut EvalCx<'_>, what: &str, code: &'static str| -> Result<Option<u64>> {
+            let count = |e: &Option<Expr>,
+                         cx: &mut EvalCx<'_>,
+                         what: &str,
+                         code: &'static str|
+             -> Result<Option<u64>> {
                 match e {
                     None => Ok(None),
                     Some(e) => match eval(e, &[], cx)? {
-                        Datum::Int8(n) if n < 0 => Err(QueryError::new(code, format!("{what} must not be negative"))),
+                        Datum::Int8(n) if n < 0 => Err(QueryError::new(
+                            code,
+                            format!("{what} must not be negative"),
+                        )),
                         Datum::Int8(n) => Ok(Some(n as u64)),
                         _ => Ok(None),
                     },
                 }
             };
-            self.left = count(&plan.limit, cx, "LIMIT", sqlstate::INVALID_ROW_COUNT_IN_LIMIT_CLAUSE)?;
-            self.skip = count(&plan.offset, cx, "OFFSET", sqlstate::INVALID_ROW_COUNT_IN_RESULT_OFFSET_CLAUSE)?.unwrap_or(0);
+            self.left = count(
+                &plan.limit,
+                cx,
+                "LIMIT",
+                sqlstate::INVALID_ROW_COUNT_IN_LIMIT_CLAUSE,
+            )?;
+            self.skip = count(
+                &plan.offset,
+                cx,
+                "OFFSET",
+                sqlstate::INVALID_ROW_COUNT_IN_RESULT_OFFSET_CLAUSE,
+            )?
+            .unwrap_or(0);
             if self.left == Some(0) {
                 return Ok(None);
             }
@@ -604,7 +731,12 @@ impl Rows {
         }
     }
 
-    fn project(&mut self, plan: &Plan, row: &[Datum], cx: &mut EvalCx<'_>) -> Result<Option<Vec<Datum>>> {
+    fn project(
+        &mut self,
+        plan: &Plan,
+        row: &[Datum],
+        cx: &mut EvalCx<'_>,
+    ) -> Result<Option<Vec<Datum>>> {
         let mut out = Vec::with_capacity(plan.outputs.len());
         for o in &plan.outputs {
             out.push(eval(o, row, cx)?);

@@ -196,7 +196,10 @@ impl Expr {
                 v.extend(a.order.iter_mut().map(|o| &mut o.0));
                 v
             }
-            Expr::Op(_, a, b) | Expr::Cmp(_, a, b) | Expr::NullIf(a, b) | Expr::IsDistinct(a, b, _) => {
+            Expr::Op(_, a, b)
+            | Expr::Cmp(_, a, b)
+            | Expr::NullIf(a, b)
+            | Expr::IsDistinct(a, b, _) => {
                 vec![a, b]
             }
             Expr::Neg(a)
@@ -205,7 +208,9 @@ impl Expr {
             | Expr::IsBool(a, _, _)
             | Expr::Cast(a, _, _)
             | Expr::NumericTypmod(a, _, _) => vec![a],
-            Expr::And(v) | Expr::Or(v) | Expr::Coalesce(v) | Expr::MinMax(v, _) => v.iter_mut().collect(),
+            Expr::And(v) | Expr::Or(v) | Expr::Coalesce(v) | Expr::MinMax(v, _) => {
+                v.iter_mut().collect()
+            }
             Expr::Case {
                 operand,
                 whens,
@@ -322,7 +327,12 @@ macro_rules! int_arith {
                     a % b
                 }
             }
-            _ => return Err(QueryError::new(sqlstate::INTERNAL_ERROR, "bad integer operator")),
+            _ => {
+                return Err(QueryError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "bad integer operator",
+                ))
+            }
         };
         Ok($wrap(r))
     }};
@@ -346,7 +356,12 @@ pub(crate) fn binop(op: BinOp, a: Datum, b: Datum, cx: &EvalCx<'_>) -> Result<Da
                 float_check(x / y, x, y, x == 0.0 || y.is_infinite())?
             }
             BinOp::Pow => pow_f64(x, y)?,
-            _ => return Err(QueryError::new(sqlstate::INTERNAL_ERROR, "bad float operator")),
+            _ => {
+                return Err(QueryError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "bad float operator",
+                ))
+            }
         })),
         (Numeric(x), Numeric(y)) => Ok(Numeric(match op {
             BinOp::Add => x.add(&y)?,
@@ -355,7 +370,12 @@ pub(crate) fn binop(op: BinOp, a: Datum, b: Datum, cx: &EvalCx<'_>) -> Result<Da
             BinOp::Div => x.div(&y)?,
             BinOp::Mod => x.rem(&y)?,
             BinOp::Pow => pow_numeric(&x, &y)?,
-            _ => return Err(QueryError::new(sqlstate::INTERNAL_ERROR, "bad numeric operator")),
+            _ => {
+                return Err(QueryError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "bad numeric operator",
+                ))
+            }
         })),
         (Text(x), Text(y)) if op == BinOp::Concat => Ok(Text(x + &y)),
         (Timestamptz(t), Interval(iv)) | (Interval(iv), Timestamptz(t)) if op == BinOp::Add => {
@@ -364,13 +384,20 @@ pub(crate) fn binop(op: BinOp, a: Datum, b: Datum, cx: &EvalCx<'_>) -> Result<Da
         (Timestamptz(t), Interval(iv)) if op == BinOp::Sub => Ok(Timestamptz(
             datetime::ts_plus_interval(t, &iv.neg()?, &cx.tz)?,
         )),
-        (Timestamptz(x), Timestamptz(y)) if op == BinOp::Sub => Ok(Interval(datetime::ts_minus_ts(x, y)?)),
+        (Timestamptz(x), Timestamptz(y)) if op == BinOp::Sub => {
+            Ok(Interval(datetime::ts_minus_ts(x, y)?))
+        }
         (Interval(x), Interval(y)) => match op {
             BinOp::Add => Ok(Interval(x.add(&y)?)),
             BinOp::Sub => Ok(Interval(x.add(&y.neg()?)?)),
-            _ => Err(QueryError::new(sqlstate::INTERNAL_ERROR, "bad interval operator")),
+            _ => Err(QueryError::new(
+                sqlstate::INTERNAL_ERROR,
+                "bad interval operator",
+            )),
         },
-        (Interval(x), Float8(f)) | (Float8(f), Interval(x)) if op == BinOp::Mul => Ok(Interval(x.mul_f64(f)?)),
+        (Interval(x), Float8(f)) | (Float8(f), Interval(x)) if op == BinOp::Mul => {
+            Ok(Interval(x.mul_f64(f)?))
+        }
         (Interval(x), Float8(f)) if op == BinOp::Div => Ok(Interval(x.div_f64(f)?)),
         (a, b) => Err(QueryError::new(
             sqlstate::INTERNAL_ERROR,
@@ -673,14 +700,22 @@ pub(crate) fn apply_typmod(n: &Numeric, p: u32, s: u32) -> Result<Numeric> {
         if n.is_nan() {
             return Ok(n.clone());
         }
-        return Err(QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow")
-            .with_detail(format!(
-                "A field with precision {p}, scale {s} cannot hold an infinite value."
-            )));
+        return Err(QueryError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            "numeric field overflow",
+        )
+        .with_detail(format!(
+            "A field with precision {p}, scale {s} cannot hold an infinite value."
+        )));
     }
     let r = n.round(s as i32);
     let text = r.abs().to_string();
-    let int_digits = text.split('.').next().unwrap_or("").trim_start_matches('0').len();
+    let int_digits = text
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('0')
+        .len();
     if int_digits as i64 > p as i64 - s as i64 {
         let msg = if p == s {
             format!("A field with precision {p}, scale {s} must round to an absolute value less than 1.")
@@ -690,7 +725,11 @@ pub(crate) fn apply_typmod(n: &Numeric, p: u32, s: u32) -> Result<Numeric> {
                 p - s
             )
         };
-        return Err(QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow").with_detail(msg));
+        return Err(QueryError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            "numeric field overflow",
+        )
+        .with_detail(msg));
     }
     Ok(r)
 }

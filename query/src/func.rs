@@ -4,7 +4,9 @@
 
 use std::cmp::Ordering;
 
-use crate::datetime::{self, Interval, Tm, TimeZone, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
+use crate::datetime::{
+    self, Interval, TimeZone, Tm, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+};
 use crate::error::{sqlstate, QueryError, Result};
 use crate::expr::{pow_f64, pow_numeric, Builtin, EvalCx};
 use crate::numeric::Numeric;
@@ -33,99 +35,347 @@ macro_rules! f {
 
 /// The built-in functions (all strict), in name order.
 pub(crate) static BUILTINS: &[BuiltinDef] = &[
-    f!("abs", [Int2], Int2, Immutable, |a, _| Ok(Datum::Int2(int(&a[0]).checked_abs().and_then(|v| i16::try_from(v).ok()).ok_or_else(|| QueryError::out_of_range("smallint"))?))),
-    f!("abs", [Int4], Int4, Immutable, |a, _| Ok(Datum::Int4(i32::try_from(int(&a[0]).abs()).map_err(|_| QueryError::out_of_range("integer"))?))),
-    f!("abs", [Int8], Int8, Immutable, |a, _| Ok(Datum::Int8(int(&a[0]).checked_abs().ok_or_else(|| QueryError::out_of_range("bigint"))?))),
-    f!("abs", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).abs()))),
-    f!("abs", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).abs()))),
-    f!("ascii", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(txt(&a[0]).chars().next().map_or(0, |c| c as i32)))),
-    f!("btrim", [Text], Text, Immutable, |a, _| Ok(Datum::Text(trim(txt(&a[0]), " ", true, true)))),
-    f!("btrim", [Text, Text], Text, Immutable, |a, _| Ok(Datum::Text(trim(txt(&a[0]), txt(&a[1]), true, true)))),
-    f!("cbrt", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).cbrt()))),
-    f!("ceil", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).ceil()))),
-    f!("ceil", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).ceil()))),
-    f!("ceiling", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).ceil()))),
-    f!("ceiling", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).ceil()))),
-    f!("char_length", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(txt(&a[0]).chars().count() as i32))),
-    f!("character_length", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(txt(&a[0]).chars().count() as i32))),
+    f!("abs", [Int2], Int2, Immutable, |a, _| Ok(Datum::Int2(
+        int(&a[0])
+            .checked_abs()
+            .and_then(|v| i16::try_from(v).ok())
+            .ok_or_else(|| QueryError::out_of_range("smallint"))?
+    ))),
+    f!("abs", [Int4], Int4, Immutable, |a, _| Ok(Datum::Int4(
+        i32::try_from(int(&a[0]).abs()).map_err(|_| QueryError::out_of_range("integer"))?
+    ))),
+    f!("abs", [Int8], Int8, Immutable, |a, _| Ok(Datum::Int8(
+        int(&a[0])
+            .checked_abs()
+            .ok_or_else(|| QueryError::out_of_range("bigint"))?
+    ))),
+    f!("abs", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).abs())
+    )),
+    f!("abs", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).abs())
+    )),
+    f!("ascii", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(
+        txt(&a[0]).chars().next().map_or(0, |c| c as i32)
+    ))),
+    f!("btrim", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        trim(txt(&a[0]), " ", true, true)
+    ))),
+    f!("btrim", [Text, Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(trim(txt(&a[0]), txt(&a[1]), true, true))
+    )),
+    f!("cbrt", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).cbrt())
+    )),
+    f!("ceil", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).ceil())
+    )),
+    f!("ceil", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).ceil())
+    )),
+    f!("ceiling", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).ceil())
+    )),
+    f!("ceiling", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).ceil())
+    )),
+    f!("char_length", [Text], Int4, Immutable, |a, _| Ok(
+        Datum::Int4(txt(&a[0]).chars().count() as i32)
+    )),
+    f!("character_length", [Text], Int4, Immutable, |a, _| Ok(
+        Datum::Int4(txt(&a[0]).chars().count() as i32)
+    )),
     f!("chr", [Int4], Text, Immutable, chr),
-    f!("clock_timestamp", [], Timestamptz, Volatile, |_, cx| Ok(Datum::Timestamptz(cx.session.clock_timestamp()))),
-    f!("current_setting", [Text], Text, Stable, |a, cx| Ok(cx.session.current_setting(txt(&a[0]), false)?.map_or(Datum::Null, Datum::Text))),
-    f!("current_setting", [Text, Bool], Text, Stable, |a, cx| Ok(cx.session.current_setting(txt(&a[0]), boolean(&a[1]))?.map_or(Datum::Null, Datum::Text))),
-    f!("date_part", [Text, Timestamptz], Float8, Stable, |a, cx| Ok(Datum::Float8(extract_ts(txt(&a[0]), ts(&a[1]), &cx.tz)?.to_f64()))),
-    f!("date_part", [Text, Interval], Float8, Immutable, |a, _| Ok(Datum::Float8(extract_iv(txt(&a[0]), &iv(&a[1]))?.to_f64()))),
-    f!("date_trunc", [Text, Timestamptz], Timestamptz, Stable, |a, cx| Ok(Datum::Timestamptz(date_trunc(txt(&a[0]), ts(&a[1]), &cx.tz.clone())?))),
-    f!("date_trunc", [Text, Timestamptz, Text], Timestamptz, Stable, |a, _| Ok(Datum::Timestamptz(date_trunc(txt(&a[0]), ts(&a[1]), &zone_arg(txt(&a[2]))?)?))),
-    f!("date_trunc", [Text, Interval], Interval, Immutable, |a, _| Ok(Datum::Interval(date_trunc_iv(txt(&a[0]), &iv(&a[1]))?))),
-    f!("div", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).int_div(num(&a[1]))?))),
-    f!("exp", [Float8], Float8, Immutable, |a, _| float_result(flt(&a[0]).exp(), flt(&a[0]))),
-    f!("floor", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).floor()))),
-    f!("floor", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).floor()))),
-    f!("initcap", [Text], Text, Immutable, |a, _| Ok(Datum::Text(initcap(txt(&a[0]))))),
-    f!("justify_days", [Interval], Interval, Immutable, |a, _| Ok(Datum::Interval(justify_days(iv(&a[0]))?))),
-    f!("justify_hours", [Interval], Interval, Immutable, |a, _| Ok(Datum::Interval(justify_hours(iv(&a[0]))?))),
-    f!("justify_interval", [Interval], Interval, Immutable, |a, _| Ok(Datum::Interval(justify_interval(iv(&a[0]))?))),
-    f!("left", [Text, Int4], Text, Immutable, |a, _| Ok(Datum::Text(left(txt(&a[0]), int(&a[1]))))),
-    f!("length", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(txt(&a[0]).chars().count() as i32))),
-    f!("ln", [Float8], Float8, Immutable, |a, _| log_f(flt(&a[0]), f64::ln)),
-    f!("log", [Float8], Float8, Immutable, |a, _| log_f(flt(&a[0]), f64::log10)),
-    f!("log10", [Float8], Float8, Immutable, |a, _| log_f(flt(&a[0]), f64::log10)),
-    f!("lower", [Text], Text, Immutable, |a, _| Ok(Datum::Text(txt(&a[0]).to_ascii_lowercase()))),
-    f!("lpad", [Text, Int4], Text, Immutable, |a, _| Ok(Datum::Text(pad(txt(&a[0]), int(&a[1]), " ", true)))),
-    f!("lpad", [Text, Int4, Text], Text, Immutable, |a, _| Ok(Datum::Text(pad(txt(&a[0]), int(&a[1]), txt(&a[2]), true)))),
-    f!("ltrim", [Text], Text, Immutable, |a, _| Ok(Datum::Text(trim(txt(&a[0]), " ", true, false)))),
-    f!("ltrim", [Text, Text], Text, Immutable, |a, _| Ok(Datum::Text(trim(txt(&a[0]), txt(&a[1]), true, false)))),
-    f!("mod", [Int2, Int2], Int2, Immutable, |a, cx| crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)),
-    f!("mod", [Int4, Int4], Int4, Immutable, |a, cx| crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)),
-    f!("mod", [Int8, Int8], Int8, Immutable, |a, cx| crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)),
-    f!("mod", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).rem(num(&a[1]))?))),
-    f!("now", [], Timestamptz, Stable, |_, cx| Ok(Datum::Timestamptz(cx.now))),
-    f!("octet_length", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(txt(&a[0]).len() as i32))),
-    f!("pg_size_bytes", [Text], Int8, Immutable, |a, _| Ok(Datum::Int8(size_bytes(txt(&a[0]))?))),
-    f!("pg_size_pretty", [Int8], Text, Immutable, |a, _| Ok(Datum::Text(size_pretty(&BigInt::from(int(&a[0])))))),
-    f!("pg_size_pretty", [Numeric], Text, Immutable, |a, _| size_pretty_numeric(num(&a[0]))),
-    f!("pi", [], Float8, Immutable, |_, _| Ok(Datum::Float8(std::f64::consts::PI))),
-    f!("position", [Text, Text], Int4, Immutable, |a, _| Ok(Datum::Int4(strpos(txt(&a[1]), txt(&a[0]))))),
-    f!("pow", [Float8, Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(pow_f64(flt(&a[0]), flt(&a[1]))?))),
-    f!("pow", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(pow_numeric(num(&a[0]), num(&a[1]))?))),
-    f!("power", [Float8, Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(pow_f64(flt(&a[0]), flt(&a[1]))?))),
-    f!("power", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(pow_numeric(num(&a[0]), num(&a[1]))?))),
-    f!("quote_ident", [Text], Text, Immutable, |a, _| Ok(Datum::Text(pgipc_guc::quote_identifier(txt(&a[0]))))),
-    f!("quote_literal", [Text], Text, Immutable, |a, _| Ok(Datum::Text(quote_literal(txt(&a[0]))))),
+    f!("clock_timestamp", [], Timestamptz, Volatile, |_, cx| Ok(
+        Datum::Timestamptz(cx.session.clock_timestamp())
+    )),
+    f!("current_setting", [Text], Text, Stable, |a, cx| Ok(cx
+        .session
+        .current_setting(txt(&a[0]), false)?
+        .map_or(Datum::Null, Datum::Text))),
+    f!("current_setting", [Text, Bool], Text, Stable, |a, cx| Ok(
+        cx.session
+            .current_setting(txt(&a[0]), boolean(&a[1]))?
+            .map_or(Datum::Null, Datum::Text)
+    )),
+    f!(
+        "date_part",
+        [Text, Timestamptz],
+        Float8,
+        Stable,
+        |a, cx| Ok(Datum::Float8(
+            extract_ts(txt(&a[0]), ts(&a[1]), &cx.tz)?.to_f64()
+        ))
+    ),
+    f!("date_part", [Text, Interval], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(extract_iv(txt(&a[0]), &iv(&a[1]))?.to_f64())
+    )),
+    f!(
+        "date_trunc",
+        [Text, Timestamptz],
+        Timestamptz,
+        Stable,
+        |a, cx| Ok(Datum::Timestamptz(date_trunc(
+            txt(&a[0]),
+            ts(&a[1]),
+            &cx.tz.clone()
+        )?))
+    ),
+    f!(
+        "date_trunc",
+        [Text, Timestamptz, Text],
+        Timestamptz,
+        Stable,
+        |a, _| Ok(Datum::Timestamptz(date_trunc(
+            txt(&a[0]),
+            ts(&a[1]),
+            &zone_arg(txt(&a[2]))?
+        )?))
+    ),
+    f!(
+        "date_trunc",
+        [Text, Interval],
+        Interval,
+        Immutable,
+        |a, _| Ok(Datum::Interval(date_trunc_iv(txt(&a[0]), &iv(&a[1]))?))
+    ),
+    f!("div", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).int_div(num(&a[1]))?)
+    )),
+    f!("exp", [Float8], Float8, Immutable, |a, _| float_result(
+        flt(&a[0]).exp(),
+        flt(&a[0])
+    )),
+    f!("floor", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).floor())
+    )),
+    f!("floor", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).floor())
+    )),
+    f!("initcap", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        initcap(txt(&a[0]))
+    ))),
+    f!("justify_days", [Interval], Interval, Immutable, |a, _| Ok(
+        Datum::Interval(justify_days(iv(&a[0]))?)
+    )),
+    f!("justify_hours", [Interval], Interval, Immutable, |a, _| Ok(
+        Datum::Interval(justify_hours(iv(&a[0]))?)
+    )),
+    f!(
+        "justify_interval",
+        [Interval],
+        Interval,
+        Immutable,
+        |a, _| Ok(Datum::Interval(justify_interval(iv(&a[0]))?))
+    ),
+    f!("left", [Text, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(left(txt(&a[0]), int(&a[1])))
+    )),
+    f!("length", [Text], Int4, Immutable, |a, _| Ok(Datum::Int4(
+        txt(&a[0]).chars().count() as i32
+    ))),
+    f!("ln", [Float8], Float8, Immutable, |a, _| log_f(
+        flt(&a[0]),
+        f64::ln
+    )),
+    f!("log", [Float8], Float8, Immutable, |a, _| log_f(
+        flt(&a[0]),
+        f64::log10
+    )),
+    f!("log10", [Float8], Float8, Immutable, |a, _| log_f(
+        flt(&a[0]),
+        f64::log10
+    )),
+    f!("lower", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        txt(&a[0]).to_ascii_lowercase()
+    ))),
+    f!("lpad", [Text, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(pad(txt(&a[0]), int(&a[1]), " ", true))
+    )),
+    f!("lpad", [Text, Int4, Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(pad(txt(&a[0]), int(&a[1]), txt(&a[2]), true))
+    )),
+    f!("ltrim", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        trim(txt(&a[0]), " ", true, false)
+    ))),
+    f!("ltrim", [Text, Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(trim(txt(&a[0]), txt(&a[1]), true, false))
+    )),
+    f!("mod", [Int2, Int2], Int2, Immutable, |a, cx| {
+        crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)
+    }),
+    f!("mod", [Int4, Int4], Int4, Immutable, |a, cx| {
+        crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)
+    }),
+    f!("mod", [Int8, Int8], Int8, Immutable, |a, cx| {
+        crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)
+    }),
+    f!("mod", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).rem(num(&a[1]))?)
+    )),
+    f!("now", [], Timestamptz, Stable, |_, cx| Ok(
+        Datum::Timestamptz(cx.now)
+    )),
+    f!("octet_length", [Text], Int4, Immutable, |a, _| Ok(
+        Datum::Int4(txt(&a[0]).len() as i32)
+    )),
+    f!("pg_size_bytes", [Text], Int8, Immutable, |a, _| Ok(
+        Datum::Int8(size_bytes(txt(&a[0]))?)
+    )),
+    f!("pg_size_pretty", [Int8], Text, Immutable, |a, _| Ok(
+        Datum::Text(size_pretty(&BigInt::from(int(&a[0]))))
+    )),
+    f!("pg_size_pretty", [Numeric], Text, Immutable, |a, _| {
+        size_pretty_numeric(num(&a[0]))
+    }),
+    f!("pi", [], Float8, Immutable, |_, _| Ok(Datum::Float8(
+        std::f64::consts::PI
+    ))),
+    f!("position", [Text, Text], Int4, Immutable, |a, _| Ok(
+        Datum::Int4(strpos(txt(&a[1]), txt(&a[0])))
+    )),
+    f!("pow", [Float8, Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(pow_f64(flt(&a[0]), flt(&a[1]))?)
+    )),
+    f!("pow", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(pow_numeric(num(&a[0]), num(&a[1]))?)
+    )),
+    f!("power", [Float8, Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(pow_f64(flt(&a[0]), flt(&a[1]))?)
+    )),
+    f!("power", [Numeric, Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(pow_numeric(num(&a[0]), num(&a[1]))?)
+    )),
+    f!("quote_ident", [Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(pgipc_guc::quote_identifier(txt(&a[0])))
+    )),
+    f!("quote_literal", [Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(quote_literal(txt(&a[0])))
+    )),
     f!("repeat", [Text, Int4], Text, Immutable, repeat),
-    f!("replace", [Text, Text, Text], Text, Immutable, |a, _| Ok(Datum::Text(replace(txt(&a[0]), txt(&a[1]), txt(&a[2]))))),
-    f!("reverse", [Text], Text, Immutable, |a, _| Ok(Datum::Text(txt(&a[0]).chars().rev().collect()))),
-    f!("right", [Text, Int4], Text, Immutable, |a, _| Ok(Datum::Text(right(txt(&a[0]), int(&a[1]))))),
-    f!("round", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).round_ties_even()))),
-    f!("round", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).round(0)))),
-    f!("round", [Numeric, Int4], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).round(int(&a[1]) as i32)))),
-    f!("rpad", [Text, Int4], Text, Immutable, |a, _| Ok(Datum::Text(pad(txt(&a[0]), int(&a[1]), " ", false)))),
-    f!("rpad", [Text, Int4, Text], Text, Immutable, |a, _| Ok(Datum::Text(pad(txt(&a[0]), int(&a[1]), txt(&a[2]), false)))),
-    f!("rtrim", [Text], Text, Immutable, |a, _| Ok(Datum::Text(trim(txt(&a[0]), " ", false, true)))),
-    f!("rtrim", [Text, Text], Text, Immutable, |a, _| Ok(Datum::Text(trim(txt(&a[0]), txt(&a[1]), false, true)))),
+    f!("replace", [Text, Text, Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(replace(txt(&a[0]), txt(&a[1]), txt(&a[2])))
+    )),
+    f!("reverse", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        txt(&a[0]).chars().rev().collect()
+    ))),
+    f!("right", [Text, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(right(txt(&a[0]), int(&a[1])))
+    )),
+    f!("round", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).round_ties_even())
+    )),
+    f!("round", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).round(0))
+    )),
+    f!("round", [Numeric, Int4], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).round(int(&a[1]) as i32))
+    )),
+    f!("rpad", [Text, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(pad(txt(&a[0]), int(&a[1]), " ", false))
+    )),
+    f!("rpad", [Text, Int4, Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(pad(txt(&a[0]), int(&a[1]), txt(&a[2]), false))
+    )),
+    f!("rtrim", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        trim(txt(&a[0]), " ", false, true)
+    ))),
+    f!("rtrim", [Text, Text], Text, Immutable, |a, _| Ok(
+        Datum::Text(trim(txt(&a[0]), txt(&a[1]), false, true))
+    )),
     f!("set_config", [Text, Text, Bool], Text, Volatile, |a, cx| {
-        let v = cx.session.set_config(txt(&a[0]), txt(&a[1]), boolean(&a[2]))?;
+        let v = cx
+            .session
+            .set_config(txt(&a[0]), txt(&a[1]), boolean(&a[2]))?;
         cx.tz = cx.session.time_zone();
         Ok(Datum::Text(v))
     }),
-    f!("sign", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(Numeric::from_i64(match num(&a[0]).cmp_num(&Numeric::zero()) { Ordering::Less => -1, Ordering::Equal => 0, Ordering::Greater => 1 })))),
-    f!("sign", [Float8], Float8, Immutable, |a, _| { let x = flt(&a[0]); Ok(Datum::Float8(if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 })) }),
-    f!("split_part", [Text, Text, Int4], Text, Immutable, split_part),
-    f!("sqrt", [Float8], Float8, Immutable, |a, _| { let x = flt(&a[0]); if x < 0.0 { return Err(QueryError::new(sqlstate::INVALID_ARGUMENT_FOR_POWER_FUNCTION, "cannot take square root of a negative number")); } Ok(Datum::Float8(x.sqrt())) }),
-    f!("sqrt", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).sqrt()?))),
-    f!("starts_with", [Text, Text], Bool, Immutable, |a, _| Ok(Datum::Bool(txt(&a[0]).starts_with(txt(&a[1]))))),
-    f!("statement_timestamp", [], Timestamptz, Stable, |_, cx| Ok(Datum::Timestamptz(cx.session.statement_timestamp()))),
-    f!("strpos", [Text, Text], Int4, Immutable, |a, _| Ok(Datum::Int4(strpos(txt(&a[0]), txt(&a[1]))))),
-    f!("substr", [Text, Int4], Text, Immutable, |a, _| Ok(Datum::Text(substr(txt(&a[0]), int(&a[1]), None)?))),
-    f!("substr", [Text, Int4, Int4], Text, Immutable, |a, _| Ok(Datum::Text(substr(txt(&a[0]), int(&a[1]), Some(int(&a[2])))?))),
-    f!("substring", [Text, Int4], Text, Immutable, |a, _| Ok(Datum::Text(substr(txt(&a[0]), int(&a[1]), None)?))),
-    f!("substring", [Text, Int4, Int4], Text, Immutable, |a, _| Ok(Datum::Text(substr(txt(&a[0]), int(&a[1]), Some(int(&a[2])))?))),
-    f!("to_timestamp", [Float8], Timestamptz, Immutable, to_timestamp),
-    f!("transaction_timestamp", [], Timestamptz, Stable, |_, cx| Ok(Datum::Timestamptz(cx.now))),
-    f!("trunc", [Float8], Float8, Immutable, |a, _| Ok(Datum::Float8(flt(&a[0]).trunc()))),
-    f!("trunc", [Numeric], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).trunc(0)))),
-    f!("trunc", [Numeric, Int4], Numeric, Immutable, |a, _| Ok(Datum::Numeric(num(&a[0]).trunc(int(&a[1]) as i32)))),
-    f!("upper", [Text], Text, Immutable, |a, _| Ok(Datum::Text(txt(&a[0]).to_ascii_uppercase()))),
+    f!("sign", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(Numeric::from_i64(
+            match num(&a[0]).cmp_num(&Numeric::zero()) {
+                Ordering::Less => -1,
+                Ordering::Equal => 0,
+                Ordering::Greater => 1,
+            }
+        ))
+    )),
+    f!("sign", [Float8], Float8, Immutable, |a, _| {
+        let x = flt(&a[0]);
+        Ok(Datum::Float8(if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }))
+    }),
+    f!(
+        "split_part",
+        [Text, Text, Int4],
+        Text,
+        Immutable,
+        split_part
+    ),
+    f!("sqrt", [Float8], Float8, Immutable, |a, _| {
+        let x = flt(&a[0]);
+        if x < 0.0 {
+            return Err(QueryError::new(
+                sqlstate::INVALID_ARGUMENT_FOR_POWER_FUNCTION,
+                "cannot take square root of a negative number",
+            ));
+        }
+        Ok(Datum::Float8(x.sqrt()))
+    }),
+    f!("sqrt", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).sqrt()?)
+    )),
+    f!("starts_with", [Text, Text], Bool, Immutable, |a, _| Ok(
+        Datum::Bool(txt(&a[0]).starts_with(txt(&a[1])))
+    )),
+    f!("statement_timestamp", [], Timestamptz, Stable, |_, cx| Ok(
+        Datum::Timestamptz(cx.session.statement_timestamp())
+    )),
+    f!("strpos", [Text, Text], Int4, Immutable, |a, _| Ok(
+        Datum::Int4(strpos(txt(&a[0]), txt(&a[1])))
+    )),
+    f!("substr", [Text, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(substr(txt(&a[0]), int(&a[1]), None)?)
+    )),
+    f!("substr", [Text, Int4, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(substr(txt(&a[0]), int(&a[1]), Some(int(&a[2])))?)
+    )),
+    f!("substring", [Text, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(substr(txt(&a[0]), int(&a[1]), None)?)
+    )),
+    f!("substring", [Text, Int4, Int4], Text, Immutable, |a, _| Ok(
+        Datum::Text(substr(txt(&a[0]), int(&a[1]), Some(int(&a[2])))?)
+    )),
+    f!(
+        "to_timestamp",
+        [Float8],
+        Timestamptz,
+        Immutable,
+        to_timestamp
+    ),
+    f!(
+        "transaction_timestamp",
+        [],
+        Timestamptz,
+        Stable,
+        |_, cx| Ok(Datum::Timestamptz(cx.now))
+    ),
+    f!("trunc", [Float8], Float8, Immutable, |a, _| Ok(
+        Datum::Float8(flt(&a[0]).trunc())
+    )),
+    f!("trunc", [Numeric], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).trunc(0))
+    )),
+    f!("trunc", [Numeric, Int4], Numeric, Immutable, |a, _| Ok(
+        Datum::Numeric(num(&a[0]).trunc(int(&a[1]) as i32))
+    )),
+    f!("upper", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
+        txt(&a[0]).to_ascii_uppercase()
+    ))),
 ];
 
 // ---- argument accessors (arguments are already of the declared types) ----
@@ -176,7 +426,10 @@ fn iv(d: &Datum) -> Interval {
 
 fn float_result(r: f64, a: f64) -> Result<Datum> {
     if r.is_infinite() && !a.is_infinite() {
-        return Err(QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow"));
+        return Err(QueryError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            "value out of range: overflow",
+        ));
     }
     if r == 0.0 && a.is_finite() && a > -745.2 {
         // exp underflow only for very negative arguments
@@ -186,10 +439,16 @@ fn float_result(r: f64, a: f64) -> Result<Datum> {
 
 fn log_f(x: f64, f: fn(f64) -> f64) -> Result<Datum> {
     if x == 0.0 {
-        return Err(QueryError::new(sqlstate::INVALID_ARGUMENT_FOR_LOG, "cannot take logarithm of zero"));
+        return Err(QueryError::new(
+            sqlstate::INVALID_ARGUMENT_FOR_LOG,
+            "cannot take logarithm of zero",
+        ));
     }
     if x < 0.0 {
-        return Err(QueryError::new(sqlstate::INVALID_ARGUMENT_FOR_LOG, "cannot take logarithm of a negative number"));
+        return Err(QueryError::new(
+            sqlstate::INVALID_ARGUMENT_FOR_LOG,
+            "cannot take logarithm of a negative number",
+        ));
     }
     Ok(Datum::Float8(f(x)))
 }
@@ -198,17 +457,26 @@ fn log_f(x: f64, f: fn(f64) -> f64) -> Result<Datum> {
 const MAX_TEXT: usize = (1 << 30) - 1;
 
 fn too_long() -> QueryError {
-    QueryError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "requested length too large")
+    QueryError::new(
+        sqlstate::PROGRAM_LIMIT_EXCEEDED,
+        "requested length too large",
+    )
 }
 
 fn chr(a: &[Datum], _: &mut EvalCx<'_>) -> Result<Datum> {
     let v = int(&a[0]);
     if v == 0 {
-        return Err(QueryError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "null character not permitted"));
+        return Err(QueryError::new(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            "null character not permitted",
+        ));
     }
     match u32::try_from(v).ok().and_then(char::from_u32) {
         Some(c) => Ok(Datum::Text(c.to_string())),
-        None => Err(QueryError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "requested character too large for encoding: ".to_owned() + &v.to_string())),
+        None => Err(QueryError::new(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            "requested character too large for encoding: ".to_owned() + &v.to_string(),
+        )),
     }
 }
 
@@ -273,7 +541,10 @@ fn strpos(s: &str, sub: &str) -> i32 {
 fn substr(s: &str, start: i64, count: Option<i64>) -> Result<String> {
     let (from, to) = match count {
         Some(c) if c < 0 => {
-            return Err(QueryError::new(sqlstate::SUBSTRING_ERROR, "negative substring length not allowed"))
+            return Err(QueryError::new(
+                sqlstate::SUBSTRING_ERROR,
+                "negative substring length not allowed",
+            ))
         }
         Some(c) => (start, start.saturating_add(c)),
         None => (start, i64::MAX),
@@ -334,26 +605,47 @@ fn quote_literal(s: &str) -> String {
 fn split_part(a: &[Datum], _: &mut EvalCx<'_>) -> Result<Datum> {
     let (s, d, n) = (txt(&a[0]), txt(&a[1]), int(&a[2]));
     if n == 0 {
-        return Err(QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, "field position must not be zero"));
+        return Err(QueryError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "field position must not be zero",
+        ));
     }
-    let parts: Vec<&str> = if d.is_empty() { vec![s] } else { s.split(d).collect() };
+    let parts: Vec<&str> = if d.is_empty() {
+        vec![s]
+    } else {
+        s.split(d).collect()
+    };
     let idx = if n > 0 { n - 1 } else { parts.len() as i64 + n };
     Ok(Datum::Text(
-        usize::try_from(idx).ok().and_then(|i| parts.get(i)).map_or("", |p| p).to_owned(),
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| parts.get(i))
+            .map_or("", |p| p)
+            .to_owned(),
     ))
 }
 
 fn to_timestamp(a: &[Datum], _: &mut EvalCx<'_>) -> Result<Datum> {
     let f = flt(&a[0]);
     if f.is_nan() {
-        return Err(QueryError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "timestamp cannot be NaN"));
+        return Err(QueryError::new(
+            sqlstate::DATETIME_FIELD_OVERFLOW,
+            "timestamp cannot be NaN",
+        ));
     }
     if f.is_infinite() {
-        return Ok(Datum::Timestamptz(if f > 0.0 { datetime::TS_NOEND } else { datetime::TS_NOBEGIN }));
+        return Ok(Datum::Timestamptz(if f > 0.0 {
+            datetime::TS_NOEND
+        } else {
+            datetime::TS_NOBEGIN
+        }));
     }
     let us = (f * 1e6).round_ties_even() - datetime::UNIX_TO_PG_USECS as f64;
     if !(-2.1e17..9.2e18).contains(&us) {
-        return Err(QueryError::new(sqlstate::DATETIME_FIELD_OVERFLOW, format!("timestamp out of range: \"{}\"", value::format_float8(f))));
+        return Err(QueryError::new(
+            sqlstate::DATETIME_FIELD_OVERFLOW,
+            format!("timestamp out of range: \"{}\"", value::format_float8(f)),
+        ));
     }
     Ok(Datum::Timestamptz(datetime::check_ts(us as i64)?))
 }
@@ -427,14 +719,20 @@ fn size_bytes(text: &str) -> Result<i64> {
     let mut rest = rest;
     // exponent
     if let Some(r) = rest.strip_prefix(['e', 'E']) {
-        let e_end = r.char_indices().find(|(i, c)| !(c.is_ascii_digit() || ((*c == '-' || *c == '+') && *i == 0))).map_or(r.len(), |(i, _)| i);
+        let e_end = r
+            .char_indices()
+            .find(|(i, c)| !(c.is_ascii_digit() || ((*c == '-' || *c == '+') && *i == 0)))
+            .map_or(r.len(), |(i, _)| i);
         if e_end > 0 {
             numpart = format!("{numpart}e{}", &r[..e_end]);
             rest = &r[e_end..];
         }
     }
     let n = Numeric::parse(&numpart).map_err(|_| {
-        QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid size: \"{text}\""))
+        QueryError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("invalid size: \"{text}\""),
+        )
     })?;
     let unit = rest.trim();
     let mult: i64 = match unit.to_ascii_lowercase().as_str() {
@@ -445,31 +743,45 @@ fn size_bytes(text: &str) -> Result<i64> {
         "tb" => 1 << 40,
         "pb" => 1 << 50,
         _ => {
-            return Err(QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid size: \"{text}\""))
-                .with_detail(format!("Invalid size unit: \"{unit}\"."))
-                .with_hint("Valid units are \"bytes\", \"B\", \"kB\", \"MB\", \"GB\", \"TB\", and \"PB\"."))
+            return Err(QueryError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid size: \"{text}\""),
+            )
+            .with_detail(format!("Invalid size unit: \"{unit}\"."))
+            .with_hint(
+                "Valid units are \"bytes\", \"B\", \"kB\", \"MB\", \"GB\", \"TB\", and \"PB\".",
+            ))
         }
     };
     let v = n.mul(&Numeric::from_i64(mult))?;
-    v.trunc(0).to_i64_round().ok_or_else(|| {
-        QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range")
-    })
+    v.trunc(0)
+        .to_i64_round()
+        .ok_or_else(|| QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range"))
 }
 
 // ---- date/time (timestamp.c) ----
 
 fn zone_arg(name: &str) -> Result<TimeZone> {
     TimeZone::from_setting(name).map_err(|_| {
-        QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("time zone \"{name}\" not recognized"))
+        QueryError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("time zone \"{name}\" not recognized"),
+        )
     })
 }
 
 fn unit_unrecognized(kind: &str, unit: &str) -> QueryError {
-    QueryError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("unit \"{unit}\" not recognized for type {kind}"))
+    QueryError::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("unit \"{unit}\" not recognized for type {kind}"),
+    )
 }
 
 fn unit_unsupported(kind: &str, unit: &str) -> QueryError {
-    QueryError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("unit \"{unit}\" not supported for type {kind}"))
+    QueryError::new(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!("unit \"{unit}\" not supported for type {kind}"),
+    )
 }
 
 /// Canonical unit name of a `date_trunc`/`extract` field (datetime.c's deltatktbl/datetktbl).
@@ -519,22 +831,35 @@ pub(crate) fn date_trunc(unit: &str, t: i64, tz: &TimeZone) -> Result<i64> {
             match u {
                 "week" => {
                     let back = (tm.dow() + 6) % 7;
-                    let l = tm.to_local_usecs().ok_or_else(datetime::ts_out_of_range)? - back * USECS_PER_DAY;
+                    let l = tm.to_local_usecs().ok_or_else(datetime::ts_out_of_range)?
+                        - back * USECS_PER_DAY;
                     return tz.local_to_utc(l);
                 }
                 "month" => tm.day = 1,
                 "quarter" => (tm.month, tm.day) = ((tm.month - 1) / 3 * 3 + 1, 1),
                 "year" => (tm.month, tm.day) = (1, 1),
                 "decade" => {
-                    tm.year = if tm.year > 0 { tm.year / 10 * 10 } else { -((8 - (tm.year - 1)) / 10) * 10 };
+                    tm.year = if tm.year > 0 {
+                        tm.year / 10 * 10
+                    } else {
+                        -((8 - (tm.year - 1)) / 10) * 10
+                    };
                     (tm.month, tm.day) = (1, 1);
                 }
                 "century" => {
-                    tm.year = if tm.year > 0 { (tm.year + 99) / 100 * 100 - 99 } else { -((99 - (tm.year - 1)) / 100) * 100 + 1 };
+                    tm.year = if tm.year > 0 {
+                        (tm.year + 99) / 100 * 100 - 99
+                    } else {
+                        -((99 - (tm.year - 1)) / 100) * 100 + 1
+                    };
                     (tm.month, tm.day) = (1, 1);
                 }
                 "millennium" => {
-                    tm.year = if tm.year > 0 { (tm.year + 999) / 1000 * 1000 - 999 } else { -((999 - (tm.year - 1)) / 1000) * 1000 + 1 };
+                    tm.year = if tm.year > 0 {
+                        (tm.year + 999) / 1000 * 1000 - 999
+                    } else {
+                        -((999 - (tm.year - 1)) / 1000) * 1000 + 1
+                    };
                     (tm.month, tm.day) = (1, 1);
                 }
                 _ => {}
@@ -564,8 +889,11 @@ fn date_trunc_iv(unit: &str, v: &Interval) -> Result<Interval> {
         "century" => (r.months, r.days, r.micros) = (v.months / 1200 * 1200, 0, 0),
         "millennium" => (r.months, r.days, r.micros) = (v.months / 12000 * 12000, 0, 0),
         "week" => {
-            return Err(QueryError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("unit \"{unit}\" not supported for type interval"))
-                .with_detail("Months usually have fractional weeks."))
+            return Err(QueryError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("unit \"{unit}\" not supported for type interval"),
+            )
+            .with_detail("Months usually have fractional weeks."))
         }
         _ => return Err(unit_unsupported("interval", unit)),
     }
@@ -592,7 +920,13 @@ pub(crate) fn extract_ts(unit: &str, t: i64, tz: &TimeZone) -> Result<Numeric> {
     if t == datetime::TS_NOBEGIN || t == datetime::TS_NOEND {
         let pos = t == datetime::TS_NOEND;
         return match u {
-            "epoch" | "year" | "decade" | "century" | "millennium" | "julian" | "isoyear" => Ok(if pos { Numeric::PosInf } else { Numeric::NegInf }),
+            "epoch" | "year" | "decade" | "century" | "millennium" | "julian" | "isoyear" => {
+                Ok(if pos {
+                    Numeric::PosInf
+                } else {
+                    Numeric::NegInf
+                })
+            }
             _ => Err(null_marker()),
         };
     }
@@ -609,9 +943,30 @@ pub(crate) fn extract_ts(unit: &str, t: i64, tz: &TimeZone) -> Result<Numeric> {
         "month" => nscaled(tm.month as i128, 0),
         "quarter" => nscaled(((tm.month - 1) / 3 + 1) as i128, 0),
         "year" => nscaled(if tm.year > 0 { tm.year } else { tm.year - 1 } as i128, 0),
-        "decade" => nscaled(if tm.year >= 0 { tm.year / 10 } else { -((8 - (tm.year - 1)) / 10) } as i128, 0),
-        "century" => nscaled(if tm.year > 0 { (tm.year + 99) / 100 } else { -((99 - (tm.year - 1)) / 100) } as i128, 0),
-        "millennium" => nscaled(if tm.year > 0 { (tm.year + 999) / 1000 } else { -((999 - (tm.year - 1)) / 1000) } as i128, 0),
+        "decade" => nscaled(
+            if tm.year >= 0 {
+                tm.year / 10
+            } else {
+                -((8 - (tm.year - 1)) / 10)
+            } as i128,
+            0,
+        ),
+        "century" => nscaled(
+            if tm.year > 0 {
+                (tm.year + 99) / 100
+            } else {
+                -((99 - (tm.year - 1)) / 100)
+            } as i128,
+            0,
+        ),
+        "millennium" => nscaled(
+            if tm.year > 0 {
+                (tm.year + 999) / 1000
+            } else {
+                -((999 - (tm.year - 1)) / 1000)
+            } as i128,
+            0,
+        ),
         "dow" => nscaled(tm.dow() as i128, 0),
         "isodow" => nscaled(if tm.dow() == 0 { 7 } else { tm.dow() } as i128, 0),
         "doy" => nscaled(tm.doy() as i128, 0),
@@ -683,7 +1038,10 @@ fn justify_hours(v: Interval) -> Result<Interval> {
     let mut r = v;
     let extra = v.micros / USECS_PER_DAY;
     r.micros = v.micros % USECS_PER_DAY;
-    r.days = v.days.checked_add(i32::try_from(extra).map_err(|_| datetime::interval_out_of_range())?).ok_or_else(datetime::interval_out_of_range)?;
+    r.days = v
+        .days
+        .checked_add(i32::try_from(extra).map_err(|_| datetime::interval_out_of_range())?)
+        .ok_or_else(datetime::interval_out_of_range)?;
     if r.days > 0 && r.micros < 0 {
         r.micros += USECS_PER_DAY;
         r.days -= 1;
@@ -699,7 +1057,9 @@ fn justify_interval(v: Interval) -> Result<Interval> {
     let (mut month, mut day, mut time) = (v.months, v.days, v.micros);
     let wholeday = time / USECS_PER_DAY;
     time -= wholeday * USECS_PER_DAY;
-    day = day.checked_add(i32::try_from(wholeday).map_err(|_| oor())?).ok_or_else(oor)?;
+    day = day
+        .checked_add(i32::try_from(wholeday).map_err(|_| oor())?)
+        .ok_or_else(oor)?;
     let wholemonth = day / 30;
     day -= wholemonth * 30;
     month = month.checked_add(wholemonth).ok_or_else(oor)?;
@@ -717,12 +1077,19 @@ fn justify_interval(v: Interval) -> Result<Interval> {
         time -= USECS_PER_DAY;
         day += 1;
     }
-    Ok(Interval { months: month, days: day, micros: time })
+    Ok(Interval {
+        months: month,
+        days: day,
+        micros: time,
+    })
 }
 
 fn justify_days(v: Interval) -> Result<Interval> {
     let mut r = v;
-    r.months = v.months.checked_add(v.days / 30).ok_or_else(datetime::interval_out_of_range)?;
+    r.months = v
+        .months
+        .checked_add(v.days / 30)
+        .ok_or_else(datetime::interval_out_of_range)?;
     r.days = v.days % 30;
     if r.months > 0 && r.days < 0 {
         r.days += 30;
@@ -747,12 +1114,20 @@ pub(crate) fn make_interval(a: &[Datum], _: &mut EvalCx<'_>) -> Result<Datum> {
         .checked_mul(USECS_PER_HOUR)
         .and_then(|h| h.checked_add(g(5).checked_mul(USECS_PER_MINUTE)?));
     let sec_us = (secs * 1e6).round_ties_even();
-    match (months.and_then(|m| i32::try_from(m).ok()), days.and_then(|d| i32::try_from(d).ok()), micros) {
-        (Some(m), Some(d), Some(us)) if (-9.2e18..9.2e18).contains(&sec_us) => Ok(Datum::Interval(Interval {
-            months: m,
-            days: d,
-            micros: us.checked_add(sec_us as i64).ok_or_else(datetime::interval_out_of_range)?,
-        })),
+    match (
+        months.and_then(|m| i32::try_from(m).ok()),
+        days.and_then(|d| i32::try_from(d).ok()),
+        micros,
+    ) {
+        (Some(m), Some(d), Some(us)) if (-9.2e18..9.2e18).contains(&sec_us) => {
+            Ok(Datum::Interval(Interval {
+                months: m,
+                days: d,
+                micros: us
+                    .checked_add(sec_us as i64)
+                    .ok_or_else(datetime::interval_out_of_range)?,
+            }))
+        }
         _ => Err(datetime::interval_out_of_range()),
     }
 }
@@ -761,18 +1136,30 @@ pub(crate) fn make_interval(a: &[Datum], _: &mut EvalCx<'_>) -> Result<Datum> {
 
 /// Picks the candidate PostgreSQL's `func_select_candidate` would: `Ok(None)` if none
 /// accepts the arguments, `Err(())` if several remain.
-pub(crate) fn select_candidate(actual: &[Type], cands: &[&[Type]]) -> std::result::Result<Option<usize>, ()> {
+pub(crate) fn select_candidate(
+    actual: &[Type],
+    cands: &[&[Type]],
+) -> std::result::Result<Option<usize>, ()> {
     let mut live: Vec<usize> = (0..cands.len())
         .filter(|&i| {
             cands[i].len() == actual.len()
-                && actual.iter().zip(cands[i].iter()).all(|(a, d)| a.implicitly_casts_to(*d))
+                && actual
+                    .iter()
+                    .zip(cands[i].iter())
+                    .all(|(a, d)| a.implicitly_casts_to(*d))
         })
         .collect();
     if live.len() <= 1 {
         return Ok(live.first().copied());
     }
     // Most exact matches.
-    let exact = |i: usize| actual.iter().zip(cands[i].iter()).filter(|(a, d)| a == d).count();
+    let exact = |i: usize| {
+        actual
+            .iter()
+            .zip(cands[i].iter())
+            .filter(|(a, d)| a == d)
+            .count()
+    };
     let best = live.iter().map(|&i| exact(i)).max().unwrap_or(0);
     live.retain(|&i| exact(i) == best);
     if live.len() == 1 {

@@ -129,7 +129,11 @@ impl Prepared {
     }
 
     /// Converts text parameter values (NULL = None) with each parameter type's input function.
-    pub fn params_from_text(&self, values: &[Option<&str>], session: &dyn Session) -> Result<Vec<Datum>> {
+    pub fn params_from_text(
+        &self,
+        values: &[Option<&str>],
+        session: &dyn Session,
+    ) -> Result<Vec<Datum>> {
         if values.len() != self.plan.params.len() {
             return Err(QueryError::new(
                 sqlstate::PROTOCOL_VIOLATION,
@@ -141,7 +145,10 @@ impl Prepared {
             ));
         }
         let tz = session.time_zone();
-        let cx = value::CastCtx { tz: &tz, now: session.transaction_timestamp() };
+        let cx = value::CastCtx {
+            tz: &tz,
+            now: session.transaction_timestamp(),
+        };
         values
             .iter()
             .zip(self.plan.params.iter())
@@ -159,9 +166,18 @@ impl Prepared {
 }
 
 /// Whether an error carries a token for `at or near`.
-fn token_text(sql: &str, tokens: &[TokenWithSpan], loc: Location, starts: &[usize]) -> Option<(String, u32)> {
-    let t = tokens.iter().find(|t| t.span.start == loc && !matches!(t.token, Token::Whitespace(_)))?;
-    let off = |l: Location| -> Option<usize> { Some(*starts.get(l.line as usize - 1)? + l.column as usize - 1) };
+fn token_text(
+    sql: &str,
+    tokens: &[TokenWithSpan],
+    loc: Location,
+    starts: &[usize],
+) -> Option<(String, u32)> {
+    let t = tokens
+        .iter()
+        .find(|t| t.span.start == loc && !matches!(t.token, Token::Whitespace(_)))?;
+    let off = |l: Location| -> Option<usize> {
+        Some(*starts.get(l.line as usize - 1)? + l.column as usize - 1)
+    };
     let a = off(t.span.start)?;
     let b = off(t.span.end).unwrap_or(a + 1).max(a + 1);
     let text: String = sql.chars().skip(a).take(b - a).collect();
@@ -187,7 +203,10 @@ fn syntax_error_from(msg: &str, sql: &str, tokens: &[TokenWithSpan]) -> QueryErr
     let loc = msg.rfind(" at Line: ").and_then(|i| {
         let rest = &msg[i + " at Line: ".len()..];
         let (l, c) = rest.split_once(", Column: ")?;
-        Some(Location { line: l.trim().parse().ok()?, column: c.trim().parse().ok()? })
+        Some(Location {
+            line: l.trim().parse().ok()?,
+            column: c.trim().parse().ok()?,
+        })
     });
     if msg.contains("found: EOF") {
         return end();
@@ -221,7 +240,9 @@ fn syntax_error_from(msg: &str, sql: &str, tokens: &[TokenWithSpan]) -> QueryErr
     });
     match loc {
         Some(l) => match token_text(sql, tokens, l, &starts) {
-            Some((t, p)) => QueryError::syntax(format!("syntax error at or near \"{t}\"")).at(Some(p)),
+            Some((t, p)) => {
+                QueryError::syntax(format!("syntax error at or near \"{t}\"")).at(Some(p))
+            }
             None => end(),
         },
         None => end(),
@@ -252,21 +273,31 @@ fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
                     format!("unterminated quoted string at or near \"{rest}\"")
                 }
             } else {
-                format!("syntax error at or near \"{}\"", rest.chars().next().map(String::from).unwrap_or_default())
+                format!(
+                    "syntax error at or near \"{}\"",
+                    rest.chars().next().map(String::from).unwrap_or_default()
+                )
             };
             Err(QueryError::syntax(m).at(pos))
         }
     }
 }
 
-fn parse_ast(sql: &str, tokens: Vec<TokenWithSpan>) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
+fn parse_ast(
+    sql: &str,
+    tokens: Vec<TokenWithSpan>,
+) -> Result<(Vec<ast::Statement>, Vec<TokenWithSpan>)> {
     let dialect = PostgreSqlDialect {};
     let ops = tokens
         .iter()
         .filter(|t| {
             !matches!(
                 t.token,
-                Token::Whitespace(_) | Token::Word(_) | Token::Number(..) | Token::SingleQuotedString(_) | Token::Comma
+                Token::Whitespace(_)
+                    | Token::Word(_)
+                    | Token::Number(..)
+                    | Token::SingleQuotedString(_)
+                    | Token::Comma
             )
         })
         .count();
@@ -317,7 +348,10 @@ fn flatten_set_value(v: &ast::Expr) -> String {
             other => other.to_string(),
         },
         ast::Expr::Identifier(i) => i.value.to_lowercase(),
-        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => format!("-{}", flatten_set_value(expr)),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => format!("-{}", flatten_set_value(expr)),
         other => other.to_string(),
     }
 }
@@ -368,11 +402,15 @@ fn parse_tokens(
 pub fn prepare(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Prepared> {
     let mut v = parse(sql, param_types, catalog)?;
     if v.len() != 1 {
-        return Err(QueryError::syntax("cannot insert multiple commands into a prepared statement"));
+        return Err(QueryError::syntax(
+            "cannot insert multiple commands into a prepared statement",
+        ));
     }
     match v.pop() {
         Some(Statement::Query(p)) => Ok(p),
-        _ => Err(QueryError::not_supported("only SELECT and SHOW can be prepared here")),
+        _ => Err(QueryError::not_supported(
+            "only SELECT and SHOW can be prepared here",
+        )),
     }
 }
 
@@ -388,7 +426,9 @@ fn plan_statement(
         S::Query(q) => {
             let mut p = analyze::Planner::new(catalog, sql, tokens, param_types);
             let plan = p.plan_query(q)?;
-            Ok(Statement::Query(Prepared { plan: Rc::new(plan) }))
+            Ok(Statement::Query(Prepared {
+                plan: Rc::new(plan),
+            }))
         }
         S::ShowVariable { variable } => {
             let names: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
@@ -403,10 +443,16 @@ fn plan_statement(
                 _ => name,
             };
             let quoted = name.replace('\'', "''");
-            let select = format!("SELECT current_setting('{quoted}') AS \"{}\"", name.replace('"', "\"\""));
+            let select = format!(
+                "SELECT current_setting('{quoted}') AS \"{}\"",
+                name.replace('"', "\"\"")
+            );
             match parse(&select, &[], catalog)?.pop() {
                 Some(st @ Statement::Query(_)) => Ok(st),
-                _ => Err(QueryError::new(sqlstate::INTERNAL_ERROR, "SHOW did not plan")),
+                _ => Err(QueryError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "SHOW did not plan",
+                )),
             }
         }
         S::Set(set) => plan_set(set),
@@ -416,33 +462,54 @@ fn plan_statement(
         other => {
             let kw = other.to_string();
             let kw = kw.split_whitespace().next().unwrap_or("").to_uppercase();
-            Err(QueryError::not_supported(format!("{kw} is not supported by pgipc: it has no tables")))
+            Err(QueryError::not_supported(format!(
+                "{kw} is not supported by pgipc: it has no tables"
+            )))
         }
     }
 }
 
 fn plan_set(set: &ast::Set) -> Result<Statement> {
     match set {
-        ast::Set::SingleAssignment { scope, hivevar: _, variable, values } => {
+        ast::Set::SingleAssignment {
+            scope,
+            hivevar: _,
+            variable,
+            values,
+        } => {
             let local = matches!(scope, Some(ast::ContextModifier::Local));
             let name = variable.to_string().to_lowercase();
             let name = name.trim_matches('"').to_owned();
             if values.len() == 1 {
                 if let ast::Expr::Identifier(i) = &values[0] {
                     if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default") {
-                        return Ok(Statement::Set { name, value: None, local });
+                        return Ok(Statement::Set {
+                            name,
+                            value: None,
+                            local,
+                        });
                     }
                 }
             }
-            let value = values.iter().map(flatten_set_value).collect::<Vec<_>>().join(", ");
-            Ok(Statement::Set { name, value: Some(value), local })
+            let value = values
+                .iter()
+                .map(flatten_set_value)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(Statement::Set {
+                name,
+                value: Some(value),
+                local,
+            })
         }
         ast::Set::SetTimeZone { local, value } => Ok(Statement::Set {
             name: "timezone".into(),
             value: Some(flatten_set_value(value)),
             local: *local,
         }),
-        _ => Err(QueryError::not_supported("this form of SET is not supported")),
+        _ => Err(QueryError::not_supported(
+            "this form of SET is not supported",
+        )),
     }
 }
 
@@ -464,7 +531,12 @@ impl StatementCache {
 
     /// The plan of `sql` if it is one SELECT, from the cache or freshly planned. Anything
     /// else (SET, several statements) is planned each time and not cached.
-    pub fn parse(&mut self, sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Result<Vec<Statement>> {
+    pub fn parse(
+        &mut self,
+        sql: &str,
+        param_types: &[Option<Type>],
+        catalog: &Catalog,
+    ) -> Result<Vec<Statement>> {
         let key = (sql.to_owned(), param_types.to_vec());
         if let Some(p) = self.map.get(&key) {
             return Ok(vec![Statement::Query(p.clone())]);
@@ -485,9 +557,16 @@ impl StatementCache {
     }
 }
 
+/// A row in text form (None = NULL).
+pub type TextRow = Vec<Option<String>>;
+
 /// Runs one SELECT and returns its rows as text (NULL = None): a convenience for tests and
 /// tools.
-pub fn query_text(sql: &str, catalog: &Catalog, session: &mut dyn Session) -> Result<(Vec<Column>, Vec<Vec<Option<String>>>)> {
+pub fn query_text(
+    sql: &str,
+    catalog: &Catalog,
+    session: &mut dyn Session,
+) -> Result<(Vec<Column>, Vec<TextRow>)> {
     let p = prepare(sql, &[], catalog)?;
     let mut rows = p.execute(Vec::new(), session);
     let mut out = Vec::new();
@@ -501,6 +580,9 @@ pub fn query_text(sql: &str, catalog: &Catalog, session: &mut dyn Session) -> Re
 /// The built-in functions: name, argument types, result type and volatility (a `pg_proc`
 /// listing; special forms such as `coalesce`, `concat`, `extract` and the aggregates are
 /// resolved by the planner and not listed).
-pub fn builtin_functions() -> impl Iterator<Item = (&'static str, &'static [Type], Type, Volatility)> {
-    func::BUILTINS.iter().map(|b| (b.name, b.args, b.ret, b.volatility))
+pub fn builtin_functions() -> impl Iterator<Item = (&'static str, &'static [Type], Type, Volatility)>
+{
+    func::BUILTINS
+        .iter()
+        .map(|b| (b.name, b.args, b.ret, b.volatility))
 }

@@ -371,7 +371,10 @@ impl Numeric {
 
     /// Truncated quotient (for `div` and `mod`).
     fn trunc_div(&self, other: &Numeric) -> Result<BigInt> {
-        let ((a, sa), (b, sb)) = (self.parts().expect("finite"), other.parts().expect("finite"));
+        let ((a, sa), (b, sb)) = (
+            self.parts().expect("finite"),
+            other.parts().expect("finite"),
+        );
         if b.is_zero() {
             return Err(QueryError::division_by_zero());
         }
@@ -586,14 +589,20 @@ impl Numeric {
     pub fn pow(&self, y: &Numeric) -> Result<Numeric> {
         if self.is_nan() || y.is_nan() {
             let one = Numeric::from_i64(1);
-            if self.cmp_num(&one) == Ordering::Equal || y.cmp_num(&Numeric::zero()) == Ordering::Equal {
+            if self.cmp_num(&one) == Ordering::Equal
+                || y.cmp_num(&Numeric::zero()) == Ordering::Equal
+            {
                 return Ok(one);
             }
             return Ok(Numeric::NaN);
         }
         let ((m, s), (ym, ys)) = match (self.parts(), y.parts()) {
             (Some(a), Some(b)) => (a, b),
-            _ => return Err(QueryError::not_supported("power() of an infinite numeric is not supported")),
+            _ => {
+                return Err(QueryError::not_supported(
+                    "power() of an infinite numeric is not supported",
+                ))
+            }
         };
         if m.is_zero() {
             if ym.is_negative() {
@@ -616,7 +625,12 @@ impl Numeric {
         }
         let log10_abs = self.abs().to_f64().log10();
         let yf = y.to_f64();
-        let overflow = || QueryError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "value overflows numeric format");
+        let overflow = || {
+            QueryError::new(
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                "value overflows numeric format",
+            )
+        };
         if integral {
             if let Some(e) = y.to_bigint().and_then(|b| b.to_i32()) {
                 let f = e as f64 * log10_abs;
@@ -759,8 +773,14 @@ mod tests {
 
     #[test]
     fn scales_follow_numeric_c() {
-        assert_eq!(n("1").div(&n("3")).unwrap().to_string(), "0.33333333333333333333");
-        assert_eq!(n("10").div(&n("4")).unwrap().to_string(), "2.5000000000000000");
+        assert_eq!(
+            n("1").div(&n("3")).unwrap().to_string(),
+            "0.33333333333333333333"
+        );
+        assert_eq!(
+            n("10").div(&n("4")).unwrap().to_string(),
+            "2.5000000000000000"
+        );
         assert_eq!(n("1.50").add(&n("2.5")).unwrap().to_string(), "4.00");
         assert_eq!(n("1.5").mul(&n("2.25")).unwrap().to_string(), "3.375");
         assert_eq!(n("2").sqrt().unwrap().to_string(), "1.414213562373095");
@@ -772,9 +792,18 @@ mod tests {
         assert_eq!(n("-7.5").rem(&n("2")).unwrap().to_string(), "-1.5");
         assert_eq!(Numeric::from_f64(0.1).to_string(), "0.1");
         assert_eq!(n("-1.5").floor().to_string(), "-2");
-        assert_eq!(n("2").pow(&n("0.5")).unwrap().to_string(), "1.4142135623730950");
-        assert_eq!(n("2.0").pow(&n("3")).unwrap().to_string(), "8.0000000000000000");
-        assert_eq!(n("2").pow(&n("-2")).unwrap().to_string(), "0.2500000000000000");
+        assert_eq!(
+            n("2").pow(&n("0.5")).unwrap().to_string(),
+            "1.4142135623730950"
+        );
+        assert_eq!(
+            n("2.0").pow(&n("3")).unwrap().to_string(),
+            "8.0000000000000000"
+        );
+        assert_eq!(
+            n("2").pow(&n("-2")).unwrap().to_string(),
+            "0.2500000000000000"
+        );
         assert_eq!(n("1.2").ceil().to_string(), "2");
     }
 

@@ -165,9 +165,8 @@ impl Type {
         if self == to || self == Type::Unknown {
             return true;
         }
-        match (self.numeric_rank(), to.numeric_rank()) {
-            (Some(a), Some(b)) => return a < b,
-            _ => {}
+        if let (Some(a), Some(b)) = (self.numeric_rank(), to.numeric_rank()) {
+            return a < b;
         }
         matches!(
             (self, to),

@@ -209,7 +209,10 @@ fn parse_int(text: &str, ty: Type) -> Result<i64> {
     let range = || {
         QueryError::new(
             sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
-            format!("value \"{text}\" is out of range for type {}", ty.sql_name()),
+            format!(
+                "value \"{text}\" is out of range for type {}",
+                ty.sql_name()
+            ),
         )
     };
     let mut v: i128 = 0;
@@ -261,7 +264,8 @@ pub(crate) fn from_text(text: &str, ty: Type, cx: CastCtx<'_>) -> Result<Datum> 
         Type::Int4 => Datum::Int4(parse_int(text, ty)? as i32),
         Type::Int8 => Datum::Int8(parse_int(text, ty)?),
         Type::Oid => {
-            let v = parse_int(text, Type::Int8).map_err(|_| QueryError::invalid_input("oid", text))?;
+            let v =
+                parse_int(text, Type::Int8).map_err(|_| QueryError::invalid_input("oid", text))?;
             if v < -(u32::MAX as i64) || v > u32::MAX as i64 {
                 return Err(QueryError::new(
                     sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
@@ -277,7 +281,9 @@ pub(crate) fn from_text(text: &str, ty: Type, cx: CastCtx<'_>) -> Result<Datum> 
         Type::Timestamptz => Datum::Timestamptz(datetime::parse_timestamptz(text, cx.tz, cx.now)?),
         Type::Interval => Datum::Interval(datetime::parse_interval(text)?),
         Type::TextArray => {
-            return Err(QueryError::not_supported("input of type text[] is not supported"))
+            return Err(QueryError::not_supported(
+                "input of type text[] is not supported",
+            ))
         }
         Type::Void => Datum::Void,
     })
@@ -328,16 +334,24 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
         return Ok(Datum::Text(d.to_text(cx.tz).unwrap_or_default()));
     }
     if to == Type::Name {
-        return Ok(Datum::Text(truncate_name(&d.to_text(cx.tz).unwrap_or_default())));
+        return Ok(Datum::Text(truncate_name(
+            &d.to_text(cx.tz).unwrap_or_default(),
+        )));
     }
     if let Datum::Text(s) = &d {
         return from_text(s, to, cx);
     }
     let int_range = |v: i128, to: Type| -> Result<Datum> {
         Ok(match to {
-            Type::Int2 => Datum::Int2(i16::try_from(v).map_err(|_| QueryError::out_of_range("smallint"))?),
-            Type::Int4 => Datum::Int4(i32::try_from(v).map_err(|_| QueryError::out_of_range("integer"))?),
-            Type::Int8 => Datum::Int8(i64::try_from(v).map_err(|_| QueryError::out_of_range("bigint"))?),
+            Type::Int2 => {
+                Datum::Int2(i16::try_from(v).map_err(|_| QueryError::out_of_range("smallint"))?)
+            }
+            Type::Int4 => {
+                Datum::Int4(i32::try_from(v).map_err(|_| QueryError::out_of_range("integer"))?)
+            }
+            Type::Int8 => {
+                Datum::Int8(i64::try_from(v).map_err(|_| QueryError::out_of_range("bigint"))?)
+            }
             Type::Numeric => Datum::Numeric(Numeric::from_i128(v)),
             Type::Float8 => Datum::Float8(v as f64),
             Type::Oid => Datum::Oid(
@@ -366,7 +380,9 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
                 };
                 match &n {
                     Numeric::NaN => {
-                        return Err(QueryError::not_supported(format!("cannot convert NaN to {what}")))
+                        return Err(QueryError::not_supported(format!(
+                            "cannot convert NaN to {what}"
+                        )))
                     }
                     Numeric::PosInf | Numeric::NegInf => {
                         return Err(QueryError::not_supported(format!(
@@ -375,7 +391,9 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
                     }
                     _ => {}
                 }
-                let v = n.to_i64_round().ok_or_else(|| QueryError::out_of_range(what))?;
+                let v = n
+                    .to_i64_round()
+                    .ok_or_else(|| QueryError::out_of_range(what))?;
                 int_range(v as i128, to)
             }
             _ => Err(cannot_cast(from, to)),
@@ -389,7 +407,8 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
                     _ => "bigint",
                 };
                 let r = f.round_ties_even();
-                if r.is_nan() || !(-9.223372036854775808e18..9.223372036854775808e18).contains(&r) {
+                if r.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r)
+                {
                     return Err(QueryError::out_of_range(what));
                 }
                 int_range(r as i64 as i128, to)
@@ -499,9 +518,16 @@ mod tests {
         assert_eq!(parse_int("-0b101", Type::Int4).unwrap(), -5);
         assert_eq!(parse_int("1_000", Type::Int4).unwrap(), 1000);
         for bad in ["1__0", "_1", "1_", "0x", "0xG"] {
-            assert_eq!(parse_int(bad, Type::Int4).unwrap_err().sqlstate, "22P02", "{bad}");
+            assert_eq!(
+                parse_int(bad, Type::Int4).unwrap_err().sqlstate,
+                "22P02",
+                "{bad}"
+            );
         }
-        assert_eq!(parse_int("x", Type::Int4).unwrap_err().message, "invalid input syntax for type integer: \"x\"");
+        assert_eq!(
+            parse_int("x", Type::Int4).unwrap_err().message,
+            "invalid input syntax for type integer: \"x\""
+        );
         assert_eq!(
             parse_int("99999", Type::Int2).unwrap_err().message,
             "value \"99999\" is out of range for type smallint"

@@ -5,7 +5,8 @@
 //!
 //! PostgreSQL 15 is started with `runuser -u postgres` from /usr/lib/postgresql/15/bin in a
 //! temporary directory (C locale, UTC); the client is a minimal v3 simple-query client over
-//! its Unix socket. Without PostgreSQL 15 the test is reported as ignored, and says why.
+//! its Unix socket. Without PostgreSQL 15 the test is reported as ignored, and says why
+//! (`PGIPC_PG15_BIN` points at another bin directory).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -16,7 +17,13 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use pgipc_query::{Catalog, GucSession, Session, Statement};
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where PostgreSQL 15's programs are (`PGIPC_PG15_BIN` overrides it).
+fn pg_bin() -> PathBuf {
+    std::env::var_os("PGIPC_PG15_BIN").map_or_else(
+        || PathBuf::from("/usr/lib/postgresql/15/bin"),
+        PathBuf::from,
+    )
+}
 
 /// Statements whose PostgreSQL 15 answer differs from PostgreSQL 18's (the reference this
 /// crate follows), or that this crate answers differently by design.
@@ -64,7 +71,12 @@ impl Pg {
         let mut pg = Pg { s };
         let mut body = Vec::new();
         body.extend_from_slice(&196608u32.to_be_bytes());
-        for (k, v) in [("user", "postgres"), ("database", "postgres"), ("TimeZone", "UTC"), ("client_encoding", "UTF8")] {
+        for (k, v) in [
+            ("user", "postgres"),
+            ("database", "postgres"),
+            ("TimeZone", "UTC"),
+            ("client_encoding", "UTF8"),
+        ] {
             body.extend_from_slice(k.as_bytes());
             body.push(0);
             body.extend_from_slice(v.as_bytes());
@@ -129,7 +141,9 @@ impl Pg {
                         if l < 0 {
                             row.push(None);
                         } else {
-                            row.push(Some(String::from_utf8_lossy(&b[i..i + l as usize]).into_owned()));
+                            row.push(Some(
+                                String::from_utf8_lossy(&b[i..i + l as usize]).into_owned(),
+                            ));
                             i += l as usize;
                         }
                     }
@@ -140,7 +154,10 @@ impl Pg {
                     out = Some(if columns.is_empty() && !tag.starts_with("SELECT") {
                         Outcome::Command(tag)
                     } else {
-                        Outcome::Rows { columns: std::mem::take(&mut columns), rows: std::mem::take(&mut rows) }
+                        Outcome::Rows {
+                            columns: std::mem::take(&mut columns),
+                            rows: std::mem::take(&mut rows),
+                        }
                     });
                 }
                 b'E' => {
@@ -158,7 +175,11 @@ impl Pg {
                         }
                         i = end + 1;
                     }
-                    out = Some(Outcome::Error { sqlstate: code, message: m, position: p });
+                    out = Some(Outcome::Error {
+                        sqlstate: code,
+                        message: m,
+                        position: p,
+                    });
                 }
                 b'Z' => return Ok(out.unwrap_or(Outcome::Command(String::new()))),
                 _ => {}
@@ -184,7 +205,10 @@ impl Drop for Server {
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
             .unwrap_or(0);
         if pid > 0 {
-            let _ = Command::new("kill").arg("-INT").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(pid.to_string())
+                .status();
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -200,12 +224,19 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(54329)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(54329)
 }
 
 fn start_pg15() -> Result<Server, String> {
-    if !Path::new(PG_BIN).join("postgres").exists() {
-        return Err(format!("PostgreSQL 15 is not installed ({PG_BIN}/postgres is missing)"));
+    let bin = pg_bin();
+    if !bin.join("postgres").exists() {
+        return Err(format!(
+            "PostgreSQL 15 is not installed ({}/postgres is missing)",
+            bin.display()
+        ));
     }
     let dir = std::env::temp_dir().join(format!("pgipc-query-diff-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -216,11 +247,20 @@ fn start_pg15() -> Result<Server, String> {
     }
     let as_pg = |cmd: &str| {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(Path::new(PG_BIN).join(cmd));
+        c.args(["-u", "postgres", "--"]).arg(bin.join(cmd));
         c
     };
     let st = as_pg("initdb")
-        .args(["-A", "trust", "-U", "postgres", "--no-locale", "-E", "UTF8", "-D"])
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-locale",
+            "-E",
+            "UTF8",
+            "-D",
+        ])
         .arg(dir.join("pg-data"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -235,13 +275,25 @@ fn start_pg15() -> Result<Server, String> {
         .arg(dir.join("pg-data"))
         .arg("-k")
         .arg(&sock)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=", "-c", "fsync=off"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "fsync=off",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("pg.log")).map_err(|e| e.to_string())?)
         .spawn()
         .map_err(|e| format!("postgres: {e}"))?;
-    let server = Server { dir, sock, port, child };
+    let server = Server {
+        dir,
+        sock,
+        port,
+        child,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(mut c) = Pg::connect(&server.sock, server.port) {
@@ -259,7 +311,11 @@ fn start_pg15() -> Result<Server, String> {
 // ---------------------------------------------------------------- this crate
 
 fn ours(sql: &str, catalog: &Catalog, session: &mut GucSession) -> Outcome {
-    let err = |e: pgipc_query::QueryError| Outcome::Error { sqlstate: e.sqlstate.to_owned(), message: e.message, position: e.position };
+    let err = |e: pgipc_query::QueryError| Outcome::Error {
+        sqlstate: e.sqlstate.to_owned(),
+        message: e.message,
+        position: e.position,
+    };
     let stmts = match pgipc_query::parse(sql, &[], catalog) {
         Ok(s) => s,
         Err(e) => return err(e),
@@ -268,7 +324,11 @@ fn ours(sql: &str, catalog: &Catalog, session: &mut GucSession) -> Outcome {
     for st in stmts {
         last = match st {
             Statement::Query(p) => {
-                let columns = p.columns().iter().map(|c| (c.name.clone(), c.ty.oid(), c.ty.typlen())).collect();
+                let columns = p
+                    .columns()
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty.oid(), c.ty.typlen()))
+                    .collect();
                 let mut rows_out = Vec::new();
                 let mut rows = p.execute(Vec::new(), &*session);
                 loop {
@@ -281,7 +341,10 @@ fn ours(sql: &str, catalog: &Catalog, session: &mut GucSession) -> Outcome {
                         Err(e) => return err(e),
                     }
                 }
-                Outcome::Rows { columns, rows: rows_out }
+                Outcome::Rows {
+                    columns,
+                    rows: rows_out,
+                }
             }
             Statement::Set { name, value, local } => {
                 match session.set_config(&name, value.as_deref().unwrap_or("DEFAULT"), local) {
@@ -311,8 +374,12 @@ fn main() {
     let server = match start_pg15() {
         Ok(s) => s,
         Err(why) => {
-            eprintln!("differential: SKIPPED, {why}: {} statements not compared", statements.len());
-            let trials = vec![Trial::test("differential_against_postgresql_15", || Ok(())).with_ignored_flag(true)];
+            eprintln!(
+                "differential: SKIPPED, {why}: {} statements not compared",
+                statements.len()
+            );
+            let trials = vec![Trial::test("differential_against_postgresql_15", || Ok(()))
+                .with_ignored_flag(true)];
             libtest_mimic::run(&args, trials).exit();
         }
     };
@@ -327,7 +394,11 @@ fn main() {
     // two sessions: a set_config must come before what reads it).
     let mut results = Vec::new();
     for sql in &statements {
-        let theirs = pg.query(sql).unwrap_or_else(|e| Outcome::Error { sqlstate: "client".into(), message: e.to_string(), position: None });
+        let theirs = pg.query(sql).unwrap_or_else(|e| Outcome::Error {
+            sqlstate: "client".into(),
+            message: e.to_string(),
+            position: None,
+        });
         let mine = ours(sql, &catalog, &mut session);
         results.push((sql.clone(), theirs, mine));
     }
@@ -350,7 +421,9 @@ fn main() {
             if theirs == mine || allow.is_some() {
                 Ok(())
             } else {
-                Err(Failed::from(format!("\n  PostgreSQL 15: {theirs:?}\n  pgipc-query:   {mine:?}")))
+                Err(Failed::from(format!(
+                    "\n  PostgreSQL 15: {theirs:?}\n  pgipc-query:   {mine:?}"
+                )))
             }
         }));
     }

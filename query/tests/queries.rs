@@ -23,7 +23,12 @@ fn check(catalog: &Catalog, sql: &str, expected: &[&str]) {
     let (_, rows) = query_text(sql, catalog, &mut s).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     let got: Vec<String> = rows
         .iter()
-        .map(|r| r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join("|"))
+        .map(|r| {
+            r.iter()
+                .map(|v| v.clone().unwrap_or_else(|| "NULL".into()))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
         .collect();
     assert_eq!(got, expected, "{sql}");
 }
@@ -31,7 +36,11 @@ fn check(catalog: &Catalog, sql: &str, expected: &[&str]) {
 fn check_err(catalog: &Catalog, sql: &str, sqlstate: &str, message: &str) -> QueryError {
     let mut s = session();
     let e = query_text(sql, catalog, &mut s).expect_err(sql);
-    assert_eq!((e.sqlstate, e.message.as_str()), (sqlstate, message), "{sql}");
+    assert_eq!(
+        (e.sqlstate, e.message.as_str()),
+        (sqlstate, message),
+        "{sql}"
+    );
     e
 }
 
@@ -39,16 +48,34 @@ fn check_err(catalog: &Catalog, sql: &str, sqlstate: &str, message: &str) -> Que
 fn joins_subqueries_and_ctes_are_refused_with_0a000() {
     let c = Catalog::new();
     for (sql, msg) in [
-        ("SELECT * FROM generate_series(1,2) a JOIN generate_series(1,2) b ON true", "JOIN is not supported"),
-        ("SELECT * FROM generate_series(1,2) a, generate_series(1,2) b", "FROM with more than one item (an implicit join) is not supported"),
+        (
+            "SELECT * FROM generate_series(1,2) a JOIN generate_series(1,2) b ON true",
+            "JOIN is not supported",
+        ),
+        (
+            "SELECT * FROM generate_series(1,2) a, generate_series(1,2) b",
+            "FROM with more than one item (an implicit join) is not supported",
+        ),
         ("SELECT (SELECT 1)", "subqueries are not supported"),
-        ("SELECT * FROM (SELECT 1) s", "subqueries in FROM are not supported"),
-        ("WITH t AS (SELECT 1) SELECT * FROM t", "WITH queries (CTEs) are not supported"),
+        (
+            "SELECT * FROM (SELECT 1) s",
+            "subqueries in FROM are not supported",
+        ),
+        (
+            "WITH t AS (SELECT 1) SELECT * FROM t",
+            "WITH queries (CTEs) are not supported",
+        ),
         ("SELECT 1 UNION SELECT 2", "UNION is not supported"),
         ("SELECT EXISTS (SELECT 1)", "subqueries are not supported"),
         ("SELECT 1 IN (SELECT 1)", "IN (subquery) is not supported"),
-        ("SELECT count(*) OVER () FROM generate_series(1,2)", "window functions are not supported"),
-        ("SELECT DISTINCT ON (1) 1", "SELECT DISTINCT ON is not supported"),
+        (
+            "SELECT count(*) OVER () FROM generate_series(1,2)",
+            "window functions are not supported",
+        ),
+        (
+            "SELECT DISTINCT ON (1) 1",
+            "SELECT DISTINCT ON is not supported",
+        ),
         ("SELECT 'x'::varchar", "type varchar is not supported"),
         ("SELECT now()::date", "type date is not supported"),
     ] {
@@ -56,22 +83,45 @@ fn joins_subqueries_and_ctes_are_refused_with_0a000() {
     }
     let e = parse("CREATE TABLE t (a int)", &[], &c).expect_err("create");
     assert_eq!(e.sqlstate, "0A000");
-    assert_eq!(e.message, "CREATE is not supported by pgipc: it has no tables");
+    assert_eq!(
+        e.message,
+        "CREATE is not supported by pgipc: it has no tables"
+    );
 }
 
 #[test]
 fn errors_carry_hint_and_position() {
     let c = Catalog::new();
-    let e = check_err(&c, "SELECT nosuch(1)", "42883", "function nosuch(integer) does not exist");
+    let e = check_err(
+        &c,
+        "SELECT nosuch(1)",
+        "42883",
+        "function nosuch(integer) does not exist",
+    );
     assert_eq!(e.hint.as_deref(), Some("No function matches the given name and argument types. You might need to add explicit type casts."));
     assert_eq!(e.position, Some(8));
     let e = check_err(&c, "SELECT 1 +", "42601", "syntax error at end of input");
     assert_eq!(e.position, Some(11));
-    let e = check_err(&c, "SELECT\n  1 FORM x", "42601", "syntax error at or near \"x\"");
+    let e = check_err(
+        &c,
+        "SELECT\n  1 FORM x",
+        "42601",
+        "syntax error at or near \"x\"",
+    );
     assert_eq!(e.position, Some(17));
-    let e = check_err(&c, "SELECT 'abc'::int", "22P02", "invalid input syntax for type integer: \"abc\"");
+    let e = check_err(
+        &c,
+        "SELECT 'abc'::int",
+        "22P02",
+        "invalid input syntax for type integer: \"abc\"",
+    );
     assert_eq!(e.position, Some(8));
-    check_err(&c, "SELECT x FROM generate_series(1,2)", "42703", "column \"x\" does not exist");
+    check_err(
+        &c,
+        "SELECT x FROM generate_series(1,2)",
+        "42703",
+        "column \"x\" does not exist",
+    );
     check_err(&c, "SELECT 2147483647 + 1", "22003", "integer out of range");
     check_err(&c, "SELECT 1/0", "22012", "division by zero");
 }
@@ -91,48 +141,90 @@ fn deep_nesting_is_a_clean_54001() {
         assert_eq!(e.message, "stack depth limit exceeded");
     }
     // Within the limits, nesting works.
-    check(&c, &format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40)), &["1"]);
+    check(
+        &c,
+        &format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40)),
+        &["1"],
+    );
     check(&c, &format!("SELECT 0{}", " + 1".repeat(2900)), &["2900"]);
     check(&c, &format!("SELECT {}true", "NOT ".repeat(400)), &["t"]);
-    check(&c, &format!("SELECT {}1{}", "abs(".repeat(300), ")".repeat(300)), &["1"]);
-    check(&c, &format!("SELECT true{}", " AND true".repeat(2000)), &["t"]);
+    check(
+        &c,
+        &format!("SELECT {}1{}", "abs(".repeat(300), ")".repeat(300)),
+        &["1"],
+    );
+    check(
+        &c,
+        &format!("SELECT true{}", " AND true".repeat(2000)),
+        &["t"],
+    );
 }
 
 #[test]
 fn generate_series_streams() {
     // A trillion rows: only a pull pipeline can return the first ones.
     let c = Catalog::new();
-    let p = prepare("SELECT n FROM generate_series(1, 1000000000000) n WHERE n % 2 = 0", &[], &c).unwrap();
+    let p = prepare(
+        "SELECT n FROM generate_series(1, 1000000000000) n WHERE n % 2 = 0",
+        &[],
+        &c,
+    )
+    .unwrap();
     let mut s = session();
     let mut rows = p.execute(Vec::new(), &s);
-    let first: Vec<Datum> = (0..3).map(|_| rows.next_row(&mut s).unwrap().unwrap()[0].clone()).collect();
+    let first: Vec<Datum> = (0..3)
+        .map(|_| rows.next_row(&mut s).unwrap().unwrap()[0].clone())
+        .collect();
     assert_eq!(first, vec![Datum::Int8(2), Datum::Int8(4), Datum::Int8(6)]);
-    check(&c, "SELECT n FROM generate_series(1, 1000000000000) n LIMIT 2 OFFSET 5", &["6", "7"]);
+    check(
+        &c,
+        "SELECT n FROM generate_series(1, 1000000000000) n LIMIT 2 OFFSET 5",
+        &["6", "7"],
+    );
     // A million rows counted without holding them.
-    check(&c, "SELECT count(*), sum(n) FROM generate_series(1, 1000000) n", &["1000000|500000500000"]);
+    check(
+        &c,
+        "SELECT count(*), sum(n) FROM generate_series(1, 1000000) n",
+        &["1000000|500000500000"],
+    );
 }
 
 #[test]
 fn parameters_are_typed_and_inferred() {
     let c = Catalog::new();
-    let p = prepare("SELECT $1 + 1, $2 || 'x', $3::int8", &[None, None, None], &c).unwrap();
+    let p = prepare(
+        "SELECT $1 + 1, $2 || 'x', $3::int8",
+        &[None, None, None],
+        &c,
+    )
+    .unwrap();
     assert_eq!(p.param_types(), &[Type::Int4, Type::Text, Type::Int8]);
     let p2 = prepare("SELECT $1 + 1", &[Some(Type::Numeric)], &c).unwrap();
     assert_eq!(p2.param_types(), &[Type::Numeric]);
     assert_eq!(p2.columns()[0].ty, Type::Numeric);
     let mut s = session();
-    let params = p.params_from_text(&[Some("41"), None, Some("7")], &s).unwrap();
+    let params = p
+        .params_from_text(&[Some("41"), None, Some("7")], &s)
+        .unwrap();
     let mut rows = p.execute(params, &s);
     let r = rows.next_row(&mut s).unwrap().unwrap();
     assert_eq!(r, vec![Datum::Int4(42), Datum::Null, Datum::Int8(7)]);
     assert!(rows.next_row(&mut s).unwrap().is_none());
-    let e = p.params_from_text(&[Some("x"), None, None], &s).unwrap_err();
+    let e = p
+        .params_from_text(&[Some("x"), None, None], &s)
+        .unwrap_err();
     assert_eq!(e.message, "invalid input syntax for type integer: \"x\"");
     // An unknown parameter in the target list is text, as in PostgreSQL 10+ ...
-    assert_eq!(prepare("SELECT $1", &[], &c).unwrap().param_types(), &[Type::Text]);
+    assert_eq!(
+        prepare("SELECT $1", &[], &c).unwrap().param_types(),
+        &[Type::Text]
+    );
     // ... but one nothing constrains is an error.
     let e = prepare("SELECT $1 IS NULL", &[], &c).unwrap_err();
-    assert_eq!((e.sqlstate, e.message.as_str()), ("42P18", "could not determine data type of parameter $1"));
+    assert_eq!(
+        (e.sqlstate, e.message.as_str()),
+        ("42P18", "could not determine data type of parameter $1")
+    );
     // LIMIT from a parameter.
     let p = prepare("SELECT n FROM generate_series(1, 10) n LIMIT $1", &[], &c).unwrap();
     assert_eq!(p.param_types(), &[Type::Int8]);
@@ -148,13 +240,29 @@ struct Backends;
 
 impl View for Backends {
     fn columns(&self) -> Vec<Column> {
-        vec![Column::new("pid", Type::Int4), Column::new("state", Type::Text), Column::new("backend_start", Type::Timestamptz)]
+        vec![
+            Column::new("pid", Type::Int4),
+            Column::new("state", Type::Text),
+            Column::new("backend_start", Type::Timestamptz),
+        ]
     }
     fn scan(&self, _: &mut dyn Session) -> pgipc_query::Result<RowIter> {
         let rows = vec![
-            Ok(vec![Datum::Int4(101), Datum::Text("active".into()), Datum::Timestamptz(0)]),
-            Ok(vec![Datum::Int4(102), Datum::Text("idle".into()), Datum::Null]),
-            Ok(vec![Datum::Int4(103), Datum::Text("idle".into()), Datum::Timestamptz(86_400_000_000)]),
+            Ok(vec![
+                Datum::Int4(101),
+                Datum::Text("active".into()),
+                Datum::Timestamptz(0),
+            ]),
+            Ok(vec![
+                Datum::Int4(102),
+                Datum::Text("idle".into()),
+                Datum::Null,
+            ]),
+            Ok(vec![
+                Datum::Int4(103),
+                Datum::Text("idle".into()),
+                Datum::Timestamptz(86_400_000_000),
+            ]),
         ];
         Ok(Box::new(rows.into_iter()))
     }
@@ -188,7 +296,13 @@ fn catalog() -> (Catalog, Rc<Cell<i32>>) {
                 seen.set(pid);
                 return Ok(Datum::Bool(true));
             }
-            s.notice("WARNING", QueryError::new("01000", format!("PID {pid} is not a PostgreSQL backend process")));
+            s.notice(
+                "WARNING",
+                QueryError::new(
+                    "01000",
+                    format!("PID {pid} is not a PostgreSQL backend process"),
+                ),
+            );
             Ok(Datum::Bool(false))
         }),
     });
@@ -208,22 +322,67 @@ fn views_and_server_functions_come_from_the_catalog() {
     let (c, cancelled) = catalog();
     check(&c, "SELECT pg_backend_pid()", &["4242"]);
     check(&c, "SELECT current_user, user", &["postgres|postgres"]);
-    check_err(&c, "SELECT session_user", "42883", "function session_user() does not exist");
-    check(&c, "SELECT * FROM pg_stat_activity ORDER BY pid DESC LIMIT 1", &["103|idle|2000-01-02 00:00:00+00"]);
-    check(&c, "SELECT state, count(*) FROM pg_stat_activity GROUP BY state ORDER BY 2 DESC", &["idle|2", "active|1"]);
-    check(&c, "SELECT a.pid FROM pg_catalog.pg_stat_activity a WHERE a.backend_start IS NULL", &["102"]);
-    check(&c, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND pid < 103", &["t"]);
+    check_err(
+        &c,
+        "SELECT session_user",
+        "42883",
+        "function session_user() does not exist",
+    );
+    check(
+        &c,
+        "SELECT * FROM pg_stat_activity ORDER BY pid DESC LIMIT 1",
+        &["103|idle|2000-01-02 00:00:00+00"],
+    );
+    check(
+        &c,
+        "SELECT state, count(*) FROM pg_stat_activity GROUP BY state ORDER BY 2 DESC",
+        &["idle|2", "active|1"],
+    );
+    check(
+        &c,
+        "SELECT a.pid FROM pg_catalog.pg_stat_activity a WHERE a.backend_start IS NULL",
+        &["102"],
+    );
+    check(
+        &c,
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND pid < 103",
+        &["t"],
+    );
     assert_eq!(cancelled.get(), 102);
     let mut s = session();
     let (_, rows) = query_text("SELECT pg_cancel_backend(7)", &c, &mut s).unwrap();
     assert_eq!(rows, vec![vec![Some("f".to_owned())]]);
     assert_eq!(s.notices.len(), 1);
-    assert_eq!(s.notices[0].1.message, "PID 7 is not a PostgreSQL backend process");
+    assert_eq!(
+        s.notices[0].1.message,
+        "PID 7 is not a PostgreSQL backend process"
+    );
     let p = prepare("SELECT * FROM pg_stat_activity", &[], &c).unwrap();
-    let cols: Vec<(String, u32)> = p.columns().iter().map(|c| (c.name.clone(), c.ty.oid())).collect();
-    assert_eq!(cols, vec![("pid".into(), 23), ("state".into(), 25), ("backend_start".into(), 1184)]);
-    check_err(&c, "SELECT * FROM pg_nosuch", "42P01", "relation \"pg_nosuch\" does not exist");
-    check_err(&c, "SELECT pg_cancel_backend('x')", "22P02", "invalid input syntax for type integer: \"x\"");
+    let cols: Vec<(String, u32)> = p
+        .columns()
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.oid()))
+        .collect();
+    assert_eq!(
+        cols,
+        vec![
+            ("pid".into(), 23),
+            ("state".into(), 25),
+            ("backend_start".into(), 1184)
+        ]
+    );
+    check_err(
+        &c,
+        "SELECT * FROM pg_nosuch",
+        "42P01",
+        "relation \"pg_nosuch\" does not exist",
+    );
+    check_err(
+        &c,
+        "SELECT pg_cancel_backend('x')",
+        "22P02",
+        "invalid input syntax for type integer: \"x\"",
+    );
     check_err(&c, "SELECT state FROM pg_stat_activity GROUP BY pid", "42803",
         "column \"pg_stat_activity.state\" must appear in the GROUP BY clause or be used in an aggregate function");
 }
@@ -231,14 +390,33 @@ fn views_and_server_functions_come_from_the_catalog() {
 #[test]
 fn session_settings_and_clock() {
     let c = Catalog::new();
-    check(&c, "SELECT now(), current_timestamp = statement_timestamp()", &["2026-12-01 23:15:01.213456+00|t"]);
-    check(&c, "SELECT current_setting('TimeZone'), set_config('TimeZone', 'Asia/Tokyo', false), now()",
-        &["UTC|Asia/Tokyo|2026-12-02 08:15:01.213456+09"]);
-    check(&c, "SELECT set_config('TimeZone', '+02', false), '2026-12-01 12:00+00'::timestamptz", &["+02|2026-12-01 14:00:00+02"]);
+    check(
+        &c,
+        "SELECT now(), current_timestamp = statement_timestamp()",
+        &["2026-12-01 23:15:01.213456+00|t"],
+    );
+    check(
+        &c,
+        "SELECT current_setting('TimeZone'), set_config('TimeZone', 'Asia/Tokyo', false), now()",
+        &["UTC|Asia/Tokyo|2026-12-02 08:15:01.213456+09"],
+    );
+    check(
+        &c,
+        "SELECT set_config('TimeZone', '+02', false), '2026-12-01 12:00+00'::timestamptz",
+        &["+02|2026-12-01 14:00:00+02"],
+    );
     let mut s = session();
     query_text("SELECT set_config('work_mem', '64MB', false)", &c, &mut s).unwrap();
-    assert_eq!(s.current_setting("work_mem", false).unwrap().as_deref(), Some("64MB"));
-    check_err(&c, "SELECT set_config('port', '1', false)", "55P02", "parameter \"port\" cannot be changed without restarting the server");
+    assert_eq!(
+        s.current_setting("work_mem", false).unwrap().as_deref(),
+        Some("64MB")
+    );
+    check_err(
+        &c,
+        "SELECT set_config('port', '1', false)",
+        "55P02",
+        "parameter \"port\" cannot be changed without restarting the server",
+    );
 }
 
 #[test]
@@ -250,7 +428,9 @@ fn statements_other_than_select() {
             .into_iter()
             .map(|s| match s {
                 Statement::Query(p) => format!("query {}", p.columns()[0].name),
-                Statement::Set { name, value, local } => format!("set {name}={value:?} local={local}"),
+                Statement::Set { name, value, local } => {
+                    format!("set {name}={value:?} local={local}")
+                }
                 Statement::Reset(n) => format!("reset {n:?}"),
                 Statement::ShowAll => "show all".into(),
                 Statement::Transaction(t) => t.into(),
@@ -260,15 +440,29 @@ fn statements_other_than_select() {
     };
     assert_eq!(names("SHOW work_mem"), ["query work_mem"]);
     assert_eq!(names("SHOW ALL"), ["show all"]);
-    assert_eq!(names("SET work_mem = '8MB'; SET LOCAL search_path TO a, b"), [
-        "set work_mem=Some(\"8MB\") local=false",
-        "set search_path=Some(\"a, b\") local=true"
-    ]);
-    assert_eq!(names("SET work_mem TO DEFAULT"), ["set work_mem=None local=false"]);
-    assert_eq!(names("BEGIN; COMMIT; ROLLBACK"), ["BEGIN", "COMMIT", "ROLLBACK"]);
+    assert_eq!(
+        names("SET work_mem = '8MB'; SET LOCAL search_path TO a, b"),
+        [
+            "set work_mem=Some(\"8MB\") local=false",
+            "set search_path=Some(\"a, b\") local=true"
+        ]
+    );
+    assert_eq!(
+        names("SET work_mem TO DEFAULT"),
+        ["set work_mem=None local=false"]
+    );
+    assert_eq!(
+        names("BEGIN; COMMIT; ROLLBACK"),
+        ["BEGIN", "COMMIT", "ROLLBACK"]
+    );
     assert_eq!(names("  -- nothing\n"), ["empty"]);
     check(&c, "SHOW work_mem", &["4MB"]);
-    check_err(&c, "SHOW nosuch", "42704", "unrecognized configuration parameter \"nosuch\"");
+    check_err(
+        &c,
+        "SHOW nosuch",
+        "42704",
+        "unrecognized configuration parameter \"nosuch\"",
+    );
 }
 
 #[test]
@@ -298,9 +492,26 @@ fn result_columns_carry_oids_and_lengths() {
         &c,
     )
     .unwrap();
-    let got: Vec<(u32, i16)> = p.columns().iter().map(|c| (c.ty.oid(), c.ty.typlen())).collect();
+    let got: Vec<(u32, i16)> = p
+        .columns()
+        .iter()
+        .map(|c| (c.ty.oid(), c.ty.typlen()))
+        .collect();
     assert_eq!(
         got,
-        vec![(21, 2), (23, 4), (20, 8), (1700, -1), (701, 8), (25, -1), (16, 1), (1184, 8), (1186, 16), (25, -1), (25, -1), (19, 64)]
+        vec![
+            (21, 2),
+            (23, 4),
+            (20, 8),
+            (1700, -1),
+            (701, 8),
+            (25, -1),
+            (16, 1),
+            (1184, 8),
+            (1186, 16),
+            (25, -1),
+            (25, -1),
+            (19, 64)
+        ]
     );
 }
