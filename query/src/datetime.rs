@@ -575,7 +575,9 @@ pub fn parse_timestamptz(text: &str, tz: &TimeZone, now: i64) -> Result<i64> {
             )
         })?;
     let ts = match (offset, named) {
-        (Some(o), _) => local - o as i64 * USECS_PER_SEC,
+        (Some(o), _) => local
+            .checked_sub(o as i64 * USECS_PER_SEC)
+            .ok_or_else(ts_out_of_range)?,
         (None, Some(z)) => z.local_to_utc(local)?,
         (None, None) => tz.local_to_utc(local)?,
     };
@@ -930,8 +932,9 @@ pub fn ts_plus_interval(ts: i64, iv: &Interval, tz: &TimeZone) -> Result<i64> {
     }
     if iv.days != 0 {
         let (local, _) = tz.utc_to_local(ts);
-        let local = local
-            .checked_add(iv.days as i64 * USECS_PER_DAY)
+        let local = (iv.days as i64)
+            .checked_mul(USECS_PER_DAY)
+            .and_then(|d| local.checked_add(d))
             .ok_or_else(ts_out_of_range)?;
         ts = tz.local_to_utc(check_ts(local)?)?;
     }

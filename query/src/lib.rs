@@ -456,6 +456,15 @@ fn plan_statement(
             }
         }
         S::Set(set) => plan_set(set),
+        S::Reset(r) => match &r.reset {
+            ast::Reset::ALL => Ok(Statement::Reset(None)),
+            ast::Reset::SessionAuthorization => {
+                Ok(Statement::Reset(Some("session_authorization".into())))
+            }
+            ast::Reset::ConfigurationParameter(n) => Ok(Statement::Reset(Some(
+                n.to_string().trim_matches('"').to_lowercase(),
+            ))),
+        },
         S::StartTransaction { .. } => Ok(Statement::Transaction("BEGIN")),
         S::Commit { .. } => Ok(Statement::Transaction("COMMIT")),
         S::Rollback { .. } => Ok(Statement::Transaction("ROLLBACK")),

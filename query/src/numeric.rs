@@ -645,6 +645,11 @@ impl Numeric {
                     return Ok(Numeric::new(BigInt::zero(), rscale));
                 }
                 let ue = e.unsigned_abs() as usize;
+                let digits = m.magnitude().bits() as usize / 3 + 1;
+                if digits.saturating_mul(ue) > 20_000 {
+                    // Too long to compute exactly: the general method below, to rscale.
+                    return self.pow_general(y, rscale);
+                }
                 let p = Numeric::new(num_traits::pow(m.clone(), ue), s.saturating_mul(ue as u32));
                 return if e >= 0 {
                     Ok(Numeric::new(p.rescaled(rscale), rscale))
@@ -665,9 +670,34 @@ impl Numeric {
             .max(s as i64)
             .max(ys as i64)
             .clamp(0, MAX_DISPLAY_SCALE) as u32;
-        // Fixed point with p digits after the point: enough for rscale plus guard digits.
-        let p = rscale + dweight.max(0.0) as u32 + 30;
+        self.pow_general(y, rscale)
+    }
+
+    /// `x ^ y` as exp(y ln |x|) in fixed point, rounded to `rscale` (finite, nonzero x).
+    fn pow_general(&self, y: &Numeric, rscale: u32) -> Result<Numeric> {
+        let m = match self.parts() {
+            Some((m, _)) => m.clone(),
+            None => return Ok(Numeric::NaN),
+        };
+        let val = y.to_f64() * self.abs().to_f64().ln();
+        if !val.is_finite() || val.abs() > MAX_DISPLAY_SCALE as f64 * 3.01 {
+            if val < 0.0 {
+                return Ok(Numeric::new(BigInt::zero(), rscale));
+            }
+            return Err(QueryError::new(
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                "value overflows numeric format",
+            ));
+        }
+        let dweight = val * std::f64::consts::LOG10_E;
+        // Fixed point with p digits after the point: rscale, the result's integer digits, the
+        // digits below the point of a small |x|, and guard digits.
+        let small_x = (-self.abs().to_f64().log10()).max(0.0) as u32;
+        let p = rscale + dweight.max(0.0) as u32 + small_x + 30;
         let x = self.abs().rescaled(p);
+        if !x.is_positive() {
+            return Ok(Numeric::new(BigInt::zero(), rscale));
+        }
         let ln = ln_fixed(&x, p);
         let prod = &ln * y.rescaled(p) / pow10(p);
         let mut r = exp_fixed(&prod, p);
@@ -695,7 +725,7 @@ fn ln_fixed(x: &BigInt, p: u32) -> BigInt {
     let mut term = t.clone();
     let mut sum = BigInt::zero();
     let mut n = 1u32;
-    while !term.is_zero() {
+    while !term.is_zero() && n < 1_000_000 {
         sum += &term / n;
         term = &term * &t2 / &one;
         n += 2;
@@ -718,7 +748,7 @@ fn exp_fixed(y: &BigInt, p: u32) -> BigInt {
     let mut n = 1u32;
     loop {
         term = &term * &z / &one / n;
-        if term.is_zero() {
+        if term.is_zero() || n > 1_000_000 {
             break;
         }
         sum += &term;

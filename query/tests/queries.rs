@@ -455,6 +455,10 @@ fn statements_other_than_select() {
         names("BEGIN; COMMIT; ROLLBACK"),
         ["BEGIN", "COMMIT", "ROLLBACK"]
     );
+    assert_eq!(
+        names("RESET work_mem; RESET ALL"),
+        ["reset Some(\"work_mem\")", "reset None"]
+    );
     assert_eq!(names("  -- nothing\n"), ["empty"]);
     check(&c, "SHOW work_mem", &["4MB"]);
     check_err(
@@ -514,4 +518,43 @@ fn result_columns_carry_oids_and_lengths() {
             (19, 64)
         ]
     );
+}
+
+#[test]
+fn pathological_values_end_quickly_with_an_answer_or_an_error() {
+    let c = Catalog::new();
+    for sql in [
+        "SELECT 1.0000001 ^ 2000000000",
+        "SELECT (-1.0000001) ^ 2000000001",
+        "SELECT 0.000000000000000000000000000000000000000000000001 ^ 0.5",
+        "SELECT 1e-300::numeric ^ 0.5",
+        "SELECT 9e300::numeric ^ 0.5",
+        "SELECT 2::numeric ^ 1000000",
+        "SELECT 0.5 ^ 100000",
+        "SELECT now() + interval '2000000000 days'",
+        "SELECT '294276-12-31 23:59:59+00'::timestamptz + interval '1 day'",
+        "SELECT '2000-01-01 00:00+15:59'::timestamptz - '294276-01-01+00'::timestamptz",
+        "SELECT round(1.5, 2147483647), round(1.5, -2147483648)",
+        "SELECT repeat('x', 2147483647)",
+        "SELECT lpad('x', 100000) IS NOT NULL",
+        "SELECT sqrt(1e131071::numeric) > 0",
+        "SELECT 1e131071::numeric * 1e131071::numeric",
+        "SELECT interval '178000000 years' * 100",
+        "SELECT make_interval(years => 2147483647)",
+        "SELECT -9223372036854775808::int8 / -1",
+    ] {
+        let t = std::time::Instant::now();
+        let mut s = session();
+        match query_text(sql, &c, &mut s) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.sqlstate.len(), 5, "{sql}: {e:?}"),
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{sql} took {:?}",
+            t.elapsed()
+        );
+    }
+    check(&c, "SELECT 1.5 ^ 2", &["2.2500000000000000"]);
+    check(&c, "SELECT (-2.0) ^ 3", &["-8.0000000000000000"]);
 }
