@@ -11,7 +11,7 @@
 //!       │ names, grouping checks  (42703, 42883 + HINT, 42804, 42725, 42803, 22P02 ...)
 //!       ▼
 //!  Prepared (a Plan: result columns with type OIDs, inferred $n parameter types)
-//!       │ execute(params, &mut dyn Session)
+//!       │ execute(params, &dyn Session), then next_row(&mut dyn Session) per row
 //!       ▼
 //!  Rows: a pull pipeline  source ─► WHERE ─► [GROUP BY/aggregates ─► HAVING] ─► targets
 //!        ─► [DISTINCT] ─► [ORDER BY] ─► OFFSET/LIMIT; rows are Datums, printed by
@@ -43,8 +43,18 @@
 //!
 //! What is not: joins, subqueries, CTEs, set operations, window functions (all 0A000 with
 //! a message saying so), tables, DML, other types (date, timestamp without time zone,
-//! real, varchar, json... are refused as not supported), collations other than C,
+//! real, varchar, json... are refused as not supported), collations other than C (text
+//! compares bytewise; upper/lower/ILIKE fold ASCII only, as PostgreSQL's C locale does),
 //! `to_char`, regular expressions. Nothing here touches shared memory or blocks.
+//!
+//! Not yet wired in: tcop still answers SQL with its own statement recogniser. The switch:
+//! the backend implements [`Session`] over its `pgipc_guc::Settings` (or uses
+//! [`GucSession`]), registers `version()`, `pg_backend_pid()`, `pg_cancel_backend()`... as
+//! [`ServerFunction`]s and `pg_settings`, `pg_stat_activity`... as [`View`]s in one
+//! [`Catalog`], answers Parse with [`prepare`] (reporting [`Prepared::param_types`] and
+//! [`Prepared::columns`] in ParameterDescription/RowDescription), Bind with
+//! [`Prepared::params_from_text`], and applies the [`Statement::Set`]/[`Statement::Reset`]/
+//! [`Statement::ShowAll`]/[`Statement::Transaction`] it gets back itself.
 //!
 //! Entry points: [`parse`] (text to [`Statement`]s), [`Prepared::execute`],
 //! [`Rows::next_row`], and [`StatementCache`] so a repeated `SELECT 1` skips parsing.
