@@ -23,12 +23,17 @@ thread_local! {
 fn check_error(sql: &str, e: &pgipc_query::QueryError) {
     assert_eq!(e.sqlstate.len(), 5, "{sql:?}: {e:?}");
     if let Some(p) = e.position {
-        assert!(p >= 1 && p as usize <= sql.chars().count() + 1, "{sql:?}: position {p}");
+        assert!(
+            p >= 1 && p as usize <= sql.chars().count() + 1,
+            "{sql:?}: position {p}"
+        );
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(sql) = std::str::from_utf8(data) else { return };
+    let Ok(sql) = std::str::from_utf8(data) else {
+        return;
+    };
     let catalog = Catalog::new();
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
@@ -47,12 +52,20 @@ fuzz_target!(|data: &[u8]| {
                         let tz = rows.time_zone().clone();
                         for (d, c) in r.iter().zip(p.columns()) {
                             let Some(text) = d.to_text(&tz) else { continue };
-                            if matches!(c.ty, Type::TextArray | Type::Void | Type::Unknown) || text.len() > 200 {
+                            if matches!(c.ty, Type::TextArray | Type::Void | Type::Unknown)
+                                || text.len() > 200
+                            {
                                 continue;
                             }
-                            let lit = format!("SELECT '{}'::{}", text.replace('\'', "''"), c.ty.typname());
+                            let lit = format!(
+                                "SELECT '{}'::{}",
+                                text.replace('\'', "''"),
+                                c.ty.typname()
+                            );
                             match query_text(&lit, &catalog, &mut *s) {
-                                Ok((_, back)) => assert_eq!(back[0][0].as_deref(), Some(text.as_str()), "{lit}"),
+                                Ok((_, back)) => {
+                                    assert_eq!(back[0][0].as_deref(), Some(text.as_str()), "{lit}")
+                                }
                                 Err(e) => panic!("{lit}: {e:?}"),
                             }
                         }
