@@ -582,6 +582,18 @@ impl Numeric {
         r.parts().map(|p| p.0.clone())
     }
 
+    /// log10 |x| of a finite nonzero value, from its digits (no f64 underflow or overflow
+    /// for values beyond f64's range).
+    fn log10_abs(&self) -> f64 {
+        let (m, s) = match self.parts() {
+            Some(p) => p,
+            None => return f64::NAN,
+        };
+        let digits = m.magnitude().to_string();
+        let lead: f64 = digits[..digits.len().min(17)].parse().unwrap_or(1.0);
+        lead.log10() + (digits.len() as f64 - digits.len().min(17) as f64) - s as f64
+    }
+
     /// `x ^ y` with numeric.c's result scale (PostgreSQL 16+: at least 16 significant
     /// digits judged by the estimated result weight, and no fewer than either input's
     /// scale). Integral exponents are computed exactly; others as exp(y ln x) in fixed point
@@ -623,7 +635,7 @@ impl Numeric {
                 "a negative number raised to a non-integer power yields a complex result",
             ));
         }
-        let log10_abs = self.abs().to_f64().log10();
+        let log10_abs = self.log10_abs();
         let yf = y.to_f64();
         let overflow = || {
             QueryError::new(
@@ -633,7 +645,9 @@ impl Numeric {
         };
         if integral {
             if let Some(e) = y.to_bigint().and_then(|b| b.to_i32()) {
+                // |x| may be below f64's range (log10 = -inf): keep the estimate finite.
                 let f = e as f64 * log10_abs;
+                let f = if f.is_nan() { 0.0 } else { f.clamp(-1e9, 1e9) };
                 if f > MAX_WEIGHT_DIGITS as f64 {
                     return Err(overflow());
                 }
@@ -658,7 +672,7 @@ impl Numeric {
                 };
             }
         }
-        let val = yf * self.abs().to_f64().ln();
+        let val = yf * log10_abs * std::f64::consts::LN_10;
         if !val.is_finite() || val.abs() > MAX_DISPLAY_SCALE as f64 * 3.01 {
             if val < 0.0 {
                 return Ok(Numeric::new(BigInt::zero(), MAX_DISPLAY_SCALE as u32));
@@ -679,7 +693,7 @@ impl Numeric {
             Some((m, _)) => m.clone(),
             None => return Ok(Numeric::NaN),
         };
-        let val = y.to_f64() * self.abs().to_f64().ln();
+        let val = y.to_f64() * self.log10_abs() * std::f64::consts::LN_10;
         if !val.is_finite() || val.abs() > MAX_DISPLAY_SCALE as f64 * 3.01 {
             if val < 0.0 {
                 return Ok(Numeric::new(BigInt::zero(), rscale));
@@ -692,7 +706,7 @@ impl Numeric {
         let dweight = val * std::f64::consts::LOG10_E;
         // Fixed point with p digits after the point: rscale, the result's integer digits, the
         // digits below the point of a small |x|, and guard digits.
-        let small_x = (-self.abs().to_f64().log10()).max(0.0) as u32;
+        let small_x = (-self.log10_abs()).clamp(0.0, 200_000.0) as u32;
         let p = rscale + dweight.max(0.0) as u32 + small_x + 30;
         let x = self.abs().rescaled(p);
         if !x.is_positive() {

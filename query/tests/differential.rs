@@ -37,7 +37,7 @@ const ALLOWED: &[(&str, &str)] = &[
         "PostgreSQL 16 added underscores between digits in integer input; 15 rejects them (22P02)",
     ),
     (
-        "SELECT 2::numeric ^ 10, 10::numeric ^ 20",
+        "SELECT 2::numeric ^ 10, 10::numeric ^ 20, (-2.5) ^ 3",
         "PostgreSQL 16 chooses an integer power's result scale from its estimated weight (16 significant digits: 1024.0000000000000); 15 always used 16 decimals",
     ),
 ];

@@ -531,6 +531,8 @@ fn pathological_values_end_quickly_with_an_answer_or_an_error() {
         "SELECT 9e300::numeric ^ 0.5",
         "SELECT 2::numeric ^ 1000000",
         "SELECT 0.5 ^ 100000",
+        "SELECT 1e-400 ^ 3, 1e-400 ^ 0, 1e-400 ^ 0.5, 1e-400 ^ -2, 1e400 ^ 2, 1e400 ^ -2",
+        "SELECT 12000000000000 ^ 0 ^ 0 = .000080000000100000000000000 ^ 0401000000000 ^ 0 ^ 040 ^ 21",
         "SELECT now() + interval '2000000000 days'",
         "SELECT '294276-12-31 23:59:59+00'::timestamptz + interval '1 day'",
         "SELECT '2000-01-01 00:00+15:59'::timestamptz - '294276-01-01+00'::timestamptz",

@@ -47,9 +47,11 @@ SELECT (-8) ^ (1.0/3);
 SELECT 10::int8 % 3;
 SELECT 1.5 ^ 2.5, 2 ^ 0.5::numeric, 10::numeric ^ 0.5, 0.5 ^ 0.5;
 SELECT 2.0 ^ -2, 1.1 ^ 2;
-SELECT 2::numeric ^ 10, 10::numeric ^ 20;
+SELECT 2::numeric ^ 10, 10::numeric ^ 20, (-2.5) ^ 3;
 SELECT 0::numeric ^ -1;
 SELECT (-2)::numeric ^ 0.5;
+SELECT 1e-20 ^ 0.5, 0.0001 ^ 1.5, 1e-400 ^ 0.5 > 0, 123.456 ^ 1.5;
+SELECT 1.0000001 ^ 2000000000 > 1e86;
 -- numeric
 SELECT 1.5;
 SELECT 1.50 + 2.5;
