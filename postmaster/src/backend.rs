@@ -15,7 +15,7 @@
 //!                      functions register dynamic background workers through pgipc_bgworker
 //! ```
 
-use crate::launch::{CanAcceptConnections, ChildEnv};
+use crate::child_env::ChildEnv;
 use pgipc_pmsignal::{PMSignal, QuitSignalReason};
 use pgipc_proc::{BackendType, ProcNumber};
 use pgipc_procsignal::{ProcSignal, ProcSignalReason};
@@ -81,7 +81,7 @@ impl tcop::BackendHooks for Hooks {
     }
 
     fn mark_active(&self) -> Result<(), String> {
-        self.env.borrow().mark_active()
+        self.env.borrow().mark_active().map_err(|e| e.to_string())
     }
 
     fn register_cancel_key(&self, procno: ProcNumber, pid: i32, key: &[u8]) -> Result<(), String> {
@@ -112,7 +112,7 @@ impl tcop::BackendHooks for Hooks {
         }
         let env = self.env.borrow();
         if let Some(counter) = lname.strip_prefix("pgipc.") {
-            let c = crate::aux::aux_counters(&env.shmem).ok()?;
+            let c = crate::shmem_setup::aux_counters(&env.shmem).ok()?;
             return c.get(counter).map(|v| v.to_string());
         }
         None
@@ -121,22 +121,16 @@ impl tcop::BackendHooks for Hooks {
 
 /// Runs a client backend (or, with a refusing `cac`, a dead-end backend) on `client`;
 /// returns the exit code.
-pub fn backend_main(env: &mut ChildEnv, client: OwnedFd, cac: CanAcceptConnections) -> i32 {
-    let cac = match cac {
-        CanAcceptConnections::Ok => tcop::CanAcceptConnections::Ok,
-        CanAcceptConnections::Startup => tcop::CanAcceptConnections::Startup,
-        CanAcceptConnections::Shutdown => tcop::CanAcceptConnections::Shutdown,
-        CanAcceptConnections::Recovery => tcop::CanAcceptConnections::Recovery,
-        CanAcceptConnections::NotHotStandby => {
-            tcop::CanAcceptConnections::NotHotStandby { hot_standby: false }
-        }
-        CanAcceptConnections::TooMany => tcop::CanAcceptConnections::TooMany,
-    };
+pub(crate) fn backend_main(
+    env: &mut ChildEnv,
+    client: OwnedFd,
+    cac: tcop::CanAcceptConnections,
+) -> i32 {
     let pmsignal = env.pmsignal().ok();
     if let Some(p) = &pmsignal {
         let _ = QUIT_PMSIGNAL.set(p.clone());
     }
-    let procsignal = crate::startup::procsignal(&env.shmem, &env.config).ok();
+    let procsignal = crate::child_env::procsignal(&env.shmem, &env.config).ok();
     let taken = ChildEnv {
         kind: env.kind,
         slot: env.slot,

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The list ([`BgWorkerList`]) is the postmaster's and outlives every generation of shared
-//! memory; the array belongs to one generation (`startup::PmShmem`, ipci's view). The
+//! memory; the array belongs to one generation (`shmem_setup::PmShmem`, ipci's view). The
 //! postmaster reads and writes slots only through the crate's `postmaster_*` methods, never
 //! taking BackgroundWorkerLock. A crash reset keeps every worker but the never-restart ones
 //! (PostgreSQL's `ResetBackgroundWorkerCrashTimes`), and [`BgWorkerList::publish`] gives the
@@ -25,16 +25,16 @@
 //! start-up registers static workers.
 
 use crate::child::ChildList;
+use crate::child_env::ChildEnv;
 use crate::elog::{elog, Severity};
-use crate::launch::ChildEnv;
-use crate::server::PmState;
+use crate::pmstate::PmState;
 use crate::signals::{self, Pending};
 use nix::sys::signal::Signal;
 use pgipc_waiteventset::{wait_latch, WaitEvents};
 use std::time::{Duration, Instant};
 
-pub use pgipc_bgworker::{
-    BgWorkerError, BgWorkerShared, BgWorkerSpec, BgwStartTime, RestartPolicy, BGWORKER_DATA_NAME,
+pub(crate) use pgipc_bgworker::{
+    BgWorkerError, BgWorkerShared, BgWorkerSpec, BgwStartTime, RestartPolicy,
 };
 
 /// SIGUSR1 to a registrant waiting on its latch (`bgw_notify_pid`).
@@ -58,27 +58,27 @@ fn check(spec: &BgWorkerSpec) -> Result<(), BgWorkerError> {
 
 /// One worker the postmaster knows (`RegisteredBgWorker`).
 #[derive(Debug, Clone)]
-pub struct RegisteredWorker {
+pub(crate) struct RegisteredWorker {
     /// Its registration.
-    pub spec: BgWorkerSpec,
+    pub(crate) spec: BgWorkerSpec,
     /// Running pid.
-    pub pid: Option<i32>,
+    pub(crate) pid: Option<i32>,
     /// When it last crashed or exited with 1 (`rw_crashed_at`).
-    pub crashed_at: Option<Instant>,
+    pub(crate) crashed_at: Option<Instant>,
     /// Its slot in the current generation's shared array (`rw_shmem_slot`): every worker
     /// has one once shared memory is published; `None` between a crash reset and the next
     /// publication.
-    pub shared_slot: Option<usize>,
+    pub(crate) shared_slot: Option<usize>,
     /// Termination requested through the slot.
-    pub terminate: bool,
+    pub(crate) terminate: bool,
 }
 
 /// The postmaster's `BackgroundWorkerList`: process-local, it outlives every generation of
 /// shared memory. It keeps no view of the shared array: the methods that read or write slots
-/// take the current generation's [`BgWorkerShared`] (from `startup::PmShmem`), so a view of a
+/// take the current generation's [`BgWorkerShared`] (from `shmem_setup::PmShmem`), so a view of a
 /// discarded segment cannot be kept here by mistake.
 #[derive(Debug, Default)]
-pub struct BgWorkerList {
+pub(crate) struct BgWorkerList {
     workers: Vec<Option<RegisteredWorker>>,
     /// Set once shared memory was first published: static registration is over.
     published: bool,
@@ -87,7 +87,7 @@ pub struct BgWorkerList {
 
 impl BgWorkerList {
     /// An empty list for `max_worker_processes`.
-    pub fn new(max_workers: u32) -> Self {
+    pub(crate) fn new(max_workers: u32) -> Self {
         BgWorkerList {
             workers: Vec::new(),
             published: false,
@@ -100,7 +100,7 @@ impl BgWorkerList {
     /// postmaster, at start-up and after every crash reset). Nobody waits for a re-published
     /// worker any more: its notify pid is cleared. Called only while no worker runs (the
     /// list is compacted, which renumbers the workers).
-    pub fn publish(&mut self, sh: &BgWorkerShared) {
+    pub(crate) fn publish(&mut self, sh: &BgWorkerShared) {
         self.published = true;
         self.workers.retain(Option::is_some);
         let mut kept = Vec::with_capacity(self.workers.len());
@@ -124,7 +124,7 @@ impl BgWorkerList {
     }
 
     /// PostgreSQL's `RegisterBackgroundWorker` (static, before shared memory exists).
-    pub fn register_static(&mut self, spec: BgWorkerSpec) -> Result<(), BgWorkerError> {
+    pub(crate) fn register_static(&mut self, spec: BgWorkerSpec) -> Result<(), BgWorkerError> {
         if self.published {
             return Err(BgWorkerError::AfterShmemInit(spec.name));
         }
@@ -146,7 +146,7 @@ impl BgWorkerList {
     }
 
     /// The worker at `i`.
-    pub fn get(&self, i: usize) -> Option<&RegisteredWorker> {
+    pub(crate) fn get(&self, i: usize) -> Option<&RegisteredWorker> {
         self.workers.get(i)?.as_ref()
     }
 
@@ -162,7 +162,7 @@ impl BgWorkerList {
 
     /// PostgreSQL's `BackgroundWorkerStateChange`: picks up new registrations and termination
     /// requests from the shared slots of `sh`, the current generation's array.
-    pub fn state_change(
+    pub(crate) fn state_change(
         &mut self,
         allowed: bool,
         children: &ChildList,
@@ -259,7 +259,7 @@ impl BgWorkerList {
     }
 
     /// Workers to start now, at most `max` (PostgreSQL's `maybe_start_bgworkers`).
-    pub fn due(&mut self, state: PmState, max: usize) -> Vec<usize> {
+    pub(crate) fn due(&mut self, state: PmState, max: usize) -> Vec<usize> {
         let mut out = Vec::new();
         for i in 0..self.workers.len() {
             let Some(w) = &self.workers[i] else { continue };
@@ -278,7 +278,7 @@ impl BgWorkerList {
     }
 
     /// Time until the next worker becomes due, if any is waiting.
-    pub fn next_start_in(&self, state: PmState) -> Option<Duration> {
+    pub(crate) fn next_start_in(&self, state: PmState) -> Option<Duration> {
         self.workers
             .iter()
             .flatten()
@@ -291,7 +291,7 @@ impl BgWorkerList {
     }
 
     /// Records a started worker and publishes its pid in `sh`.
-    pub fn started(&mut self, i: usize, pid: i32, sh: Option<&BgWorkerShared>) {
+    pub(crate) fn started(&mut self, i: usize, pid: i32, sh: Option<&BgWorkerShared>) {
         if let Some(Some(w)) = self.workers.get_mut(i) {
             w.pid = Some(pid);
             if let (Some(slot), Some(sh)) = (w.shared_slot, sh) {
@@ -302,14 +302,14 @@ impl BgWorkerList {
     }
 
     /// A start that failed counts as a crash (retried after the restart interval).
-    pub fn mark_crashed(&mut self, i: usize) {
+    pub(crate) fn mark_crashed(&mut self, i: usize) {
         if let Some(Some(w)) = self.workers.get_mut(i) {
             w.crashed_at = Some(Instant::now());
         }
     }
 
     /// After a worker exited (PostgreSQL's `CleanupBackgroundWorker` + restart policy).
-    pub fn report_exit(
+    pub(crate) fn report_exit(
         &mut self,
         i: usize,
         code: Option<i32>,
@@ -341,7 +341,7 @@ impl BgWorkerList {
     /// by an unrelated process (PostgreSQL's `BackgroundWorkerStopNotifications`, which the
     /// postmaster runs when it reaps a child). The copies in `sh`'s slots (the current
     /// generation's array) are cleared too.
-    pub fn stop_notifications(&mut self, pid: i32, sh: Option<&BgWorkerShared>) {
+    pub(crate) fn stop_notifications(&mut self, pid: i32, sh: Option<&BgWorkerShared>) {
         if pid <= 0 {
             return;
         }
@@ -356,7 +356,7 @@ impl BgWorkerList {
     }
 
     /// PM_STOP_BACKENDS: forget not-started workers whose registrant waits for them.
-    pub fn forget_unstarted_with_notify(&mut self, sh: Option<&BgWorkerShared>) {
+    pub(crate) fn forget_unstarted_with_notify(&mut self, sh: Option<&BgWorkerShared>) {
         let idx: Vec<usize> = self
             .workers
             .iter()
@@ -377,7 +377,7 @@ impl BgWorkerList {
     /// [`publish`](Self::publish) to get a slot in the new array. Whoever waited for a worker
     /// died in the crash: no notify pid survives (signalling it could hit a reused pid). The
     /// old segment is not touched: it is about to be discarded as a whole.
-    pub fn reset_after_crash(&mut self) {
+    pub(crate) fn reset_after_crash(&mut self) {
         for slot in self.workers.iter_mut() {
             let Some(w) = slot else { continue };
             if w.spec.restart == RestartPolicy::Never {
@@ -396,16 +396,16 @@ impl BgWorkerList {
 
 /// A worker's main function: gets the child's environment and `bgw_main_arg`, returns the
 /// exit code.
-pub type WorkerMain = fn(&mut ChildEnv, i64) -> i32;
+pub(crate) type WorkerMain = fn(&mut ChildEnv, i64) -> i32;
 
 /// The worker functions compiled into the server (what `bgw_function_name` may name).
-pub static ENTRY_POINTS: &[(&str, WorkerMain)] = &[
+pub(crate) static ENTRY_POINTS: &[(&str, WorkerMain)] = &[
     ("pgipc_worker_sleep", worker_sleep),
     ("pgipc_worker_exit", worker_exit),
 ];
 
 /// Looks a function up in [`ENTRY_POINTS`].
-pub fn entry_point(name: &str) -> Option<WorkerMain> {
+pub(crate) fn entry_point(name: &str) -> Option<WorkerMain> {
     ENTRY_POINTS
         .iter()
         .find(|(n, _)| *n == name)
@@ -413,10 +413,10 @@ pub fn entry_point(name: &str) -> Option<WorkerMain> {
 }
 
 /// A compiled-in library's start-up (its `_PG_init`): registers static workers.
-pub type LibraryInit = fn(&mut BgWorkerList) -> Result<(), BgWorkerError>;
+pub(crate) type LibraryInit = fn(&mut BgWorkerList) -> Result<(), BgWorkerError>;
 
 /// Compiled-in "libraries" for `shared_preload_libraries`.
-pub static PRELOAD_LIBRARIES: &[(&str, LibraryInit)] = &[("pgipc_demo", register_demo)];
+pub(crate) static PRELOAD_LIBRARIES: &[(&str, LibraryInit)] = &[("pgipc_demo", register_demo)];
 
 fn register_demo(list: &mut BgWorkerList) -> Result<(), BgWorkerError> {
     let mut w = BgWorkerSpec::new("pgipc demo worker", "pgipc_worker_sleep");
@@ -468,7 +468,7 @@ fn worker_exit(env: &mut ChildEnv, arg: i64) -> i32 {
 }
 
 /// A background worker's process: signal set-up, then its entry point.
-pub fn bgworker_main(env: &mut ChildEnv) -> i32 {
+pub(crate) fn bgworker_main(env: &mut ChildEnv) -> i32 {
     let Some(spec) = env.worker.clone() else {
         elog(
             Severity::Fatal,
@@ -665,7 +665,8 @@ mod tests {
         let mut l = BgWorkerList::new(cfg.max_worker_processes);
         l.register_static(BgWorkerSpec::new("static", "pgipc_worker_sleep"))
             .expect("static");
-        let gen1 = crate::startup::create_shared_state(&cfg, &mut l).expect("generation 1");
+        let gen1 = crate::shmem_setup::create_shared_state(&cfg, |sh| l.publish(sh))
+            .expect("generation 1");
         let fake1 = FakePostmaster::start(gen1.pmsignal());
         assert!(matches!(
             l.register_static(BgWorkerSpec::new("late", "pgipc_worker_sleep")),
@@ -700,7 +701,8 @@ mod tests {
         l.reset_after_crash();
         drop(fake1);
         gen1.shutdown().expect("discard generation 1");
-        let gen2 = crate::startup::create_shared_state(&cfg, &mut l).expect("generation 2");
+        let gen2 = crate::shmem_setup::create_shared_state(&cfg, |sh| l.publish(sh))
+            .expect("generation 2");
         let _fake2 = FakePostmaster::start(gen2.pmsignal());
         // The static and the restartable dynamic worker are in the new array, due at once,
         // and nobody waits for them; the never-restart one is gone.

@@ -10,10 +10,10 @@
 //!
 //! All of this is postmaster-local memory; children never see it.
 
-pub use pgipc_proc::BackendType;
+pub(crate) use pgipc_proc::BackendType;
 
 /// PostgreSQL's description of a process kind (`GetBackendTypeDesc`), used in log lines.
-pub fn backend_type_desc(t: BackendType) -> &'static str {
+pub(crate) fn backend_type_desc(t: BackendType) -> &'static str {
     use BackendType::*;
     match t {
         Invalid => "not initialized",
@@ -38,7 +38,7 @@ pub fn backend_type_desc(t: BackendType) -> &'static str {
 }
 
 /// The command-line word for a kind in exec mode (`--forkchild=<word>`), and back.
-pub fn backend_type_word(t: BackendType) -> &'static str {
+pub(crate) fn backend_type_word(t: BackendType) -> &'static str {
     use BackendType::*;
     match t {
         Backend => "backend",
@@ -55,7 +55,7 @@ pub fn backend_type_word(t: BackendType) -> &'static str {
 }
 
 /// The kind named `word` (see [`backend_type_word`]).
-pub fn backend_type_from_word(word: &str) -> Option<BackendType> {
+pub(crate) fn backend_type_from_word(word: &str) -> Option<BackendType> {
     BackendType::ALL
         .into_iter()
         .find(|t| backend_type_word(*t) == word)
@@ -63,41 +63,43 @@ pub fn backend_type_from_word(word: &str) -> Option<BackendType> {
 
 /// One live child, as the postmaster knows it (PostgreSQL's `PMChild`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PmChild {
+pub(crate) struct PmChild {
     /// Its pid.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Its child slot (1-based), or 0 for a dead-end backend.
-    pub slot: u32,
+    pub(crate) slot: u32,
     /// Its kind.
-    pub kind: BackendType,
+    pub(crate) kind: BackendType,
     /// For a background worker: its index in the postmaster's worker list.
-    pub worker: Option<usize>,
+    pub(crate) worker: Option<usize>,
 }
 
 /// The fixed pools of child slots, one per kind (PostgreSQL's `InitPostmasterChildSlots`).
 #[derive(Debug, Clone)]
-pub struct ChildPools {
+pub(crate) struct ChildPools {
     /// Free slot numbers per kind, indexed by `BackendType as usize`.
     free: Vec<Vec<u32>>,
+    /// How many slots exist in all (checked against [`PoolSizes::total`] by the tests).
+    #[cfg(test)]
     total: u32,
 }
 
 /// The sizes PostgreSQL 18 gives the pools.
 #[derive(Debug, Clone, Copy)]
-pub struct PoolSizes {
+pub(crate) struct PoolSizes {
     /// `max_connections`.
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
     /// `max_wal_senders`.
-    pub max_wal_senders: u32,
+    pub(crate) max_wal_senders: u32,
     /// `autovacuum_worker_slots`.
-    pub autovacuum_worker_slots: u32,
+    pub(crate) autovacuum_worker_slots: u32,
     /// `max_worker_processes`.
-    pub max_worker_processes: u32,
+    pub(crate) max_worker_processes: u32,
 }
 
 impl PoolSizes {
     /// Pool size of `kind`.
-    pub fn pool_size(&self, kind: BackendType) -> u32 {
+    pub(crate) fn pool_size(&self, kind: BackendType) -> u32 {
         use BackendType::*;
         match kind {
             // Walsenders start as regular backends and use this pool; twice the connection
@@ -113,8 +115,10 @@ impl PoolSizes {
         }
     }
 
-    /// The total over every kind (PostgreSQL's `MaxLivePostmasterChildren`).
-    pub fn total(&self) -> u32 {
+    /// The total over every kind (PostgreSQL's `MaxLivePostmasterChildren`; the postmaster
+    /// sizes PMSignal from ipci's count, which the tests compare with this).
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u32 {
         BackendType::ALL
             .iter()
             .map(|k| self.pool_size(*k))
@@ -124,7 +128,7 @@ impl PoolSizes {
 
 impl ChildPools {
     /// Pools with the PostgreSQL 18 sizes.
-    pub fn new(sizes: PoolSizes) -> Self {
+    pub(crate) fn new(sizes: PoolSizes) -> Self {
         let mut next = 1u32;
         let mut free = vec![Vec::new(); BackendType::ALL.len()];
         for k in BackendType::ALL {
@@ -135,81 +139,73 @@ impl ChildPools {
         }
         ChildPools {
             free,
+            #[cfg(test)]
             total: next - 1,
         }
     }
 
     /// How many slots exist in all (the size of PMSignal's child-flag array).
-    pub fn max_live_children(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn max_live_children(&self) -> u32 {
         self.total
     }
 
     /// Takes a slot for `kind`, or `None` when its pool is empty.
-    pub fn assign(&mut self, kind: BackendType) -> Option<u32> {
+    pub(crate) fn assign(&mut self, kind: BackendType) -> Option<u32> {
         self.free.get_mut(kind as usize)?.pop()
     }
 
     /// Gives `slot` back to `kind`'s pool.
-    pub fn release(&mut self, kind: BackendType, slot: u32) {
+    pub(crate) fn release(&mut self, kind: BackendType, slot: u32) {
         if slot != 0 {
             if let Some(pool) = self.free.get_mut(kind as usize) {
                 pool.push(slot);
             }
         }
     }
-
-    /// Free slots left for `kind`.
-    pub fn free_count(&self, kind: BackendType) -> usize {
-        self.free.get(kind as usize).map_or(0, Vec::len)
-    }
 }
 
 /// The live children (PostgreSQL's `ActiveChildList`).
 #[derive(Debug, Default)]
-pub struct ChildList {
+pub(crate) struct ChildList {
     children: Vec<PmChild>,
 }
 
 impl ChildList {
     /// Adds a child.
-    pub fn push(&mut self, c: PmChild) {
+    pub(crate) fn push(&mut self, c: PmChild) {
         self.children.push(c);
     }
 
     /// Removes and returns the child with `pid`.
-    pub fn take(&mut self, pid: i32) -> Option<PmChild> {
+    pub(crate) fn take(&mut self, pid: i32) -> Option<PmChild> {
         let i = self.children.iter().position(|c| c.pid == pid)?;
         Some(self.children.swap_remove(i))
     }
 
     /// The child with `pid`.
-    pub fn find(&self, pid: i32) -> Option<&PmChild> {
+    pub(crate) fn find(&self, pid: i32) -> Option<&PmChild> {
         self.children.iter().find(|c| c.pid == pid)
     }
 
     /// Every live child.
-    pub fn iter(&self) -> impl Iterator<Item = &PmChild> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &PmChild> {
         self.children.iter()
     }
 
     /// Live children of `kind`.
-    pub fn count(&self, kind: BackendType) -> usize {
+    pub(crate) fn count(&self, kind: BackendType) -> usize {
         self.children.iter().filter(|c| c.kind == kind).count()
     }
 
     /// The first live child of `kind`.
-    pub fn first(&self, kind: BackendType) -> Option<&PmChild> {
+    pub(crate) fn first(&self, kind: BackendType) -> Option<&PmChild> {
         self.children.iter().find(|c| c.kind == kind)
     }
 
     /// Whether no child is alive.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.children.is_empty()
-    }
-
-    /// Number of live children.
-    pub fn len(&self) -> usize {
-        self.children.len()
     }
 }
 

@@ -5,26 +5,26 @@ use std::path::PathBuf;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `-D DIR`.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// `-p PORT`, `-c name=value` and `--name=value`, in order.
-    pub settings: Vec<(String, String)>,
+    pub(crate) settings: Vec<(String, String)>,
     /// `-C name`: print the setting and exit.
-    pub show: Option<String>,
+    pub(crate) show: Option<String>,
     /// `--describe-shmem[=table|json]`: print the shared-memory allocations and exit.
-    pub describe_shmem: Option<ShmemFormat>,
+    pub(crate) describe_shmem: Option<ShmemFormat>,
     /// `-V` / `--version`.
-    pub version: bool,
+    pub(crate) version: bool,
     /// `--help` / `-?`.
-    pub help: bool,
+    pub(crate) help: bool,
     /// `--forkchild=<kind>:<slot>`: this process is an exec'd child of a postmaster.
-    pub forkchild: Option<String>,
+    pub(crate) forkchild: Option<String>,
 }
 
 /// How `--describe-shmem` prints the allocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShmemFormat {
+pub(crate) enum ShmemFormat {
     /// `--describe-shmem` or `--describe-shmem=table`: aligned columns for people.
     Table,
     /// `--describe-shmem=json`: `{"total_size": …, "allocations": [{"name", "off", "size",
@@ -34,7 +34,7 @@ pub enum ShmemFormat {
 
 /// A command-line mistake; the message follows getopt's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// An unknown option.
     #[error("invalid option -- '{0}'")]
     Invalid(String),
@@ -53,7 +53,7 @@ pub enum CliError {
 }
 
 /// The `--help` text.
-pub const USAGE: &str = "postmaster is the pgipc server.
+pub(crate) const USAGE: &str = "postmaster is the pgipc server.
 
 Usage:
   postmaster [OPTION]...
@@ -81,7 +81,7 @@ fn split_setting(s: &str) -> Result<(String, String), CliError> {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError> {
+pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError> {
     let mut o = Options::default();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {

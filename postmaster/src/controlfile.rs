@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The file, relative to the data directory.
-pub const CONTROL_FILE: &str = "global/pg_control";
+pub(crate) const CONTROL_FILE: &str = "global/pg_control";
 
 const MAGIC: u32 = 0x7067_6970; // "pgip"
 const VERSION: u32 = 1;
@@ -27,7 +27,7 @@ const BODY: usize = 32;
 /// PostgreSQL's `DBState`, with its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-pub enum DbState {
+pub(crate) enum DbState {
     /// `DB_STARTUP`.
     Startup = 0,
     /// `DB_SHUTDOWNED`: shut down cleanly.
@@ -63,18 +63,18 @@ impl DbState {
 
 /// The contents of the control file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ControlFile {
+pub(crate) struct ControlFile {
     /// The cluster state.
-    pub state: DbState,
+    pub(crate) state: DbState,
     /// When the last checkpoint finished (Unix seconds).
-    pub checkpoint_time: i64,
+    pub(crate) checkpoint_time: i64,
     /// When the file was last written (Unix seconds).
-    pub time: i64,
+    pub(crate) time: i64,
 }
 
 /// Errors reading or writing the control file, with PostgreSQL's texts.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlFileError {
+pub(crate) enum ControlFileError {
     /// Reading or writing failed.
     #[error("could not {what} file \"{}\": {source}", path.display())]
     Io {
@@ -91,7 +91,7 @@ pub enum ControlFileError {
 }
 
 /// Now, in Unix seconds.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -147,7 +147,7 @@ impl ControlFile {
     }
 
     /// Reads the file of `data_dir`; `Ok(None)` when it does not exist yet.
-    pub fn read(data_dir: &Path) -> Result<Option<ControlFile>, ControlFileError> {
+    pub(crate) fn read(data_dir: &Path) -> Result<Option<ControlFile>, ControlFileError> {
         let path = data_dir.join(CONTROL_FILE);
         match fs::read(&path) {
             Ok(b) => Self::decode(&b).map(Some),
@@ -162,7 +162,7 @@ impl ControlFile {
 
     /// Writes it durably (temporary file, fsync, rename, fsync of the directory), stamping
     /// `time`.
-    pub fn write(&mut self, data_dir: &Path) -> Result<(), ControlFileError> {
+    pub(crate) fn write(&mut self, data_dir: &Path) -> Result<(), ControlFileError> {
         self.time = now_secs();
         let path = data_dir.join(CONTROL_FILE);
         let dir = path.parent().unwrap_or(data_dir).to_path_buf();
@@ -188,7 +188,7 @@ impl ControlFile {
 
     /// The postmaster's `checkControlFile`: creates a fresh "shut down" file on the first
     /// start of a new data directory, or checks that the existing one is readable.
-    pub fn check_or_create(data_dir: &Path) -> Result<ControlFile, ControlFileError> {
+    pub(crate) fn check_or_create(data_dir: &Path) -> Result<ControlFile, ControlFileError> {
         match Self::read(data_dir)? {
             Some(c) => Ok(c),
             None => {
@@ -206,7 +206,7 @@ impl ControlFile {
 }
 
 /// A Unix time as PostgreSQL prints it in these messages (`%Y-%m-%d %H:%M:%S %Z`).
-pub fn format_time(secs: i64) -> String {
+pub(crate) fn format_time(secs: i64) -> String {
     let t = UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
     let s = crate::elog::timestamp(t);
     // "2026-11-22 10:00:00.123 UTC" -> drop the milliseconds.

@@ -20,31 +20,31 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The file in which the postmaster records its command line.
-pub const OPTS_FILE: &str = "postmaster.opts";
+pub(crate) const OPTS_FILE: &str = "postmaster.opts";
 
 /// What `pgipc_ctl` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The subcommand.
-    pub command: String,
+    pub(crate) command: String,
     /// `-D`.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// `-l`.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// `-o`: extra postmaster options, split on whitespace.
-    pub options: Vec<String>,
+    pub(crate) options: Vec<String>,
     /// `-m`.
-    pub mode: String,
+    pub(crate) mode: String,
     /// `-w` (true, the default) / `-W`.
-    pub wait: bool,
+    pub(crate) wait: bool,
     /// `-t` seconds.
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// `-s`: silent.
-    pub silent: bool,
+    pub(crate) silent: bool,
 }
 
 /// The usage text.
-pub const USAGE: &str =
+pub(crate) const USAGE: &str =
     "pgipc_ctl is a utility to initialize, start, stop, or control a pgipc server.
 
 Usage:
@@ -61,7 +61,7 @@ Shutdown modes are:
 ";
 
 /// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, String> {
+pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, String> {
     let mut a = CtlArgs {
         command: String::new(),
         data_dir: None,
@@ -122,7 +122,7 @@ fn pid_of(dir: &Path) -> Option<(i32, String)> {
 }
 
 /// Runs the subcommand; returns the exit code (messages on stdout/stderr as pg_ctl prints them).
-pub fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
+pub(crate) fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
     let Some(dir) = a.data_dir.clone() else {
         eprintln!(
             "pgipc_ctl: no database directory specified and environment variable PGDATA unset"

@@ -8,13 +8,13 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The lock file's name inside the data directory.
-pub const PID_FILE: &str = "postmaster.pid";
+pub(crate) const PID_FILE: &str = "postmaster.pid";
 /// The configuration file's name inside the data directory.
-pub const CONFIG_FILE: &str = "postgresql.conf";
+pub(crate) const CONFIG_FILE: &str = "postgresql.conf";
 
 /// Errors about the data directory and its lock file, with PostgreSQL's texts.
 #[derive(Debug, thiserror::Error)]
-pub enum DataDirError {
+pub(crate) enum DataDirError {
     /// No `-D` and no `PGDATA`.
     #[error("no data directory specified: use -D or set PGDATA")]
     NotSpecified,
@@ -74,7 +74,7 @@ pub enum DataDirError {
 
 impl DataDirError {
     /// PostgreSQL's DETAIL line for this error.
-    pub fn detail(&self) -> Option<String> {
+    pub(crate) fn detail(&self) -> Option<String> {
         match self {
             DataDirError::BadPermissions(_) => {
                 Some("Permissions should be u=rwx (0700) or u=rwx,g=rx (0750).".into())
@@ -84,7 +84,7 @@ impl DataDirError {
     }
 
     /// PostgreSQL's HINT line for this error.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             DataDirError::WrongOwner(_) => {
                 Some("The server must be started by the user that owns the data directory.".into())
@@ -104,13 +104,13 @@ impl DataDirError {
 }
 
 /// PostgreSQL's `PG_MODE_MASK_OWNER`: files 0600, directories 0700.
-pub const MODE_MASK_OWNER: u32 = 0o077;
+pub(crate) const MODE_MASK_OWNER: u32 = 0o077;
 /// PostgreSQL's `PG_MODE_MASK_GROUP`: files 0640, directories 0750.
-pub const MODE_MASK_GROUP: u32 = 0o027;
+pub(crate) const MODE_MASK_GROUP: u32 = 0o027;
 
 /// The file creation mask for a data directory of mode `dir_mode` (PostgreSQL's
 /// `SetDataDirectoryCreatePerm`): group access only when the directory grants it (0750).
-pub fn create_mode_mask(dir_mode: u32) -> u32 {
+pub(crate) fn create_mode_mask(dir_mode: u32) -> u32 {
     if dir_mode & 0o750 == 0o750 {
         MODE_MASK_GROUP
     } else {
@@ -119,7 +119,7 @@ pub fn create_mode_mask(dir_mode: u32) -> u32 {
 }
 
 /// Sets the process's file creation mask; inherited by every child and by what they create.
-pub fn set_umask(mask: u32) {
+pub(crate) fn set_umask(mask: u32) {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         mask as libc::mode_t,
     ));
@@ -128,7 +128,7 @@ pub fn set_umask(mask: u32) {
 /// Makes `dir` (mode 0700) with a default configuration file if it does not exist, then checks
 /// it as PostgreSQL's `checkDataDir` does and sets the umask from its mode (0077, or 0027 for
 /// a 0750 directory). Returns the absolute path and whether it was created.
-pub fn prepare(dir: &Path, default_config: &str) -> Result<(PathBuf, bool), DataDirError> {
+pub(crate) fn prepare(dir: &Path, default_config: &str) -> Result<(PathBuf, bool), DataDirError> {
     let access = |e| DataDirError::Access {
         dir: dir.to_path_buf(),
         source: e,
@@ -197,15 +197,15 @@ fn write_new_file_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// What `postmaster.pid` says (the lines PostgreSQL's `pg_ctl` reads).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PidFileContents {
+pub(crate) struct PidFileContents {
     /// Line 1.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Line 7, parsed: shared memory key and id.
-    pub shmem: Option<(u64, i32)>,
+    pub(crate) shmem: Option<(u64, i32)>,
 }
 
 /// Parses the text of a lock file.
-pub fn parse_pid_file(text: &str) -> Option<PidFileContents> {
+pub(crate) fn parse_pid_file(text: &str) -> Option<PidFileContents> {
     let mut lines = text.lines();
     let pid: i32 = lines.next()?.trim().parse().ok()?;
     let shmem = text.lines().nth(6).and_then(|l| {
@@ -217,46 +217,42 @@ pub fn parse_pid_file(text: &str) -> Option<PidFileContents> {
 
 /// The lock file; removed by [`LockFile::remove`] at shutdown.
 #[derive(Debug)]
-pub struct LockFile {
+pub(crate) struct LockFile {
     path: PathBuf,
     lines: Vec<String>,
 }
 
 /// The fields of the first lines of `postmaster.pid`.
 #[derive(Debug, Clone)]
-pub struct LockFileInfo<'a> {
+pub(crate) struct LockFileInfo<'a> {
     /// Absolute data directory.
-    pub data_dir: &'a Path,
+    pub(crate) data_dir: &'a Path,
     /// Start time, seconds since the epoch.
-    pub start_time: u64,
+    pub(crate) start_time: u64,
     /// The port.
-    pub port: i64,
+    pub(crate) port: i64,
     /// First Unix socket directory ("" when none).
-    pub socket_dir: &'a str,
+    pub(crate) socket_dir: &'a str,
     /// First listen address ("" when none).
-    pub listen_addr: &'a str,
+    pub(crate) listen_addr: &'a str,
 }
 
 /// Line numbers of PostgreSQL's lock file (1-based), for [`LockFile::set_line`].
-pub mod line {
-    /// `LOCK_FILE_LINE_SOCKET_DIR`.
-    pub const SOCKET_DIR: usize = 5;
-    /// `LOCK_FILE_LINE_LISTEN_ADDR`.
-    pub const LISTEN_ADDR: usize = 6;
+pub(crate) mod line {
     /// `LOCK_FILE_LINE_SHMEM_KEY`.
-    pub const SHMEM_KEY: usize = 7;
+    pub(crate) const SHMEM_KEY: usize = 7;
     /// `LOCK_FILE_LINE_PM_STATUS`.
-    pub const PM_STATUS: usize = 8;
+    pub(crate) const PM_STATUS: usize = 8;
 }
 
 /// PostgreSQL's `PM_STATUS_*` values (padded to the same width, as PostgreSQL does).
-pub mod status {
+pub(crate) mod status {
     /// Starting up.
-    pub const STARTING: &str = "starting";
+    pub(crate) const STARTING: &str = "starting";
     /// Accepting connections.
-    pub const READY: &str = "ready   ";
+    pub(crate) const READY: &str = "ready   ";
     /// Shutting down.
-    pub const STOPPING: &str = "stopping";
+    pub(crate) const STOPPING: &str = "stopping";
 }
 
 impl LockFile {
@@ -267,7 +263,7 @@ impl LockFile {
     /// in PostgreSQL. Check, removal and creation run under the data directory's
     /// [`DirLock`], so two postmasters started at the same instant can neither both win nor
     /// remove each other's file.
-    pub fn create(
+    pub(crate) fn create(
         info: &LockFileInfo<'_>,
         in_use: impl Fn(i32) -> bool,
     ) -> Result<LockFile, DataDirError> {
@@ -367,7 +363,7 @@ impl LockFile {
 
     /// Sets line `n` (1-based; see [`mod@line`]) and rewrites the file (PostgreSQL's
     /// `AddToDataDirLockFile`).
-    pub fn set_line(&mut self, n: usize, text: &str) -> io::Result<()> {
+    pub(crate) fn set_line(&mut self, n: usize, text: &str) -> io::Result<()> {
         while self.lines.len() < n {
             self.lines.push(String::new());
         }
@@ -384,12 +380,12 @@ impl LockFile {
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Deletes the file (shutdown).
-    pub fn remove(self) -> io::Result<()> {
+    pub(crate) fn remove(self) -> io::Result<()> {
         fs::remove_file(&self.path)
     }
 }

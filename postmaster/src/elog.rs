@@ -11,7 +11,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// PostgreSQL's message severities that the postmaster writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// `DEBUG1`.
     Debug1,
     /// `LOG`.
@@ -59,7 +59,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
 }
 
 /// The `%m` timestamp: milliseconds, UTC.
-pub fn timestamp(t: SystemTime) -> String {
+pub(crate) fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (y, mo, da) = civil(secs.div_euclid(86_400));
@@ -78,14 +78,14 @@ fn prefix() -> String {
 }
 
 /// Writes one log line.
-pub fn elog(severity: Severity, msg: &dyn fmt::Display) {
+pub(crate) fn elog(severity: Severity, msg: &dyn fmt::Display) {
     let line = format!("{}{}:  {}\n", prefix(), severity.as_str(), msg);
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Formats `tracing` events as PostgreSQL log lines.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PgFormat;
+pub(crate) struct PgFormat;
 
 impl<S, N> FormatEvent<S, N> for PgFormat
 where
@@ -111,7 +111,7 @@ where
 }
 
 /// Routes `tracing` events (LOG and above unless `debug`) to stderr in this format.
-pub fn init(debug: bool) {
+pub(crate) fn init(debug: bool) {
     let level = if debug { Level::DEBUG } else { Level::INFO };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -131,7 +131,7 @@ pub fn init(debug: bool) {
 /// and debug builds (always compiled to unwind) behave the same. Installed first thing by the
 /// `postmaster` binary, so the postmaster, every forked child (which inherits it) and every
 /// exec'd child (which runs `main` again) have it.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let payload = info.payload();
         let msg = payload

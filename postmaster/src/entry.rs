@@ -5,7 +5,8 @@
 
 use crate::cli::ShmemFormat;
 use crate::elog::{self, elog, Severity};
-use crate::{cli, ctl, datadir, startup};
+use crate::shmem_setup::{compute_runtime_settings, describe_shmem, ipc_config};
+use crate::{cli, ctl, datadir, postmaster_main};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -69,14 +70,14 @@ pub fn postmaster_main(args: impl IntoIterator<Item = String>) -> ExitCode {
             &format_args!("created data directory \"{}\"", dir.display()),
         );
     }
-    let mut settings = match startup::load_settings(&dir, &opts) {
+    let mut settings = match postmaster_main::load_settings(&dir, &opts) {
         Ok(s) => s,
         Err(e) => return fatal(&e, e.detail(), e.hint()),
     };
     if let Some(name) = &opts.show {
-        let cfg = startup::ipc_config(&settings, None);
-        if let Err(e) = startup::compute_runtime_settings(&mut settings, &cfg) {
-            return fatal(&e, e.detail(), e.hint());
+        let cfg = ipc_config(&settings, None);
+        if let Err(e) = compute_runtime_settings(&mut settings, &cfg) {
+            return fatal(&e, None, e.hint());
         }
         // PostgreSQL's `-C`: the value in its base unit, without the unit.
         return match settings.value_text(name) {
@@ -88,8 +89,8 @@ pub fn postmaster_main(args: impl IntoIterator<Item = String>) -> ExitCode {
         };
     }
     if let Some(format) = opts.describe_shmem {
-        let cfg = startup::ipc_config(&settings, None);
-        return match startup::describe_shmem(&cfg) {
+        let cfg = ipc_config(&settings, None);
+        return match describe_shmem(&cfg) {
             Ok(d) => {
                 match format {
                     ShmemFormat::Table => print!("{}", d.to_table()),
@@ -97,10 +98,10 @@ pub fn postmaster_main(args: impl IntoIterator<Item = String>) -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => fatal(&e, e.detail(), e.hint()),
+            Err(e) => fatal(&e, None, e.hint()),
         };
     }
-    match startup::run(&dir, settings, &opts) {
+    match postmaster_main::run(&dir, settings, &opts) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => fatal(&e, e.detail(), e.hint()),

@@ -21,179 +21,36 @@
 //! = immediate `_exit(2)`), starts its own session so that a signal to its group reaches
 //! anything it starts, and arms postmaster-death detection.
 
-use crate::bgworker::BgWorkerSpec;
-use crate::child::{backend_type_from_word, backend_type_word, BackendType};
+use crate::child::{backend_type_desc, backend_type_from_word, backend_type_word, BackendType};
+use crate::child_env::{
+    cac_from_word, cac_word, ChildEnv, BGWORKER_ENV, CAC_ENV, CLIENT_FD_ENV, SETTINGS_ENV,
+    SHMEM_FD_ENV, SHMID_ENV,
+};
 use crate::elog::{elog, Severity};
 use crate::signals;
-use pgipc_guc::{Context, Settings, Snapshot};
-use pgipc_ipci::{IpcConfig, IpcState};
-use pgipc_shmem::Shmem;
+use pgipc_bgworker::BgWorkerSpec;
+use pgipc_guc::{Settings, Snapshot};
+use pgipc_tcop::CanAcceptConnections;
 use pgipc_waiteventset::postmaster_death::{PostmasterDeathPipe, PostmasterDeathWatch};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
 
-/// Environment variable: the main segment's memfd number (exec mode).
-pub const SHMEM_FD_ENV: &str = "PGIPC_SHMEM_FD";
-/// Environment variable: the interlock's SysV id (exec mode).
-pub const SHMID_ENV: &str = "PGIPC_SHMID";
-/// Environment variable: the client socket's number (exec mode).
-pub const CLIENT_FD_ENV: &str = "PGIPC_CLIENT_FD";
-/// Environment variable: the connection verdict (exec mode).
-pub const CAC_ENV: &str = "PGIPC_CAC";
-/// Environment variable: a background worker's registration (exec mode).
-pub const BGWORKER_ENV: &str = "PGIPC_BGWORKER";
-/// Environment variable: the postmaster's settings (exec mode): its [`Snapshot`] as JSON.
-pub const SETTINGS_ENV: &str = "PGIPC_SETTINGS";
-
-/// Whether a new connection can be served (PostgreSQL's `CAC_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CanAcceptConnections {
-    /// `CAC_OK`.
-    Ok,
-    /// `CAC_STARTUP`.
-    Startup,
-    /// `CAC_SHUTDOWN`.
-    Shutdown,
-    /// `CAC_RECOVERY`.
-    Recovery,
-    /// `CAC_NOTHOTSTANDBY`.
-    NotHotStandby,
-    /// `CAC_TOOMANY`.
-    TooMany,
-}
-
-impl CanAcceptConnections {
-    fn word(self) -> &'static str {
-        match self {
-            CanAcceptConnections::Ok => "ok",
-            CanAcceptConnections::Startup => "startup",
-            CanAcceptConnections::Shutdown => "shutdown",
-            CanAcceptConnections::Recovery => "recovery",
-            CanAcceptConnections::NotHotStandby => "nothotstandby",
-            CanAcceptConnections::TooMany => "toomany",
-        }
-    }
-
-    fn from_word(w: &str) -> Option<Self> {
-        use CanAcceptConnections::*;
-        [Ok, Startup, Shutdown, Recovery, NotHotStandby, TooMany]
-            .into_iter()
-            .find(|c| c.word() == w)
-    }
-}
-
-/// Everything a running child has: its identity, settings and shared memory.
-#[derive(Debug)]
-pub struct ChildEnv {
-    /// The child's kind.
-    pub kind: BackendType,
-    /// Its child slot (0 for dead-end backends).
-    pub slot: u32,
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// Settings (re-read on SIGHUP with [`ChildEnv::reload_settings`]); shared with the
-    /// postmaster's until then, so that launching a child copies none.
-    pub settings: Rc<Settings>,
-    /// Shared-memory configuration.
-    pub config: IpcConfig,
-    /// The main segment.
-    pub shmem: Shmem,
-    /// Exec mode: the attached state (keeps the interlock attachment alive).
-    pub ipc: Option<IpcState>,
-    /// For a background worker: what it runs.
-    pub worker: Option<BgWorkerSpec>,
-}
-
-impl ChildEnv {
-    /// An integer setting.
-    pub fn setting_int(&self, name: &str) -> i64 {
-        self.settings.int(name)
-    }
-
-    /// Re-reads `postgresql.conf` (SIGHUP), as PostgreSQL's children do: silently (the
-    /// postmaster logs what changed), all or nothing, command-line values kept.
-    pub fn reload_settings(&mut self) {
-        let conf = crate::startup::config_file(&self.settings);
-        let own = Rc::make_mut(&mut self.settings);
-        // PostgreSQL's IsUnderPostmaster: a reload leaves backend-context values alone.
-        own.set_under_postmaster(true);
-        let _ = own.process_config_file(&conf, Context::Sighup);
-    }
-
-    /// PMSignal's shared state.
-    pub fn pmsignal(&self) -> Result<pgipc_pmsignal::PMSignal, String> {
-        let n = crate::startup::max_live_children(&self.config);
-        pgipc_pmsignal::shmem_init(&self.shmem, n).map_err(|e| e.to_string())
-    }
-
-    /// Tells the postmaster the shutdown checkpoint is written (the checkpointer).
-    pub fn send_postmaster_signal_xlog_shutdown(&self) {
-        match self.pmsignal() {
-            Ok(p) => {
-                if let Err(e) =
-                    p.send_postmaster_signal(pgipc_pmsignal::PMSignalReason::XlogIsShutdown)
-                {
-                    elog(Severity::Log, &e);
-                }
-            }
-            Err(e) => elog(Severity::Log, &e),
-        }
-    }
-
-    /// Marks its child slot active in PMSignal, takes this process's PGPROC (auxiliary slot
-    /// for auxiliary kinds) and registers the clean-up that undoes both at exit.
-    ///
-    /// The order is PostgreSQL 18's (`InitProcess` starts with `RegisterPostmasterChildActive`):
-    /// exit callbacks run newest first, so the slot is marked inactive *last*, after the PGPROC
-    /// and everything registered later is released. Until then the postmaster counts an exit as
-    /// a crash.
-    pub fn init_my_proc(&self) -> Result<pgipc_proc::MyProc, String> {
-        self.mark_active()?;
-        let global = pgipc_proc::shmem_init(&self.shmem, &self.config.proc_config())
-            .map_err(|e| e.to_string())?;
-        let me = if self.kind.is_auxiliary() {
-            pgipc_proc::init_auxiliary_process(&global, self.kind)
-        } else {
-            pgipc_proc::init_process(&global, self.kind)
-        }
-        .map_err(|e| e.to_string())?;
-        let ps = crate::startup::procsignal(&self.shmem, &self.config)?;
-        // No cancel key: auxiliary processes and background workers get no cancel requests
-        // (PostgreSQL 18 gives a key only to backends serving a client), and a slot without
-        // one matches none. The SIGUSR1 handler is in place since `reset_for_child`.
-        ps.init_slot(me.proc_number(), std::process::id() as i32, None)
-            .map_err(|e| e.to_string())?;
-        Ok(me)
-    }
-
-    /// Marks the child slot active and arranges for it to be marked inactive at a clean exit.
-    pub fn mark_active(&self) -> Result<(), String> {
-        if self.slot == 0 {
-            return Ok(());
-        }
-        self.pmsignal()?
-            .register_child_active(self.slot)
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// Launches children; owns what a child must close.
 #[derive(Debug)]
-pub struct Launcher {
+pub(crate) struct Launcher {
     exec: bool,
     /// The listen sockets' numbers (closed in forked children).
-    pub listen_fds: Vec<RawFd>,
+    pub(crate) listen_fds: Vec<RawFd>,
     death_pipe: Option<PostmasterDeathPipe>,
     args: Vec<OsString>,
 }
 
 impl Launcher {
     /// A launcher; `args` are the postmaster's own arguments (exec mode repeats them).
-    pub fn new(exec: bool, death_pipe: PostmasterDeathPipe, args: Vec<OsString>) -> Self {
+    pub(crate) fn new(exec: bool, death_pipe: PostmasterDeathPipe, args: Vec<OsString>) -> Self {
         Launcher {
             exec,
             listen_fds: Vec::new(),
@@ -202,16 +59,11 @@ impl Launcher {
         }
     }
 
-    /// Whether children are exec'd.
-    pub fn is_exec(&self) -> bool {
-        self.exec
-    }
-
     /// Starts a child with `env` (prepared by the postmaster; a forked child gets it as is,
     /// an exec'd one rebuilds it from its command line and environment); in the parent returns
     /// its pid. On failure returns the error and gives the client socket back (to tell the
     /// client). `interlock_shmid` is passed to exec'd children.
-    pub fn launch(
+    pub(crate) fn launch(
         &mut self,
         env: ChildEnv,
         interlock_shmid: Option<i32>,
@@ -282,7 +134,7 @@ impl Launcher {
             env.slot
         ))
         .args(&self.args)
-        .env(CAC_ENV, cac.word())
+        .env(CAC_ENV, cac_word(cac))
         .env(SETTINGS_ENV, snapshot_text(&env.settings));
         let mut inherit: Vec<RawFd> = Vec::new();
         if let Some(fd) = env.shmem.memfd() {
@@ -381,7 +233,19 @@ fn child_start(
             None => 1,
         },
         BackendType::BgWorker => crate::bgworker::bgworker_main(&mut env),
-        _ => crate::aux::aux_main(&mut env),
+        BackendType::Startup => crate::startup::startup_main(&mut env),
+        BackendType::Checkpointer => crate::checkpointer::checkpointer_main(&mut env),
+        BackendType::BgWriter => crate::bgwriter::bgwriter_main(&mut env),
+        BackendType::WalWriter => crate::walwriter::walwriter_main(&mut env),
+        BackendType::AutovacLauncher => crate::autovacuum::autovac_launcher_main(&mut env),
+        BackendType::IoWorker => crate::ioworker::io_worker_main(&mut env),
+        other => {
+            elog(
+                Severity::Fatal,
+                &format_args!("{} is not an auxiliary process", backend_type_desc(other)),
+            );
+            1
+        }
     }
 }
 
@@ -404,9 +268,20 @@ fn set_process_name(kind: BackendType) {
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
+/// Why an exec'd child has no settings snapshot.
+#[derive(Debug, thiserror::Error)]
+enum SnapshotEnvError {
+    /// [`SETTINGS_ENV`] is not set (or not text).
+    #[error(transparent)]
+    Missing(#[from] std::env::VarError),
+    /// It does not parse.
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+}
+
 /// The exec'd child's entry: `args` is everything after `--forkchild=<kind>:<slot>`.
 /// Returns the exit code.
-pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
+pub(crate) fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
     let Some((word, slot)) = spec.split_once(':') else {
         eprintln!("postmaster: invalid --forkchild argument \"{spec}\"");
         return 1;
@@ -423,8 +298,8 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
     // have been edited since the last reload, and postmaster-context settings must match the
     // shared memory's layout.
     let settings = match std::env::var(SETTINGS_ENV)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str::<Snapshot>(&t).map_err(|e| e.to_string()))
+        .map_err(SnapshotEnvError::from)
+        .and_then(|t| Ok(serde_json::from_str::<Snapshot>(&t)?))
     {
         Ok(snap) => {
             let (settings, skipped) = Settings::from_snapshot(&snap);
@@ -444,7 +319,7 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
             return 1;
         }
     };
-    let config = crate::startup::ipc_config(&settings, Some(&dir));
+    let config = crate::shmem_setup::ipc_config(&settings, Some(&dir));
     let env_fd = |name: &str| -> Option<RawFd> { std::env::var(name).ok()?.parse().ok() };
     let Some(memfd) = env_fd(SHMEM_FD_ENV) else {
         elog(
@@ -457,7 +332,7 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
     // this fresh process refers to it.
     let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
     let shmid = env_fd(SHMID_ENV);
-    let addins = crate::startup::addins_for(&config);
+    let addins = crate::shmem_setup::addins_for(&config);
     let ipc = match pgipc_ipci::attach(&config, &addins, memfd, shmid) {
         Ok(s) => s,
         Err(e) => {
@@ -474,7 +349,7 @@ pub fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
     });
     let cac = std::env::var(CAC_ENV)
         .ok()
-        .and_then(|w| CanAcceptConnections::from_word(&w))
+        .and_then(|w| cac_from_word(&w))
         .unwrap_or(CanAcceptConnections::Ok);
     let worker = std::env::var(BGWORKER_ENV)
         .ok()

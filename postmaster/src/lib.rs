@@ -33,18 +33,27 @@
 //! archiver, syslogger or autovacuum workers. It does not refuse to run as root, unlike
 //! PostgreSQL, because CI runs as root.
 
-pub mod aux;
-pub mod backend;
-pub mod bgworker;
-pub mod child;
-pub mod cli;
-pub mod controlfile;
-pub mod ctl;
-pub mod datadir;
-pub mod elog;
+mod autovacuum;
+mod auxprocess;
+mod backend;
+mod bgworker;
+mod bgwriter;
+mod checkpointer;
+mod child;
+mod child_env;
+mod cli;
+mod controlfile;
+mod ctl;
+mod datadir;
+mod elog;
 pub mod entry;
-pub mod launch;
-pub mod listen;
-pub mod server;
-pub mod signals;
-pub mod startup;
+mod ioworker;
+mod launch;
+mod listen;
+mod pmstate;
+mod postmaster_main;
+mod server;
+mod shmem_setup;
+mod signals;
+mod startup;
+mod walwriter;

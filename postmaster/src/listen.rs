@@ -13,25 +13,46 @@ const PG_SOMAXCONN: i64 = 10_000;
 
 /// The open listen sockets (their files are removed on drop, in the postmaster only).
 #[derive(Debug)]
-pub struct Listen {
+pub(crate) struct Listen {
     sockets: ListenSockets,
 }
 
 impl Listen {
     /// The sockets' descriptor numbers (forked children close them).
-    pub fn raw_fds(&self) -> Vec<RawFd> {
+    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
         self.sockets.fds().iter().map(AsRawFd::as_raw_fd).collect()
     }
 
     /// The sockets.
-    pub fn fds(&self) -> &[OwnedFd] {
+    pub(crate) fn fds(&self) -> &[OwnedFd] {
         self.sockets.fds()
     }
 }
 
-/// Opens every listen socket the settings ask for (PostgreSQL's start-up step 10); the error
-/// is PostgreSQL's FATAL text (with its hint on a second line).
-pub fn open_listen_sockets(settings: &Settings, data_dir: &Path) -> Result<Listen, String> {
+/// Why the listen sockets could not be opened; the text is PostgreSQL's FATAL message (with
+/// its hint on a second line, as the postmaster has always logged it).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ListenError {
+    /// A socket could not be created, bound or listened on.
+    #[error("{}", with_hint(.0))]
+    Open(#[from] pgipc_libpq::ListenError),
+    /// The settings name no socket at all.
+    #[error("no socket created for listening")]
+    NoSocket,
+}
+
+fn with_hint(e: &pgipc_libpq::ListenError) -> String {
+    match e.hint() {
+        Some(h) => format!("{e}\nHINT:  {h}"),
+        None => e.to_string(),
+    }
+}
+
+/// Opens every listen socket the settings ask for (PostgreSQL's start-up step 10).
+pub(crate) fn open_listen_sockets(
+    settings: &Settings,
+    data_dir: &Path,
+) -> Result<Listen, ListenError> {
     let cfg = ListenConfig {
         listen_addresses: settings.text("listen_addresses").to_owned(),
         port: settings.int("port") as u16,
@@ -40,27 +61,24 @@ pub fn open_listen_sockets(settings: &Settings, data_dir: &Path) -> Result<Liste
         data_dir: data_dir.to_path_buf(),
         backlog: (settings.int("max_connections") * 2).clamp(1, PG_SOMAXCONN) as i32,
     };
-    let sockets = ListenSockets::open(&cfg).map_err(|e| match e.hint() {
-        Some(h) => format!("{e}\nHINT:  {h}"),
-        None => e.to_string(),
-    })?;
+    let sockets = ListenSockets::open(&cfg)?;
     if sockets.fds().is_empty() {
-        return Err("no socket created for listening".into());
+        return Err(ListenError::NoSocket);
     }
     Ok(Listen { sockets })
 }
 
 /// How long ServerLoop pauses after `accept()` failed (PostgreSQL's 100 ms): the socket stays
 /// readable, and without a pause a postmaster out of descriptors (EMFILE, ENFILE) would spin.
-pub const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+pub(crate) const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Accepts one connection; `Ok(None)` when there was none after all.
-pub fn accept(listener: BorrowedFd<'_>) -> std::io::Result<Option<OwnedFd>> {
+pub(crate) fn accept(listener: BorrowedFd<'_>) -> std::io::Result<Option<OwnedFd>> {
     pgipc_libpq::accept_nonblocking(listener)
 }
 
 /// After a failed fork: the best-effort message PostgreSQL sends the client.
-pub fn report_fork_failure(client: OwnedFd, msg: &std::io::Error) {
+pub(crate) fn report_fork_failure(client: OwnedFd, msg: &std::io::Error) {
     use std::os::fd::AsFd;
     pgipc_libpq::report_fork_failure(client.as_fd(), msg);
 }

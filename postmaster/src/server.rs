@@ -23,9 +23,10 @@ use crate::bgworker::BgWorkerList;
 use crate::child::{backend_type_desc, BackendType, ChildList, ChildPools, PmChild, PoolSizes};
 use crate::datadir::{line, status, LockFile};
 use crate::elog::{elog, Severity};
-use crate::launch::{CanAcceptConnections, Launcher};
+use crate::launch::Launcher;
+use crate::pmstate::{PmState, Shutdown};
+use crate::shmem_setup::{create_shared_state, PmShmem, ShmemSetupError};
 use crate::signals::{self, Pending};
-use crate::startup::PmShmem;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -33,6 +34,7 @@ use pgipc_guc::{Context, Settings};
 use pgipc_ipci::IpcConfig;
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_pmsignal::{PMSignal, PMSignalReason};
+use pgipc_tcop::CanAcceptConnections;
 use pgipc_waiteventset::{WaitEvent, WaitEventSet, WaitEvents};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -40,71 +42,21 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// After this long, children that ignore SIGQUIT get SIGKILL (`SIGKILL_CHILDREN_AFTER_SECS`).
-pub const SIGKILL_CHILDREN_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const SIGKILL_CHILDREN_AFTER: Duration = Duration::from_secs(5);
 
-/// PostgreSQL's `PMState`, in its order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PmState {
-    /// `PM_INIT`.
-    Init,
-    /// `PM_STARTUP`: the startup process runs.
-    Startup,
-    /// `PM_RECOVERY`.
-    Recovery,
-    /// `PM_HOT_STANDBY`.
-    HotStandby,
-    /// `PM_RUN`: normal operation.
-    Run,
-    /// `PM_STOP_BACKENDS`.
-    StopBackends,
-    /// `PM_WAIT_BACKENDS`.
-    WaitBackends,
-    /// `PM_WAIT_XLOG_SHUTDOWN`.
-    WaitXlogShutdown,
-    /// `PM_WAIT_XLOG_ARCHIVAL`.
-    WaitXlogArchival,
-    /// `PM_WAIT_IO_WORKERS`.
-    WaitIoWorkers,
-    /// `PM_WAIT_CHECKPOINTER`.
-    WaitCheckpointer,
-    /// `PM_WAIT_DEAD_END`.
-    WaitDeadEnd,
-    /// `PM_NO_CHILDREN`.
-    NoChildren,
-}
-
-impl PmState {
-    fn name(self) -> &'static str {
-        use PmState::*;
-        match self {
-            Init => "PM_INIT",
-            Startup => "PM_STARTUP",
-            Recovery => "PM_RECOVERY",
-            HotStandby => "PM_HOT_STANDBY",
-            Run => "PM_RUN",
-            StopBackends => "PM_STOP_BACKENDS",
-            WaitBackends => "PM_WAIT_BACKENDS",
-            WaitXlogShutdown => "PM_WAIT_XLOG_SHUTDOWN",
-            WaitXlogArchival => "PM_WAIT_XLOG_ARCHIVAL",
-            WaitIoWorkers => "PM_WAIT_IO_WORKERS",
-            WaitCheckpointer => "PM_WAIT_CHECKPOINTER",
-            WaitDeadEnd => "PM_WAIT_DEAD_END",
-            NoChildren => "PM_NO_CHILDREN",
-        }
-    }
-}
-
-/// How far a shutdown has been asked to go (only ever increases).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Shutdown {
-    /// None requested.
-    No,
-    /// SIGTERM: wait for clients to leave.
-    Smart,
-    /// SIGINT: terminate sessions, then a shutdown checkpoint.
-    Fast,
-    /// SIGQUIT: SIGQUIT everyone and exit; the next start recovers.
-    Immediate,
+/// Why the crash reset could not make a new generation of shared memory (the postmaster then
+/// exits).
+#[derive(Debug, thiserror::Error)]
+enum ResetError {
+    /// The `postmaster-reset` injection point raised an error.
+    #[error(transparent)]
+    InjectionPoint(#[from] pgipc_injection_point::InjectionError),
+    /// The old generation could not be removed.
+    #[error(transparent)]
+    Ipci(#[from] pgipc_ipci::IpciError),
+    /// The new generation could not be made.
+    #[error(transparent)]
+    Setup(#[from] ShmemSetupError),
 }
 
 /// What the startup process is doing (PostgreSQL's `StartupStatus`).
@@ -118,34 +70,34 @@ enum StartupStatus {
 
 /// The postmaster's state between loop iterations.
 #[derive(Debug)]
-pub struct Postmaster {
+pub(crate) struct Postmaster {
     /// The data directory (absolute).
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Current settings (shared with the `ChildEnv` of each launch, so that a launch copies
     /// no settings; a reload writes its own copy if one is still shared).
-    pub settings: Rc<Settings>,
+    pub(crate) settings: Rc<Settings>,
     /// The current generation of shared memory and every view into it (`None` only while a
     /// crash reset swaps generations, and after exit clean-up).
     shmem: Option<PmShmem>,
     /// The configuration shared memory was made for.
-    pub config: IpcConfig,
+    pub(crate) config: IpcConfig,
     /// `postmaster.pid`.
-    pub lock: Option<LockFile>,
+    pub(crate) lock: Option<LockFile>,
     /// Child launching (fork or exec) and what children must close.
-    pub launcher: Launcher,
+    pub(crate) launcher: Launcher,
     /// Where it stands.
-    pub state: PmState,
+    pub(crate) state: PmState,
     shutdown: Shutdown,
     fatal_error: bool,
     conns_allowed: bool,
     abort_start: Option<Instant>,
     startup_status: StartupStatus,
     /// Live children.
-    pub children: ChildList,
+    pub(crate) children: ChildList,
     /// Child slot pools.
-    pub pools: ChildPools,
+    pub(crate) pools: ChildPools,
     /// Background workers known to the postmaster.
-    pub workers: BgWorkerList,
+    pub(crate) workers: BgWorkerList,
     exit_code: Option<i32>,
     /// When postmaster.pid was last checked (PostgreSQL's `RecheckDataDirLockFile`, each minute).
     last_lock_check: Instant,
@@ -163,7 +115,7 @@ enum Accepting {
 impl Postmaster {
     /// A postmaster about to enter PM_STARTUP with `ipc` already created.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         data_dir: PathBuf,
         settings: Settings,
         shmem: PmShmem,
@@ -196,7 +148,7 @@ impl Postmaster {
     }
 
     /// The pool sizes for `cfg` (PostgreSQL 18's `InitPostmasterChildSlots`).
-    pub fn pool_sizes(cfg: &IpcConfig) -> PoolSizes {
+    pub(crate) fn pool_sizes(cfg: &IpcConfig) -> PoolSizes {
         PoolSizes {
             max_connections: cfg.max_connections,
             max_wal_senders: cfg.max_wal_senders,
@@ -250,7 +202,7 @@ impl Postmaster {
 
     /// Enters PM_STARTUP: starts the I/O workers, checkpointer, background writer and the
     /// startup process, then the workers that start with the postmaster.
-    pub fn begin_startup(&mut self) {
+    pub(crate) fn begin_startup(&mut self) {
         self.set_pid_status(status::STARTING);
         self.set_state(PmState::Startup);
         self.start_io_workers();
@@ -266,7 +218,11 @@ impl Postmaster {
     }
 
     /// Runs ServerLoop until the postmaster must exit; returns the exit code.
-    pub fn server_loop(&mut self, latch: &OwnedLatch<&'static Latch>, sockets: &[OwnedFd]) -> i32 {
+    pub(crate) fn server_loop(
+        &mut self,
+        latch: &OwnedLatch<&'static Latch>,
+        sockets: &[OwnedFd],
+    ) -> i32 {
         const LATCH: u64 = u64::MAX;
         let mut events = vec![WaitEvent::EMPTY; sockets.len() + 1];
         loop {
@@ -439,7 +395,7 @@ impl Postmaster {
         );
         // PostgreSQL's ProcessConfigFile: all or nothing, errors with file and line; values
         // from the command line outrank the file and stay.
-        let conf = crate::startup::config_file(&self.settings);
+        let conf = crate::child_env::config_file(&self.settings);
         let report = Rc::make_mut(&mut self.settings).process_config_file(&conf, Context::Sighup);
         for line in report.log_lines(&conf) {
             elog(Severity::Log, &line);
@@ -716,7 +672,7 @@ impl Postmaster {
                     return CanAcceptConnections::Startup;
                 }
                 if self.state == Recovery {
-                    return CanAcceptConnections::NotHotStandby;
+                    return CanAcceptConnections::NotHotStandby { hot_standby: false };
                 }
             }
             return CanAcceptConnections::Recovery;
@@ -789,13 +745,13 @@ impl Postmaster {
         kind: BackendType,
         slot: u32,
         worker: Option<crate::bgworker::BgWorkerSpec>,
-    ) -> Result<crate::launch::ChildEnv, std::io::Error> {
+    ) -> Result<crate::child_env::ChildEnv, std::io::Error> {
         let ipc = self
             .shmem
             .as_ref()
             .map(PmShmem::ipc)
             .ok_or_else(|| std::io::Error::other("no shared memory"))?;
-        Ok(crate::launch::ChildEnv {
+        Ok(crate::child_env::ChildEnv {
             kind,
             slot,
             data_dir: self.data_dir.clone(),
@@ -1103,14 +1059,14 @@ impl Postmaster {
     /// Swaps the generation of shared memory: the old one goes as a whole (every view the
     /// postmaster had, the segment, its DSM segments), a new one is made and the surviving
     /// background workers are published into it.
-    fn reinitialize_shared_memory(&mut self) -> Result<(), String> {
+    fn reinitialize_shared_memory(&mut self) -> Result<(), ResetError> {
         // Attached through the environment only: the postmaster never reads the shared table.
-        pgipc_injection_point::injection_point!("postmaster-reset").map_err(|e| e.to_string())?;
+        pgipc_injection_point::injection_point!("postmaster-reset")?;
         if let Some(old) = self.shmem.take() {
-            old.shutdown().map_err(|e| e.to_string())?;
+            old.shutdown()?;
         }
-        let new = crate::startup::create_shared_state(&self.config, &mut self.workers)
-            .map_err(|e| e.to_string())?;
+        let workers = &mut self.workers;
+        let new = create_shared_state(&self.config, |sh| workers.publish(sh))?;
         if let (Some(l), Some(i)) = (self.lock.as_mut(), new.ipc().interlock.as_ref()) {
             let _ = l.set_line(line::SHMEM_KEY, &i.lock_file_line());
         }
@@ -1119,7 +1075,7 @@ impl Postmaster {
     }
 
     /// Removes shared memory, the lock file and socket files at exit.
-    pub fn cleanup_at_exit(&mut self) {
+    pub(crate) fn cleanup_at_exit(&mut self) {
         if let Some(shmem) = self.shmem.take() {
             if let Err(e) = shmem.shutdown() {
                 elog(
@@ -1160,11 +1116,11 @@ fn stop_target(kind: BackendType, hard: bool) -> bool {
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChildExit {
+pub(crate) struct ChildExit {
     /// Exit code, if it exited.
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// Signal, if it was killed.
-    pub signal: Option<Signal>,
+    pub(crate) signal: Option<Signal>,
 }
 
 impl ChildExit {

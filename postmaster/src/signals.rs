@@ -20,7 +20,7 @@ static PENDING: AtomicU32 = AtomicU32::new(0);
 /// A signal the postmaster or a child acts on, as a bit in the pending word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-pub enum Pending {
+pub(crate) enum Pending {
     /// SIGHUP.
     Hup = 1 << 0,
     /// SIGTERM.
@@ -72,7 +72,7 @@ fn set_handler(sig: Signal, h: SigHandler) -> nix::Result<()> {
 
 /// The postmaster's handlers (PostgreSQL's `PostmasterMain` signal set-up); unblocks
 /// everything. The latch they set must be installed with `pgipc_latch::install_my_latch`.
-pub fn install_postmaster() -> nix::Result<()> {
+pub(crate) fn install_postmaster() -> nix::Result<()> {
     for sig in [
         Signal::SIGHUP,
         Signal::SIGTERM,
@@ -107,19 +107,19 @@ fn unblock_all() -> nix::Result<()> {
 /// starts with everything blocked and unblocks once its own handlers are installed, so no
 /// signal meets a default action meant for the postmaster's handlers. Returns the previous
 /// mask for [`restore_mask`].
-pub fn block_all() -> nix::Result<SigSet> {
+pub(crate) fn block_all() -> nix::Result<SigSet> {
     let mut old = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
     Ok(old)
 }
 
 /// Puts back the mask [`block_all`] returned.
-pub fn restore_mask(old: &SigSet) -> nix::Result<()> {
+pub(crate) fn restore_mask(old: &SigSet) -> nix::Result<()> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None)
 }
 
 /// In a child, once its handlers are installed: lets signals in.
-pub fn unblock_for_child() -> nix::Result<()> {
+pub(crate) fn unblock_for_child() -> nix::Result<()> {
     unblock_all()
 }
 
@@ -131,7 +131,7 @@ pub fn unblock_for_child() -> nix::Result<()> {
 /// child (SIGUSR1 from ProcSignal senders and background-worker notifications) keeps a
 /// default action that would kill it and make the postmaster restart everything. The child
 /// kind then calls [`catch`] for the signals it handles and [`unblock_for_child`].
-pub fn reset_for_child() -> Result<(), String> {
+pub(crate) fn reset_for_child() -> Result<(), String> {
     PENDING.store(0, Ordering::SeqCst);
     let set = |sig, h| set_handler(sig, h).map_err(|e| format!("{sig}: {e}"));
     for sig in [
@@ -151,26 +151,26 @@ pub fn reset_for_child() -> Result<(), String> {
 }
 
 /// Makes `sig` set its pending bit and the latch.
-pub fn catch(sig: Signal) -> nix::Result<()> {
+pub(crate) fn catch(sig: Signal) -> nix::Result<()> {
     set_handler(sig, SigHandler::Handler(on_signal))
 }
 
 /// Ignores `sig`.
-pub fn ignore(sig: Signal) -> nix::Result<()> {
+pub(crate) fn ignore(sig: Signal) -> nix::Result<()> {
     set_handler(sig, SigHandler::SigIgn)
 }
 
 /// Takes the pending bits (all of them) since the last call.
-pub fn take_all() -> u32 {
+pub(crate) fn take_all() -> u32 {
     PENDING.swap(0, Ordering::SeqCst)
 }
 
 /// Takes one pending bit: whether it was set.
-pub fn take(p: Pending) -> bool {
+pub(crate) fn take(p: Pending) -> bool {
     PENDING.fetch_and(!(p as u32), Ordering::SeqCst) & (p as u32) != 0
 }
 
 /// Whether `p` is pending (without taking it).
-pub fn is_pending(p: Pending) -> bool {
+pub(crate) fn is_pending(p: Pending) -> bool {
     PENDING.load(Ordering::SeqCst) & (p as u32) != 0
 }
