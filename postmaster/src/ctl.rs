@@ -60,8 +60,28 @@ Shutdown modes are:
   immediate   quit without complete shutdown; will lead to recovery on restart
 ";
 
+/// A command line `pgipc_ctl` does not accept (pg_ctl's texts).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CtlArgsError {
+    /// An option came last, without its value.
+    #[error("option requires an argument -- '{0}'")]
+    MissingArgument(&'static str),
+    /// `-m` names no shutdown mode.
+    #[error("unrecognized shutdown mode \"{0}\"")]
+    UnknownMode(String),
+    /// `-t` is not a number of seconds.
+    #[error("invalid timeout")]
+    InvalidTimeout,
+    /// An option pg_ctl does not have.
+    #[error("invalid option -- '{0}'")]
+    InvalidOption(String),
+    /// No `start`, `stop`, ...
+    #[error("no operation specified")]
+    NoOperation,
+}
+
 /// Parses the arguments after the program name.
-pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, String> {
+pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, CtlArgsError> {
     let mut a = CtlArgs {
         command: String::new(),
         data_dir: None,
@@ -74,10 +94,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, S
     };
     let mut it = args.into_iter();
     while let Some(s) = it.next() {
-        let mut val = |flag: &str| {
-            it.next()
-                .ok_or(format!("option requires an argument -- '{flag}'"))
-        };
+        let mut val = |flag: &'static str| it.next().ok_or(CtlArgsError::MissingArgument(flag));
         match s.as_str() {
             "-D" => a.data_dir = Some(PathBuf::from(val("D")?)),
             "-l" => a.log_file = Some(PathBuf::from(val("l")?)),
@@ -90,23 +107,23 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, S
                     "s" | "smart" => "smart".into(),
                     "f" | "fast" => "fast".into(),
                     "i" | "immediate" => "immediate".into(),
-                    _ => return Err(format!("unrecognized shutdown mode \"{m}\"")),
+                    _ => return Err(CtlArgsError::UnknownMode(m)),
                 }
             }
             "-t" => {
                 a.timeout = val("t")?
                     .parse()
-                    .map_err(|_| "invalid timeout".to_owned())?
+                    .map_err(|_| CtlArgsError::InvalidTimeout)?
             }
             "-w" => a.wait = true,
             "-W" => a.wait = false,
             "-s" => a.silent = true,
             c if !c.starts_with('-') && a.command.is_empty() => a.command = c.to_owned(),
-            other => return Err(format!("invalid option -- '{other}'")),
+            other => return Err(CtlArgsError::InvalidOption(other.to_owned())),
         }
     }
     if a.command.is_empty() {
-        return Err("no operation specified".into());
+        return Err(CtlArgsError::NoOperation);
     }
     if a.data_dir.is_none() {
         a.data_dir = std::env::var_os("PGDATA").map(PathBuf::from);
@@ -340,7 +357,7 @@ fn stop(a: &CtlArgs, dir: &Path, say: &dyn Fn(&str), restarting: bool) -> i32 {
 mod tests {
     use super::*;
 
-    fn p(v: &[&str]) -> Result<CtlArgs, String> {
+    fn p(v: &[&str]) -> Result<CtlArgs, CtlArgsError> {
         parse(v.iter().map(|s| s.to_string()))
     }
 
@@ -352,7 +369,14 @@ mod tests {
         assert!(!a.wait);
         let a = p(&["start", "-o", "-p 5433 -c x=1", "-l", "log"]).unwrap();
         assert_eq!(a.options, vec!["-p", "5433", "-c", "x=1"]);
-        assert!(p(&["stop", "-m", "gentle"]).is_err());
-        assert!(p(&[]).is_err());
+        assert_eq!(
+            p(&["stop", "-m", "gentle"]).unwrap_err().to_string(),
+            "unrecognized shutdown mode \"gentle\""
+        );
+        assert_eq!(p(&[]).unwrap_err(), CtlArgsError::NoOperation);
+        assert_eq!(
+            p(&["stop", "-D"]).unwrap_err().to_string(),
+            "option requires an argument -- 'D'"
+        );
     }
 }

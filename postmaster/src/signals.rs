@@ -123,6 +123,22 @@ pub(crate) fn unblock_for_child() -> nix::Result<()> {
     unblock_all()
 }
 
+/// Why a child's signal handlers could not be reset.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResetError {
+    /// `sigaction` refused a signal.
+    #[error("{sig}: {source}")]
+    Handler {
+        /// The signal.
+        sig: Signal,
+        /// The system error.
+        source: nix::Error,
+    },
+    /// ProcSignal's SIGUSR1 handler could not be installed.
+    #[error(transparent)]
+    ProcSignal(#[from] pgipc_procsignal::ProcSignalError),
+}
+
 /// In a new child (with signals blocked since the fork or exec): every handler back to its
 /// default, SIGQUIT to an immediate `_exit(2)`, SIGUSR1 to ProcSignal's handler (it only sets
 /// flags and the latch, and works before the process has a slot), SIGPIPE, SIGUSR2 and
@@ -131,9 +147,9 @@ pub(crate) fn unblock_for_child() -> nix::Result<()> {
 /// child (SIGUSR1 from ProcSignal senders and background-worker notifications) keeps a
 /// default action that would kill it and make the postmaster restart everything. The child
 /// kind then calls [`catch`] for the signals it handles and [`unblock_for_child`].
-pub(crate) fn reset_for_child() -> Result<(), String> {
+pub(crate) fn reset_for_child() -> Result<(), ResetError> {
     PENDING.store(0, Ordering::SeqCst);
-    let set = |sig, h| set_handler(sig, h).map_err(|e| format!("{sig}: {e}"));
+    let set = |sig, h| set_handler(sig, h).map_err(|source| ResetError::Handler { sig, source });
     for sig in [
         Signal::SIGHUP,
         Signal::SIGTERM,
@@ -142,7 +158,7 @@ pub(crate) fn reset_for_child() -> Result<(), String> {
     ] {
         set(sig, SigHandler::SigDfl)?;
     }
-    pgipc_procsignal::install_handler().map_err(|e| e.to_string())?;
+    pgipc_procsignal::install_handler()?;
     set(Signal::SIGQUIT, SigHandler::Handler(crash_exit))?;
     for sig in [Signal::SIGPIPE, Signal::SIGUSR2, Signal::SIGALRM] {
         set(sig, SigHandler::SigIgn)?;
