@@ -4,18 +4,39 @@
 //!
 //! ```text
 //!  main (entry::postmaster_main; pgipc_ctl: entry::ctl_main)
-//!        ─► cli::parse ─► datadir::prepare ─► startup::load_settings (defaults < env < file < -c)
+//!        ─► cli::parse ─► datadir::prepare ─► postmaster_main::load_settings
+//!           (defaults < env < file < -c)
 //!        ─► -C name / --describe-shmem: print, exit
 //!        ─► --forkchild=<kind>:<slot>: an exec'd child (launch::exec_child_main)
-//!        ─► startup::run: latch + signal handlers ─► postmaster.pid ─► control file
-//!           ─► static bgworkers (shared_preload_libraries) ─► ipci (shared memory, DSM)
+//!        ─► postmaster_main::run: latch + signal handlers ─► postmaster.pid ─► control file
+//!           ─► static bgworkers (shared_preload_libraries) ─► shmem_setup (ipci, DSM)
 //!           ─► death pipe ─► listen sockets ─► server::Postmaster::begin_startup
 //!           ─► ServerLoop (server.rs) until the state machine says exit
-//!  children (launch.rs, fork or fork+exec):
-//!     startup, checkpointer, bgwriter, walwriter, autovacuum launcher, io workers (aux.rs)
+//!  children (launch.rs, fork or fork+exec, each with a child_env::ChildEnv):
+//!     auxiliary processes (auxprocess.rs, then startup.rs, checkpointer.rs, bgwriter.rs,
+//!     walwriter.rs, autovacuum.rs, ioworker.rs)
 //!     client backends and dead-end backends (backend.rs: tcop's session with the server's hooks)
 //!     background workers (bgworker.rs: the postmaster's list and the worker code; the shared
 //!     slots and the backend's API are the pgipc_bgworker crate)
+//! ```
+//!
+//! # Module map
+//! Laid out like PostgreSQL's postmaster/ directory. Each module uses only modules on lines
+//! above it (`tests/module_graph.rs` fails on any cycle):
+//!
+//! ```text
+//!  elog, signals, cli, datadir, controlfile, child (pmchild.c), listen, pmstate (PMState),
+//!    ctl (pg_ctl)                                    no module of this crate, or only those
+//!  child_env      what a child has (ChildEnv), the PGIPC_* variables, PMSignal/ProcSignal views
+//!  shmem_setup    sizing, --describe-shmem, the postmaster's add-in, one generation (PmShmem)
+//!  auxprocess     the auxiliary processes' common part (auxprocess.c)
+//!    startup, checkpointer, bgwriter, walwriter, autovacuum, ioworker   one module per kind
+//!  backend        a client backend: tcop's session (backend_startup.c)
+//!  bgworker       the postmaster's half of bgworker.c
+//!  launch         fork / fork+exec of a child and its common start (launch_backend.c)
+//!  server         ServerLoop, the reaper, pmState transitions, crash reset (postmaster.c)
+//!  postmaster_main  PostmasterMain
+//!  entry          the two programs' bodies (the only public module)
 //! ```
 //!
 //! # Concurrency contract

@@ -1,5 +1,5 @@
 //! `pgipc_ctl`: start, stop, restart, reload and status of a pgipc server (PostgreSQL's
-//! pg_ctl). See `pgipc_postmaster::ctl`.
+//! pg_ctl). See `pgipc_postmaster::entry::ctl_main`.
 
 fn main() -> std::process::ExitCode {
     // The server binary sits next to this one.
