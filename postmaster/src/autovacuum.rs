@@ -1,5 +1,5 @@
-//! The autovacuum launcher (PostgreSQL's autovacuum.c, for a server that has no storage): one round per
-//! `autovacuum_naptime`, counted in `pgipc.autovacuum_rounds`; SIGTERM: exit 0, SIGINT ignored.
+//! The autovacuum launcher (PostgreSQL's autovacuum.c, for a server that has no storage): one round
+//! per `autovacuum_naptime`, counted in `pgipc.autovacuum_rounds`; SIGTERM: exit 0, SIGINT ignored.
 
 use crate::auxprocess::{periodic_main, wait_event};
 use crate::child_env::ChildEnv;

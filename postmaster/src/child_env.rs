@@ -184,3 +184,31 @@ pub(crate) fn procsignal(
     let n = cfg.num_proc_signal_slots()? as usize;
     Ok(pgipc_procsignal::shmem_init(shmem, n)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_verdict_survives_the_exec_environment() {
+        use CanAcceptConnections::*;
+        let all = [
+            Ok,
+            Startup,
+            Shutdown,
+            Recovery,
+            NotHotStandby { hot_standby: false },
+            NotHotStandby { hot_standby: true },
+            TooMany,
+        ];
+        for cac in all {
+            assert_eq!(cac_from_word(cac_word(cac)), Some(cac), "{cac:?}");
+        }
+        // The word exec'd children of earlier builds received for CAC_NOTHOTSTANDBY.
+        assert_eq!(
+            cac_from_word("nothotstandby"),
+            Some(NotHotStandby { hot_standby: false })
+        );
+        assert_eq!(cac_from_word("nonsense"), None);
+    }
+}
