@@ -1,5 +1,5 @@
-//! The programs' entry points: [`postmaster_main`] (the `postmaster` binary) and
-//! [`ctl_main`] (`pgipc_ctl`). The binaries are thin wrappers around them; whole-server tests
+//! The programs' entry points: [`postmaster_main()`] (the `postmaster` binary) and
+//! [`ctl_main()`] (`pgipc_ctl`). The binaries are thin wrappers around them; whole-server tests
 //! call them from their own test binary re-executed as the server (tests/, package
 //! pgipc-tests), so the programs under test are these functions, not a binary found by name.
 
