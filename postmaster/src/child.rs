@@ -3,10 +3,11 @@
 //!
 //! Every child except a dead-end backend holds a *child slot*: a number from 1 to
 //! `MaxLivePostmasterChildren` (ipci's `max_live_postmaster_children`, the pools' total) that
-//! indexes its flag in PMSignal's shared array. The numbers are split into one fixed pool per kind at start-up, so a storm of connections can
-//! never take the slot the checkpointer needs. Dead-end backends (connections refused for
-//! being too many, or arriving during start-up or shutdown) have slot 0 and no limit: the
-//! postmaster keeps forking them so that every client hears why it was refused.
+//! indexes its flag in PMSignal's shared array. The numbers are split into one fixed pool per kind
+//! at start-up, so a storm of connections can never take the slot the checkpointer needs. Dead-end
+//! backends (connections refused for being too many, or arriving during start-up or shutdown) have
+//! slot 0 and no limit: the postmaster keeps forking them so that every client hears why it was
+//! refused.
 //!
 //! All of this is postmaster-local memory; children never see it.
 
