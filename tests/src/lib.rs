@@ -1,15 +1,31 @@
 //! pgipc's dev-only test kit, and the home of the whole-server tests.
 //!
-//! The library holds what tests and benches of any pgipc crate share: scratch directories,
-//! free ports, bounded polling ([`wait_for`]), a [`watchdog`] that ends a test binary that ran
-//! over its time, and [`which`]. It depends on no pgipc crate, so a crate's own tests can use
-//! it as a dev-dependency without seeing a second copy of that crate's types.
+//! The library holds what tests and benches of any pgipc crate share; crates use it as a
+//! dev-dependency (`pgipc-tests = { workspace = true }`). It depends on no pgipc crate, so a
+//! crate's own tests can use it without seeing a second copy of that crate's types: it deals
+//! in raw descriptors and words, and each crate maps and attaches with its own types.
+//!
+//! * [`harness`]: named cases as libtest-mimic trials on one test thread (the `test result:`
+//!   line counts what ran), child guards ([`harness::Proc`]) and bounded waits for children.
+//! * [`helper`]: the exec'd helper, the current test binary re-executed in a role, handed a
+//!   segment descriptor (fd and size through the environment).
+//! * [`cpu`]: CPU pinning, the online CPU count, a small deterministic generator, spinning.
+//! * [`bench`]: the interleaved A/B runner, median of pairwise ratios, the `BENCH` line, and
+//!   a persistent bench helper driven through shared words.
+//! * Here: scratch directories, free ports, bounded polling ([`wait_for`]), a [`watchdog`]
+//!   that ends a test binary that ran over its time, [`which`], and the re-exec dispatch of
+//!   the whole-server tests ([`serve_if_asked`]).
 //!
 //! The package's integration tests (`tests/*.rs`, `harness = false`, libtest-mimic) and its
 //! bench (`benches/server.rs`) run whole servers: each test binary, re-executed with
 //! `PGIPC_TESTS_RUN_AS=postmaster` (or `pgipc_ctl`), runs the server program
 //! (`pgipc_postmaster::entry`) instead of its tests, so `cargo test -p pgipc-tests` needs no
 //! binary of another package.
+
+pub mod bench;
+pub mod cpu;
+pub mod harness;
+pub mod helper;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
