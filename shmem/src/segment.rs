@@ -377,7 +377,9 @@ impl Shmem {
     /// A memfd-backed segment of `size` bytes with `nslots` wait slots, its allocator, main
     /// LWLocks and Shmem Index ready: what tests and examples need to share memory with
     /// processes they spawn (hand [`memfd`](Self::memfd) to the child, which calls
-    /// [`attach_fd`](Self::attach_fd)).
+    /// [`attach_fd`](Self::attach_fd)). Test-only: behind the `testing` feature, which the
+    /// crates' dev-dependencies on this crate enable.
+    #[cfg(any(test, feature = "testing"))]
     pub fn create_for_tests_with(size: usize, nslots: usize) -> Result<Shmem, ShmemError> {
         let mut opts = SegmentOptions::new(size);
         opts.kind = SharedMemoryType::Memfd;
@@ -390,6 +392,7 @@ impl Shmem {
     }
 
     /// [`create_for_tests_with`](Self::create_for_tests_with) with 128 wait slots.
+    #[cfg(any(test, feature = "testing"))]
     pub fn create_for_tests(size: usize) -> Result<Shmem, ShmemError> {
         Self::create_for_tests_with(size, 128)
     }
