@@ -14,8 +14,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::bench::{interleave, report, serve, Driver};
-use common::{pin, role, Kit};
+use common::bench::{interleave, report, Driver};
+use common::{bench, pin, role, Kit};
 use pgipc_latch::{Latch, OwnedLatch};
 use rustix::thread::futex;
 use std::hint::black_box;
@@ -57,7 +57,10 @@ fn main() {
         pin(&[0]);
         let kit = Kit::create();
         let mine = OwnedLatch::own(&kit.arena.latches[0]).expect("own");
-        let mut d = Driver::new(&kit, kit.spawn("pong", &[&child_cpu.to_string()]));
+        let mut d = Driver::new(
+            kit.bench_words(),
+            kit.spawn("pong", &[&child_cpu.to_string()]),
+        );
         let (to_child, from_child) = futex_words(&kit);
         let peer: &Latch = &kit.arena.latches[1];
         // warm-up
@@ -118,7 +121,7 @@ fn child(role: &str) {
     let mine = OwnedLatch::own(&kit.arena.latches[1]).expect("own");
     let peer: &Latch = &kit.arena.latches[0];
     let (to_child, from_child) = futex_words(&kit);
-    serve(&kit, |mode, n| {
+    bench::serve(kit.bench_words(), |mode, n| {
         for _ in 0..n {
             match mode {
                 RAW_FUTEX => {

@@ -6,18 +6,15 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{pin_to, SharedMap, ROLE_ENV};
+use common::{SharedMap, ROLE_ENV};
 use pgipc_lwlock::{tranche, LWLock, LWLockMode, LWLockProc, SpinLock, WaitSlot};
+use pgipc_tests::bench::{line, median};
+use pgipc_tests::cpu::pin;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 15;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    v[v.len() / 2]
-}
 
 /// Runs `f` `n` times and returns ns per call.
 fn per_op(n: u64, mut f: impl FnMut()) -> f64 {
@@ -28,11 +25,11 @@ fn per_op(n: u64, mut f: impl FnMut()) -> f64 {
     t.elapsed().as_nanos() as f64 / n as f64
 }
 
-fn report(name: &str, values: &mut [f64], ratios: &mut [f64], unit: &str, baseline: &str) {
+fn report(name: &str, values: &[f64], ratios: &[f64], unit: &str, baseline: &str) {
     let v = median(values);
     let r = median(ratios);
     println!("{name:<40} {v:>10.2} {unit}   ({r:.2}x {baseline})");
-    println!("BENCH {name} {v:.2} {unit} {r:.2}x {baseline}");
+    println!("{}", line(name, v, 2, unit, r, baseline));
 }
 
 fn uncontended() {
@@ -141,7 +138,7 @@ fn contention_child() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
     if let Some(cpu) = std::env::args().nth(2).and_then(|a| a.parse().ok()) {
-        pin_to(cpu);
+        pin(&[cpu]);
     }
     let me = LWLockProc::new(v.slots, procno).expect("slot");
     let mut seen = 0;

@@ -2,7 +2,8 @@
 //!
 //! The parent sends, a re-executed child receives; parent pinned to CPU 0, child to CPU 1
 //! (both on CPU 0 on a one-CPU machine). For each message size the runs alternate
-//! raw ring / shm_mq (A B A B ...), every run moves about 32 MiB, and the line reports the
+//! raw ring / shm_mq, which goes first alternating (A B, B A, ...: the kit's interleaved
+//! A/B runner, `pgipc_tests::bench`), every run moves about 32 MiB, and the line reports the
 //! median shm_mq throughput and the median of the pairwise ratios.
 //!
 //! The raw ring is the floor of a copy ring: the same 8-byte length word and 8-byte padding,
@@ -18,6 +19,8 @@ mod common;
 
 use common::*;
 use pgipc_shm_mq::{RecvResult, SendOptions, SendResult, Side};
+use pgipc_tests::bench::{interleave, line, median, median_ratio};
+use pgipc_tests::cpu::ncpus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -177,16 +180,6 @@ fn child() -> i32 {
     }
 }
 
-fn ncpus() -> usize {
-    // SAFETY: sysconf takes an integer name.
-    (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).max(1) as usize
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     if role().is_some() {
         std::process::exit(child());
@@ -246,18 +239,11 @@ fn main() {
         };
         run(MODE_RAW);
         run(MODE_MQ); // warm-up
-        let (mut mqs, mut ratios, mut raws) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            let a = run(MODE_RAW);
-            let b = run(MODE_MQ);
-            raws.push(a);
-            mqs.push(b);
-            ratios.push(b / a);
-        }
-        let m = median(&mut mqs) / 1e9;
-        let r = median(&mut ratios);
-        let rr = median(&mut raws) / 1e9;
-        println!("BENCH shm_mq/{name} {m:.3} GB/s {r:.2}x raw_ring/{name}");
+        let (raws, mqs) = interleave(ROUNDS, |mq| run(if mq { MODE_MQ } else { MODE_RAW }));
+        let (m, r) = (median(&mqs) / 1e9, median_ratio(&mqs, &raws));
+        let rr = median(&raws) / 1e9;
+        let (cand, base) = (format!("shm_mq/{name}"), format!("raw_ring/{name}"));
+        println!("{}", line(&cand, m, 3, "GB/s", r, &base));
         println!("  (raw_ring/{name} median {rr:.3} GB/s)");
     }
     seq += 1;

@@ -13,11 +13,11 @@
 //! Round trips run with both processes pinned to CPU 0 (`one_cpu`) and to CPUs 0 and 1
 //! (`two_cpus`). Run: `cargo bench -p pgipc-waiteventset`.
 
-#[path = "../../latch/tests/common/mod.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::bench::{interleave, report, serve, Driver};
-use common::{pin, role, Kit};
+use common::bench::{interleave, report, Driver};
+use common::{bench, pin, role, Kit};
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_waiteventset::{
     initialize_wait_event_support, wait_latch, WaitEvent, WaitEventSet, WaitEvents,
@@ -155,7 +155,7 @@ fn main() {
         let mut set = latch_socket_set(&mine, &idle);
         let child = kit.spawn("pong", &[&child_cpu.to_string()]);
         let child_pid = child.id() as i32;
-        let mut d = Driver::new(&kit, child);
+        let mut d = Driver::new(kit.bench_words(), child);
         let (to_child, from_child) = futex_words(&kit);
         let peer: &Latch = &kit.arena.latches[1];
         d.batch(LATCH_SOCKET, 500, || {
@@ -228,7 +228,7 @@ fn child(role: &str) {
     let mut set = latch_socket_set(&mine, &idle);
     let raw = RawSignal::new();
     let (to_child, from_child) = futex_words(&kit);
-    serve(&kit, |mode, n| {
+    bench::serve(kit.bench_words(), |mode, n| {
         for _ in 0..n {
             match mode {
                 RAW_FUTEX => {

@@ -4,7 +4,6 @@
 //! re-executed copies of this binary, dispatched before the harness starts; every wait has
 //! a timeout and every child a watchdog.
 
-#[path = "../../latch/tests/common/mod.rs"]
 mod common;
 
 use common::{expect_success, pin, role, run_tests, spin_ns, wait_child, Kit, Rng};

@@ -1,23 +1,23 @@
-//! Plumbing for the multi-process tests and benchmarks of `latch` and `waiteventset` (the
-//! latter includes this file by path): a shared arena in a `pgipc_shmem` memfd segment handed
-//! to re-executed copies of the current binary, a watchdog, CPU pinning and the runner: named
-//! cases as libtest-mimic trials, on one test thread.
-#![allow(dead_code, unreachable_pub)]
+//! Plumbing for latch's multi-process tests and benchmark: a shared arena (four latches and some
+//! words) in a `pgipc_shmem` memfd segment, handed to re-executed copies of the current binary
+//! through the test kit's exec'd helper (`pgipc_tests::helper`); the kit's runner, child guard,
+//! pinning and A/B bench pieces are re-exported here. waiteventset's tests have their own
+//! copy of the arena (a crate's tests include no other crate's files).
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub mod bench;
+pub use pgipc_tests::bench;
+pub use pgipc_tests::cpu::{ncpus, pin, spin_ns, Rng};
+pub use pgipc_tests::harness::{expect_success, run_tests, wait_child, Proc, TestFn};
+pub use pgipc_tests::helper::role;
 
 use pgipc_latch::Latch;
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus};
+use std::os::fd::AsRawFd;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Which role a re-executed copy plays.
-pub const ROLE_ENV: &str = "PGIPC_LATCH_TEST_ROLE";
-/// The inherited memfd's descriptor number.
-pub const FD_ENV: &str = "PGIPC_LATCH_TEST_FD";
+const SIZE: usize = 1 << 20;
 
 /// What the processes share.
 #[repr(C)]
@@ -37,18 +37,19 @@ pub struct Kit {
 
 impl Kit {
     pub fn create() -> Kit {
-        let shmem = Shmem::create_for_tests(1 << 20).expect("create segment");
-        let (arena, _) = shmem
-            .init_struct::<Arena>("latch test arena")
-            .expect("arena");
-        Kit { shmem, arena }
+        let shmem = Shmem::create_for_tests(SIZE).expect("create segment");
+        Kit::open(shmem)
     }
 
+    /// The segment this re-executed helper inherited.
     pub fn attach() -> Kit {
-        let raw: i32 = std::env::var(FD_ENV).expect("fd env").parse().expect("fd");
-        // SAFETY: inherited across exec for this purpose; nothing else in this process owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let shmem = Shmem::attach_fd(fd).expect("attach segment");
+        let (fd, _) = pgipc_tests::helper::inherited_segment()
+            .expect("not a helper")
+            .expect("inherited segment");
+        Kit::open(Shmem::attach_fd(fd).expect("attach segment"))
+    }
+
+    fn open(shmem: Shmem) -> Kit {
         let (arena, _) = shmem
             .init_struct::<Arena>("latch test arena")
             .expect("arena");
@@ -58,20 +59,12 @@ impl Kit {
     /// A re-executed copy of this binary in `role`, with the segment inherited.
     pub fn command(&self, role: &str, args: &[&str]) -> Command {
         let raw = self.shmem.memfd().expect("memfd-backed").as_raw_fd();
-        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-        cmd.args(args)
-            .env(ROLE_ENV, role)
-            .env(FD_ENV, raw.to_string());
-        // SAFETY: only fcntl between fork and exec (async-signal-safe, no allocation).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        cmd
+        pgipc_tests::helper::command(role, raw, SIZE, args)
+    }
+
+    /// The words a bench's persistent helper is driven through (`bench::serve`/`Driver`).
+    pub fn bench_words(&self) -> &[AtomicU64] {
+        &self.arena.words[10..]
     }
 
     /// Waits (up to 30 s) until a child raises `words[idx]`.
@@ -88,24 +81,6 @@ impl Kit {
 
     pub fn spawn(&self, role: &str, args: &[&str]) -> Proc {
         Proc(self.command(role, args).spawn().expect("spawn child"))
-    }
-}
-
-/// A child process that is killed and reaped if the test gives up on it.
-pub struct Proc(pub Child);
-
-impl Proc {
-    pub fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
     }
 }
 
@@ -147,90 +122,4 @@ pub fn signal_wakes_sleeper(role: &str, mode: pgipc_latch::SleepMode) -> Result<
         return Err(format!("woke only after {:?}", t.elapsed()));
     }
     Ok(())
-}
-
-/// This process's role, if it is a re-executed child.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE_ENV).ok()
-}
-
-/// Waits for `child` for at most `limit`; on timeout kills it and reports a hang.
-pub fn wait_child(child: &mut Proc, limit: Duration) -> Result<ExitStatus, String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.0.try_wait().map_err(|e| e.to_string())? {
-            return Ok(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.0.kill();
-            let _ = child.0.wait();
-            return Err(format!("watchdog: child {} hung for {limit:?}", child.id()));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Waits for the child and requires exit code 0.
-pub fn expect_success(child: &mut Proc, limit: Duration) -> Result<(), String> {
-    let st = wait_child(child, limit)?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("child {} failed: {st}", child.id()))
-    }
-}
-
-/// Pins the calling process to the given CPUs.
-pub fn pin(cpus: &[usize]) {
-    let mut set = rustix::thread::CpuSet::new();
-    for &c in cpus {
-        set.set(c);
-    }
-    let _ = rustix::thread::sched_setaffinity(None, &set);
-}
-
-/// Number of online CPUs (not just those this process is pinned to).
-pub fn ncpus() -> usize {
-    // SAFETY: sysconf takes an integer name.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    n.max(1) as usize
-}
-
-/// A tiny deterministic random generator (xorshift) for delays.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
-/// Busy-waits about `ns` nanoseconds.
-pub fn spin_ns(ns: u64) {
-    let t = Instant::now();
-    while (t.elapsed().as_nanos() as u64) < ns {
-        std::hint::spin_loop();
-    }
-}
-
-/// A named case: `Ok` passes; `Err` or a panic fails it, with the message.
-pub type TestFn = fn() -> Result<(), String>;
-
-/// Runs the cases as libtest-mimic trials (it takes libtest's arguments: filters, `--list`, …)
-/// on one test thread, so each runs on the main thread, one after the other; the harness prints
-/// every result and libtest's `test result:` line, counting what ran. Call it only after a
-/// re-executed child has taken its role, so that a child never runs the harness.
-pub fn run_tests(tests: &[(&str, TestFn)]) -> std::process::ExitCode {
-    let mut args = libtest_mimic::Arguments::from_args();
-    args.test_threads = Some(1);
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| libtest_mimic::Trial::test(name, move || f().map_err(Into::into)))
-        .collect();
-    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -1,15 +1,15 @@
 //! Shared-memory plumbing for lwlock's multi-process test and benchmark: a memfd mapped shared,
-//! handed to a re-executed copy of the current binary through an inherited descriptor.
+//! handed to a re-executed copy of the current binary through an inherited descriptor (the test
+//! kit's exec'd helper, `pgipc_tests::helper`).
 //! (The `shmem` crate does this properly; lwlock sits below it, so its tests do it by hand.)
 #![allow(dead_code, unreachable_pub)]
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::process::{Child, Command};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Child;
 use std::ptr::NonNull;
 
-/// Env var that tells a re-executed binary which role to play and which fd holds the memory.
-pub const ROLE_ENV: &str = "PGIPC_LWLOCK_CHILD";
-pub const FD_ENV: &str = "PGIPC_LWLOCK_FD";
+/// Tells a re-executed binary which role to play (the test kit's exec'd helper).
+pub use pgipc_tests::helper::ROLE_ENV;
 
 pub struct SharedMap {
     pub fd: OwnedFd,
@@ -25,15 +25,11 @@ impl SharedMap {
         Self::map(fd, len)
     }
 
+    /// The mapping this re-executed helper inherited.
     pub fn from_env() -> SharedMap {
-        let raw: RawFd = std::env::var(FD_ENV)
-            .expect("fd env")
-            .parse()
-            .expect("fd number");
-        // SAFETY: the parent passed us this descriptor, inherited across exec, and nothing else
-        // in this process owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let len = rustix::fs::fstat(&fd).expect("fstat").st_size as usize;
+        let (fd, len) = pgipc_tests::helper::inherited_segment()
+            .expect("not a helper")
+            .expect("inherited segment");
         Self::map(fd, len)
     }
 
@@ -77,13 +73,9 @@ impl SharedMap {
 
     /// Starts a copy of the current executable in `role`, with this mapping's fd inherited.
     pub fn spawn(&self, role: &str, args: &[&str]) -> Child {
-        let raw = self.fd.as_raw_fd();
-        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.args(args)
-            .env(ROLE_ENV, role)
-            .env(FD_ENV, raw.to_string());
-        // memfd_create without MFD_CLOEXEC: the descriptor survives exec as it is.
-        cmd.spawn().expect("spawn child")
+        pgipc_tests::helper::command(role, self.fd.as_raw_fd(), self.len, args)
+            .spawn()
+            .expect("spawn child")
     }
 }
 
@@ -92,11 +84,4 @@ impl Drop for SharedMap {
         // SAFETY: we created this mapping with exactly this address and length.
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
-}
-
-/// Pins the calling process to `cpu` (when the machine has it); returns whether it did.
-pub fn pin_to(cpu: usize) -> bool {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set).is_ok()
 }

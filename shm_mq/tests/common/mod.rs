@@ -1,12 +1,12 @@
 //! Plumbing shared by the multi-process tests, the benchmark and the example: a memfd segment
 //! holding two latches, some words and a queue's space, handed to re-executed copies of the
-//! current binary; a watchdog; CPU pinning; a tiny runner.
+//! current binary through the test kit's exec'd helper (`pgipc_tests::helper`); the kit's
+//! runner, child guard and pinning are re-exported here.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
-// The process plumbing (child guard, watchdog, pinning, runner) is the latch crate's.
-#[path = "../../../latch/tests/common/mod.rs"]
-mod latch_common;
-pub use latch_common::{expect_success, pin, run_tests, wait_child, Proc, Rng};
+pub use pgipc_tests::cpu::{pin, Rng};
+pub use pgipc_tests::harness::{expect_success, run_tests, wait_child, Proc};
+pub use pgipc_tests::helper::{role, ROLE_ENV};
 
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_shm_mq::{AttachOptions, Latches, MqHandle, MqRef, ShmMq, Side};
@@ -17,9 +17,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub const ROLE_ENV: &str = "PGIPC_SHM_MQ_TEST_ROLE";
-pub const FD_ENV: &str = "PGIPC_SHM_MQ_TEST_FD";
-pub const SIZE_ENV: &str = "PGIPC_SHM_MQ_TEST_SIZE";
+/// The segment holds the arena and the index besides the queue's space.
+const OVERHEAD: usize = 1 << 20;
 const QUEUE_NAME: &str = "shm_mq test queue";
 
 /// Proc numbers: the parent is 0, the child 1.
@@ -45,19 +44,19 @@ pub struct Kit {
 impl Kit {
     /// A segment with `space` bytes for a queue (created by the caller with [`Kit::create_mq`]).
     pub fn create(space: usize) -> Kit {
-        let shmem = Shmem::create_for_tests(space + (1 << 20)).expect("create segment");
+        let shmem = Shmem::create_for_tests(space + OVERHEAD).expect("create segment");
         Kit::open(shmem, space)
     }
 
+    /// The segment this re-executed helper inherited.
     pub fn attach() -> Kit {
-        let raw: i32 = std::env::var(FD_ENV).expect("fd env").parse().expect("fd");
-        let space: usize = std::env::var(SIZE_ENV)
-            .expect("size env")
-            .parse()
-            .expect("size");
-        // SAFETY: inherited across exec for this purpose; nothing else in this process owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Kit::open(Shmem::attach_fd(fd).expect("attach segment"), space)
+        let (fd, size) = pgipc_tests::helper::inherited_segment()
+            .expect("not a helper")
+            .expect("inherited segment");
+        Kit::open(
+            Shmem::attach_fd(fd).expect("attach segment"),
+            size - OVERHEAD,
+        )
     }
 
     fn open(shmem: Shmem, space: usize) -> Kit {
@@ -97,23 +96,10 @@ impl Kit {
         OwnedLatch::own(&self.arena.latches[procno as usize]).expect("own latch")
     }
 
+    /// A re-executed copy of this binary in `role`, with the segment inherited.
     pub fn command(&self, role: &str, args: &[&str]) -> Command {
         let raw = self.shmem.memfd().expect("memfd-backed").as_raw_fd();
-        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-        cmd.args(args)
-            .env(ROLE_ENV, role)
-            .env(FD_ENV, raw.to_string())
-            .env(SIZE_ENV, self.space.to_string());
-        // SAFETY: only fcntl between fork and exec (async-signal-safe, no allocation).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        cmd
+        pgipc_tests::helper::command(role, raw, self.space + OVERHEAD, args)
     }
 
     pub fn spawn(&self, role: &str, args: &[&str]) -> Proc {
@@ -160,11 +146,6 @@ pub fn attach<'a>(
         },
     )
     .expect("attach")
-}
-
-/// This process's role, if it is a re-executed child.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE_ENV).ok()
 }
 
 /// FNV-1a-style running checksum (message length mixed in, so empty messages count).
