@@ -11,6 +11,7 @@
 //! Run: `cargo bench -p pgipc-tests --bench server`. Needs pgbench, psql and
 //! /usr/lib/postgresql/15/bin; skips (and says so) when PostgreSQL is missing.
 
+use pgipc_tests::bench::report_pair;
 use pgipc_tests::{free_port, postmaster};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -238,9 +239,22 @@ fn wait_up(t: &Target) {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Prints the figure's two `BENCH` lines (the kit's format): PostgreSQL 15's median as the
+/// baseline and ours with the median of the per-round ratios.
+fn report(name: &str, unit: &str, decimals: usize, ours: &[f64], pg: &[f64]) {
+    let (base, base_ref) = (
+        format!("server/postgres15_{name}"),
+        format!("postgres15/{name}"),
+    );
+    let lines = report_pair(
+        (&format!("server/{name}"), ours),
+        (&base, &base_ref, pg),
+        decimals,
+        unit,
+    );
+    for l in lines {
+        println!("{l}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -287,29 +301,19 @@ fn main() -> ExitCode {
         ),
     ];
     for (name, unit, args) in &figures {
-        let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
+        let (mut a, mut b) = (vec![], vec![]);
         for _ in 0..ROUNDS {
-            let x = ours.pgbench(args, &script);
-            let y = pg.pgbench(args, &script);
-            a.push(x);
-            b.push(y);
-            r.push(x / y);
+            a.push(ours.pgbench(args, &script));
+            b.push(pg.pgbench(args, &script));
         }
-        let (ma, mb, mr) = (median(&mut a), median(&mut b), median(&mut r));
-        println!("BENCH server/postgres15_{name} {mb:.0} {unit} 1.00x postgres15/{name}");
-        println!("BENCH server/{name} {ma:.0} {unit} {mr:.2}x postgres15/{name}");
+        report(name, unit, 0, &a, &b);
     }
-    let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
+    let (mut a, mut b) = (vec![], vec![]);
     for _ in 0..3 {
-        let x = ours.crash_restart_ms();
-        let y = pg.crash_restart_ms();
-        a.push(x);
-        b.push(y);
-        r.push(x / y);
+        a.push(ours.crash_restart_ms());
+        b.push(pg.crash_restart_ms());
     }
-    let (ma, mb, mr) = (median(&mut a), median(&mut b), median(&mut r));
-    println!("BENCH server/postgres15_crash_restart {mb:.1} ms 1.00x postgres15/crash_restart");
-    println!("BENCH server/crash_restart {ma:.1} ms {mr:.2}x postgres15/crash_restart");
+    report("crash_restart", "ms", 1, &a, &b);
     drop(ours);
     drop(pg);
     std::thread::sleep(Duration::from_millis(500));
