@@ -23,6 +23,7 @@ use pgipc_dsm::{
     dsm_unpin_segment, CreateFlags, DsmImpl, DsmImplType, DsmSegment,
 };
 use pgipc_shmem::Shmem;
+use pgipc_tests::bench::{line, median, median_ratio};
 use std::time::Instant;
 
 const ROUNDS: usize = 15;
@@ -102,27 +103,20 @@ fn time(mut f: impl FnMut(usize)) -> f64 {
     t.elapsed().as_nanos() as f64 / ITERS as f64
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Interleaves `base` and `cand`; prints the candidate's median time and the median of the
 /// per-round ratios (candidate time / baseline time: above 1 means slower than the baseline).
 fn compare(name: &str, base_name: &str, base: &dyn Fn(usize), cand: &dyn Fn(usize)) {
     time(base);
     time(cand);
-    let (mut ts, mut ratios) = (Vec::new(), Vec::new());
+    let (mut bs, mut ts) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        let b = time(base);
-        let c = time(cand);
-        ts.push(c);
-        ratios.push(c / b);
+        bs.push(time(base));
+        ts.push(time(cand));
     }
+    let (value, ratio) = (median(&ts) / 1000.0, median_ratio(&ts, &bs));
     println!(
-        "BENCH dsm/{name} {:.1} us {:.2}x {base_name}",
-        median(ts) / 1000.0,
-        median(ratios)
+        "{}",
+        line(&format!("dsm/{name}"), value, 1, "us", ratio, base_name)
     );
 }
 

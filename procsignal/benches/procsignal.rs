@@ -20,6 +20,7 @@ use pgipc_procsignal::{
     install_handler, shmem_init, take_pending, ProcSignal, ProcSignalBarrierType, ProcSignalReason,
 };
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
+use pgipc_tests::bench::{line, median, median_ratio};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -116,17 +117,10 @@ fn spawn(fd: &str, role: &str) -> Child {
         .expect("spawn")
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn report(name: &str, base: &str, cand: &[f64], raw: &[f64]) {
-    let ratios: Vec<f64> = cand.iter().zip(raw).map(|(c, r)| c / r).collect();
-    let c = median(cand.to_vec());
-    let r = median(raw.to_vec());
+    let (c, r) = (median(cand), median(raw));
     println!("# {name}: median {c:.2} us, {base}: median {r:.2} us");
-    println!("BENCH {name} {c:.2} us {:.2}x {base}", median(ratios));
+    println!("{}", line(name, c, 2, "us", median_ratio(cand, raw), base));
 }
 
 fn main() {

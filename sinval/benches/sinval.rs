@@ -17,6 +17,7 @@
 
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
 use pgipc_sinval::{shmem_init, Received, SharedInval, SharedInvalidationMessage};
+use pgipc_tests::bench::{line, median, median_ratio};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -223,11 +224,6 @@ fn run(
     count as f64 / t.elapsed().as_secs_f64()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     if let Ok(p) = std::env::var("PGIPC_PROCNO") {
         reader(p.parse().unwrap());
@@ -273,16 +269,19 @@ fn main() {
             c.push(run(&st, &si, &ring, MODE_SINVAL, readers, count));
             r.push(run(&st, &si, &ring, MODE_RAW, readers, count));
         }
-        let ratios: Vec<f64> = c.iter().zip(&r).map(|(a, b)| a / b).collect();
         println!(
             "# readers={readers}: sinval median {:.3} Mmsg/s, raw ring median {:.3} Mmsg/s ({pairs} pairs of {count} messages)",
-            median(c.clone()) / 1e6,
-            median(r.clone()) / 1e6
+            median(&c) / 1e6,
+            median(&r) / 1e6
         );
+        let (cand, base) = (
+            format!("sinval/readers_{readers}"),
+            format!("raw_ring/readers_{readers}"),
+        );
+        let ratio = median_ratio(&c, &r);
         println!(
-            "BENCH sinval/readers_{readers} {:.3} Mmsg/s {:.2}x raw_ring/readers_{readers}",
-            median(c) / 1e6,
-            median(ratios)
+            "{}",
+            line(&cand, median(&c) / 1e6, 3, "Mmsg/s", ratio, &base)
         );
     }
     assert_eq!(st.errors.load(Ordering::Relaxed), 0, "a reader was reset");
