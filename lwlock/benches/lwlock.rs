@@ -63,32 +63,32 @@ fn uncontended() {
         lx.push(x);
         ls.push(sh);
     }
-    let mut ones = vec![1.0];
+    let ones = vec![1.0];
     report(
         "lwlock/atomic_cas_release",
-        &mut base,
-        &mut ones,
+        &base,
+        &ones,
         "ns",
         "atomic_cas_release",
     );
     report(
         "lwlock/spinlock_uncontended",
-        &mut sp,
-        &mut rsp,
+        &sp,
+        &rsp,
         "ns",
         "atomic_cas_release",
     );
     report(
         "lwlock/lwlock_exclusive_uncontended",
-        &mut lx,
-        &mut rlx,
+        &lx,
+        &rlx,
         "ns",
         "atomic_cas_release",
     );
     report(
         "lwlock/lwlock_shared_uncontended",
-        &mut ls,
-        &mut rls,
+        &ls,
+        &rls,
         "ns",
         "atomic_cas_release",
     );
@@ -224,20 +224,20 @@ fn contended(pinning: &str, cpus: [Option<usize>; 2]) {
     for k in &mut kids {
         let _ = k.wait();
     }
-    let mut ones = vec![1.0];
+    let ones = vec![1.0];
     let base = format!("atomic_fetch_add_2proc_{pinning}");
-    report(&base, &mut raw, &mut ones, "ns/op", &base);
+    report(&base, &raw, &ones, "ns/op", &base);
     report(
         &format!("lwlock/spinlock_2proc_{pinning}"),
-        &mut sp,
-        &mut rsp,
+        &sp,
+        &rsp,
         "ns/op",
         &base,
     );
     report(
         &format!("lwlock/lwlock_excl_2proc_{pinning}"),
-        &mut lw,
-        &mut rlw,
+        &lw,
+        &rlw,
         "ns/op",
         &base,
     );

@@ -27,7 +27,9 @@ pub fn ncpus() -> usize {
 pub struct Rng(pub u64);
 
 impl Rng {
-    /// The next value.
+    /// The next value. (An endless generator, not an `Iterator`: callers want a `u64`, not an
+    /// `Option`; the name is the one the crates' tests already use.)
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
