@@ -4,7 +4,7 @@
 //! back to back, alternating which goes first ([`interleave`]), so drift of the machine hits
 //! both alike. The value reported is the [`median`] over the rounds, the ratio the median of
 //! the pairwise candidate/baseline ratios ([`median_ratio`]), not the ratio of the medians.
-//! [`line`] formats `BENCH <name> <value> <unit> <ratio>x <baseline>`, the format BENCHMARKS.md
+//! [`line()`] formats `BENCH <name> <value> <unit> <ratio>x <baseline>`, the format BENCHMARKS.md
 //! and the benches' readers parse.
 //!
 //! [`serve`] and [`Driver`] are the two sides of a persistent helper process that runs

@@ -10,7 +10,7 @@
 //! * [`helper`]: the exec'd helper, the current test binary re-executed in a role, handed a
 //!   segment descriptor (fd and size through the environment).
 //! * [`cpu`]: CPU pinning, the online CPU count, a small deterministic generator, spinning.
-//! * [`bench`]: the interleaved A/B runner, median of pairwise ratios, the `BENCH` line, and
+//! * [`bench`](mod@bench): the interleaved A/B runner, median of pairwise ratios, the `BENCH` line, and
 //!   a persistent bench helper driven through shared words.
 //! * Here: scratch directories, free ports, bounded polling ([`wait_for`]), a [`watchdog`]
 //!   that ends a test binary that ran over its time, [`which`], and the re-exec dispatch of
