@@ -22,6 +22,22 @@ pub fn run_tests(tests: &[(&str, TestFn)]) -> ExitCode {
     libtest_mimic::run(&args, trials).exit_code()
 }
 
+/// [`run_tests`] for cases that fail by panicking (assertions) and return nothing.
+pub fn run_cases(cases: &[(&str, fn())]) -> ExitCode {
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = cases
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
 /// A child process that is killed and reaped if the test gives up on it (on drop).
 #[derive(Debug)]
 pub struct Proc(pub Child);

@@ -9,7 +9,6 @@ mod common;
 
 use common::server::{postmaster, sysv_segment_exists, Builder, Stdout, TestServer};
 use common::Owned;
-use libtest_mimic::{Arguments, Trial};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Output, Stdio};
@@ -382,17 +381,6 @@ fn main() -> ExitCode {
         ("sighup_reloads", sighup_reloads),
         ("bad_input_is_one_clear_error", bad_input_is_one_clear_error),
     ];
-    let trials = scenarios
-        .into_iter()
-        .map(|(name, f)| {
-            Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-        })
-        .collect();
-    let mut args = Arguments::from_args();
-    // One test thread: the scenarios run one after the other on the main thread.
-    args.test_threads = Some(1);
-    libtest_mimic::run(&args, trials).exit_code()
+    // One test thread: the cases run one after the other on the main thread.
+    pgipc_tests::harness::run_cases(&scenarios)
 }

@@ -14,7 +14,6 @@ mod common;
 use common::server::{
     output_within, postmaster, scratch, wait_for, watchdog, Builder, Postgres15, TestServer,
 };
-use libtest_mimic::{Arguments, Trial};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
@@ -565,16 +564,6 @@ fn main() -> ExitCode {
             exec_children_start_from_the_snapshot,
         ),
     ];
-    let trials = cases
-        .into_iter()
-        .map(|(name, f)| {
-            Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-        })
-        .collect();
-    let mut args = Arguments::from_args();
-    args.test_threads = Some(1);
-    libtest_mimic::run(&args, trials).exit_code()
+    // One test thread: the cases run one after the other on the main thread.
+    pgipc_tests::harness::run_cases(&cases)
 }
