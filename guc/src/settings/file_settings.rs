@@ -36,7 +36,9 @@ impl Settings {
     /// configuration parameter" and nothing is applied; otherwise an entry overridden by a
     /// later one for the same name is unapplied without error, and the last one is applied
     /// unless its value is refused or a restart would be needed ("setting could not be
-    /// applied"). Unlike PostgreSQL, the parse-error rows come after the entries rather than
+    /// applied"); a restart-only setting that came from the file and is no longer in it adds
+    /// a row without name, file or line saying it "cannot be changed without restarting the
+    /// server". Unlike PostgreSQL, the parse-error rows come after the entries rather than
     /// at their place in the file.
     pub fn file_settings(&self, path: &Path) -> Vec<FileSettingRow> {
         let (items, errors) = parse_config_file(path);
@@ -88,6 +90,27 @@ impl Settings {
         let mut last: BTreeMap<String, usize> = BTreeMap::new();
         for (k, it) in items.iter().enumerate() {
             last.insert(key(&it.name), k);
+        }
+        // A restart-only setting taken from the file that the file no longer has would need
+        // a restart to go back to its default: a row of its own, without file or line.
+        for (k, v) in &self.vars {
+            if v.reset.source == Source::File
+                && v.def.context < Context::Sighup
+                && !last.contains_key(k.as_ref())
+            {
+                rows.push(FileSettingRow {
+                    sourcefile: None,
+                    sourceline: None,
+                    seqno: rows.len() as u32 + 1,
+                    name: None,
+                    setting: None,
+                    applied: false,
+                    error: Some(format!(
+                        "parameter \"{}\" cannot be changed without restarting the server",
+                        v.name
+                    )),
+                });
+            }
         }
         let mut trial = self.clone();
         for (k, it) in items.iter().enumerate() {
@@ -208,6 +231,27 @@ mod tests {
             summary(&rows),
             vec![(Some(1), Some("max_connections"), true, None)]
         );
+    }
+
+    #[test]
+    fn a_restart_only_setting_removed_from_the_file_has_a_row_of_its_own() {
+        let p = conf("removed", "max_connections = 50\nwork_mem = 8MB\n");
+        let s = started_with(&p);
+        std::fs::write(&p, "work_mem = 16MB\n").expect("edit");
+        let rows = s.file_settings(&p);
+        assert_eq!(
+            summary(&rows),
+            vec![
+                (Some(1), Some("work_mem"), true, None),
+                (
+                    None,
+                    None,
+                    false,
+                    Some("parameter \"max_connections\" cannot be changed without restarting the server")
+                ),
+            ]
+        );
+        assert_eq!((rows[1].seqno, rows[1].sourcefile.as_deref()), (2, None));
     }
 
     #[test]
