@@ -81,7 +81,9 @@ pub struct SysContext {
     pub superuser: bool,
     /// The session's role (`GetUserId()`); 0 if none. Default: [`BOOTSTRAP_SUPERUSERID`].
     pub role_id: Oid,
-    /// The session's role name (`current_user`), for messages. Default: `postgres`.
+    /// The session's role name (`current_user`). Default: `postgres`. No function here
+    /// prints it yet; it is kept beside `role_id` so that views which name the session's
+    /// role read it from one place.
     pub role_name: String,
     /// Roles whose privileges the session's role has besides its own
     /// (`has_privs_of_role`). Default: none.
