@@ -44,8 +44,8 @@ mod tables;
 mod units;
 
 pub use settings::{
-    flatten_set_args, quote_identifier, sample_config_file, Action, PgSettingsRow, ReloadReport,
-    SetArg, SetOptions, Settings, ShowAllRow, Snapshot, SnapshotEntry,
+    flatten_set_args, quote_identifier, sample_config_file, Action, FileSettingRow, PgSettingsRow,
+    ReloadReport, SetArg, SetOptions, Settings, ShowAllRow, Snapshot, SnapshotEntry,
 };
 pub use tables::DEFS;
 

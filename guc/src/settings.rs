@@ -10,6 +10,9 @@ use crate::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod file_settings;
+pub use file_settings::FileSettingRow;
+
 /// What a `SET` does at transaction end (PostgreSQL's `GucAction`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

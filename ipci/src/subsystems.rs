@@ -179,6 +179,19 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         shutdown: None,
     },
     // CheckpointerShmemInit
+    // StatsShmemInit (only the fixed-numbered bgwriter/checkpointer statistics and pgipc's
+    // auxiliary round counters; see the pgstat crate)
+    Subsystem {
+        name: pgipc_pgstat::STATS_SHMEM_NAME,
+        size: |_| Ok(pgipc_pgstat::shmem_size()),
+        init: |s, _| {
+            pgipc_pgstat::shmem_init(s)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_pgstat::STATS_SHMEM_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // InjectionPointShmemInit (the shared table of attached points; with the
     // `injection_points` feature only, so the default layout does not change)
     #[cfg(feature = "injection_points")]

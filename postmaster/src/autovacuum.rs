@@ -10,6 +10,6 @@ pub(crate) fn autovac_launcher_main(env: &mut ChildEnv) -> i32 {
         env,
         "autovacuum_naptime",
         wait_event::AUTOVACUUM_MAIN,
-        |c| &c.autovacuum_rounds,
+        |c| &c.aux.autovacuum_rounds,
     )
 }

@@ -20,14 +20,16 @@
 //!  (all)         SIGQUIT: _exit(2) at once
 //! ```
 //!
-//! What they do in a round is counted in a small shared struct
-//! ([`crate::shmem_setup::AuxCounters`]) that clients read with `SHOW pgipc.<counter>`.
+//! What they do is counted in the pgstat crate's "Shared Memory Stats"
+//! ([`pgipc_pgstat::PgStatShared`]): the checkpointer's checkpoints as PostgreSQL counts them
+//! (`pg_stat_checkpointer`), the other kinds' rounds in pgipc's own counters (the
+//! `pgipc_stat_aux` view, `SHOW pgipc.<counter>`).
 
 use crate::child_env::ChildEnv;
 use crate::elog::{elog, Severity};
-use crate::shmem_setup::{aux_counters, AuxCounters};
 use crate::signals::{self, Pending};
 use nix::sys::signal::Signal;
+use pgipc_pgstat::PgStatShared;
 use pgipc_shmem::Shared;
 use pgipc_waiteventset::{wait_latch, WaitEvents};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +48,7 @@ pub(crate) mod wait_event {
 pub(crate) struct AuxProcess<'a> {
     pub(crate) env: &'a mut ChildEnv,
     pub(crate) me: pgipc_proc::MyProc,
-    pub(crate) counters: Shared<AuxCounters>,
+    pub(crate) counters: Shared<PgStatShared>,
     ps: Option<pgipc_procsignal::ProcSignal>,
 }
 
@@ -84,7 +86,7 @@ impl<'a> AuxProcess<'a> {
                 return None;
             }
         };
-        let counters = match aux_counters(&env.shmem) {
+        let counters = match pgipc_pgstat::shmem_init(&env.shmem) {
             Ok(c) => c,
             Err(e) => {
                 elog(Severity::Fatal, &e);
@@ -135,7 +137,7 @@ impl<'a> AuxProcess<'a> {
         &mut self,
         delay_setting: &str,
         wait_event_info: u32,
-        counter: fn(&AuxCounters) -> &AtomicU64,
+        counter: fn(&PgStatShared) -> &AtomicU64,
     ) -> i32 {
         let ms_per_unit = if delay_setting == "autovacuum_naptime" {
             1000
@@ -160,7 +162,7 @@ pub(crate) fn periodic_main(
     env: &mut ChildEnv,
     delay_setting: &str,
     wait_event_info: u32,
-    counter: fn(&AuxCounters) -> &AtomicU64,
+    counter: fn(&PgStatShared) -> &AtomicU64,
 ) -> i32 {
     match AuxProcess::start(env, &[Signal::SIGHUP, Signal::SIGTERM], &[Signal::SIGINT]) {
         Some(mut aux) => aux.periodic(delay_setting, wait_event_info, counter),

@@ -8,7 +8,7 @@
 //!  cancel key chosen─► ProcSignal slot (procno, pid, key) + SIGUSR1 handler
 //!  interrupt checks ─► absorb ProcSignal barriers
 //!  SIGHUP           ─► (tcop re-reads postgresql.conf into the session's settings)
-//!  SHOW             ─► `pgipc.<counter>` (auxiliary rounds),
+//!  SHOW             ─► `pgipc.<counter>` (auxiliary rounds, from "Shared Memory Stats"),
 //!                      `pgipc.pid_of.<kind>` (from the PGPROC array)
 //!  SIGQUIT          ─► PMSignal's quit reason picks the client's last warning
 //!  PMSignal         ─► handed to tcop (`BackendContext::pmsignal`), whose built-in
@@ -112,8 +112,8 @@ impl tcop::BackendHooks for Hooks {
         }
         let env = self.env.borrow();
         if let Some(counter) = lname.strip_prefix("pgipc.") {
-            let c = crate::shmem_setup::aux_counters(&env.shmem).ok()?;
-            return c.get(counter).map(|v| v.to_string());
+            let c = pgipc_pgstat::shmem_init(&env.shmem).ok()?;
+            return c.counter(counter).map(|v| v.to_string());
         }
         None
     }

@@ -7,6 +7,6 @@ use crate::child_env::ChildEnv;
 /// Runs the process; returns its exit code.
 pub(crate) fn bgwriter_main(env: &mut ChildEnv) -> i32 {
     periodic_main(env, "bgwriter_delay", wait_event::BGWRITER_MAIN, |c| {
-        &c.bgwriter_rounds
+        &c.aux.bgwriter_rounds
     })
 }

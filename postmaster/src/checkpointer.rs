@@ -9,7 +9,6 @@ use crate::controlfile::{now_secs, ControlFile, ControlFileError, DbState};
 use crate::elog::{elog, Severity};
 use crate::signals::{self, Pending};
 use nix::sys::signal::Signal;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Why a checkpoint failed.
@@ -33,7 +32,10 @@ pub(crate) fn checkpointer_main(env: &mut ChildEnv) -> i32 {
     }
 }
 
+/// Writes a checkpoint, counted in `pg_stat_checkpointer` (started as timed or requested;
+/// done with its times when it completes).
 fn checkpoint(aux: &AuxProcess<'_>, shutdown: bool, reason: &str) -> Result<(), CheckpointError> {
+    aux.counters.checkpoint_started(!shutdown);
     let start = Instant::now();
     elog(
         Severity::Log,
@@ -53,7 +55,11 @@ fn checkpoint(aux: &AuxProcess<'_>, shutdown: bool, reason: &str) -> Result<(), 
     }
     cf.checkpoint_time = now_secs();
     cf.write(dir)?;
-    let total = start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed();
+    let total = elapsed.as_secs_f64();
+    // Nothing but pg_control is written; its write and fsync count as the sync phase.
+    aux.counters
+        .checkpoint_done(0, u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
     elog(
             Severity::Log,
             &format_args!(
@@ -77,7 +83,6 @@ fn checkpointer(aux: &mut AuxProcess<'_>) -> i32 {
                 elog(Severity::Fatal, &e);
                 return 2;
             }
-            aux.counters.checkpoints_req.fetch_add(1, Ordering::Relaxed);
             aux.env.send_postmaster_signal_xlog_shutdown();
             // Wait for the postmaster's SIGUSR2, nothing else (PostgreSQL's
             // ShutdownXLOG + wait loop).
@@ -94,9 +99,6 @@ fn checkpointer(aux: &mut AuxProcess<'_>) -> i32 {
             if let Err(e) = checkpoint(aux, false, "time") {
                 elog(Severity::Error, &e);
             }
-            aux.counters
-                .checkpoints_timed
-                .fetch_add(1, Ordering::Relaxed);
             last = Instant::now();
             continue;
         }

@@ -25,6 +25,7 @@ fn io_worker(aux: &mut AuxProcess<'_>) -> i32 {
             return 0;
         }
         aux.counters
+            .aux
             .io_worker_wakeups
             .fetch_add(1, Ordering::Relaxed);
         aux.sleep(Duration::from_secs(60), wait_event::IO_WORKER_MAIN);

@@ -1,8 +1,7 @@
 //! The postmaster's shared-memory set-up (PostgreSQL's ipci.c as PostmasterMain and the crash
 //! reset call it, and `InitializeShmemGUCs`): the sizing numbers from the settings
 //! ([`ipc_config`]), the runtime settings computed from them, `--describe-shmem`, the
-//! postmaster's own add-in (the auxiliary processes' [`AuxCounters`]), and one generation of
-//! shared memory as the postmaster holds it ([`PmShmem`]).
+//! add-ins, and one generation of shared memory as the postmaster holds it ([`PmShmem`]).
 
 use crate::child_env::max_live_children;
 use crate::elog::{elog, Severity};
@@ -10,9 +9,8 @@ use pgipc_bgworker::BgWorkerShared;
 use pgipc_guc::{GucError, Settings};
 use pgipc_ipci::{DsmImplType, IpcConfig, IpciError};
 use pgipc_pmsignal::PmSignalError;
-use pgipc_shmem::{HugePages, InitKind, Shared, SharedMemoryType, ShmemError, ShmemSafe};
+use pgipc_shmem::{HugePages, SharedMemoryType, ShmemError};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why shared memory could not be set up or sized.
 #[derive(Debug, thiserror::Error)]
@@ -103,93 +101,18 @@ pub(crate) fn describe_shmem(
     Ok(d)
 }
 
-/// Name of the counters' allocation in the Shmem Index.
-pub(crate) const AUX_COUNTERS_NAME: &str = "pgipc Auxiliary Counters";
-
-/// Rounds done by the auxiliary processes since the server (re)started.
-#[repr(C)]
-#[derive(Debug, Default)]
-pub(crate) struct AuxCounters {
-    /// Checkpoints requested by time (`checkpoints_timed`).
-    pub(crate) checkpoints_timed: AtomicU64,
-    /// Shutdown and other requested checkpoints (`checkpoints_req`).
-    pub(crate) checkpoints_req: AtomicU64,
-    /// Background writer rounds.
-    pub(crate) bgwriter_rounds: AtomicU64,
-    /// WAL writer rounds.
-    pub(crate) walwriter_rounds: AtomicU64,
-    /// Autovacuum launcher rounds.
-    pub(crate) autovacuum_rounds: AtomicU64,
-    /// I/O worker wake-ups.
-    pub(crate) io_worker_wakeups: AtomicU64,
-    /// Completed start-up (crash-recovery) passes.
-    pub(crate) startup_passes: AtomicU64,
-}
-
-// SAFETY: repr(C), only atomics, valid when all-zero, no pointers.
-unsafe impl ShmemSafe for AuxCounters {}
-
-impl AuxCounters {
-    /// The counters by their `SHOW` names (`pgipc.<name>`).
-    pub(crate) fn get(&self, name: &str) -> Option<u64> {
-        let c = match name {
-            "checkpoints_timed" => &self.checkpoints_timed,
-            "checkpoints_req" => &self.checkpoints_req,
-            "bgwriter_rounds" => &self.bgwriter_rounds,
-            "walwriter_rounds" => &self.walwriter_rounds,
-            "autovacuum_rounds" => &self.autovacuum_rounds,
-            "io_worker_wakeups" => &self.io_worker_wakeups,
-            "startup_passes" => &self.startup_passes,
-            _ => return None,
-        };
-        Some(c.load(Ordering::Relaxed))
-    }
-}
-
-/// Creates or finds the counters.
-pub(crate) fn aux_counters(shmem: &pgipc_shmem::Shmem) -> Result<Shared<AuxCounters>, ShmemError> {
-    shmem
-        .init_struct::<AuxCounters>(AUX_COUNTERS_NAME)
-        .map(|(s, _k): (Shared<AuxCounters>, InitKind)| s)
-}
-
-/// The postmaster's own shared structures (the auxiliary processes' counters, which
-/// PostgreSQL does not have), registered like an add-in so that they are created after the
-/// core subsystems.
-#[derive(Debug)]
-pub(crate) struct PostmasterShmem;
-
-impl pgipc_ipci::Addin for PostmasterShmem {
-    fn name(&self) -> &str {
-        "postmaster"
-    }
-
-    fn request_shmem(&self, requests: &mut pgipc_ipci::ShmemRequests) {
-        requests.request_addin_shmem_space(std::mem::size_of::<AuxCounters>() + 256);
-    }
-
-    fn startup(
-        &self,
-        shmem: &pgipc_shmem::Shmem,
-        _tranches: &pgipc_ipci::NamedTranches,
-    ) -> Result<(), pgipc_ipci::BoxError> {
-        aux_counters(shmem)?;
-        Ok(())
-    }
-}
-
-/// The add-ins of this server (the postmaster's own structures).
+/// The add-ins of this server: none today (the auxiliary processes' counters, once an
+/// add-in of the postmaster's, are in the pgstat crate's "Shared Memory Stats", a core
+/// region); the place where compiled-in add-ins would be registered.
 pub(crate) fn addins_for(_cfg: &IpcConfig) -> pgipc_ipci::Addins {
-    let mut a = pgipc_ipci::Addins::new();
-    a.register(Box::new(PostmasterShmem));
-    a
+    pgipc_ipci::Addins::new()
 }
 
 /// One generation of shared memory as the postmaster holds it: the segment (with its
 /// interlock and DSM control segment) and every view the postmaster keeps into it.
 ///
 /// The postmaster's other state is process-local (its latch, child list, slot pools, the
-/// background-worker list) or lives only in the children (ProcSignal, PGPROC, auxiliary
+/// background-worker list) or lives only in the children (ProcSignal, PGPROC, statistics
 /// counters, DSM mappings: each child attaches its own). So this struct is the only place
 /// that refers to a segment: it is made as a whole by [`create_shared_state`] and discarded
 /// as a whole by [`PmShmem::shutdown`], and the crash reset swaps one generation for the

@@ -90,6 +90,9 @@ fn startup(aux: &mut AuxProcess<'_>) -> i32 {
         elog(Severity::Fatal, &e);
         return 1;
     }
-    aux.counters.startup_passes.fetch_add(1, Ordering::Relaxed);
+    aux.counters
+        .aux
+        .startup_passes
+        .fetch_add(1, Ordering::Relaxed);
     0
 }

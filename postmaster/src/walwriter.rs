@@ -7,6 +7,6 @@ use crate::child_env::ChildEnv;
 /// Runs the process; returns its exit code.
 pub(crate) fn walwriter_main(env: &mut ChildEnv) -> i32 {
     periodic_main(env, "wal_writer_delay", wait_event::WAL_WRITER_MAIN, |c| {
-        &c.walwriter_rounds
+        &c.aux.walwriter_rounds
     })
 }
