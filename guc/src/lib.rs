@@ -31,8 +31,9 @@
 //! `postgresql.conf` < command line), prints `-C` values with [`Settings::value_text`] (base
 //! units) and reloads with [`Settings::process_config_file`] and [`Context::Sighup`]; fork
 //! children inherit the value, exec'd children start from its [`Snapshot`]
-//! ([`Settings::from_snapshot`]). Each backend session (the tcop crate) holds its own copy:
-//! startup-packet parameters with [`Settings::set_client`], SQL's `SET`/`RESET`/`SHOW`, a
+//! ([`Settings::from_snapshot`]). Each backend session (the tcop crate) holds its own clone,
+//! which shares the server's variables and copies only those it changes (so a connection
+//! neither copies nor frees the table): startup-packet parameters with [`Settings::set_client`], SQL's `SET`/`RESET`/`SHOW`, a
 //! [`Settings::start_transaction`] / [`Settings::end_transaction`] pair around each
 //! transaction that changes a setting, and [`Settings::begin_reporting`] /
 //! [`Settings::changed_reports`] for ParameterStatus. [`split_guc_list`] is the one splitter

@@ -9,6 +9,7 @@ use crate::{
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod file_settings;
 pub use file_settings::FileSettingRow;
@@ -264,10 +265,25 @@ pub struct Snapshot {
     pub entries: Vec<SnapshotEntry>,
 }
 
+/// The variables by look-up key (lower case, current names).
+type Table = BTreeMap<Name, Var>;
+
 /// The settings of one process.
+///
+/// Cloning is cheap and so is dropping a clone, because a backend clones the postmaster's
+/// settings at every connection: the variables sit in a `base` table that clones share, and a
+/// clone that changes a variable while the base is shared copies that one variable into its
+/// own `changed` table (copy-on-write per variable), which hides the base's row from then on.
+/// A `Settings` that holds the only reference to its base (the postmaster's, or one never
+/// cloned) changes the base in place. Values only ever move between the two tables of one
+/// `Settings`: what one clone sets, resets or reloads is never seen by another. The
+/// ParameterStatus state (`reported`) is the session's own and starts empty in the postmaster.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    vars: BTreeMap<Name, Var>,
+    /// The shared variables: a clone starts with its original's, then reads through it.
+    base: Arc<Table>,
+    /// The variables this `Settings` changed while `base` was shared; they hide the base's.
+    changed: Table,
     nest_level: u32,
     under_postmaster: bool,
     reported: BTreeMap<&'static str, String>,
@@ -424,7 +440,8 @@ impl Settings {
             );
         }
         let mut s = Settings {
-            vars,
+            base: Arc::new(vars),
+            changed: Table::new(),
             nest_level: 0,
             under_postmaster: false,
             reported: BTreeMap::new(),
@@ -442,7 +459,70 @@ impl Settings {
     }
 
     fn lookup(&self, name: &str) -> Option<&Var> {
-        self.vars.get(key(name).as_str())
+        self.var(key(name).as_str())
+    }
+
+    /// The variable under look-up key `k`: this `Settings`' own copy if it changed it, else
+    /// the shared base's.
+    fn var(&self, k: &str) -> Option<&Var> {
+        self.changed.get(k).or_else(|| self.base.get(k))
+    }
+
+    /// The variable under `k`, to change: in the base if this `Settings` is its only holder
+    /// (folding its own copies back first), else this `Settings`' own copy, made on first
+    /// change.
+    fn var_mut(&mut self, k: &str) -> Option<&mut Var> {
+        if Arc::get_mut(&mut self.base).is_none() {
+            if !self.changed.contains_key(k) {
+                let (name, var) = self.base.get_key_value(k)?;
+                self.changed.insert(name.clone(), var.clone());
+            }
+            return self.changed.get_mut(k);
+        }
+        // Sole holder: make_mut does not copy.
+        let base = Arc::make_mut(&mut self.base);
+        base.append(&mut self.changed);
+        base.get_mut(k)
+    }
+
+    /// Adds a variable (a placeholder) where [`var_mut`](Self::var_mut) would change it.
+    fn insert_var(&mut self, k: Name, var: Var) {
+        match Arc::get_mut(&mut self.base) {
+            Some(base) => {
+                base.append(&mut self.changed);
+                base.insert(k, var);
+            }
+            None => {
+                self.changed.insert(k, var);
+            }
+        }
+    }
+
+    /// Every variable with its key, in key order: own copies in place of the base's rows.
+    fn vars(&self) -> impl Iterator<Item = (&Name, &Var)> {
+        let mut base = self.base.iter().peekable();
+        let mut own = self.changed.iter().peekable();
+        std::iter::from_fn(move || match (base.peek(), own.peek()) {
+            (Some((bk, _)), Some((ok, _))) => match bk.cmp(ok) {
+                std::cmp::Ordering::Less => base.next(),
+                std::cmp::Ordering::Greater => own.next(),
+                std::cmp::Ordering::Equal => {
+                    base.next();
+                    own.next()
+                }
+            },
+            (Some(_), None) => base.next(),
+            (None, Some(_)) => own.next(),
+            (None, None) => None,
+        })
+    }
+
+    /// The keys of the variables `pred` picks, for a pass that changes them.
+    fn keys_where(&self, pred: impl Fn(&Var) -> bool) -> Vec<Name> {
+        self.vars()
+            .filter(|(_, v)| pred(v))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The general entry point (PostgreSQL's `set_config_option`): sets `name` to `value` (or
@@ -460,7 +540,7 @@ impl Settings {
     ) -> Result<Outcome, GucError> {
         let at = where_of(&loc);
         let k = key(name);
-        if !self.vars.contains_key(k.as_str()) {
+        if self.var(k.as_str()).is_none() {
             if !name.contains('.') {
                 return Err(GucError::Unknown(name.to_owned(), at));
             }
@@ -473,7 +553,7 @@ impl Settings {
                 scontext: Context::Internal,
                 loc: None,
             };
-            self.vars.insert(
+            self.insert_var(
                 Name::Owned(k.clone()),
                 Var {
                     name: Name::Owned(name.to_owned()),
@@ -487,7 +567,9 @@ impl Settings {
         }
         let under_postmaster = self.under_postmaster;
         let nest_level = self.nest_level;
-        let Some(var) = self.vars.get_mut(k.as_str()) else {
+        // Checks read the variable; only a change takes it for writing (a copy of its own once
+        // the base is shared).
+        let Some(var) = self.var(k.as_str()) else {
             return Err(GucError::Unknown(name.to_owned(), at));
         };
         let def = var.def;
@@ -562,13 +644,24 @@ impl Settings {
             None => var.reset.clone(),
         };
         if prohibit_change {
-            if var.cur.value != new.value {
-                var.pending_restart = true;
-                return Ok(Outcome::PendingRestart);
+            let differs = var.cur.value != new.value;
+            if differs || var.pending_restart {
+                if let Some(var) = self.var_mut(k.as_str()) {
+                    var.pending_restart = differs;
+                }
             }
-            var.pending_restart = false;
+            return Ok(if differs {
+                Outcome::PendingRestart
+            } else {
+                Outcome::NotApplied
+            });
+        }
+        if !change_val && !make_default {
             return Ok(Outcome::NotApplied);
         }
+        let Some(var) = self.var_mut(k.as_str()) else {
+            return Err(GucError::Unknown(name.to_owned(), at));
+        };
         if change_val {
             if !make_default {
                 push_old_value(var, action, nest_level);
@@ -731,15 +824,16 @@ impl Settings {
     /// session changed goes back to its reset value, transactionally.
     pub fn reset_all(&mut self) {
         let level = self.nest_level;
-        for var in self.vars.values_mut() {
-            if !matches!(var.def.context, Context::User | Context::Superuser)
-                || var.def.flags & NO_RESET_ALL != 0
-                || var.cur.source <= Source::Override
-            {
-                continue;
+        let keys = self.keys_where(|var| {
+            matches!(var.def.context, Context::User | Context::Superuser)
+                && var.def.flags & NO_RESET_ALL == 0
+                && var.cur.source > Source::Override
+        });
+        for k in keys {
+            if let Some(var) = self.var_mut(&k) {
+                push_old_value(var, Action::Set, level);
+                var.cur = var.reset.clone();
             }
-            push_old_value(var, Action::Set, level);
-            var.cur = var.reset.clone();
         }
     }
 
@@ -766,7 +860,11 @@ impl Settings {
     /// `SET LOCAL`s end; at abort everything set at this level or above is undone.
     pub fn at_eoxact(&mut self, commit: bool, level: u32) {
         let level = level.max(1);
-        for var in self.vars.values_mut() {
+        let keys = self.keys_where(|var| var.stack.last().is_some_and(|t| t.nest_level >= level));
+        for k in keys {
+            let Some(var) = self.var_mut(&k) else {
+                continue;
+            };
             while let Some(top) = var.stack.last() {
                 if top.nest_level < level {
                     break;
@@ -900,8 +998,8 @@ impl Settings {
 
     fn visible(&self, privileged: bool) -> impl Iterator<Item = &Var> {
         let mut vars: Vec<&Var> = self
-            .vars
-            .values()
+            .vars()
+            .map(|(_, v)| v)
             .filter(move |v| {
                 v.def.flags & NO_SHOW_ALL == 0 && (privileged || v.def.flags & SUPERUSER_ONLY == 0)
             })
@@ -1020,7 +1118,7 @@ impl Settings {
         let (items, mut errors) = parse_config_file(path);
         // Unknown names are errors; placeholder names are accepted.
         for item in &items {
-            if !self.vars.contains_key(key(&item.name).as_str()) && !valid_custom_name(&item.name) {
+            if self.var(key(&item.name).as_str()).is_none() && !valid_custom_name(&item.name) {
                 errors.push(GucError::Unknown(
                     item.name.clone(),
                     Where::file(&item.file, item.line),
@@ -1063,13 +1161,12 @@ impl Settings {
         let in_file: std::collections::BTreeSet<String> =
             effective.iter().map(|it| key(&it.name)).collect();
         let removed: Vec<String> = self
-            .vars
-            .iter()
+            .vars()
             .filter(|(k, v)| v.reset.source == Source::File && !in_file.contains(k.as_ref()))
             .map(|(k, _)| k.to_string())
             .collect();
         for k in removed {
-            let Some(var) = self.vars.get_mut(k.as_str()) else {
+            let Some(var) = self.var_mut(k.as_str()) else {
                 continue;
             };
             if var.def.context < Context::Sighup {
@@ -1162,8 +1259,8 @@ impl Settings {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             entries: self
-                .vars
-                .values()
+                .vars()
+                .map(|(_, v)| v)
                 .filter(|v| v.cur.source != Source::Default)
                 .map(|v| SnapshotEntry {
                     name: v.name.to_string(),
@@ -1185,7 +1282,7 @@ impl Settings {
         let mut skipped = Vec::new();
         for e in &snapshot.entries {
             let k = key(&e.name);
-            if !s.vars.contains_key(k.as_str()) && valid_custom_name(&e.name) {
+            if s.var(k.as_str()).is_none() && valid_custom_name(&e.name) {
                 let _ = s.set_option(
                     &e.name,
                     Some(""),
@@ -1196,7 +1293,7 @@ impl Settings {
                     true,
                 );
             }
-            let Some(var) = s.vars.get_mut(k.as_str()) else {
+            let Some(var) = s.var(k.as_str()) else {
                 skipped.push(e.name.clone());
                 continue;
             };
@@ -1216,6 +1313,10 @@ impl Settings {
                 source: e.source,
                 scontext: e.scontext,
                 loc: e.location.clone(),
+            };
+            let Some(var) = s.var_mut(k.as_str()) else {
+                skipped.push(e.name.clone());
+                continue;
             };
             if e.source <= Source::Override {
                 var.reset = saved.clone();
@@ -2308,6 +2409,274 @@ include_dir = 'conf.d'
             s.location("work_mem"),
             Some((dir.join("conf.d/10-tuning.conf").as_path(), 1))
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // ---- clones share their variables ---------------------------------------------------------
+
+    /// Everything a caller can observe of a `Settings`, one line per row, for comparing two
+    /// of them (file names in `from` shown as in `to`).
+    fn observed(s: &Settings, (from, to): (&Path, &Path)) -> Vec<String> {
+        let mut rows: Vec<String> = s
+            .pg_settings(true)
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect();
+        rows.extend(s.show_all(false).iter().map(|r| format!("{r:?}")));
+        rows.extend(s.snapshot().entries.iter().map(|e| format!("{e:?}")));
+        rows.push(format!("nest level {}", s.nest_level()));
+        let (from, to) = (from.to_str().unwrap(), to.to_str().unwrap());
+        rows.iter().map(|r| r.replace(from, to)).collect()
+    }
+
+    /// The first row where two observations differ, if any.
+    fn first_difference(a: &[String], b: &[String]) -> Option<(String, String)> {
+        if a.len() != b.len() {
+            return Some((format!("{} rows", a.len()), format!("{} rows", b.len())));
+        }
+        a.iter()
+            .zip(b)
+            .find(|(x, y)| x != y)
+            .map(|(x, y)| (x.clone(), y.clone()))
+    }
+
+    /// A postmaster's settings: a file, the command line, computed values.
+    fn postmaster_settings(conf: &Path) -> Settings {
+        std::fs::write(
+            conf,
+            "work_mem = 8MB\nrestart_after_crash = off\nlog_line_prefix = '%m '\nmyext.a = 1\n",
+        )
+        .unwrap();
+        let mut s = Settings::new();
+        s.apply_file(conf).unwrap();
+        s.set("port", "5433", Source::CommandLine).unwrap();
+        s.set_computed("shared_memory_size", "143").unwrap();
+        s
+    }
+
+    /// One step of a session: what it returned, shown.
+    type Step = fn(&mut Settings, &Path) -> String;
+
+    /// A session's life: startup packet, SET / SET LOCAL / RESET / RESET ALL in committed and
+    /// rolled-back transactions and savepoints, placeholders, ParameterStatus, a reload.
+    const SESSION: &[Step] = &[
+        |s, _| format!("{:?}", s.set_client("application_name", "psql", false)),
+        |s, _| format!("{:?}", s.set_client("DateStyle", "ISO, DMY", false)),
+        |s, _| format!("{:?}", s.begin_reporting()),
+        |s, _| {
+            s.start_transaction();
+            format!("{:?}", s.set_session("work_mem", "1GB", false, false))
+        },
+        |s, _| format!("{:?}", s.set_session("application_name", "x", false, true)),
+        |s, _| {
+            s.end_transaction(true);
+            format!("{:?}", s.changed_reports())
+        },
+        |s, _| {
+            s.start_transaction();
+            let a = s.set_session("search_path", "a, b", false, false);
+            let sp = s.new_nest_level();
+            let b = s.set_session("work_mem", "2MB", false, false);
+            let c = s.set_session("myext.b", "on", false, false);
+            s.at_eoxact(false, sp);
+            let sp = s.new_nest_level();
+            let d = s.set_session("statement_timeout", "5s", false, true);
+            s.at_eoxact(true, sp);
+            format!("{a:?} {b:?} {c:?} {d:?}")
+        },
+        |s, _| {
+            s.end_transaction(false);
+            format!("{:?}", s.changed_reports())
+        },
+        |s, _| format!("{:?}", s.set_session("max_connections", "1", true, false)),
+        |s, _| format!("{:?}", s.set_session("work_mem", "lots", false, false)),
+        |s, _| format!("{:?}", s.set_session("myext.c", "v", false, false)),
+        |s, _| {
+            s.start_transaction();
+            s.reset_all();
+            let shown = s.show("work_mem");
+            s.end_transaction(false);
+            format!("{shown:?}")
+        },
+        |s, _| {
+            s.start_transaction();
+            s.reset_all();
+            s.end_transaction(true);
+            format!("{:?}", s.changed_reports())
+        },
+        |s, _| format!("{:?}", s.reset("work_mem", false)),
+        |s, conf| {
+            std::fs::write(
+                conf,
+                "work_mem = 16MB\nrestart_after_crash = on\nport = 7000\nignore_system_indexes = on\n",
+            )
+            .unwrap();
+            format!("{:?}", s.process_config_file(conf, Context::Sighup))
+        },
+        |s, _| format!("{:?}", s.set_session("work_mem", "3MB", false, false)),
+        |s, _| {
+            let r = s.set_config_option(
+                "work_mem",
+                None,
+                SetOptions {
+                    context: Context::Sighup,
+                    source: Source::Default,
+                    action: Action::Set,
+                    location: None,
+                },
+            );
+            format!("{r:?} {:?}", s.reset("work_mem", false))
+        },
+    ];
+
+    #[test]
+    fn a_clone_behaves_as_a_private_copy() {
+        let dir = tempdir("clone-private");
+        let (conf_a, conf_b) = (dir.join("a.conf"), dir.join("b.conf"));
+        // `alone` holds its variables alone; `shared` is a clone of a postmaster that lives on.
+        // The two files differ only in name, which pg_settings and errors show.
+        let same = (conf_b.as_path(), conf_a.as_path());
+        let mut alone = postmaster_settings(&conf_a);
+        alone.set_under_postmaster(true);
+        let postmaster = postmaster_settings(&conf_b);
+        let before = observed(&postmaster, same);
+        let mut shared = postmaster.clone();
+        shared.set_under_postmaster(true);
+        assert!(Arc::ptr_eq(&postmaster.base, &shared.base));
+        assert_eq!(
+            first_difference(&observed(&alone, same), &observed(&shared, same)),
+            None
+        );
+        for (i, step) in SESSION.iter().enumerate() {
+            let (a, b) = (step(&mut alone, &conf_a), step(&mut shared, &conf_b));
+            let b = b.replace(conf_b.to_str().unwrap(), conf_a.to_str().unwrap());
+            assert_eq!(a, b, "step {i}: result");
+            assert_eq!(
+                first_difference(&observed(&alone, same), &observed(&shared, same)),
+                None,
+                "step {i}: state"
+            );
+            assert_eq!(
+                first_difference(&observed(&postmaster, same), &before),
+                None,
+                "step {i}: the original changed"
+            );
+        }
+        // The shared clone copied only what it changed; the original copied nothing.
+        assert!(Arc::ptr_eq(&postmaster.base, &shared.base));
+        assert!(alone.changed.is_empty());
+        assert!(postmaster.changed.is_empty());
+        assert!(
+            !shared.changed.is_empty() && shared.changed.len() < 20,
+            "{} own copies",
+            shared.changed.len()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_set_copies_one_variable_and_is_invisible_in_the_other_copy() {
+        let mut server = Settings::new();
+        server.set("work_mem", "8MB", Source::CommandLine).unwrap();
+        let mut a = server.clone();
+        let mut b = server.clone();
+        a.start_transaction();
+        a.set_session("work_mem", "1GB", false, false).unwrap();
+        a.end_transaction(true);
+        assert_eq!(a.changed.keys().collect::<Vec<_>>(), ["work_mem"]);
+        assert!(b.changed.is_empty() && server.changed.is_empty());
+        assert_eq!(
+            (
+                a.show("work_mem"),
+                b.show("work_mem"),
+                server.show("work_mem")
+            ),
+            (Ok("1GB".into()), Ok("8MB".into()), Ok("8MB".into()))
+        );
+        // The other way round, with a placeholder only `b` knows.
+        b.set_session("myext.x", "on", false, false).unwrap();
+        assert_eq!(b.show("myext.x"), Ok("on".into()));
+        for s in [&a, &server] {
+            assert!(matches!(s.show("myext.x"), Err(GucError::Unknown(..))));
+        }
+        // RESET goes back to the shared reset value.
+        a.reset("work_mem", false).unwrap();
+        assert_eq!(a.show("work_mem"), Ok("8MB".into()));
+        assert_eq!(a.source("work_mem"), Some(Source::CommandLine));
+        // A clone of a clone starts with its changes and shares the same base.
+        a.set_session("application_name", "a", false, false)
+            .unwrap();
+        let c = a.clone();
+        assert!(Arc::ptr_eq(&c.base, &server.base));
+        assert_eq!(c.show("application_name"), Ok("a".into()));
+        assert_eq!(server.show("application_name"), Ok("".into()));
+    }
+
+    #[test]
+    fn a_rolled_back_set_in_a_clone_restores_the_shared_value() {
+        let server = Settings::new();
+        let mut s = server.clone();
+        s.start_transaction();
+        s.set_session("application_name", "a", false, false)
+            .unwrap();
+        let sp = s.new_nest_level();
+        s.set_session("application_name", "b", false, true).unwrap();
+        s.at_eoxact(true, sp);
+        assert_eq!(s.show("application_name"), Ok("b".into()));
+        assert_eq!(server.show("application_name"), Ok("".into()));
+        s.end_transaction(false);
+        assert_eq!(s.show("application_name"), Ok("".into()));
+        assert_eq!(s.source("application_name"), Some(Source::Default));
+        assert_eq!(s.nest_level(), 0);
+        // Nothing is left on the stack of the copy.
+        assert!(s.changed.values().all(|v| v.stack.is_empty()));
+    }
+
+    #[test]
+    fn the_postmaster_reloads_after_children_cloned_and_each_side_keeps_its_own() {
+        let dir = tempdir("clone-reload");
+        let conf = dir.join("postgresql.conf");
+        std::fs::write(&conf, "work_mem = 8MB\nrestart_after_crash = on\n").unwrap();
+        let mut postmaster = Settings::new();
+        postmaster.apply_file(&conf).unwrap();
+        let mut child = postmaster.clone();
+        child.set_under_postmaster(true);
+        child
+            .set_session("statement_timeout", "1s", false, false)
+            .unwrap();
+        // The postmaster reloads an edited file while the child lives: it copies what the
+        // reload changes (the base is shared) and the child sees none of it.
+        std::fs::write(&conf, "work_mem = 16MB\nrestart_after_crash = off\n").unwrap();
+        let r = postmaster.process_config_file(&conf, Context::Sighup);
+        assert!(r.applied(), "{r:?}");
+        assert_eq!(
+            r.changes,
+            [
+                "parameter \"work_mem\" changed to \"16MB\"",
+                "parameter \"restart_after_crash\" changed to \"off\"",
+            ]
+        );
+        assert_eq!(postmaster.show("work_mem"), Ok("16MB".into()));
+        assert!(!postmaster.bool("restart_after_crash"));
+        assert_eq!(postmaster.show("statement_timeout"), Ok("0".into()));
+        assert_eq!(child.show("work_mem"), Ok("8MB".into()));
+        assert!(child.bool("restart_after_crash"));
+        // A child cloned now starts from the reloaded values.
+        let late = postmaster.clone();
+        assert_eq!(late.show("work_mem"), Ok("16MB".into()));
+        // The first child reloads on its SIGHUP and keeps its session's SET.
+        let r = child.process_config_file(&conf, Context::Sighup);
+        assert!(r.applied(), "{r:?}");
+        assert_eq!(child.show("work_mem"), Ok("16MB".into()));
+        assert!(!child.bool("restart_after_crash"));
+        assert_eq!(child.show("statement_timeout"), Ok("1s".into()));
+        // Once the children are gone the postmaster's variables are its own again: a change
+        // goes into them in place and folds its earlier copies back.
+        drop((child, late));
+        postmaster.set("port", "5444", Source::CommandLine).unwrap();
+        assert!(postmaster.changed.is_empty());
+        assert_eq!(postmaster.show("work_mem"), Ok("16MB".into()));
+        assert_eq!(postmaster.int("port"), 5444);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
