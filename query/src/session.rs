@@ -35,6 +35,10 @@ pub trait Session {
     fn check_for_interrupts(&mut self) -> Result<()> {
         Ok(())
     }
+    /// The session's settings, for views such as `pg_settings` (None where there are none).
+    fn settings(&self) -> Option<&pgipc_guc::Settings> {
+        None
+    }
 }
 
 /// The system clock in PostgreSQL microseconds since 2000-01-01 UTC.
@@ -228,5 +232,9 @@ impl Session for GucSession {
 
     fn notice(&mut self, severity: &'static str, notice: QueryError) {
         self.notices.push((severity, notice));
+    }
+
+    fn settings(&self) -> Option<&pgipc_guc::Settings> {
+        Some(&self.settings)
     }
 }

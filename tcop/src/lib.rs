@@ -58,8 +58,9 @@
 //!   through [`BackendHooks`].
 
 mod bgworker_fns;
+mod binary;
+mod catalog;
 mod session;
-mod sql;
 mod sys;
 mod wait;
 
@@ -184,24 +185,12 @@ pub trait BackendHooks {
     /// SIGHUP arrived: re-read the configuration.
     fn reload(&self) {}
 
-    /// The result type OID of `name(…)` when the hooks provide a function of that (lower-case)
-    /// name for `SELECT name(literal, …)`, e.g. 23 (`int4`), 20 (`int8`), 25 (`text`), 2278
-    /// (`void`); `None`: no such function (ERROR 42883).
-    fn function_result_type(&self, name: &str) -> Option<u32> {
-        let _ = name;
-        None
-    }
-
-    /// Runs a function announced by
-    /// [`function_result_type`](Self::function_result_type), with its literal arguments as
-    /// text. An error is reported to the client as is (use severity ERROR).
-    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Box<ErrorFields>> {
-        let _ = args;
-        Err(Box::new(ErrorFields::new(
-            pgipc_libpq::Severity::Error,
-            "42883",
-            format!("function {name} does not exist"),
-        )))
+    /// Adds the host's functions and views to the session's catalog (built once, at the
+    /// start of the session, after tcop's own: `version()`, `pg_backend_pid()`,
+    /// `pg_sleep`...). A function registered here with the same argument types shadows one
+    /// of tcop's.
+    fn register_functions(&self, catalog: &mut pgipc_query::Catalog) {
+        let _ = catalog;
     }
 
     /// The current value of a setting the host computes for `SHOW` (checked before
@@ -210,23 +199,6 @@ pub trait BackendHooks {
         let _ = name;
         None
     }
-}
-
-/// A value returned by a function the hooks provide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Datum {
-    /// `int4`.
-    Int4(i32),
-    /// `int8`.
-    Int8(i64),
-    /// `text`.
-    Text(String),
-    /// `bool`.
-    Bool(bool),
-    /// `void` (shown as an empty string).
-    Void,
-    /// SQL NULL.
-    Null,
 }
 
 /// Why the postmaster sent SIGQUIT (PostgreSQL's `QuitSignalReason`), which decides the
