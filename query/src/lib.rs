@@ -481,11 +481,13 @@ fn plan_statement(
             if name == "all" {
                 return Ok(Statement::ShowAll);
             }
+            // The grammar's multi-word names; otherwise the parts are a dotted name
+            // (`SHOW myext.setting`).
             let name = match name.as_str() {
                 "time zone" => "timezone".to_owned(),
                 "transaction isolation level" => "transaction_isolation".to_owned(),
                 "session authorization" => "session_authorization".to_owned(),
-                _ => name,
+                _ => names.join("."),
             };
             let quoted = name.replace('\'', "''");
             // The column is named as the setting is spelled (`SHOW timezone` gives `TimeZone`).
