@@ -596,6 +596,37 @@ fn extended_protocol_sql(srv: &Server) {
     assert_eq!(rows[49_999].get::<_, String>(1), "row 50000");
 }
 
+/// SIGINT to a backend in `pg_sleep(30)` (what `pg_cancel_backend` sends): 57014 within
+/// 100 ms, and the session goes on; `pg_sleep_for` and `pg_sleep_until` sleep on the same
+/// latch.
+fn sigint_cancels_sleep_quickly(srv: &Server) {
+    let mut c = srv.client();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    for sql in [
+        "SELECT pg_sleep(30)",
+        "SELECT pg_sleep_for('30 seconds')",
+        "SELECT pg_sleep_until(now() + '30 s'::interval)",
+    ] {
+        let sent = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let at = Instant::now();
+            signal(pid, libc::SIGINT);
+            at
+        });
+        let e = c.simple_query(sql).unwrap_err();
+        let answered = Instant::now();
+        let sent = sent.join().unwrap();
+        assert_eq!(e.code().unwrap().code(), "57014", "{sql}: {e}");
+        let took = answered.saturating_duration_since(sent);
+        assert!(
+            took < Duration::from_millis(100),
+            "{sql}: canceled after {took:?}"
+        );
+        let one: i32 = c.query_one("SELECT 1", &[]).unwrap().get(0);
+        assert_eq!(one, 1);
+    }
+}
+
 /// Cancel with protocol 3.2 (32-byte key) and 3.0 (4-byte key); a wrong key does nothing.
 fn raw_cancel(srv: &Server) {
     for version in [(3, 2), (3, 0)] {
@@ -930,7 +961,7 @@ fn main() -> ExitCode {
         }
         std::process::exit(1);
     });
-    let on_main: [OnMain; 11] = [
+    let on_main: [OnMain; 12] = [
         ("psql_basics", psql_basics),
         (
             "settings_and_parameter_status",
@@ -939,6 +970,7 @@ fn main() -> ExitCode {
         ("pgbench", pgbench),
         ("rust_client", rust_client),
         ("extended_protocol_sql", extended_protocol_sql),
+        ("sigint_cancels_sleep_quickly", sigint_cancels_sleep_quickly),
         ("raw_cancel", raw_cancel),
         ("terminate", terminate),
         ("quickdie", quickdie),
