@@ -47,16 +47,15 @@
 //! compares bytewise; upper/lower/ILIKE fold ASCII only, as PostgreSQL's C locale does),
 //! `to_char`, regular expressions. Nothing here touches shared memory or blocks.
 //!
-//! Not yet wired in: tcop still answers SQL with its own statement recogniser. The switch:
-//! the backend implements [`Session`] over its `pgipc_guc::Settings` (or uses
-//! [`GucSession`]), registers `version()`, `pg_backend_pid()`, `pg_cancel_backend()`... as
-//! [`ServerFunction`]s and `pg_settings`, `pg_stat_activity`... as [`View`]s in one
-//! [`Catalog`], answers Parse with [`prepare`] (reporting [`Prepared::param_types`] and
+//! Wired in by tcop: the backend implements [`Session`] over its `pgipc_guc::Settings`,
+//! registers `version()`, `pg_backend_pid()`, `pg_sleep()`... as [`ServerFunction`]s (and the
+//! host's views) in one [`Catalog`], answers a Query with [`parse_each`] (through
+//! [`StatementCache`]), Parse likewise (reporting [`Prepared::param_types`] and
 //! [`Prepared::columns`] in ParameterDescription/RowDescription), Bind with
 //! [`Prepared::params_from_text`], and applies the [`Statement::Set`]/[`Statement::Reset`]/
 //! [`Statement::ShowAll`]/[`Statement::Transaction`] it gets back itself.
 //!
-//! Entry points: [`parse`] (text to [`Statement`]s), [`Prepared::execute`],
+//! Entry points: [`parse`] and [`parse_each`] (text to [`Statement`]s), [`Prepared::execute`],
 //! [`Rows::next_row`], and [`StatementCache`] so a repeated `SELECT 1` skips parsing.
 
 mod analyze;
