@@ -61,6 +61,8 @@ impl From<ErrorFields> for Failure {
 #[derive(Debug, Clone)]
 struct Prepared {
     stmt: Rc<Statement>,
+    /// The query text (for the log).
+    text: Rc<str>,
     /// The parameter types' OIDs, for ParameterDescription.
     param_types: Vec<u32>,
 }
@@ -69,6 +71,8 @@ struct Prepared {
 #[derive(Debug)]
 struct Portal {
     stmt: Rc<Statement>,
+    /// The query text (for the log).
+    text: Rc<str>,
     /// The parameters, until the first Execute takes them.
     params: Vec<Datum>,
     /// Result formats (Bind's convention).
@@ -118,6 +122,8 @@ struct Session<'s> {
     /// An interrupt check inside a statement ended the session (the FATAL is sent): the
     /// statement's error unwinds to the main loop, which leaves.
     leave: Option<Leave>,
+    /// The text of the statement the extended-protocol message at hand concerns (for the log).
+    current_text: Option<Rc<str>>,
 }
 
 fn error(code: &str, message: impl Into<String>) -> ErrorFields {
@@ -247,6 +253,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         stmt_ts: pgipc_query::system_now(),
         xact_ts: None,
         leave: None,
+        current_text: None,
     };
     match s
         .start()
@@ -626,6 +633,7 @@ impl Session<'_> {
                 continue;
             }
             let extended = pgipc_libpq::is_extended_query_message(ty);
+            self.current_text = None;
             let r = match ty {
                 b'X' => return Err(Leave::Clean),
                 b'Q' => self.simple_query(&body),
@@ -654,7 +662,7 @@ impl Session<'_> {
                 Ok(()) => {}
                 Err(Failure::Leave(l)) => return Err(l),
                 Err(Failure::Error(f)) => {
-                    log_report(&f, None);
+                    log_report(&f, self.current_text.as_deref());
                     self.conn.out().error_response(&f);
                     self.abort_xact();
                     if extended {
@@ -975,6 +983,8 @@ impl Session<'_> {
     fn parse_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
         let m = parse_parse(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
         self.start_statement();
+        let text: Rc<str> = Rc::from(m.query.as_str());
+        self.current_text = Some(text.clone());
         let mut declared = Vec::with_capacity(m.param_types.len());
         for &oid in &m.param_types {
             declared.push(match oid {
@@ -1018,6 +1028,7 @@ impl Session<'_> {
             m.name,
             Prepared {
                 stmt: Rc::new(stmt),
+                text,
                 param_types,
             },
         );
@@ -1032,6 +1043,8 @@ impl Session<'_> {
             return Err(no_statement(&m.statement).into());
         };
         let stmt = p.stmt.clone();
+        let text = p.text.clone();
+        self.current_text = Some(text.clone());
         let nparams = p.param_types.len();
         if m.params.len() != nparams {
             return Err(error(
@@ -1081,6 +1094,7 @@ impl Session<'_> {
             m.portal,
             Portal {
                 stmt,
+                text,
                 params,
                 formats: m.result_formats,
                 rows: None,
@@ -1154,6 +1168,7 @@ impl Session<'_> {
         let Some(mut portal) = self.portals.remove(&m.portal) else {
             return Err(no_portal(&m.portal).into());
         };
+        self.current_text = Some(portal.text.clone());
         if portal.rows.is_none() && !portal.done {
             self.start_statement();
         }
