@@ -30,6 +30,27 @@ pub(crate) const BGWORKER_ENV: &str = "PGIPC_BGWORKER";
 /// [`pgipc_guc::Snapshot`] as JSON.
 pub(crate) const SETTINGS_ENV: &str = "PGIPC_SETTINGS";
 
+/// Environment variable: when the postmaster started (exec mode), see [`pg_start_time`].
+pub(crate) const START_TIME_ENV: &str = "PGIPC_START_TIME";
+
+/// PostgreSQL's `PgStartTime`: when the postmaster started, in microseconds since 2000-01-01
+/// UTC. Set once by the postmaster before its first child; a forked child inherits it, an
+/// exec'd one reads it back from [`START_TIME_ENV`].
+static PG_START_TIME: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
+pub(crate) const UNIX_TO_PG_EPOCH_USECS: i64 = 946_684_800 * 1_000_000;
+
+/// Records the postmaster's start time (the postmaster, or an exec'd child restoring it).
+pub(crate) fn set_pg_start_time(t: i64) {
+    PG_START_TIME.store(t, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The postmaster's start time (`pg_postmaster_start_time()`), 0 before it was recorded.
+pub(crate) fn pg_start_time() -> i64 {
+    PG_START_TIME.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The connection verdict as one word in [`CAC_ENV`].
 pub(crate) fn cac_word(cac: CanAcceptConnections) -> &'static str {
     match cac {

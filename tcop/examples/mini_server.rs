@@ -202,6 +202,8 @@ fn serve(opts: &Options) -> Result<(), String> {
         // SAFETY: the handler only stores an atomic.
         unsafe { sigaction(sig, &act) }.map_err(|e| e.to_string())?;
     }
+    // pg_postmaster_start_time(): now, in PostgreSQL's microseconds.
+    let started = pgipc_query::system_now();
     // The server's settings, as a postmaster's command line would give them.
     let mut settings = pgipc_guc::Settings::new();
     for (name, value) in [
@@ -271,6 +273,7 @@ fn serve(opts: &Options) -> Result<(), String> {
                         }),
                         // No crash restarts here, so no recorded reason.
                         quit_reason: None,
+                        postmaster_start_time: started,
                     };
                     child(client, socks.take(), pm_pipe.take(), ctx);
                 }

@@ -261,6 +261,9 @@ pub struct BackendContext {
     /// async-signal-safe: e.g. one atomic load of PMSignal's `sigquit_reason` through a
     /// `static`. `None`: always [`QuitReason::Unknown`].
     pub quit_reason: Option<fn() -> QuitReason>,
+    /// When the postmaster started (PostgreSQL's `PgStartTime`, microseconds since
+    /// 2000-01-01 UTC; 0 when unknown): `pg_postmaster_start_time()`.
+    pub postmaster_start_time: i64,
 }
 
 impl BackendContext {
@@ -280,6 +283,7 @@ impl BackendContext {
             settings,
             hooks: Box::new(NoHooks),
             quit_reason: None,
+            postmaster_start_time: 0,
         }
     }
 

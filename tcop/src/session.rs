@@ -18,6 +18,7 @@ use pgipc_query::{
     Catalog, Column, Datum, QueryError, Rows, Session as QuerySession, Statement, StatementCache,
     TimeZone, Type,
 };
+use pgipc_sysviews::SysContext;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
@@ -109,6 +110,9 @@ struct Session<'s> {
     catalog: Catalog,
     /// Plans of repeated simple queries.
     cache: StatementCache,
+    /// What the admin functions and system views (`pgipc_sysviews`) read: built with the
+    /// catalog, kept to move `pg_conf_load_time()` at each reload.
+    sys: Option<Rc<SysContext>>,
     /// The startup packet's user and database.
     user: String,
     database: String,
@@ -246,6 +250,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         workers: Rc::new(WorkerFns::new(ctx_shmem, ctx_proc_config, ctx_pmsignal)),
         catalog: Catalog::new(),
         cache: StatementCache::new(),
+        sys: None,
         user: String::new(),
         database: String::new(),
         tz: TimeZone::utc(),
@@ -520,6 +525,9 @@ impl Session<'_> {
                     .process_config_file(&conf, Context::Sighup);
                 self.report_pending = true;
                 self.refresh_tz();
+                if let Some(sys) = &self.sys {
+                    sys.conf_load_time.set(pgipc_query::system_now());
+                }
             }
             self.ctx.hooks.reload();
         }
@@ -559,6 +567,15 @@ impl Session<'_> {
             me: self.me,
         };
         let mut cat = catalog::build(&info, self.workers.clone());
+        let mut sys = SysContext::new(self.ctx.shmem.clone(), self.ctx.proc_config);
+        sys.my_pid = self.pid;
+        sys.postmaster_pid = self.ctx.pmsignal.as_ref().map_or(0, |p| p.postmaster_pid());
+        sys.postmaster_start_time = self.ctx.postmaster_start_time;
+        sys.superuser = self.superuser;
+        sys.role_name = self.user.clone();
+        let sys = Rc::new(sys);
+        pgipc_sysviews::register(&mut cat, sys.clone());
+        self.sys = Some(sys);
         self.ctx.hooks.register_functions(&mut cat);
         self.catalog = cat;
         self.cache.clear();
