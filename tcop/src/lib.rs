@@ -58,6 +58,8 @@
 //!   through [`BackendHooks`].
 
 mod bgworker_fns;
+mod connlog;
+mod ps;
 mod session;
 mod sql;
 mod sys;

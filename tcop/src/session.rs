@@ -110,14 +110,28 @@ fn guc_error(e: &GucError, severity: Severity) -> ErrorFields {
     f
 }
 
-fn log_report(f: &ErrorFields) {
-    match f.severity {
-        Severity::Fatal | Severity::Panic => {
-            tracing::error!("{}:  {} ({})", f.severity.name(), f.message, f.code)
-        }
-        Severity::Error => tracing::warn!("{}:  {} ({})", f.severity.name(), f.message, f.code),
-        _ => tracing::info!("{}:  {} ({})", f.severity.name(), f.message, f.code),
-    }
+/// Writes a report to the server log with its own severity, DETAIL and HINT lines, and the
+/// statement (`STATEMENT:`, per `log_min_error_statement`); `log_min_messages` decides.
+fn log_report(f: &ErrorFields, statement: Option<&str>) {
+    use pgipc_elog::Severity as Log;
+    let severity = match f.severity {
+        Severity::Error => Log::Error,
+        Severity::Fatal => Log::Fatal,
+        Severity::Panic => Log::Panic,
+        Severity::Warning => Log::Warning,
+        Severity::Notice => Log::Notice,
+        Severity::Debug => Log::Debug1,
+        Severity::Info => Log::Info,
+        Severity::Log => Log::Log,
+    };
+    pgipc_elog::emit(&pgipc_elog::Record {
+        detail: f.detail.as_deref(),
+        hint: f.hint.as_deref(),
+        statement,
+        sqlstate: Some(&f.code),
+        cursor_position: f.position,
+        ..pgipc_elog::Record::new(severity, &f.message)
+    });
 }
 
 /// A cancel key of `len` bytes from the kernel's random source (`getrandom(2)`, which is what
@@ -214,7 +228,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
 impl Session<'_> {
     /// Sends a FATAL report and ends the session.
     fn die(&mut self, f: ErrorFields) -> Leave {
-        log_report(&f);
+        log_report(&f, None);
         self.conn.out().error_response(&f);
         let _ = self
             .conn
@@ -295,10 +309,12 @@ impl Session<'_> {
     /// Start-up up to the first ReadyForQuery.
     fn start(&mut self) -> Result<(), Leave> {
         let deadline = Instant::now() + self.ctx.authentication_timeout;
+        crate::connlog::received(self.conn.socket(), &self.ctx.settings);
         let packet = self.read_startup(deadline)?;
         if let Some(f) = self.ctx.cac.refusal() {
             return Err(self.die(f));
         }
+        crate::ps::init_title(&packet.user, &packet.database, &self.ctx.settings);
         if packet.replication != Replication::Off {
             return Err(self.die(fatal(
                 "0A000",
@@ -331,17 +347,14 @@ impl Session<'_> {
         if let Err(f) = self.apply_startup_settings(&packet) {
             return Err(self.die(*f));
         }
+        crate::ps::settings_changed(&self.ctx.settings);
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
         }
         self.conn.out().backend_key_data(self.pid, &key);
+        crate::connlog::authorized(&packet, &self.ctx.settings);
         self.conn.out().ready_for_query(TransactionStatus::Idle);
-        tracing::debug!(
-            "connection authorized: user={} database={} protocol={version}",
-            packet.user,
-            packet.database
-        );
         Ok(())
     }
 
@@ -552,7 +565,7 @@ impl Session<'_> {
                 Ok(()) => {}
                 Err(Failure::Leave(l)) => return Err(l),
                 Err(Failure::Error(f)) => {
-                    log_report(&f);
+                    log_report(&f, None);
                     self.conn.out().error_response(&f);
                     self.abort_xact();
                     if extended {
@@ -586,7 +599,7 @@ impl Session<'_> {
         self.implicit_block = false;
         match result {
             Err(Failure::Error(f)) => {
-                log_report(&f);
+                log_report(&f, Some(&q));
                 self.conn.out().error_response(&f);
                 self.abort_xact();
             }
@@ -606,11 +619,13 @@ impl Session<'_> {
     /// `ReportChangedGUCOptions`), then ReadyForQuery.
     fn ready_for_query(&mut self) {
         if self.report_pending {
+            crate::ps::settings_changed(&self.ctx.settings);
             self.report_pending = false;
             for (name, value) in self.ctx.settings.changed_reports() {
                 self.conn.out().parameter_status(&name, &value);
             }
         }
+        crate::ps::report_activity(crate::ps::idle(self.tx));
         self.conn.out().ready_for_query(self.tx);
     }
 
@@ -766,6 +781,7 @@ impl Session<'_> {
 
     /// Runs one statement: optional RowDescription, rows, CommandComplete.
     fn execute(&mut self, stmt: &Stmt, formats: &[i16], describe: bool) -> Result<(), Failure> {
+        crate::ps::report_activity(stmt.command_tag());
         if self.tx == TransactionStatus::Failed && !stmt.is_transaction_end() {
             return Err(error(
                 "25P02",

@@ -89,6 +89,21 @@ pub(crate) const TEXTOID: u32 = 25;
 pub(crate) const VOIDOID: u32 = 2278;
 
 impl Stmt {
+    /// The command tag's name (PostgreSQL's `CreateCommandTag`), as the process title shows
+    /// while the statement runs.
+    pub(crate) fn command_tag(&self) -> &'static str {
+        match self {
+            Stmt::Empty => "",
+            Stmt::SelectInt(_) | Stmt::BackendPid | Stmt::Sleep(_) | Stmt::Call { .. } => "SELECT",
+            Stmt::Show(_) | Stmt::ShowAll => "SHOW",
+            Stmt::Set { .. } => "SET",
+            Stmt::Reset(_) | Stmt::ResetAll => "RESET",
+            Stmt::Begin => "BEGIN",
+            Stmt::Commit => "COMMIT",
+            Stmt::Rollback => "ROLLBACK",
+        }
+    }
+
     /// Whether it ends or starts a transaction block (allowed in a failed block: only the
     /// ending ones).
     pub(crate) fn is_transaction_end(&self) -> bool {
