@@ -354,6 +354,7 @@ impl Session<'_> {
         }
         self.conn.out().backend_key_data(self.pid, &key);
         crate::connlog::authorized(&packet, &self.ctx.settings);
+        crate::ps::report_activity(crate::ps::idle(TransactionStatus::Idle));
         self.conn.out().ready_for_query(TransactionStatus::Idle);
         Ok(())
     }
