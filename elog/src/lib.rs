@@ -225,13 +225,16 @@ impl LogConfig {
     }
 }
 
-/// A time zone by name from the system's tz database (`GMT`, `Europe/Paris`, `UTC`), UTC if
-/// it is not there.
+/// A time zone by name from the system's tz database (`GMT`, `Europe/Paris`, `UTC`), else as
+/// a POSIX time-zone string (`UTC+3`, three hours *west* of Greenwich, as PostgreSQL reads it
+/// too), else UTC.
 pub fn timezone(name: &str) -> jiff::tz::TimeZone {
     if name.eq_ignore_ascii_case("utc") || name.is_empty() {
         return jiff::tz::TimeZone::UTC;
     }
-    jiff::tz::TimeZone::get(name).unwrap_or(jiff::tz::TimeZone::UTC)
+    jiff::tz::TimeZone::get(name)
+        .or_else(|_| jiff::tz::TimeZone::posix(name))
+        .unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 /// Who is logging, for the prefix's escapes.

@@ -57,6 +57,13 @@ fn prefixes_follow_log_line_prefix_and_log_timezone() {
         "2026-12-07 14:30:00.123 EST ",
     );
     check("%n|", "Asia/Tokyo", client(), "1796671800.123|");
+    check("%m ", "UTC+3", client(), "2026-12-07 16:30:00.123 UTC ");
+    check(
+        "%m ",
+        "No/Such_Zone",
+        client(),
+        "2026-12-07 19:30:00.123 UTC ",
+    );
     check(
         "%u@%d %a %r %h %e %l %b %%|",
         "UTC",

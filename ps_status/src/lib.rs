@@ -51,6 +51,9 @@ pub enum PsStatusError {
     /// The argument area is empty.
     #[error("the program's argument area is empty")]
     EmptyArea,
+    /// The program's `argv[0]` is not where the kernel put the arguments.
+    #[error("the program's arguments are not where the kernel put them")]
+    Moved,
 }
 
 /// The settings a title depends on (PostgreSQL's GUCs of the same names).
@@ -111,6 +114,7 @@ pub fn save_ps_display_args() -> Result<usize, PsStatusError> {
         }
         Err(sys::NoArea::NotCaptured) => Err(PsStatusError::NotCaptured),
         Err(sys::NoArea::Empty) => Err(PsStatusError::EmptyArea),
+        Err(sys::NoArea::Elsewhere) => Err(PsStatusError::Moved),
     };
     st.saved = Some(r);
     r

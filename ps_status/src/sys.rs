@@ -6,7 +6,8 @@
 //! (what `ps -o args` and `top -c` print) is read from that area. glibc calls every function in
 //! `.init_array` with `(argc, argv, envp)` before `main`, which is how this module learns where
 //! `argv` is without the program's help (Rust's standard library finds its own `argv` the same
-//! way).
+//! way). The address is checked against the kernel's own record of it (`arg_start` in
+//! `/proc/self/stat`) before anything is moved.
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::ptr;
@@ -48,6 +49,18 @@ pub(crate) enum NoArea {
     NotCaptured,
     /// `argv[0]` is not where an area can start (null or empty).
     Empty,
+    /// `argv[0]` is not where the kernel says the arguments are (`arg_start` in
+    /// `/proc/self/stat`): someone moved them, and writing there would not show.
+    Elsewhere,
+}
+
+/// `arg_start` of `/proc/self/stat` (its 48th field): where the kernel put the argument
+/// strings, and where `/proc/<pid>/cmdline` reads from. `None` if it cannot be read.
+fn kernel_arg_start() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name start with the 3rd (state).
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(48 - 3)?.parse().ok()
 }
 
 /// Finds the area, moves the environment strings to the heap (repointing `environ`) and points
@@ -73,6 +86,9 @@ pub(crate) unsafe fn take_area() -> Result<Area, NoArea> {
     let first = unsafe { *argv };
     if first.is_null() {
         return Err(NoArea::Empty);
+    }
+    if kernel_arg_start().is_some_and(|k| k != first as usize) {
+        return Err(NoArea::Elsewhere);
     }
     // Where the strings run on from each other, as PostgreSQL's save_ps_display_args checks.
     let mut end: *mut c_char = ptr::null_mut();
