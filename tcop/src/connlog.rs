@@ -125,39 +125,50 @@ pub(crate) fn received(sock: BorrowedFd<'_>, settings: &Settings) {
     });
 }
 
-/// The session is authorized (PostgreSQL's `PerformAuthentication`): `%u %d %a` are known,
-/// `connection authorized` is logged when asked to, and with `log_disconnections` the
-/// process's exit will log `disconnection` (PostgreSQL registers it with `on_proc_exit` too,
-/// so a FATAL exit logs it and an immediate `_exit` does not).
+/// The client is authorized (PostgreSQL's `PerformAuthentication`, before the startup
+/// packet's options apply): `%u %d %a` are known, and `connection authorized` is logged when
+/// the server's `log_connections` asks for it.
 pub(crate) fn authorized(packet: &StartupPacket, settings: &Settings) {
     let (host, port) = remote();
-    let (user, database) = (packet.user.clone(), packet.database.clone());
     let application_name = packet
         .params
         .iter()
         .find(|(k, _)| k == "application_name")
         .map(|(_, v)| v.as_str());
     pgipc_elog::set_session(pgipc_elog::SessionInfo {
-        user: user.clone(),
-        database: database.clone(),
+        user: packet.user.clone(),
+        database: packet.database.clone(),
         application_name: application_name.unwrap_or("").to_owned(),
-        remote_host: host.clone(),
-        remote_port: port.clone(),
+        remote_host: host,
+        remote_port: port,
     });
     if LogConnections::parse(settings.text("log_connections")).authorization {
-        let mut msg = format!("connection authorized: user={user} database={database}");
+        let mut msg = format!(
+            "connection authorized: user={} database={}",
+            packet.user, packet.database
+        );
         if let Some(a) = application_name {
             msg.push_str(&format!(" application_name={a}"));
         }
         pgipc_elog::elog(Severity::Log, &msg);
     }
-    if settings.bool("log_disconnections") {
-        let since = client().as_ref().map_or_else(Instant::now, |c| c.since);
-        let _ = pgipc_ipc::on_proc_exit(move |_| {
-            let msg = disconnection_message(since.elapsed(), &user, &database, &host, &port);
-            pgipc_elog::elog(Severity::Log, &msg);
-        });
+}
+
+/// The session is set up (PostgreSQL's `PostgresMain` after `InitPostgres`): with the
+/// session's `log_disconnections` on, the process's exit will log `disconnection`
+/// (PostgreSQL registers it with `on_proc_exit` too, so a FATAL later logs it, an immediate
+/// `_exit` does not, and a session that failed before this point never does).
+pub(crate) fn session_started(packet: &StartupPacket, settings: &Settings) {
+    if !settings.bool("log_disconnections") {
+        return;
     }
+    let (host, port) = remote();
+    let (user, database) = (packet.user.clone(), packet.database.clone());
+    let since = client().as_ref().map_or_else(Instant::now, |c| c.since);
+    let _ = pgipc_ipc::on_proc_exit(move |_| {
+        let msg = disconnection_message(since.elapsed(), &user, &database, &host, &port);
+        pgipc_elog::elog(Severity::Log, &msg);
+    });
 }
 
 fn disconnection_message(

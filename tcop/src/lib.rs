@@ -19,10 +19,11 @@
 //!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
 //!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
 //!   │    → hooks.register_cancel_key(procno, pid, key)
+//!   ├─ log_connections authorization line (connlog.rs, the server's value, as PostgreSQL)
 //!   ├─ settings: ctx.settings + the packet's options/parameters (source client; unknown: FATAL)
 //!   ├─ ParameterStatus per GUC_REPORT setting, BackendKeyData (4-byte key for 3.0/3.1,
 //!   │    32 for 3.2), ReadyForQuery (changed GUC_REPORT values are sent again before each)
-//!   ├─ log_connections authorization line; log_disconnections at exit (connlog.rs)
+//!   ├─ log_disconnections (the session's value): logged at exit, from on_proc_exit
 //!   └─ loop: Q | P B D E C S H | X          → exit code (0 clean, 1 FATAL)
 //!        title: idle / idle in transaction / … (aborted) before ReadyForQuery, the command
 //!        tag while a statement runs; errors to the log with their STATEMENT

@@ -344,6 +344,7 @@ impl Session<'_> {
             )));
         }
 
+        crate::connlog::authorized(&packet, &self.ctx.settings);
         if let Err(f) = self.apply_startup_settings(&packet) {
             return Err(self.die(*f));
         }
@@ -353,7 +354,7 @@ impl Session<'_> {
             self.conn.out().parameter_status(&name, &value);
         }
         self.conn.out().backend_key_data(self.pid, &key);
-        crate::connlog::authorized(&packet, &self.ctx.settings);
+        crate::connlog::session_started(&packet, &self.ctx.settings);
         crate::ps::report_activity(crate::ps::idle(TransactionStatus::Idle));
         self.conn.out().ready_for_query(TransactionStatus::Idle);
         Ok(())
