@@ -101,6 +101,8 @@ pub(crate) fn format_prefix(cfg: &LogConfig, d: &Data<'_>, now: SystemTime) -> S
             }
             b'e' => d.sqlstate.unwrap_or("00000").to_owned(),
             b'x' | b'Q' => "0".to_owned(),
+            // The command tag (the title's activity), for processes with a client.
+            b'i' if has_client => pgipc_ps_status::get_ps_display(),
             b'v' | b'i' => String::new(),
             b'q' => {
                 if !has_client {

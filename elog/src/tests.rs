@@ -81,6 +81,17 @@ fn prefixes_follow_log_line_prefix_and_log_timezone() {
     check("%p%q %u", "UTC", SessionInfo::default(), "<pid>");
     check("%p%q %u", "UTC", client(), "<pid> alice");
     check("%z%k!", "UTC", client(), "!");
+    // %i: the process title's activity (titles stay in memory here: no argument area saved).
+    pgipc_ps_status::init_ps_display(
+        "alice db 127.0.0.1(54321)",
+        &pgipc_ps_status::TitleOptions {
+            cluster_name: String::new(),
+            update_process_title: true,
+        },
+    );
+    pgipc_ps_status::set_ps_display("SELECT");
+    check("[%i]", "UTC", client(), "[SELECT]");
+    check("[%i]", "UTC", SessionInfo::default(), "[]");
 }
 
 #[test]
