@@ -275,6 +275,10 @@ fn titles_match_postgresql_15() {
         ),
         ("ROLLBACK;", "idle"),
         ("SELECT pg_sleep(2);", "SELECT"),
+        ("SELECT 1;", "idle"),
+        // Turned off by the session: the title freezes at the SET that did it.
+        ("SET update_process_title = off;", "SET"),
+        ("BEGIN;", "SET"),
     ] {
         if !sql.is_empty() {
             a.send(sql);
@@ -284,6 +288,10 @@ fn titles_match_postgresql_15() {
         ok(wait_title(pa, &want).map_err(|e| format!("PostgreSQL 15: {e}")));
         ok(wait_title(pb, &want));
     }
+    // BEGIN ran (and would have said "idle in transaction"), the titles stayed.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ps_args(pa), format!("{local}SET"));
+    assert_eq!(ps_args(pb), format!("{local}SET"));
 }
 
 fn main() -> ExitCode {
