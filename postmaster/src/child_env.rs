@@ -120,6 +120,16 @@ pub(crate) struct ChildEnv {
 }
 
 impl ChildEnv {
+    /// Sets this process's title to `postgres: [<cluster_name>: ]<fixed_part> ` (PostgreSQL's
+    /// `init_ps_display`), with `cluster_name` and `update_process_title` from the settings.
+    pub(crate) fn init_ps_display(&self, fixed_part: &str) {
+        let opts = pgipc_ps_status::TitleOptions {
+            cluster_name: self.settings.text("cluster_name").to_owned(),
+            update_process_title: self.settings.bool("update_process_title"),
+        };
+        pgipc_ps_status::init_ps_display(fixed_part, &opts);
+    }
+
     /// An integer setting.
     pub(crate) fn setting_int(&self, name: &str) -> i64 {
         self.settings.int(name)
@@ -133,6 +143,7 @@ impl ChildEnv {
         // PostgreSQL's IsUnderPostmaster: a reload leaves backend-context values alone.
         own.set_under_postmaster(true);
         let _ = own.process_config_file(&conf, Context::Sighup);
+        pgipc_elog::configure(own);
     }
 
     /// PMSignal's shared state.

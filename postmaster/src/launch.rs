@@ -225,6 +225,7 @@ fn child_start(
         return 1;
     }
     set_process_name(env.kind);
+    pgipc_elog::set_backend_type(backend_type_desc(env.kind));
     // A process-local latch until the child has a PGPROC.
     let latch: &'static pgipc_latch::Latch = Box::leak(Box::new(pgipc_latch::Latch::new()));
     if let Ok(owned) = pgipc_latch::OwnedLatch::own(latch) {
@@ -313,6 +314,7 @@ pub(crate) fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
                     &format_args!("setting \"{name}\" of the postmaster's snapshot was skipped"),
                 );
             }
+            pgipc_elog::configure(&settings);
             settings
         }
         Err(e) => {

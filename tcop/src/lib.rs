@@ -10,17 +10,23 @@
 //!   ├─ signal handlers: SIGINT/SIGTERM/SIGHUP raise flags + set latch;
 //!   │    SIGQUIT: WARNING to the client (57P02 / 57P01, per ctx.quit_reason), _exit(2);
 //!   │    SIGUSR2 ignored, SIGUSR1 → hooks.install_signal_handlers; only then unblocked
+//!   ├─ log_connections receipt line (the client's address: `%h`/`%r`, the title)
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
 //!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
+//!   ├─ title `postgres: <user> <db> <host>(<port>) authentication` (ps.rs)
 //!   ├─ NegotiateProtocolVersion?  AuthenticationOk (trust)
 //!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
 //!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
 //!   │    → hooks.register_cancel_key(procno, pid, key)
+//!   ├─ log_connections authorization line (connlog.rs, the server's value, as PostgreSQL)
 //!   ├─ settings: ctx.settings + the packet's options/parameters (source client; unknown: FATAL)
 //!   ├─ ParameterStatus per GUC_REPORT setting, BackendKeyData (4-byte key for 3.0/3.1,
 //!   │    32 for 3.2), ReadyForQuery (changed GUC_REPORT values are sent again before each)
+//!   ├─ log_disconnections (the session's value): logged at exit, from on_proc_exit
 //!   └─ loop: Q | P B D E C S H | X          → exit code (0 clean, 1 FATAL)
+//!        title: idle / idle in transaction / … (aborted) before ReadyForQuery, the command
+//!        tag while a statement runs; errors to the log with their STATEMENT
 //! ```
 //!
 //! # Contract
@@ -78,6 +84,8 @@
 mod bgworker_fns;
 mod binary;
 mod catalog;
+mod connlog;
+mod ps;
 mod session;
 mod sys;
 mod wait;

@@ -150,16 +150,28 @@ fn guc_error(e: &GucError, severity: Severity) -> ErrorFields {
     f
 }
 
-/// Logs a report sent to the client; `statement` is the query text it concerns.
+/// Writes a report to the server log with its own severity, DETAIL and HINT lines, and the
+/// statement (`STATEMENT:`, per `log_min_error_statement`); `log_min_messages` decides.
 fn log_report(f: &ErrorFields, statement: Option<&str>) {
-    let _ = statement;
-    match f.severity {
-        Severity::Fatal | Severity::Panic => {
-            tracing::error!("{}:  {} ({})", f.severity.name(), f.message, f.code)
-        }
-        Severity::Error => tracing::warn!("{}:  {} ({})", f.severity.name(), f.message, f.code),
-        _ => tracing::info!("{}:  {} ({})", f.severity.name(), f.message, f.code),
-    }
+    use pgipc_elog::Severity as Log;
+    let severity = match f.severity {
+        Severity::Error => Log::Error,
+        Severity::Fatal => Log::Fatal,
+        Severity::Panic => Log::Panic,
+        Severity::Warning => Log::Warning,
+        Severity::Notice => Log::Notice,
+        Severity::Debug => Log::Debug1,
+        Severity::Info => Log::Info,
+        Severity::Log => Log::Log,
+    };
+    pgipc_elog::emit(&pgipc_elog::Record {
+        detail: f.detail.as_deref(),
+        hint: f.hint.as_deref(),
+        statement,
+        sqlstate: Some(&f.code),
+        cursor_position: f.position,
+        ..pgipc_elog::Record::new(severity, &f.message)
+    });
 }
 
 /// A cancel key of `len` bytes from the kernel's random source (`getrandom(2)`, which is what
@@ -354,10 +366,12 @@ impl Session<'_> {
     /// Start-up up to the first ReadyForQuery.
     fn start(&mut self) -> Result<(), Leave> {
         let deadline = Instant::now() + self.ctx.authentication_timeout;
+        crate::connlog::received(self.conn.socket(), &self.ctx.settings);
         let packet = self.read_startup(deadline)?;
         if let Some(f) = self.ctx.cac.refusal() {
             return Err(self.die(f));
         }
+        crate::ps::init_title(&packet.user, &packet.database, &self.ctx.settings);
         if packet.replication != Replication::Off {
             return Err(self.die(fatal(
                 "0A000",
@@ -387,20 +401,19 @@ impl Session<'_> {
             )));
         }
 
+        crate::connlog::authorized(&packet, &self.ctx.settings);
         if let Err(f) = self.apply_startup_settings(&packet) {
             return Err(self.die(*f));
         }
+        crate::ps::settings_changed(&self.ctx.settings);
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
         }
         self.conn.out().backend_key_data(self.pid, &key);
+        crate::connlog::session_started(&packet, &self.ctx.settings);
+        crate::ps::report_activity(crate::ps::idle(TransactionStatus::Idle));
         self.conn.out().ready_for_query(TransactionStatus::Idle);
-        tracing::debug!(
-            "connection authorized: user={} database={} protocol={version}",
-            packet.user,
-            packet.database
-        );
         Ok(())
     }
 
@@ -744,11 +757,13 @@ impl Session<'_> {
     /// `ReportChangedGUCOptions`), then ReadyForQuery.
     fn ready_for_query(&mut self) {
         if self.report_pending {
+            crate::ps::settings_changed(&self.ctx.settings);
             self.report_pending = false;
             for (name, value) in self.ctx.settings.changed_reports() {
                 self.conn.out().parameter_status(&name, &value);
             }
         }
+        crate::ps::report_activity(crate::ps::idle(self.tx));
         self.conn.out().ready_for_query(self.tx);
     }
 
@@ -914,6 +929,7 @@ impl Session<'_> {
         formats: &[i16],
         describe: bool,
     ) -> Result<(), Failure> {
+        crate::ps::report_activity(activity_of(stmt));
         self.failed_block_check(stmt)?;
         if describe {
             if let Some(cols) = Self::columns_of(stmt) {
@@ -1203,6 +1219,7 @@ impl Session<'_> {
         let stmt = p.stmt.clone();
         match &*stmt {
             Statement::Query(q) => {
+                crate::ps::report_activity(activity_of(&stmt));
                 if p.done {
                     self.conn
                         .out()
@@ -1352,6 +1369,16 @@ fn select_tag(show: bool, n: u64) -> String {
 }
 
 /// The command tag of a statement that returns no rows of its own.
+/// What the process title shows while `stmt` runs (PostgreSQL's command tag without counts).
+fn activity_of(stmt: &Statement) -> &'static str {
+    match stmt {
+        Statement::Query(q) if q.is_show() => "SHOW",
+        Statement::Query(_) => "SELECT",
+        Statement::Empty => "",
+        other => utility_tag(other),
+    }
+}
+
 fn utility_tag(stmt: &Statement) -> &'static str {
     match stmt {
         Statement::Set { .. } => "SET",
