@@ -61,6 +61,7 @@ mod bgworker_fns;
 mod session;
 mod sql;
 mod sys;
+mod test_shm_mq_fns;
 mod wait;
 
 use pgipc_guc::Settings;

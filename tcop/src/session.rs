@@ -703,6 +703,7 @@ impl Session<'_> {
         match pgipc_injection_point::sql_function_exists(name) {
             true => Some(VOID),
             false => crate::bgworker_fns::result_type(name)
+                .or_else(|| crate::test_shm_mq_fns::result_type(name))
                 .or_else(|| self.ctx.hooks.function_result_type(name)),
         }
     }
@@ -713,7 +714,10 @@ impl Session<'_> {
             Some(Err(e)) => Err(Box::new(error(e.sqlstate(), e.to_string()))),
             None => match self.workers.call(self.ctx, self.me, name, args) {
                 Some(r) => r,
-                None => self.ctx.hooks.call_function(name, args),
+                None => match crate::test_shm_mq_fns::call(self.ctx, self.me, name, args) {
+                    Some(r) => r,
+                    None => self.ctx.hooks.call_function(name, args),
+                },
             },
         }
     }
