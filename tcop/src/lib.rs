@@ -46,7 +46,9 @@
 //!   ERROR 0A000, anything else 42601. Statements take no parameters. Dynamic background
 //!   workers are started, followed and stopped with `pgipc_start_worker('<function>')`,
 //!   `pgipc_worker_pid(handle)` and `pgipc_terminate_worker(handle)`, on the `pgipc_bgworker`
-//!   API alone (`ctx.pmsignal` must be set to reach the postmaster). The hooks may add
+//!   API alone (`ctx.pmsignal` must be set to reach the postmaster). PostgreSQL's test_shm_mq
+//!   functions `test_shm_mq(queue_size, message [, repeat_count [, num_workers]])` and
+//!   `test_shm_mq_pipelined(…[, verify])` are built in too (the `pgipc_test_shm_mq` crate). The hooks may add
 //!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]); with the
 //!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
 //!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.

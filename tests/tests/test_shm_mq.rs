@@ -84,13 +84,29 @@ fn live_segments(s: &TestServer) -> Result<Vec<u32>, String> {
         .collect())
 }
 
+/// The postmaster's children once the set stopped changing for half a second (auxiliary
+/// processes may still be starting right after "ready", exec mode especially).
+fn settled_children(s: &TestServer) -> std::collections::BTreeMap<i32, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = children_of(s.pid());
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = children_of(s.pid());
+        if now.keys().eq(last.keys()) || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 fn segment_file(h: u32) -> PathBuf {
     PathBuf::from(format!("/dev/shm/PostgreSQL.{h}"))
 }
 
 /// Waits until the control segment lists nothing, no segment seen in `seen` has a file left
-/// and no worker of the ring is still a child of the postmaster.
-fn nothing_left(s: &TestServer, seen: &[u32], base_children: usize) -> Res {
+/// and none of the processes `gone` (the ring's workers, their leader's backend) is still a
+/// child of the postmaster.
+fn nothing_left(s: &TestServer, seen: &[u32], gone: &[i32]) -> Res {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let live = live_segments(s)?;
@@ -99,14 +115,15 @@ fn nothing_left(s: &TestServer, seen: &[u32], base_children: usize) -> Res {
             .copied()
             .filter(|&h| segment_file(h).exists())
             .collect();
-        let kids = children_of(s.pid()).len();
-        if live.is_empty() && files.is_empty() && kids <= base_children {
+        let kids = children_of(s.pid());
+        let kids: Vec<&i32> = gone.iter().filter(|p| kids.contains_key(p)).collect();
+        if live.is_empty() && files.is_empty() && kids.is_empty() {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(s
                 .fail(format!(
-                    "left behind: live segments {live:?}, files of {files:?}, {kids} children (baseline {base_children})"
+                    "left behind: live segments {live:?}, files of {files:?}, children {kids:?}"
                 ))
                 .into());
         }
@@ -119,7 +136,6 @@ fn round_trips(exec: bool) -> Res {
     let mut c = s
         .client()
         .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))))?;
-    let base = children_of(s.pid()).len();
     let mut ok = |sql: String| -> Res {
         let t0 = Instant::now();
         call(&mut c, &sql).map_err(|e| s.fail(format!("{}: {e:?}", &sql[..sql.len().min(80)])))?;
@@ -177,7 +193,7 @@ fn round_trips(exec: bool) -> Res {
         sent += 500;
     }
     assert_eq!(sent, 10_000);
-    nothing_left(&s, &[], base)
+    nothing_left(&s, &[], &[])
 }
 
 fn argument_errors(exec: bool) -> Res {
@@ -241,7 +257,7 @@ fn argument_errors(exec: bool) -> Res {
     }
     // The session goes on, and nothing was created.
     call(&mut c, "SELECT test_shm_mq(1024, 'ok', 3, 2)").map_err(|e| s.fail(format!("{e:?}")))?;
-    nothing_left(&s, &[], children_of(s.pid()).len())
+    nothing_left(&s, &[], &[])
 }
 
 fn max_worker_processes_exhausted(exec: bool) -> Res {
@@ -249,7 +265,6 @@ fn max_worker_processes_exhausted(exec: bool) -> Res {
     let mut c = s
         .client()
         .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))))?;
-    let base = children_of(s.pid()).len();
     match c.simple_query("SELECT test_shm_mq(1024, 'a', 1, 3)") {
         Err(e) if sqlstate(&e) == "53000" => {
             let db = e.as_db_error().map(|d| (d.message(), d.hint()));
@@ -264,7 +279,7 @@ fn max_worker_processes_exhausted(exec: bool) -> Res {
         }
         other => return Err(s.fail(format!("3 workers of 2: {other:?}")).into()),
     }
-    nothing_left(&s, &[], base)?;
+    nothing_left(&s, &[], &[])?;
     // No slot leaked: both are usable again, several times over.
     for _ in 0..5 {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -279,7 +294,7 @@ fn max_worker_processes_exhausted(exec: bool) -> Res {
             }
         }
     }
-    nothing_left(&s, &[], base)
+    nothing_left(&s, &[], &[])
 }
 
 fn queue_larger_than_dev_shm(exec: bool) -> Res {
@@ -287,7 +302,6 @@ fn queue_larger_than_dev_shm(exec: bool) -> Res {
     let mut c = s
         .client()
         .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))))?;
-    let base = children_of(s.pid()).len();
     // Two queues of 16 TiB each: more than any /dev/shm here holds.
     let shm = rustix::fs::statvfs("/dev/shm").map_err(|e| e.to_string())?;
     let avail = shm.f_bavail * shm.f_frsize;
@@ -300,7 +314,7 @@ fn queue_larger_than_dev_shm(exec: bool) -> Res {
         other => return Err(s.fail(format!("a {q}-byte queue: {other:?}")).into()),
     }
     call(&mut c, "SELECT test_shm_mq(1024, 'a', 1, 1)").map_err(|e| s.fail(format!("{e:?}")))?;
-    nothing_left(&s, &[], base)
+    nothing_left(&s, &[], &[])
 }
 
 /// Starts a long pipelined call on a second connection; returns the thread, the call's
@@ -363,10 +377,16 @@ fn join_within(
 
 fn cancel_mid_run(exec: bool) -> Res {
     let s = server("cancel", exec, 8)?;
-    let base = children_of(s.pid()).len() + 1; // + the long call's backend
+    let before = settled_children(&s);
     let (t, token, seen) = long_call(&s)?;
-    if children_of(s.pid()).len() < base + 3 {
-        return Err(s.fail("the three workers are not running").into());
+    let new: Vec<i32> = children_of(s.pid())
+        .into_keys()
+        .filter(|p| !before.contains_key(p))
+        .collect();
+    if new.len() < 4 {
+        return Err(s
+            .fail(format!("the backend and three workers: {new:?}"))
+            .into());
     }
     token
         .cancel_query(postgres::NoTls)
@@ -376,12 +396,12 @@ fn cancel_mid_run(exec: bool) -> Res {
         }
         other => return Err(s.fail(format!("cancelled call: {other:?}")).into()),
     }
-    nothing_left(&s, &seen, base - 1)
+    nothing_left(&s, &seen, &new)
 }
 
 fn worker_killed(exec: bool) -> Res {
     let s = server("kill", exec, 8)?;
-    let before = children_of(s.pid());
+    let before = settled_children(&s);
     let (t, _token, seen) = long_call(&s)?;
     let new: Vec<i32> = children_of(s.pid())
         .into_keys()
