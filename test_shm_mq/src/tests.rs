@@ -79,3 +79,89 @@ fn errors_carry_postgresql_codes_and_texts() {
         "could not receive message",
     );
 }
+
+/// A backend with no PGPROC and no postmaster: enough for everything that fails before the
+/// segment is made.
+struct NoBackend(pgipc_shmem::Shmem);
+
+impl crate::LeaderEnv for NoBackend {
+    fn my_proc(&self) -> Option<&'static pgipc_proc::MyProc> {
+        None
+    }
+    fn shmem(&self) -> &pgipc_shmem::Shmem {
+        &self.0
+    }
+    fn pmsignal(&self) -> Option<&pgipc_pmsignal::PMSignal> {
+        None
+    }
+    fn dsm_impl(&self) -> pgipc_dsm::DsmImpl {
+        pgipc_dsm::DsmImpl::new(pgipc_dsm::DsmImplType::Posix, None)
+    }
+    fn max_worker_processes(&self) -> u32 {
+        8
+    }
+    fn max_parallel_workers(&self) -> u32 {
+        8
+    }
+    fn interrupt_pending(&self) -> bool {
+        false
+    }
+    fn check_for_interrupts(&self) -> Result<(), TestShmMqError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_query_layer_resolves_every_arity_and_reports_postgresql_errors() {
+    let shm = pgipc_shmem::Shmem::create_for_tests(1 << 20).expect("segment");
+    let mut catalog = pgipc_query::Catalog::new();
+    crate::register(&mut catalog, std::rc::Rc::new(NoBackend(shm)));
+    let mut s = pgipc_query::GucSession::new(pgipc_guc::Settings::new());
+    let mut check = |sql: &str, code: &str, message: &str| {
+        let e = pgipc_query::query_text(sql, &catalog, &mut s).expect_err(sql);
+        assert_eq!((e.sqlstate, e.message.as_str()), (code, message), "{sql}");
+    };
+    let negative = "repeat count size must be an integer value greater than or equal to zero";
+    check("SELECT test_shm_mq(1024, 'a', -1)", "22023", negative);
+    check("SELECT test_shm_mq(1024, 'a', -1, 1)", "22023", negative);
+    check(
+        "SELECT test_shm_mq(1024, 'a', 1, 0)",
+        "22023",
+        "number of workers must be an integer value greater than zero",
+    );
+    check(
+        "SELECT test_shm_mq_pipelined(1024, 'a', -1)",
+        "22023",
+        negative,
+    );
+    check(
+        "SELECT test_shm_mq_pipelined(1024, 'a', 1, -1, false)",
+        "22023",
+        "number of workers must be an integer value greater than or equal to zero",
+    );
+    let min = pgipc_shm_mq::minimum_size();
+    check(
+        "SELECT test_shm_mq_pipelined(10, repeat('x', 3))",
+        "22023",
+        &format!("queue size must be at least {min} bytes"),
+    );
+    // The defaults (1, 1, true) reach the backend, which has no PGPROC here.
+    check(
+        "SELECT test_shm_mq(1024, 'a')",
+        "55000",
+        "no PGPROC to wait on",
+    );
+    check(
+        "SELECT test_shm_mq_pipelined(1024, 'a')",
+        "55000",
+        "no PGPROC to wait on",
+    );
+    // No overload takes a sixth argument.
+    let e = pgipc_query::query_text(
+        "SELECT test_shm_mq_pipelined(1024, 'a', 1, 1, true, 1)",
+        &catalog,
+        &mut s,
+    )
+    .expect_err("six arguments");
+    assert_eq!(e.sqlstate, "42883");
+}
