@@ -48,7 +48,8 @@
 //!   `pgipc_worker_pid(handle)` and `pgipc_terminate_worker(handle)`, on the `pgipc_bgworker`
 //!   API alone (`ctx.pmsignal` must be set to reach the postmaster). PostgreSQL's test_shm_mq
 //!   functions `test_shm_mq(queue_size, message [, repeat_count [, num_workers]])` and
-//!   `test_shm_mq_pipelined(…[, verify])` are built in too (the `pgipc_test_shm_mq` crate). The hooks may add
+//!   `test_shm_mq_pipelined(…[, verify])` are built in too (the `pgipc_test_shm_mq` crate), and
+//!   so are test_dsm_registry's `set_val_in_shmem(int4)` / `get_val_in_shmem()`. The hooks may add
 //!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]); with the
 //!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
 //!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
@@ -60,6 +61,7 @@
 //!   through [`BackendHooks`].
 
 mod bgworker_fns;
+mod dsm_registry_fns;
 mod session;
 mod sql;
 mod sys;

@@ -704,6 +704,7 @@ impl Session<'_> {
             true => Some(VOID),
             false => crate::bgworker_fns::result_type(name)
                 .or_else(|| crate::test_shm_mq_fns::result_type(name))
+                .or_else(|| crate::dsm_registry_fns::result_type(name))
                 .or_else(|| self.ctx.hooks.function_result_type(name)),
         }
     }
@@ -714,7 +715,9 @@ impl Session<'_> {
             Some(Err(e)) => Err(Box::new(error(e.sqlstate(), e.to_string()))),
             None => match self.workers.call(self.ctx, self.me, name, args) {
                 Some(r) => r,
-                None => match crate::test_shm_mq_fns::call(self.ctx, self.me, name, args) {
+                None => match crate::test_shm_mq_fns::call(self.ctx, self.me, name, args)
+                    .or_else(|| crate::dsm_registry_fns::call(self.ctx, self.me, name, args))
+                {
                     Some(r) => r,
                     None => self.ctx.hooks.call_function(name, args),
                 },

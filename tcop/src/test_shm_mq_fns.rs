@@ -21,10 +21,10 @@ pub(crate) fn result_type(name: &str) -> Option<u32> {
     matches!(name, "test_shm_mq" | "test_shm_mq_pipelined").then_some(VOIDOID)
 }
 
-/// The session as the leader sees it.
-struct Leader<'a> {
-    ctx: &'a BackendContext,
-    me: Option<&'static MyProc>,
+/// The session as the leader sees it (also the backend of the DSM registry functions).
+pub(crate) struct Leader<'a> {
+    pub(crate) ctx: &'a BackendContext,
+    pub(crate) me: Option<&'static MyProc>,
 }
 
 impl Leader<'_> {

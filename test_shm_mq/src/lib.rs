@@ -49,14 +49,23 @@
 //! logged by the worker and reaches the leader as a detached queue ("could not receive
 //! message"), not as an error queue carrying the worker's ErrorResponse.
 //!
+//! The crate also carries PostgreSQL's `test_dsm_registry` functions ([`set_val_in_shmem`],
+//! [`get_val_in_shmem`]) and the `pg_dsm_registry_allocations` view over `pgipc_dsm_registry`
+//! ([`register_dsm_registry`]), which need the same backend environment.
+//!
 //! Key items: [`LeaderEnv`], [`test_shm_mq`], [`test_shm_mq_pipelined`], [`worker_main`],
 //! [`register`], [`TestShmMqError`].
 
+mod dsm_registry_fns;
 mod leader;
 mod setup;
 mod sql;
 mod worker;
 
+pub use dsm_registry_fns::{
+    dsm_registry_allocations, get_val_in_shmem, register_dsm_registry, set_val_in_shmem,
+    DsmRegistryFnError, TEST_DSM_REGISTRY_NAME,
+};
 pub use leader::{test_shm_mq, test_shm_mq_pipelined};
 pub use setup::{ensure_dsm, TestShmMqHeader, PG_TEST_SHM_MQ_MAGIC};
 pub use sql::register;

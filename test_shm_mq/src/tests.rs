@@ -165,3 +165,25 @@ fn the_query_layer_resolves_every_arity_and_reports_postgresql_errors() {
     .expect_err("six arguments");
     assert_eq!(e.sqlstate, "42883");
 }
+
+#[test]
+fn the_query_layer_has_the_dsm_registry_functions_and_view() {
+    let shm = pgipc_shmem::Shmem::create_for_tests(1 << 20).expect("segment");
+    let reg = pgipc_dsm_registry::shmem_init(&shm).expect("registry");
+    let mut catalog = pgipc_query::Catalog::new();
+    crate::register_dsm_registry(&mut catalog, std::rc::Rc::new(NoBackend(shm)));
+    let mut s = pgipc_query::GucSession::new(pgipc_guc::Settings::new());
+    let (cols, rows) = pgipc_query::query_text(
+        "SELECT name, type, size FROM pg_dsm_registry_allocations",
+        &catalog,
+        &mut s,
+    )
+    .expect("the view");
+    assert_eq!(cols.len(), 3);
+    assert!(rows.is_empty(), "{rows:?}");
+    // (No DSM control segment exists in a unit test: the whole-server test fills the table.)
+    drop(reg);
+    let e = pgipc_query::query_text("SELECT get_val_in_shmem(1)", &catalog, &mut s)
+        .expect_err("no such overload");
+    assert_eq!(e.sqlstate, "42883");
+}

@@ -462,6 +462,47 @@ fn worker_killed(exec: bool) -> Res {
     Ok(())
 }
 
+/// test_dsm_registry: one session stores a value in the named segment, another reads it; the
+/// segment is created once, pinned, and outlives both sessions.
+fn dsm_registry_shares_a_named_segment(exec: bool) -> Res {
+    let s = server("dsmreg", exec, 8)?;
+    let before = live_segments(&s)?;
+    let connect = || {
+        s.client()
+            .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))))
+    };
+    let mut a = connect()?;
+    let v: i32 = a
+        .query_one("SELECT get_val_in_shmem()", &[])
+        .map_err(|e| s.fail(pg_err(&e)))?
+        .get(0);
+    if v != 0 {
+        return Err(s.fail(format!("a fresh segment holds {v}")).into());
+    }
+    call(&mut a, "SELECT set_val_in_shmem(1236)").map_err(|e| s.fail(format!("{e:?}")))?;
+    drop(a);
+    let mut b = connect()?;
+    let v: i32 = b
+        .query_one("SELECT get_val_in_shmem()", &[])
+        .map_err(|e| s.fail(pg_err(&e)))?
+        .get(0);
+    if v != 1236 {
+        return Err(s.fail(format!("the other session reads {v}")).into());
+    }
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    let now: Vec<u32> = live_segments(&s)?
+        .into_iter()
+        .filter(|h| !before.contains(h))
+        .collect();
+    match now.as_slice() {
+        [h] if segment_file(*h).exists() => Ok(()),
+        other => Err(s
+            .fail(format!("pinned segments after both sessions: {other:?}"))
+            .into()),
+    }
+}
+
 /// The same calls on PostgreSQL 15's test_shm_mq, when it is installed.
 fn differential() -> Res {
     const LIB: &str = "/usr/lib/postgresql/15/lib/test_shm_mq.so";
@@ -498,7 +539,7 @@ fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     type Case = fn(bool) -> Res;
-    let cases: [(&str, Case); 6] = [
+    let cases: [(&str, Case); 7] = [
         (
             "round trips of several sizes through 0..4 workers, 1e4 random-size messages verified",
             round_trips,
@@ -519,6 +560,10 @@ fn main() -> std::process::ExitCode {
         (
             "a worker killed with SIGKILL: the leader fails, the restart cleans up",
             worker_killed,
+        ),
+        (
+            "test_dsm_registry: a named segment created once, pinned, shared by sessions",
+            dsm_registry_shares_a_named_segment,
         ),
     ];
     let mut trials: Vec<Trial> = Vec::new();
