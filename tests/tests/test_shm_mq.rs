@@ -360,10 +360,7 @@ fn long_call(
     }
 }
 
-fn join_within(
-    t: std::thread::JoinHandle<Result<(), (String, String)>>,
-    limit: Duration,
-) -> Result<Result<(), (String, String)>, String> {
+fn join_within<T>(t: std::thread::JoinHandle<T>, limit: Duration) -> Result<T, String> {
     let deadline = Instant::now() + limit;
     while !t.is_finished() {
         if Instant::now() > deadline {
@@ -462,6 +459,66 @@ fn worker_killed(exec: bool) -> Res {
     Ok(())
 }
 
+/// More leaders at once than worker slots: 16 sessions each want 3 workers of 8; every call
+/// either runs or fails with PostgreSQL's 53000, and nothing is left afterwards. (The issue
+/// asks for 100 sessions; 16 keep the trial short on a shared 2-CPU machine.)
+fn many_leaders_run_or_fail_cleanly(exec: bool) -> Res {
+    let s = server("many", exec, 8)?;
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        clients.push(
+            s.client()
+                .map_err(|e| s.fail(format!("connect: {}", pg_err(&e))))?,
+        );
+    }
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            std::thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                for _ in 0..3 {
+                    outcomes.push(call(
+                        &mut c,
+                        "SELECT test_shm_mq_pipelined(4096, 'many leaders', 500, 3)",
+                    ));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let (mut ran, mut refused) = (0, 0);
+    for t in threads {
+        for r in join_within(t, Duration::from_secs(120))? {
+            match r {
+                Ok(()) => ran += 1,
+                Err((code, msg))
+                    if code == "53000" && msg == "could not register background process" =>
+                {
+                    refused += 1
+                }
+                Err(e) => return Err(s.fail(format!("a leader: {e:?}")).into()),
+            }
+        }
+    }
+    println!("many leaders: {ran} ran, {refused} refused a worker slot");
+    if ran == 0 {
+        return Err(s.fail("no leader ran").into());
+    }
+    nothing_left(&s, &[], &[])?;
+    // Every slot is free again: 8 workers at once.
+    let mut c = s.client().map_err(|e| s.fail(pg_err(&e)))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match call(&mut c, "SELECT test_shm_mq(1024, 'all slots', 10, 8)") {
+            Ok(()) => return Ok(()),
+            Err((code, _)) if code == "53000" && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => return Err(s.fail(format!("8 workers of 8: {e:?}")).into()),
+        }
+    }
+}
+
 /// test_dsm_registry: one session stores a value in the named segment, another reads it; the
 /// segment is created once, pinned, and outlives both sessions.
 fn dsm_registry_shares_a_named_segment(exec: bool) -> Res {
@@ -539,7 +596,7 @@ fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     type Case = fn(bool) -> Res;
-    let cases: [(&str, Case); 7] = [
+    let cases: [(&str, Case); 8] = [
         (
             "round trips of several sizes through 0..4 workers, 1e4 random-size messages verified",
             round_trips,
@@ -564,6 +621,10 @@ fn main() -> std::process::ExitCode {
         (
             "test_dsm_registry: a named segment created once, pinned, shared by sessions",
             dsm_registry_shares_a_named_segment,
+        ),
+        (
+            "16 leaders wanting 3 of 8 workers each: run or fail with 53000, nothing left",
+            many_leaders_run_or_fail_cleanly,
         ),
     ];
     let mut trials: Vec<Trial> = Vec::new();
