@@ -154,13 +154,14 @@ pub enum TestShmMqError {
     /// The backend has no PGPROC or no postmaster.
     #[error("{0}")]
     NoBackend(&'static str),
-    /// A cancel (57014) or termination (57P01) request stopped the call.
+    /// A cancel (57014) or termination (57P01) request stopped the call (or whatever error
+    /// the backend's interrupt check raised).
     #[error("{message}")]
     Interrupted {
-        /// 57014 or 57P01.
+        /// 57014, 57P01, or the interrupt check's code.
         sqlstate: &'static str,
         /// PostgreSQL's text.
-        message: &'static str,
+        message: String,
     },
     /// The worker could not map the segment.
     #[error("unable to map dynamic shared memory segment")]
@@ -231,7 +232,7 @@ impl TestShmMqError {
     pub fn cancel() -> Self {
         TestShmMqError::Interrupted {
             sqlstate: "57014",
-            message: "canceling statement due to user request",
+            message: "canceling statement due to user request".into(),
         }
     }
 
@@ -239,7 +240,7 @@ impl TestShmMqError {
     pub fn terminate() -> Self {
         TestShmMqError::Interrupted {
             sqlstate: "57P01",
-            message: "terminating connection due to administrator command",
+            message: "terminating connection due to administrator command".into(),
         }
     }
 }
