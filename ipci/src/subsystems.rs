@@ -79,6 +79,19 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         startup: Some(dsm_startup),
         shutdown: Some(dsm_shutdown),
     },
+    // DSMRegistryShmemInit (PostgreSQL 17+): right after the DSM pool, so with no
+    // preallocated DSM "DSM Registry Data" is the first row of the Shmem Index.
+    Subsystem {
+        name: pgipc_dsm_registry::DSM_REGISTRY_NAME,
+        size: |_| Ok(pgipc_dsm_registry::shmem_size()),
+        init: |s, _| {
+            pgipc_dsm_registry::shmem_init(s)
+                .map(drop)
+                .map_err(|e| IpciError::subsystem(pgipc_dsm_registry::DSM_REGISTRY_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // VarsupShmemInit
     Subsystem {
         name: pgipc_procarray::TRANSAM_VARIABLES_NAME,

@@ -402,6 +402,7 @@ pub(crate) type WorkerMain = fn(&mut ChildEnv, i64) -> i32;
 pub(crate) static ENTRY_POINTS: &[(&str, WorkerMain)] = &[
     ("pgipc_worker_sleep", worker_sleep),
     ("pgipc_worker_exit", worker_exit),
+    (pgipc_test_shm_mq::WORKER_FUNCTION, test_shm_mq_worker),
 ];
 
 /// Looks a function up in [`ENTRY_POINTS`].
@@ -465,6 +466,41 @@ fn worker_exit(env: &mut ChildEnv, arg: i64) -> i32 {
         return 1;
     }
     arg.clamp(0, 255) as i32
+}
+
+/// A worker of `test_shm_mq`'s ring (PostgreSQL's `test_shm_mq_main`): takes a PGPROC, then
+/// runs the crate's worker with the segment handle `arg`. Exits with code 1 when its queues
+/// detach, as PostgreSQL's does (a never-restart worker is then forgotten).
+fn test_shm_mq_worker(env: &mut ChildEnv, arg: i64) -> i32 {
+    let me = match env.init_my_proc() {
+        Ok(m) => m,
+        Err(e) => {
+            elog(Severity::Fatal, &e);
+            return 1;
+        }
+    };
+    // The queue handles keep the PGPROC (latch, proc number) until process exit.
+    let me: &'static pgipc_proc::MyProc = Box::leak(Box::new(me));
+    let wenv = pgipc_test_shm_mq::WorkerEnv {
+        me,
+        shmem: &env.shmem,
+        dsm_impl: pgipc_dsm::DsmImpl::new(
+            env.config.dynamic_shared_memory_type,
+            env.config.data_dir.as_deref(),
+        ),
+        terminate_pending: &|| signals::is_pending(Pending::Term),
+    };
+    match pgipc_test_shm_mq::worker_main(&wenv, arg) {
+        Ok(()) => 1,
+        Err(e @ pgipc_test_shm_mq::TestShmMqError::Terminated) => {
+            elog(Severity::Fatal, &e);
+            1
+        }
+        Err(e) => {
+            elog(Severity::Error, &e);
+            1
+        }
+    }
 }
 
 /// A background worker's process: signal set-up, then its entry point.

@@ -88,6 +88,7 @@ mod connlog;
 mod ps;
 mod session;
 mod sys;
+mod test_shm_mq_fns;
 mod wait;
 
 use pgipc_guc::Settings;

@@ -4,6 +4,7 @@
 use crate::bgworker_fns::WorkerFns;
 use crate::catalog::{self, SessionInfo};
 use crate::sys::{self, Pending};
+use crate::test_shm_mq_fns::SessionLeader;
 use crate::wait::BackendWait;
 use crate::{binary, BackendContext, Report};
 use pgipc_guc::{Action, Context, GucError, SetOptions, Source};
@@ -589,6 +590,20 @@ impl Session<'_> {
         let sys = Rc::new(sys);
         pgipc_sysviews::register(&mut cat, sys.clone());
         self.sys = Some(sys);
+        let st = &self.ctx.settings;
+        let leader: Rc<dyn pgipc_test_shm_mq::LeaderEnv> = Rc::new(SessionLeader {
+            shmem: self.ctx.shmem.clone(),
+            pmsignal: self.ctx.pmsignal.clone(),
+            max_worker_processes: self.ctx.proc_config.max_worker_processes,
+            max_parallel_workers: u32::try_from(st.int("max_parallel_workers")).unwrap_or(0),
+            dsm_type: SessionLeader::dsm_type_of(st.text("dynamic_shared_memory_type")),
+            data_dir: Some(st.text("data_directory"))
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
+            me: self.me,
+        });
+        pgipc_test_shm_mq::register(&mut cat, leader.clone());
+        pgipc_test_shm_mq::register_dsm_registry(&mut cat, leader);
         self.ctx.hooks.register_functions(&mut cat);
         self.catalog = cat;
         self.cache.clear();
