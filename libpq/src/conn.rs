@@ -225,6 +225,16 @@ impl<'s, W: SocketWait> Conn<'s, W> {
     /// has no time limit (an idle session). EOF at a message boundary is [`ReadError::Eof`];
     /// in the middle of a message it is [`ReadError::UnexpectedEof`].
     pub fn read_message(&mut self, deadline: Option<Instant>) -> Result<(u8, Vec<u8>), ReadError> {
+        self.read_message_with(deadline, frontend_message_limit)
+    }
+
+    /// [`read_message`](Self::read_message) with another table of types and limits, e.g.
+    /// [`crate::auth_message_limit`] while authenticating.
+    pub fn read_message_with(
+        &mut self,
+        deadline: Option<Instant>,
+        frontend_message_limit: fn(u8) -> Option<usize>,
+    ) -> Result<(u8, Vec<u8>), ReadError> {
         if !self.want(1, deadline)? {
             return Err(ReadError::Eof);
         }
