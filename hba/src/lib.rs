@@ -16,7 +16,8 @@
 //!
 //! Nothing here is shared between processes, and nothing here reads a socket or a role: the
 //! caller passes what it knows about the connection and role membership ([`Membership`]).
-//! Who loads the files, and when, is the caller's business; see the `tcop` crate.
+//! The postmaster makes a file the rules in force with [`activate`] (at start and on SIGHUP;
+//! a file with an error is not applied), a backend reads them with [`load_active`].
 //!
 //! # Errors as PostgreSQL logs them
 //! Each bad line is one [`ConfigError`], whose `Display` is PostgreSQL's two lines
@@ -37,10 +38,12 @@
 //! Key items: [`parse_hba`], [`load_hba`], [`HbaFile::check`], [`hba_file_rules`],
 //! [`parse_ident`], [`IdentFile::check_usermap`], [`initdb_hba_conf`].
 
+mod active;
 mod hba;
 mod ident;
 mod tokenize;
 
+pub use active::{activate, load_active, HbaPaths, ACTIVE_HBA, ACTIVE_IDENT};
 pub use hba::{
     hba_file_rules, load_hba, parse_hba, Address, AuthMethod, Client, ClientAddr, ClientCert,
     ConnType, HbaFile, HbaLine, HbaRuleRow, Membership, NoGroups, ParseOptions,
