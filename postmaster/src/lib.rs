@@ -68,6 +68,7 @@ mod ctl;
 mod datadir;
 mod elog;
 pub mod entry;
+mod hba_setup;
 mod ioworker;
 mod launch;
 mod listen;

@@ -13,7 +13,8 @@
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
 //!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
-//!   ├─ NegotiateProtocolVersion?  AuthenticationOk (trust)
+//!   ├─ NegotiateProtocolVersion?  client authentication (auth.rs: pg_hba.conf, trust / reject /
+//!   │    peer / password / md5 / scram-sha-256, role exists and may log in) → AuthenticationOk
 //!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
 //!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
 //!   │    → hooks.register_cancel_key(procno, pid, key)
@@ -50,13 +51,15 @@
 //!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]); with the
 //!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
 //!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
-//! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
-//!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT track the
-//!   ReadyForQuery status and the settings' transaction stack), no savepoints. Every session is
-//!   a superuser's (trust authentication): superuser-only settings are settable and shown.
+//! * Authentication needs `data_directory` set (the postmaster sets it): without it every
+//!   connection is trusted as a superuser, as a bare tcop server in tests is; otherwise
+//!   `is_superuser` comes from the role. No TLS/GSSAPI, no walsenders (`replication` is
+//!   refused), no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT track
+//!   the ReadyForQuery status and the settings' transaction stack), no savepoints.
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
 //!   through [`BackendHooks`].
 
+mod auth;
 mod bgworker_fns;
 mod session;
 mod sql;

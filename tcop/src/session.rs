@@ -82,7 +82,7 @@ struct Session<'s> {
     /// The simple Query being run has several statements (PostgreSQL's implicit
     /// transaction block).
     implicit_block: bool,
-    /// The session user is a superuser (trust authentication: always).
+    /// The session user is a superuser (from the role catalog; always without one).
     superuser: bool,
     ignore_till_sync: bool,
     me: Option<&'static MyProc>,
@@ -311,8 +311,22 @@ impl Session<'_> {
                 .out()
                 .negotiate_protocol_version(version, &packet.unrecognized_protocol_options);
         }
-        // Trust authentication.
-        self.conn.out().authentication_ok();
+        // pg_hba.conf, the method's exchange, the role's checks (crate::auth).
+        match crate::auth::client_authentication(
+            &mut self.conn,
+            &self.ctx.settings,
+            &packet,
+            deadline,
+        ) {
+            Ok(who) => self.superuser = who.superuser,
+            Err(crate::auth::AuthFailure::Report(f)) => return Err(self.die(*f)),
+            Err(crate::auth::AuthFailure::Silent(log)) => {
+                if let Some(l) = log {
+                    tracing::info!("{l}");
+                }
+                return Err(Leave::Fatal);
+            }
+        }
 
         // PostgreSQL 18's PostgresMain: no key, no session (an ERROR before the session's
         // error handling exists, so the backend exits FATAL).
