@@ -69,6 +69,7 @@ mod datadir;
 mod elog;
 pub mod entry;
 mod hba_setup;
+mod initdb;
 mod ioworker;
 mod launch;
 mod listen;

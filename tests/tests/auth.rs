@@ -481,6 +481,62 @@ fn a_damaged_role_file_stops_the_start() {
     assert_eq!(psql(&s, "postgres", None, false), Ok("on".into()));
 }
 
+fn pgipc_ctl_init_chooses_methods_and_the_superuser_password() {
+    let base = scratch("pgipc-auth", "initdb");
+    std::fs::create_dir_all(&base).unwrap();
+    let data = base.join("data");
+    let pw = base.join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let o = output_within(
+        common::server::pgipc_ctl()
+            .arg("init")
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "--auth-local=scram-sha-256",
+                "--auth-host",
+                "reject",
+                "--pwfile",
+            ])
+            .arg(&pw),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("The database superuser is \"postgres\"."),
+        "{out}"
+    );
+    let s = ok(
+        Builder::with_paths(data.clone(), base.join("sock"), base.join("log"))
+            .remove_on_drop(base.clone())
+            .listen("127.0.0.1")
+            .start(),
+    );
+    assert_eq!(psql(&s, "postgres", Some("s3cret"), false), Ok("on".into()));
+    let e = psql(&s, "postgres", Some("wrong"), false).unwrap_err();
+    assert_eq!(
+        fatal_text(&e),
+        "password authentication failed for user \"postgres\""
+    );
+    assert!(psql(&s, "postgres", Some("s3cret"), true)
+        .unwrap_err()
+        .contains("rejects connection"));
+    // A second init on the same directory is refused.
+    let again = output_within(
+        common::server::pgipc_ctl().arg("init").arg("-D").arg(&data),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists but is not empty"));
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -511,6 +567,10 @@ fn main() -> ExitCode {
         (
             "a_damaged_role_file_stops_the_start",
             a_damaged_role_file_stops_the_start,
+        ),
+        (
+            "pgipc_ctl_init_chooses_methods_and_the_superuser_password",
+            pgipc_ctl_init_chooses_methods_and_the_superuser_password,
         ),
     ])
 }
