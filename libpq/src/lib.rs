@@ -33,8 +33,10 @@
 //!   `PQ_LARGE_MESSAGE_LIMIT` (1 GiB - 2) for Query, Parse, Bind, FunctionCall and CopyData.
 //!
 //! # What this crate does not do
-//! * No TLS or GSSAPI: SSLRequest and GSSENCRequest are recognised so that the caller answers
-//!   `'N'`; direct-SSL connections are not.
+//! * TLS is rustls over the same non-blocking socket ([`Conn::start_tls`], after the caller
+//!   answered an SSLRequest with `'S'` or saw a direct-TLS record with
+//!   [`Conn::peek_first_byte`]); the caller builds the configuration. No GSSAPI: a
+//!   GSSENCRequest is recognised so that the caller answers `'N'`.
 //! * It does not decide who may connect: it builds the authentication requests
 //!   ([`AuthRequest`]), hashes and checks password secrets (`crypt`: md5, SCRAM-SHA-256) and
 //!   runs the server side of a SCRAM exchange ([`scram`]); the backend (`tcop`) applies

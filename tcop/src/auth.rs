@@ -91,6 +91,7 @@ impl Peer {
 }
 
 fn peer_of(conn: &BConn<'_>) -> ClientAddr {
+    let ssl = conn.is_tls();
     use nix::sys::socket::{getpeername, SockaddrLike, SockaddrStorage};
     use std::os::fd::AsRawFd;
     let Ok(sa) = getpeername::<SockaddrStorage>(conn.socket().as_raw_fd()) else {
@@ -99,13 +100,13 @@ fn peer_of(conn: &BConn<'_>) -> ClientAddr {
     if let Some(v4) = sa.as_sockaddr_in() {
         return ClientAddr::Host {
             addr: IpAddr::V4(v4.ip()),
-            ssl: false,
+            ssl,
         };
     }
     if let Some(v6) = sa.as_sockaddr_in6() {
         return ClientAddr::Host {
             addr: IpAddr::V6(v6.ip()),
-            ssl: false,
+            ssl,
         };
     }
     let _ = sa.family();
@@ -332,7 +333,20 @@ pub(crate) fn client_authentication(
                     )),
                     _ => None,
                 };
-                let ok = sasl_auth(conn, deadline, user, scram, &authid, cfg.scram_iterations)?;
+                let cbind = if conn.is_tls() {
+                    crate::tls::server_end_point(settings)
+                } else {
+                    None
+                };
+                let ok = sasl_auth(
+                    conn,
+                    deadline,
+                    user,
+                    scram,
+                    &authid,
+                    cfg.scram_iterations,
+                    cbind,
+                )?;
                 if !ok {
                     return Err(password_failed(reason));
                 }
@@ -459,8 +473,9 @@ fn sasl_auth(
     secret: Option<ScramSecret>,
     authid: &Authid,
     iterations: u32,
+    cbind: Option<Vec<u8>>,
 ) -> Result<bool, AuthFailure> {
-    let tls = false;
+    let tls = cbind.is_some();
     conn.out()
         .auth_request(AuthRequest::Sasl(scram_mechanisms(tls)));
     let scram_err = |e: pgipc_libpq::scram::ScramError| {
@@ -474,7 +489,7 @@ fn sasl_auth(
     let (mech, data) =
         parse_sasl_initial_response(&body).map_err(|e| fatal(e.sqlstate(), e.to_string()))?;
     let mock = scram_mock_secret(user, &authid.mock_nonce(), iterations);
-    let mut ex = ScramExchange::new(&mech, secret, mock, None).map_err(scram_err)?;
+    let mut ex = ScramExchange::new(&mech, secret, mock, cbind).map_err(scram_err)?;
     let mut step = ex.exchange(data).map_err(scram_err)?;
     loop {
         match step {

@@ -11,7 +11,9 @@
 //!   │    SIGQUIT: WARNING to the client (57P02 / 57P01, per ctx.quit_reason), _exit(2);
 //!   │    SIGUSR2 ignored, SIGUSR1 → hooks.install_signal_handlers; only then unblocked
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
-//!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
+//!   │    SSLRequest → 'S' + TLS handshake when ssl is on (tls.rs), else 'N'; a direct TLS
+//!   │    record (PostgreSQL 17, ALPN postgresql) → handshake; GSSENCRequest → 'N', read again
+//!   │    CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
 //!   ├─ NegotiateProtocolVersion?  client authentication (auth.rs: pg_hba.conf, trust / reject /
 //!   │    peer / password / md5 / scram-sha-256, role exists and may log in) → AuthenticationOk
@@ -53,7 +55,7 @@
 //!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
 //! * Authentication needs `data_directory` set (the postmaster sets it): without it every
 //!   connection is trusted as a superuser, as a bare tcop server in tests is; otherwise
-//!   `is_superuser` comes from the role. No TLS/GSSAPI, no walsenders (`replication` is
+//!   `is_superuser` comes from the role. No GSSAPI, no client certificates, no walsenders (`replication` is
 //!   refused), no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT track
 //!   the ReadyForQuery status and the settings' transaction stack), no savepoints.
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
@@ -64,6 +66,7 @@ mod bgworker_fns;
 mod session;
 mod sql;
 mod sys;
+mod tls;
 mod wait;
 
 use pgipc_guc::Settings;

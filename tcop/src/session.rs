@@ -227,6 +227,22 @@ impl Session<'_> {
     /// Reads start-up packets until a StartupMessage (`Ok`) or a reason to leave.
     fn read_startup(&mut self, deadline: Instant) -> Result<StartupPacket, Leave> {
         let (mut ssl_done, mut gss_done) = (false, false);
+        // PostgreSQL 17's direct TLS: a TLS record where a startup packet's length word would
+        // be (only when ssl is on; otherwise it is an invalid length, as in PostgreSQL).
+        if self.ctx.settings.bool("ssl") {
+            if let Ok(Some(0x16)) = self.conn.peek_first_byte(deadline) {
+                self.start_tls(deadline)?;
+                let alpn = self.conn.tls().and_then(|t| t.alpn_protocol());
+                if alpn != Some(crate::tls::ALPN) {
+                    return Err(self.die(fatal(
+                        "08P01",
+                        "received direct SSL connection request without ALPN protocol \
+                         negotiation extension",
+                    )));
+                }
+                ssl_done = true;
+            }
+        }
         loop {
             let packet = match self.conn.read_startup_packet(deadline) {
                 Ok(p) => p,
@@ -247,7 +263,8 @@ impl Session<'_> {
                     } else {
                         gss_done = true;
                     }
-                    self.conn.out().raw_byte(b'N');
+                    let tls = ssl && self.ctx.settings.bool("ssl");
+                    self.conn.out().raw_byte(if tls { b'S' } else { b'N' });
                     if self.conn.flush(Some(deadline)).is_err() {
                         return Err(Leave::Fatal);
                     }
@@ -264,6 +281,9 @@ impl Session<'_> {
                         );
                         return Err(self.die(f));
                     }
+                    if tls {
+                        self.start_tls(deadline)?;
+                    }
                 }
                 Ok(StartupRequest::Cancel { pid, key }) => {
                     if pid != 0 {
@@ -276,6 +296,24 @@ impl Session<'_> {
                 Err(e) => return Err(self.startup_failed(e)),
             }
         }
+    }
+
+    /// The TLS handshake (PostgreSQL's `secure_open_server`); a failure is logged and ends the
+    /// connection without a word (there is no channel to send it on).
+    fn start_tls(&mut self, deadline: Instant) -> Result<(), Leave> {
+        let cfg = match crate::tls::server_config(&self.ctx.settings) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!("LOG:  could not accept SSL connection: {e}");
+                return Err(Leave::Fatal);
+            }
+        };
+        let stop = |w: &mut BackendWait<'_>| sys::peek(Pending::Die) || w.postmaster_died;
+        if let Err(e) = self.conn.start_tls(cfg, deadline, stop) {
+            tracing::info!("LOG:  could not accept SSL connection: {e}");
+            return Err(Leave::Fatal);
+        }
+        Ok(())
     }
 
     fn startup_failed(&mut self, e: StartupError) -> Leave {
