@@ -537,6 +537,91 @@ fn pgipc_ctl_init_chooses_methods_and_the_superuser_password() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists but is not empty"));
 }
 
+/// psql with a connection string; `Ok(output)` or `Err(stderr)`.
+fn psql_conninfo(conninfo: &str, password: &str) -> Result<String, String> {
+    let o = output_within(
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-w", "-c", "SELECT 1", conninfo])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+    }
+}
+
+fn tls_require_verify_full_hostssl_and_channel_binding() {
+    let s = ok(Builder::in_dir(scratch("pgipc-auth", "tls"))
+        .listen("127.0.0.1")
+        .set("ssl=on")
+        .start());
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let data = s.data_dir();
+    std::fs::write(data.join("server.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(data.join("server.key"), ck.key_pair.serialize_pem()).unwrap();
+    roles(&s, &["CREATE ROLE alice LOGIN PASSWORD 'secret'"], FAST);
+    set_hba(
+        &s,
+        "local all all trust\nhostssl all alice 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n",
+        "",
+    );
+    let base = format!(
+        "host=127.0.0.1 port={} user=alice dbname=postgres",
+        s.port()
+    );
+    assert_eq!(
+        psql_conninfo(&format!("{base} sslmode=require"), "secret"),
+        Ok("1".into())
+    );
+    // SCRAM-SHA-256-PLUS with tls-server-end-point.
+    assert_eq!(
+        psql_conninfo(
+            &format!("{base} sslmode=require channel_binding=require"),
+            "secret"
+        ),
+        Ok("1".into())
+    );
+    let root = data.join("server.crt").display().to_string();
+    assert_eq!(
+        psql_conninfo(
+            &format!("{base} sslmode=verify-full sslrootcert={root}"),
+            "secret"
+        ),
+        Ok("1".into())
+    );
+    let e = psql_conninfo(&format!("{base} sslmode=require"), "wrong").unwrap_err();
+    assert_eq!(
+        fatal_text(&e),
+        "password authentication failed for user \"alice\""
+    );
+    // hostssl refuses a plain connection (hostnossl rejects it).
+    let e = psql_conninfo(&format!("{base} sslmode=disable"), "secret").unwrap_err();
+    assert_eq!(
+        fatal_text(&e),
+        "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"alice\", database \"postgres\", no encryption"
+    );
+    // A server with ssl off says 'N'.
+    let plain = server("tls-off");
+    let e = psql_conninfo(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require",
+            plain.port()
+        ),
+        "",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("server does not support SSL, but SSL was required"),
+        "{e}"
+    );
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -571,6 +656,10 @@ fn main() -> ExitCode {
         (
             "pgipc_ctl_init_chooses_methods_and_the_superuser_password",
             pgipc_ctl_init_chooses_methods_and_the_superuser_password,
+        ),
+        (
+            "tls_require_verify_full_hostssl_and_channel_binding",
+            tls_require_verify_full_hostssl_and_channel_binding,
         ),
     ])
 }
