@@ -104,6 +104,17 @@ pub struct Conn<'s, W: SocketWait> {
     tls: Option<Box<rustls::ServerConnection>>,
 }
 
+/// A TLS connection's row of `pg_stat_ssl` (`ssl` is true when this exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsStatus {
+    /// `version`.
+    pub version: &'static str,
+    /// `cipher` (rustls's name of the suite, e.g. `TLS13_AES_256_GCM_SHA384`).
+    pub cipher: String,
+    /// `bits`.
+    pub bits: i32,
+}
+
 /// The socket as `io::Read` / `io::Write` for rustls: EAGAIN is `WouldBlock`.
 struct Raw<'a>(BorrowedFd<'a>);
 
@@ -158,6 +169,25 @@ impl<'s, W: SocketWait> Conn<'s, W> {
     /// binding).
     pub fn tls(&self) -> Option<&rustls::ServerConnection> {
         self.tls.as_deref()
+    }
+
+    /// What `pg_stat_ssl` shows for this connection: `None` without TLS, else the protocol
+    /// version (`TLSv1.3`), the cipher suite's name and its key bits.
+    pub fn tls_status(&self) -> Option<TlsStatus> {
+        let tls = self.tls.as_deref()?;
+        let version = match tls.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+            _ => "unknown",
+        };
+        let suite = tls.negotiated_cipher_suite()?;
+        let name = format!("{:?}", suite.suite());
+        let bits = if name.contains("AES_128") { 128 } else { 256 };
+        Some(TlsStatus {
+            version,
+            cipher: name,
+            bits,
+        })
     }
 
     /// Waits for the first byte from the client and returns it without consuming it (`None`

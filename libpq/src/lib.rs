@@ -67,7 +67,7 @@ pub use auth::{
     auth_message_limit, parse_password_message, parse_sasl_initial_response, AuthRequest,
     PG_MAX_AUTH_TOKEN_LENGTH,
 };
-pub use conn::{Conn, Interest, PollWait, Readiness, SocketWait};
+pub use conn::{Conn, Interest, PollWait, Readiness, SocketWait, TlsStatus};
 pub use crypt::{
     encrypt_password, get_password_type, md5_crypt_verify, md5_encrypt, plain_crypt_verify,
     CryptError, PasswordType,

@@ -6,6 +6,7 @@
 //!                                 pg_ident.conf, and initdb's warning in the log
 //!          role file missing   ─► bootstrap superuser "postgres" (OID 10)
 //!          role file corrupt   ─► FATAL, the server does not start
+//!          ssl on, certificate or key unusable ─► FATAL (PostgreSQL's texts)
 //!          pg_hba.conf / pg_ident.conf ─► hba::activate; an error ─► FATAL "could not load"
 //!  SIGHUP: hba::activate; an error ─► every bad line logged, "pg_hba.conf was not reloaded",
 //!          the rules in force stay
@@ -94,6 +95,9 @@ pub(crate) fn start(data_dir: &Path, settings: &Settings) -> Result<(), String> 
         ),
         Ok((_, false)) => {}
         Err(e) => return Err(e.to_string()),
+    }
+    if settings.bool("ssl") {
+        pgipc_tcop::check_tls_config(settings)?;
     }
     let p = paths(data_dir, settings);
     pgipc_hba::activate(data_dir, &p, opts(settings)).map_err(|e| {

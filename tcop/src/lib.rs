@@ -323,6 +323,13 @@ pub fn random_source_works() -> bool {
     session::random_key(1).is_some()
 }
 
+/// Whether the TLS configuration the settings name can be loaded (`ssl_cert_file`,
+/// `ssl_key_file`, `ssl_min_protocol_version`, relative to `data_directory`): the postmaster
+/// checks it at start when `ssl` is on and refuses to start otherwise, as PostgreSQL does.
+pub fn check_tls_config(settings: &Settings) -> Result<(), String> {
+    tls::server_config(settings).map(|_| ())
+}
+
 /// Runs a client backend on the accepted socket `sock`; returns the exit code (0: the client
 /// left, 1: FATAL or a broken connection). See the crate documentation for what the caller
 /// must have done before and does after.

@@ -556,15 +556,30 @@ fn psql_conninfo(conninfo: &str, password: &str) -> Result<String, String> {
 }
 
 fn tls_require_verify_full_hostssl_and_channel_binding() {
-    let s = ok(Builder::in_dir(scratch("pgipc-auth", "tls"))
-        .listen("127.0.0.1")
+    // ssl on without a certificate: the server does not start.
+    let mut bad = Builder::in_dir(scratch("pgipc-auth", "tls-nocert"))
         .set("ssl=on")
-        .start());
+        .build();
+    assert!(
+        bad.start().is_err(),
+        "started with ssl on and no certificate"
+    );
+    let log = bad.log_text();
+    assert!(
+        log.contains("FATAL:  could not load server certificate file"),
+        "{log}"
+    );
+    // A certificate, then ssl = on by a reload (set_hba reloads).
+    let s = server("tls");
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let data = s.data_dir();
     std::fs::write(data.join("server.crt"), ck.cert.pem()).unwrap();
     std::fs::write(data.join("server.key"), ck.key_pair.serialize_pem()).unwrap();
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nssl = on\n");
+    std::fs::write(&conf, text).unwrap();
     roles(&s, &["CREATE ROLE alice LOGIN PASSWORD 'secret'"], FAST);
     set_hba(
         &s,
