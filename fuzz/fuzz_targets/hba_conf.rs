@@ -15,20 +15,44 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let lines = text.split('\n').count();
-    let f = parse_hba(text, Path::new("/nonexistent/pg_hba.conf"), ParseOptions { ssl_enabled: true });
+    let f = parse_hba(
+        text,
+        Path::new("/nonexistent/pg_hba.conf"),
+        ParseOptions { ssl_enabled: true },
+    );
     for l in &f.lines {
-        assert!(l.line_number >= 1 && l.line_number <= lines, "rule line {}", l.line_number);
+        assert!(
+            l.line_number >= 1 && l.line_number <= lines,
+            "rule line {}",
+            l.line_number
+        );
     }
     for e in f.errors.iter().chain(&f.warnings) {
-        assert!(e.line_number >= 1 && e.line_number <= lines, "error line {}", e.line_number);
+        assert!(
+            e.line_number >= 1 && e.line_number <= lines,
+            "error line {}",
+            e.line_number
+        );
         assert!(!e.message.is_empty());
     }
     for addr in [
         ClientAddr::Local,
-        ClientAddr::Host { addr: "127.0.0.1".parse().unwrap(), ssl: false },
-        ClientAddr::Host { addr: "::1".parse().unwrap(), ssl: true },
+        ClientAddr::Host {
+            addr: "127.0.0.1".parse().unwrap(),
+            ssl: false,
+        },
+        ClientAddr::Host {
+            addr: "::1".parse().unwrap(),
+            ssl: true,
+        },
     ] {
-        let c = Client { addr, database: "db", user: "u", replication: false, local_addrs: &[] };
+        let c = Client {
+            addr,
+            database: "db",
+            user: "u",
+            replication: false,
+            local_addrs: &[],
+        };
         if let Some(l) = f.check(&c, &NoGroups) {
             assert!(f.lines.iter().any(|x| std::ptr::eq(x, l)));
         }
