@@ -67,7 +67,10 @@ mod session;
 mod sql;
 mod sys;
 mod tls;
+mod user;
 mod wait;
+
+pub use user::{role_command, RoleCommandDone};
 
 use pgipc_guc::Settings;
 use pgipc_libpq::ErrorFields;
