@@ -5,7 +5,8 @@
 #   ci/fuzz.sh all [seconds]                              every target in turn
 #   ci/fuzz.sh list                                       the target names
 #
-# Targets (fuzz/fuzz_targets/): startup_packet, frontend_messages, postgresql_conf, query.
+# Targets (fuzz/fuzz_targets/): startup_packet, frontend_messages, postgresql_conf, query,
+# sasl_exchange, hba_conf.
 #
 # How: libFuzzer through the libfuzzer-sys crate, with the coverage instrumentation turned on
 # by stable rustc flags (-C passes=sancov-module and LLVM's -sanitizer-coverage-* options, the
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(startup_packet frontend_messages postgresql_conf query)
+targets=(startup_packet frontend_messages postgresql_conf query sasl_exchange hba_conf)
 
 usage() {
     sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2

@@ -231,8 +231,39 @@ my.custom_setting = 'x'
 }
 
 
+# --- SASL exchanges (first byte: bit 0 mock secret, bit 1 channel binding data) ------------
+
+def sasl_initial(mech, data):
+    if data is None:
+        return mech.encode() + b"\0" + struct.pack(">i", -1)
+    return mech.encode() + b"\0" + struct.pack(">i", len(data)) + data
+
+
+sasl = {
+    "client_first_final": b"\x00" + sasl_initial("SCRAM-SHA-256", b"n,,n=,r=abcdefg")
+    + b"\xffc=biws,r=abcdefg,p=AAAA",
+    "no_initial_data": b"\x01" + sasl_initial("SCRAM-SHA-256", None) + b"\xffn,,n=,r=abc",
+    "plus": b"\x02" + sasl_initial("SCRAM-SHA-256-PLUS", b"p=tls-server-end-point,,n=,r=abcd")
+    + b"\xffc=cD10bHMtc2VydmVyLWVuZC1wb2ludCws,r=abcd,p=AAAA",
+}
+
+hba = {
+    "initdb": """# TYPE  DATABASE        USER            ADDRESS                 METHOD
+local   all             all                                     trust
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 md5
+hostssl db1,"db 2"      +admins,@users  10.0.0.0 255.0.0.0      password clientcert=verify-full
+local   all             all                                     peer map=m
+host all \\
+  all samenet reject
+m alice bob
+""",
+}
+
+
 def main():
-    for t in ("startup_packet", "frontend_messages", "postgresql_conf"):
+    for t in ("startup_packet", "frontend_messages", "postgresql_conf", "sasl_exchange",
+              "hba_conf"):
         shutil.rmtree(os.path.join(CORPUS, t), ignore_errors=True)
     for name, data in startup.items():
         write("startup_packet", name, data)
@@ -240,7 +271,11 @@ def main():
         write("frontend_messages", name, data)
     for name, data in conf.items():
         write("postgresql_conf", name + ".conf", data)
-    total = len(startup) + len(messages) + len(conf)
+    for name, data in sasl.items():
+        write("sasl_exchange", name, data)
+    for name, data in hba.items():
+        write("hba_conf", name, data)
+    total = len(startup) + len(messages) + len(conf) + len(sasl) + len(hba)
     print(f"wrote {total} seeds under {os.path.normpath(CORPUS)}")
 
 

@@ -100,6 +100,43 @@ pub struct Conn<'s, W: SocketWait> {
     input: Vec<u8>,
     pos: usize,
     out: MessageBuf,
+    /// TLS, once started: every read and write then goes through it.
+    tls: Option<Box<rustls::ServerConnection>>,
+}
+
+/// A TLS connection's row of `pg_stat_ssl` (`ssl` is true when this exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsStatus {
+    /// `version`.
+    pub version: &'static str,
+    /// `cipher` (rustls's name of the suite, e.g. `TLS13_AES_256_GCM_SHA384`).
+    pub cipher: String,
+    /// `bits`.
+    pub bits: i32,
+}
+
+/// The socket as `io::Read` / `io::Write` for rustls: EAGAIN is `WouldBlock`.
+struct Raw<'a>(BorrowedFd<'a>);
+
+impl std::io::Read for Raw<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        rustix::io::read(self.0, buf).map_err(std::io::Error::from)
+    }
+}
+
+impl std::io::Write for Raw<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        nix::sys::socket::send(self.0.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
+            .map_err(std::io::Error::from)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn tls_error(e: rustls::Error) -> ReadError {
+    ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 impl<'s, W: SocketWait> Conn<'s, W> {
@@ -119,7 +156,162 @@ impl<'s, W: SocketWait> Conn<'s, W> {
             input: Vec::with_capacity(RECV_CHUNK),
             pos: 0,
             out: MessageBuf::new(),
+            tls: None,
         })
+    }
+
+    /// Whether TLS is up.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The TLS session, once started (for `pg_stat_ssl`: version, cipher suite; for channel
+    /// binding).
+    pub fn tls(&self) -> Option<&rustls::ServerConnection> {
+        self.tls.as_deref()
+    }
+
+    /// What `pg_stat_ssl` shows for this connection: `None` without TLS, else the protocol
+    /// version (`TLSv1.3`), the cipher suite's name and its key bits.
+    pub fn tls_status(&self) -> Option<TlsStatus> {
+        let tls = self.tls.as_deref()?;
+        let version = match tls.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+            _ => "unknown",
+        };
+        let suite = tls.negotiated_cipher_suite()?;
+        let name = format!("{:?}", suite.suite());
+        let bits = if name.contains("AES_128") { 128 } else { 256 };
+        Some(TlsStatus {
+            version,
+            cipher: name,
+            bits,
+        })
+    }
+
+    /// Waits for the first byte from the client and returns it without consuming it (`None`
+    /// on EOF): PostgreSQL 17's direct TLS starts with a TLS record (0x16) where a startup
+    /// packet's length word would be.
+    pub fn peek_first_byte(&mut self, deadline: Instant) -> Result<Option<u8>, ReadError> {
+        if !self.want(1, Some(deadline))? {
+            return Ok(None);
+        }
+        Ok(Some(self.buffered()[0]))
+    }
+
+    /// Runs a TLS handshake with `config` over the socket, then reads and writes through it.
+    /// Bytes already buffered (a direct-TLS ClientHello) are fed to TLS first. When a wait is
+    /// interrupted, `stop` decides: `true` gives up with [`ReadError::Interrupted`], `false`
+    /// goes on. On error the connection is unusable.
+    pub fn start_tls(
+        &mut self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        deadline: Instant,
+        mut stop: impl FnMut(&mut W) -> bool,
+    ) -> Result<(), ReadError> {
+        let mut tls = Box::new(rustls::ServerConnection::new(config).map_err(tls_error)?);
+        // Whatever was read ahead belongs to the TLS stream.
+        let mut ahead = &self.input[self.pos..];
+        while !ahead.is_empty() {
+            let n = tls.read_tls(&mut ahead).map_err(ReadError::Io)?;
+            if n == 0 {
+                break;
+            }
+        }
+        self.input.clear();
+        self.pos = 0;
+        let d = Some(deadline);
+        let mut wait = |conn: &mut Self, interest| match conn.wait_for(interest, d) {
+            Err(ReadError::Interrupted) if !stop(&mut conn.waiter) => Ok(()),
+            other => other,
+        };
+        while tls.is_handshaking() {
+            if let Err(e) = tls.process_new_packets() {
+                // Send the alert before giving up.
+                let _ = tls.write_tls(&mut Raw(self.sock));
+                return Err(tls_error(e));
+            }
+            if tls.wants_write() {
+                match tls.write_tls(&mut Raw(self.sock)) {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        wait(self, Interest::Writable)?;
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(ReadError::Io(e)),
+                }
+            }
+            if !tls.is_handshaking() {
+                break;
+            }
+            match tls.read_tls(&mut Raw(self.sock)) {
+                Ok(0) => return Err(ReadError::UnexpectedEof),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    wait(self, Interest::Readable)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+        self.tls = Some(tls);
+        // Application data that came with the last handshake flight.
+        Ok(())
+    }
+
+    fn wait_for(&mut self, interest: Interest, deadline: Option<Instant>) -> Result<(), ReadError> {
+        match self.waiter.wait(self.sock, interest, deadline)? {
+            Readiness::Ready => Ok(()),
+            Readiness::Interrupted => Err(ReadError::Interrupted),
+            Readiness::TimedOut => Err(ReadError::TimedOut),
+        }
+    }
+
+    /// [`fill`](Self::fill) through TLS.
+    fn fill_tls(&mut self, deadline: Option<Instant>) -> Result<bool, ReadError> {
+        loop {
+            let tls = self.tls.as_mut().expect("TLS started");
+            let old = self.input.len();
+            self.input.resize(old + RECV_CHUNK, 0);
+            match std::io::Read::read(&mut tls.reader(), &mut self.input[old..]) {
+                Ok(0) => {
+                    self.input.truncate(old);
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.input.truncate(old + n);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.input.truncate(old);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.input.truncate(old);
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.input.truncate(old);
+                    return Err(ReadError::Io(e));
+                }
+            }
+            // No plaintext yet: more records from the socket.
+            match tls.read_tls(&mut Raw(self.sock)) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        let _ = tls.write_tls(&mut Raw(self.sock));
+                        return Err(tls_error(e));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.wait_for(Interest::Readable, deadline)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
     }
 
     /// The socket.
@@ -155,6 +347,9 @@ impl<'s, W: SocketWait> Conn<'s, W> {
         } else if self.pos > RECV_CHUNK {
             self.input.drain(..self.pos);
             self.pos = 0;
+        }
+        if self.tls.is_some() {
+            return self.fill_tls(deadline);
         }
         let old = self.input.len();
         self.input.resize(old + RECV_CHUNK, 0);
@@ -225,6 +420,16 @@ impl<'s, W: SocketWait> Conn<'s, W> {
     /// has no time limit (an idle session). EOF at a message boundary is [`ReadError::Eof`];
     /// in the middle of a message it is [`ReadError::UnexpectedEof`].
     pub fn read_message(&mut self, deadline: Option<Instant>) -> Result<(u8, Vec<u8>), ReadError> {
+        self.read_message_with(deadline, frontend_message_limit)
+    }
+
+    /// [`read_message`](Self::read_message) with another table of types and limits, e.g.
+    /// [`crate::auth_message_limit`] while authenticating.
+    pub fn read_message_with(
+        &mut self,
+        deadline: Option<Instant>,
+        frontend_message_limit: fn(u8) -> Option<usize>,
+    ) -> Result<(u8, Vec<u8>), ReadError> {
         if !self.want(1, deadline)? {
             return Err(ReadError::Eof);
         }
@@ -251,6 +456,26 @@ impl<'s, W: SocketWait> Conn<'s, W> {
     /// Sends everything in [`out`](Self::out). On [`ReadError::Interrupted`] or
     /// [`ReadError::TimedOut`] the unsent rest stays buffered and a later call continues.
     pub fn flush(&mut self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        if let Some(tls) = self.tls.as_mut() {
+            if !self.out.is_empty() {
+                std::io::Write::write_all(&mut tls.writer(), self.out.as_bytes())
+                    .map_err(ReadError::Io)?;
+                self.out.clear();
+            }
+            while self.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                let tls = self.tls.as_mut().expect("TLS started");
+                match tls.write_tls(&mut Raw(self.sock)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        self.wait_for(Interest::Writable, deadline)?;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // The client is gone (TLS stays on: nothing may ever go out in clear).
+                    Err(e) => return Err(ReadError::Io(e)),
+                }
+            }
+            return Ok(());
+        }
         while !self.out.is_empty() {
             match nix::sys::socket::send(
                 self.sock.as_raw_fd(),

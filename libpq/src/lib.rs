@@ -33,9 +33,14 @@
 //!   `PQ_LARGE_MESSAGE_LIMIT` (1 GiB - 2) for Query, Parse, Bind, FunctionCall and CopyData.
 //!
 //! # What this crate does not do
-//! * No TLS or GSSAPI: SSLRequest and GSSENCRequest are recognised so that the caller answers
-//!   `'N'`; direct-SSL connections are not.
-//! * No authentication methods beyond building AuthenticationOk (the caller decides "trust").
+//! * TLS is rustls over the same non-blocking socket ([`Conn::start_tls`], after the caller
+//!   answered an SSLRequest with `'S'` or saw a direct-TLS record with
+//!   [`Conn::peek_first_byte`]); the caller builds the configuration. No GSSAPI: a
+//!   GSSENCRequest is recognised so that the caller answers `'N'`.
+//! * It does not decide who may connect: it builds the authentication requests
+//!   ([`AuthRequest`]), hashes and checks password secrets (`crypt`: md5, SCRAM-SHA-256) and
+//!   runs the server side of a SCRAM exchange ([`scram`]); the backend (`tcop`) applies
+//!   pg_hba.conf (the `hba` crate) and the role catalog (`authid`).
 //! * No COPY, no binary-format encoders of data types, no async I/O.
 //! * It does not touch the socket lock files after creating them (PostgreSQL's
 //!   `TouchSocketLockFiles`) nor manage `postmaster.pid` (the postmaster does, with the same
@@ -44,18 +49,29 @@
 //! Key items: [`listen_tcp`], [`ListenSockets`], [`accept_nonblocking`], [`Conn`],
 //! [`parse_startup_packet`], [`MessageBuf`], [`MessageReader`].
 
+mod auth;
 mod conn;
+mod crypt;
 mod dirlock;
 mod error;
 mod format;
 mod frontend;
 mod listen;
+pub mod scram;
 mod startup;
 
 #[cfg(test)]
 mod tests;
 
-pub use conn::{Conn, Interest, PollWait, Readiness, SocketWait};
+pub use auth::{
+    auth_message_limit, parse_password_message, parse_sasl_initial_response, AuthRequest,
+    PG_MAX_AUTH_TOKEN_LENGTH,
+};
+pub use conn::{Conn, Interest, PollWait, Readiness, SocketWait, TlsStatus};
+pub use crypt::{
+    encrypt_password, get_password_type, md5_crypt_verify, md5_encrypt, plain_crypt_verify,
+    CryptError, PasswordType,
+};
 pub use dirlock::{DirLock, DIR_LOCK_TIMEOUT};
 pub use error::{FormatError, ListenError, ReadError, StartupError, LOCK_FILE_EMPTY_HINT};
 pub use format::{

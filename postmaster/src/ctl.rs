@@ -41,6 +41,9 @@ pub(crate) struct CtlArgs {
     pub(crate) timeout: u64,
     /// `-s`: silent.
     pub(crate) silent: bool,
+    /// `init`'s initdb options (`-A`, `--auth-local`, `--auth-host`, `--pwfile`, `-U`),
+    /// given directly or inside `-o`.
+    pub(crate) init: crate::initdb::InitOptions,
 }
 
 /// The usage text.
@@ -48,6 +51,8 @@ pub(crate) const USAGE: &str =
     "pgipc_ctl is a utility to initialize, start, stop, or control a pgipc server.
 
 Usage:
+  pgipc_ctl init[db] [-D DATADIR] [-s] [-o OPTIONS] [-A METHOD] [--auth-local=METHOD]
+                     [--auth-host=METHOD] [--pwfile=FILE] [-U NAME]
   pgipc_ctl start    [-D DATADIR] [-l FILENAME] [-W] [-t SECS] [-s] [-o OPTIONS]
   pgipc_ctl stop     [-D DATADIR] [-m SHUTDOWN-MODE] [-W] [-t SECS] [-s]
   pgipc_ctl restart  [-D DATADIR] [-m SHUTDOWN-MODE] [-W] [-t SECS] [-s] [-o OPTIONS]
@@ -78,6 +83,9 @@ pub(crate) enum CtlArgsError {
     /// No `start`, `stop`, ...
     #[error("no operation specified")]
     NoOperation,
+    /// An initdb option without its value.
+    #[error("{0}")]
+    Init(String),
 }
 
 /// Parses the arguments after the program name.
@@ -91,9 +99,16 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<CtlArgs, C
         wait: true,
         timeout: 60,
         silent: false,
+        init: Default::default(),
     };
     let mut it = args.into_iter();
     while let Some(s) = it.next() {
+        if a.init
+            .take(&s, &mut || it.next())
+            .map_err(CtlArgsError::Init)?
+        {
+            continue;
+        }
         let mut val = |flag: &'static str| it.next().ok_or(CtlArgsError::MissingArgument(flag));
         match s.as_str() {
             "-D" => a.data_dir = Some(PathBuf::from(val("D")?)),
@@ -159,6 +174,25 @@ pub(crate) fn run(a: &CtlArgs, postmaster: &Path) -> i32 {
         }
     };
     match a.command.as_str() {
+        "init" | "initdb" => {
+            // pg_ctl init passes -o to initdb.
+            let mut o = a.init.clone();
+            let mut words = a.options.iter().cloned();
+            while let Some(w) = words.next() {
+                match o.take(&w, &mut || words.next()) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        eprintln!("initdb: error: unrecognized option \"{w}\"");
+                        return 1;
+                    }
+                    Err(e) => {
+                        eprintln!("initdb: error: {e}");
+                        return 1;
+                    }
+                }
+            }
+            crate::initdb::init(&dir, &o)
+        }
         "start" => start(a, &dir, postmaster, &say),
         "stop" => stop(a, &dir, &say, false),
         "restart" => {

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// PostgreSQL's message severities that the postmaster writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Severity {
+    /// `WARNING`.
+    Warning,
     /// `LOG`.
     Log,
     /// `ERROR`.
@@ -27,6 +29,7 @@ pub(crate) enum Severity {
 impl Severity {
     fn as_str(self) -> &'static str {
         match self {
+            Severity::Warning => "WARNING",
             Severity::Log => "LOG",
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
@@ -70,6 +73,7 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
 /// `log_line_prefix`, `log_timezone`: the `pgipc_elog` crate), a continuation line as it is.
 pub(crate) fn elog(severity: Severity, msg: &dyn fmt::Display) {
     let sev = match severity {
+        Severity::Warning => pgipc_elog::Severity::Warning,
         Severity::Log => pgipc_elog::Severity::Log,
         Severity::Error => pgipc_elog::Severity::Error,
         Severity::Fatal => pgipc_elog::Severity::Fatal,

@@ -75,6 +75,8 @@ mod ctl;
 mod datadir;
 mod elog;
 pub mod entry;
+mod hba_setup;
+mod initdb;
 mod ioworker;
 mod launch;
 mod listen;

@@ -69,6 +69,9 @@ pub(crate) enum StartupError {
     /// A listen socket could not be opened.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// pg_hba.conf, pg_ident.conf or the role file could not be loaded.
+    #[error("{0}")]
+    Auth(String),
     /// Writing the lock file failed.
     #[error("could not write lock file \"{}\": {source}", path.display())]
     LockFileWrite {
@@ -195,6 +198,11 @@ pub(crate) fn run(
         return Err(e.into());
     }
     write_opts_file(data_dir, opts);
+    // pg_hba.conf, pg_ident.conf and the role file (first start: initdb's defaults).
+    if let Err(e) = crate::hba_setup::start(data_dir, &settings) {
+        let _ = lock.remove();
+        return Err(StartupError::Auth(e));
+    }
 
     // Static background workers from shared_preload_libraries.
     let mut workers = crate::bgworker::BgWorkerList::new(cfg.max_worker_processes);

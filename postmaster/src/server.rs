@@ -401,6 +401,7 @@ impl Postmaster {
         for line in report.log_lines(&conf) {
             elog(Severity::Log, &line);
         }
+        crate::hba_setup::reload(&self.data_dir, &self.settings);
         self.signal_children(Signal::SIGHUP, |c| c.kind != BackendType::DeadEndBackend);
     }
 

@@ -12,10 +12,14 @@
 //!   │    SIGUSR2 ignored, SIGUSR1 → hooks.install_signal_handlers; only then unblocked
 //!   ├─ log_connections receipt line (the client's address: `%h`/`%r`, the title)
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
-//!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
+//!   │    SSLRequest → 'S' + TLS handshake when ssl is on (tls.rs), else 'N'; a direct TLS
+//!   │    record (PostgreSQL 17, ALPN postgresql) → handshake; GSSENCRequest → 'N', read again
+//!   │    CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
 //!   ├─ title `postgres: <user> <db> <host>(<port>) authentication` (ps.rs)
 //!   ├─ NegotiateProtocolVersion?  AuthenticationOk (trust)
+//!   ├─ NegotiateProtocolVersion?  client authentication (auth.rs: pg_hba.conf, trust / reject /
+//!   │    peer / password / md5 / scram-sha-256, role exists and may log in) → AuthenticationOk
 //!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
 //!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
 //!   │    → hooks.register_cancel_key(procno, pid, key)
@@ -73,14 +77,17 @@
 //! # What this crate does not do
 //! * No tables: joins, subqueries, DDL and DML are refused by the query layer (0A000); psql's
 //!   catalog meta-commands get a clean ERROR.
-//! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
-//!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT track the
-//!   ReadyForQuery status and the settings' transaction stack), no savepoints, no binary
-//!   format for numeric and text[]. Every session is a superuser's (trust authentication):
-//!   superuser-only settings are settable and shown.
+//! * Authentication needs `data_directory` set (the postmaster sets it): without it every
+//!   connection is trusted as a superuser, as a bare tcop server in tests is; otherwise
+//!   `is_superuser` comes from the role. No GSSAPI, no client certificates, no walsenders
+//!   (`replication` is refused), no COPY, no fast-path function calls, no transaction ids
+//!   (BEGIN/COMMIT track the ReadyForQuery status and the settings' transaction stack), no
+//!   savepoints, no binary format for numeric and text[].
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
 //!   through [`BackendHooks`].
 
+mod auth;
+mod auth_views;
 mod bgworker_fns;
 mod binary;
 mod catalog;
@@ -89,7 +96,11 @@ mod ps;
 mod session;
 mod sys;
 mod test_shm_mq_fns;
+mod tls;
+mod user;
 mod wait;
+
+pub use user::{role_command, RoleCommandDone};
 
 use pgipc_guc::Settings;
 use pgipc_libpq::ErrorFields;
@@ -318,6 +329,13 @@ impl fmt::Debug for BackendContext {
 /// no fallback, so a server without it could not accept a single connection.
 pub fn random_source_works() -> bool {
     session::random_key(1).is_some()
+}
+
+/// Whether the TLS configuration the settings name can be loaded (`ssl_cert_file`,
+/// `ssl_key_file`, `ssl_min_protocol_version`, relative to `data_directory`): the postmaster
+/// checks it at start when `ssl` is on and refuses to start otherwise, as PostgreSQL does.
+pub fn check_tls_config(settings: &Settings) -> Result<(), String> {
+    tls::server_config(settings).map(|_| ())
 }
 
 /// Runs a client backend on the accepted socket `sock`; returns the exit code (0: the client

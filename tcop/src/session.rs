@@ -101,7 +101,7 @@ struct Session<'s> {
     /// The simple Query being run has several statements (PostgreSQL's implicit
     /// transaction block).
     implicit_block: bool,
-    /// The session user is a superuser (trust authentication: always).
+    /// The session user is a superuser (from the role catalog; always without one).
     superuser: bool,
     ignore_till_sync: bool,
     me: Option<&'static MyProc>,
@@ -299,6 +299,22 @@ impl Session<'_> {
     /// Reads start-up packets until a StartupMessage (`Ok`) or a reason to leave.
     fn read_startup(&mut self, deadline: Instant) -> Result<StartupPacket, Leave> {
         let (mut ssl_done, mut gss_done) = (false, false);
+        // PostgreSQL 17's direct TLS: a TLS record where a startup packet's length word would
+        // be (only when ssl is on; otherwise it is an invalid length, as in PostgreSQL).
+        if self.ctx.settings.bool("ssl") {
+            if let Ok(Some(0x16)) = self.conn.peek_first_byte(deadline) {
+                self.start_tls(deadline)?;
+                let alpn = self.conn.tls().and_then(|t| t.alpn_protocol());
+                if alpn != Some(crate::tls::ALPN) {
+                    return Err(self.die(fatal(
+                        "08P01",
+                        "received direct SSL connection request without ALPN protocol \
+                         negotiation extension",
+                    )));
+                }
+                ssl_done = true;
+            }
+        }
         loop {
             let packet = match self.conn.read_startup_packet(deadline) {
                 Ok(p) => p,
@@ -319,7 +335,8 @@ impl Session<'_> {
                     } else {
                         gss_done = true;
                     }
-                    self.conn.out().raw_byte(b'N');
+                    let tls = ssl && self.ctx.settings.bool("ssl");
+                    self.conn.out().raw_byte(if tls { b'S' } else { b'N' });
                     if self.conn.flush(Some(deadline)).is_err() {
                         return Err(Leave::Fatal);
                     }
@@ -336,6 +353,9 @@ impl Session<'_> {
                         );
                         return Err(self.die(f));
                     }
+                    if tls {
+                        self.start_tls(deadline)?;
+                    }
                 }
                 Ok(StartupRequest::Cancel { pid, key }) => {
                     if pid != 0 {
@@ -348,6 +368,24 @@ impl Session<'_> {
                 Err(e) => return Err(self.startup_failed(e)),
             }
         }
+    }
+
+    /// The TLS handshake (PostgreSQL's `secure_open_server`); a failure is logged and ends the
+    /// connection without a word (there is no channel to send it on).
+    fn start_tls(&mut self, deadline: Instant) -> Result<(), Leave> {
+        let cfg = match crate::tls::server_config(&self.ctx.settings) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!("LOG:  could not accept SSL connection: {e}");
+                return Err(Leave::Fatal);
+            }
+        };
+        let stop = |w: &mut BackendWait<'_>| sys::peek(Pending::Die) || w.postmaster_died;
+        if let Err(e) = self.conn.start_tls(cfg, deadline, stop) {
+            tracing::info!("LOG:  could not accept SSL connection: {e}");
+            return Err(Leave::Fatal);
+        }
+        Ok(())
     }
 
     fn startup_failed(&mut self, e: StartupError) -> Leave {
@@ -385,8 +423,22 @@ impl Session<'_> {
                 .out()
                 .negotiate_protocol_version(version, &packet.unrecognized_protocol_options);
         }
-        // Trust authentication.
-        self.conn.out().authentication_ok();
+        // pg_hba.conf, the method's exchange, the role's checks (crate::auth).
+        match crate::auth::client_authentication(
+            &mut self.conn,
+            &self.ctx.settings,
+            &packet,
+            deadline,
+        ) {
+            Ok(who) => self.superuser = who.superuser,
+            Err(crate::auth::AuthFailure::Report(f)) => return Err(self.die(*f)),
+            Err(crate::auth::AuthFailure::Silent(log)) => {
+                if let Some(l) = log {
+                    tracing::info!("{l}");
+                }
+                return Err(Leave::Fatal);
+            }
+        }
 
         // PostgreSQL 18's PostgresMain: no key, no session (an ERROR before the session's
         // error handling exists, so the backend exits FATAL).
@@ -602,6 +654,21 @@ impl Session<'_> {
                 .map(std::path::PathBuf::from),
             me: self.me,
         });
+        let data_dir = st.text("data_directory");
+        if !data_dir.is_empty() {
+            let tls = self
+                .conn
+                .tls_status()
+                .map(|t| (t.version.to_owned(), t.cipher, t.bits));
+            let views = crate::auth_views::AuthViewsContext {
+                data_dir: std::path::PathBuf::from(data_dir),
+                hba_file: st.text("hba_file").to_owned(),
+                ssl_enabled: st.bool("ssl"),
+                superuser: self.superuser,
+                ssl: (self.pid, tls),
+            };
+            crate::auth_views::register(&mut cat, Rc::new(views));
+        }
         pgipc_test_shm_mq::register(&mut cat, leader.clone());
         pgipc_test_shm_mq::register_dsm_registry(&mut cat, leader);
         self.ctx.hooks.register_functions(&mut cat);
@@ -750,6 +817,18 @@ impl Session<'_> {
     /// `exec_simple_query`: one syntax error and nothing runs; several statements form one
     /// implicit transaction).
     fn run_simple(&mut self, q: &str) -> Result<(), Failure> {
+        if may_be_role_command(q) {
+            if let Some(r) = crate::role_command(&self.ctx.settings, &self.user, q) {
+                crate::ps::report_activity(r.as_ref().map_or("", |d| d.tag));
+                self.failed_block_check(&Statement::Empty)?;
+                let done = r?;
+                for n in &done.notices {
+                    self.conn.out().notice_response(n);
+                }
+                self.conn.out().command_complete(done.tag);
+                return Ok(());
+            }
+        }
         let stmts = match self.cache.parse_each(q, &[], &self.catalog) {
             Ok(s) => s,
             Err(e) => return Err(self.query_failure(e)),
@@ -1384,6 +1463,24 @@ fn select_tag(show: bool, n: u64) -> String {
 }
 
 /// The command tag of a statement that returns no rows of its own.
+/// Whether `q` may be a role command (CREATE/ALTER/DROP ROLE, USER, GROUP): its first word is
+/// one of the verbs, or it starts with a comment. A cheap test that keeps `SELECT 1` off the
+/// role parser's tokenizer.
+fn may_be_role_command(q: &str) -> bool {
+    let t = q.trim_start();
+    if t.starts_with("--") || t.starts_with("/*") {
+        return true;
+    }
+    let word: String = t
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .take(7)
+        .collect();
+    ["create", "alter", "drop"]
+        .iter()
+        .any(|v| word.eq_ignore_ascii_case(v))
+}
+
 /// What the process title shows while `stmt` runs (PostgreSQL's command tag without counts).
 fn activity_of(stmt: &Statement) -> &'static str {
     match stmt {

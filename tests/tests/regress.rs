@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 const WATCHDOG: Duration = Duration::from_secs(300);
 
 /// The scripts, in the order they run.
-const FILES: &[&str] = &["select", "errors", "settings", "session", "psql"];
+const FILES: &[&str] = &[
+    "select", "errors", "settings", "session", "psql", "views", "roles",
+];
 
 /// The server the trials share.
 static SERVER: Mutex<Option<TestServer>> = Mutex::new(None);
@@ -135,6 +137,12 @@ fn session() {
 fn psql() {
     check("psql");
 }
+fn views() {
+    check("views");
+}
+fn roles() {
+    check("roles");
+}
 
 /// Stops the shared server; it must exit cleanly.
 fn stop_server() {
@@ -149,12 +157,14 @@ fn main() -> ExitCode {
         return code;
     }
     watchdog("regress", WATCHDOG);
-    let cases: [(&str, fn()); 6] = [
+    let cases: [(&str, fn()); 8] = [
         (FILES[0], select),
         (FILES[1], errors),
         (FILES[2], settings),
         (FILES[3], session),
         (FILES[4], psql),
+        (FILES[5], views),
+        (FILES[6], roles),
         ("stop_server", stop_server),
     ];
     let code = pgipc_tests::harness::run_cases(&cases);

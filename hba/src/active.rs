@@ -1,0 +1,155 @@
+//! The rules in force: PostgreSQL 18's postmaster loads pg_hba.conf and pg_ident.conf at start
+//! and on SIGHUP, keeps the old rules when a file has an error, and its children use what it
+//! accepted. Here the postmaster ([`activate`]) copies each file it accepted to
+//! `global/pgipc_hba.active` / `global/pgipc_ident.active` (temporary file, fsync, rename), and
+//! a backend ([`load_active`]) parses those copies at connection start. A fork and an exec'd
+//! child see the same rules, and a bad edit never reaches a backend.
+
+use crate::{
+    load_hba, load_ident, parse_hba, parse_ident, HbaError, HbaFile, IdentFile, ParseOptions,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The accepted copy of pg_hba.conf, relative to the data directory.
+pub const ACTIVE_HBA: &str = "global/pgipc_hba.active";
+/// The accepted copy of pg_ident.conf, relative to the data directory.
+pub const ACTIVE_IDENT: &str = "global/pgipc_ident.active";
+
+/// Where the two files are: the `hba_file` / `ident_file` settings, or their defaults in the
+/// data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HbaPaths {
+    /// pg_hba.conf.
+    pub hba: PathBuf,
+    /// pg_ident.conf.
+    pub ident: PathBuf,
+}
+
+impl HbaPaths {
+    /// From the settings' values (empty: the default in `data_dir`).
+    pub fn new(data_dir: &Path, hba_file: &str, ident_file: &str) -> HbaPaths {
+        let pick = |v: &str, default: &str| {
+            if v.is_empty() {
+                data_dir.join(default)
+            } else {
+                PathBuf::from(v)
+            }
+        };
+        HbaPaths {
+            hba: pick(hba_file, "pg_hba.conf"),
+            ident: pick(ident_file, "pg_ident.conf"),
+        }
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), HbaError> {
+    let err = |source| HbaError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(text.as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Parses both files and, when both are free of errors, makes them the rules in force.
+/// On error nothing changes (the caller logs every line error, then PostgreSQL's "could not
+/// load pg_hba.conf" at start or "pg_hba.conf was not reloaded" on SIGHUP).
+pub fn activate(
+    data_dir: &Path,
+    paths: &HbaPaths,
+    opts: ParseOptions,
+) -> Result<HbaFile, HbaError> {
+    let hba = load_hba(&paths.hba, opts)?;
+    load_ident(&paths.ident)?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(String::new())
+            } else {
+                Err(HbaError::Open {
+                    path: p.to_path_buf(),
+                    source: e,
+                })
+            }
+        })
+    };
+    let global = data_dir.join("global");
+    std::fs::create_dir_all(&global).map_err(|source| HbaError::Open {
+        path: global.clone(),
+        source,
+    })?;
+    write_atomic(&data_dir.join(ACTIVE_IDENT), &read(&paths.ident)?)?;
+    write_atomic(&data_dir.join(ACTIVE_HBA), &read(&paths.hba)?)?;
+    Ok(hba)
+}
+
+/// The rules in force, for a backend: the accepted copies parsed (messages name the original
+/// files). When no copy exists (a server that never activated one), the files themselves.
+pub fn load_active(
+    data_dir: &Path,
+    paths: &HbaPaths,
+    opts: ParseOptions,
+) -> Result<(HbaFile, IdentFile), HbaError> {
+    let active = data_dir.join(ACTIVE_HBA);
+    let text = match std::fs::read_to_string(&active) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((load_hba(&paths.hba, opts)?, load_ident(&paths.ident)?));
+        }
+        Err(source) => {
+            return Err(HbaError::Open {
+                path: active,
+                source,
+            })
+        }
+    };
+    let hba = parse_hba(&text, &paths.hba, opts);
+    if !hba.errors.is_empty() {
+        return Err(HbaError::Invalid {
+            path: paths.hba.clone(),
+            errors: hba.errors,
+        });
+    }
+    let ident_text = std::fs::read_to_string(data_dir.join(ACTIVE_IDENT)).unwrap_or_default();
+    let ident = parse_ident(&ident_text, &paths.ident);
+    if !ident.errors.is_empty() {
+        return Err(HbaError::Invalid {
+            path: paths.ident.clone(),
+            errors: ident.errors,
+        });
+    }
+    Ok((hba, ident))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_edit_never_replaces_the_rules_in_force() {
+        let d = std::env::temp_dir().join(format!("pgipc-hba-active-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let paths = HbaPaths::new(&d, "", "");
+        let opts = ParseOptions::default();
+        std::fs::write(&paths.hba, "local all all trust\n").unwrap();
+        activate(&d, &paths, opts).unwrap();
+        std::fs::write(&paths.hba, "local all all reject\nbogus\n").unwrap();
+        let e = activate(&d, &paths, opts).unwrap_err();
+        assert_eq!(e.line_errors()[0].line_number, 2);
+        let (hba, _) = load_active(&d, &paths, opts).unwrap();
+        assert_eq!(hba.lines[0].method, crate::AuthMethod::Trust);
+        std::fs::write(&paths.hba, "local all all reject\n").unwrap();
+        activate(&d, &paths, opts).unwrap();
+        let (hba, ident) = load_active(&d, &paths, opts).unwrap();
+        assert_eq!(hba.lines[0].method, crate::AuthMethod::Reject);
+        assert!(ident.lines.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
