@@ -1,7 +1,6 @@
 //! The auxiliary processes' counters live in the pgstat crate's "Shared Memory Stats" and grow
-//! as the processes work, read by a backend of the same server (`SHOW pgipc.<counter>`, what
-//! the `pgipc_stat_aux` and `pg_stat_checkpointer` views read once the query layer serves
-//! SQL): background writer, WAL writer and autovacuum launcher rounds at short delays in fork
+//! as the processes work, read by a backend of the same server through SQL (the
+//! `pgipc_stat_aux` and `pg_stat_checkpointer` views): background writer, WAL writer and autovacuum launcher rounds at short delays in fork
 //! and exec mode (an exec'd child finds the region by name), and a timed checkpoint counted
 //! after `checkpoint_timeout` (30 s, its minimum).
 //!
@@ -20,10 +19,23 @@ fn ok<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A round counter of `pgipc_stat_aux`.
 fn counter(srv: &TestServer, name: &str) -> u64 {
-    let v = ok(srv.psql_ok(&format!("SHOW pgipc.{name}")));
-    v.parse()
-        .unwrap_or_else(|_| panic!("SHOW pgipc.{name} gave {v:?}"))
+    read(
+        srv,
+        &format!("SELECT count FROM pgipc_stat_aux WHERE name = '{name}'"),
+    )
+}
+
+/// The one integer `sql` returns.
+fn read(srv: &TestServer, sql: &str) -> u64 {
+    let v = ok(srv.psql_ok(sql));
+    v.parse().unwrap_or_else(|_| panic!("{sql} gave {v:?}"))
+}
+
+/// A column of `pg_stat_checkpointer`.
+fn checkpointer(srv: &TestServer, column: &str) -> u64 {
+    read(srv, &format!("SELECT {column} FROM pg_stat_checkpointer"))
 }
 
 /// Each round counter moves at least twice within 10 s of the first reading.
@@ -44,8 +56,8 @@ fn rounds_grow(exec: bool) {
         ));
     }
     // Nothing asked for a checkpoint, and none is due yet.
-    assert_eq!(counter(&srv, "checkpoints_req"), 0);
-    assert_eq!(counter(&srv, "checkpoints_timed"), 0);
+    assert_eq!(checkpointer(&srv, "num_requested"), 0);
+    assert_eq!(checkpointer(&srv, "num_timed"), 0);
     assert_eq!(counter(&srv, "startup_passes"), 1);
 }
 
@@ -61,14 +73,14 @@ fn a_timed_checkpoint_is_counted_after_checkpoint_timeout() {
     let srv = ok(Builder::in_dir(scratch("pgipc-aux-stats", "timed"))
         .set("checkpoint_timeout=30s")
         .start());
-    assert_eq!(counter(&srv, "checkpoints_timed"), 0);
+    assert_eq!(checkpointer(&srv, "num_timed"), 0);
     ok(srv.wait_for(
         "a timed checkpoint to be counted",
         Duration::from_secs(45),
-        |s| counter(s, "checkpoints_timed") >= 1,
+        |s| checkpointer(s, "num_timed") >= 1,
     ));
     ok(srv.wait_log("checkpoint complete", Duration::from_secs(5)));
-    assert_eq!(counter(&srv, "checkpoints_req"), 0);
+    assert_eq!(checkpointer(&srv, "num_requested"), 0);
 }
 
 fn main() -> ExitCode {
