@@ -79,7 +79,7 @@ impl Settings {
         }
         let mut unknown = false;
         for (row, it) in rows.iter_mut().zip(&items) {
-            if !self.vars.contains_key(key(&it.name).as_str()) && !valid_custom_name(&it.name) {
+            if self.var(key(&it.name).as_str()).is_none() && !valid_custom_name(&it.name) {
                 row.error = Some("unrecognized configuration parameter".to_owned());
                 unknown = true;
             }
@@ -93,7 +93,7 @@ impl Settings {
         }
         // A restart-only setting taken from the file that the file no longer has would need
         // a restart to go back to its default: a row of its own, without file or line.
-        for (k, v) in &self.vars {
+        for (k, v) in self.vars() {
             if v.reset.source == Source::File
                 && v.def.context < Context::Sighup
                 && !last.contains_key(k.as_ref())
