@@ -685,5 +685,47 @@ impl StatusWriter {
     }
 }
 
+/// This process's entry (`MyBEEntry`); server processes are single-threaded, so the lock is
+/// never contended.
+static MY_BE_ENTRY: std::sync::Mutex<Option<StatusWriter>> = std::sync::Mutex::new(None);
+
+/// Makes `w` this process's entry, for the `report_*` functions below (after
+/// [`StatusWriter::report_start`]).
+pub fn set_my_be_entry(w: StatusWriter) {
+    *MY_BE_ENTRY.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+}
+
+/// Runs `f` on this process's entry, if it has one.
+pub fn with_my_be_entry<R>(f: impl FnOnce(&mut StatusWriter) -> R) -> Option<R> {
+    MY_BE_ENTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .map(f)
+}
+
+/// [`StatusWriter::report_activity`] on this process's entry; nothing without one
+/// (`pgstat_report_activity`).
+pub fn report_activity(state: BackendState, query: Option<&str>) {
+    with_my_be_entry(|w| w.report_activity(state, query));
+}
+
+/// [`StatusWriter::report_xact_timestamp`] on this process's entry.
+pub fn report_xact_timestamp(ts: i64) {
+    with_my_be_entry(|w| w.report_xact_timestamp(ts));
+}
+
+/// [`StatusWriter::report_appname`] on this process's entry.
+pub fn report_appname(name: &str) {
+    with_my_be_entry(|w| w.report_appname(name));
+}
+
+/// Frees this process's entry and forgets it (the exit hook, `pgstat_beshutdown_hook`).
+pub fn report_end_mine() {
+    if let Some(w) = MY_BE_ENTRY.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        w.report_end();
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -219,6 +219,8 @@ pub const WAIT_EVENT_BACKEND_TERMINATION: u32 = event(WaitClass::Ipc, "BACKEND_T
 pub const WAIT_EVENT_CHECKPOINT_DONE: u32 = event(WaitClass::Ipc, "CHECKPOINT_DONE");
 /// `IPC/CheckpointStart`.
 pub const WAIT_EVENT_CHECKPOINT_START: u32 = event(WaitClass::Ipc, "CHECKPOINT_START");
+/// `Extension/Extension`: an extension's wait without a custom name (`WAIT_EVENT_EXTENSION`).
+pub const WAIT_EVENT_EXTENSION: u32 = PG_WAIT_EXTENSION;
 /// `Timeout/PgSleep`.
 pub const WAIT_EVENT_PG_SLEEP: u32 = event(WaitClass::Timeout, "PG_SLEEP");
 /// `Timeout/SpinDelay`.
@@ -347,6 +349,7 @@ pub fn decode(info: u32) -> Option<(&'static str, &'static str)> {
             .iter()
             .find(|r| r.info == info)
             .map_or("unknown wait event", |r| r.name.as_str()),
+        WaitClass::Extension if id == 0 => "Extension",
         _ => "unknown wait event",
     };
     Some((class.name(), name))

@@ -51,6 +51,10 @@ fn decode_names_events_as_pg_stat_activity_shows_them() {
         Some(("LWLock", "ProcArray"))
     );
     assert_eq!(
+        decode(WAIT_EVENT_EXTENSION),
+        Some(("Extension", "Extension"))
+    );
+    assert_eq!(
         decode(PG_WAIT_TIMEOUT | 0xFFFF),
         Some(("Timeout", "unknown wait event"))
     );
