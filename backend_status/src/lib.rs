@@ -70,6 +70,9 @@ pub enum BackendStatusError {
     /// The slot count overflows.
     #[error("too many backend status slots: {0}")]
     TooManySlots(usize),
+    /// The postmaster created no Backend Status Array in this segment.
+    #[error("the Backend Status Array does not exist")]
+    NotCreated,
     /// A proc number outside the array.
     #[error("proc number {procno} has no backend status slot ({slots} slots)")]
     NoSlot {
@@ -334,6 +337,22 @@ pub fn shmem_init(
         activities,
         query_size,
     })
+}
+
+/// Attaches to the regions the postmaster created for `slots` entries, whatever
+/// `track_activity_query_size` it used (read back from the Activity Buffer's size in the Shmem
+/// Index): for readers that do not know the server's setting.
+pub fn attach(shmem: &Shmem, slots: usize) -> Result<BackendStatusArray, BackendStatusError> {
+    let size = shmem
+        .allocations()?
+        .into_iter()
+        .find(|r| matches!(&r.name, pgipc_shmem::AllocationName::Named(n) if n == ACTIVITY_BUFFER_NAME))
+        .map(|r| r.size as usize)
+        .ok_or(BackendStatusError::NotCreated)?;
+    if slots == 0 {
+        return Err(BackendStatusError::TooManySlots(0));
+    }
+    shmem_init(shmem, slots, size / slots)
 }
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01 UTC).

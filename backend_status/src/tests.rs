@@ -46,6 +46,17 @@ fn a_fresh_array_has_no_entries_and_sizes_add_up() {
 }
 
 #[test]
+fn attach_finds_the_query_size_the_creator_used() {
+    let shmem = Shmem::create_for_tests(1 << 22).expect("test segment");
+    assert!(matches!(
+        attach(&shmem, 4),
+        Err(BackendStatusError::NotCreated)
+    ));
+    shmem_init(&shmem, 4, 300).unwrap();
+    assert_eq!(attach(&shmem, 4).unwrap().query_size(), 300);
+}
+
+#[test]
 fn a_started_backend_reads_back_with_its_client_names_and_state() {
     let a = array(4, 1024);
     let w = a.writer(2, true).unwrap();
