@@ -60,6 +60,7 @@ impl<'a> AuxProcess<'a> {
         catches: &[Signal],
         ignores: &[Signal],
     ) -> Option<Self> {
+        env.init_ps_display(crate::child::backend_type_desc(env.kind));
         for s in catches {
             if let Err(e) = signals::catch(*s) {
                 elog(

@@ -153,6 +153,7 @@ pub(crate) fn backend_main(
     ctx.authentication_timeout =
         Duration::from_secs(taken.settings.int("authentication_timeout").max(1) as u64);
     ctx.quit_reason = Some(quit_reason);
+    ctx.postmaster_start_time = crate::child_env::pg_start_time();
     ctx.pmsignal = pmsignal;
     ctx.hooks = Box::new(Hooks {
         env: RefCell::new(taken),

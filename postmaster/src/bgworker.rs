@@ -476,6 +476,8 @@ pub(crate) fn bgworker_main(env: &mut ChildEnv) -> i32 {
         );
         return 1;
     };
+    // PostgreSQL titles a worker with its bgw_name (bgw_type is pg_stat_activity's).
+    env.init_ps_display(&spec.name);
     for s in [Signal::SIGTERM, Signal::SIGHUP] {
         let _ = signals::catch(s);
     }

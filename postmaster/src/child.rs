@@ -116,6 +116,16 @@ impl PoolSizes {
         }
     }
 
+    /// The first slot number of `kind`'s pool (pools are laid out one after the other in
+    /// [`BackendType::ALL`]'s order, as [`ChildPools::new`] does).
+    pub(crate) fn first_slot(&self, kind: BackendType) -> u32 {
+        1 + BackendType::ALL
+            .iter()
+            .take_while(|k| **k != kind)
+            .map(|k| self.pool_size(*k))
+            .sum::<u32>()
+    }
+
     /// The total over every kind (PostgreSQL's `MaxLivePostmasterChildren`; the postmaster
     /// sizes PMSignal from ipci's count, which the tests compare with this).
     #[cfg(test)]
@@ -213,6 +223,22 @@ impl ChildList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_slots_are_where_the_pools_hand_out_their_lowest() {
+        let mut pools = ChildPools::new(sizes());
+        for kind in [
+            BackendType::Backend,
+            BackendType::IoWorker,
+            BackendType::Checkpointer,
+        ] {
+            assert_eq!(
+                pools.assign(kind),
+                Some(sizes().first_slot(kind)),
+                "{kind:?}"
+            );
+        }
+    }
 
     fn sizes() -> PoolSizes {
         PoolSizes {

@@ -30,6 +30,27 @@ pub(crate) const BGWORKER_ENV: &str = "PGIPC_BGWORKER";
 /// [`pgipc_guc::Snapshot`] as JSON.
 pub(crate) const SETTINGS_ENV: &str = "PGIPC_SETTINGS";
 
+/// Environment variable: when the postmaster started (exec mode), see [`pg_start_time`].
+pub(crate) const START_TIME_ENV: &str = "PGIPC_START_TIME";
+
+/// PostgreSQL's `PgStartTime`: when the postmaster started, in microseconds since 2000-01-01
+/// UTC. Set once by the postmaster before its first child; a forked child inherits it, an
+/// exec'd one reads it back from [`START_TIME_ENV`].
+static PG_START_TIME: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
+pub(crate) const UNIX_TO_PG_EPOCH_USECS: i64 = 946_684_800 * 1_000_000;
+
+/// Records the postmaster's start time (the postmaster, or an exec'd child restoring it).
+pub(crate) fn set_pg_start_time(t: i64) {
+    PG_START_TIME.store(t, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The postmaster's start time (`pg_postmaster_start_time()`), 0 before it was recorded.
+pub(crate) fn pg_start_time() -> i64 {
+    PG_START_TIME.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The connection verdict as one word in [`CAC_ENV`].
 pub(crate) fn cac_word(cac: CanAcceptConnections) -> &'static str {
     match cac {
@@ -102,6 +123,16 @@ pub(crate) struct ChildEnv {
 }
 
 impl ChildEnv {
+    /// Sets this process's title to `postgres: [<cluster_name>: ]<fixed_part> ` (PostgreSQL's
+    /// `init_ps_display`), with `cluster_name` and `update_process_title` from the settings.
+    pub(crate) fn init_ps_display(&self, fixed_part: &str) {
+        let opts = pgipc_ps_status::TitleOptions {
+            cluster_name: self.settings.text("cluster_name").to_owned(),
+            update_process_title: self.settings.bool("update_process_title"),
+        };
+        pgipc_ps_status::init_ps_display(fixed_part, &opts);
+    }
+
     /// An integer setting.
     pub(crate) fn setting_int(&self, name: &str) -> i64 {
         self.settings.int(name)
@@ -115,6 +146,7 @@ impl ChildEnv {
         // PostgreSQL's IsUnderPostmaster: a reload leaves backend-context values alone.
         own.set_under_postmaster(true);
         let _ = own.process_config_file(&conf, Context::Sighup);
+        pgipc_elog::configure(own);
     }
 
     /// PMSignal's shared state.

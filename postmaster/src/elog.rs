@@ -1,23 +1,17 @@
 //! Server log lines in PostgreSQL's style: `2026-11-22 15:10:26.123 UTC [4242] LOG:  message`,
 //! written synchronously to stderr (no background thread: server processes are
-//! single-threaded). `tracing` events from the library crates come out the same way.
+//! single-threaded) by the `pgipc_elog` crate, which follows `log_line_prefix`,
+//! `log_timezone` and `log_min_messages`. `tracing` events from the library crates come out the
+//! same way. This module keeps the postmaster's short `elog(Severity, msg)` form.
 
 use std::fmt;
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
 
 /// PostgreSQL's message severities that the postmaster writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Severity {
-    /// `DEBUG1`.
-    Debug1,
     /// `LOG`.
     Log,
-    /// `WARNING`.
-    Warning,
     /// `ERROR`.
     Error,
     /// `FATAL`.
@@ -33,9 +27,7 @@ pub(crate) enum Severity {
 impl Severity {
     fn as_str(self) -> &'static str {
         match self {
-            Severity::Debug1 => "DEBUG1",
             Severity::Log => "LOG",
-            Severity::Warning => "WARNING",
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
             Severity::Panic => "PANIC",
@@ -58,7 +50,8 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// The `%m` timestamp: milliseconds, UTC.
+/// A timestamp with milliseconds, UTC (the control file's times; the log's own follow
+/// `log_timezone`).
 pub(crate) fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
@@ -73,51 +66,24 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
     )
 }
 
-fn prefix() -> String {
-    format!("{} [{}] ", timestamp(SystemTime::now()), std::process::id())
-}
-
-/// Writes one log line.
+/// Writes one log line: a severity through the server log (`log_min_messages`,
+/// `log_line_prefix`, `log_timezone`: the `pgipc_elog` crate), a continuation line as it is.
 pub(crate) fn elog(severity: Severity, msg: &dyn fmt::Display) {
-    let line = format!("{}{}:  {}\n", prefix(), severity.as_str(), msg);
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let sev = match severity {
+        Severity::Log => pgipc_elog::Severity::Log,
+        Severity::Error => pgipc_elog::Severity::Error,
+        Severity::Fatal => pgipc_elog::Severity::Fatal,
+        Severity::Panic => pgipc_elog::Severity::Panic,
+        Severity::Detail | Severity::Hint => {
+            return pgipc_elog::continuation(severity.as_str(), msg);
+        }
+    };
+    pgipc_elog::elog(sev, msg);
 }
 
-/// Formats `tracing` events as PostgreSQL log lines.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PgFormat;
-
-impl<S, N> FormatEvent<S, N> for PgFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let sev = match *event.metadata().level() {
-            Level::ERROR => Severity::Error,
-            Level::WARN => Severity::Warning,
-            Level::INFO => Severity::Log,
-            _ => Severity::Debug1,
-        };
-        write!(writer, "{}{}:  ", prefix(), sev.as_str())?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
-}
-
-/// Routes `tracing` events (LOG and above unless `debug`) to stderr in this format.
+/// Routes `tracing` events (LOG and above unless `debug`) to the server log.
 pub(crate) fn init(debug: bool) {
-    let level = if debug { Level::DEBUG } else { Level::INFO };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .event_format(PgFormat)
-        .try_init();
+    pgipc_elog::init_tracing(debug);
 }
 
 /// Makes every panic in this process a PostgreSQL PANIC: one `PANIC:  <message>` line (and a

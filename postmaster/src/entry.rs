@@ -27,6 +27,10 @@ fn fatal(msg: &dyn std::fmt::Display, detail: Option<String>, hint: Option<Strin
 /// server until it shuts down. Call it on the main thread of a process with no other threads
 /// (the server forks).
 pub fn postmaster_main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    // Before anything else (and before any thread): children retitle themselves in the
+    // argument area (PostgreSQL's save_ps_display_args in main). Without it they keep the
+    // postmaster's command line, which is all that is lost.
+    let _ = pgipc_ps_status::save_ps_display_args();
     elog::init(false);
     elog::install_panic_hook();
     let opts = match cli::parse(args) {
@@ -74,6 +78,7 @@ pub fn postmaster_main(args: impl IntoIterator<Item = String>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fatal(&e, e.detail(), e.hint()),
     };
+    pgipc_elog::configure(&settings);
     if let Some(name) = &opts.show {
         let cfg = ipc_config(&settings, None);
         if let Err(e) = compute_runtime_settings(&mut settings, &cfg) {

@@ -24,7 +24,7 @@
 use crate::child::{backend_type_desc, backend_type_from_word, backend_type_word, BackendType};
 use crate::child_env::{
     cac_from_word, cac_word, ChildEnv, BGWORKER_ENV, CAC_ENV, CLIENT_FD_ENV, SETTINGS_ENV,
-    SHMEM_FD_ENV, SHMID_ENV,
+    SHMEM_FD_ENV, SHMID_ENV, START_TIME_ENV,
 };
 use crate::elog::{elog, Severity};
 use crate::signals;
@@ -135,7 +135,11 @@ impl Launcher {
         ))
         .args(&self.args)
         .env(CAC_ENV, cac_word(cac))
-        .env(SETTINGS_ENV, snapshot_text(&env.settings));
+        .env(SETTINGS_ENV, snapshot_text(&env.settings))
+        .env(
+            START_TIME_ENV,
+            crate::child_env::pg_start_time().to_string(),
+        );
         let mut inherit: Vec<RawFd> = Vec::new();
         if let Some(fd) = env.shmem.memfd() {
             let raw = fd.as_raw_fd();
@@ -221,6 +225,7 @@ fn child_start(
         return 1;
     }
     set_process_name(env.kind);
+    pgipc_elog::set_backend_type(backend_type_desc(env.kind));
     // A process-local latch until the child has a PGPROC.
     let latch: &'static pgipc_latch::Latch = Box::leak(Box::new(pgipc_latch::Latch::new()));
     if let Ok(owned) = pgipc_latch::OwnedLatch::own(latch) {
@@ -309,6 +314,7 @@ pub(crate) fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
                     &format_args!("setting \"{name}\" of the postmaster's snapshot was skipped"),
                 );
             }
+            pgipc_elog::configure(&settings);
             settings
         }
         Err(e) => {
@@ -347,6 +353,12 @@ pub(crate) fn exec_child_main(spec: &str, opts: &crate::cli::Options) -> i32 {
         // SAFETY: as for the memfd: passed to us to own.
         unsafe { OwnedFd::from_raw_fd(fd) }
     });
+    if let Some(t) = std::env::var(START_TIME_ENV)
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        crate::child_env::set_pg_start_time(t);
+    }
     let cac = std::env::var(CAC_ENV)
         .ok()
         .and_then(|w| cac_from_word(&w))

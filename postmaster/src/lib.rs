@@ -39,6 +39,13 @@
 //!  entry          the two programs' bodies (the only public module)
 //! ```
 //!
+//! # Process titles and the log
+//! `entry::postmaster_main` saves the argument area first thing (`pgipc_ps_status`); every
+//! child then titles itself as PostgreSQL's do (`postgres: checkpointer`, `postgres: io worker
+//! 0`, a background worker by its `bgw_name`, backends through tcop) while the postmaster keeps
+//! its own command line. Log lines go through `pgipc_elog`, configured from the settings at
+//! start and at each reload (elog.rs keeps the short `elog(Severity, msg)` form).
+//!
 //! # Concurrency contract
 //! The postmaster and every child are single-threaded. Signal handlers only OR a bit into a
 //! static word and set the process latch (signals.rs); main loops sleep on that latch. The

@@ -165,10 +165,14 @@ pub(crate) fn run(
             max: maxc,
         });
     }
-    let start_time = SystemTime::now()
+    let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or_default();
+    let start_time = started.as_secs();
+    // PostgreSQL's PgStartTime, in its epoch (2000-01-01 UTC), for pg_postmaster_start_time().
+    crate::child_env::set_pg_start_time(
+        started.as_micros() as i64 - crate::child_env::UNIX_TO_PG_EPOCH_USECS,
+    );
     let socket_dirs = guc_list(&settings, "unix_socket_directories")?;
     let listen = guc_list(&settings, "listen_addresses")?;
     let first_listen = listen.first().cloned().unwrap_or_default();

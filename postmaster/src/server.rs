@@ -397,6 +397,7 @@ impl Postmaster {
         // from the command line outrank the file and stay.
         let conf = crate::child_env::config_file(&self.settings);
         let report = Rc::make_mut(&mut self.settings).process_config_file(&conf, Context::Sighup);
+        pgipc_elog::configure(&self.settings);
         for line in report.log_lines(&conf) {
             elog(Severity::Log, &line);
         }

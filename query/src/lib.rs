@@ -47,16 +47,15 @@
 //! compares bytewise; upper/lower/ILIKE fold ASCII only, as PostgreSQL's C locale does),
 //! `to_char`, regular expressions. Nothing here touches shared memory or blocks.
 //!
-//! Not yet wired in: tcop still answers SQL with its own statement recogniser. The switch:
-//! the backend implements [`Session`] over its `pgipc_guc::Settings` (or uses
-//! [`GucSession`]), registers `version()`, `pg_backend_pid()`, `pg_cancel_backend()`... as
-//! [`ServerFunction`]s and `pg_settings`, `pg_stat_activity`... as [`View`]s in one
-//! [`Catalog`], answers Parse with [`prepare`] (reporting [`Prepared::param_types`] and
+//! Wired in by tcop: the backend implements [`Session`] over its `pgipc_guc::Settings`,
+//! registers `version()`, `pg_backend_pid()`, `pg_sleep()`... as [`ServerFunction`]s (and the
+//! host's views) in one [`Catalog`], answers a Query with [`parse_each`] (through
+//! [`StatementCache`]), Parse likewise (reporting [`Prepared::param_types`] and
 //! [`Prepared::columns`] in ParameterDescription/RowDescription), Bind with
 //! [`Prepared::params_from_text`], and applies the [`Statement::Set`]/[`Statement::Reset`]/
 //! [`Statement::ShowAll`]/[`Statement::Transaction`] it gets back itself.
 //!
-//! Entry points: [`parse`] (text to [`Statement`]s), [`Prepared::execute`],
+//! Entry points: [`parse`] and [`parse_each`] (text to [`Statement`]s), [`Prepared::execute`],
 //! [`Rows::next_row`], and [`StatementCache`] so a repeated `SELECT 1` skips parsing.
 
 mod analyze;
@@ -124,9 +123,15 @@ pub enum Statement {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     plan: Rc<exec::Plan>,
+    show: bool,
 }
 
 impl Prepared {
+    /// Whether this is `SHOW name` (command tag `SHOW`) rather than a SELECT (`SELECT n`).
+    pub fn is_show(&self) -> bool {
+        self.show
+    }
+
     /// The result columns: names (PostgreSQL's defaults: `?column?`, the function or cast
     /// type name) and types.
     pub fn columns(&self) -> &[Column] {
@@ -384,6 +389,34 @@ pub fn parse(sql: &str, param_types: &[Option<Type>], catalog: &Catalog) -> Resu
     }
 }
 
+/// Parses `sql` and plans each statement on its own, as PostgreSQL's simple Query does: a
+/// syntax error anywhere is the outer error (nothing runs); a statement that does not plan
+/// (an unknown column, a bad literal) is its own inner error, reported when its turn comes.
+pub fn parse_each(
+    sql: &str,
+    param_types: &[Option<Type>],
+    catalog: &Catalog,
+) -> Result<Vec<Result<Statement>>> {
+    let tokens = tokenize(sql)?;
+    let n = tokens.len();
+    let go = move || -> Result<Vec<Result<Statement>>> {
+        let (stmts, tokens) = parse_ast(sql, tokens)?;
+        if stmts.is_empty() {
+            return Ok(vec![Ok(Statement::Empty)]);
+        }
+        Ok(stmts
+            .iter()
+            .map(|s| plan_statement(s, sql, &tokens, param_types, catalog))
+            .collect())
+    };
+    if n > SMALL_STATEMENT_TOKENS {
+        let size = n.saturating_mul(STACK_PER_TOKEN).min(MAX_STATEMENT_STACK);
+        stacker::grow(size, go)
+    } else {
+        go()
+    }
+}
+
 /// Statements with at most this many tokens run on the caller's stack.
 const SMALL_STATEMENT_TOKENS: usize = 48;
 /// Stack reserved per token of a longer statement (a debug build's parser frames are large).
@@ -438,6 +471,7 @@ fn plan_statement(
             let plan = p.plan_query(q)?;
             Ok(Statement::Query(Prepared {
                 plan: Rc::new(plan),
+                show: false,
             }))
         }
         S::ShowVariable { variable } => {
@@ -446,19 +480,29 @@ fn plan_statement(
             if name == "all" {
                 return Ok(Statement::ShowAll);
             }
+            // The grammar's multi-word names; otherwise the parts are a dotted name
+            // (`SHOW myext.setting`).
             let name = match name.as_str() {
                 "time zone" => "timezone".to_owned(),
                 "transaction isolation level" => "transaction_isolation".to_owned(),
                 "session authorization" => "session_authorization".to_owned(),
-                _ => name,
+                _ => names.join("."),
             };
             let quoted = name.replace('\'', "''");
+            // The column is named as the setting is spelled (`SHOW timezone` gives `TimeZone`).
+            let column = pgipc_guc::Def::find(&name)
+                .map(|d| d.name)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(&name);
             let select = format!(
                 "SELECT current_setting('{quoted}') AS \"{}\"",
-                name.replace('"', "\"\"")
+                column.replace('"', "\"\"")
             );
             match parse(&select, &[], catalog)?.pop() {
-                Some(st @ Statement::Query(_)) => Ok(st),
+                Some(Statement::Query(mut p)) => {
+                    p.show = true;
+                    Ok(Statement::Query(p))
+                }
                 _ => Err(QueryError::new(
                     sqlstate::INTERNAL_ERROR,
                     "SHOW did not plan",
@@ -488,6 +532,46 @@ fn plan_statement(
     }
 }
 
+/// One argument of `SET name TO ...` as the grammar's `var_value` sees it.
+fn set_arg(v: &ast::Expr) -> (bool, String) {
+    match v {
+        ast::Expr::Value(x) => match &x.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
+                (false, s.clone())
+            }
+            ast::Value::Number(n, _) => (true, n.clone()),
+            ast::Value::Boolean(b) => (false, if *b { "true" } else { "false" }.into()),
+            other => (false, other.to_string()),
+        },
+        ast::Expr::Identifier(i) if i.quote_style.is_some() => (false, i.value.clone()),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => {
+            let (num, inner) = set_arg(expr);
+            (num, format!("-{inner}"))
+        }
+        _ => (false, flatten_set_value(v)),
+    }
+}
+
+/// The value of `SET name TO args` (PostgreSQL's `flatten_set_variable_args`: list settings
+/// join their items, quoting identifiers where the list quotes; others take one argument).
+fn set_value(name: &str, values: &[ast::Expr]) -> Result<String> {
+    let args: Vec<(bool, String)> = values.iter().map(set_arg).collect();
+    let args: Vec<pgipc_guc::SetArg<'_>> = args
+        .iter()
+        .map(|(num, t)| {
+            if *num {
+                pgipc_guc::SetArg::Number(t)
+            } else {
+                pgipc_guc::SetArg::Text(t)
+            }
+        })
+        .collect();
+    Ok(pgipc_guc::flatten_set_args(name, &args)?)
+}
+
 fn plan_set(set: &ast::Set) -> Result<Statement> {
     match set {
         ast::Set::SingleAssignment {
@@ -497,7 +581,10 @@ fn plan_set(set: &ast::Set) -> Result<Statement> {
             values,
         } => {
             let local = matches!(scope, Some(ast::ContextModifier::Local));
-            let name = variable.to_string().to_lowercase();
+            let name = match variable.0.as_slice() {
+                [ast::ObjectNamePart::Identifier(i)] if i.quote_style.is_some() => i.value.clone(),
+                _ => variable.to_string().to_lowercase(),
+            };
             let name = name.trim_matches('"').to_owned();
             if values.len() == 1 {
                 if let ast::Expr::Identifier(i) = &values[0] {
@@ -510,22 +597,33 @@ fn plan_set(set: &ast::Set) -> Result<Statement> {
                     }
                 }
             }
-            let value = values
-                .iter()
-                .map(flatten_set_value)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let value = set_value(&name, values)?;
             Ok(Statement::Set {
                 name,
                 value: Some(value),
                 local,
             })
         }
-        ast::Set::SetTimeZone { local, value } => Ok(Statement::Set {
-            name: "timezone".into(),
-            value: Some(flatten_set_value(value)),
-            local: *local,
-        }),
+        ast::Set::SetTimeZone { local, value } => {
+            // SET TIME ZONE LOCAL / DEFAULT: back to the default.
+            if let ast::Expr::Identifier(i) = value {
+                if i.quote_style.is_none()
+                    && (i.value.eq_ignore_ascii_case("local")
+                        || i.value.eq_ignore_ascii_case("default"))
+                {
+                    return Ok(Statement::Set {
+                        name: "timezone".into(),
+                        value: None,
+                        local: *local,
+                    });
+                }
+            }
+            Ok(Statement::Set {
+                name: "timezone".into(),
+                value: Some(set_value("timezone", std::slice::from_ref(value))?),
+                local: *local,
+            })
+        }
         _ => Err(QueryError::not_supported(
             "this form of SET is not supported",
         )),
@@ -562,6 +660,27 @@ impl StatementCache {
         }
         let v = parse(sql, param_types, catalog)?;
         if let [Statement::Query(p)] = v.as_slice() {
+            if self.map.len() >= Self::CAPACITY {
+                self.map.clear();
+            }
+            self.map.insert(key, p.clone());
+        }
+        Ok(v)
+    }
+
+    /// [`parse_each`] through the cache: a string that is one SELECT is planned once.
+    pub fn parse_each(
+        &mut self,
+        sql: &str,
+        param_types: &[Option<Type>],
+        catalog: &Catalog,
+    ) -> Result<Vec<Result<Statement>>> {
+        let key = (sql.to_owned(), param_types.to_vec());
+        if let Some(p) = self.map.get(&key) {
+            return Ok(vec![Ok(Statement::Query(p.clone()))]);
+        }
+        let v = parse_each(sql, param_types, catalog)?;
+        if let [Ok(Statement::Query(p))] = v.as_slice() {
             if self.map.len() >= Self::CAPACITY {
                 self.map.clear();
             }

@@ -68,6 +68,28 @@ impl Type {
         }
     }
 
+    /// The type with OID `oid`, if this crate carries it (a Parse message's parameter types).
+    pub fn from_oid(oid: u32) -> Option<Type> {
+        [
+            Type::Bool,
+            Type::Int2,
+            Type::Int4,
+            Type::Int8,
+            Type::Numeric,
+            Type::Float8,
+            Type::Text,
+            Type::Name,
+            Type::Timestamptz,
+            Type::Interval,
+            Type::TextArray,
+            Type::Oid,
+            Type::Void,
+            Type::Unknown,
+        ]
+        .into_iter()
+        .find(|t| t.oid() == oid)
+    }
+
     /// The type's length (`pg_type.typlen`): -1 for varlena, -2 for C strings.
     pub fn typlen(self) -> i16 {
         match self {

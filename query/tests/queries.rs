@@ -460,6 +460,26 @@ fn statements_other_than_select() {
         ["reset Some(\"work_mem\")", "reset None"]
     );
     assert_eq!(names("  -- nothing\n"), ["empty"]);
+    // List settings quote identifiers as PostgreSQL's flatten_set_variable_args does; a
+    // dotted name stays dotted; SHOW names its column as the setting is spelled.
+    assert_eq!(
+        names("SET search_path = a, \"B c\"; SET TIME ZONE LOCAL"),
+        [
+            "set search_path=Some(\"a, \\\"B c\\\"\") local=false",
+            "set timezone=None local=false"
+        ]
+    );
+    assert_eq!(names("SHOW timezone"), ["query TimeZone"]);
+    assert_eq!(names("SHOW myext.some_thing"), ["query myext.some_thing"]);
+    match parse("SHOW work_mem; SELECT 1", &[], &c)
+        .unwrap()
+        .as_slice()
+    {
+        [Statement::Query(show), Statement::Query(select)] => {
+            assert!(show.is_show() && !select.is_show());
+        }
+        other => panic!("{other:?}"),
+    }
     check(&c, "SHOW work_mem", &["4MB"]);
     check_err(
         &c,
@@ -467,6 +487,32 @@ fn statements_other_than_select() {
         "42704",
         "unrecognized configuration parameter \"nosuch\"",
     );
+}
+
+#[test]
+fn parse_each_plans_statements_apart() {
+    let c = Catalog::new();
+    // A statement that does not plan is its own error; the others are planned.
+    let v = pgipc_query::parse_each(
+        "SELECT 1; SELECT nocol; SET work_mem TO 1, 2; SHOW ALL",
+        &[],
+        &c,
+    )
+    .unwrap();
+    assert_eq!(v.len(), 4);
+    assert!(matches!(v[0], Ok(Statement::Query(_))));
+    assert_eq!(v[1].as_ref().unwrap_err().sqlstate, "42703");
+    assert_eq!(v[2].as_ref().unwrap_err().sqlstate, "22023");
+    assert!(matches!(v[3], Ok(Statement::ShowAll)));
+    // A syntax error anywhere: nothing is planned.
+    let e = pgipc_query::parse_each("SELECT 1; SELEC 2", &[], &c).unwrap_err();
+    assert_eq!((e.sqlstate, e.position), ("42601", Some(11)));
+    // Through the cache: one SELECT is planned once.
+    let mut cache = StatementCache::new();
+    for _ in 0..2 {
+        let v = cache.parse_each("SELECT 2", &[], &c).unwrap();
+        assert!(matches!(v.as_slice(), [Ok(Statement::Query(_))]));
+    }
 }
 
 #[test]

@@ -21,15 +21,17 @@ use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use pgipc_ipci::{create_shared_memory_and_semaphores, Addins, IpcConfig};
-use pgipc_libpq::{accept_nonblocking, ErrorFields, ListenConfig, ListenSockets, Severity};
+use pgipc_libpq::{accept_nonblocking, ListenConfig, ListenSockets};
 use pgipc_proc::ProcNumber;
 use pgipc_procsignal::ProcSignal;
-use pgipc_tcop::{backend_main, BackendContext, BackendHooks, CanAcceptConnections, Datum};
+use pgipc_query::{Catalog, Datum, QueryError, ServerFunction, Type, Volatility};
+use pgipc_tcop::{backend_main, BackendContext, BackendHooks, CanAcceptConnections};
 use pgipc_waiteventset::PostmasterDeathPipe;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::time::Timespec;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -110,32 +112,30 @@ impl BackendHooks for Hooks {
         pgipc_procsignal::install_handler().map_err(|e| e.to_string())
     }
 
-    /// One extra function, to show how a server adds its own: `mini_add(a, b, …)` returns the
-    /// sum of its integer arguments as `int8`.
-    fn function_result_type(&self, name: &str) -> Option<u32> {
-        (name == "mini_add").then_some(20)
-    }
-
-    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Box<ErrorFields>> {
-        let mut sum: i64 = 0;
-        for a in args {
-            let n: i64 = a.parse().map_err(|_| {
-                Box::new(ErrorFields::new(
-                    Severity::Error,
-                    "22P02",
-                    format!("invalid input syntax for type bigint: \"{a}\""),
-                ))
-            })?;
-            sum = sum.checked_add(n).ok_or_else(|| {
-                Box::new(ErrorFields::new(
-                    Severity::Error,
-                    "22003",
-                    "bigint out of range",
-                ))
-            })?;
+    /// One extra function, to show how a server adds its own: `mini_add(a, b, …)` (one to
+    /// four `bigint`s) returns their sum.
+    fn register_functions(&self, catalog: &mut Catalog) {
+        for n in 1..=4 {
+            catalog.add_function(ServerFunction {
+                name: "mini_add".into(),
+                args: vec![Type::Int8; n],
+                result: Type::Int8,
+                volatility: Volatility::Immutable,
+                strict: true,
+                call: Rc::new(|_, args| {
+                    let mut sum: i64 = 0;
+                    for a in args {
+                        let Datum::Int8(v) = a else {
+                            return Ok(Datum::Null);
+                        };
+                        sum = sum
+                            .checked_add(*v)
+                            .ok_or_else(|| QueryError::new("22003", "bigint out of range"))?;
+                    }
+                    Ok(Datum::Int8(sum))
+                }),
+            });
         }
-        let _ = name;
-        Ok(Datum::Int8(sum))
     }
 }
 
@@ -202,6 +202,8 @@ fn serve(opts: &Options) -> Result<(), String> {
         // SAFETY: the handler only stores an atomic.
         unsafe { sigaction(sig, &act) }.map_err(|e| e.to_string())?;
     }
+    // pg_postmaster_start_time(): now, in PostgreSQL's microseconds.
+    let started = pgipc_query::system_now();
     // The server's settings, as a postmaster's command line would give them.
     let mut settings = pgipc_guc::Settings::new();
     for (name, value) in [
@@ -271,6 +273,7 @@ fn serve(opts: &Options) -> Result<(), String> {
                         }),
                         // No crash restarts here, so no recorded reason.
                         quit_reason: None,
+                        postmaster_start_time: started,
                     };
                     child(client, socks.take(), pm_pipe.take(), ctx);
                 }

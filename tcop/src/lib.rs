@@ -10,17 +10,23 @@
 //!   ├─ signal handlers: SIGINT/SIGTERM/SIGHUP raise flags + set latch;
 //!   │    SIGQUIT: WARNING to the client (57P02 / 57P01, per ctx.quit_reason), _exit(2);
 //!   │    SIGUSR2 ignored, SIGUSR1 → hooks.install_signal_handlers; only then unblocked
+//!   ├─ log_connections receipt line (the client's address: `%h`/`%r`, the title)
 //!   ├─ startup packet (deadline ctx.authentication_timeout)
 //!   │    SSLRequest/GSSENCRequest → 'N', read again     CancelRequest → hooks.cancel_request, exit 0
 //!   ├─ ctx.cac ≠ Ok → FATAL (57P03 / 53300), exit 1  (a dead-end backend)
+//!   ├─ title `postgres: <user> <db> <host>(<port>) authentication` (ps.rs)
 //!   ├─ NegotiateProtocolVersion?  AuthenticationOk (trust)
 //!   ├─ hooks.mark_active → PGPROC (proc::init_process; 53300 when none)
 //!   │    → injection point "backend-start" → ProcArray (init_process_phase2)
 //!   │    → hooks.register_cancel_key(procno, pid, key)
+//!   ├─ log_connections authorization line (connlog.rs, the server's value, as PostgreSQL)
 //!   ├─ settings: ctx.settings + the packet's options/parameters (source client; unknown: FATAL)
 //!   ├─ ParameterStatus per GUC_REPORT setting, BackendKeyData (4-byte key for 3.0/3.1,
 //!   │    32 for 3.2), ReadyForQuery (changed GUC_REPORT values are sent again before each)
+//!   ├─ log_disconnections (the session's value): logged at exit, from on_proc_exit
 //!   └─ loop: Q | P B D E C S H | X          → exit code (0 clean, 1 FATAL)
+//!        title: idle / idle in transaction / … (aborted) before ReadyForQuery, the command
+//!        tag while a statement runs; errors to the log with their STATEMENT
 //! ```
 //!
 //! # Contract
@@ -37,29 +43,50 @@
 //! * No client input can panic this process: every parser returns errors, and protocol
 //!   violations end the session with PostgreSQL's FATAL texts or silently, as PostgreSQL does.
 //!
+//! # SQL
+//! Statements go through the query layer (`pgipc_query`): a Query message is parsed whole (a
+//! syntax error runs nothing) and its statements planned and run one after the other as one
+//! implicit transaction (PostgreSQL's `exec_simple_query`); a repeated single SELECT is
+//! planned once (`StatementCache`). The extended protocol keeps named statements and portals:
+//! Parse reports the inferred `$n` types (ParameterDescription) and result columns
+//! (RowDescription), Bind takes text or binary parameters, Execute runs a portal for up to its
+//! row limit (PortalSuspended, then more on the next Execute), an error skips messages until
+//! Sync. Rows stream: each is encoded as it is produced and the buffer goes out every 16 kB.
+//! Command tags are PostgreSQL's (`SELECT n`, `SHOW`, `SET`, `RESET`, `BEGIN`, `COMMIT`,
+//! `ROLLBACK`); a failed transaction block answers 25P02 until COMMIT or ROLLBACK.
+//!
+//! The backend is the query layer's `Session`: its settings (SET, RESET, SHOW, `set_config`,
+//! bracketed per transaction; changed `GUC_REPORT` values go out as ParameterStatus before
+//! ReadyForQuery), TimeZone, transaction and statement timestamps, notices (NoticeResponse)
+//! and interrupt checks (`ProcessInterrupts`: a cancel is 57014, a termination 57P01, the
+//! postmaster's death ends the session). The session's catalog adds `version()`,
+//! `pg_backend_pid()`, `pg_sleep`/`pg_sleep_for`/`pg_sleep_until` (on the PGPROC latch, an
+//! interrupt check at every wake-up), `current_user`/`session_user`, `current_database()`,
+//! `inet_server_port()`, `inet_client_addr()`, `pg_is_in_recovery()`, the dynamic-worker
+//! functions `pgipc_start_worker('<function>')`, `pgipc_worker_pid(handle)`,
+//! `pgipc_terminate_worker(handle)` (on the `pgipc_bgworker` API alone; `ctx.pmsignal` must be
+//! set to reach the postmaster), with the `injection_points` feature
+//! `injection_points_attach(name, action)`, `injection_points_detach(name)` and
+//! `injection_points_wakeup(name)`, and last the host's functions and views
+//! ([`BackendHooks::register_functions`]). `SHOW name` asks [`BackendHooks::show`] first.
+//!
 //! # What this crate does not do
-//! * No SQL: the built-in statements are `SELECT <integer>`, `SELECT pg_backend_pid()`,
-//!   `SELECT pg_sleep(<seconds>)`, `SHOW <name>` / `SHOW ALL`, `SET [SESSION|LOCAL] <name>
-//!   {=|TO} <value>, … | DEFAULT`, `SET TIME ZONE`, `RESET <name>` / `RESET ALL` (settings
-//!   through `pgipc_guc`, with PostgreSQL's errors), `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`,
-//!   `ROLLBACK`/`ABORT`. Other SQL commands are
-//!   ERROR 0A000, anything else 42601. Statements take no parameters. Dynamic background
-//!   workers are started, followed and stopped with `pgipc_start_worker('<function>')`,
-//!   `pgipc_worker_pid(handle)` and `pgipc_terminate_worker(handle)`, on the `pgipc_bgworker`
-//!   API alone (`ctx.pmsignal` must be set to reach the postmaster). The hooks may add
-//!   functions called as `SELECT name(literal, …)` ([`BackendHooks::call_function`]); with the
-//!   `injection_points` feature the backend also has `injection_points_attach(name, action)`,
-//!   `injection_points_detach(name)` and `injection_points_wakeup(name)`.
+//! * No tables: joins, subqueries, DDL and DML are refused by the query layer (0A000); psql's
+//!   catalog meta-commands get a clean ERROR.
 //! * No authentication but trust, no TLS/GSSAPI, no walsenders (`replication` is refused),
 //!   no COPY, no fast-path function calls, no transaction ids (BEGIN/COMMIT track the
-//!   ReadyForQuery status and the settings' transaction stack), no savepoints. Every session is
-//!   a superuser's (trust authentication): superuser-only settings are settable and shown.
+//!   ReadyForQuery status and the settings' transaction stack), no savepoints, no binary
+//!   format for numeric and text[]. Every session is a superuser's (trust authentication):
+//!   superuser-only settings are settable and shown.
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
 //!   through [`BackendHooks`].
 
 mod bgworker_fns;
+mod binary;
+mod catalog;
+mod connlog;
+mod ps;
 mod session;
-mod sql;
 mod sys;
 mod wait;
 
@@ -184,24 +211,12 @@ pub trait BackendHooks {
     /// SIGHUP arrived: re-read the configuration.
     fn reload(&self) {}
 
-    /// The result type OID of `name(…)` when the hooks provide a function of that (lower-case)
-    /// name for `SELECT name(literal, …)`, e.g. 23 (`int4`), 20 (`int8`), 25 (`text`), 2278
-    /// (`void`); `None`: no such function (ERROR 42883).
-    fn function_result_type(&self, name: &str) -> Option<u32> {
-        let _ = name;
-        None
-    }
-
-    /// Runs a function announced by
-    /// [`function_result_type`](Self::function_result_type), with its literal arguments as
-    /// text. An error is reported to the client as is (use severity ERROR).
-    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Box<ErrorFields>> {
-        let _ = args;
-        Err(Box::new(ErrorFields::new(
-            pgipc_libpq::Severity::Error,
-            "42883",
-            format!("function {name} does not exist"),
-        )))
+    /// Adds the host's functions and views to the session's catalog (built once, at the
+    /// start of the session, after tcop's own: `version()`, `pg_backend_pid()`,
+    /// `pg_sleep`...). A function registered here with the same argument types shadows one
+    /// of tcop's.
+    fn register_functions(&self, catalog: &mut pgipc_query::Catalog) {
+        let _ = catalog;
     }
 
     /// The current value of a setting the host computes for `SHOW` (checked before
@@ -210,23 +225,6 @@ pub trait BackendHooks {
         let _ = name;
         None
     }
-}
-
-/// A value returned by a function the hooks provide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Datum {
-    /// `int4`.
-    Int4(i32),
-    /// `int8`.
-    Int8(i64),
-    /// `text`.
-    Text(String),
-    /// `bool`.
-    Bool(bool),
-    /// `void` (shown as an empty string).
-    Void,
-    /// SQL NULL.
-    Null,
 }
 
 /// Why the postmaster sent SIGQUIT (PostgreSQL's `QuitSignalReason`), which decides the
@@ -271,6 +269,9 @@ pub struct BackendContext {
     /// async-signal-safe: e.g. one atomic load of PMSignal's `sigquit_reason` through a
     /// `static`. `None`: always [`QuitReason::Unknown`].
     pub quit_reason: Option<fn() -> QuitReason>,
+    /// When the postmaster started (PostgreSQL's `PgStartTime`, microseconds since
+    /// 2000-01-01 UTC; 0 when unknown): `pg_postmaster_start_time()`.
+    pub postmaster_start_time: i64,
 }
 
 impl BackendContext {
@@ -290,6 +291,7 @@ impl BackendContext {
             settings,
             hooks: Box::new(NoHooks),
             quit_reason: None,
+            postmaster_start_time: 0,
         }
     }
 

@@ -1,10 +1,11 @@
 //! One session: start-up, then the message loop (PostgreSQL's `BackendInitialize` and
 //! `PostgresMain`).
 
-use crate::sql::{self, IntLit, SetValue, Stmt};
+use crate::bgworker_fns::WorkerFns;
+use crate::catalog::{self, SessionInfo};
 use crate::sys::{self, Pending};
 use crate::wait::BackendWait;
-use crate::{BackendContext, Datum, Report};
+use crate::{binary, BackendContext, Report};
 use pgipc_guc::{Action, Context, GucError, SetOptions, Source};
 use pgipc_latch::{Latch, OwnedLatch};
 use pgipc_libpq::{
@@ -13,13 +14,19 @@ use pgipc_libpq::{
     StartupRequest, Target, TransactionStatus,
 };
 use pgipc_proc::MyProc;
-use pgipc_waiteventset::WaitEvents;
+use pgipc_query::{
+    Catalog, Column, Datum, QueryError, Rows, Session as QuerySession, Statement, StatementCache,
+    TimeZone, Type,
+};
+use pgipc_sysviews::SysContext;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// `PG_WAIT_TIMEOUT | PgSleep`: what `pg_sleep` publishes as its wait event.
-const WAIT_EVENT_PG_SLEEP: u32 = 0x0900_0000 | 2;
+/// Rows are sent to the client whenever this many bytes are waiting (a long result streams
+/// instead of piling up in memory).
+const FLUSH_AT: usize = 16 * 1024;
 
 /// How the session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +58,29 @@ impl From<ErrorFields> for Failure {
     }
 }
 
-/// A prepared statement.
+/// A prepared statement (Parse).
 #[derive(Debug, Clone)]
 struct Prepared {
-    stmt: Stmt,
+    stmt: Rc<Statement>,
+    /// The query text (for the log).
+    text: Rc<str>,
+    /// The parameter types' OIDs, for ParameterDescription.
     param_types: Vec<u32>,
 }
 
-/// A bound portal.
-#[derive(Debug, Clone)]
+/// A bound portal (Bind), possibly suspended in the middle of its rows.
+#[derive(Debug)]
 struct Portal {
-    stmt: Stmt,
+    stmt: Rc<Statement>,
+    /// The query text (for the log).
+    text: Rc<str>,
+    /// The parameters, until the first Execute takes them.
+    params: Vec<Datum>,
+    /// Result formats (Bind's convention).
     formats: Vec<i16>,
+    /// The rows of a started, suspended SELECT.
+    rows: Option<Rows>,
+    /// Ran to completion.
     done: bool,
 }
 
@@ -87,7 +105,29 @@ struct Session<'s> {
     ignore_till_sync: bool,
     me: Option<&'static MyProc>,
     /// The dynamic background workers this session started.
-    workers: crate::bgworker_fns::WorkerFns,
+    workers: Rc<WorkerFns>,
+    /// The functions and views SQL sees (built once start-up is done).
+    catalog: Catalog,
+    /// Plans of repeated simple queries.
+    cache: StatementCache,
+    /// What the admin functions and system views (`pgipc_sysviews`) read: built with the
+    /// catalog, kept to move `pg_conf_load_time()` at each reload.
+    sys: Option<Rc<SysContext>>,
+    /// The startup packet's user and database.
+    user: String,
+    database: String,
+    /// The session's TimeZone, re-read whenever the settings may have changed.
+    tz: TimeZone,
+    tz_name: String,
+    /// `statement_timestamp()` of the running statement.
+    stmt_ts: i64,
+    /// `transaction_timestamp()`: set by the transaction's first statement.
+    xact_ts: Option<i64>,
+    /// An interrupt check inside a statement ended the session (the FATAL is sent): the
+    /// statement's error unwinds to the main loop, which leaves.
+    leave: Option<Leave>,
+    /// The text of the statement the extended-protocol message at hand concerns (for the log).
+    current_text: Option<Rc<str>>,
 }
 
 fn error(code: &str, message: impl Into<String>) -> ErrorFields {
@@ -110,14 +150,28 @@ fn guc_error(e: &GucError, severity: Severity) -> ErrorFields {
     f
 }
 
-fn log_report(f: &ErrorFields) {
-    match f.severity {
-        Severity::Fatal | Severity::Panic => {
-            tracing::error!("{}:  {} ({})", f.severity.name(), f.message, f.code)
-        }
-        Severity::Error => tracing::warn!("{}:  {} ({})", f.severity.name(), f.message, f.code),
-        _ => tracing::info!("{}:  {} ({})", f.severity.name(), f.message, f.code),
-    }
+/// Writes a report to the server log with its own severity, DETAIL and HINT lines, and the
+/// statement (`STATEMENT:`, per `log_min_error_statement`); `log_min_messages` decides.
+fn log_report(f: &ErrorFields, statement: Option<&str>) {
+    use pgipc_elog::Severity as Log;
+    let severity = match f.severity {
+        Severity::Error => Log::Error,
+        Severity::Fatal => Log::Fatal,
+        Severity::Panic => Log::Panic,
+        Severity::Warning => Log::Warning,
+        Severity::Notice => Log::Notice,
+        Severity::Debug => Log::Debug1,
+        Severity::Info => Log::Info,
+        Severity::Log => Log::Log,
+    };
+    pgipc_elog::emit(&pgipc_elog::Record {
+        detail: f.detail.as_deref(),
+        hint: f.hint.as_deref(),
+        statement,
+        sqlstate: Some(&f.code),
+        cursor_position: f.position,
+        ..pgipc_elog::Record::new(severity, &f.message)
+    });
 }
 
 /// A cancel key of `len` bytes from the kernel's random source (`getrandom(2)`, which is what
@@ -190,6 +244,8 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         }
     };
     sys::prepare_quit_warning(std::os::fd::AsRawFd::as_raw_fd(sock), ctx.quit_reason);
+    let (ctx_shmem, ctx_proc_config, ctx_pmsignal) =
+        (ctx.shmem.clone(), ctx.proc_config, ctx.pmsignal.clone());
     let mut s = Session {
         conn,
         ctx,
@@ -203,9 +259,24 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         superuser: true,
         ignore_till_sync: false,
         me: None,
-        workers: Default::default(),
+        workers: Rc::new(WorkerFns::new(ctx_shmem, ctx_proc_config, ctx_pmsignal)),
+        catalog: Catalog::new(),
+        cache: StatementCache::new(),
+        sys: None,
+        user: String::new(),
+        database: String::new(),
+        tz: TimeZone::utc(),
+        tz_name: String::new(),
+        stmt_ts: pgipc_query::system_now(),
+        xact_ts: None,
+        leave: None,
+        current_text: None,
     };
-    match s.start().and_then(|()| s.main_loop()) {
+    match s
+        .start()
+        .map(|()| s.build_catalog())
+        .and_then(|()| s.main_loop())
+    {
         Ok(()) | Err(Leave::Clean) => 0,
         Err(Leave::Fatal) => 1,
     }
@@ -214,7 +285,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
 impl Session<'_> {
     /// Sends a FATAL report and ends the session.
     fn die(&mut self, f: ErrorFields) -> Leave {
-        log_report(&f);
+        log_report(&f, None);
         self.conn.out().error_response(&f);
         let _ = self
             .conn
@@ -295,10 +366,12 @@ impl Session<'_> {
     /// Start-up up to the first ReadyForQuery.
     fn start(&mut self) -> Result<(), Leave> {
         let deadline = Instant::now() + self.ctx.authentication_timeout;
+        crate::connlog::received(self.conn.socket(), &self.ctx.settings);
         let packet = self.read_startup(deadline)?;
         if let Some(f) = self.ctx.cac.refusal() {
             return Err(self.die(f));
         }
+        crate::ps::init_title(&packet.user, &packet.database, &self.ctx.settings);
         if packet.replication != Replication::Off {
             return Err(self.die(fatal(
                 "0A000",
@@ -328,20 +401,19 @@ impl Session<'_> {
             )));
         }
 
+        crate::connlog::authorized(&packet, &self.ctx.settings);
         if let Err(f) = self.apply_startup_settings(&packet) {
             return Err(self.die(*f));
         }
+        crate::ps::settings_changed(&self.ctx.settings);
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
         }
         self.conn.out().backend_key_data(self.pid, &key);
+        crate::connlog::session_started(&packet, &self.ctx.settings);
+        crate::ps::report_activity(crate::ps::idle(TransactionStatus::Idle));
         self.conn.out().ready_for_query(TransactionStatus::Idle);
-        tracing::debug!(
-            "connection authorized: user={} database={} protocol={version}",
-            packet.user,
-            packet.database
-        );
         Ok(())
     }
 
@@ -351,6 +423,8 @@ impl Session<'_> {
     /// unknown name or a bad value is FATAL, as in PostgreSQL.
     fn apply_startup_settings(&mut self, packet: &StartupPacket) -> Result<(), Report> {
         let fatal_of = |e: GucError| Box::new(guc_error(&e, Severity::Fatal));
+        self.user.clone_from(&packet.user);
+        self.database.clone_from(&packet.database);
         let st = &mut self.ctx.settings;
         // The database's encoding is UTF8; the client's defaults to it.
         st.set_computed("server_encoding", "UTF8")
@@ -446,7 +520,7 @@ impl Session<'_> {
                 "terminating connection due to administrator command",
             ))));
         }
-        let pm_died = self.conn.waiter_mut().postmaster_died;
+        let pm_died = self.conn.waiter_mut().postmaster_died || sys::postmaster_death_seen();
         if pm_died && !pgipc_waiteventset::postmaster_is_alive() {
             return Err(Failure::Leave(self.die(fatal(
                 "57P01",
@@ -463,6 +537,10 @@ impl Session<'_> {
                     .settings
                     .process_config_file(&conf, Context::Sighup);
                 self.report_pending = true;
+                self.refresh_tz();
+                if let Some(sys) = &self.sys {
+                    sys.conf_load_time.set(pgipc_query::system_now());
+                }
             }
             self.ctx.hooks.reload();
         }
@@ -484,6 +562,66 @@ impl Session<'_> {
                 },
                 Err(_) => return Err(Leave::Fatal),
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- catalog and clock
+
+    /// Builds the session's catalog: tcop's functions, then the host's.
+    fn build_catalog(&mut self) {
+        let (server_port, client) = socket_addresses(self.conn.socket());
+        let info = SessionInfo {
+            pid: self.pid,
+            user: self.user.clone(),
+            database: self.database.clone(),
+            server_version: self.ctx.settings.show("server_version").unwrap_or_default(),
+            server_port,
+            client,
+            me: self.me,
+        };
+        let mut cat = catalog::build(&info, self.workers.clone());
+        let mut sys = SysContext::new(self.ctx.shmem.clone(), self.ctx.proc_config);
+        sys.my_pid = self.pid;
+        sys.postmaster_pid = self.ctx.pmsignal.as_ref().map_or(0, |p| p.postmaster_pid());
+        sys.postmaster_start_time = self.ctx.postmaster_start_time;
+        sys.superuser = self.superuser;
+        sys.role_name = self.user.clone();
+        let sys = Rc::new(sys);
+        pgipc_sysviews::register(&mut cat, sys.clone());
+        self.sys = Some(sys);
+        self.ctx.hooks.register_functions(&mut cat);
+        self.catalog = cat;
+        self.cache.clear();
+        self.refresh_tz();
+    }
+
+    /// Re-reads TimeZone after the settings may have changed.
+    fn refresh_tz(&mut self) {
+        let Ok(name) = self.ctx.settings.show("TimeZone") else {
+            return;
+        };
+        if name != self.tz_name {
+            if let Ok(tz) = TimeZone::from_setting(&name) {
+                self.tz = tz;
+            }
+            self.tz_name = name;
+        }
+    }
+
+    /// A statement starts: its timestamp, and the transaction's if it is the first.
+    fn start_statement(&mut self) {
+        self.stmt_ts = pgipc_query::system_now();
+        if self.xact_ts.is_none() {
+            self.xact_ts = Some(self.stmt_ts);
+        }
+    }
+
+    /// A query-layer error as the statement's failure (or the session's end, when an
+    /// interrupt check inside the statement decided so).
+    fn query_failure(&mut self, e: QueryError) -> Failure {
+        match self.leave.take() {
+            Some(l) => Failure::Leave(l),
+            None => Failure::Error(report_of(e)),
         }
     }
 
@@ -525,6 +663,7 @@ impl Session<'_> {
                 continue;
             }
             let extended = pgipc_libpq::is_extended_query_message(ty);
+            self.current_text = None;
             let r = match ty {
                 b'X' => return Err(Leave::Clean),
                 b'Q' => self.simple_query(&body),
@@ -539,6 +678,7 @@ impl Session<'_> {
                         // The implicit transaction ends: its portals go.
                         self.portals.clear();
                         self.end_guc_xact(true);
+                        self.xact_ts = None;
                     }
                     self.ready_for_query();
                     Ok(())
@@ -552,7 +692,7 @@ impl Session<'_> {
                 Ok(()) => {}
                 Err(Failure::Leave(l)) => return Err(l),
                 Err(Failure::Error(f)) => {
-                    log_report(&f);
+                    log_report(&f, self.current_text.as_deref());
                     self.conn.out().error_response(&f);
                     self.abort_xact();
                     if extended {
@@ -567,26 +707,12 @@ impl Session<'_> {
 
     fn simple_query(&mut self, body: &[u8]) -> Result<(), Failure> {
         let q = parse_query(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
-        let stmts = sql::split_statements(&q);
-        let mut result = Ok(());
-        if stmts.is_empty() {
-            self.conn.out().empty_query_response();
-        }
-        self.implicit_block = stmts.len() > 1;
-        for (offset, text) in stmts {
-            let r = self
-                .analyze(text, offset)
-                .map_err(Failure::from)
-                .and_then(|stmt| self.execute(&stmt, &[], true));
-            if let Err(e) = r {
-                result = Err(e);
-                break;
-            }
-        }
+        self.start_statement();
+        let result = self.run_simple(&q);
         self.implicit_block = false;
         match result {
             Err(Failure::Error(f)) => {
-                log_report(&f);
+                log_report(&f, Some(&q));
                 self.conn.out().error_response(&f);
                 self.abort_xact();
             }
@@ -598,7 +724,32 @@ impl Session<'_> {
                 }
             }
         }
+        if self.tx == TransactionStatus::Idle {
+            self.xact_ts = None;
+        }
         self.ready_for_query();
+        Ok(())
+    }
+
+    /// The statements of one Query message, in order, until the first error (PostgreSQL's
+    /// `exec_simple_query`: one syntax error and nothing runs; several statements form one
+    /// implicit transaction).
+    fn run_simple(&mut self, q: &str) -> Result<(), Failure> {
+        let stmts = match self.cache.parse_each(q, &[], &self.catalog) {
+            Ok(s) => s,
+            Err(e) => return Err(self.query_failure(e)),
+        };
+        self.implicit_block = stmts.len() > 1;
+        for st in stmts {
+            let st = st.map_err(report_of)?;
+            if let Statement::Query(p) = &st {
+                // A Query message carries no parameter values.
+                if !p.param_types().is_empty() {
+                    return Err(error("42P02", "there is no parameter $1").into());
+                }
+            }
+            self.run_statement(&st, &[], true)?;
+        }
         Ok(())
     }
 
@@ -606,11 +757,13 @@ impl Session<'_> {
     /// `ReportChangedGUCOptions`), then ReadyForQuery.
     fn ready_for_query(&mut self) {
         if self.report_pending {
+            crate::ps::settings_changed(&self.ctx.settings);
             self.report_pending = false;
             for (name, value) in self.ctx.settings.changed_reports() {
                 self.conn.out().parameter_status(&name, &value);
             }
         }
+        crate::ps::report_activity(crate::ps::idle(self.tx));
         self.conn.out().ready_for_query(self.tx);
     }
 
@@ -629,6 +782,7 @@ impl Session<'_> {
             self.ctx.settings.end_transaction(commit);
             self.guc_xact = false;
             self.report_pending = true;
+            self.refresh_tz();
         }
     }
 
@@ -640,13 +794,9 @@ impl Session<'_> {
         }
     }
 
-    /// `SET [LOCAL] name {TO value, … | TO DEFAULT}` (PostgreSQL's `ExecSetVariableStmt`).
-    fn set_variable(
-        &mut self,
-        name: &str,
-        value: Option<&[SetValue]>,
-        local: bool,
-    ) -> Result<(), Report> {
+    /// `SET [LOCAL] name {TO value | TO DEFAULT}` (PostgreSQL's `ExecSetVariableStmt`); the
+    /// query layer has flattened the value list.
+    fn set_variable(&mut self, name: &str, value: Option<&str>, local: bool) -> Result<(), Report> {
         if local && self.tx == TransactionStatus::Idle && !self.implicit_block {
             self.conn.out().notice_response(&ErrorFields::new(
                 Severity::Warning,
@@ -654,21 +804,11 @@ impl Session<'_> {
                 "SET LOCAL can only be used in transaction blocks",
             ));
         }
-        let text = match value {
-            Some(v) => {
-                let args: Vec<_> = v.iter().map(SetValue::as_arg).collect();
-                Some(
-                    pgipc_guc::flatten_set_args(name, &args)
-                        .map_err(|e| Box::new(guc_error(&e, Severity::Error)))?,
-                )
-            }
-            None => None,
-        };
         self.begin_guc_xact();
         self.report_pending = true;
         let superuser = self.superuser;
         let st = &mut self.ctx.settings;
-        let r = match (&text, local) {
+        let r = match (value, local) {
             (Some(t), _) => st.set_session(name, t, superuser, local),
             (None, false) => st.reset(name, superuser),
             (None, true) => st
@@ -688,259 +828,43 @@ impl Session<'_> {
                 )
                 .map(|_| ()),
         };
+        self.refresh_tz();
         r.map_err(|e| Box::new(guc_error(&e, Severity::Error)))
     }
 
-    /// The result column of `stmt`, asking the hooks about functions.
-    fn column(&self, stmt: &Stmt) -> Option<(String, u32, i16)> {
-        stmt.column(|name| self.function_result_type(name))
+    /// RowDescription for `columns` with Bind's `formats`.
+    fn row_description(&mut self, columns: &[Column], formats: &[i16]) {
+        let fields: Vec<FieldDescription> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut f = FieldDescription::computed(&c.name, c.ty.oid(), c.ty.typlen());
+                f.format = format_of(formats, i);
+                f
+            })
+            .collect();
+        self.conn.out().row_description(&fields);
     }
 
-    /// The result type of function `name`: the injection-point functions (compiled in with the
-    /// `injection_points` feature only), the background-worker ones, then the hooks'.
-    fn function_result_type(&self, name: &str) -> Option<u32> {
-        const VOID: u32 = 2278;
-        match pgipc_injection_point::sql_function_exists(name) {
-            true => Some(VOID),
-            false => crate::bgworker_fns::result_type(name)
-                .or_else(|| self.ctx.hooks.function_result_type(name)),
-        }
-    }
-
-    fn call_function(&self, name: &str, args: &[String]) -> Result<Datum, Report> {
-        match pgipc_injection_point::sql_function(name, args) {
-            Some(Ok(())) => Ok(Datum::Void),
-            Some(Err(e)) => Err(Box::new(error(e.sqlstate(), e.to_string()))),
-            None => match self.workers.call(self.ctx, self.me, name, args) {
-                Some(r) => r,
-                None => self.ctx.hooks.call_function(name, args),
-            },
-        }
-    }
-
-    /// Parses one statement and checks that a called function exists (parse analysis).
-    fn analyze(&self, text: &str, offset: usize) -> Result<Stmt, Report> {
-        let stmt = sql::parse_statement(text, offset)?;
-        if let Stmt::Call {
-            name, arg_types, ..
-        } = &stmt
-        {
-            if self.function_result_type(name).is_none() {
-                return Err(Box::new(
-                    error(
-                        "42883",
-                        format!("function {name}({}) does not exist", arg_types.join(", ")),
-                    )
-                    .with_hint(
-                        "No function matches the given name and argument types. \
-                         You might need to add explicit type casts.",
-                    ),
-                ));
-            }
-        }
-        Ok(stmt)
-    }
-
-    fn row_description(&mut self, stmt: &Stmt, formats: &[i16]) {
-        match self.column(stmt) {
-            Some(_) if *stmt == Stmt::ShowAll => {
-                let fields: Vec<FieldDescription> = ["name", "setting", "description"]
+    /// The result columns of `stmt`, if it returns rows.
+    fn columns_of(stmt: &Statement) -> Option<Vec<Column>> {
+        match stmt {
+            Statement::Query(p) => Some(p.columns().to_vec()),
+            Statement::ShowAll => Some(
+                ["name", "setting", "description"]
                     .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        let mut f = FieldDescription::computed(n, sql::TEXTOID, -1);
-                        f.format = format_of(formats, i);
-                        f
-                    })
-                    .collect();
-                self.conn.out().row_description(&fields);
-            }
-            Some((name, oid, len)) => {
-                let mut f = FieldDescription::computed(&name, oid, len);
-                f.format = format_of(formats, 0);
-                self.conn.out().row_description(&[f]);
-            }
-            None => self.conn.out().no_data(),
+                    .map(|n| Column::new(*n, Type::Text))
+                    .collect(),
+            ),
+            _ => None,
         }
     }
 
-    /// Runs one statement: optional RowDescription, rows, CommandComplete.
-    fn execute(&mut self, stmt: &Stmt, formats: &[i16], describe: bool) -> Result<(), Failure> {
-        if self.tx == TransactionStatus::Failed && !stmt.is_transaction_end() {
-            return Err(error(
-                "25P02",
-                "current transaction is aborted, commands ignored until end of transaction block",
-            )
-            .into());
-        }
-        if describe && self.column(stmt).is_some() {
-            self.row_description(stmt, formats);
-        }
-        let fmt = format_of(formats, 0);
-        let tag = match stmt {
-            Stmt::Empty => {
-                self.conn.out().empty_query_response();
-                return Ok(());
-            }
-            Stmt::SelectInt(v) => {
-                let bytes = match (v, fmt) {
-                    (IntLit::Int4(n), 1) => n.to_be_bytes().to_vec(),
-                    (IntLit::Int8(n), 1) => n.to_be_bytes().to_vec(),
-                    (IntLit::Numeric(_), 1) => {
-                        return Err(error(
-                            "0A000",
-                            "binary output of numeric values is not supported",
-                        )
-                        .into())
-                    }
-                    (IntLit::Int4(n), _) => n.to_string().into_bytes(),
-                    (IntLit::Int8(n), _) => n.to_string().into_bytes(),
-                    (IntLit::Numeric(s), _) => s.clone().into_bytes(),
-                };
-                self.conn.out().data_row(&[Some(&bytes)]);
-                "SELECT 1"
-            }
-            Stmt::BackendPid => {
-                let bytes = if fmt == 1 {
-                    self.pid.to_be_bytes().to_vec()
-                } else {
-                    self.pid.to_string().into_bytes()
-                };
-                self.conn.out().data_row(&[Some(&bytes)]);
-                "SELECT 1"
-            }
-            Stmt::Sleep(secs) => {
-                self.sleep(*secs)?;
-                self.conn.out().data_row(&[Some(b"")]);
-                "SELECT 1"
-            }
-            Stmt::Call { name, args, .. } => {
-                let bytes = match self.call_function(name, args)? {
-                    Datum::Int4(n) if fmt == 1 => Some(n.to_be_bytes().to_vec()),
-                    Datum::Int8(n) if fmt == 1 => Some(n.to_be_bytes().to_vec()),
-                    Datum::Bool(b) if fmt == 1 => Some(vec![u8::from(b)]),
-                    Datum::Int4(n) => Some(n.to_string().into_bytes()),
-                    Datum::Int8(n) => Some(n.to_string().into_bytes()),
-                    Datum::Bool(b) => Some(if b { b"t".to_vec() } else { b"f".to_vec() }),
-                    Datum::Text(t) => Some(t.into_bytes()),
-                    Datum::Void => Some(Vec::new()),
-                    Datum::Null => None,
-                };
-                self.conn.out().data_row(&[bytes.as_deref()]);
-                "SELECT 1"
-            }
-            Stmt::Show(name) => {
-                let v = self.show(name)?;
-                self.conn.out().data_row(&[Some(v.as_bytes())]);
-                "SHOW"
-            }
-            Stmt::ShowAll => {
-                for r in self.ctx.settings.show_all(self.superuser) {
-                    self.conn.out().data_row(&[
-                        Some(r.name.as_bytes()),
-                        Some(r.setting.as_bytes()),
-                        Some(r.description.as_bytes()),
-                    ]);
-                }
-                "SHOW"
-            }
-            Stmt::Set { name, value, local } => {
-                self.set_variable(name, value.as_deref(), *local)?;
-                "SET"
-            }
-            Stmt::Reset(name) => {
-                self.set_variable(name, None, false)?;
-                "RESET"
-            }
-            Stmt::ResetAll => {
-                self.begin_guc_xact();
-                self.report_pending = true;
-                self.ctx.settings.reset_all();
-                "RESET"
-            }
-            Stmt::Begin => {
-                if self.tx != TransactionStatus::Idle {
-                    self.conn.out().notice_response(&ErrorFields::new(
-                        Severity::Warning,
-                        "25001",
-                        "there is already a transaction in progress",
-                    ));
-                }
-                if self.tx == TransactionStatus::Idle {
-                    self.tx = TransactionStatus::InBlock;
-                }
-                "BEGIN"
-            }
-            Stmt::Commit | Stmt::Rollback => {
-                let was = self.tx;
-                if was == TransactionStatus::Idle {
-                    self.conn.out().notice_response(&ErrorFields::new(
-                        Severity::Warning,
-                        "25P01",
-                        "there is no transaction in progress",
-                    ));
-                }
-                self.tx = TransactionStatus::Idle;
-                let commit = matches!(stmt, Stmt::Commit) && was != TransactionStatus::Failed;
-                self.end_guc_xact(commit);
-                if commit {
-                    "COMMIT"
-                } else {
-                    "ROLLBACK"
-                }
-            }
-        };
-        self.conn.out().command_complete(tag);
-        Ok(())
-    }
-
-    /// `SHOW name`: what the hooks compute (`pgipc.<counter>`), else the session's setting.
-    fn show(&self, name: &str) -> Result<String, Report> {
-        if let Some(v) = self.ctx.hooks.show(name) {
-            return Ok(v);
-        }
-        self.ctx
-            .settings
-            .show_as(name, self.superuser)
-            .map_err(|e| Box::new(guc_error(&e, Severity::Error)))
-    }
-
-    /// `pg_sleep`: waits on the process latch until the time is up, serving interrupts.
-    fn sleep(&mut self, secs: f64) -> Result<(), Failure> {
-        let Some(me) = self.me else {
-            return Ok(());
-        };
-        let end = Instant::now() + Duration::from_secs_f64(secs.clamp(0.0, 1e9));
-        loop {
-            self.check_interrupts(true)?;
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            let r = pgipc_waiteventset::wait_latch(
-                Some(me.latch()),
-                WaitEvents::LATCH_SET | WaitEvents::POSTMASTER_DEATH,
-                Some(left),
-                WAIT_EVENT_PG_SLEEP,
-            );
-            match r {
-                Ok(ev) => {
-                    if ev.contains(WaitEvents::POSTMASTER_DEATH) {
-                        self.conn.waiter_mut().postmaster_died = true;
-                    }
-                    if ev.contains(WaitEvents::LATCH_SET) {
-                        me.latch().reset();
-                    }
-                }
-                Err(e) => return Err(error("XX000", format!("could not wait: {e}")).into()),
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- extended protocol
-
-    fn aborted_block_check(&self, stmt: &Stmt) -> Result<(), Report> {
-        if self.tx == TransactionStatus::Failed && !stmt.is_transaction_end() {
+    /// In a failed transaction block only its end may run (PostgreSQL's
+    /// `IsTransactionExitStmt`).
+    fn failed_block_check(&self, stmt: &Statement) -> Result<(), Report> {
+        let exits = matches!(stmt, Statement::Transaction("COMMIT" | "ROLLBACK"));
+        if self.tx == TransactionStatus::Failed && !exits {
             return Err(Box::new(error(
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block",
@@ -949,21 +873,179 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Sends up to `max` rows (0: all) of `rows`; returns how many and whether they are
+    /// exhausted. Rows go out as they come: the buffer is flushed every [`FLUSH_AT`] bytes.
+    fn send_rows(
+        &mut self,
+        rows: &mut Rows,
+        formats: &[i16],
+        max: i32,
+    ) -> Result<(u64, bool), Failure> {
+        let mut n: u64 = 0;
+        let mut cells: Vec<Option<Vec<u8>>> = Vec::new();
+        loop {
+            if max > 0 && n == max as u64 {
+                return Ok((n, false));
+            }
+            let row = match rows.next_row(self) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok((n, true)),
+                Err(e) => return Err(self.query_failure(e)),
+            };
+            cells.clear();
+            for (i, d) in row.iter().enumerate() {
+                cells.push(if format_of(formats, i) == 1 {
+                    binary::encode(d).map_err(report_of)?
+                } else {
+                    d.to_text(rows.time_zone()).map(String::into_bytes)
+                });
+            }
+            let refs: Vec<Option<&[u8]>> = cells.iter().map(|c| c.as_deref()).collect();
+            self.conn.out().data_row(&refs);
+            n += 1;
+            if self.conn.out().len() >= FLUSH_AT {
+                self.flush_running()?;
+            }
+        }
+    }
+
+    /// Flushes in the middle of a statement: a cancel while the client does not read
+    /// cancels the statement.
+    fn flush_running(&mut self) -> Result<(), Failure> {
+        loop {
+            match self.conn.flush(None) {
+                Ok(()) => return Ok(()),
+                Err(ReadError::Interrupted) => self.check_interrupts(true)?,
+                Err(_) => return Err(Failure::Leave(Leave::Fatal)),
+            }
+        }
+    }
+
+    /// Runs one statement (the whole of it): `describe` sends RowDescription first (the
+    /// simple protocol); CommandComplete at the end.
+    fn run_statement(
+        &mut self,
+        stmt: &Statement,
+        formats: &[i16],
+        describe: bool,
+    ) -> Result<(), Failure> {
+        crate::ps::report_activity(activity_of(stmt));
+        self.failed_block_check(stmt)?;
+        if describe {
+            if let Some(cols) = Self::columns_of(stmt) {
+                self.row_description(&cols, formats);
+            }
+        }
+        let tag: String = match stmt {
+            Statement::Empty => {
+                self.conn.out().empty_query_response();
+                return Ok(());
+            }
+            Statement::Query(p) => {
+                let mut rows = p.execute(Vec::new(), &*self);
+                let (n, _) = self.send_rows(&mut rows, formats, 0)?;
+                select_tag(p.is_show(), n)
+            }
+            Statement::ShowAll => {
+                for r in self.ctx.settings.show_all(self.superuser) {
+                    self.conn.out().data_row(&[
+                        Some(r.name.as_bytes()),
+                        Some(r.setting.as_bytes()),
+                        Some(r.description.as_bytes()),
+                    ]);
+                }
+                "SHOW".into()
+            }
+            Statement::Set { name, value, local } => {
+                self.set_variable(name, value.as_deref(), *local)?;
+                "SET".into()
+            }
+            Statement::Reset(Some(name)) => {
+                self.set_variable(name, None, false)?;
+                "RESET".into()
+            }
+            Statement::Reset(None) => {
+                self.begin_guc_xact();
+                self.report_pending = true;
+                self.ctx.settings.reset_all();
+                self.refresh_tz();
+                "RESET".into()
+            }
+            Statement::Transaction(t) => self.transaction(t).into(),
+        };
+        self.conn.out().command_complete(&tag);
+        Ok(())
+    }
+
+    /// BEGIN / COMMIT / ROLLBACK; returns the command tag.
+    fn transaction(&mut self, tag: &'static str) -> &'static str {
+        if tag == "BEGIN" {
+            if self.tx != TransactionStatus::Idle {
+                self.conn.out().notice_response(&ErrorFields::new(
+                    Severity::Warning,
+                    "25001",
+                    "there is already a transaction in progress",
+                ));
+            }
+            if self.tx == TransactionStatus::Idle {
+                self.tx = TransactionStatus::InBlock;
+            }
+            return "BEGIN";
+        }
+        let was = self.tx;
+        if was == TransactionStatus::Idle {
+            self.conn.out().notice_response(&ErrorFields::new(
+                Severity::Warning,
+                "25P01",
+                "there is no transaction in progress",
+            ));
+        }
+        self.tx = TransactionStatus::Idle;
+        self.xact_ts = None;
+        let commit = tag == "COMMIT" && was != TransactionStatus::Failed;
+        self.end_guc_xact(commit);
+        if commit {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        }
+    }
+
+    // ---------------------------------------------------------------- extended protocol
+
     fn parse_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
         let m = parse_parse(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
-        let pieces = sql::split_statements(&m.query);
-        let stmt = match pieces.as_slice() {
-            [] => Stmt::Empty,
-            [(offset, text)] => self.analyze(text, *offset)?,
-            _ => {
-                return Err(error(
-                    "42601",
-                    "cannot insert multiple commands into a prepared statement",
-                )
-                .into())
-            }
+        self.start_statement();
+        let text: Rc<str> = Rc::from(m.query.as_str());
+        self.current_text = Some(text.clone());
+        let mut declared = Vec::with_capacity(m.param_types.len());
+        for &oid in &m.param_types {
+            declared.push(match oid {
+                0 => None,
+                oid => Some(Type::from_oid(oid).ok_or_else(|| {
+                    error(
+                        "0A000",
+                        format!("parameters of the type with OID {oid} are not supported"),
+                    )
+                })?),
+            });
+        }
+        let mut stmts = match self.cache.parse_each(&m.query, &declared, &self.catalog) {
+            Ok(s) => s,
+            Err(e) => return Err(self.query_failure(e)),
         };
-        self.aborted_block_check(&stmt)?;
+        if stmts.len() > 1 {
+            return Err(error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )
+            .into());
+        }
+        let stmt = match stmts.pop() {
+            Some(s) => s.map_err(report_of)?,
+            None => Statement::Empty,
+        };
+        self.failed_block_check(&stmt)?;
         if !m.name.is_empty() && self.statements.contains_key(&m.name) {
             return Err(error(
                 "42P05",
@@ -971,11 +1053,16 @@ impl Session<'_> {
             )
             .into());
         }
+        let param_types = match &stmt {
+            Statement::Query(p) => p.param_types().iter().map(|t| t.oid()).collect(),
+            _ => Vec::new(),
+        };
         self.statements.insert(
             m.name,
             Prepared {
-                stmt,
-                param_types: m.param_types,
+                stmt: Rc::new(stmt),
+                text,
+                param_types,
             },
         );
         self.conn.out().parse_complete();
@@ -984,10 +1071,13 @@ impl Session<'_> {
 
     fn bind_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
         let m = parse_bind(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
+        self.start_statement();
         let Some(p) = self.statements.get(&m.statement) else {
             return Err(no_statement(&m.statement).into());
         };
         let stmt = p.stmt.clone();
+        let text = p.text.clone();
+        self.current_text = Some(text.clone());
         let nparams = p.param_types.len();
         if m.params.len() != nparams {
             return Err(error(
@@ -1012,20 +1102,71 @@ impl Session<'_> {
             )
             .into());
         }
-        self.aborted_block_check(&stmt)?;
+        if let Some(cols) = Self::columns_of(&stmt) {
+            let nf = m.result_formats.len();
+            if nf > 1 && nf != cols.len() {
+                return Err(error(
+                    "08P01",
+                    format!(
+                        "bind message has {nf} result formats but query has {} columns",
+                        cols.len()
+                    ),
+                )
+                .into());
+            }
+        }
+        self.failed_block_check(&stmt)?;
         if !m.portal.is_empty() && self.portals.contains_key(&m.portal) {
             return Err(error("42P03", format!("portal \"{}\" already exists", m.portal)).into());
         }
+        let params = match &*stmt {
+            Statement::Query(p) => self.bind_params(p, &m.params, &m.param_formats)?,
+            _ => Vec::new(),
+        };
         self.portals.insert(
             m.portal,
             Portal {
                 stmt,
+                text,
+                params,
                 formats: m.result_formats,
+                rows: None,
                 done: false,
             },
         );
         self.conn.out().bind_complete();
         Ok(())
+    }
+
+    /// Bind's parameter values: text through each type's input function, binary through
+    /// its receive function.
+    fn bind_params(
+        &self,
+        p: &pgipc_query::Prepared,
+        values: &[Option<Vec<u8>>],
+        formats: &[i16],
+    ) -> Result<Vec<Datum>, Report> {
+        let mut texts: Vec<Option<&str>> = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            texts.push(match v {
+                Some(b) if format_of(formats, i) == 0 => {
+                    Some(std::str::from_utf8(b).map_err(|_| {
+                        Box::new(error(
+                            "22021",
+                            "invalid byte sequence for encoding \"UTF8\"",
+                        ))
+                    })?)
+                }
+                _ => None,
+            });
+        }
+        let mut out = p.params_from_text(&texts, self).map_err(report_of)?;
+        for (i, v) in values.iter().enumerate() {
+            if let (Some(b), 1) = (v, format_of(formats, i)) {
+                out[i] = binary::decode(b, p.param_types()[i], i + 1).map_err(report_of)?;
+            }
+        }
+        Ok(out)
     }
 
     fn describe_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
@@ -1035,19 +1176,21 @@ impl Session<'_> {
                 let Some(p) = self.statements.get(&m.name).cloned() else {
                     return Err(no_statement(&m.name).into());
                 };
-                let types: Vec<u32> = p
-                    .param_types
-                    .iter()
-                    .map(|&t| if t == 0 { sql::TEXTOID } else { t })
-                    .collect();
-                self.conn.out().parameter_description(&types);
-                self.row_description(&p.stmt, &[]);
+                self.conn.out().parameter_description(&p.param_types);
+                match Self::columns_of(&p.stmt) {
+                    Some(cols) => self.row_description(&cols, &[]),
+                    None => self.conn.out().no_data(),
+                }
             }
             Target::Portal => {
-                let Some(p) = self.portals.get(&m.name).cloned() else {
+                let Some(p) = self.portals.get(&m.name) else {
                     return Err(no_portal(&m.name).into());
                 };
-                self.row_description(&p.stmt, &p.formats);
+                let (cols, formats) = (Self::columns_of(&p.stmt), p.formats.clone());
+                match cols {
+                    Some(cols) => self.row_description(&cols, &formats),
+                    None => self.conn.out().no_data(),
+                }
             }
         }
         Ok(())
@@ -1055,21 +1198,60 @@ impl Session<'_> {
 
     fn execute_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
         let m = parse_execute(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
-        let returns_rows = match self.portals.get(&m.portal) {
-            Some(p) => self.column(&p.stmt).is_some(),
-            None => return Err(no_portal(&m.portal).into()),
-        };
-        let Some(p) = self.portals.get_mut(&m.portal) else {
+        let Some(mut portal) = self.portals.remove(&m.portal) else {
             return Err(no_portal(&m.portal).into());
         };
-        if p.done && returns_rows {
-            // Every built-in query returns at most one row, all sent the first time.
-            self.conn.out().command_complete("SELECT 0");
-            return Ok(());
+        self.current_text = Some(portal.text.clone());
+        if portal.rows.is_none() && !portal.done {
+            self.start_statement();
         }
-        p.done = true;
-        let (stmt, formats) = (p.stmt.clone(), p.formats.clone());
-        self.execute(&stmt, &formats, false)
+        let r = self.execute_portal(&mut portal, m.max_rows);
+        // A portal whose run failed is gone (PostgreSQL marks it failed and drops it).
+        if r.is_ok() {
+            self.portals.insert(m.portal, portal);
+        }
+        r
+    }
+
+    /// Execute: runs the portal, or continues a suspended one, for up to `max_rows` rows.
+    fn execute_portal(&mut self, p: &mut Portal, max_rows: i32) -> Result<(), Failure> {
+        self.failed_block_check(&p.stmt)?;
+        let stmt = p.stmt.clone();
+        match &*stmt {
+            Statement::Query(q) => {
+                crate::ps::report_activity(activity_of(&stmt));
+                if p.done {
+                    self.conn
+                        .out()
+                        .command_complete(&select_tag(q.is_show(), 0));
+                    return Ok(());
+                }
+                let mut rows = match p.rows.take() {
+                    Some(r) => r,
+                    None => q.execute(std::mem::take(&mut p.params), &*self),
+                };
+                let (n, finished) = self.send_rows(&mut rows, &p.formats, max_rows)?;
+                if finished {
+                    p.done = true;
+                    self.conn
+                        .out()
+                        .command_complete(&select_tag(q.is_show(), n));
+                } else {
+                    p.rows = Some(rows);
+                    self.conn.out().portal_suspended();
+                }
+                Ok(())
+            }
+            other => {
+                if p.done && !matches!(other, Statement::Empty) {
+                    // A utility statement runs once per portal.
+                    self.conn.out().command_complete(utility_tag(other));
+                    return Ok(());
+                }
+                p.done = true;
+                self.run_statement(other, &p.formats, false)
+            }
+        }
     }
 
     fn close_msg(&mut self, body: &[u8]) -> Result<(), Failure> {
@@ -1086,6 +1268,142 @@ impl Session<'_> {
         self.conn.out().close_complete();
         Ok(())
     }
+}
+
+/// The session as the query layer sees it: settings, TimeZone, clock, notices, interrupts.
+impl QuerySession for Session<'_> {
+    fn current_setting(
+        &mut self,
+        name: &str,
+        missing_ok: bool,
+    ) -> pgipc_query::Result<Option<String>> {
+        if let Some(v) = self.ctx.hooks.show(name) {
+            return Ok(Some(v));
+        }
+        match self.ctx.settings.show_as(name, self.superuser) {
+            Ok(v) => Ok(Some(v)),
+            Err(GucError::Unknown(..)) if missing_ok => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn set_config(
+        &mut self,
+        name: &str,
+        value: &str,
+        is_local: bool,
+    ) -> pgipc_query::Result<String> {
+        self.begin_guc_xact();
+        self.report_pending = true;
+        let r = self
+            .ctx
+            .settings
+            .set_session(name, value, self.superuser, is_local);
+        self.refresh_tz();
+        r?;
+        Ok(self.ctx.settings.show(name)?)
+    }
+
+    fn time_zone(&self) -> TimeZone {
+        self.tz.clone()
+    }
+
+    fn transaction_timestamp(&self) -> i64 {
+        self.xact_ts.unwrap_or(self.stmt_ts)
+    }
+
+    fn statement_timestamp(&self) -> i64 {
+        self.stmt_ts
+    }
+
+    fn notice(&mut self, severity: &'static str, notice: QueryError) {
+        let severity = match severity {
+            "WARNING" => Severity::Warning,
+            "INFO" => Severity::Info,
+            "LOG" => Severity::Log,
+            "DEBUG" => Severity::Debug,
+            _ => Severity::Notice,
+        };
+        let mut f = *report_of(notice);
+        f.severity = severity;
+        self.conn.out().notice_response(&f);
+    }
+
+    fn check_for_interrupts(&mut self) -> pgipc_query::Result<()> {
+        match self.check_interrupts(true) {
+            Ok(()) => Ok(()),
+            // The only error an interrupt check raises: a query cancel.
+            Err(Failure::Error(f)) => Err(QueryError::new("57014", f.message.clone())),
+            Err(Failure::Leave(l)) => {
+                // The FATAL is sent; the statement unwinds and the session ends.
+                self.leave = Some(l);
+                Err(QueryError::new(
+                    "57P01",
+                    "terminating connection due to administrator command",
+                ))
+            }
+        }
+    }
+
+    fn settings(&self) -> Option<&pgipc_guc::Settings> {
+        Some(&self.ctx.settings)
+    }
+}
+
+/// A query-layer error as an ErrorResponse's fields.
+fn report_of(e: QueryError) -> Report {
+    let mut f = ErrorFields::new(Severity::Error, e.sqlstate, e.message);
+    f.detail = e.detail;
+    f.hint = e.hint;
+    f.position = e.position;
+    Box::new(f)
+}
+
+/// `SELECT n`, or `SHOW` for `SHOW name`.
+fn select_tag(show: bool, n: u64) -> String {
+    if show {
+        "SHOW".into()
+    } else {
+        format!("SELECT {n}")
+    }
+}
+
+/// The command tag of a statement that returns no rows of its own.
+/// What the process title shows while `stmt` runs (PostgreSQL's command tag without counts).
+fn activity_of(stmt: &Statement) -> &'static str {
+    match stmt {
+        Statement::Query(q) if q.is_show() => "SHOW",
+        Statement::Query(_) => "SELECT",
+        Statement::Empty => "",
+        other => utility_tag(other),
+    }
+}
+
+fn utility_tag(stmt: &Statement) -> &'static str {
+    match stmt {
+        Statement::Set { .. } => "SET",
+        Statement::Reset(_) => "RESET",
+        Statement::ShowAll => "SHOW",
+        Statement::Transaction(t) => t,
+        Statement::Query(_) | Statement::Empty => "SELECT 0",
+    }
+}
+
+/// The local TCP port and the peer's address and port (`None` over a Unix socket).
+fn socket_addresses(sock: std::os::fd::BorrowedFd<'_>) -> (Option<i32>, Option<(String, i32)>) {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let inet = |a: SockaddrStorage| -> Option<(String, i32)> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some((v4.ip().to_string(), i32::from(v4.port())));
+        }
+        a.as_sockaddr_in6()
+            .map(|v6| (v6.ip().to_string(), i32::from(v6.port())))
+    };
+    let local = getsockname::<SockaddrStorage>(fd).ok().and_then(inet);
+    let peer = getpeername::<SockaddrStorage>(fd).ok().and_then(inet);
+    (local.map(|(_, p)| p), peer)
 }
 
 fn no_statement(name: &str) -> ErrorFields {

@@ -16,6 +16,19 @@ static DIE: AtomicBool = AtomicBool::new(false);
 /// `ConfigReloadPending`: SIGHUP arrived.
 static RELOAD: AtomicBool = AtomicBool::new(false);
 
+/// A wait outside the client socket's (`pg_sleep`) saw the postmaster die.
+static POSTMASTER_DEATH_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Records that a wait saw postmaster death; the next interrupt check ends the session.
+pub(crate) fn note_postmaster_death() {
+    POSTMASTER_DEATH_SEEN.store(true, Ordering::SeqCst);
+}
+
+/// Whether a wait outside the socket's saw postmaster death.
+pub(crate) fn postmaster_death_seen() -> bool {
+    POSTMASTER_DEATH_SEEN.load(Ordering::SeqCst)
+}
+
 /// Which flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pending {

@@ -529,6 +529,104 @@ fn rust_client(srv: &Server) {
     assert_eq!(one, 1, "the session survives a cancel");
 }
 
+/// SQL through the query layer over the extended protocol, as the `postgres` crate speaks
+/// it: typed `$n` parameters in binary, binary results of each fixed-width type, a portal
+/// read a few rows at a time (Execute with a row limit, PortalSuspended), utility statements
+/// through Parse/Bind/Execute, errors with positions, and a long result that streams.
+fn extended_protocol_sql(srv: &Server) {
+    let mut c = srv.client();
+    let r = c
+        .query_one(
+            "SELECT $1::int8 + 1, $2::text || '!', $3::float8 * 2, $4::bool, $5::int4 - 1, $6::int2",
+            &[&41i64, &"hi", &1.25f64, &true, &8i32, &7i16],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), 42);
+    assert_eq!(r.get::<_, String>(1), "hi!");
+    assert_eq!(r.get::<_, f64>(2), 2.5);
+    assert!(r.get::<_, bool>(3));
+    assert_eq!(r.get::<_, i32>(4), 7);
+    assert_eq!(r.get::<_, i16>(5), 7);
+    // Inferred parameter types (int4 from the comparison).
+    let st = c
+        .prepare("SELECT g FROM generate_series(1, 10) g WHERE g > $1")
+        .unwrap();
+    assert_eq!(st.params(), &[postgres::types::Type::INT4]);
+    assert_eq!(st.columns()[0].name(), "g");
+    assert_eq!(c.query(&st, &[&7i32]).unwrap().len(), 3);
+    // A portal read three rows at a time.
+    let mut tx = c.transaction().unwrap();
+    let portal = tx
+        .bind("SELECT g FROM generate_series(1, 8) g", &[])
+        .unwrap();
+    let mut got = Vec::new();
+    loop {
+        let rows = tx.query_portal(&portal, 3).unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        got.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+    }
+    assert_eq!(got, (1..=8).collect::<Vec<i32>>());
+    tx.commit().unwrap();
+    // Utility statements through the extended protocol.
+    c.execute("SET application_name = 'ext'", &[]).unwrap();
+    let v: String = c.query_one("SHOW application_name", &[]).unwrap().get(0);
+    assert_eq!(v, "ext");
+    let e = c.query_one("SELECT 1 +", &[]).unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "42601");
+    assert!(db.position().is_some(), "{db:?}");
+    let e = c.query_one("SELECT 1 / $1", &[&0i32]).unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "22012");
+    let ts: std::time::SystemTime = c.query_one("SELECT now()", &[]).unwrap().get(0);
+    assert!(ts.elapsed().unwrap_or_default() < Duration::from_secs(60));
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM generate_series(1, 200000)", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 200_000);
+    let rows = c
+        .query(
+            "SELECT g, 'row ' || g FROM generate_series(1, 50000) g",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 50_000);
+    assert_eq!(rows[49_999].get::<_, String>(1), "row 50000");
+}
+
+/// SIGINT to a backend in `pg_sleep(30)` (what `pg_cancel_backend` sends): 57014 within
+/// 100 ms, and the session goes on; `pg_sleep_for` and `pg_sleep_until` sleep on the same
+/// latch.
+fn sigint_cancels_sleep_quickly(srv: &Server) {
+    let mut c = srv.client();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    for sql in [
+        "SELECT pg_sleep(30)",
+        "SELECT pg_sleep_for('30 seconds')",
+        "SELECT pg_sleep_until(now() + '30 s'::interval)",
+    ] {
+        let sent = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let at = Instant::now();
+            signal(pid, libc::SIGINT);
+            at
+        });
+        let e = c.simple_query(sql).unwrap_err();
+        let answered = Instant::now();
+        let sent = sent.join().unwrap();
+        assert_eq!(e.code().unwrap().code(), "57014", "{sql}: {e}");
+        let took = answered.saturating_duration_since(sent);
+        assert!(
+            took < Duration::from_millis(100),
+            "{sql}: canceled after {took:?}"
+        );
+        let one: i32 = c.query_one("SELECT 1", &[]).unwrap().get(0);
+        assert_eq!(one, 1);
+    }
+}
+
 /// Cancel with protocol 3.2 (32-byte key) and 3.0 (4-byte key); a wrong key does nothing.
 fn raw_cancel(srv: &Server) {
     for version in [(3, 2), (3, 0)] {
@@ -863,7 +961,7 @@ fn main() -> ExitCode {
         }
         std::process::exit(1);
     });
-    let on_main: [OnMain; 10] = [
+    let on_main: [OnMain; 12] = [
         ("psql_basics", psql_basics),
         (
             "settings_and_parameter_status",
@@ -871,6 +969,8 @@ fn main() -> ExitCode {
         ),
         ("pgbench", pgbench),
         ("rust_client", rust_client),
+        ("extended_protocol_sql", extended_protocol_sql),
+        ("sigint_cancels_sleep_quickly", sigint_cancels_sleep_quickly),
         ("raw_cancel", raw_cancel),
         ("terminate", terminate),
         ("quickdie", quickdie),

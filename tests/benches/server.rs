@@ -1,6 +1,8 @@
 //! Whole-server benchmark against PostgreSQL 15 from the machine's packages, measured in the
 //! same run: new connections per second (`pgbench -C`), `SELECT 1` transactions per second
-//! with 1 and 4 clients, and the time from SIGKILL of a backend to accepting connections again.
+//! through the SQL parser with 1 and 4 clients, prepared (`-M prepared`) and simple,
+//! `SELECT now()` and `SELECT count(*) FROM pg_settings` (skipped while the server has no
+//! `pg_settings`), and the time from SIGKILL of a backend to accepting connections again.
 //!
 //! Both servers run side by side (ours as the current user, PostgreSQL as `postgres`, each on
 //! its own port and socket directory, PostgreSQL with its default settings plus trust
@@ -271,9 +273,15 @@ fn main() -> ExitCode {
     let base = std::env::temp_dir().join(format!("pgipc-bench-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).expect("scratch");
-    let script = base.join("select1.sql");
-    std::fs::write(&script, "SELECT 1;\n").expect("script");
-    let _ = Command::new("chmod").arg("644").arg(&script).status();
+    let script_of = |name: &str, sql: &str| -> PathBuf {
+        let p = base.join(name);
+        std::fs::write(&p, sql).expect("script");
+        let _ = Command::new("chmod").arg("644").arg(&p).status();
+        p
+    };
+    let select1 = script_of("select1.sql", "SELECT 1;\n");
+    let now = script_of("now.sql", "SELECT now();\n");
+    let settings = script_of("pg_settings.sql", "SELECT count(*) FROM pg_settings;\n");
     let ours = start_ours(&base);
     let Some(pg) = start_postgres(&base) else {
         println!("PostgreSQL 15 not found under {PG_BIN}: skipping the comparison");
@@ -282,29 +290,60 @@ fn main() -> ExitCode {
     println!(
         "pgipc (release build) vs PostgreSQL 15, Unix sockets, {ROUNDS} interleaved rounds of {SECONDS} s per figure"
     );
-    type Fig = (&'static str, &'static str, Vec<&'static str>);
-    let figures: Vec<Fig> = vec![
+    type Fig<'a> = (&'static str, &'static str, Vec<&'static str>, &'a Path);
+    let mut figures: Vec<Fig<'_>> = vec![
         (
             "connections_per_s",
             "conn/s",
             vec!["-C", "-c", "1", "-M", "simple"],
+            &select1,
         ),
         (
             "select1_tps_1_client",
             "tps",
             vec!["-c", "1", "-M", "prepared"],
+            &select1,
         ),
         (
             "select1_tps_4_clients",
             "tps",
             vec!["-c", "4", "-j", "2", "-M", "prepared"],
+            &select1,
+        ),
+        (
+            "select1_simple_tps_1_client",
+            "tps",
+            vec!["-c", "1", "-M", "simple"],
+            &select1,
+        ),
+        (
+            "select1_simple_tps_4_clients",
+            "tps",
+            vec!["-c", "4", "-j", "2", "-M", "simple"],
+            &select1,
+        ),
+        (
+            "now_tps_1_client",
+            "tps",
+            vec!["-c", "1", "-M", "prepared"],
+            &now,
         ),
     ];
-    for (name, unit, args) in &figures {
+    if ours.psql_ok("SELECT count(*) FROM pg_settings").is_some() {
+        figures.push((
+            "pg_settings_count_tps_1_client",
+            "tps",
+            vec!["-c", "1", "-M", "prepared"],
+            &settings,
+        ));
+    } else {
+        println!("server/pg_settings_count_tps_1_client: skipped (no pg_settings view yet)");
+    }
+    for (name, unit, args, script) in &figures {
         let (mut a, mut b) = (vec![], vec![]);
         for _ in 0..ROUNDS {
-            a.push(ours.pgbench(args, &script));
-            b.push(pg.pgbench(args, &script));
+            a.push(ours.pgbench(args, script));
+            b.push(pg.pgbench(args, script));
         }
         report(name, unit, 0, &a, &b);
     }
