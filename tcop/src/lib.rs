@@ -87,6 +87,7 @@ mod catalog;
 mod connlog;
 mod ps;
 mod session;
+mod status;
 mod sys;
 mod wait;
 

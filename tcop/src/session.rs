@@ -406,6 +406,20 @@ impl Session<'_> {
             return Err(self.die(*f));
         }
         crate::ps::settings_changed(&self.ctx.settings);
+        let started = crate::status::backend_start(&crate::status::Session {
+            shmem: &self.ctx.shmem,
+            proc_config: &self.ctx.proc_config,
+            me,
+            pid: self.pid,
+            user: &packet.user,
+            database: &packet.database,
+            appname: self.ctx.settings.text("application_name"),
+            track_activities: self.ctx.settings.bool("track_activities"),
+            sock: self.conn.socket(),
+        });
+        if let Err(e) = started {
+            tracing::warn!("no backend status entry: {e}");
+        }
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
@@ -613,6 +627,7 @@ impl Session<'_> {
         self.stmt_ts = pgipc_query::system_now();
         if self.xact_ts.is_none() {
             self.xact_ts = Some(self.stmt_ts);
+            pgipc_backend_status::report_xact_timestamp(self.stmt_ts);
         }
     }
 
@@ -708,6 +723,10 @@ impl Session<'_> {
     fn simple_query(&mut self, body: &[u8]) -> Result<(), Failure> {
         let q = parse_query(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
         self.start_statement();
+        pgipc_backend_status::report_activity(
+            pgipc_backend_status::BackendState::Running,
+            Some(&q),
+        );
         let result = self.run_simple(&q);
         self.implicit_block = false;
         match result {
@@ -762,7 +781,17 @@ impl Session<'_> {
             for (name, value) in self.ctx.settings.changed_reports() {
                 self.conn.out().parameter_status(&name, &value);
             }
+            let track = self.ctx.settings.bool("track_activities");
+            let appname = self.ctx.settings.text("application_name");
+            pgipc_backend_status::with_my_be_entry(|w| {
+                w.set_track_activities(track);
+                w.report_appname(appname);
+            });
         }
+        if self.xact_ts.is_none() {
+            pgipc_backend_status::report_xact_timestamp(0);
+        }
+        pgipc_backend_status::report_activity(crate::status::idle_state(self.tx), None);
         crate::ps::report_activity(crate::ps::idle(self.tx));
         self.conn.out().ready_for_query(self.tx);
     }
@@ -1205,6 +1234,10 @@ impl Session<'_> {
         if portal.rows.is_none() && !portal.done {
             self.start_statement();
         }
+        pgipc_backend_status::report_activity(
+            pgipc_backend_status::BackendState::Running,
+            Some(&portal.text),
+        );
         let r = self.execute_portal(&mut portal, m.max_rows);
         // A portal whose run failed is gone (PostgreSQL marks it failed and drops it).
         if r.is_ok() {
