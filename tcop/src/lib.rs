@@ -90,6 +90,7 @@ mod session;
 mod status;
 mod sys;
 mod wait;
+mod xact;
 
 use pgipc_guc::Settings;
 use pgipc_libpq::ErrorFields;

@@ -516,6 +516,7 @@ impl Session<'_> {
             .map_err(|e| internal(e.to_string()))?;
         pa.init_process_phase2(me)
             .map_err(|e| internal(e.to_string()))?;
+        crate::xact::init(pa, me.proc_number()).map_err(internal)?;
         self.ctx
             .hooks
             .register_cancel_key(me.proc_number(), self.pid, key)
@@ -629,6 +630,7 @@ impl Session<'_> {
             self.xact_ts = Some(self.stmt_ts);
             pgipc_backend_status::report_xact_timestamp(self.stmt_ts);
         }
+        crate::xact::statement_start();
     }
 
     /// A query-layer error as the statement's failure (or the session's end, when an
@@ -791,6 +793,7 @@ impl Session<'_> {
         if self.xact_ts.is_none() {
             pgipc_backend_status::report_xact_timestamp(0);
         }
+        crate::xact::idle(self.tx != TransactionStatus::Idle);
         pgipc_backend_status::report_activity(crate::status::idle_state(self.tx), None);
         crate::ps::report_activity(crate::ps::idle(self.tx));
         self.conn.out().ready_for_query(self.tx);
