@@ -629,6 +629,7 @@ impl Session<'_> {
         if self.xact_ts.is_none() {
             self.xact_ts = Some(self.stmt_ts);
             pgipc_backend_status::report_xact_timestamp(self.stmt_ts);
+            crate::xact::begin(self.ctx.settings.text("default_transaction_isolation"));
         }
         crate::xact::statement_start();
     }

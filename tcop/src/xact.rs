@@ -1,6 +1,8 @@
 //! The session's transaction on the ProcArray (PostgreSQL's `xact.c` and `snapmgr.c`, the
 //! parts pgipc runs): a transaction id assigned lazily (`GetNewTransactionId` on
-//! `pg_current_xact_id()`), a snapshot taken at each statement's start (READ COMMITTED),
+//! `pg_current_xact_id()`), a snapshot taken at each statement's start (READ COMMITTED) or
+//! at the transaction's first statement (REPEATABLE READ and SERIALIZABLE, chosen by
+//! `default_transaction_isolation`),
 //! `ProcArrayEndTransaction` when the transaction ends (at ReadyForQuery outside a block, and
 //! at exit), and MyProc's `xmin` cleared between statements.
 //!
@@ -17,6 +19,8 @@ struct Xact {
     xid: TransactionId,
     snap: Snapshot,
     have_snap: bool,
+    /// REPEATABLE READ or SERIALIZABLE: one snapshot for the whole transaction.
+    per_transaction: bool,
 }
 
 thread_local! {
@@ -37,6 +41,7 @@ pub(crate) fn init(pa: ProcArray, procno: ProcNumber) -> std::result::Result<(),
             xid: INVALID_TRANSACTION_ID,
             snap: Snapshot::new(),
             have_snap: false,
+            per_transaction: false,
         })
     });
     pgipc_ipc::on_shmem_exit(|_| end_transaction())
@@ -44,10 +49,25 @@ pub(crate) fn init(pa: ProcArray, procno: ProcNumber) -> std::result::Result<(),
         .map_err(|e| e.to_string())
 }
 
-/// A statement starts: a fresh snapshot (READ COMMITTED's `GetTransactionSnapshot`).
+/// A transaction starts with `isolation` (`default_transaction_isolation`'s value):
+/// `repeatable read` and `serializable` keep their first snapshot to the end.
+pub(crate) fn begin(isolation: &str) {
+    XACT.with(|x| {
+        if let Some(x) = x.borrow_mut().as_mut() {
+            x.per_transaction = matches!(isolation, "repeatable read" | "serializable");
+            x.have_snap = false;
+        }
+    });
+}
+
+/// A statement starts: a fresh snapshot in READ COMMITTED, the transaction's first one kept
+/// in REPEATABLE READ / SERIALIZABLE (`GetTransactionSnapshot`).
 pub(crate) fn statement_start() {
     XACT.with(|x| {
         if let Some(x) = x.borrow_mut().as_mut() {
+            if x.per_transaction && x.have_snap {
+                return;
+            }
             x.have_snap = x.pa.get_snapshot_data(x.procno, &mut x.snap).is_ok();
         }
     });
@@ -63,6 +83,10 @@ pub(crate) fn idle(in_block: bool) {
     }
     XACT.with(|x| {
         if let Some(x) = x.borrow_mut().as_mut() {
+            if x.per_transaction {
+                // The transaction's snapshot, and its xmin, stay until the end.
+                return;
+            }
             x.have_snap = false;
             let _ = x.pa.clear_xmin(x.procno);
         }
@@ -81,6 +105,7 @@ pub(crate) fn end_transaction() {
             let _ = x.pa.end_transaction(x.procno, x.xid);
             x.xid = INVALID_TRANSACTION_ID;
             x.have_snap = false;
+            x.per_transaction = false;
             let _ = x.pa.clear_xmin(x.procno);
         }
     });

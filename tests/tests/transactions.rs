@@ -128,6 +128,46 @@ fn script(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, St
     out
 }
 
+/// B in REPEATABLE READ keeps its first snapshot until it commits.
+fn repeatable_read(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    ok(b.simple_query("SET default_transaction_isolation = 'repeatable read'"));
+    ok(a.simple_query("BEGIN"));
+    let xid = one(a, "SELECT pg_current_xact_id()").unwrap();
+    ok(b.simple_query("BEGIN"));
+    let visible = |b: &mut postgres::Client| {
+        one(
+            b,
+            &format!("SELECT pg_visible_in_snapshot('{xid}', pg_current_snapshot())"),
+        )
+        .unwrap()
+    };
+    out.push(("RR: before A commits".to_owned(), visible(b)));
+    ok(a.simple_query("COMMIT"));
+    out.push((
+        "RR: after A commits, same transaction".to_owned(),
+        visible(b),
+    ));
+    ok(b.simple_query("COMMIT"));
+    out.push(("RR: next transaction".to_owned(), visible(b)));
+    out
+}
+
+fn repeatable_read_keeps_the_first_snapshot_as_postgresql_15_does() {
+    let srv = ok(Builder::in_dir(scratch("pgipc-xact", "repeatable-read")).start());
+    let ours = repeatable_read(&mut ok(srv.client()), &mut ok(srv.client()));
+    let pg = ok(Postgres15::start("xact-rr"));
+    let theirs = repeatable_read(&mut ok(pg.client()), &mut ok(pg.client()));
+    for (a, b) in ours.iter().zip(&theirs) {
+        println!("{:<45} pgipc {:<5} pg15 {}", a.0, a.1, b.1);
+    }
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ["f", "f", "t"]
+    );
+}
+
 fn xid_and_snapshot_behaviour_matches_postgresql_15() {
     let srv = ok(Builder::in_dir(scratch("pgipc-xact", "two-sessions")).start());
     let ours = script(&mut ok(srv.client()), &mut ok(srv.client()));
@@ -144,8 +184,14 @@ fn main() -> ExitCode {
         return code;
     }
     watchdog("transactions", WATCHDOG);
-    pgipc_tests::harness::run_cases(&[(
-        "xid_and_snapshot_behaviour_matches_postgresql_15",
-        xid_and_snapshot_behaviour_matches_postgresql_15,
-    )])
+    pgipc_tests::harness::run_cases(&[
+        (
+            "xid_and_snapshot_behaviour_matches_postgresql_15",
+            xid_and_snapshot_behaviour_matches_postgresql_15,
+        ),
+        (
+            "repeatable_read_keeps_the_first_snapshot_as_postgresql_15_does",
+            repeatable_read_keeps_the_first_snapshot_as_postgresql_15_does,
+        ),
+    ])
 }
