@@ -43,8 +43,25 @@ pub(crate) fn current_status(ctx: &SysContext) -> Result<Vec<BackendStatus>> {
     Ok(status.read_current_status(Some(&procs)))
 }
 
-/// One row of `pg_stat_activity` (PostgreSQL 18's columns; see the view's definition).
-pub(crate) fn activity_row(r: BackendStatus) -> Vec<Datum> {
+/// The `bgw_type` of the background worker `pid` (`GetBackgroundWorkerTypeByPid`), if it is
+/// one.
+fn bgworker_type(ctx: &SysContext, pid: i32) -> Option<String> {
+    let w = pgipc_bgworker::shmem_init(&ctx.shmem, ctx.proc_config.max_worker_processes).ok()?;
+    (0..w.len())
+        .find(|&i| w.in_use(i) && w.pid(i) == Some(pid))
+        .and_then(|i| w.read_spec(i))
+        .map(|s| s.type_name)
+        .filter(|t| !t.is_empty())
+}
+
+/// One row of `pg_stat_activity` (PostgreSQL 18's columns; see the view's definition); a
+/// background worker's `backend_type` is its `bgw_type`.
+pub(crate) fn activity_row(ctx: &SysContext, r: BackendStatus) -> Vec<Datum> {
+    let backend_type = match r.backend_type {
+        pgipc_proc::BackendType::BgWorker => bgworker_type(ctx, r.pid),
+        _ => None,
+    }
+    .unwrap_or_else(|| backend_type_desc(r.backend_type).to_owned());
     let (wait_type, wait_name) = match pgipc_wait_event::decode(r.wait_event_info) {
         Some((t, n)) => (Datum::Text(t.to_owned()), Datum::Text(n.to_owned())),
         None => (Datum::Null, Datum::Null),
@@ -82,12 +99,15 @@ pub(crate) fn activity_row(r: BackendStatus) -> Vec<Datum> {
             Datum::Int8(r.query_id)
         },
         Datum::Text(r.activity),
-        Datum::Text(backend_type_desc(r.backend_type).to_owned()),
+        Datum::Text(backend_type),
     ]
 }
 
 pub(crate) fn pg_stat_activity(ctx: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {
-    Ok(current_status(ctx)?.into_iter().map(activity_row).collect())
+    Ok(current_status(ctx)?
+        .into_iter()
+        .map(|r| activity_row(ctx, r))
+        .collect())
 }
 
 pub(crate) fn pg_wait_events(_: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {

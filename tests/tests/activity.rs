@@ -144,6 +144,28 @@ fn every_process_shows_its_wait_event() {
         "an idle session has no transaction start"
     );
     t.join().unwrap();
+    // A dynamic background worker: its bgw_type as backend_type, its main loop's wait event.
+    let h = select(&mut me, "SELECT pgipc_start_worker('pgipc_worker_sleep')")[0][0]
+        .clone()
+        .unwrap();
+    let wpid = select(&mut me, &format!("SELECT pgipc_worker_pid({h})"))[0][0]
+        .clone()
+        .unwrap();
+    ok(
+        srv.wait_for("the worker's entry", Duration::from_secs(10), |srv| {
+            find(&activity(srv), &wpid).is_some_and(|r| r[2].is_some())
+        }),
+    );
+    let worker = find(&activity(&srv), &wpid).unwrap();
+    assert_eq!(
+        worker[..4],
+        [
+            s("pgipc dynamic pgipc_worker_sleep"),
+            s("Extension"),
+            s("Extension"),
+            None
+        ]
+    );
     drop(idle);
     ok(srv.wait_for(
         "the closed session's entry to go",
