@@ -46,12 +46,10 @@ pub use spec::{
 /// The array's name in the Shmem Index (PostgreSQL's, so `pg_shmem_allocations` matches).
 pub const BGWORKER_DATA_NAME: &str = "Background Worker Data";
 
-/// The wait-event code of [`BgWorkerShared::wait_for_startup`] (`WAIT_EVENT_BGWORKER_STARTUP`:
-/// PostgreSQL's class IPC; the number within the class is pgipc's own).
-pub const WAIT_EVENT_BGWORKER_STARTUP: u32 = 0x0800_0000 | 0x40;
-/// The wait-event code of [`BgWorkerShared::wait_for_shutdown`]
-/// (`WAIT_EVENT_BGWORKER_SHUTDOWN`, as above).
-pub const WAIT_EVENT_BGWORKER_SHUTDOWN: u32 = 0x0800_0000 | 0x41;
+/// The wait-event code of [`BgWorkerShared::wait_for_startup`] (`IPC/BgworkerStartup`).
+pub const WAIT_EVENT_BGWORKER_STARTUP: u32 = pgipc_wait_event::WAIT_EVENT_BGWORKER_STARTUP;
+/// The wait-event code of [`BgWorkerShared::wait_for_shutdown`] (`IPC/BgworkerShutdown`).
+pub const WAIT_EVENT_BGWORKER_SHUTDOWN: u32 = pgipc_wait_event::WAIT_EVENT_BGWORKER_SHUTDOWN;
 
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,9 @@ pub struct IpcConfig {
     pub huge_page_size: usize,
     /// `min_dynamic_shared_memory` in bytes.
     pub min_dynamic_shared_memory: usize,
+    /// `track_activity_query_size` in bytes (the Backend Activity Buffer holds this much per
+    /// backend status slot).
+    pub track_activity_query_size: usize,
     /// The data directory (ties the segment and its interlock to it); `None` for tests.
     pub data_dir: Option<PathBuf>,
 }
@@ -51,6 +54,7 @@ impl Default for IpcConfig {
             huge_pages: HugePages::Try,
             huge_page_size: 0,
             min_dynamic_shared_memory: 0,
+            track_activity_query_size: 1024,
             data_dir: None,
         }
     }
@@ -112,6 +116,12 @@ impl IpcConfig {
     /// ProcSignal and sinval slots: one per proc number that can take part
     /// (`MaxBackends + NUM_AUXILIARY_PROCS`).
     pub fn num_proc_signal_slots(&self) -> Result<u32, IpciError> {
+        Ok(self.max_backends()? + NUM_AUXILIARY_PROCS)
+    }
+
+    /// Backend status slots: one per proc number that can run (`NumBackendStatSlots`,
+    /// `MaxBackends + NUM_AUXILIARY_PROCS`).
+    pub fn num_backend_stat_slots(&self) -> Result<u32, IpciError> {
         Ok(self.max_backends()? + NUM_AUXILIARY_PROCS)
     }
 

@@ -134,6 +134,28 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         startup: None,
         shutdown: None,
     },
+    // BackendStatusShmemInit (the status array and its three text buffers; no SSL/GSS ones)
+    Subsystem {
+        name: pgipc_backend_status::BACKEND_STATUS_ARRAY_NAME,
+        size: |c| {
+            pgipc_backend_status::shmem_size(
+                c.num_backend_stat_slots()? as usize,
+                c.track_activity_query_size,
+            )
+            .map_err(|e| IpciError::subsystem(pgipc_backend_status::BACKEND_STATUS_ARRAY_NAME, e))
+        },
+        init: |s, c| {
+            pgipc_backend_status::shmem_init(
+                s,
+                c.num_backend_stat_slots()? as usize,
+                c.track_activity_query_size,
+            )
+            .map(drop)
+            .map_err(|e| IpciError::subsystem(pgipc_backend_status::BACKEND_STATUS_ARRAY_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // BackgroundWorkerShmemInit
     Subsystem {
         name: pgipc_bgworker::BGWORKER_DATA_NAME,

@@ -35,13 +35,13 @@ use pgipc_waiteventset::{wait_latch, WaitEvents};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Wait-event codes (PostgreSQL's `WAIT_EVENT_*` of class Activity, 0x05000000).
+/// Wait-event codes of the auxiliary main loops (class Activity, from the wait_event crate).
 pub(crate) mod wait_event {
-    pub(crate) const BGWRITER_MAIN: u32 = 0x0500_0002;
-    pub(crate) const CHECKPOINTER_MAIN: u32 = 0x0500_0004;
-    pub(crate) const AUTOVACUUM_MAIN: u32 = 0x0500_0001;
-    pub(crate) const WAL_WRITER_MAIN: u32 = 0x0500_000C;
-    pub(crate) const IO_WORKER_MAIN: u32 = 0x0500_0005;
+    pub(crate) use pgipc_wait_event::{
+        WAIT_EVENT_AUTOVACUUM_MAIN as AUTOVACUUM_MAIN, WAIT_EVENT_BGWRITER_MAIN as BGWRITER_MAIN,
+        WAIT_EVENT_CHECKPOINTER_MAIN as CHECKPOINTER_MAIN,
+        WAIT_EVENT_IO_WORKER_MAIN as IO_WORKER_MAIN, WAIT_EVENT_WAL_WRITER_MAIN as WAL_WRITER_MAIN,
+    };
 }
 
 /// A running auxiliary process: its environment, PGPROC, the shared counters and ProcSignal.

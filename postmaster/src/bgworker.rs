@@ -453,7 +453,7 @@ fn worker_sleep(env: &mut ChildEnv, _arg: i64) -> i32 {
             Some(me.latch()),
             WaitEvents::LATCH_SET | WaitEvents::EXIT_ON_PM_DEATH,
             Some(Duration::from_secs(10)),
-            0x0900_0000,
+            pgipc_wait_event::WAIT_EVENT_EXTENSION,
         );
         me.latch().reset();
     }

@@ -95,6 +95,9 @@ pub(crate) enum ChildEnvError {
     /// The configuration gives no slot count.
     #[error(transparent)]
     Ipci(#[from] IpciError),
+    /// The Backend Status Array could not be found.
+    #[error(transparent)]
+    BackendStatus(#[from] pgipc_backend_status::BackendStatusError),
 }
 
 /// Everything a running child has: its identity, settings and shared memory.
@@ -185,7 +188,43 @@ impl ChildEnv {
         // (PostgreSQL 18 gives a key only to backends serving a client), and a slot without
         // one matches none. The SIGUSR1 handler is in place since `reset_for_child`.
         ps.init_slot(me.proc_number(), std::process::id() as i32, None)?;
+        self.report_backend_start(me.proc_number())?;
         Ok(me)
+    }
+
+    /// Fills this process's Backend Status entry (`pgstat_bestart`) and frees it at exit:
+    /// processes without a session show no state and no client.
+    pub(crate) fn report_backend_start(
+        &self,
+        procno: pgipc_proc::ProcNumber,
+    ) -> Result<(), ChildEnvError> {
+        use pgipc_backend_status::{BackendState, StartInfo};
+        let status = pgipc_backend_status::shmem_init(
+            &self.shmem,
+            self.config.num_backend_stat_slots()? as usize,
+            self.config.track_activity_query_size,
+        )?;
+        let w = status.writer(procno, self.settings.bool("track_activities"))?;
+        w.report_start(
+            std::process::id() as i32,
+            &StartInfo {
+                backend_type: self.kind,
+                state: BackendState::Undefined,
+                database_id: 0,
+                datname: "",
+                user_id: 0,
+                usename: "",
+                appname: "",
+                client: None,
+                client_hostname: "",
+            },
+        );
+        pgipc_backend_status::set_my_be_entry(w);
+        if let Err(e) = pgipc_ipc::on_shmem_exit(|_| pgipc_backend_status::report_end_mine()) {
+            pgipc_backend_status::report_end_mine();
+            return Err(ChildEnvError::Proc(e.into()));
+        }
+        Ok(())
     }
 
     /// Marks the child slot active and arranges for it to be marked inactive at a clean exit.

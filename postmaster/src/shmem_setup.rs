@@ -66,6 +66,8 @@ pub(crate) fn ipc_config(s: &Settings, data_dir: Option<&Path>) -> IpcConfig {
         huge_page_size: (s.int("huge_page_size") as usize).saturating_mul(1024),
         min_dynamic_shared_memory: (s.int("min_dynamic_shared_memory") as usize)
             .saturating_mul(1024 * 1024),
+        track_activity_query_size: usize::try_from(s.int("track_activity_query_size"))
+            .unwrap_or(1024),
         data_dir: data_dir.map(Path::to_path_buf),
     }
 }

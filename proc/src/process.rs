@@ -64,9 +64,7 @@ impl MyProc {
 
     /// Publishes what this process waits for (`pgstat_report_wait_start/end`; 0 = nothing).
     pub fn set_wait_event(&self, wait_event_info: u32) {
-        if let Ok(s) = self.global.wait_slot(self.procno) {
-            s.wait_event_info.store(wait_event_info, Ordering::Relaxed);
-        }
+        pgipc_wait_event::report_wait_start(wait_event_info);
     }
 
     /// Sleeps until the process latch is set, then resets it (PostgreSQL's
@@ -105,6 +103,9 @@ fn proc_kill(global: &ProcGlobal, procno: ProcNumber, pid: i32, aux: bool) {
         std::process::abort();
     }
     let p = &global.all_procs()[procno as usize];
+    // Wait reports go back to a process-local word before the slot can be reused
+    // (`pgstat_reset_wait_event_storage`).
+    pgipc_wait_event::reset_wait_event_storage();
     // Latch first: the next owner's `own` must not find us.
     latch_glue::disown(p, pid);
     global.shmem().set_proc_number(None);
@@ -139,6 +140,10 @@ fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyPr
         // A crashed previous owner may have left a count or a wait event behind.
         slot.sem.reset();
         slot.wait_event_info.store(0, Ordering::Relaxed);
+        // SAFETY: the slot lives in the main segment, which stays mapped while `global` (held
+        // by the exit callback registered below) lives; that callback resets the storage
+        // before the slot is released (`pgstat_set_wait_event_storage`).
+        unsafe { pgipc_wait_event::set_wait_event_storage(&slot.wait_event_info) };
     }
     global.shmem().set_proc_number(Some(procno));
     MY_PROC_NUMBER.store(procno, Ordering::Relaxed);

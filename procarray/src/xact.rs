@@ -12,10 +12,11 @@ use pgipc_proc::{
 use std::sync::atomic::{fence, Ordering};
 
 /// Wait-event class of IPC waits (PostgreSQL's `PG_WAIT_IPC`).
-pub const PG_WAIT_IPC: u32 = 0x0800_0000;
-/// `WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE`: a follower waiting for the group leader to clear its
-/// xid. (The event number within the IPC class is ours.)
-pub const WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE: u32 = PG_WAIT_IPC | 0x29;
+pub const PG_WAIT_IPC: u32 = pgipc_wait_event::PG_WAIT_IPC;
+/// `WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE` (`IPC/ProcarrayGroupUpdate`): a follower waiting for
+/// the group leader to clear its xid.
+pub const WAIT_EVENT_PROC_ARRAY_GROUP_UPDATE: u32 =
+    pgipc_wait_event::WAIT_EVENT_PROCARRAY_GROUP_UPDATE;
 
 /// How [`ProcArray::end_transaction`] recorded the end (none of these is a failure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

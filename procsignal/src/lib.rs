@@ -747,9 +747,12 @@ impl ProcSignal {
                     }
                     nap = nap.min(left);
                 }
-                if !pgipc_lwlock::futex::wait(&s.barrier_cv, seq, Some(nap))
-                    && nap == BARRIER_WAIT_LOG_INTERVAL
-                {
+                pgipc_wait_event::report_wait_start(
+                    pgipc_wait_event::WAIT_EVENT_PROC_SIGNAL_BARRIER,
+                );
+                let woken = pgipc_lwlock::futex::wait(&s.barrier_cv, seq, Some(nap));
+                pgipc_wait_event::report_wait_end();
+                if !woken && nap == BARRIER_WAIT_LOG_INTERVAL {
                     tracing::info!(
                         target: "pgipc",
                         "still waiting for backend with PID {} to accept ProcSignalBarrier",

@@ -359,7 +359,8 @@ impl<'a> MqHandle<'a> {
 
     /// Sleeps on our latch (bounded when a peer-alive check exists), then resets it: the
     /// bottom of PostgreSQL's `WaitLatch; ResetLatch` loop.
-    fn sleep(&self) -> Result<(), ShmMqError> {
+    /// The wait publishes `wait_event_info` (IPC/MessageQueueSend, …Receive, …Internal).
+    fn sleep(&self, wait_event_info: u32) -> Result<(), ShmMqError> {
         if !self.spin.is_zero() {
             let start = Instant::now();
             let mut i = 0u32;
@@ -372,7 +373,10 @@ impl<'a> MqHandle<'a> {
             }
         }
         let timeout = self.peer_alive.map(|_| self.poll_interval);
-        self.my_latch.wait(timeout)?;
+        pgipc_wait_event::report_wait_start(wait_event_info);
+        let r = self.my_latch.wait(timeout);
+        pgipc_wait_event::report_wait_end();
+        r?;
         self.my_latch.reset();
         Ok(())
     }
@@ -387,7 +391,7 @@ impl<'a> MqHandle<'a> {
             if self.counterparty_gone() {
                 return Ok(false);
             }
-            self.sleep()?;
+            self.sleep(pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_INTERNAL)?;
         }
     }
 
@@ -539,7 +543,7 @@ impl<'a> MqHandle<'a> {
                 if self.counterparty_gone() {
                     return Ok(Err(Blocked::Detached));
                 }
-                self.sleep()?;
+                self.sleep(pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_SEND)?;
                 continue;
             }
             let offset = (wb % ring as u64) as usize;
@@ -617,7 +621,7 @@ impl<'a> MqHandle<'a> {
                     continue;
                 }
             }
-            self.sleep()?;
+            self.sleep(pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_RECEIVE)?;
         }
     }
 

@@ -18,6 +18,9 @@
 //!               pg_shmem_allocations          ─► the Shmem Index (pgipc_ipci::ShmemDescription)
 //!               pg_stat_bgwriter, pg_stat_checkpointer, pgipc_stat_aux
 //!                                             ─► "Shared Memory Stats" (pgipc_pgstat)
+//!               pg_stat_activity              ─► "Backend Status Array" + PGPROC (xid, xmin,
+//!                                                 wait event) (pgipc_backend_status)
+//!               pg_wait_events                ─► pgipc_wait_event's table
 //! ```
 //!
 //! Every view reads shared memory through its owner crate's API (the ProcArray's pid lookup
@@ -35,6 +38,7 @@
 //!
 //! Key items: [`SysContext`], [`register`], [`FUNCTIONS`], [`VIEWS`].
 
+mod activity;
 mod functions;
 mod views;
 

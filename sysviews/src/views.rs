@@ -77,7 +77,7 @@ impl View for BoundView {
     }
 }
 
-use Type::{Bool, Float8, Int4, Int8, Text, TextArray, Timestamptz};
+use Type::{Bool, Float8, Int4, Int8, Name, Oid, Text, TextArray, Timestamptz};
 
 /// Every view this crate registers.
 pub static VIEWS: &[ViewDef] = &[
@@ -158,6 +158,44 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         access: Access::Public,
         rows: pg_stat_checkpointer,
+    },
+    // PostgreSQL 18's pg_stat_activity; client_addr (inet) and backend_xid/backend_xmin (xid)
+    // are text here: the query layer has neither type.
+    ViewDef {
+        name: "pg_stat_activity",
+        columns: &[
+            ("datid", Oid),
+            ("datname", Name),
+            ("pid", Int4),
+            ("leader_pid", Int4),
+            ("usesysid", Oid),
+            ("usename", Name),
+            ("application_name", Text),
+            ("client_addr", Text),
+            ("client_hostname", Text),
+            ("client_port", Int4),
+            ("backend_start", Timestamptz),
+            ("xact_start", Timestamptz),
+            ("query_start", Timestamptz),
+            ("state_change", Timestamptz),
+            ("wait_event_type", Text),
+            ("wait_event", Text),
+            ("state", Text),
+            ("backend_xid", Text),
+            ("backend_xmin", Text),
+            ("query_id", Int8),
+            ("query", Text),
+            ("backend_type", Text),
+        ],
+        access: Access::Public,
+        rows: crate::activity::pg_stat_activity,
+    },
+    // PostgreSQL 17's pg_wait_events.
+    ViewDef {
+        name: "pg_wait_events",
+        columns: &[("type", Text), ("name", Text), ("description", Text)],
+        access: Access::Public,
+        rows: crate::activity::pg_wait_events,
     },
     // pgipc's own: the rounds of the auxiliary processes that PostgreSQL has no view for.
     ViewDef {

@@ -566,6 +566,158 @@ fn pgipc_stat_aux_lists_every_round_counter() {
     assert_eq!(got, want);
 }
 
+// ---- activity -------------------------------------------------------------------------------
+
+#[test]
+fn pg_stat_activity_shows_each_status_entry_with_its_pgprocs_xid_and_wait_event() {
+    use pgipc_backend_status::{BackendState, ClientAddr, StartInfo};
+    let srv = Server::new();
+    let procno = srv.enrol(4001, BackendType::Backend, 10);
+    let aux = srv.enrol(4002, BackendType::Checkpointer, 0);
+    let slots = IpcConfig::default().num_backend_stat_slots().unwrap() as usize;
+    let status = pgipc_backend_status::attach(&srv.ctx.shmem, slots).expect("status array");
+    let w = status.writer(procno, true).unwrap();
+    w.report_start(
+        4001,
+        &StartInfo {
+            backend_type: BackendType::Backend,
+            state: BackendState::Starting,
+            database_id: 5,
+            datname: "postgres",
+            user_id: 10,
+            usename: "postgres",
+            appname: "psql",
+            client: Some(ClientAddr::Unix),
+            client_hostname: "",
+        },
+    );
+    w.report_activity(
+        BackendState::IdleInTransaction,
+        Some("SELECT pg_current_xact_id()"),
+    );
+    let c = status.writer(aux, true).unwrap();
+    c.report_start(
+        4002,
+        &StartInfo {
+            backend_type: BackendType::Checkpointer,
+            state: BackendState::Undefined,
+            database_id: 0,
+            datname: "",
+            user_id: 0,
+            usename: "",
+            appname: "",
+            client: None,
+            client_hostname: "",
+        },
+    );
+    let pa = srv.ctx.procarray().unwrap();
+    pa.procs()
+        .proc(procno)
+        .unwrap()
+        .xid
+        .store(795, Ordering::Relaxed);
+    pa.procs()
+        .wait_slot(procno)
+        .unwrap()
+        .wait_event_info
+        .store(pgipc_wait_event::WAIT_EVENT_CLIENT_READ, Ordering::Relaxed);
+    pa.procs().wait_slot(aux).unwrap().wait_event_info.store(
+        pgipc_wait_event::WAIT_EVENT_CHECKPOINTER_MAIN,
+        Ordering::Relaxed,
+    );
+    let got = rows(
+        &srv,
+        &mut session(),
+        "SELECT pid, datid, datname, usesysid, usename, application_name, client_addr, client_port, \
+         wait_event_type, wait_event, state, backend_xid, backend_xmin, query, backend_type, \
+         backend_start IS NOT NULL, query_start IS NOT NULL FROM pg_stat_activity ORDER BY pid",
+    );
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            vec![
+                s("4001"),
+                s("5"),
+                s("postgres"),
+                s("10"),
+                s("postgres"),
+                s("psql"),
+                None,
+                s("-1"),
+                s("Client"),
+                s("ClientRead"),
+                s("idle in transaction"),
+                s("795"),
+                None,
+                s("SELECT pg_current_xact_id()"),
+                s("client backend"),
+                s("t"),
+                s("t"),
+            ],
+            vec![
+                s("4002"),
+                None,
+                None,
+                None,
+                None,
+                s(""),
+                None,
+                None,
+                s("Activity"),
+                s("CheckpointerMain"),
+                None,
+                None,
+                None,
+                s(""),
+                s("checkpointer"),
+                s("t"),
+                s("f"),
+            ],
+        ]
+    );
+    w.report_end();
+    let left = rows(&srv, &mut session(), "SELECT pid FROM pg_stat_activity");
+    assert_eq!(left, vec![vec![s("4002")]]);
+}
+
+#[test]
+fn pg_wait_events_lists_postgresqls_events_with_descriptions() {
+    let srv = Server::new();
+    let got = rows(
+        &srv,
+        &mut session(),
+        "SELECT type, name, description FROM pg_wait_events \
+         WHERE name IN ('PgSleep', 'ClientRead', 'CheckpointerMain', 'MessageQueueSend')",
+    );
+    let r = |a: &str, b: &str, c: &str| vec![some(a), some(b), some(c)];
+    assert_eq!(
+        got,
+        vec![
+            r(
+                "Activity",
+                "CheckpointerMain",
+                "Waiting in main loop of checkpointer process."
+            ),
+            r(
+                "Client",
+                "ClientRead",
+                "Waiting to read data from the client."
+            ),
+            r(
+                "IPC",
+                "MessageQueueSend",
+                "Waiting to send bytes to a shared message queue."
+            ),
+            r(
+                "Timeout",
+                "PgSleep",
+                "Waiting due to a call to pg_sleep or a sibling function."
+            ),
+        ]
+    );
+}
+
 // ---- times ----------------------------------------------------------------------------------
 
 #[test]

@@ -174,6 +174,53 @@ pub(crate) fn build(info: &SessionInfo, workers: Rc<WorkerFns>) -> Catalog {
         |_, _| Ok(Datum::Bool(false)),
     );
 
+    // Transaction ids and snapshots (xid8 is bigint and pg_snapshot text here: the query
+    // layer has neither type).
+    for (name, assign) in [
+        ("pg_current_xact_id", true),
+        ("txid_current", true),
+        ("pg_current_xact_id_if_assigned", false),
+        ("txid_current_if_assigned", false),
+    ] {
+        add(&mut cat, name, &[], Type::Int8, Stable, move |_, _| {
+            Ok(crate::xact::current_xact_id(assign)?.map_or(Datum::Null, Datum::Int8))
+        });
+    }
+    for name in ["pg_current_snapshot", "txid_current_snapshot"] {
+        add(&mut cat, name, &[], Type::Text, Stable, |_, _| {
+            Ok(Datum::Text(crate::xact::current_snapshot()?))
+        });
+    }
+    for (name, xmax) in [("pg_snapshot_xmin", false), ("pg_snapshot_xmax", true)] {
+        add(
+            &mut cat,
+            name,
+            &[Type::Text],
+            Type::Int8,
+            Immutable,
+            move |_, a| {
+                let [Datum::Text(s)] = a else {
+                    return Ok(Datum::Null);
+                };
+                let (lo, hi, _) = crate::xact::parse_snapshot(s)?;
+                Ok(Datum::Int8(if xmax { hi } else { lo }))
+            },
+        );
+    }
+    add(
+        &mut cat,
+        "pg_visible_in_snapshot",
+        &[Type::Int8, Type::Text],
+        Type::Bool,
+        Immutable,
+        |_, a| match a {
+            [Datum::Int8(x), Datum::Text(s)] => {
+                Ok(Datum::Bool(crate::xact::visible_in_snapshot(*x, s)?))
+            }
+            _ => Ok(Datum::Null),
+        },
+    );
+
     let me = info.me;
     add(
         &mut cat,

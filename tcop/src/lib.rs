@@ -94,11 +94,13 @@ mod catalog;
 mod connlog;
 mod ps;
 mod session;
+mod status;
 mod sys;
 mod test_shm_mq_fns;
 mod tls;
 mod user;
 mod wait;
+mod xact;
 
 pub use user::{role_command, RoleCommandDone};
 

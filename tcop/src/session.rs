@@ -459,6 +459,20 @@ impl Session<'_> {
             return Err(self.die(*f));
         }
         crate::ps::settings_changed(&self.ctx.settings);
+        let started = crate::status::backend_start(&crate::status::Session {
+            shmem: &self.ctx.shmem,
+            proc_config: &self.ctx.proc_config,
+            me,
+            pid: self.pid,
+            user: &packet.user,
+            database: &packet.database,
+            appname: self.ctx.settings.text("application_name"),
+            track_activities: self.ctx.settings.bool("track_activities"),
+            sock: self.conn.socket(),
+        });
+        if let Err(e) = started {
+            tracing::warn!("no backend status entry: {e}");
+        }
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
@@ -555,6 +569,7 @@ impl Session<'_> {
             .map_err(|e| internal(e.to_string()))?;
         pa.init_process_phase2(me)
             .map_err(|e| internal(e.to_string()))?;
+        crate::xact::init(pa, me.proc_number()).map_err(internal)?;
         self.ctx
             .hooks
             .register_cancel_key(me.proc_number(), self.pid, key)
@@ -695,7 +710,10 @@ impl Session<'_> {
         self.stmt_ts = pgipc_query::system_now();
         if self.xact_ts.is_none() {
             self.xact_ts = Some(self.stmt_ts);
+            pgipc_backend_status::report_xact_timestamp(self.stmt_ts);
+            crate::xact::begin(self.ctx.settings.text("default_transaction_isolation"));
         }
+        crate::xact::statement_start();
     }
 
     /// A query-layer error as the statement's failure (or the session's end, when an
@@ -790,6 +808,10 @@ impl Session<'_> {
     fn simple_query(&mut self, body: &[u8]) -> Result<(), Failure> {
         let q = parse_query(body).map_err(|e| error(e.sqlstate(), e.to_string()))?;
         self.start_statement();
+        pgipc_backend_status::report_activity(
+            pgipc_backend_status::BackendState::Running,
+            Some(&q),
+        );
         let result = self.run_simple(&q);
         self.implicit_block = false;
         match result {
@@ -856,7 +878,18 @@ impl Session<'_> {
             for (name, value) in self.ctx.settings.changed_reports() {
                 self.conn.out().parameter_status(&name, &value);
             }
+            let track = self.ctx.settings.bool("track_activities");
+            let appname = self.ctx.settings.text("application_name");
+            pgipc_backend_status::with_my_be_entry(|w| {
+                w.set_track_activities(track);
+                w.report_appname(appname);
+            });
         }
+        if self.xact_ts.is_none() {
+            pgipc_backend_status::report_xact_timestamp(0);
+        }
+        crate::xact::idle(self.tx != TransactionStatus::Idle);
+        pgipc_backend_status::report_activity(crate::status::idle_state(self.tx), None);
         crate::ps::report_activity(crate::ps::idle(self.tx));
         self.conn.out().ready_for_query(self.tx);
     }
@@ -1299,6 +1332,10 @@ impl Session<'_> {
         if portal.rows.is_none() && !portal.done {
             self.start_statement();
         }
+        pgipc_backend_status::report_activity(
+            pgipc_backend_status::BackendState::Running,
+            Some(&portal.text),
+        );
         let r = self.execute_portal(&mut portal, m.max_rows);
         // A portal whose run failed is gone (PostgreSQL marks it failed and drops it).
         if r.is_ok() {

@@ -2,7 +2,8 @@
 //! SQL functions `pgipc_start_worker`, `pgipc_worker_pid` and `pgipc_terminate_worker` are
 //! tcop's built-ins (the postmaster's backend hooks define no function), and the postmaster
 //! starts, reports and stops the workers from the shared slots alone. Also: `--describe-shmem`
-//! lists "Background Worker Data" once, right before shmInvalBuffer, as PostgreSQL 18 does.
+//! lists "Background Worker Data" once, after the Backend Status regions and right before
+//! shmInvalBuffer, as PostgreSQL 18 does.
 //!
 //! A `libtest-mimic` harness (`harness = false`), one test thread. Every server has its own
 //! port and socket directory and is stopped by `Drop` if a trial fails; every wait has a
@@ -142,7 +143,7 @@ fn describe_shmem_lists_background_worker_data_before_shm_inval_buffer() -> Resu
     match bgw.as_slice() {
         [i] if names[*i] == "Background Worker Data"
             && names.get(i + 1) == Some(&"shmInvalBuffer")
-            && names.get(i.wrapping_sub(1)) == Some(&"Proc Array") =>
+            && names.get(i.wrapping_sub(1)) == Some(&"Backend Activity Buffer") =>
         {
             Ok(())
         }

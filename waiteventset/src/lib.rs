@@ -68,7 +68,7 @@ pub use events::{WaitEvent, WaitEvents};
 pub use postmaster_death::{
     postmaster_is_alive, PostmasterDeathPipe, PostmasterDeathWatch, PostmasterStatus,
 };
-pub use report::{set_wait_event_slot, wait_event_slot};
+pub use report::set_wait_event_slot;
 pub use set::WaitEventSet;
 pub use support::initialize_wait_event_support;
 

@@ -3,7 +3,7 @@
 use crate::error::{sys, WaitEventSetError};
 use crate::events::{WaitEvent, WaitEvents};
 use crate::postmaster_death::{self, PostmasterStatus};
-use crate::report::{self, Reporting};
+use crate::report::Reporting;
 use crate::support;
 use pgipc_latch::{Latch, LatchOwner, OwnedLatch, Prepared, SleepMode};
 use rustix::event::epoll;
@@ -397,11 +397,7 @@ impl<'l> WaitEventSet<'l> {
         if let Some(l) = latch {
             l.check_owner()?;
         }
-        let target: Option<&AtomicU32> = match self.report {
-            Some(t) => Some(t),
-            None => report::wait_event_slot(),
-        };
-        let _reporting = Reporting::start(target, wait_event_info);
+        let _reporting = Reporting::start(self.report, wait_event_info);
         let futex_mode = latch.is_some_and(|l| {
             self.active_sockets == 0
                 && (self.pm_pos.is_none() || postmaster_death::death_signal_wakes(l.latch()))

@@ -1,0 +1,204 @@
+//! The session's transaction on the ProcArray (PostgreSQL's `xact.c` and `snapmgr.c`, the
+//! parts pgipc runs): a transaction id assigned lazily (`GetNewTransactionId` on
+//! `pg_current_xact_id()`), a snapshot taken at each statement's start (READ COMMITTED) or
+//! at the transaction's first statement (REPEATABLE READ and SERIALIZABLE, chosen by
+//! `default_transaction_isolation`),
+//! `ProcArrayEndTransaction` when the transaction ends (at ReadyForQuery outside a block, and
+//! at exit), and MyProc's `xmin` cleared between statements.
+//!
+//! Process-local state: the backend is single-threaded.
+
+use pgipc_proc::{ProcNumber, TransactionId, INVALID_TRANSACTION_ID};
+use pgipc_procarray::{ProcArray, Snapshot};
+use pgipc_query::{sqlstate, QueryError, Result};
+use std::cell::RefCell;
+
+struct Xact {
+    pa: ProcArray,
+    procno: ProcNumber,
+    xid: TransactionId,
+    snap: Snapshot,
+    have_snap: bool,
+    /// REPEATABLE READ or SERIALIZABLE: one snapshot for the whole transaction.
+    per_transaction: bool,
+}
+
+thread_local! {
+    static XACT: RefCell<Option<Xact>> = const { RefCell::new(None) };
+}
+
+fn internal(e: impl std::fmt::Display) -> QueryError {
+    QueryError::new(sqlstate::INTERNAL_ERROR, e.to_string())
+}
+
+/// Starts tracking the session's transactions on `pa` for `procno`, and ends an open one at
+/// exit (registered after the process joined the ProcArray, so it runs before it leaves).
+pub(crate) fn init(pa: ProcArray, procno: ProcNumber) -> std::result::Result<(), String> {
+    XACT.with(|x| {
+        *x.borrow_mut() = Some(Xact {
+            pa,
+            procno,
+            xid: INVALID_TRANSACTION_ID,
+            snap: Snapshot::new(),
+            have_snap: false,
+            per_transaction: false,
+        })
+    });
+    pgipc_ipc::on_shmem_exit(|_| end_transaction())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A transaction starts with `isolation` (`default_transaction_isolation`'s value):
+/// `repeatable read` and `serializable` keep their first snapshot to the end.
+pub(crate) fn begin(isolation: &str) {
+    XACT.with(|x| {
+        if let Some(x) = x.borrow_mut().as_mut() {
+            x.per_transaction = matches!(isolation, "repeatable read" | "serializable");
+            x.have_snap = false;
+        }
+    });
+}
+
+/// A statement starts: a fresh snapshot in READ COMMITTED, the transaction's first one kept
+/// in REPEATABLE READ / SERIALIZABLE (`GetTransactionSnapshot`).
+pub(crate) fn statement_start() {
+    XACT.with(|x| {
+        if let Some(x) = x.borrow_mut().as_mut() {
+            if x.per_transaction && x.have_snap {
+                return;
+            }
+            x.have_snap = x.pa.get_snapshot_data(x.procno, &mut x.snap).is_ok();
+        }
+    });
+}
+
+/// The session is idle: outside a transaction block the transaction ends
+/// (`ProcArrayEndTransaction`); inside one, the statement's snapshot is released and MyProc's
+/// xmin cleared (`SnapshotResetXmin`).
+pub(crate) fn idle(in_block: bool) {
+    if !in_block {
+        end_transaction();
+        return;
+    }
+    XACT.with(|x| {
+        if let Some(x) = x.borrow_mut().as_mut() {
+            if x.per_transaction {
+                // The transaction's snapshot, and its xmin, stay until the end.
+                return;
+            }
+            x.have_snap = false;
+            let _ = x.pa.clear_xmin(x.procno);
+        }
+    });
+}
+
+/// Ends the transaction (commit and abort alike: there is no commit log).
+pub(crate) fn end_transaction() {
+    XACT.with(|x| {
+        // At exit the state may be borrowed by the statement that failed FATAL; the
+        // ProcArray removal then clears the xid.
+        let Ok(mut b) = x.try_borrow_mut() else {
+            return;
+        };
+        if let Some(x) = b.as_mut() {
+            let _ = x.pa.end_transaction(x.procno, x.xid);
+            x.xid = INVALID_TRANSACTION_ID;
+            x.have_snap = false;
+            x.per_transaction = false;
+            let _ = x.pa.clear_xmin(x.procno);
+        }
+    });
+}
+
+fn full(pa: &ProcArray, xid: TransactionId) -> i64 {
+    pa.read_next_full_transaction_id().relative(xid).0 as i64
+}
+
+/// `pg_current_xact_id()` (`assign`) / `pg_current_xact_id_if_assigned()`: the transaction's
+/// full id, assigned now if it has none and `assign` is set.
+pub(crate) fn current_xact_id(assign: bool) -> Result<Option<i64>> {
+    XACT.with(|x| {
+        let mut b = x.borrow_mut();
+        let x = b
+            .as_mut()
+            .ok_or_else(|| internal("the session has no transaction state"))?;
+        if x.xid == INVALID_TRANSACTION_ID {
+            if !assign {
+                return Ok(None);
+            }
+            x.xid =
+                x.pa.assign_transaction_id(x.procno, false)
+                    .map_err(internal)?;
+        }
+        Ok(Some(full(&x.pa, x.xid)))
+    })
+}
+
+/// A snapshot's text form (`pg_snapshot_out`): `xmin:xmax:xip,...`, full ids, xip sorted.
+fn snapshot_text(pa: &ProcArray, s: &Snapshot) -> String {
+    let mut xip: Vec<i64> = s.xip.iter().map(|&x| full(pa, x)).collect();
+    xip.sort_unstable();
+    xip.dedup();
+    let list: Vec<String> = xip.iter().map(i64::to_string).collect();
+    format!(
+        "{}:{}:{}",
+        full(pa, s.xmin),
+        full(pa, s.xmax),
+        list.join(",")
+    )
+}
+
+/// `pg_current_snapshot()`: the statement's snapshot.
+pub(crate) fn current_snapshot() -> Result<String> {
+    XACT.with(|x| {
+        let mut b = x.borrow_mut();
+        let x = b
+            .as_mut()
+            .ok_or_else(|| internal("the session has no transaction state"))?;
+        if !x.have_snap {
+            x.pa.get_snapshot_data(x.procno, &mut x.snap)
+                .map_err(internal)?;
+            x.have_snap = true;
+        }
+        Ok(snapshot_text(&x.pa, &x.snap))
+    })
+}
+
+/// A parsed `pg_snapshot` text: xmin, xmax, xip.
+pub(crate) fn parse_snapshot(s: &str) -> Result<(i64, i64, Vec<i64>)> {
+    let bad = || {
+        QueryError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type pg_snapshot: \"{s}\""),
+        )
+    };
+    let mut parts = s.splitn(3, ':');
+    let num = |p: Option<&str>| p.and_then(|v| v.parse::<i64>().ok()).ok_or_else(bad);
+    let xmin = num(parts.next())?;
+    let xmax = num(parts.next())?;
+    let rest = parts.next().ok_or_else(bad)?;
+    let xip = if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split(',')
+            .map(|v| v.parse::<i64>().map_err(|_| bad()))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if xmin <= 0 || xmax < xmin || xip.iter().any(|&x| x < xmin || x >= xmax) {
+        return Err(bad());
+    }
+    Ok((xmin, xmax, xip))
+}
+
+/// `pg_visible_in_snapshot(xid8, pg_snapshot)` (`is_visible_fxid`).
+pub(crate) fn visible_in_snapshot(xid: i64, snap: &str) -> Result<bool> {
+    let (xmin, xmax, xip) = parse_snapshot(snap)?;
+    Ok(if xid < xmin {
+        true
+    } else if xid >= xmax {
+        false
+    } else {
+        !xip.contains(&xid)
+    })
+}
