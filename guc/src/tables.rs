@@ -733,6 +733,8 @@ pub static DEFS: &[Def] = &[
     s("session_preload_libraries", Superuser, CLIENT_CONN_PRELOAD, "Lists shared libraries to preload into each backend.", "", LIST_INPUT | LIST_QUOTE | SUPERUSER_ONLY, ""),
     s("shared_preload_libraries", Postmaster, CLIENT_CONN_PRELOAD, "Lists shared libraries to preload into server.", "In pgipc the names are those of compiled-in libraries (e.g. pgipc_demo).", LIST_INPUT | LIST_QUOTE | SUPERUSER_ONLY, ""),
     s("local_preload_libraries", User, CLIENT_CONN_PRELOAD, "Lists unprivileged shared libraries to preload into each backend.", "", LIST_INPUT | LIST_QUOTE, ""),
+    // PostgreSQL 18.6 (CVE-2026-6471); no logical decoding here, so it only holds its value.
+    s("output_plugin_libraries", Superuser, REPLICATION_SENDING, "Lists libraries that may be named as logical decoding output plugins.", "Users with REPLICATION privileges may only use plugins in this list when creating logical replication slots.", LIST_INPUT | LIST_QUOTE, "pgoutput, test_decoding"),
     s("search_path", User, CLIENT_CONN_STATEMENT, "Sets the schema search order for names that are not schema-qualified.", "", LIST_INPUT | LIST_QUOTE | EXPLAIN | REPORT, "\"$user\", public"),
     s("server_encoding", Internal, PRESET_OPTIONS, "Shows the server (database) character set encoding.", "", IS_NAME | REPORT | NOT_IN_SAMPLE | DISALLOW_IN_FILE, "SQL_ASCII"),
     s("server_version", Internal, PRESET_OPTIONS, "Shows the server version.", "", REPORT | NOT_IN_SAMPLE | DISALLOW_IN_FILE, "18.6 (pgipc)"),
