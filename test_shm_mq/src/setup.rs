@@ -66,6 +66,22 @@ thread_local! {
     static DSM_STARTED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// How long a queue handle of a ring of `processes` processes (the leader and its workers)
+/// watches its latch before sleeping: shm_mq's default (a short spin) while every process of
+/// the ring can have a CPU of its own and one CPU is left for the rest (the client, the other
+/// sessions), else none, as PostgreSQL. When the ring's processes share CPUs a spinning waiter
+/// only takes the CPU from the process it waits for: on 2 CPUs the bench against PostgreSQL 15
+/// measured 0.21-0.23x of PostgreSQL with a 16 KiB queue and 0.26-0.62x with 3 workers while
+/// spinning, 1.15-1.32x without (BENCHMARKS.md, test_shm_mq).
+pub(crate) fn ring_spin(processes: i32) -> Option<Duration> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if usize::try_from(processes).is_ok_and(|p| p < cpus) {
+        None
+    } else {
+        Some(Duration::ZERO)
+    }
+}
+
 /// Attaches this process to the DSM control segment the first time it is needed
 /// (PostgreSQL's `dsm_create` / `dsm_attach` call `dsm_backend_startup` lazily the same way).
 pub fn ensure_dsm(shmem: &Shmem, imp: DsmImpl) -> Result<(), TestShmMqError> {
@@ -153,6 +169,13 @@ impl LeaderWatch<'_> {
 }
 
 impl Prepared<'_> {
+    /// The ring's processes: the leader and its workers.
+    pub(crate) fn processes(&self) -> i32 {
+        self.nworkers + 1
+    }
+}
+
+impl Prepared<'_> {
     fn hdr(&self) -> &TestShmMqHeader {
         // SAFETY: `hdr` points into `seg`, which `self` keeps mapped.
         unsafe { self.hdr.as_ref() }
@@ -164,7 +187,7 @@ impl Prepared<'_> {
         let opts = || AttachOptions {
             peer_alive: Some(&self.watch as &dyn PeerAlive),
             poll_interval: Duration::from_millis(100),
-            spin: None,
+            spin: ring_spin(self.nworkers + 1),
         };
         let me = self.me;
         let out = MqHandle::attach_dsm(

@@ -1,6 +1,6 @@
 //! A worker of the ring (PostgreSQL's `worker.c`): attach, announce, copy messages.
 
-use crate::setup::{ensure_dsm, TestShmMqHeader, PG_TEST_SHM_MQ_MAGIC};
+use crate::setup::{ensure_dsm, ring_spin, TestShmMqHeader, PG_TEST_SHM_MQ_MAGIC};
 use crate::TestShmMqError;
 use pgipc_dsm::{DsmError, DsmImpl, DsmSegment};
 use pgipc_proc::MyProc;
@@ -83,7 +83,7 @@ pub fn worker_main(env: &WorkerEnv<'_>, main_arg: i64) -> Result<(), TestShmMqEr
     let opts = || AttachOptions {
         peer_alive: Some(&check as &dyn PeerAlive),
         poll_interval: Duration::from_millis(500),
-        spin: None,
+        spin: ring_spin(total + 1),
     };
     let mut inqh = MqHandle::attach_dsm(
         inq,
