@@ -260,7 +260,13 @@ fn write_file(path: &Path, data: &AuthidData) -> Result<(), AuthidError> {
         f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;
     }
+    // A crash here leaves the old file (and the new one as `.tmp`). `error` is refused: the
+    // save is past the point where it could give up cleanly, so only a crash tests anything.
+    let _ = pgipc_injection_point::injection_point!("authid-save-before-rename");
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    // Renamed but the directory not yet fsynced: a crash here leaves the new file (a power
+    // loss could still bring back the old one, never a mix).
+    let _ = pgipc_injection_point::injection_point!("authid-save-before-dir-fsync");
     let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())

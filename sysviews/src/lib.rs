@@ -30,9 +30,10 @@
 //!
 //! # What this crate does not do
 //! There is no catalog of roles: the session's role, its memberships and which roles are
-//! superusers are what the backend puts in [`SysContext`] (today every session is the
-//! bootstrap superuser). A backend that has not advertised a role (`PGPROC.roleId` = 0, as
-//! every pgipc backend today) counts as superuser-owned, as in PostgreSQL. Views are
+//! superusers are what the backend puts in [`SysContext`] (tcop fills them from the role
+//! catalog at connection start). Another backend's owner is the role it published in
+//! `PGPROC.roleId` once authenticated; one that has not advertised a role (0: still starting,
+//! or not a session) counts as superuser-owned, as in PostgreSQL. Views are
 //! computed whole when scanned (they are small); nothing is cached between statements.
 //! `pg_size_pretty` and `pg_size_bytes` need no server state and live in the query crate.
 //!

@@ -54,6 +54,12 @@ pub(crate) enum AuthFailure {
 pub(crate) struct Authenticated {
     /// The role is a superuser.
     pub(crate) superuser: bool,
+    /// The role's OID, which the backend publishes in its PGPROC (`roleId`).
+    pub(crate) role_oid: u32,
+    /// `rolconnlimit` (-1: no limit).
+    pub(crate) connection_limit: i32,
+    /// Every superuser role's OID, to judge other backends' owners.
+    pub(crate) superuser_roles: Vec<u32>,
 }
 
 type BConn<'s> = Conn<'s, BackendWait<'s>>;
@@ -216,7 +222,12 @@ pub(crate) fn client_authentication(
     let Some(cfg) = auth_settings(settings) else {
         // No data directory: the bare server of tcop's own tests trusts everyone.
         conn.out().auth_request(AuthRequest::Ok);
-        return Ok(Authenticated { superuser: true });
+        return Ok(Authenticated {
+            superuser: true,
+            role_oid: pgipc_sysviews::BOOTSTRAP_SUPERUSERID,
+            connection_limit: -1,
+            superuser_roles: vec![pgipc_sysviews::BOOTSTRAP_SUPERUSERID],
+        });
     };
     let opts = ParseOptions {
         ssl_enabled: settings.bool("ssl"),
@@ -370,6 +381,14 @@ pub(crate) fn client_authentication(
     conn.out().auth_request(AuthRequest::Ok);
     Ok(Authenticated {
         superuser: role.superuser,
+        role_oid: role.oid,
+        connection_limit: role.connection_limit,
+        superuser_roles: authid
+            .roles()
+            .iter()
+            .filter(|r| r.superuser)
+            .map(|r| r.oid)
+            .collect(),
     })
 }
 

@@ -103,6 +103,12 @@ struct Session<'s> {
     implicit_block: bool,
     /// The session user is a superuser (from the role catalog; always without one).
     superuser: bool,
+    /// The session user's role OID (published in PGPROC `roleId` once the backend has one).
+    role_oid: u32,
+    /// `rolconnlimit` of the session user (-1: no limit).
+    connection_limit: i32,
+    /// Every superuser role's OID at connection start.
+    superuser_roles: Vec<u32>,
     ignore_till_sync: bool,
     me: Option<&'static MyProc>,
     /// The dynamic background workers this session started.
@@ -258,6 +264,9 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         report_pending: false,
         implicit_block: false,
         superuser: true,
+        role_oid: pgipc_sysviews::BOOTSTRAP_SUPERUSERID,
+        connection_limit: -1,
+        superuser_roles: vec![pgipc_sysviews::BOOTSTRAP_SUPERUSERID],
         ignore_till_sync: false,
         me: None,
         workers: Rc::new(WorkerFns::new(ctx_shmem, ctx_proc_config, ctx_pmsignal)),
@@ -430,7 +439,12 @@ impl Session<'_> {
             &packet,
             deadline,
         ) {
-            Ok(who) => self.superuser = who.superuser,
+            Ok(who) => {
+                self.superuser = who.superuser;
+                self.role_oid = who.role_oid;
+                self.connection_limit = who.connection_limit;
+                self.superuser_roles = who.superuser_roles;
+            }
             Err(crate::auth::AuthFailure::Report(f)) => return Err(self.die(*f)),
             Err(crate::auth::AuthFailure::Silent(log)) => {
                 if let Some(l) = log {
@@ -447,6 +461,10 @@ impl Session<'_> {
         };
         let me = self.init_backend(&key).map_err(|f| self.die(*f))?;
         self.me = Some(me);
+        // PostgreSQL's InitializeSessionUserId: publish the role, then count its backends.
+        if let Err(f) = self.claim_role_slot(me, &packet.user) {
+            return Err(self.die(*f));
+        }
         if let Err(e) = self.conn.waiter_mut().switch_latch(me.latch().as_owner()) {
             return Err(self.die(fatal(
                 "XX000",
@@ -577,6 +595,40 @@ impl Session<'_> {
         Ok(me)
     }
 
+    /// Publishes the session's role in PGPROC (`roleId`, which `pg_terminate_backend` and
+    /// friends judge other backends by) and enforces `rolconnlimit` as PostgreSQL's
+    /// `InitializeSessionUserId` does: superusers are exempt, and a role over its limit gets
+    /// FATAL 53300. The count includes this backend, which is already in the ProcArray, so
+    /// two backends racing for the last slot may both be refused, as in PostgreSQL.
+    fn claim_role_slot(&self, me: &MyProc, user: &str) -> Result<(), Report> {
+        me.pgproc()
+            .role_id
+            .store(self.role_oid, std::sync::atomic::Ordering::Relaxed);
+        if self.superuser || self.connection_limit < 0 {
+            return Ok(());
+        }
+        let pa = pgipc_procarray::shmem_init(&self.ctx.shmem, &self.ctx.proc_config)
+            .map_err(|e| Box::new(fatal("XX000", e.to_string())))?;
+        let procs = pa.procs();
+        // CountUserBackends: members of the ProcArray with a pid and this role.
+        let count = pa
+            .members()
+            .into_iter()
+            .filter_map(|n| procs.proc(n).ok())
+            .filter(|p| {
+                p.pid.load(std::sync::atomic::Ordering::Relaxed) != 0
+                    && p.role_id.load(std::sync::atomic::Ordering::Relaxed) == self.role_oid
+            })
+            .count();
+        if count > usize::try_from(self.connection_limit).unwrap_or(0) {
+            return Err(Box::new(fatal(
+                "53300",
+                format!("too many connections for role \"{user}\""),
+            )));
+        }
+        Ok(())
+    }
+
     // ---------------------------------------------------------------- interrupts
 
     /// PostgreSQL's `ProcessInterrupts`. `running`: a statement is executing (a cancel is for
@@ -653,6 +705,8 @@ impl Session<'_> {
         sys.postmaster_pid = self.ctx.pmsignal.as_ref().map_or(0, |p| p.postmaster_pid());
         sys.postmaster_start_time = self.ctx.postmaster_start_time;
         sys.superuser = self.superuser;
+        sys.role_id = self.role_oid;
+        sys.superuser_roles = self.superuser_roles.clone();
         sys.role_name = self.user.clone();
         let sys = Rc::new(sys);
         pgipc_sysviews::register(&mut cat, sys.clone());

@@ -3,10 +3,14 @@
 //! through the SQL parser with 1 and 4 clients, prepared (`-M prepared`) and simple,
 //! `SELECT now()` and `SELECT count(*) FROM pg_settings` (skipped while the server has no
 //! `pg_settings`), and the time from SIGKILL of a backend to accepting connections again.
+//! Two more connection figures log in as a role with a password: `scram_connections_per_s`
+//! (pg_hba.conf `scram-sha-256` on the Unix socket, the verifier at the default 4096
+//! iterations, pgbench with `PGPASSWORD`) and `tls_connections_per_s` (`hostssl ... trust` on
+//! 127.0.0.1, pgbench with `PGSSLMODE=require`, one self-signed certificate for both).
 //!
 //! Both servers run side by side (ours as the current user, PostgreSQL as `postgres`, each on
 //! its own port and socket directory, PostgreSQL with its default settings plus trust
-//! authentication). Every figure is measured in interleaved rounds (ours, theirs, ours, ...),
+//! authentication, both with `ssl = on` and listening on 127.0.0.1). Every figure is measured in interleaved rounds (ours, theirs, ours, ...),
 //! and the printed ratio is the median of the per-round ratios. Lines:
 //! `BENCH server/<name> <value> <unit> <ratio>x postgres15/<name>`.
 //!
@@ -31,14 +35,45 @@ struct Target {
     stop: Box<dyn Fn()>,
 }
 
+/// Who pgbench logs in as, and how.
+#[derive(Clone, Copy)]
+enum Login {
+    /// `postgres` on the Unix socket (trust).
+    Superuser,
+    /// `bench` on the Unix socket with [`BENCH_PASSWORD`] (scram-sha-256).
+    Scram,
+    /// `bench` on 127.0.0.1 over TLS (`hostssl` trust).
+    Tls,
+}
+
+const BENCH_PASSWORD: &str = "bench-pw";
+const BENCH_HBA: &str = "local all postgres trust\nlocal all bench scram-sha-256\nhostssl all bench 127.0.0.1/32 trust\nhost all postgres 127.0.0.1/32 trust\n";
+
 impl Target {
     fn pgbench(&self, args: &[&str], script: &Path) -> f64 {
-        let o = Command::new("pgbench")
-            .args(["-n", "-T", &SECONDS.to_string(), "-f"])
+        self.pgbench_as(Login::Superuser, args, script)
+    }
+
+    fn pgbench_as(&self, login: Login, args: &[&str], script: &Path) -> f64 {
+        let mut c = Command::new("pgbench");
+        c.args(["-n", "-T", &SECONDS.to_string(), "-f"])
             .arg(script)
-            .arg("-h")
-            .arg(&self.sock)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "postgres"])
+            .arg("-h");
+        match login {
+            Login::Tls => c.arg("127.0.0.1").env("PGSSLMODE", "require"),
+            _ => c.arg(&self.sock).env("PGSSLMODE", "disable"),
+        };
+        let user = match login {
+            Login::Superuser => "postgres",
+            Login::Scram | Login::Tls => "bench",
+        };
+        if matches!(login, Login::Scram) {
+            c.env("PGPASSWORD", BENCH_PASSWORD);
+        } else {
+            c.env_remove("PGPASSWORD");
+        }
+        let o = c
+            .args(["-p", &self.port.to_string(), "-U", user, "postgres"])
             .args(args)
             .output()
             .expect("pgbench");
@@ -54,6 +89,61 @@ impl Target {
                     String::from_utf8_lossy(&o.stderr)
                 )
             })
+    }
+
+    /// The role `bench` with a SCRAM password, [`BENCH_HBA`] in force (written to
+    /// `hba_path`, then a reload), checked by a login of each kind.
+    fn set_up_logins(&self, hba_path: &Path) {
+        let create = format!("CREATE ROLE bench LOGIN PASSWORD '{BENCH_PASSWORD}'");
+        assert!(
+            self.psql_ok(&create).is_some(),
+            "{}: {create} failed",
+            self.name
+        );
+        std::fs::write(hba_path, BENCH_HBA).expect("pg_hba.conf");
+        let _ = Command::new("chmod").arg("644").arg(hba_path).status();
+        assert!(self.psql_ok("SELECT pg_reload_conf()").is_some());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for login in [Login::Scram, Login::Tls] {
+            loop {
+                let mut c = self.psql_login(login);
+                let ok = c
+                    .args(["-c", "SELECT 1"])
+                    .stderr(Stdio::null())
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ok {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: the bench role cannot log in",
+                    self.name
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// psql logging in as `login` says.
+    fn psql_login(&self, login: Login) -> Command {
+        let mut c = Command::new("psql");
+        c.args(["-X", "-At", "-w", "-h"]);
+        match login {
+            Login::Tls => c.arg("127.0.0.1").env("PGSSLMODE", "require"),
+            _ => c.arg(&self.sock).env("PGSSLMODE", "disable"),
+        };
+        c.args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "bench",
+            "-d",
+            "postgres",
+        ])
+        .env("PGPASSWORD", BENCH_PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "2");
+        c
     }
 
     /// psql connected to this server, unaligned tuples only.
@@ -141,7 +231,7 @@ impl Drop for Target {
     }
 }
 
-fn start_ours(base: &Path) -> Target {
+fn start_ours(base: &Path, tls: &TlsFiles) -> Target {
     let sock = base.join("ours-sock");
     std::fs::create_dir_all(&sock).expect("dir");
     let port = free_port();
@@ -151,7 +241,8 @@ fn start_ours(base: &Path) -> Target {
         .arg(&dir)
         .arg("-k")
         .arg(&sock)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses="])
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(tls.settings(&tls.ours))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(base.join("ours.log")).expect("log"))
@@ -172,7 +263,48 @@ fn start_ours(base: &Path) -> Target {
     t
 }
 
-fn start_postgres(base: &Path) -> Option<Target> {
+/// One self-signed certificate and key, written twice: for our server (owned by us) and for
+/// PostgreSQL (owned by `postgres`, mode 0600, as it demands of a key).
+struct TlsFiles {
+    ours: (PathBuf, PathBuf),
+    pg: (PathBuf, PathBuf),
+}
+
+impl TlsFiles {
+    fn new(base: &Path) -> TlsFiles {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("certificate");
+        let pair = |who: &str| {
+            let (crt, key) = (
+                base.join(format!("{who}.crt")),
+                base.join(format!("{who}.key")),
+            );
+            std::fs::write(&crt, ck.cert.pem()).expect("crt");
+            std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key");
+            let _ = Command::new("chmod").arg("600").arg(&key).status();
+            let _ = Command::new("chmod").arg("644").arg(&crt).status();
+            (crt, key)
+        };
+        let (ours, pg) = (pair("ours"), pair("pg"));
+        for p in [&pg.0, &pg.1] {
+            let _ = Command::new("chown").arg("postgres").arg(p).status();
+        }
+        TlsFiles { ours, pg }
+    }
+
+    fn settings(&self, (crt, key): &(PathBuf, PathBuf)) -> Vec<String> {
+        vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", crt.display()),
+            "-c".into(),
+            format!("ssl_key_file={}", key.display()),
+        ]
+    }
+}
+
+fn start_postgres(base: &Path, tls: &TlsFiles) -> Option<Target> {
     if !Path::new(PG_BIN).join("postgres").exists() {
         return None;
     }
@@ -205,7 +337,8 @@ fn start_postgres(base: &Path) -> Option<Target> {
         .arg(&dir)
         .arg("-k")
         .arg(&sock)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses="])
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(tls.settings(&tls.pg))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(base.join("pg.log")).ok()?)
@@ -282,11 +415,14 @@ fn main() -> ExitCode {
     let select1 = script_of("select1.sql", "SELECT 1;\n");
     let now = script_of("now.sql", "SELECT now();\n");
     let settings = script_of("pg_settings.sql", "SELECT count(*) FROM pg_settings;\n");
-    let ours = start_ours(&base);
-    let Some(pg) = start_postgres(&base) else {
+    let tls = TlsFiles::new(&base);
+    let ours = start_ours(&base, &tls);
+    let Some(pg) = start_postgres(&base, &tls) else {
         println!("PostgreSQL 15 not found under {PG_BIN}: skipping the comparison");
         return ExitCode::SUCCESS;
     };
+    ours.set_up_logins(&base.join("ours-data/pg_hba.conf"));
+    pg.set_up_logins(&base.join("pg-data/pg_hba.conf"));
     println!(
         "pgipc (release build) vs PostgreSQL 15, Unix sockets, {ROUNDS} interleaved rounds of {SECONDS} s per figure"
     );
@@ -346,6 +482,18 @@ fn main() -> ExitCode {
             b.push(pg.pgbench(args, script));
         }
         report(name, unit, 0, &a, &b);
+    }
+    for (name, login) in [
+        ("scram_connections_per_s", Login::Scram),
+        ("tls_connections_per_s", Login::Tls),
+    ] {
+        let args = ["-C", "-c", "1", "-M", "simple"];
+        let (mut a, mut b) = (vec![], vec![]);
+        for _ in 0..ROUNDS {
+            a.push(ours.pgbench_as(login, &args, &select1));
+            b.push(pg.pgbench_as(login, &args, &select1));
+        }
+        report(name, "conn/s", 0, &a, &b);
     }
     let (mut a, mut b) = (vec![], vec![]);
     for _ in 0..3 {

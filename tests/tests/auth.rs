@@ -637,6 +637,279 @@ fn tls_require_verify_full_hostssl_and_channel_binding() {
     );
 }
 
+/// psql on a pseudo-terminal (`script`), as a person at a keyboard: `steps` are (what to wait
+/// for in psql's output, what to type then). psql's prompts flush pending input, so each line
+/// is typed only once its prompt is there. Returns the whole output.
+fn psql_on_a_tty(s: &TestServer, steps: &[(&str, &str)]) -> String {
+    let cmdline = format!(
+        "psql -X -h {} -p {} -U postgres -d postgres",
+        s.sock_dir().display(),
+        s.port()
+    );
+    let mut child = Command::new("script")
+        .args(["-qefc", &cmdline, "/dev/null"])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1)");
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = 0;
+    for (wait, typed) in steps {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = out.lock().unwrap().clone();
+            if let Some(at) = text[seen..].find(wait) {
+                seen += at + wait.len();
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("psql never printed {wait:?}; output so far:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stdin.write_all(typed.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    drop(stdin);
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("psql did not end: {}", out.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    reader.join().unwrap();
+    let text = out.lock().unwrap().clone();
+    assert!(status.success(), "psql on a tty: {status:?}\n{text}");
+    text
+}
+
+fn stored_secret(s: &TestServer, role: &str) -> String {
+    let a = Authid::open(s.data_dir()).expect("role file");
+    a.get(role)
+        .and_then(|r| r.password.clone())
+        .unwrap_or_else(|| panic!("{role} has no password"))
+}
+
+fn password_command_then_a_fresh_login() {
+    let s = server("password");
+    roles(&s, &["CREATE ROLE alice LOGIN PASSWORD 'old'"], FAST);
+    set_hba(
+        &s,
+        "local all postgres trust\nlocal all all scram-sha-256\n",
+        "",
+    );
+    assert_eq!(psql(&s, "alice", Some("old"), false), Ok("off".into()));
+    // psql's \password: it hashes on the client (SCRAM-SHA-256, 4096 iterations, as
+    // password_encryption says) and sends ALTER USER ... PASSWORD '<verifier>'.
+    let before = stored_secret(&s, "alice");
+    let out = psql_on_a_tty(
+        &s,
+        &[
+            ("postgres=#", "\\password alice\n"),
+            ("Enter new password", "n3w-pass\n"),
+            ("Enter it again", "n3w-pass\n"),
+            ("postgres=#", "\\q\n"),
+        ],
+    );
+    assert!(!out.contains("ERROR"), "{out}");
+    let after = stored_secret(&s, "alice");
+    assert_ne!(after, before);
+    assert!(after.starts_with("SCRAM-SHA-256$4096:"), "{after}");
+    assert_eq!(psql(&s, "alice", Some("n3w-pass"), false), Ok("off".into()));
+    let old = psql(&s, "alice", Some("old"), false).unwrap_err();
+    assert_eq!(
+        fatal_text(&old),
+        "password authentication failed for user \"alice\""
+    );
+    // The same through the postgres crate (a simple Query, as psql's PQexec sends): an
+    // already-hashed verifier is stored as is, byte for byte.
+    let verifier = pgipc_libpq::scram::scram_build_secret("third", 4096).unwrap();
+    let mut su = client(&s, "postgres", "").expect("superuser");
+    su.batch_execute(&format!("ALTER USER alice PASSWORD '{verifier}'"))
+        .expect("ALTER USER with a verifier");
+    assert_eq!(stored_secret(&s, "alice"), verifier);
+    let mut c = client(&s, "alice", "third").expect("a fresh login");
+    assert_eq!(c.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0), 1);
+    assert!(client(&s, "alice", "n3w-pass").is_err());
+}
+
+fn db_error(e: &postgres::Error) -> (String, String, Option<String>) {
+    let d = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    (
+        d.code().code().to_owned(),
+        d.message().to_owned(),
+        d.detail().map(str::to_owned),
+    )
+}
+
+fn connect_at(
+    sock: &std::path::Path,
+    port: u16,
+    user: &str,
+) -> Result<postgres::Client, postgres::Error> {
+    postgres::Config::new()
+        .host_path(sock)
+        .port(port)
+        .user(user)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(10))
+        .connect(postgres::NoTls)
+}
+
+/// What a non-superuser gets from pg_terminate_backend / pg_cancel_backend on a superuser's
+/// backend: (SQLSTATE, message, detail) of each.
+fn signal_refusals(sock: &std::path::Path, port: u16) -> Vec<(String, String, Option<String>)> {
+    let mut su = connect_at(sock, port, "postgres").expect("superuser");
+    let pid: i32 = su.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let mut bob = connect_at(sock, port, "bob").expect("bob logs in");
+    let mut out = Vec::new();
+    for f in ["pg_terminate_backend", "pg_cancel_backend"] {
+        let e = bob
+            .batch_execute(&format!("SELECT {f}({pid})"))
+            .expect_err("a non-superuser signalled a superuser");
+        out.push(db_error(&e));
+    }
+    // The superuser's session is untouched.
+    assert_eq!(su.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0), 1);
+    // bob may signal his own other session.
+    let mut bob2 = connect_at(sock, port, "bob").expect("bob again");
+    let pid2: i32 = bob2
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let ok: bool = bob
+        .query_one(&format!("SELECT pg_terminate_backend({pid2})"), &[])
+        .unwrap()
+        .get(0);
+    assert!(ok);
+    out
+}
+
+fn non_superusers_may_not_signal_superusers() {
+    let s = server("signal");
+    roles(&s, &["CREATE ROLE bob LOGIN"], FAST);
+    let ours = signal_refusals(s.sock_dir(), s.port());
+    assert_eq!(
+        ours,
+        [
+            (
+                "42501".to_owned(),
+                "permission denied to terminate process".to_owned(),
+                Some("Only roles with the SUPERUSER attribute may terminate processes of roles with the SUPERUSER attribute.".to_owned()),
+            ),
+            (
+                "42501".to_owned(),
+                "permission denied to cancel query".to_owned(),
+                Some("Only roles with the SUPERUSER attribute may cancel queries of roles with the SUPERUSER attribute.".to_owned()),
+            ),
+        ]
+    );
+    // PostgreSQL 15 refuses with the same SQLSTATE; its texts are older (PostgreSQL 16
+    // introduced the message + DETAIL pair that 18, the reference, prints).
+    let pg = Postgres15::start("auth-signal").expect("PostgreSQL 15 is needed for the comparison");
+    let mut su = connect_at(pg.sock_dir(), pg.port(), "postgres").expect("pg15");
+    su.batch_execute("CREATE ROLE bob LOGIN").unwrap();
+    drop(su);
+    let theirs = signal_refusals(pg.sock_dir(), pg.port());
+    assert_eq!(
+        theirs,
+        [
+            (
+                "42501".to_owned(),
+                "must be a superuser to terminate superuser process".to_owned(),
+                None,
+            ),
+            (
+                "42501".to_owned(),
+                "must be a superuser to cancel superuser query".to_owned(),
+                None,
+            ),
+        ]
+    );
+    let codes =
+        |v: &[(String, String, Option<String>)]| v.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+    assert_eq!(codes(&ours), codes(&theirs));
+}
+
+fn connection_limit_is_enforced_at_connection_start() {
+    let s = server("connlimit");
+    roles(
+        &s,
+        &[
+            "CREATE ROLE carol LOGIN CONNECTION LIMIT 2",
+            "CREATE ROLE zero LOGIN CONNECTION LIMIT 0",
+            "ALTER ROLE postgres CONNECTION LIMIT 0",
+        ],
+        FAST,
+    );
+    let a = connect_at(s.sock_dir(), s.port(), "carol").expect("first");
+    let b = connect_at(s.sock_dir(), s.port(), "carol").expect("second");
+    let Err(e) = connect_at(s.sock_dir(), s.port(), "carol") else {
+        panic!("a third session over the limit")
+    };
+    assert_eq!(
+        db_error(&e),
+        (
+            "53300".to_owned(),
+            "too many connections for role \"carol\"".to_owned(),
+            None
+        )
+    );
+    let Err(e) = connect_at(s.sock_dir(), s.port(), "zero") else {
+        panic!("a session under limit 0")
+    };
+    assert_eq!(db_error(&e).1, "too many connections for role \"zero\"");
+    // psql shows PostgreSQL's FATAL.
+    assert_eq!(
+        fatal_text(&psql(&s, "carol", None, false).unwrap_err()),
+        "too many connections for role \"carol\""
+    );
+    // Superusers are exempt, as in PostgreSQL.
+    assert_eq!(psql(&s, "postgres", None, false), Ok("on".into()));
+    // A session that ends frees its slot.
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        match connect_at(s.sock_dir(), s.port(), "carol") {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline && db_error(&e).0 == "53300" => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("carol after a slot was freed: {e}"),
+        }
+    };
+    drop((b, c));
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -675,6 +948,18 @@ fn main() -> ExitCode {
         (
             "tls_require_verify_full_hostssl_and_channel_binding",
             tls_require_verify_full_hostssl_and_channel_binding,
+        ),
+        (
+            "password_command_then_a_fresh_login",
+            password_command_then_a_fresh_login,
+        ),
+        (
+            "non_superusers_may_not_signal_superusers",
+            non_superusers_may_not_signal_superusers,
+        ),
+        (
+            "connection_limit_is_enforced_at_connection_start",
+            connection_limit_is_enforced_at_connection_start,
         ),
     ])
 }
