@@ -914,6 +914,22 @@ impl Settings {
         self.nest_level = level - 1;
     }
 
+    /// Gives `name` the current value of `from` directly, outside the `SET` machinery: no
+    /// stack entry, source unchanged (PostgreSQL's `StartTransaction` assigning
+    /// `XactIsoLevel = DefaultXactIsoLevel` and `XactReadOnly = DefaultXactReadOnly`).
+    /// Nothing happens if either is unknown or the two already agree.
+    pub fn assign_from(&mut self, name: &str, from: &str) {
+        let Some(v) = self.get(from).cloned() else {
+            return;
+        };
+        if self.get(name).is_none_or(|cur| *cur == v) {
+            return;
+        }
+        if let Some(var) = self.var_mut(&key(name)) {
+            var.cur.value = v;
+        }
+    }
+
     /// Transaction end: [`at_eoxact`](Self::at_eoxact) at level 1.
     pub fn end_transaction(&mut self, commit: bool) {
         self.at_eoxact(commit, 1);

@@ -112,8 +112,30 @@ pub enum Statement {
     Reset(Option<String>),
     /// `SHOW ALL`.
     ShowAll,
-    /// BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT: the command tag.
+    /// COMMIT / END / ROLLBACK / ABORT: the command tag.
     Transaction(&'static str),
+    /// `BEGIN` / `START TRANSACTION` with its modes: (setting, value) pairs such as
+    /// `("transaction_isolation", "repeatable read")` or `("transaction_read_only", "on")`.
+    Begin {
+        /// Spelled `START TRANSACTION` (its command tag), not `BEGIN`.
+        start: bool,
+        /// (setting, value) pairs.
+        modes: Vec<(&'static str, String)>,
+    },
+    /// `SET TRANSACTION modes` (`session` false) or `SET SESSION CHARACTERISTICS AS
+    /// TRANSACTION modes` (`session` true; the settings are the `default_transaction_*` ones).
+    SetTransaction {
+        /// `SESSION CHARACTERISTICS AS`.
+        session: bool,
+        /// (setting, value) pairs.
+        modes: Vec<(&'static str, String)>,
+    },
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name`.
+    RollbackTo(String),
     /// Only whitespace and comments.
     Empty,
 }
@@ -509,6 +531,14 @@ fn plan_statement(
                 )),
             }
         }
+        S::Set(ast::Set::SetTransaction {
+            modes,
+            snapshot: None,
+            session,
+        }) => Ok(Statement::SetTransaction {
+            session: *session,
+            modes: transaction_modes(modes, *session)?,
+        }),
         S::Set(set) => plan_set(set),
         S::Reset(r) => match &r.reset {
             ast::Reset::ALL => Ok(Statement::Reset(None)),
@@ -519,8 +549,17 @@ fn plan_statement(
                 n.to_string().trim_matches('"').to_lowercase(),
             ))),
         },
-        S::StartTransaction { .. } => Ok(Statement::Transaction("BEGIN")),
+        S::StartTransaction { modes, begin, .. } => Ok(Statement::Begin {
+            start: !*begin,
+            modes: transaction_modes(modes, false)?,
+        }),
+        S::Savepoint { name } => Ok(Statement::Savepoint(ident_name(name))),
+        S::ReleaseSavepoint { name } => Ok(Statement::Release(ident_name(name))),
         S::Commit { .. } => Ok(Statement::Transaction("COMMIT")),
+        S::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Ok(Statement::RollbackTo(ident_name(name))),
         S::Rollback { .. } => Ok(Statement::Transaction("ROLLBACK")),
         other => {
             let kw = other.to_string();
@@ -530,6 +569,57 @@ fn plan_statement(
             )))
         }
     }
+}
+
+/// An identifier as PostgreSQL folds it: lower case unless quoted.
+fn ident_name(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// A transaction's modes as the settings they set (PostgreSQL's `transaction_mode_list`):
+/// `transaction_isolation` / `transaction_read_only`, or their `default_` forms for
+/// `SET SESSION CHARACTERISTICS`.
+fn transaction_modes(
+    modes: &[ast::TransactionMode],
+    session: bool,
+) -> Result<Vec<(&'static str, String)>> {
+    use ast::{TransactionAccessMode as A, TransactionIsolationLevel as L, TransactionMode as M};
+    modes
+        .iter()
+        .map(|m| {
+            let (name, default, value) = match m {
+                M::IsolationLevel(l) => (
+                    "transaction_isolation",
+                    "default_transaction_isolation",
+                    match l {
+                        L::ReadUncommitted => "read uncommitted",
+                        L::ReadCommitted => "read committed",
+                        L::RepeatableRead => "repeatable read",
+                        L::Serializable => "serializable",
+                        L::Snapshot => {
+                            return Err(QueryError::new(
+                                sqlstate::SYNTAX_ERROR,
+                                "syntax error at or near \"SNAPSHOT\"",
+                            ))
+                        }
+                    },
+                ),
+                M::AccessMode(a) => (
+                    "transaction_read_only",
+                    "default_transaction_read_only",
+                    match a {
+                        A::ReadOnly => "on",
+                        A::ReadWrite => "off",
+                    },
+                ),
+            };
+            Ok((if session { default } else { name }, value.to_owned()))
+        })
+        .collect()
 }
 
 /// One argument of `SET name TO ...` as the grammar's `var_value` sees it.

@@ -434,6 +434,13 @@ fn statements_other_than_select() {
                 Statement::Reset(n) => format!("reset {n:?}"),
                 Statement::ShowAll => "show all".into(),
                 Statement::Transaction(t) => t.into(),
+                Statement::Begin { start, modes } => format!("begin start={start} {modes:?}"),
+                Statement::SetTransaction { session, modes } => {
+                    format!("set transaction session={session} {modes:?}")
+                }
+                Statement::Savepoint(n) => format!("savepoint {n}"),
+                Statement::Release(n) => format!("release {n}"),
+                Statement::RollbackTo(n) => format!("rollback to {n}"),
                 Statement::Empty => "empty".into(),
             })
             .collect()
@@ -453,7 +460,28 @@ fn statements_other_than_select() {
     );
     assert_eq!(
         names("BEGIN; COMMIT; ROLLBACK"),
-        ["BEGIN", "COMMIT", "ROLLBACK"]
+        ["begin start=false []", "COMMIT", "ROLLBACK"]
+    );
+    assert_eq!(
+        names(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             START TRANSACTION READ WRITE; \
+             SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
+             SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+        ),
+        [
+            "begin start=false [(\"transaction_isolation\", \"repeatable read\"), \
+             (\"transaction_read_only\", \"on\")]",
+            "begin start=true [(\"transaction_read_only\", \"off\")]",
+            "set transaction session=false \
+             [(\"transaction_isolation\", \"serializable\")]",
+            "set transaction session=true \
+             [(\"default_transaction_read_only\", \"on\")]",
+        ]
+    );
+    assert_eq!(
+        names("SAVEPOINT a; RELEASE SAVEPOINT \"B\"; RELEASE c; ROLLBACK TO SAVEPOINT D"),
+        ["savepoint a", "release B", "release c", "rollback to d"]
     );
     assert_eq!(
         names("RESET work_mem; RESET ALL"),

@@ -80,9 +80,10 @@
 //! * Authentication needs `data_directory` set (the postmaster sets it): without it every
 //!   connection is trusted as a superuser, as a bare tcop server in tests is; otherwise
 //!   `is_superuser` comes from the role. No GSSAPI, no client certificates, no walsenders
-//!   (`replication` is refused), no COPY, no fast-path function calls, no transaction ids
-//!   (BEGIN/COMMIT track the ReadyForQuery status and the settings' transaction stack), no
-//!   savepoints, no binary format for numeric and text[].
+//!   (`replication` is refused), no COPY, no fast-path function calls, no binary format for
+//!   numeric and text[]. Transactions (`xact`) have top-level ids only: savepoints nest the
+//!   settings' stack and recover a failed block, but no SQL here assigns a subtransaction id
+//!   (`pg_current_xact_id()` names the top-level one, as in PostgreSQL).
 //! * It knows nothing of the postmaster's child slots or of ProcSignal: those are reached
 //!   through [`BackendHooks`].
 

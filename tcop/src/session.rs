@@ -96,6 +96,9 @@ struct Session<'s> {
     /// A settings transaction is open (`Settings::start_transaction` called, not yet ended):
     /// opened by the first statement of a transaction that changes a setting.
     guc_xact: bool,
+    /// The block's open savepoints, oldest first: name and the settings nest level each
+    /// opened (PostgreSQL's subtransaction stack).
+    savepoints: Vec<(String, u32)>,
     /// Something may have changed a `GUC_REPORT` setting since the last ReadyForQuery.
     report_pending: bool,
     /// The simple Query being run has several statements (PostgreSQL's implicit
@@ -261,6 +264,7 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         statements: HashMap::new(),
         portals: HashMap::new(),
         guc_xact: false,
+        savepoints: Vec::new(),
         report_pending: false,
         implicit_block: false,
         superuser: true,
@@ -765,9 +769,19 @@ impl Session<'_> {
         if self.xact_ts.is_none() {
             self.xact_ts = Some(self.stmt_ts);
             pgipc_backend_status::report_xact_timestamp(self.stmt_ts);
-            crate::xact::begin(self.ctx.settings.text("default_transaction_isolation"));
+            crate::xact::begin();
+            // StartTransaction: the transaction's modes start as the session's defaults.
+            let st = &mut self.ctx.settings;
+            st.assign_from("transaction_isolation", "default_transaction_isolation");
+            st.assign_from("transaction_read_only", "default_transaction_read_only");
         }
-        crate::xact::statement_start();
+    }
+
+    /// A statement that reads takes its snapshot (SHOW and utility statements take none).
+    fn take_snapshot(&self, q: &pgipc_query::Prepared) {
+        if !q.is_show() {
+            crate::xact::statement_start(self.ctx.settings.text("transaction_isolation"));
+        }
     }
 
     /// A query-layer error as the statement's failure (or the session's end, when an
@@ -951,7 +965,17 @@ impl Session<'_> {
     /// An ERROR aborts the transaction: its settings changes are undone at once (PostgreSQL's
     /// `AbortTransaction` runs `AtEOXact_GUC`), and an explicit block waits for ROLLBACK.
     fn abort_xact(&mut self) {
-        self.end_guc_xact(false);
+        if let Some(&(_, level)) = self.savepoints.last() {
+            // Only the innermost subtransaction aborts (`AbortSubTransaction`); the block
+            // waits for ROLLBACK TO or ROLLBACK.
+            if self.guc_xact {
+                self.ctx.settings.at_eoxact(false, level);
+                self.report_pending = true;
+                self.refresh_tz();
+            }
+        } else {
+            self.end_guc_xact(false);
+        }
         if self.tx == TransactionStatus::InBlock {
             self.tx = TransactionStatus::Failed;
         }
@@ -984,6 +1008,52 @@ impl Session<'_> {
                 "25P01",
                 "SET LOCAL can only be used in transaction blocks",
             ));
+        }
+        self.set_variable_quiet(name, value, local)
+    }
+
+    /// The checks of `transaction_isolation` and `transaction_read_only` (PostgreSQL's
+    /// `check_transaction_isolation` / `check_transaction_read_only`): once the transaction
+    /// took a snapshot, or inside a subtransaction, they cannot change.
+    fn check_transaction_mode(&self, name: &str, value: &str) -> Result<(), Report> {
+        let v = value.trim().to_ascii_lowercase();
+        let fail = |m: &str| Err(Box::new(error("25001", m.to_owned())));
+        if name.eq_ignore_ascii_case("transaction_isolation") {
+            let known = [
+                "serializable",
+                "repeatable read",
+                "read committed",
+                "read uncommitted",
+            ];
+            if known.contains(&v.as_str()) && v != self.ctx.settings.text("transaction_isolation") {
+                if crate::xact::first_snapshot_set() {
+                    return fail("SET TRANSACTION ISOLATION LEVEL must be called before any query");
+                }
+                if !self.savepoints.is_empty() {
+                    return fail(
+                        "SET TRANSACTION ISOLATION LEVEL must not be called in a subtransaction",
+                    );
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transaction_read_only")
+            && matches!(v.as_str(), "off" | "of" | "false" | "f" | "no" | "n" | "0")
+            && self.ctx.settings.bool("transaction_read_only")
+            && crate::xact::first_snapshot_set()
+        {
+            return fail("transaction read-write mode must be set before any query");
+        }
+        Ok(())
+    }
+
+    /// [`set_variable`](Self::set_variable) without the `SET LOCAL` warning.
+    fn set_variable_quiet(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        local: bool,
+    ) -> Result<(), Report> {
+        if let Some(v) = value {
+            self.check_transaction_mode(name, v)?;
         }
         self.begin_guc_xact();
         self.report_pending = true;
@@ -1044,7 +1114,10 @@ impl Session<'_> {
     /// In a failed transaction block only its end may run (PostgreSQL's
     /// `IsTransactionExitStmt`).
     fn failed_block_check(&self, stmt: &Statement) -> Result<(), Report> {
-        let exits = matches!(stmt, Statement::Transaction("COMMIT" | "ROLLBACK"));
+        let exits = matches!(
+            stmt,
+            Statement::Transaction("COMMIT" | "ROLLBACK") | Statement::RollbackTo(_)
+        );
         if self.tx == TransactionStatus::Failed && !exits {
             return Err(Box::new(error(
                 "25P02",
@@ -1123,6 +1196,7 @@ impl Session<'_> {
                 return Ok(());
             }
             Statement::Query(p) => {
+                self.take_snapshot(p);
                 let mut rows = p.execute(Vec::new(), &*self);
                 let (n, _) = self.send_rows(&mut rows, formats, 0)?;
                 select_tag(p.is_show(), n)
@@ -1153,9 +1227,87 @@ impl Session<'_> {
                 "RESET".into()
             }
             Statement::Transaction(t) => self.transaction(t).into(),
+            Statement::Begin { start, modes } => {
+                self.transaction("BEGIN");
+                for (name, value) in modes {
+                    self.set_variable(name, Some(value), true)?;
+                }
+                if *start { "START TRANSACTION" } else { "BEGIN" }.into()
+            }
+            Statement::SetTransaction { session, modes } => {
+                if !*session && self.tx == TransactionStatus::Idle && !self.implicit_block {
+                    self.conn.out().notice_response(&ErrorFields::new(
+                        Severity::Warning,
+                        "25P01",
+                        "SET TRANSACTION can only be used in transaction blocks",
+                    ));
+                }
+                for (name, value) in modes {
+                    self.set_variable_quiet(name, Some(value), !*session)?;
+                }
+                "SET".into()
+            }
+            Statement::Savepoint(name) => {
+                self.require_block("SAVEPOINT")?;
+                self.begin_guc_xact();
+                let level = self.ctx.settings.new_nest_level();
+                self.savepoints.push((name.clone(), level));
+                "SAVEPOINT".into()
+            }
+            Statement::Release(name) => {
+                self.require_block("RELEASE SAVEPOINT")?;
+                let at = self.find_savepoint(name)?;
+                // Each subtransaction above and at `at` commits into its parent
+                // (`CommitSubTransaction` runs `AtEOSubXact_GUC(true)`).
+                while self.savepoints.len() > at {
+                    if let Some((_, level)) = self.savepoints.pop() {
+                        self.ctx.settings.at_eoxact(true, level);
+                    }
+                }
+                "RELEASE".into()
+            }
+            Statement::RollbackTo(name) => {
+                self.require_block("ROLLBACK TO SAVEPOINT")?;
+                let at = self.find_savepoint(name)?;
+                self.savepoints.truncate(at + 1);
+                let level = self.savepoints[at].1;
+                // The savepoint's subtransaction and those above abort; it starts again.
+                self.ctx.settings.at_eoxact(false, level);
+                self.savepoints[at].1 = self.ctx.settings.new_nest_level();
+                self.report_pending = true;
+                self.refresh_tz();
+                self.tx = TransactionStatus::InBlock;
+                "ROLLBACK".into()
+            }
         };
         self.conn.out().command_complete(&tag);
         Ok(())
+    }
+
+    /// SAVEPOINT, RELEASE and ROLLBACK TO outside a transaction block: PostgreSQL's
+    /// `RequireTransactionBlock` error (an implicit block of several statements counts as
+    /// outside, as `DefineSavepoint` says).
+    fn require_block(&self, what: &str) -> Result<(), Report> {
+        if self.tx == TransactionStatus::Idle {
+            return Err(Box::new(error(
+                "25P01",
+                format!("{what} can only be used in transaction blocks"),
+            )));
+        }
+        Ok(())
+    }
+
+    /// The index of the innermost savepoint named `name`, or 3B001.
+    fn find_savepoint(&self, name: &str) -> Result<usize, Report> {
+        self.savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| {
+                Box::new(error(
+                    "3B001",
+                    format!("savepoint \"{name}\" does not exist"),
+                ))
+            })
     }
 
     /// BEGIN / COMMIT / ROLLBACK; returns the command tag.
@@ -1184,6 +1336,13 @@ impl Session<'_> {
         self.tx = TransactionStatus::Idle;
         self.xact_ts = None;
         let commit = tag == "COMMIT" && was != TransactionStatus::Failed;
+        if commit && self.guc_xact {
+            // Open savepoints commit into their parents first (`CommitSubTransaction`).
+            while let Some((_, level)) = self.savepoints.pop() {
+                self.ctx.settings.at_eoxact(true, level);
+            }
+        }
+        self.savepoints.clear();
         self.end_guc_xact(commit);
         if commit {
             "COMMIT"
@@ -1413,7 +1572,10 @@ impl Session<'_> {
                 }
                 let mut rows = match p.rows.take() {
                     Some(r) => r,
-                    None => q.execute(std::mem::take(&mut p.params), &*self),
+                    None => {
+                        self.take_snapshot(q);
+                        q.execute(std::mem::take(&mut p.params), &*self)
+                    }
                 };
                 let (n, finished) = self.send_rows(&mut rows, &p.formats, max_rows)?;
                 if finished {
@@ -1588,6 +1750,12 @@ fn utility_tag(stmt: &Statement) -> &'static str {
         Statement::Reset(_) => "RESET",
         Statement::ShowAll => "SHOW",
         Statement::Transaction(t) => t,
+        Statement::Begin { start: true, .. } => "START TRANSACTION",
+        Statement::Begin { start: false, .. } => "BEGIN",
+        Statement::SetTransaction { .. } => "SET",
+        Statement::Savepoint(_) => "SAVEPOINT",
+        Statement::Release(_) => "RELEASE",
+        Statement::RollbackTo(_) => "ROLLBACK",
         Statement::Query(_) | Statement::Empty => "SELECT 0",
     }
 }

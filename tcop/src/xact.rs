@@ -1,8 +1,9 @@
 //! The session's transaction on the ProcArray (PostgreSQL's `xact.c` and `snapmgr.c`, the
 //! parts pgipc runs): a transaction id assigned lazily (`GetNewTransactionId` on
-//! `pg_current_xact_id()`), a snapshot taken at each statement's start (READ COMMITTED) or
-//! at the transaction's first statement (REPEATABLE READ and SERIALIZABLE, chosen by
-//! `default_transaction_isolation`),
+//! `pg_current_xact_id()`), a snapshot taken at each SELECT's start (READ COMMITTED) or
+//! at the transaction's first SELECT (REPEATABLE READ and SERIALIZABLE, chosen by
+//! `transaction_isolation` as it stands at that first snapshot; utility statements such as
+//! BEGIN, SET and SHOW take none, as in PostgreSQL),
 //! `ProcArrayEndTransaction` when the transaction ends (at ReadyForQuery outside a block, and
 //! at exit), and MyProc's `xmin` cleared between statements.
 //!
@@ -21,6 +22,9 @@ struct Xact {
     have_snap: bool,
     /// REPEATABLE READ or SERIALIZABLE: one snapshot for the whole transaction.
     per_transaction: bool,
+    /// A statement of this transaction took a snapshot (PostgreSQL's `FirstSnapshotSet`):
+    /// its isolation level and read-write mode can no longer change.
+    first_snapshot_set: bool,
 }
 
 thread_local! {
@@ -42,6 +46,7 @@ pub(crate) fn init(pa: ProcArray, procno: ProcNumber) -> std::result::Result<(),
             snap: Snapshot::new(),
             have_snap: false,
             per_transaction: false,
+            first_snapshot_set: false,
         })
     });
     pgipc_ipc::on_shmem_exit(|_| end_transaction())
@@ -49,28 +54,38 @@ pub(crate) fn init(pa: ProcArray, procno: ProcNumber) -> std::result::Result<(),
         .map_err(|e| e.to_string())
 }
 
-/// A transaction starts with `isolation` (`default_transaction_isolation`'s value):
-/// `repeatable read` and `serializable` keep their first snapshot to the end.
-pub(crate) fn begin(isolation: &str) {
+/// A transaction starts: no snapshot yet.
+pub(crate) fn begin() {
     XACT.with(|x| {
         if let Some(x) = x.borrow_mut().as_mut() {
-            x.per_transaction = matches!(isolation, "repeatable read" | "serializable");
+            x.per_transaction = false;
             x.have_snap = false;
+            x.first_snapshot_set = false;
         }
     });
 }
 
-/// A statement starts: a fresh snapshot in READ COMMITTED, the transaction's first one kept
-/// in REPEATABLE READ / SERIALIZABLE (`GetTransactionSnapshot`).
-pub(crate) fn statement_start() {
+/// A statement that reads data starts: a fresh snapshot in READ COMMITTED, the transaction's
+/// first one kept in REPEATABLE READ / SERIALIZABLE (`GetTransactionSnapshot`);
+/// `isolation` is `transaction_isolation`'s value, which counts at the first snapshot.
+pub(crate) fn statement_start(isolation: &str) {
     XACT.with(|x| {
         if let Some(x) = x.borrow_mut().as_mut() {
+            if !x.first_snapshot_set {
+                x.per_transaction = matches!(isolation, "repeatable read" | "serializable");
+            }
             if x.per_transaction && x.have_snap {
                 return;
             }
             x.have_snap = x.pa.get_snapshot_data(x.procno, &mut x.snap).is_ok();
+            x.first_snapshot_set |= x.have_snap;
         }
     });
+}
+
+/// Whether the transaction has taken its first snapshot (`FirstSnapshotSet`).
+pub(crate) fn first_snapshot_set() -> bool {
+    XACT.with(|x| x.borrow().as_ref().is_some_and(|x| x.first_snapshot_set))
 }
 
 /// The session is idle: outside a transaction block the transaction ends
@@ -106,6 +121,7 @@ pub(crate) fn end_transaction() {
             x.xid = INVALID_TRANSACTION_ID;
             x.have_snap = false;
             x.per_transaction = false;
+            x.first_snapshot_set = false;
             let _ = x.pa.clear_xmin(x.procno);
         }
     });
@@ -160,6 +176,7 @@ pub(crate) fn current_snapshot() -> Result<String> {
             x.pa.get_snapshot_data(x.procno, &mut x.snap)
                 .map_err(internal)?;
             x.have_snap = true;
+            x.first_snapshot_set = true;
         }
         Ok(snapshot_text(&x.pa, &x.snap))
     })

@@ -129,12 +129,27 @@ fn script(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, St
 }
 
 /// B in REPEATABLE READ keeps its first snapshot until it commits.
-fn repeatable_read(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, String)> {
+/// `how` chooses the level: `default` (default_transaction_isolation), `begin` (BEGIN
+/// ISOLATION LEVEL), `set` (SET TRANSACTION after BEGIN).
+fn repeatable_read(
+    a: &mut postgres::Client,
+    b: &mut postgres::Client,
+    how: &str,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    ok(b.simple_query("SET default_transaction_isolation = 'repeatable read'"));
+    if how == "default" {
+        ok(b.simple_query("SET default_transaction_isolation = 'repeatable read'"));
+    }
     ok(a.simple_query("BEGIN"));
     let xid = one(a, "SELECT pg_current_xact_id()").unwrap();
-    ok(b.simple_query("BEGIN"));
+    match how {
+        "begin" => ok(b.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")),
+        "set" => {
+            ok(b.simple_query("START TRANSACTION"));
+            ok(b.simple_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        }
+        _ => ok(b.simple_query("BEGIN")),
+    };
     let visible = |b: &mut postgres::Client| {
         one(
             b,
@@ -155,17 +170,20 @@ fn repeatable_read(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(S
 
 fn repeatable_read_keeps_the_first_snapshot_as_postgresql_15_does() {
     let srv = ok(Builder::in_dir(scratch("pgipc-xact", "repeatable-read")).start());
-    let ours = repeatable_read(&mut ok(srv.client()), &mut ok(srv.client()));
     let pg = ok(Postgres15::start("xact-rr"));
-    let theirs = repeatable_read(&mut ok(pg.client()), &mut ok(pg.client()));
-    for (a, b) in ours.iter().zip(&theirs) {
-        println!("{:<45} pgipc {:<5} pg15 {}", a.0, a.1, b.1);
+    // `begin` and `set` first: `default` leaves B's session in REPEATABLE READ.
+    for how in ["begin", "set", "default"] {
+        let ours = repeatable_read(&mut ok(srv.client()), &mut ok(srv.client()), how);
+        let theirs = repeatable_read(&mut ok(pg.client()), &mut ok(pg.client()), how);
+        for (a, b) in ours.iter().zip(&theirs) {
+            println!("{how:<8} {:<45} pgipc {:<5} pg15 {}", a.0, a.1, b.1);
+        }
+        assert_eq!(ours, theirs);
+        assert_eq!(
+            ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+            ["f", "f", "t"]
+        );
     }
-    assert_eq!(ours, theirs);
-    assert_eq!(
-        ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
-        ["f", "f", "t"]
-    );
 }
 
 fn xid_and_snapshot_behaviour_matches_postgresql_15() {
@@ -176,6 +194,175 @@ fn xid_and_snapshot_behaviour_matches_postgresql_15() {
     for (a, b) in ours.iter().zip(&theirs) {
         println!("{:<45} pgipc {:<30} pg15 {}", a.0, a.1, b.1);
     }
+    assert_eq!(ours, theirs);
+}
+
+/// Transaction control as psql shows it (command tags, rows, warnings and errors with their
+/// SQLSTATEs): BEGIN/START TRANSACTION with modes, SET TRANSACTION, SET SESSION
+/// CHARACTERISTICS, SHOW transaction_isolation/transaction_read_only, the 25001 rules once a
+/// snapshot was taken or inside a subtransaction, SAVEPOINT / RELEASE / ROLLBACK TO (settings
+/// undone, a failed block usable again, 3B001, 25P01 outside a block) and the misuse warnings.
+const CONTROL_SCRIPT: &str = "\
+SHOW transaction_isolation;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SHOW transaction_isolation;
+SHOW transaction_read_only;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+SHOW transaction_isolation;
+SELECT 1;
+SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+SET TRANSACTION READ ONLY;
+SHOW transaction_read_only;
+SET TRANSACTION READ WRITE;
+COMMIT;
+SHOW transaction_isolation;
+START TRANSACTION READ ONLY, ISOLATION LEVEL SERIALIZABLE;
+SHOW transaction_isolation;
+SHOW transaction_read_only;
+BEGIN;
+COMMIT;
+COMMIT;
+ROLLBACK;
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+SHOW transaction_isolation;
+SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+SHOW default_transaction_isolation;
+SHOW transaction_isolation;
+BEGIN;
+SHOW transaction_isolation;
+ROLLBACK;
+SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE;
+SAVEPOINT a;
+RELEASE SAVEPOINT a;
+ROLLBACK TO a;
+BEGIN;
+SET work_mem = '1MB';
+SAVEPOINT a;
+SET work_mem = '2MB';
+SAVEPOINT b;
+SET work_mem = '3MB';
+SHOW work_mem;
+ROLLBACK TO SAVEPOINT b;
+SHOW work_mem;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+RELEASE b;
+ROLLBACK TO a;
+SHOW work_mem;
+RELEASE SAVEPOINT nosuch;
+ROLLBACK TO nosuch;
+ROLLBACK TO a;
+SELECT 1;
+SAVEPOINT c;
+SET work_mem = '5MB';
+SELECT 1/0;
+SELECT 1;
+SHOW work_mem;
+RELEASE c;
+ROLLBACK TO c;
+SHOW work_mem;
+SAVEPOINT c;
+SET work_mem = '6MB';
+RELEASE c;
+SHOW work_mem;
+COMMIT;
+SHOW work_mem;
+BEGIN;
+SAVEPOINT x;
+SELECT 1/0;
+COMMIT;
+BEGIN;
+SAVEPOINT x;
+SET work_mem = '7MB';
+COMMIT;
+SHOW work_mem;
+RESET work_mem;
+BEGIN READ ONLY;
+SELECT 1;
+SET TRANSACTION READ WRITE;
+ROLLBACK;
+BEGIN READ ONLY;
+SET TRANSACTION READ WRITE;
+SHOW transaction_read_only;
+SET transaction_isolation = 'repeatable read';
+SHOW transaction_isolation;
+COMMIT;
+BEGIN;
+SELECT pg_current_xact_id() IS NOT NULL;
+SAVEPOINT s;
+SELECT pg_current_xact_id() = pg_current_xact_id_if_assigned();
+ROLLBACK TO s;
+SELECT pg_current_xact_id_if_assigned() IS NOT NULL;
+COMMIT;
+";
+
+/// `CONTROL_SCRIPT` through psql (`-a`, VERBOSITY verbose so errors show their SQLSTATE),
+/// standard output and error interleaved as psql wrote them; LOCATION lines (PostgreSQL's
+/// source positions) left out.
+fn psql_script(sock: &std::path::Path, port: u16) -> String {
+    use std::io::Write;
+    // `sh` joins psql's standard error to its standard output, in the order written.
+    let mut child = ok(std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" 2>&1", "psql"])
+        .args(["-X", "-a", "-v", "VERBOSITY=verbose", "-h"])
+        .arg(sock)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-f",
+            "-",
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn());
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    ok(stdin.write_all(CONTROL_SCRIPT.as_bytes()));
+    drop(stdin);
+    let out = ok(child.wait_with_output());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("LOCATION:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn transaction_control_matches_postgresql_15() {
+    let srv = ok(Builder::in_dir(scratch("pgipc-xact", "control")).start());
+    let ours = psql_script(srv.sock_dir(), srv.port());
+    let pg = ok(Postgres15::start("xact-control"));
+    let theirs = psql_script(pg.sock_dir(), pg.port());
+    let (o, t): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    let mut diffs = 0;
+    for i in 0..o.len().max(t.len()) {
+        let (a, b) = (
+            o.get(i).copied().unwrap_or("<none>"),
+            t.get(i).copied().unwrap_or("<none>"),
+        );
+        if a != b {
+            diffs += 1;
+            println!("line {}:\n  pgipc: {a}\n  pg15:  {b}", i + 1);
+        }
+    }
+    let statements = CONTROL_SCRIPT.lines().count();
+    let errors = theirs.matches("ERROR:").count();
+    let warnings = theirs.matches("WARNING:").count();
+    println!(
+        "{statements} statements, {} output lines, {errors} errors and {warnings} warnings in \
+         PostgreSQL 15's output; {diffs} lines differ",
+        t.len()
+    );
+    if std::env::var_os("XACT_SHOW").is_some() {
+        println!("{theirs}");
+    }
+    assert!(
+        errors >= 10 && warnings >= 4,
+        "the script exercises the errors:\n{theirs}"
+    );
     assert_eq!(ours, theirs);
 }
 
@@ -192,6 +379,10 @@ fn main() -> ExitCode {
         (
             "repeatable_read_keeps_the_first_snapshot_as_postgresql_15_does",
             repeatable_read_keeps_the_first_snapshot_as_postgresql_15_does,
+        ),
+        (
+            "transaction_control_matches_postgresql_15",
+            transaction_control_matches_postgresql_15,
         ),
     ])
 }
