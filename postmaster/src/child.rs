@@ -13,30 +13,9 @@
 
 pub(crate) use pgipc_proc::BackendType;
 
-/// PostgreSQL's description of a process kind (`GetBackendTypeDesc`), used in log lines.
-pub(crate) fn backend_type_desc(t: BackendType) -> &'static str {
-    use BackendType::*;
-    match t {
-        Invalid => "not initialized",
-        Backend => "client backend",
-        DeadEndBackend => "dead-end client backend",
-        AutovacLauncher => "autovacuum launcher",
-        AutovacWorker => "autovacuum worker",
-        BgWorker => "background worker",
-        WalSender => "walsender",
-        SlotsyncWorker => "slotsync worker",
-        StandaloneBackend => "standalone backend",
-        Archiver => "archiver",
-        BgWriter => "background writer",
-        Checkpointer => "checkpointer",
-        IoWorker => "io worker",
-        Startup => "startup",
-        WalReceiver => "walreceiver",
-        WalSummarizer => "walsummarizer",
-        WalWriter => "walwriter",
-        Logger => "logger",
-    }
-}
+/// PostgreSQL's description of a process kind (`GetBackendTypeDesc`), used in log lines: the
+/// same words as pg_stat_activity's `backend_type`, so one table serves both.
+pub(crate) use pgipc_backend_status::backend_type_desc;
 
 /// The command-line word for a kind in exec mode (`--forkchild=<word>`), and back.
 pub(crate) fn backend_type_word(t: BackendType) -> &'static str {
