@@ -5,6 +5,7 @@
 //!
 //! A `harness = false` test: the child is started by exec, never forked from a threaded harness.
 
+use libtest_mimic::{Arguments, Failed, Trial};
 use pgipc_authid::{parse_role_command, Authid, PasswordOptions};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -27,10 +28,9 @@ fn child(dir: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn main() -> ExitCode {
-    if let Some(dir) = std::env::var_os(CHILD) {
-        return child(PathBuf::from(dir));
-    }
+/// SIGKILLs a writer 40 times at varying moments; after each kill the file must load with a
+/// whole command's result.
+fn kills() -> Result<(), Failed> {
     let dir = std::env::temp_dir().join(format!("pgipc-authid-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -57,27 +57,40 @@ fn main() -> ExitCode {
         let a = match Authid::open(&dir) {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("round {round}: the role file does not load after a kill: {e}");
-                return ExitCode::FAILURE;
+                return Err(format!(
+                    "round {round}: the role file does not load after a kill: {e}"
+                )
+                .into());
             }
         };
         let limit = a.get("w").expect("role w").connection_limit;
         // Each child starts again from 1; any value it reached is a whole command's.
         if limit < 1 && last >= 1 {
-            eprintln!("round {round}: connection limit went back to {limit}");
-            return ExitCode::FAILURE;
+            return Err(format!("round {round}: connection limit went back to {limit}").into());
         }
         if limit != last {
             advanced += 1;
         }
         last = limit;
         if a.roles().len() != 2 {
-            eprintln!("round {round}: {} roles", a.roles().len());
-            return ExitCode::FAILURE;
+            return Err(format!("round {round}: {} roles", a.roles().len()).into());
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
     println!("{rounds} kills, the file loaded after each; it changed in {advanced} of them");
-    println!("1 passed, 0 failed");
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        return child(PathBuf::from(dir));
+    }
+    let mut args = Arguments::from_args();
+    // The trial spawns processes; one test thread keeps it the only one running.
+    args.test_threads = Some(1);
+    let trials = vec![Trial::test(
+        "a writer killed at any moment leaves a role file that loads with a whole command",
+        kills,
+    )];
+    libtest_mimic::run(&args, trials).exit_code()
 }
