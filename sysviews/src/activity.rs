@@ -103,10 +103,47 @@ pub(crate) fn activity_row(ctx: &SysContext, r: BackendStatus) -> Vec<Datum> {
     ]
 }
 
+/// Whether the session may see the details of a backend owned by `role`
+/// (PostgreSQL's `HAS_PGSTAT_PERMISSIONS`): a superuser, a member of `pg_read_all_stats`, or
+/// one with the privileges of `role`. A process without a role (0: auxiliary processes, a
+/// backend still authenticating) is visible to the first two only.
+pub fn may_see_activity(ctx: &SysContext, role: pgipc_proc::Oid) -> bool {
+    ctx.superuser || ctx.pg_read_all_stats || (role != 0 && ctx.has_privs_of_role(role))
+}
+
+/// The `pg_stat_activity` columns (by position in `activity_row`) that stay visible in
+/// another role's row: `datid`, `datname`, `pid`, `usesysid`, `usename`, `application_name`,
+/// `backend_xid`, `backend_xmin` (and `query`, replaced).
+const VISIBLE_TO_ALL: [usize; 8] = [0, 1, 2, 4, 5, 6, 17, 18];
+
+/// Position of `query` in `activity_row`.
+const QUERY_COLUMN: usize = 20;
+
+/// Masks a `pg_stat_activity` row the session may not see in full (PostgreSQL 18's
+/// `pg_stat_get_activity` without `HAS_PGSTAT_PERMISSIONS`): `query` reads
+/// `<insufficient privilege>` and every column but those listed in `VISIBLE_TO_ALL` is NULL
+/// (`backend_type` and `leader_pid` included).
+pub fn mask_activity_row(row: &mut [Datum]) {
+    for (i, d) in row.iter_mut().enumerate() {
+        if i == QUERY_COLUMN {
+            *d = Datum::Text("<insufficient privilege>".to_owned());
+        } else if !VISIBLE_TO_ALL.contains(&i) {
+            *d = Datum::Null;
+        }
+    }
+}
+
 pub(crate) fn pg_stat_activity(ctx: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {
     Ok(current_status(ctx)?
         .into_iter()
-        .map(|r| activity_row(ctx, r))
+        .map(|r| {
+            let visible = may_see_activity(ctx, r.user_id);
+            let mut row = activity_row(ctx, r);
+            if !visible {
+                mask_activity_row(&mut row);
+            }
+            row
+        })
         .collect())
 }
 

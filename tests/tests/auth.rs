@@ -910,6 +910,101 @@ fn connection_limit_is_enforced_at_connection_start() {
     drop((b, c));
 }
 
+/// What `reader` sees of `target`'s pg_stat_activity row: query, usename, and which of the
+/// hidden columns are NULL.
+fn activity_seen_by(reader: &mut postgres::Client, target: i32) -> (String, String, String) {
+    let r = reader
+        .query_one(
+            "SELECT query, usename::text, \
+             (state IS NULL)::text || (backend_type IS NULL)::text || (backend_start IS NULL)::text \
+             || (client_port IS NULL)::text || (wait_event_type IS NULL)::text \
+             || (datname IS NULL)::text || (pid IS NULL)::text \
+             FROM pg_stat_activity WHERE pid = $1",
+            &[&target],
+        )
+        .expect("pg_stat_activity");
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// A superuser's and a non-superuser's sessions, each reading the other's row.
+fn activity_views(sock: &std::path::Path, port: u16) -> Vec<(String, String, String)> {
+    let mut su = connect_at(sock, port, "postgres").expect("superuser");
+    let mut bob = connect_at(sock, port, "bob").expect("bob");
+    su.batch_execute("SELECT 'su is here'").unwrap();
+    bob.batch_execute("SELECT 'bob is here'").unwrap();
+    let su_pid: i32 = su.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let bob_pid: i32 = bob
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut seen = vec![
+        activity_seen_by(&mut bob, su_pid),
+        activity_seen_by(&mut su, bob_pid),
+    ];
+    // bob's own row is his to see.
+    let own = activity_seen_by(&mut bob, bob_pid);
+    seen.push((own.0.starts_with("SELECT").to_string(), own.1, own.2));
+    seen
+}
+
+fn non_superusers_see_insufficient_privilege_in_others_rows() {
+    let s = server("activity");
+    roles(&s, &["CREATE ROLE bob LOGIN"], FAST);
+    let ours = activity_views(s.sock_dir(), s.port());
+    assert_eq!(
+        ours[0],
+        (
+            "<insufficient privilege>".to_owned(),
+            "postgres".to_owned(),
+            "truetruetruetruetruefalsefalse".to_owned()
+        )
+    );
+    // The superuser sees bob's query (the last one bob ran: his own look at su's row).
+    assert!(ours[1].0.contains("FROM pg_stat_activity"), "{ours:?}");
+    assert_eq!(ours[1].1, "bob");
+    let pg =
+        Postgres15::start("auth-activity").expect("PostgreSQL 15 is needed for the comparison");
+    let mut su = connect_at(pg.sock_dir(), pg.port(), "postgres").expect("pg15");
+    su.batch_execute("CREATE ROLE bob LOGIN").unwrap();
+    drop(su);
+    assert_eq!(ours, activity_views(pg.sock_dir(), pg.port()));
+}
+
+fn role_commands_over_the_extended_protocol() {
+    let s = server("extended");
+    set_hba(
+        &s,
+        "local all postgres trust\nlocal all all scram-sha-256\n",
+        "",
+    );
+    let mut su = connect_at(s.sock_dir(), s.port(), "postgres").expect("superuser");
+    // client.execute sends Parse/Bind/Describe/Execute/Sync.
+    assert_eq!(
+        su.execute("CREATE ROLE dave LOGIN PASSWORD 'pw1'", &[])
+            .unwrap(),
+        0
+    );
+    assert!(client(&s, "dave", "pw1").is_ok());
+    su.execute("ALTER ROLE dave PASSWORD 'pw2'", &[]).unwrap();
+    assert!(client(&s, "dave", "pw1").is_err());
+    assert!(client(&s, "dave", "pw2").is_ok());
+    // A prepared role command runs at each execution; errors come back as PostgreSQL's.
+    let e = su.execute("CREATE ROLE dave", &[]).unwrap_err();
+    assert_eq!(db_error(&e).0, "42710");
+    let e = su
+        .execute("CREATE ROLE frank NOSUCHOPTION", &[])
+        .unwrap_err();
+    assert_eq!(db_error(&e).0, "42601");
+    let mut dave = client(&s, "dave", "pw2").unwrap();
+    let e = dave.execute("CREATE ROLE eve", &[]).unwrap_err();
+    assert_eq!(db_error(&e).0, "42501");
+    su.execute("DROP ROLE dave", &[]).unwrap();
+    assert!(su
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'dave'", &[])
+        .unwrap()
+        .is_none());
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -960,6 +1055,14 @@ fn main() -> ExitCode {
         (
             "connection_limit_is_enforced_at_connection_start",
             connection_limit_is_enforced_at_connection_start,
+        ),
+        (
+            "non_superusers_see_insufficient_privilege_in_others_rows",
+            non_superusers_see_insufficient_privilege_in_others_rows,
+        ),
+        (
+            "role_commands_over_the_extended_protocol",
+            role_commands_over_the_extended_protocol,
         ),
     ])
 }
