@@ -147,6 +147,44 @@ pub(crate) fn pg_stat_activity(ctx: &SysContext, _: &mut dyn Session) -> Result<
         .collect())
 }
 
+/// `pg_stat_ssl` (PostgreSQL's view over `pg_stat_get_activity`): every row with a client
+/// port, i.e. client backends the session may see in full (masked rows have none), with the
+/// TLS state each published in the Backend SSL Status Buffer.
+pub(crate) fn pg_stat_ssl(ctx: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {
+    let mut out = Vec::new();
+    for r in current_status(ctx)? {
+        if r.client_port.is_none() || !may_see_activity(ctx, r.user_id) {
+            continue;
+        }
+        let row = match r.ssl {
+            None => vec![
+                Datum::Int4(r.pid),
+                Datum::Bool(false),
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+            ],
+            Some(s) => vec![
+                Datum::Int4(r.pid),
+                Datum::Bool(true),
+                Datum::Text(s.version),
+                Datum::Text(s.cipher),
+                Datum::Int4(s.bits),
+                text(s.client_dn),
+                s.client_serial
+                    .and_then(|v| pgipc_query::numeric::Numeric::parse(&v).ok())
+                    .map_or(Datum::Null, Datum::Numeric),
+                text(s.issuer_dn),
+            ],
+        };
+        out.push(row);
+    }
+    Ok(out)
+}
+
 pub(crate) fn pg_wait_events(_: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {
     Ok(pgipc_wait_event::pg_wait_events()
         .iter()

@@ -391,8 +391,8 @@ impl Session<'_> {
     /// The TLS handshake (PostgreSQL's `secure_open_server`); a failure is logged and ends the
     /// connection without a word (there is no channel to send it on).
     fn start_tls(&mut self, deadline: Instant) -> Result<(), Leave> {
-        let cfg = match crate::tls::server_config(&self.ctx.settings) {
-            Ok(c) => c,
+        let cfg = match crate::tls::current(&self.ctx.settings) {
+            Ok(c) => c.config.clone(),
             Err(e) => {
                 tracing::info!("LOG:  could not accept SSL connection: {e}");
                 return Err(Leave::Fatal);
@@ -500,6 +500,7 @@ impl Session<'_> {
         if let Err(e) = started {
             tracing::warn!("no backend status entry: {e}");
         }
+        crate::status::report_ssl(self.conn.tls_status());
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
@@ -734,16 +735,11 @@ impl Session<'_> {
         });
         let data_dir = st.text("data_directory");
         if !data_dir.is_empty() {
-            let tls = self
-                .conn
-                .tls_status()
-                .map(|t| (t.version.to_owned(), t.cipher, t.bits));
             let views = crate::auth_views::AuthViewsContext {
                 data_dir: std::path::PathBuf::from(data_dir),
                 hba_file: st.text("hba_file").to_owned(),
                 ssl_enabled: st.bool("ssl"),
                 superuser: self.superuser,
-                ssl: (self.pid, tls),
             };
             crate::auth_views::register(&mut cat, Rc::new(views));
         }

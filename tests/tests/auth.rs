@@ -1005,6 +1005,187 @@ fn role_commands_over_the_extended_protocol() {
         .is_none());
 }
 
+/// A test CA, a server certificate and client certificates it signed, as PEM files in `dir`
+/// (keys 0600, as libpq and PostgreSQL want them): root.crt, server.crt/.key, and
+/// `<cn>.crt`/`.key` for each client common name.
+fn write_certificates(dir: &std::path::Path, clients: &[&str]) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, SerialNumber,
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let named = |cn: &str, sans: Vec<String>| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = named("pgipc test CA", vec![]);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("root.crt"), ca.pem()).unwrap();
+    let write = |name: &str, p: CertificateParams| {
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        let k = dir.join(format!("{name}.key"));
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write(
+        "server",
+        named("localhost", vec!["localhost".into(), "127.0.0.1".into()]),
+    );
+    for cn in clients {
+        let mut p = named(cn, vec![]);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(SerialNumber::from(vec![0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc]));
+        write(cn, p);
+    }
+}
+
+const SSL_ROW: &str =
+    "SELECT ssl, version, cipher, bits, client_dn, client_serial, issuer_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+/// psql over TLS with a client certificate (`cert` None: without one); runs `sql`.
+fn psql_cert(
+    port: u16,
+    user: &str,
+    dir: &std::path::Path,
+    cert: Option<&str>,
+    sql: &str,
+) -> Result<String, String> {
+    let mut conninfo =
+        format!("host=127.0.0.1 port={port} user={user} dbname=postgres sslmode=require");
+    match cert {
+        Some(c) => conninfo.push_str(&format!(
+            " sslcert={} sslkey={}",
+            dir.join(format!("{c}.crt")).display(),
+            dir.join(format!("{c}.key")).display()
+        )),
+        None => conninfo.push_str(" sslcert=/nonexistent sslkey=/nonexistent"),
+    }
+    let o = output_within(
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-w", "-c", sql, &conninfo])
+            .env("PGPASSWORD", "secret")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+    }
+}
+
+fn client_certificates_cert_method_and_pg_stat_ssl() {
+    let s = server("certs");
+    let data = s.data_dir().to_path_buf();
+    write_certificates(&data, &["alice", "mallory"]);
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nssl = on\nssl_ca_file = 'root.crt'\n");
+    std::fs::write(&conf, text).unwrap();
+    roles(
+        &s,
+        &[
+            "CREATE ROLE alice LOGIN",
+            "CREATE ROLE bob LOGIN PASSWORD 'secret'",
+        ],
+        FAST,
+    );
+    set_hba(
+        &s,
+        "local all all trust\n\
+         hostssl all alice 127.0.0.1/32 cert\n\
+         hostssl all bob 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n",
+        "",
+    );
+    let port = s.port();
+    let ours =
+        psql_cert(port, "alice", &data, Some("alice"), SSL_ROW).expect("alice by certificate");
+    assert_eq!(
+        ours,
+        "t|TLSv1.3|TLS_AES_256_GCM_SHA384|256|/CN=alice|20015998343868|/CN=pgipc test CA"
+    );
+    let fatal = |r: Result<String, String>| fatal_text(&r.unwrap_err());
+    assert_eq!(
+        fatal(psql_cert(port, "alice", &data, None, "SELECT 1")),
+        "connection requires a valid client certificate"
+    );
+    assert_eq!(
+        fatal(psql_cert(port, "alice", &data, Some("mallory"), "SELECT 1")),
+        "certificate authentication failed for user \"alice\""
+    );
+    // clientcert=verify-full after scram: a CN that is not the user fails as the method does.
+    assert_eq!(
+        fatal(psql_cert(port, "bob", &data, Some("alice"), "SELECT 1")),
+        "password authentication failed for user \"bob\""
+    );
+    assert_eq!(
+        fatal(psql_cert(port, "bob", &data, None, "SELECT 1")),
+        "connection requires a valid client certificate"
+    );
+    // Every backend's row: a superuser on the socket sees alice's TLS session.
+    let mut child = Command::new("psql")
+        .args(["-X", "-q", "-w", "-c", "SELECT pg_sleep(5)"])
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=alice dbname=postgres sslmode=require sslcert={} sslkey={}",
+            data.join("alice.crt").display(),
+            data.join("alice.key").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut su = connect_at(s.sock_dir(), port, "postgres").expect("superuser");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows: Vec<(bool, Option<String>)> = su
+            .query("SELECT ssl, client_dn FROM pg_stat_ssl ORDER BY ssl", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if rows.len() == 2 || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.wait();
+    assert_eq!(rows, [(false, None), (true, Some("/CN=alice".to_owned()))]);
+    // PostgreSQL 15 with the same certificates shows the same row.
+    let pg = Postgres15::start_with("auth-certs", &["-c", "listen_addresses=127.0.0.1"])
+        .expect("PostgreSQL 15 is needed for the comparison");
+    let pgdata = pg.data_dir();
+    let owner = std::fs::metadata(pgdata).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    for f in ["root.crt", "server.crt", "server.key"] {
+        std::fs::copy(data.join(f), pgdata.join(f)).unwrap();
+        std::os::unix::fs::chown(pgdata.join(f), Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let mut c = connect_at(pg.sock_dir(), pg.port(), "postgres").expect("pg15");
+    for q in [
+        "CREATE ROLE alice LOGIN",
+        "ALTER SYSTEM SET ssl = on",
+        "ALTER SYSTEM SET ssl_ca_file = 'root.crt'",
+        "SELECT pg_reload_conf()",
+    ] {
+        c.batch_execute(q).unwrap();
+    }
+    let theirs = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            psql_cert(pg.port(), "alice", &data, Some("alice"), SSL_ROW).ok()
+        })
+        .unwrap_or_else(|| pg.log_text());
+    assert_eq!(ours, theirs);
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -1063,6 +1244,10 @@ fn main() -> ExitCode {
         (
             "role_commands_over_the_extended_protocol",
             role_commands_over_the_extended_protocol,
+        ),
+        (
+            "client_certificates_cert_method_and_pg_stat_ssl",
+            client_certificates_cert_method_and_pg_stat_ssl,
         ),
     ])
 }
