@@ -13,6 +13,9 @@
 //!     md5    ─► role secret is md5 ? AuthenticationMD5Password : SCRAM (PostgreSQL 18)
 //!     scram-sha-256 ─► AuthenticationSASL ─► SASLInitialResponse ─► SASLContinue ─►
 //!                      SASLResponse ─► SASLFinal   (a mock exchange for unknown roles)
+//!     cert   ─► (hostssl) like trust, then the certificate check below
+//!  clientcert=verify-ca|full, cert: ssl_ca_file loaded (F0000), a verified certificate (28000);
+//!     verify-full, cert: CN (or DN, clientname=DN) = role or pg_ident map, else the method's FATAL
 //!  authid: role exists (28000), rolcanlogin (28000) ─► AuthenticationOk
 //! ```
 //!
