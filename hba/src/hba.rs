@@ -137,7 +137,8 @@ pub struct HbaLine {
     pub clientcert: ClientCert,
     /// `clientname=`.
     pub clientname: ClientName,
-    /// Options as written (`name=value`), for `pg_hba_file_rules.options`.
+    /// Options as PostgreSQL's `gethba_options` lists them (`map=`, then `clientcert=`), for
+    /// `pg_hba_file_rules.options`.
     pub options: Vec<String>,
 }
 
@@ -477,8 +478,16 @@ fn parse_hba_line(
                     ))
                 }
             }
-            line.options.push(t.text.clone());
         }
+    }
+    // As PostgreSQL's gethba_options shows them: map, then clientcert (implied on cert lines).
+    if let Some(m) = &line.usermap {
+        line.options.push(format!("map={m}"));
+    }
+    match line.clientcert {
+        ClientCert::Off => {}
+        ClientCert::VerifyCa => line.options.push("clientcert=verify-ca".into()),
+        ClientCert::VerifyFull => line.options.push("clientcert=verify-full".into()),
     }
     Ok((line, warning))
 }

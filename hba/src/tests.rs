@@ -229,6 +229,9 @@ fn cert_lines_imply_verify_full_and_take_a_map_and_clientname() {
         (b.clientcert, b.clientname),
         (ClientCert::VerifyCa, ClientName::Cn)
     );
+    // pg_hba_file_rules.options: map, then the clientcert a cert line implies.
+    assert_eq!(a.options, ["map=m", "clientcert=verify-full"]);
+    assert_eq!(b.options, ["clientcert=verify-ca"]);
 }
 
 #[test]
