@@ -3,7 +3,10 @@
 //! texts and SQLSTATEs of refusals (compared with PostgreSQL 15 configured alike), a reload that
 //! changes who may connect without touching open sessions, a bad pg_hba.conf that is not
 //! applied, bad SASL messages and a client that stops mid-exchange, and a damaged role file
-//! that stops the server from starting.
+//! that stops the server from starting. Also: `<insufficient privilege>` in other roles'
+//! pg_stat_activity rows, role commands over the extended protocol, and client certificates
+//! (`ssl_ca_file`, `cert`, `clientcert=verify-full`) with every backend's `pg_stat_ssl` row,
+//! each compared with PostgreSQL 15 where it can be.
 //!
 //! Roles are created through the role catalog's own API (`pgipc_authid`) on the server's data
 //! directory while it runs: backends read the catalog anew at each connection start.
@@ -1158,6 +1161,19 @@ fn client_certificates_cert_method_and_pg_stat_ssl() {
     };
     let _ = child.wait();
     assert_eq!(rows, [(false, None), (true, Some("/CN=alice".to_owned()))]);
+    // The postmaster built the TLS configuration; backends inherit it. A reload with a broken
+    // key keeps the old one (PostgreSQL's be_tls_init), so TLS logins go on working.
+    let key = std::fs::read(data.join("server.key")).unwrap();
+    std::fs::write(data.join("server.key"), "not a key").unwrap();
+    // SAFETY: kill on the server's pid.
+    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
+    ok(
+        s.wait_for("the failed TLS reload", Duration::from_secs(20), |s| {
+            s.log_text().contains("SSL configuration was not reloaded")
+        }),
+    );
+    assert!(psql_cert(port, "alice", &data, Some("alice"), "SELECT 1").is_ok());
+    std::fs::write(data.join("server.key"), key).unwrap();
     // PostgreSQL 15 with the same certificates shows the same row.
     let pg = Postgres15::start_with("auth-certs", &["-c", "listen_addresses=127.0.0.1"])
         .expect("PostgreSQL 15 is needed for the comparison");
