@@ -920,7 +920,7 @@ fn activity_seen_by(reader: &mut postgres::Client, target: i32) -> (String, Stri
         .query_one(
             "SELECT query, usename::text, \
              (state IS NULL)::text || (backend_type IS NULL)::text || (backend_start IS NULL)::text \
-             || (client_port IS NULL)::text || (wait_event_type IS NULL)::text \
+             || (client_port IS NULL)::text || (xact_start IS NULL)::text \
              || (datname IS NULL)::text || (pid IS NULL)::text \
              FROM pg_stat_activity WHERE pid = $1",
             &[&target],
