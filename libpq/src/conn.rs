@@ -533,3 +533,34 @@ impl<'s, W: SocketWait> Conn<'s, W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod cipher_names {
+    use super::openssl_cipher_name;
+
+    #[test]
+    fn rustls_suite_names_print_as_openssl_names() {
+        for (rustls, openssl) in [
+            ("TLS13_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"),
+            (
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_CHACHA20_POLY1305_SHA256",
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "ECDHE-RSA-AES256-GCM-SHA384",
+            ),
+            (
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                "ECDHE-RSA-CHACHA20-POLY1305",
+            ),
+            ("Unknown(0x1234)", "Unknown(0x1234)"),
+        ] {
+            assert_eq!(openssl_cipher_name(rustls), openssl);
+        }
+    }
+}
