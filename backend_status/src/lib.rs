@@ -13,6 +13,8 @@
 //!  "Backend Application Name Buffer"   NAMEDATALEN bytes per slot  ┐ slot i's text lives at
 //!  "Backend Client Host Name Buffer"   NAMEDATALEN bytes per slot  │ i * width (offsets, never
 //!  "Backend Activity Buffer"  track_activity_query_size per slot   ┘ pointers)
+//!  "Backend SSL Status Buffer"  one PgBackendSslStatus per slot (ssl, bits, version,
+//!                               cipher, client DN, serial, issuer DN; written at start)
 //!
 //!  writer: changecount += 1 (odd) ─ write fields ─ changecount += 1 (even)
 //!  reader: c1 = changecount ─ copy ─ c2 = changecount; keep the copy iff c1 == c2 and even
@@ -30,7 +32,7 @@
 //!   same proc number, as `pgstat_read_current_status` does.
 //!
 //! # What this crate does not do
-//! No SSL or GSS status buffers (pgipc has neither), no progress-reporting fields
+//! No GSS status buffer (pgipc has no GSSAPI), no progress-reporting fields
 //! (`st_progress_*`), no per-backend I/O statistics. Database and role names are kept as text
 //! in the entry (there is no catalog to look ids up in). Activity text is clipped to
 //! `track_activity_query_size - 1` bytes at a UTF-8 character boundary when written.
@@ -53,6 +55,8 @@ pub const APPNAME_BUFFER_NAME: &str = "Backend Application Name Buffer";
 pub const CLIENT_HOSTNAME_BUFFER_NAME: &str = "Backend Client Host Name Buffer";
 /// The activity (query text) region.
 pub const ACTIVITY_BUFFER_NAME: &str = "Backend Activity Buffer";
+/// Name of the SSL status region (`BackendSslStatusBuffer`).
+pub const SSL_STATUS_BUFFER_NAME: &str = "Backend SSL Status Buffer";
 /// PostgreSQL's `NAMEDATALEN`: room for a name and its terminating zero.
 pub const NAMEDATALEN: usize = 64;
 /// `track_activity_query_size`'s default.
@@ -216,6 +220,51 @@ pub struct PgBackendStatus {
 // SAFETY: repr(C), atomics only (valid when all-zero), no pointers; Sync because atomics are.
 unsafe impl ShmemSafe for PgBackendStatus {}
 
+/// One backend's TLS state (`PgBackendSSLStatus`, with PostgreSQL's `st_ssl` flag folded in),
+/// in the "Backend SSL Status Buffer" at the entry's slot.
+///
+/// Layout: `#[repr(C)]`, atomics only (all-zero = no TLS). Synchronization: written by the
+/// slot's owner under its entry's change count, like the entry.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PgBackendSslStatus {
+    /// Key bits of the cipher (`ssl_bits`).
+    pub bits: AtomicI32,
+    /// 1 when the connection uses TLS (`st_ssl`).
+    pub ssl: AtomicU8,
+    _pad: [AtomicU8; 3],
+    /// Protocol version, e.g. `TLSv1.3` (`ssl_version`).
+    pub version: [AtomicU8; NAMEDATALEN],
+    /// Cipher suite name (`ssl_cipher`).
+    pub cipher: [AtomicU8; NAMEDATALEN],
+    /// Client certificate subject, "" for none (`ssl_client_dn`).
+    pub client_dn: [AtomicU8; NAMEDATALEN],
+    /// Client certificate serial number in decimal, "" for none (`ssl_client_serial`).
+    pub client_serial: [AtomicU8; NAMEDATALEN],
+    /// Client certificate issuer, "" for none (`ssl_issuer_dn`).
+    pub issuer_dn: [AtomicU8; NAMEDATALEN],
+}
+
+// SAFETY: repr(C), atomics only (valid when all-zero), no pointers; Sync because atomics are.
+unsafe impl ShmemSafe for PgBackendSslStatus {}
+
+/// A backend's TLS state as written and read (`pg_stat_ssl`'s columns after `pid`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SslStatus {
+    /// `version`.
+    pub version: String,
+    /// `cipher`.
+    pub cipher: String,
+    /// `bits`.
+    pub bits: i32,
+    /// `client_dn` (clipped to `NAMEDATALEN - 1` bytes, as PostgreSQL does).
+    pub client_dn: Option<String>,
+    /// `client_serial`, decimal.
+    pub client_serial: Option<String>,
+    /// `issuer_dn`.
+    pub issuer_dn: Option<String>,
+}
+
 fn store_text(dst: &[AtomicU8], s: &str) {
     let n = clip_len(s, dst.len().saturating_sub(1));
     for (d, b) in dst.iter().zip(s.as_bytes()[..n].iter()) {
@@ -283,13 +332,14 @@ pub struct StartInfo<'a> {
     pub client_hostname: &'a str,
 }
 
-/// The four regions, attached in this process.
+/// The five regions, attached in this process.
 #[derive(Debug, Clone)]
 pub struct BackendStatusArray {
     entries: Shared<[PgBackendStatus]>,
     appnames: Shared<[AtomicU8]>,
     hostnames: Shared<[AtomicU8]>,
     activities: Shared<[AtomicU8]>,
+    ssl: Shared<[PgBackendSslStatus]>,
     query_size: usize,
 }
 
@@ -304,7 +354,7 @@ fn check_sizes(slots: usize, query_size: usize) -> Result<(), BackendStatusError
     Ok(())
 }
 
-/// Bytes the four regions need (`BackendStatusShmemSize`) for `slots` entries
+/// Bytes the five regions need (`BackendStatusShmemSize`) for `slots` entries
 /// (`NumBackendStatSlots`) and `query_size` (`track_activity_query_size`).
 pub fn shmem_size(slots: usize, query_size: usize) -> Result<usize, BackendStatusError> {
     check_sizes(slots, query_size)?;
@@ -313,11 +363,12 @@ pub fn shmem_size(slots: usize, query_size: usize) -> Result<usize, BackendStatu
         .checked_mul(entry)
         .and_then(|a| a.checked_add(slots.checked_mul(NAMEDATALEN * 2)?))
         .and_then(|a| a.checked_add(slots.checked_mul(query_size)?))
+        .and_then(|a| a.checked_add(slots.checked_mul(std::mem::size_of::<PgBackendSslStatus>())?))
         .ok_or(BackendStatusError::TooManySlots(slots))?;
     Ok(sum)
 }
 
-/// Creates the four regions (zeroed: every entry free) or attaches to them
+/// Creates the five regions (zeroed: every entry free) or attaches to them
 /// (`BackendStatusShmemInit`), in PostgreSQL's order.
 pub fn shmem_init(
     shmem: &Shmem,
@@ -330,11 +381,13 @@ pub fn shmem_init(
     let (appnames, _) = shmem.init_slice(APPNAME_BUFFER_NAME, slots * NAMEDATALEN)?;
     let (hostnames, _) = shmem.init_slice(CLIENT_HOSTNAME_BUFFER_NAME, slots * NAMEDATALEN)?;
     let (activities, _) = shmem.init_slice(ACTIVITY_BUFFER_NAME, slots * query_size)?;
+    let (ssl, _) = shmem.init_slice(SSL_STATUS_BUFFER_NAME, slots)?;
     Ok(BackendStatusArray {
         entries,
         appnames,
         hostnames,
         activities,
+        ssl,
         query_size,
     })
 }
@@ -411,6 +464,8 @@ pub struct BackendStatus {
     pub backend_xmin: u32,
     /// `wait_event_info` from the PGPROC (0 = not waiting).
     pub wait_event_info: u32,
+    /// The TLS state (`None`: not TLS; `pg_stat_ssl.ssl` false).
+    pub ssl: Option<SslStatus>,
 }
 
 fn nonzero(v: i64) -> Option<i64> {
@@ -495,6 +550,17 @@ impl BackendStatusArray {
             _ => (None, None, false),
         };
         let host = load_text(Self::text(&self.hostnames, i, NAMEDATALEN));
+        let ssl = self.ssl.get(i).and_then(|t| {
+            let opt = |b: &[AtomicU8]| Some(load_text(b)).filter(|s| !s.is_empty());
+            (t.ssl.load(Ordering::Relaxed) != 0).then(|| SslStatus {
+                version: load_text(&t.version),
+                cipher: load_text(&t.cipher),
+                bits: t.bits.load(Ordering::Relaxed),
+                client_dn: opt(&t.client_dn),
+                client_serial: opt(&t.client_serial),
+                issuer_dn: opt(&t.issuer_dn),
+            })
+        });
         Some(BackendStatus {
             proc_number: i as ProcNumber,
             pid,
@@ -518,6 +584,7 @@ impl BackendStatusArray {
             backend_xid: INVALID_TRANSACTION_ID,
             backend_xmin: INVALID_TRANSACTION_ID,
             wait_event_info: 0,
+            ssl,
         })
     }
 
@@ -630,6 +697,30 @@ impl StatusWriter {
                 BackendStatusArray::text(&a.activities, self.slot, a.query_size),
                 "",
             );
+            if let Some(t) = a.ssl.get(self.slot) {
+                t.ssl.store(0, Ordering::Relaxed);
+            }
+        });
+    }
+
+    /// Publishes the connection's TLS state (`pgstat_bestart`'s SSL part; `None`: not TLS).
+    /// Texts are clipped to `NAMEDATALEN - 1` bytes, as PostgreSQL's `strlcpy` into the
+    /// buffer clips them.
+    pub fn report_ssl(&self, ssl: Option<&SslStatus>) {
+        let Some(t) = self.array.ssl.get(self.slot) else {
+            return;
+        };
+        self.write(|_| match ssl {
+            None => t.ssl.store(0, Ordering::Relaxed),
+            Some(s) => {
+                t.bits.store(s.bits, Ordering::Relaxed);
+                store_text(&t.version, &s.version);
+                store_text(&t.cipher, &s.cipher);
+                store_text(&t.client_dn, s.client_dn.as_deref().unwrap_or(""));
+                store_text(&t.client_serial, s.client_serial.as_deref().unwrap_or(""));
+                store_text(&t.issuer_dn, s.issuer_dn.as_deref().unwrap_or(""));
+                t.ssl.store(1, Ordering::Relaxed);
+            }
         });
     }
 

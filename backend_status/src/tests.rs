@@ -30,7 +30,10 @@ fn a_fresh_array_has_no_entries_and_sizes_add_up() {
     assert!(a.read_current_status(None).is_empty());
     assert_eq!(
         shmem_size(8, 1024).unwrap(),
-        8 * (std::mem::size_of::<PgBackendStatus>() + 2 * NAMEDATALEN + 1024)
+        8 * (std::mem::size_of::<PgBackendStatus>()
+            + 2 * NAMEDATALEN
+            + 1024
+            + std::mem::size_of::<PgBackendSslStatus>())
     );
     assert!(matches!(
         shmem_size(8, 99),
@@ -43,6 +46,35 @@ fn a_fresh_array_has_no_entries_and_sizes_add_up() {
             slots: 8
         })
     ));
+}
+
+#[test]
+fn a_backend_publishes_its_tls_state_and_a_new_owner_clears_it() {
+    let a = array(4, 1024);
+    let w = a.writer(2, true).unwrap();
+    w.report_start(4242, &backend("psql"));
+    assert_eq!(a.read_entry(2, None).unwrap().ssl, None);
+    let tls = SslStatus {
+        version: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
+        bits: 256,
+        client_dn: Some("/CN=alice".into()),
+        client_serial: Some("1234567890123456789012345".into()),
+        issuer_dn: Some(format!("/CN={}", "x".repeat(100))),
+    };
+    w.report_ssl(Some(&tls));
+    let got = a.read_entry(2, None).unwrap().ssl.unwrap();
+    assert_eq!(got.cipher, tls.cipher);
+    assert_eq!(got.client_serial, tls.client_serial);
+    // Clipped to NAMEDATALEN - 1 bytes, as PostgreSQL's buffer clips it.
+    assert_eq!(got.issuer_dn.unwrap().len(), NAMEDATALEN - 1);
+    w.report_ssl(Some(&SslStatus {
+        client_dn: None,
+        ..tls
+    }));
+    assert_eq!(a.read_entry(2, None).unwrap().ssl.unwrap().client_dn, None);
+    w.report_start(4243, &backend("psql"));
+    assert_eq!(a.read_entry(2, None).unwrap().ssl, None);
 }
 
 #[test]

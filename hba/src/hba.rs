@@ -73,6 +73,9 @@ pub enum AuthMethod {
     Md5,
     /// `scram-sha-256`.
     ScramSha256,
+    /// `cert`: a client certificate verified against `ssl_ca_file` whose CN (or DN, with
+    /// `clientname=DN`) is the user name or maps to it (`map=`); `hostssl` lines only.
+    Cert,
 }
 
 impl AuthMethod {
@@ -85,8 +88,19 @@ impl AuthMethod {
             AuthMethod::Password => "password",
             AuthMethod::Md5 => "md5",
             AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Cert => "cert",
         }
     }
+}
+
+/// `clientname` of a `hostssl` rule: which part of the client certificate names the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientName {
+    /// `CN` (the default): the subject's common name.
+    #[default]
+    Cn,
+    /// `DN`: the whole subject, in RFC 2253 form.
+    Dn,
 }
 
 /// `clientcert` of a `hostssl` rule.
@@ -119,9 +133,12 @@ pub struct HbaLine {
     pub method: AuthMethod,
     /// `map=` for `peer`: a pg_ident.conf map.
     pub usermap: Option<String>,
-    /// `clientcert=`.
+    /// `clientcert=` (`verify-full` on every `cert` line).
     pub clientcert: ClientCert,
-    /// Options as written (`name=value`), for `pg_hba_file_rules.options`.
+    /// `clientname=`.
+    pub clientname: ClientName,
+    /// Options as PostgreSQL's `gethba_options` lists them (`map=`, then `clientcert=`), for
+    /// `pg_hba_file_rules.options`.
     pub options: Vec<String>,
 }
 
@@ -194,7 +211,7 @@ pub fn load_hba(path: &Path, opts: ParseOptions) -> Result<HbaFile, HbaError> {
     Ok(file)
 }
 
-const METHODS_NOT_BUILT: &[&str] = &["gss", "sspi", "pam", "bsd", "ldap", "radius", "cert"];
+const METHODS_NOT_BUILT: &[&str] = &["gss", "sspi", "pam", "bsd", "ldap", "radius"];
 
 fn parse_hba_line(
     tl: &TokenizedLine,
@@ -339,6 +356,7 @@ fn parse_hba_line(
         "password" => AuthMethod::Password,
         "md5" => AuthMethod::Md5,
         "scram-sha-256" => AuthMethod::ScramSha256,
+        "cert" => AuthMethod::Cert,
         "ident" => {
             return Err(e(
                 "invalid authentication method \"ident\": not supported by this build".into(),
@@ -364,6 +382,12 @@ fn parse_hba_line(
             None,
         ));
     }
+    if method == AuthMethod::Cert && conn_type != ConnType::HostSsl {
+        return Err(e(
+            "cert authentication is only supported on hostssl connections".into(),
+            None,
+        ));
+    }
     // Options.
     let mut line = HbaLine {
         line_number: tl.line_number,
@@ -374,7 +398,12 @@ fn parse_hba_line(
         address,
         method,
         usermap: None,
-        clientcert: ClientCert::Off,
+        clientcert: if method == AuthMethod::Cert {
+            ClientCert::VerifyFull
+        } else {
+            ClientCert::Off
+        },
+        clientname: ClientName::Cn,
         options: Vec::new(),
     };
     for f in fields {
@@ -387,7 +416,7 @@ fn parse_hba_line(
             };
             match name {
                 "map" => {
-                    if method != AuthMethod::Peer {
+                    if !matches!(method, AuthMethod::Peer | AuthMethod::Cert) {
                         return Err(e(
                             format!(
                                 "authentication option \"{name}\" is only valid for \
@@ -406,11 +435,37 @@ fn parse_hba_line(
                         ));
                     }
                     line.clientcert = match value {
+                        "verify-ca" if method == AuthMethod::Cert => {
+                            return Err(e(
+                                "clientcert only accepts \"verify-full\" when using \"cert\" \
+                                 authentication"
+                                    .into(),
+                                None,
+                            ))
+                        }
                         "verify-ca" => ClientCert::VerifyCa,
                         "verify-full" => ClientCert::VerifyFull,
                         _ => {
                             return Err(e(
                                 format!("invalid value for clientcert: \"{value}\""),
+                                None,
+                            ))
+                        }
+                    };
+                }
+                "clientname" => {
+                    if conn_type != ConnType::HostSsl {
+                        return Err(e(
+                            "clientname can only be configured for \"hostssl\" rows".into(),
+                            None,
+                        ));
+                    }
+                    line.clientname = match value {
+                        "CN" => ClientName::Cn,
+                        "DN" => ClientName::Dn,
+                        _ => {
+                            return Err(e(
+                                format!("invalid value for clientname: \"{value}\""),
                                 None,
                             ))
                         }
@@ -423,8 +478,16 @@ fn parse_hba_line(
                     ))
                 }
             }
-            line.options.push(t.text.clone());
         }
+    }
+    // As PostgreSQL's gethba_options shows them: map, then clientcert (implied on cert lines).
+    if let Some(m) = &line.usermap {
+        line.options.push(format!("map={m}"));
+    }
+    match line.clientcert {
+        ClientCert::Off => {}
+        ClientCert::VerifyCa => line.options.push("clientcert=verify-ca".into()),
+        ClientCert::VerifyFull => line.options.push("clientcert=verify-full".into()),
     }
     Ok((line, warning))
 }

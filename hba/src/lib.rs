@@ -31,7 +31,7 @@
 //!   `pg_hba_file_rules`) but never matches, as no DNS look-ups are made.
 //! * No `include`, `include_if_exists`, `include_dir` directives (PostgreSQL 16): they are
 //!   "invalid connection type" errors. `@file` inclusions in a field do work.
-//! * Methods `ident` (on TCP), `gss`, `sspi`, `pam`, `bsd`, `ldap`, `radius`, `cert` are
+//! * Methods `ident` (on TCP), `gss`, `sspi`, `pam`, `bsd`, `ldap`, `radius` are
 //!   refused as PostgreSQL refuses them in a build without their library ("not supported by
 //!   this build").
 //!
@@ -46,7 +46,7 @@ mod tokenize;
 pub use active::{activate, load_active, HbaPaths, ACTIVE_HBA, ACTIVE_IDENT};
 pub use hba::{
     hba_file_rules, load_hba, parse_hba, Address, AuthMethod, Client, ClientAddr, ClientCert,
-    ConnType, HbaFile, HbaLine, HbaRuleRow, Membership, NoGroups, ParseOptions,
+    ClientName, ConnType, HbaFile, HbaLine, HbaRuleRow, Membership, NoGroups, ParseOptions,
 };
 pub use ident::{load_ident, parse_ident, IdentFile, IdentLine};
 pub use tokenize::{tokenize_file, Token, TokenizedLine, MAX_TOKEN};

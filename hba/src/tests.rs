@@ -186,9 +186,52 @@ fn malformed_lines_get_postgresql_texts() {
         "ERR invalid value for clientcert: \"maybe\"",
     );
     check(
+        "host all all all cert",
+        "ERR cert authentication is only supported on hostssl connections",
+    );
+    check(
+        "hostssl all all all cert clientcert=verify-ca",
+        "ERR clientcert only accepts \"verify-full\" when using \"cert\" authentication",
+    );
+    check(
+        "host all all all trust clientname=CN",
+        "ERR clientname can only be configured for \"hostssl\" rows",
+    );
+    check(
+        "hostssl all all all trust clientname=cn",
+        "ERR invalid value for clientname: \"cn\"",
+    );
+    check(
         "include other.conf",
         "ERR invalid connection type \"include\"",
     );
+}
+
+#[test]
+fn cert_lines_imply_verify_full_and_take_a_map_and_clientname() {
+    let f = parse_hba(
+        "hostssl all all all cert map=m clientname=DN\nhostssl all all all md5 clientcert=verify-ca\n",
+        Path::new("/d/pg_hba.conf"),
+        SSL_ON,
+    );
+    assert!(f.errors.is_empty(), "{:?}", f.errors);
+    let (a, b) = (&f.lines[0], &f.lines[1]);
+    assert_eq!(
+        (a.method, a.clientcert, a.clientname, a.usermap.as_deref()),
+        (
+            AuthMethod::Cert,
+            ClientCert::VerifyFull,
+            ClientName::Dn,
+            Some("m")
+        )
+    );
+    assert_eq!(
+        (b.clientcert, b.clientname),
+        (ClientCert::VerifyCa, ClientName::Cn)
+    );
+    // pg_hba_file_rules.options: map, then the clientcert a cert line implies.
+    assert_eq!(a.options, ["map=m", "clientcert=verify-full"]);
+    assert_eq!(b.options, ["clientcert=verify-ca"]);
 }
 
 #[test]

@@ -109,10 +109,34 @@ pub struct Conn<'s, W: SocketWait> {
 pub struct TlsStatus {
     /// `version`.
     pub version: &'static str,
-    /// `cipher` (rustls's name of the suite, e.g. `TLS13_AES_256_GCM_SHA384`).
+    /// `cipher`, OpenSSL's name of the suite, e.g. `TLS_AES_256_GCM_SHA384` or
+    /// `ECDHE-RSA-AES256-GCM-SHA384`.
     pub cipher: String,
     /// `bits`.
     pub bits: i32,
+    /// The client's certificate, when it sent one (rustls verified it against `ssl_ca_file`).
+    pub client: Option<crate::PeerCert>,
+}
+
+/// OpenSSL's name of a cipher suite (what PostgreSQL's `pg_stat_ssl.cipher` shows) for
+/// rustls's name of it.
+fn openssl_cipher_name(rustls_name: &str) -> String {
+    if let Some(rest) = rustls_name.strip_prefix("TLS13_") {
+        return format!("TLS_{rest}");
+    }
+    let Some(rest) = rustls_name.strip_prefix("TLS_") else {
+        return rustls_name.to_owned();
+    };
+    let Some((kx, enc)) = rest.split_once("_WITH_") else {
+        return rustls_name.to_owned();
+    };
+    let enc = match enc {
+        "AES_128_GCM_SHA256" => "AES128-GCM-SHA256",
+        "AES_256_GCM_SHA384" => "AES256-GCM-SHA384",
+        "CHACHA20_POLY1305_SHA256" => "CHACHA20-POLY1305",
+        other => return format!("{}-{}", kx.replace('_', "-"), other.replace('_', "-")),
+    };
+    format!("{}-{enc}", kx.replace('_', "-"))
 }
 
 /// The socket as `io::Read` / `io::Write` for rustls: EAGAIN is `WouldBlock`.
@@ -183,10 +207,15 @@ impl<'s, W: SocketWait> Conn<'s, W> {
         let suite = tls.negotiated_cipher_suite()?;
         let name = format!("{:?}", suite.suite());
         let bits = if name.contains("AES_128") { 128 } else { 256 };
+        let client = tls
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| crate::peer_cert(c.as_ref()));
         Some(TlsStatus {
             version,
-            cipher: name,
+            cipher: openssl_cipher_name(&name),
             bits,
+            client,
         })
     }
 
@@ -502,5 +531,36 @@ impl<'s, W: SocketWait> Conn<'s, W> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod cipher_names {
+    use super::openssl_cipher_name;
+
+    #[test]
+    fn rustls_suite_names_print_as_openssl_names() {
+        for (rustls, openssl) in [
+            ("TLS13_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"),
+            (
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_CHACHA20_POLY1305_SHA256",
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "ECDHE-RSA-AES256-GCM-SHA384",
+            ),
+            (
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                "ECDHE-RSA-CHACHA20-POLY1305",
+            ),
+            ("Unknown(0x1234)", "Unknown(0x1234)"),
+        ] {
+            assert_eq!(openssl_cipher_name(rustls), openssl);
+        }
     }
 }

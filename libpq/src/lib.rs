@@ -35,7 +35,8 @@
 //! # What this crate does not do
 //! * TLS is rustls over the same non-blocking socket ([`Conn::start_tls`], after the caller
 //!   answered an SSLRequest with `'S'` or saw a direct-TLS record with
-//!   [`Conn::peek_first_byte`]); the caller builds the configuration. No GSSAPI: a
+//!   [`Conn::peek_first_byte`]); the caller builds the configuration. A client certificate's
+//!   names and serial are read with [`peer_cert`]. No GSSAPI: a
 //!   GSSENCRequest is recognised so that the caller answers `'N'`.
 //! * It does not decide who may connect: it builds the authentication requests
 //!   ([`AuthRequest`]), hashes and checks password secrets (`crypt`: md5, SCRAM-SHA-256) and
@@ -59,6 +60,7 @@ mod frontend;
 mod listen;
 pub mod scram;
 mod startup;
+mod x509;
 
 #[cfg(test)]
 mod tests;
@@ -91,6 +93,7 @@ pub use startup::{
     check_startup_length, parse_startup_packet, ProtocolVersion, Replication, StartupPacket,
     StartupRequest, CANCEL_REQUEST_CODE, MAX_NAME_LEN, NEGOTIATE_GSS_CODE, NEGOTIATE_SSL_CODE,
 };
+pub use x509::{peer_cert, PeerCert};
 
 /// Longest startup packet accepted, length word excluded (`MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP_PACKET_LENGTH: usize = 10_000;

@@ -8,7 +8,9 @@
 //!          role file corrupt   ─► FATAL, the server does not start
 //!          ssl on, certificate or key unusable ─► FATAL (PostgreSQL's texts)
 //!          pg_hba.conf / pg_ident.conf ─► hba::activate; an error ─► FATAL "could not load"
-//!  SIGHUP: hba::activate; an error ─► every bad line logged, "pg_hba.conf was not reloaded",
+//!          ssl on ─► the TLS configuration built once here; children inherit it by fork
+//!  SIGHUP: TLS configuration rebuilt (an error keeps the old one: "SSL configuration was
+//!          not reloaded"); hba::activate; an error ─► every bad line logged, "pg_hba.conf was not reloaded",
 //!          the rules in force stay
 //! ```
 //!
@@ -97,7 +99,7 @@ pub(crate) fn start(data_dir: &Path, settings: &Settings) -> Result<(), String> 
         Err(e) => return Err(e.to_string()),
     }
     if settings.bool("ssl") {
-        pgipc_tcop::check_tls_config(settings)?;
+        pgipc_tcop::load_tls_config(settings)?;
     }
     let p = paths(data_dir, settings);
     pgipc_hba::activate(data_dir, &p, opts(settings)).map_err(|e| {
@@ -110,8 +112,17 @@ pub(crate) fn start(data_dir: &Path, settings: &Settings) -> Result<(), String> 
     Ok(())
 }
 
-/// On SIGHUP: the new rules, or the old ones and PostgreSQL's log lines.
+/// On SIGHUP: the new rules, or the old ones and PostgreSQL's log lines; the TLS
+/// configuration built anew (or the old one kept, with PostgreSQL's log line).
 pub(crate) fn reload(data_dir: &Path, settings: &Settings) {
+    if settings.bool("ssl") {
+        if let Err(e) = pgipc_tcop::load_tls_config(settings) {
+            elog(Severity::Log, &e);
+            elog(Severity::Log, &"SSL configuration was not reloaded");
+        }
+    } else {
+        pgipc_tcop::forget_tls_config();
+    }
     let p = paths(data_dir, settings);
     if let Err(e) = pgipc_hba::activate(data_dir, &p, opts(settings)) {
         log_hba_error(&e);

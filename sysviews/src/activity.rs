@@ -103,11 +103,86 @@ pub(crate) fn activity_row(ctx: &SysContext, r: BackendStatus) -> Vec<Datum> {
     ]
 }
 
+/// Whether the session may see the details of a backend owned by `role`
+/// (PostgreSQL's `HAS_PGSTAT_PERMISSIONS`): a superuser, a member of `pg_read_all_stats`, or
+/// one with the privileges of `role`. A process without a role (0: auxiliary processes, a
+/// backend still authenticating) is visible to the first two only.
+pub fn may_see_activity(ctx: &SysContext, role: pgipc_proc::Oid) -> bool {
+    ctx.superuser || ctx.pg_read_all_stats || (role != 0 && ctx.has_privs_of_role(role))
+}
+
+/// The `pg_stat_activity` columns (by position in `activity_row`) that stay visible in
+/// another role's row: `datid`, `datname`, `pid`, `usesysid`, `usename`, `application_name`,
+/// `backend_xid`, `backend_xmin` (and `query`, replaced).
+const VISIBLE_TO_ALL: [usize; 8] = [0, 1, 2, 4, 5, 6, 17, 18];
+
+/// Position of `query` in `activity_row`.
+const QUERY_COLUMN: usize = 20;
+
+/// Masks a `pg_stat_activity` row the session may not see in full (PostgreSQL 18's
+/// `pg_stat_get_activity` without `HAS_PGSTAT_PERMISSIONS`): `query` reads
+/// `<insufficient privilege>` and every column but those listed in `VISIBLE_TO_ALL` is NULL
+/// (`backend_type` and `leader_pid` included).
+pub fn mask_activity_row(row: &mut [Datum]) {
+    for (i, d) in row.iter_mut().enumerate() {
+        if i == QUERY_COLUMN {
+            *d = Datum::Text("<insufficient privilege>".to_owned());
+        } else if !VISIBLE_TO_ALL.contains(&i) {
+            *d = Datum::Null;
+        }
+    }
+}
+
 pub(crate) fn pg_stat_activity(ctx: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {
     Ok(current_status(ctx)?
         .into_iter()
-        .map(|r| activity_row(ctx, r))
+        .map(|r| {
+            let visible = may_see_activity(ctx, r.user_id);
+            let mut row = activity_row(ctx, r);
+            if !visible {
+                mask_activity_row(&mut row);
+            }
+            row
+        })
         .collect())
+}
+
+/// `pg_stat_ssl` (PostgreSQL's view over `pg_stat_get_activity`): every row with a client
+/// port, i.e. client backends the session may see in full (masked rows have none), with the
+/// TLS state each published in the Backend SSL Status Buffer.
+pub(crate) fn pg_stat_ssl(ctx: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {
+    let mut out = Vec::new();
+    for r in current_status(ctx)? {
+        if r.client_port.is_none() || !may_see_activity(ctx, r.user_id) {
+            continue;
+        }
+        let row = match r.ssl {
+            None => vec![
+                Datum::Int4(r.pid),
+                Datum::Bool(false),
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+                Datum::Null,
+            ],
+            Some(s) => vec![
+                Datum::Int4(r.pid),
+                Datum::Bool(true),
+                Datum::Text(s.version),
+                Datum::Text(s.cipher),
+                Datum::Int4(s.bits),
+                text(s.client_dn),
+                s.client_serial
+                    .and_then(|v| pgipc_query::numeric::Numeric::parse(&v).ok())
+                    .map_or(Datum::Null, Datum::Numeric),
+                text(s.issuer_dn),
+            ],
+        };
+        out.push(row);
+    }
+    Ok(out)
 }
 
 pub(crate) fn pg_wait_events(_: &SysContext, _: &mut dyn Session) -> Result<Vec<Vec<Datum>>> {

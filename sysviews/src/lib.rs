@@ -43,6 +43,7 @@ mod activity;
 mod functions;
 mod views;
 
+pub use activity::{mask_activity_row, may_see_activity};
 pub use functions::{FunctionDef, FUNCTIONS};
 pub use views::{Access, BoundView, ViewDef, VIEWS};
 

@@ -77,7 +77,7 @@ impl View for BoundView {
     }
 }
 
-use Type::{Bool, Float8, Int4, Int8, Name, Oid, Text, TextArray, Timestamptz};
+use Type::{Bool, Float8, Int4, Int8, Name, Numeric, Oid, Text, TextArray, Timestamptz};
 
 /// Every view this crate registers.
 pub static VIEWS: &[ViewDef] = &[
@@ -189,6 +189,22 @@ pub static VIEWS: &[ViewDef] = &[
         ],
         access: Access::Public,
         rows: crate::activity::pg_stat_activity,
+    },
+    // PostgreSQL's pg_stat_ssl.
+    ViewDef {
+        name: "pg_stat_ssl",
+        columns: &[
+            ("pid", Int4),
+            ("ssl", Bool),
+            ("version", Text),
+            ("cipher", Text),
+            ("bits", Int4),
+            ("client_dn", Text),
+            ("client_serial", Numeric),
+            ("issuer_dn", Text),
+        ],
+        access: Access::Public,
+        rows: crate::activity::pg_stat_ssl,
     },
     // PostgreSQL 17's pg_wait_events.
     ViewDef {

@@ -13,6 +13,9 @@
 //!     md5    ─► role secret is md5 ? AuthenticationMD5Password : SCRAM (PostgreSQL 18)
 //!     scram-sha-256 ─► AuthenticationSASL ─► SASLInitialResponse ─► SASLContinue ─►
 //!                      SASLResponse ─► SASLFinal   (a mock exchange for unknown roles)
+//!     cert   ─► (hostssl) like trust, then the certificate check below
+//!  clientcert=verify-ca|full, cert: ssl_ca_file loaded (F0000), a verified certificate (28000);
+//!     verify-full, cert: CN (or DN, clientname=DN) = role or pg_ident map, else the method's FATAL
 //!  authid: role exists (28000), rolcanlogin (28000) ─► AuthenticationOk
 //! ```
 //!
@@ -284,6 +287,7 @@ pub(crate) fn client_authentication(
             line.raw.trim()
         )
     };
+    client_certificate_present(conn, settings, line)?;
     let role = authid.get(user);
     let password_failed = |reason: Option<String>| {
         let msg = format!("password authentication failed for user \"{user}\"");
@@ -294,7 +298,8 @@ pub(crate) fn client_authentication(
         fatal("28P01", msg)
     };
     match line.method {
-        AuthMethod::Trust => {}
+        // `cert` is `trust` plus the certificate check below (PostgreSQL's uaCert).
+        AuthMethod::Trust | AuthMethod::Cert => {}
         AuthMethod::Reject => {
             return Err(fatal(
                 "28000",
@@ -345,7 +350,7 @@ pub(crate) fn client_authentication(
                     _ => None,
                 };
                 let cbind = if conn.is_tls() {
-                    crate::tls::server_end_point(settings)
+                    crate::tls::current(settings).ok().map(|l| l.end_point.clone())
                 } else {
                     None
                 };
@@ -368,6 +373,7 @@ pub(crate) fn client_authentication(
             }
         }
     }
+    check_cert_auth(conn, line, &ident, user)?;
     // InitializeSessionUserId.
     let Some(role) = role else {
         return Err(fatal("28000", format!("role \"{user}\" does not exist")));
@@ -390,6 +396,116 @@ pub(crate) fn client_authentication(
             .map(|r| r.oid)
             .collect(),
     })
+}
+
+/// `clientcert=` (and every `cert` line): the server must have loaded `ssl_ca_file`, and the
+/// client must have sent a certificate, which the handshake verified against it (PostgreSQL's
+/// checks at the top of `ClientAuthentication`).
+fn client_certificate_present(
+    conn: &BConn<'_>,
+    settings: &Settings,
+    line: &HbaLine,
+) -> Result<(), AuthFailure> {
+    if line.clientcert == pgipc_hba::ClientCert::Off {
+        return Ok(());
+    }
+    let ca_loaded = crate::tls::current(settings).is_ok_and(|l| l.ca_loaded);
+    if !ca_loaded {
+        return Err(fatal(
+            "F0000",
+            "client certificates can only be checked if a root certificate store is available",
+        ));
+    }
+    if conn.tls().and_then(|t| t.peer_certificates()).is_none() {
+        return Err(fatal(
+            "28000",
+            "connection requires a valid client certificate",
+        ));
+    }
+    Ok(())
+}
+
+/// PostgreSQL's `auth_failed` report for a method whose check failed after the exchange.
+fn method_failed(method: AuthMethod, user: &str) -> AuthFailure {
+    match method {
+        AuthMethod::Password | AuthMethod::Md5 | AuthMethod::ScramSha256 => fatal(
+            "28P01",
+            format!("password authentication failed for user \"{user}\""),
+        ),
+        AuthMethod::Cert => fatal(
+            "28000",
+            format!("certificate authentication failed for user \"{user}\""),
+        ),
+        AuthMethod::Trust => fatal(
+            "28000",
+            format!("\"trust\" authentication failed for user \"{user}\""),
+        ),
+        AuthMethod::Peer => fatal(
+            "28000",
+            format!("Peer authentication failed for user \"{user}\""),
+        ),
+        AuthMethod::Reject => fatal(
+            "28000",
+            format!("authentication failed for user \"{user}\": host rejected"),
+        ),
+    }
+}
+
+/// `cert`, and `clientcert=verify-full` after any method (PostgreSQL's `CheckCertAuth`): the
+/// certificate's CN (or RFC 2253 DN with `clientname=DN`) must be the user name, or be mapped
+/// to it by the line's pg_ident.conf map.
+fn check_cert_auth(
+    conn: &BConn<'_>,
+    line: &HbaLine,
+    ident: &IdentFile,
+    user: &str,
+) -> Result<(), AuthFailure> {
+    if line.clientcert != pgipc_hba::ClientCert::VerifyFull && line.method != AuthMethod::Cert {
+        return Ok(());
+    }
+    let cert = conn.tls_status().and_then(|t| t.client);
+    let name = cert.and_then(|c| match line.clientname {
+        pgipc_hba::ClientName::Cn => c.common_name,
+        pgipc_hba::ClientName::Dn => Some(c.subject_rfc2253),
+    });
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        tracing::info!(
+            "LOG:  certificate authentication failed for user \"{user}\": client certificate contains no user name"
+        );
+        return Err(method_failed(line.method, user));
+    };
+    let ok = match &line.usermap {
+        None => {
+            if name != user {
+                tracing::info!(
+                    "LOG:  provided user name ({user}) and authenticated user name ({name}) do not match"
+                );
+            }
+            name == user
+        }
+        Some(map) => {
+            let ok = ident.check_usermap(map, user, &name, &NoGroups);
+            if !ok {
+                tracing::info!(
+                    "LOG:  no match in usermap \"{map}\" for user \"{user}\" authenticated as \"{name}\""
+                );
+            }
+            ok
+        }
+    };
+    if ok {
+        return Ok(());
+    }
+    if line.method != AuthMethod::Cert {
+        let what = match line.clientname {
+            pgipc_hba::ClientName::Cn => "CN",
+            pgipc_hba::ClientName::Dn => "DN",
+        };
+        tracing::info!(
+            "LOG:  certificate validation (clientcert=verify-full) failed for user \"{user}\": {what} mismatch"
+        );
+    }
+    Err(method_failed(line.method, user))
 }
 
 /// The role's secret, or the server-log reason there is none (PostgreSQL's

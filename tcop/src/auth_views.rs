@@ -1,6 +1,7 @@
 //! The views of who may connect, for the session's catalog: `pg_hba_file_rules` (the
-//! pg_hba.conf on disk as the server would parse it, PostgreSQL's `fill_hba_view`), `pg_roles`
-//! (the role catalog, passwords masked) and `pg_stat_ssl` (this session's TLS state).
+//! pg_hba.conf on disk as the server would parse it, PostgreSQL's `fill_hba_view`) and
+//! `pg_roles` (the role catalog, passwords masked). `pg_stat_ssl` is sysviews' (every
+//! backend's TLS state, from the Backend SSL Status Buffer).
 
 use pgipc_hba::{HbaPaths, ParseOptions};
 use pgipc_query::datetime::{parse_timestamptz, TimeZone};
@@ -19,15 +20,12 @@ pub(crate) struct AuthViewsContext {
     pub(crate) ssl_enabled: bool,
     /// The session user is a superuser (pg_hba_file_rules is superuser-only by default).
     pub(crate) superuser: bool,
-    /// This session's `pg_stat_ssl` row: pid, and (version, cipher, bits) when on TLS.
-    pub(crate) ssl: (i32, Option<(String, String, i32)>),
 }
 
-/// Registers the three views.
+/// Registers the two views.
 pub(crate) fn register(catalog: &mut pgipc_query::Catalog, ctx: Rc<AuthViewsContext>) {
     catalog.add_view("pg_hba_file_rules", Rc::new(HbaFileRules(ctx.clone())));
-    catalog.add_view("pg_roles", Rc::new(Roles(ctx.clone())));
-    catalog.add_view("pg_stat_ssl", Rc::new(StatSsl(ctx)));
+    catalog.add_view("pg_roles", Rc::new(Roles(ctx)));
 }
 
 fn text(s: Option<String>) -> Datum {
@@ -152,51 +150,5 @@ impl View for Roles {
             ]);
         }
         Ok(rows(out))
-    }
-}
-
-struct StatSsl(Rc<AuthViewsContext>);
-
-impl View for StatSsl {
-    fn columns(&self) -> Vec<Column> {
-        use Type::{Bool, Int4, Numeric, Text};
-        vec![
-            Column::new("pid", Int4),
-            Column::new("ssl", Bool),
-            Column::new("version", Text),
-            Column::new("cipher", Text),
-            Column::new("bits", Int4),
-            Column::new("client_dn", Text),
-            Column::new("client_serial", Numeric),
-            Column::new("issuer_dn", Text),
-        ]
-    }
-
-    fn scan(&self, _session: &mut dyn Session) -> Result<RowIter> {
-        // Only this session's row: other backends do not publish their TLS state.
-        let (pid, tls) = self.0.ssl.clone();
-        let row = match tls {
-            Some((version, cipher, bits)) => vec![
-                Datum::Int4(pid),
-                Datum::Bool(true),
-                Datum::Text(version),
-                Datum::Text(cipher),
-                Datum::Int4(bits),
-                Datum::Null,
-                Datum::Null,
-                Datum::Null,
-            ],
-            None => vec![
-                Datum::Int4(pid),
-                Datum::Bool(false),
-                Datum::Null,
-                Datum::Null,
-                Datum::Null,
-                Datum::Null,
-                Datum::Null,
-                Datum::Null,
-            ],
-        };
-        Ok(rows(vec![row]))
     }
 }

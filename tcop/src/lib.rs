@@ -334,11 +334,20 @@ pub fn random_source_works() -> bool {
     session::random_key(1).is_some()
 }
 
-/// Whether the TLS configuration the settings name can be loaded (`ssl_cert_file`,
-/// `ssl_key_file`, `ssl_min_protocol_version`, relative to `data_directory`): the postmaster
-/// checks it at start when `ssl` is on and refuses to start otherwise, as PostgreSQL does.
-pub fn check_tls_config(settings: &Settings) -> Result<(), String> {
-    tls::server_config(settings).map(|_| ())
+/// Builds the TLS configuration the settings name (`ssl_cert_file`, `ssl_key_file`,
+/// `ssl_ca_file`, `ssl_min_protocol_version`, relative to `data_directory`) and keeps it in
+/// this process, for the backends it forks to inherit (PostgreSQL's `be_tls_init` in the
+/// postmaster). The postmaster calls it at start when `ssl` is on, and refuses to start on an
+/// error, and again on SIGHUP, where an error keeps the configuration it had
+/// ("SSL configuration was not reloaded"). A backend that inherited none (exec'd) builds its
+/// own at its first handshake.
+pub fn load_tls_config(settings: &Settings) -> Result<(), String> {
+    tls::load_config(settings)
+}
+
+/// Drops the TLS configuration [`load_tls_config`] kept (`ssl` turned off by a reload).
+pub fn forget_tls_config() {
+    tls::forget_config()
 }
 
 /// Runs a client backend on the accepted socket `sock`; returns the exit code (0: the client

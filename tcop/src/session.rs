@@ -67,6 +67,9 @@ struct Prepared {
     text: Rc<str>,
     /// The parameter types' OIDs, for ParameterDescription.
     param_types: Vec<u32>,
+    /// A role command (`stmt` is then `Statement::Empty`): it runs at Execute through
+    /// `crate::role_command`, as the simple protocol runs it.
+    role: bool,
 }
 
 /// A bound portal (Bind), possibly suspended in the middle of its rows.
@@ -83,6 +86,8 @@ struct Portal {
     rows: Option<Rows>,
     /// Ran to completion.
     done: bool,
+    /// A role command's text; after it ran, its command tag (for a second Execute).
+    role: Option<(Rc<str>, Option<&'static str>)>,
 }
 
 struct Session<'s> {
@@ -386,8 +391,8 @@ impl Session<'_> {
     /// The TLS handshake (PostgreSQL's `secure_open_server`); a failure is logged and ends the
     /// connection without a word (there is no channel to send it on).
     fn start_tls(&mut self, deadline: Instant) -> Result<(), Leave> {
-        let cfg = match crate::tls::server_config(&self.ctx.settings) {
-            Ok(c) => c,
+        let cfg = match crate::tls::current(&self.ctx.settings) {
+            Ok(c) => c.config.clone(),
             Err(e) => {
                 tracing::info!("LOG:  could not accept SSL connection: {e}");
                 return Err(Leave::Fatal);
@@ -495,6 +500,7 @@ impl Session<'_> {
         if let Err(e) = started {
             tracing::warn!("no backend status entry: {e}");
         }
+        crate::status::report_ssl(self.conn.tls_status());
         // PostgreSQL's BeginReportingGUCOptions: every GUC_REPORT setting, once.
         for (name, value) in self.ctx.settings.begin_reporting() {
             self.conn.out().parameter_status(&name, &value);
@@ -729,16 +735,11 @@ impl Session<'_> {
         });
         let data_dir = st.text("data_directory");
         if !data_dir.is_empty() {
-            let tls = self
-                .conn
-                .tls_status()
-                .map(|t| (t.version.to_owned(), t.cipher, t.bits));
             let views = crate::auth_views::AuthViewsContext {
                 data_dir: std::path::PathBuf::from(data_dir),
                 hba_file: st.text("hba_file").to_owned(),
                 ssl_enabled: st.bool("ssl"),
                 superuser: self.superuser,
-                ssl: (self.pid, tls),
             };
             crate::auth_views::register(&mut cat, Rc::new(views));
         }
@@ -1358,6 +1359,12 @@ impl Session<'_> {
         self.start_statement();
         let text: Rc<str> = Rc::from(m.query.as_str());
         self.current_text = Some(text.clone());
+        if may_be_role_command(&m.query) {
+            if let Some(checked) = crate::user::check_role_command(&m.query) {
+                checked?;
+                return self.prepare(m.name, Statement::Empty, text, Vec::new(), true);
+            }
+        }
         let mut declared = Vec::with_capacity(m.param_types.len());
         for &oid in &m.param_types {
             declared.push(match oid {
@@ -1385,24 +1392,37 @@ impl Session<'_> {
             Some(s) => s.map_err(report_of)?,
             None => Statement::Empty,
         };
-        self.failed_block_check(&stmt)?;
-        if !m.name.is_empty() && self.statements.contains_key(&m.name) {
-            return Err(error(
-                "42P05",
-                format!("prepared statement \"{}\" already exists", m.name),
-            )
-            .into());
-        }
         let param_types = match &stmt {
             Statement::Query(p) => p.param_types().iter().map(|t| t.oid()).collect(),
             _ => Vec::new(),
         };
+        self.prepare(m.name, stmt, text, param_types, false)
+    }
+
+    /// Stores a parsed statement under `name` and answers ParseComplete.
+    fn prepare(
+        &mut self,
+        name: String,
+        stmt: Statement,
+        text: Rc<str>,
+        param_types: Vec<u32>,
+        role: bool,
+    ) -> Result<(), Failure> {
+        self.failed_block_check(&stmt)?;
+        if !name.is_empty() && self.statements.contains_key(&name) {
+            return Err(error(
+                "42P05",
+                format!("prepared statement \"{name}\" already exists"),
+            )
+            .into());
+        }
         self.statements.insert(
-            m.name,
+            name,
             Prepared {
                 stmt: Rc::new(stmt),
                 text,
                 param_types,
+                role,
             },
         );
         self.conn.out().parse_complete();
@@ -1417,6 +1437,7 @@ impl Session<'_> {
         };
         let stmt = p.stmt.clone();
         let text = p.text.clone();
+        let role = p.role.then(|| (text.clone(), None));
         self.current_text = Some(text.clone());
         let nparams = p.param_types.len();
         if m.params.len() != nparams {
@@ -1472,6 +1493,7 @@ impl Session<'_> {
                 formats: m.result_formats,
                 rows: None,
                 done: false,
+                role,
             },
         );
         self.conn.out().bind_complete();
@@ -1560,6 +1582,25 @@ impl Session<'_> {
     /// Execute: runs the portal, or continues a suspended one, for up to `max_rows` rows.
     fn execute_portal(&mut self, p: &mut Portal, max_rows: i32) -> Result<(), Failure> {
         self.failed_block_check(&p.stmt)?;
+        if let Some((sql, tag)) = &mut p.role {
+            if let Some(t) = tag {
+                // A utility statement runs once per portal.
+                self.conn.out().command_complete(t);
+                return Ok(());
+            }
+            let Some(r) = crate::role_command(&self.ctx.settings, &self.user, sql) else {
+                return Err(error("XX000", "role command no longer parses").into());
+            };
+            crate::ps::report_activity(r.as_ref().map_or("", |d| d.tag));
+            let done = r?;
+            for n in &done.notices {
+                self.conn.out().notice_response(n);
+            }
+            self.conn.out().command_complete(done.tag);
+            *tag = Some(done.tag);
+            p.done = true;
+            return Ok(());
+        }
         let stmt = p.stmt.clone();
         match &*stmt {
             Statement::Query(q) => {

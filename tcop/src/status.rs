@@ -67,6 +67,26 @@ pub(crate) fn backend_start(s: &Session<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Publishes the connection's TLS state in this backend's entry (`pgstat_bestart`'s SSL
+/// part), for `pg_stat_ssl`.
+pub(crate) fn report_ssl(tls: Option<pgipc_libpq::TlsStatus>) {
+    let ssl = tls.map(|t| {
+        let (client_dn, client_serial, issuer_dn) = match t.client {
+            Some(c) => (Some(c.subject), Some(c.serial), Some(c.issuer)),
+            None => (None, None, None),
+        };
+        pgipc_backend_status::SslStatus {
+            version: t.version.to_owned(),
+            cipher: t.cipher,
+            bits: t.bits,
+            client_dn,
+            client_serial,
+            issuer_dn,
+        }
+    });
+    pgipc_backend_status::with_my_be_entry(|w| w.report_ssl(ssl.as_ref()));
+}
+
 /// The state an idle session shows for its transaction status.
 pub(crate) fn idle_state(tx: TransactionStatus) -> BackendState {
     match tx {

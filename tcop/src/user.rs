@@ -29,18 +29,25 @@ pub fn role_command(
     Some(run(settings, session_user, cmd))
 }
 
+/// Whether `sql` is a role command, and if so whether it parses (the check the extended
+/// protocol's Parse makes; Execute then runs it with [`role_command`]).
+pub(crate) fn check_role_command(sql: &str) -> Option<Result<(), Box<ErrorFields>>> {
+    Some(parse_role_command(sql)?.map(|_| ()).map_err(report))
+}
+
+fn report(e: pgipc_authid::RoleError) -> Box<ErrorFields> {
+    let mut f = ErrorFields::new(Severity::Error, e.sqlstate(), e.to_string());
+    if let Some(d) = e.detail() {
+        f = f.with_detail(d);
+    }
+    Box::new(f)
+}
+
 fn run(
     settings: &Settings,
     session_user: &str,
     cmd: Result<pgipc_authid::RoleCommand, pgipc_authid::RoleError>,
 ) -> Result<RoleCommandDone, Box<ErrorFields>> {
-    let report = |e: pgipc_authid::RoleError| {
-        let mut f = ErrorFields::new(Severity::Error, e.sqlstate(), e.to_string());
-        if let Some(d) = e.detail() {
-            f = f.with_detail(d);
-        }
-        Box::new(f)
-    };
     let cmd = cmd.map_err(report)?;
     let dir = settings.show("data_directory").unwrap_or_default();
     if dir.is_empty() {

@@ -14,7 +14,8 @@
 //! and the printed ratio is the median of the per-round ratios. Lines:
 //! `BENCH server/<name> <value> <unit> <ratio>x postgres15/<name>`.
 //!
-//! Run: `cargo bench -p pgipc-tests --bench server`. Needs pgbench, psql and
+//! Run: `cargo bench -p pgipc-tests --bench server` (`-- NAME` runs only the figures whose
+//! name contains NAME, e.g. `-- tls`). Needs pgbench, psql and
 //! /usr/lib/postgresql/15/bin; skips (and says so) when PostgreSQL is missing.
 
 use pgipc_tests::bench::report_pair;
@@ -403,6 +404,10 @@ fn main() -> ExitCode {
     if std::env::args().any(|a| a == "--list") {
         return ExitCode::SUCCESS;
     }
+    // `cargo bench -p pgipc-tests --bench server -- tls`: only the figures whose name
+    // contains the filter.
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| only.as_deref().is_none_or(|f| name.contains(f));
     let base = std::env::temp_dir().join(format!("pgipc-bench-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).expect("scratch");
@@ -475,6 +480,7 @@ fn main() -> ExitCode {
     } else {
         println!("server/pg_settings_count_tps_1_client: skipped (no pg_settings view yet)");
     }
+    figures.retain(|f| wanted(f.0));
     for (name, unit, args, script) in &figures {
         let (mut a, mut b) = (vec![], vec![]);
         for _ in 0..ROUNDS {
@@ -487,6 +493,9 @@ fn main() -> ExitCode {
         ("scram_connections_per_s", Login::Scram),
         ("tls_connections_per_s", Login::Tls),
     ] {
+        if !wanted(name) {
+            continue;
+        }
         let args = ["-C", "-c", "1", "-M", "simple"];
         let (mut a, mut b) = (vec![], vec![]);
         for _ in 0..ROUNDS {
@@ -495,12 +504,14 @@ fn main() -> ExitCode {
         }
         report(name, "conn/s", 0, &a, &b);
     }
-    let (mut a, mut b) = (vec![], vec![]);
-    for _ in 0..3 {
-        a.push(ours.crash_restart_ms());
-        b.push(pg.crash_restart_ms());
+    if wanted("crash_restart") {
+        let (mut a, mut b) = (vec![], vec![]);
+        for _ in 0..3 {
+            a.push(ours.crash_restart_ms());
+            b.push(pg.crash_restart_ms());
+        }
+        report("crash_restart", "ms", 1, &a, &b);
     }
-    report("crash_restart", "ms", 1, &a, &b);
     drop(ours);
     drop(pg);
     std::thread::sleep(Duration::from_millis(500));

@@ -3,7 +3,10 @@
 //! texts and SQLSTATEs of refusals (compared with PostgreSQL 15 configured alike), a reload that
 //! changes who may connect without touching open sessions, a bad pg_hba.conf that is not
 //! applied, bad SASL messages and a client that stops mid-exchange, and a damaged role file
-//! that stops the server from starting.
+//! that stops the server from starting. Also: `<insufficient privilege>` in other roles'
+//! pg_stat_activity rows, role commands over the extended protocol, and client certificates
+//! (`ssl_ca_file`, `cert`, `clientcert=verify-full`) with every backend's `pg_stat_ssl` row,
+//! each compared with PostgreSQL 15 where it can be.
 //!
 //! Roles are created through the role catalog's own API (`pgipc_authid`) on the server's data
 //! directory while it runs: backends read the catalog anew at each connection start.
@@ -910,6 +913,295 @@ fn connection_limit_is_enforced_at_connection_start() {
     drop((b, c));
 }
 
+/// What `reader` sees of `target`'s pg_stat_activity row: query, usename, and which of the
+/// hidden columns are NULL.
+fn activity_seen_by(reader: &mut postgres::Client, target: i32) -> (String, String, String) {
+    let r = reader
+        .query_one(
+            "SELECT query, usename::text, \
+             (state IS NULL)::text || (backend_type IS NULL)::text || (backend_start IS NULL)::text \
+             || (client_port IS NULL)::text || (xact_start IS NULL)::text \
+             || (datname IS NULL)::text || (pid IS NULL)::text \
+             FROM pg_stat_activity WHERE pid = $1",
+            &[&target],
+        )
+        .expect("pg_stat_activity");
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// A superuser's and a non-superuser's sessions, each reading the other's row.
+fn activity_views(sock: &std::path::Path, port: u16) -> Vec<(String, String, String)> {
+    let mut su = connect_at(sock, port, "postgres").expect("superuser");
+    let mut bob = connect_at(sock, port, "bob").expect("bob");
+    su.batch_execute("SELECT 'su is here'").unwrap();
+    bob.batch_execute("SELECT 'bob is here'").unwrap();
+    let su_pid: i32 = su.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let bob_pid: i32 = bob
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut seen = vec![
+        activity_seen_by(&mut bob, su_pid),
+        activity_seen_by(&mut su, bob_pid),
+    ];
+    // bob's own row is his to see.
+    let own = activity_seen_by(&mut bob, bob_pid);
+    seen.push((own.0.starts_with("SELECT").to_string(), own.1, own.2));
+    seen
+}
+
+fn non_superusers_see_insufficient_privilege_in_others_rows() {
+    let s = server("activity");
+    roles(&s, &["CREATE ROLE bob LOGIN"], FAST);
+    let ours = activity_views(s.sock_dir(), s.port());
+    assert_eq!(
+        ours[0],
+        (
+            "<insufficient privilege>".to_owned(),
+            "postgres".to_owned(),
+            "truetruetruetruetruefalsefalse".to_owned()
+        )
+    );
+    // The superuser sees bob's query (the last one bob ran: his own look at su's row).
+    assert!(ours[1].0.contains("FROM pg_stat_activity"), "{ours:?}");
+    assert_eq!(ours[1].1, "bob");
+    let pg =
+        Postgres15::start("auth-activity").expect("PostgreSQL 15 is needed for the comparison");
+    let mut su = connect_at(pg.sock_dir(), pg.port(), "postgres").expect("pg15");
+    su.batch_execute("CREATE ROLE bob LOGIN").unwrap();
+    drop(su);
+    assert_eq!(ours, activity_views(pg.sock_dir(), pg.port()));
+}
+
+fn role_commands_over_the_extended_protocol() {
+    let s = server("extended");
+    set_hba(
+        &s,
+        "local all postgres trust\nlocal all all scram-sha-256\n",
+        "",
+    );
+    let mut su = connect_at(s.sock_dir(), s.port(), "postgres").expect("superuser");
+    // client.execute sends Parse/Bind/Describe/Execute/Sync.
+    assert_eq!(
+        su.execute("CREATE ROLE dave LOGIN PASSWORD 'pw1'", &[])
+            .unwrap(),
+        0
+    );
+    assert!(client(&s, "dave", "pw1").is_ok());
+    su.execute("ALTER ROLE dave PASSWORD 'pw2'", &[]).unwrap();
+    assert!(client(&s, "dave", "pw1").is_err());
+    assert!(client(&s, "dave", "pw2").is_ok());
+    // A prepared role command runs at each execution; errors come back as PostgreSQL's.
+    let e = su.execute("CREATE ROLE dave", &[]).unwrap_err();
+    assert_eq!(db_error(&e).0, "42710");
+    let e = su
+        .execute("CREATE ROLE frank NOSUCHOPTION", &[])
+        .unwrap_err();
+    assert_eq!(db_error(&e).0, "42601");
+    let mut dave = client(&s, "dave", "pw2").unwrap();
+    let e = dave.execute("CREATE ROLE eve", &[]).unwrap_err();
+    assert_eq!(db_error(&e).0, "42501");
+    su.execute("DROP ROLE dave", &[]).unwrap();
+    assert!(su
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'dave'", &[])
+        .unwrap()
+        .is_none());
+}
+
+/// A test CA, a server certificate and client certificates it signed, as PEM files in `dir`
+/// (keys 0600, as libpq and PostgreSQL want them): root.crt, server.crt/.key, and
+/// `<cn>.crt`/`.key` for each client common name.
+fn write_certificates(dir: &std::path::Path, clients: &[&str]) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, SerialNumber,
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let named = |cn: &str, sans: Vec<String>| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = named("pgipc test CA", vec![]);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("root.crt"), ca.pem()).unwrap();
+    let write = |name: &str, p: CertificateParams| {
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        let k = dir.join(format!("{name}.key"));
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write(
+        "server",
+        named("localhost", vec!["localhost".into(), "127.0.0.1".into()]),
+    );
+    for cn in clients {
+        let mut p = named(cn, vec![]);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(SerialNumber::from(vec![0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc]));
+        write(cn, p);
+    }
+}
+
+const SSL_ROW: &str =
+    "SELECT ssl, version, cipher, bits, client_dn, client_serial, issuer_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+/// psql over TLS with a client certificate (`cert` None: without one); runs `sql`.
+fn psql_cert(
+    port: u16,
+    user: &str,
+    dir: &std::path::Path,
+    cert: Option<&str>,
+    sql: &str,
+) -> Result<String, String> {
+    let mut conninfo =
+        format!("host=127.0.0.1 port={port} user={user} dbname=postgres sslmode=require");
+    match cert {
+        Some(c) => conninfo.push_str(&format!(
+            " sslcert={} sslkey={}",
+            dir.join(format!("{c}.crt")).display(),
+            dir.join(format!("{c}.key")).display()
+        )),
+        None => conninfo.push_str(" sslcert=/nonexistent sslkey=/nonexistent"),
+    }
+    let o = output_within(
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-w", "-c", sql, &conninfo])
+            .env("PGPASSWORD", "secret")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+    }
+}
+
+fn client_certificates_cert_method_and_pg_stat_ssl() {
+    let s = server("certs");
+    let data = s.data_dir().to_path_buf();
+    write_certificates(&data, &["alice", "mallory"]);
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nssl = on\nssl_ca_file = 'root.crt'\n");
+    std::fs::write(&conf, text).unwrap();
+    roles(
+        &s,
+        &[
+            "CREATE ROLE alice LOGIN",
+            "CREATE ROLE bob LOGIN PASSWORD 'secret'",
+        ],
+        FAST,
+    );
+    set_hba(
+        &s,
+        "local all all trust\n\
+         hostssl all alice 127.0.0.1/32 cert\n\
+         hostssl all bob 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n",
+        "",
+    );
+    let port = s.port();
+    let ours =
+        psql_cert(port, "alice", &data, Some("alice"), SSL_ROW).expect("alice by certificate");
+    assert_eq!(
+        ours,
+        "t|TLSv1.3|TLS_AES_256_GCM_SHA384|256|/CN=alice|20015998343868|/CN=pgipc test CA"
+    );
+    let fatal = |r: Result<String, String>| fatal_text(&r.unwrap_err());
+    assert_eq!(
+        fatal(psql_cert(port, "alice", &data, None, "SELECT 1")),
+        "connection requires a valid client certificate"
+    );
+    assert_eq!(
+        fatal(psql_cert(port, "alice", &data, Some("mallory"), "SELECT 1")),
+        "certificate authentication failed for user \"alice\""
+    );
+    // clientcert=verify-full after scram: a CN that is not the user fails as the method does.
+    assert_eq!(
+        fatal(psql_cert(port, "bob", &data, Some("alice"), "SELECT 1")),
+        "password authentication failed for user \"bob\""
+    );
+    assert_eq!(
+        fatal(psql_cert(port, "bob", &data, None, "SELECT 1")),
+        "connection requires a valid client certificate"
+    );
+    // Every backend's row: a superuser on the socket sees alice's TLS session.
+    let mut child = Command::new("psql")
+        .args(["-X", "-q", "-w", "-c", "SELECT pg_sleep(5)"])
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=alice dbname=postgres sslmode=require sslcert={} sslkey={}",
+            data.join("alice.crt").display(),
+            data.join("alice.key").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut su = connect_at(s.sock_dir(), port, "postgres").expect("superuser");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows: Vec<(bool, Option<String>)> = su
+            .query("SELECT ssl, client_dn FROM pg_stat_ssl ORDER BY ssl", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if rows.len() == 2 || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.wait();
+    assert_eq!(rows, [(false, None), (true, Some("/CN=alice".to_owned()))]);
+    // The postmaster built the TLS configuration; backends inherit it. A reload with a broken
+    // key keeps the old one (PostgreSQL's be_tls_init), so TLS logins go on working.
+    let key = std::fs::read(data.join("server.key")).unwrap();
+    std::fs::write(data.join("server.key"), "not a key").unwrap();
+    // SAFETY: kill on the server's pid.
+    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
+    ok(
+        s.wait_for("the failed TLS reload", Duration::from_secs(20), |s| {
+            s.log_text().contains("SSL configuration was not reloaded")
+        }),
+    );
+    assert!(psql_cert(port, "alice", &data, Some("alice"), "SELECT 1").is_ok());
+    std::fs::write(data.join("server.key"), key).unwrap();
+    // PostgreSQL 15 with the same certificates shows the same row.
+    let pg = Postgres15::start_with("auth-certs", &["-c", "listen_addresses=127.0.0.1"])
+        .expect("PostgreSQL 15 is needed for the comparison");
+    let pgdata = pg.data_dir();
+    let owner = std::fs::metadata(pgdata).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    for f in ["root.crt", "server.crt", "server.key"] {
+        std::fs::copy(data.join(f), pgdata.join(f)).unwrap();
+        std::os::unix::fs::chown(pgdata.join(f), Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let mut c = connect_at(pg.sock_dir(), pg.port(), "postgres").expect("pg15");
+    for q in [
+        "CREATE ROLE alice LOGIN",
+        "ALTER SYSTEM SET ssl = on",
+        "ALTER SYSTEM SET ssl_ca_file = 'root.crt'",
+        "SELECT pg_reload_conf()",
+    ] {
+        c.batch_execute(q).unwrap();
+    }
+    let theirs = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            psql_cert(pg.port(), "alice", &data, Some("alice"), SSL_ROW).ok()
+        })
+        .unwrap_or_else(|| pg.log_text());
+    assert_eq!(ours, theirs);
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -960,6 +1252,18 @@ fn main() -> ExitCode {
         (
             "connection_limit_is_enforced_at_connection_start",
             connection_limit_is_enforced_at_connection_start,
+        ),
+        (
+            "non_superusers_see_insufficient_privilege_in_others_rows",
+            non_superusers_see_insufficient_privilege_in_others_rows,
+        ),
+        (
+            "role_commands_over_the_extended_protocol",
+            role_commands_over_the_extended_protocol,
+        ),
+        (
+            "client_certificates_cert_method_and_pg_stat_ssl",
+            client_certificates_cert_method_and_pg_stat_ssl,
         ),
     ])
 }

@@ -143,7 +143,7 @@ fn describe_shmem_lists_background_worker_data_before_shm_inval_buffer() -> Resu
     match bgw.as_slice() {
         [i] if names[*i] == "Background Worker Data"
             && names.get(i + 1) == Some(&"shmInvalBuffer")
-            && names.get(i.wrapping_sub(1)) == Some(&"Backend Activity Buffer") =>
+            && names.get(i.wrapping_sub(1)) == Some(&"Backend SSL Status Buffer") =>
         {
             Ok(())
         }

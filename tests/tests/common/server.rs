@@ -244,6 +244,12 @@ pub(crate) struct Postgres15 {
 impl Postgres15 {
     /// `None` (with the reason) when PostgreSQL 15 is not installed or does not start.
     pub(crate) fn start(name: &str) -> Result<Postgres15, String> {
+        Self::start_with(name, &[])
+    }
+
+    /// [`start`](Self::start) with more `postgres` arguments (e.g. `-c
+    /// listen_addresses=127.0.0.1`: the last of a setting wins).
+    pub(crate) fn start_with(name: &str, args: &[&str]) -> Result<Postgres15, String> {
         let bin = Path::new(PG15_BIN);
         if !bin.join("postgres").exists() {
             return Err(format!("PostgreSQL 15 is not installed in {PG15_BIN}"));
@@ -285,6 +291,7 @@ impl Postgres15 {
             .arg("-k")
             .arg(&sock)
             .args(["-p", &port.to_string(), "-c", "listen_addresses="])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
