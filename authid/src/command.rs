@@ -88,7 +88,11 @@ fn ident_name(i: &Ident) -> String {
 
 fn object_name(o: &ObjectName) -> Result<String, RoleError> {
     match o.0.as_slice() {
-        [ObjectNamePart::Identifier(i)] => Ok(ident_name(i)),
+        // sqlparser reads a string literal where a name goes as a quoted identifier;
+        // PostgreSQL's grammar has no such thing, only bare and double-quoted names.
+        [ObjectNamePart::Identifier(i)] if matches!(i.quote_style, None | Some('"')) => {
+            Ok(ident_name(i))
+        }
         _ => Err(RoleError::syntax(format!(
             "syntax error at or near \"{o}\""
         ))),

@@ -56,6 +56,8 @@ fn commands_follow_postgresql() {
         ("postgres", "CREATE ROLE alice LOGIN PASSWORD 'pw'", "CREATE ROLE"),
         ("postgres", "CREATE ROLE alice", "42710: role \"alice\" already exists"),
         ("postgres", "CREATE USER bob", "CREATE ROLE"),
+        ("postgres", "CREATE ROLE 'oops'", "42601: syntax error at or near \"'oops'\""),
+        ("postgres", "CREATE ROLE \"Quoted\"", "CREATE ROLE"),
         ("postgres", "CREATE ROLE pg_x", "42939: role name \"pg_x\" is reserved / Role names starting with \"pg_\" are reserved."),
         ("postgres", "CREATE ROLE c CONNECTION LIMIT -2", "22023: invalid connection limit: -2"),
         ("postgres", "CREATE ROLE c VALID UNTIL 'soon'", "22007: invalid input syntax for type timestamp with time zone: \"soon\""),
