@@ -159,7 +159,7 @@ pub enum TestShmMqError {
     #[error("{message}")]
     Interrupted {
         /// 57014, 57P01, or the interrupt check's code.
-        sqlstate: &'static str,
+        sqlstate: pgipc_query::SqlState,
         /// PostgreSQL's text.
         message: String,
     },
@@ -191,7 +191,7 @@ pub enum TestShmMqError {
 
 impl TestShmMqError {
     /// The SQLSTATE.
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> &str {
         use TestShmMqError::*;
         match self {
             NegativeRepeatCount | NoWorkers | NegativeWorkers | QueueTooSmall { .. } => "22023",
@@ -231,7 +231,7 @@ impl TestShmMqError {
     /// A query cancel (57014).
     pub fn cancel() -> Self {
         TestShmMqError::Interrupted {
-            sqlstate: "57014",
+            sqlstate: pgipc_query::SqlState::new("57014"),
             message: "canceling statement due to user request".into(),
         }
     }
@@ -239,7 +239,7 @@ impl TestShmMqError {
     /// A termination request (57P01).
     pub fn terminate() -> Self {
         TestShmMqError::Interrupted {
-            sqlstate: "57P01",
+            sqlstate: pgipc_query::SqlState::new("57P01"),
             message: "terminating connection due to administrator command".into(),
         }
     }

@@ -119,7 +119,11 @@ fn the_query_layer_resolves_every_arity_and_reports_postgresql_errors() {
     let mut s = pgipc_query::GucSession::new(pgipc_guc::Settings::new());
     let mut check = |sql: &str, code: &str, message: &str| {
         let e = pgipc_query::query_text(sql, &catalog, &mut s).expect_err(sql);
-        assert_eq!((e.sqlstate, e.message.as_str()), (code, message), "{sql}");
+        assert_eq!(
+            (e.sqlstate.as_str(), e.message.as_str()),
+            (code, message),
+            "{sql}"
+        );
     };
     let negative = "repeat count size must be an integer value greater than or equal to zero";
     check("SELECT test_shm_mq(1024, 'a', -1)", "22023", negative);
