@@ -254,3 +254,26 @@ impl From<pgipc_guc::GucError> for QueryError {
 
 /// Result of this crate's operations.
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod sqlstate_tests {
+    use super::{QueryError, SqlState};
+
+    #[test]
+    fn a_sqlstate_known_only_at_run_time_reads_and_compares_as_its_five_characters() {
+        let code = String::from("22P02");
+        let e = QueryError::new(&code, "m").with_context("parallel worker");
+        assert_eq!(e.sqlstate, "22P02");
+        assert_eq!(e.sqlstate.as_str(), "22P02");
+        assert_eq!(e.sqlstate.len(), 5);
+        assert_eq!(
+            format!("{} {:?}", e.sqlstate, e.sqlstate),
+            "22P02 \"22P02\""
+        );
+        assert_eq!(e.context.as_deref(), Some("parallel worker"));
+        // Anything but five digits or upper-case letters is an internal error, never passed on.
+        for bad in ["", "2201", "220123", "22p02", "22 02", "ÄÖÜ"] {
+            assert_eq!(SqlState::new(bad), "XX000", "{bad:?}");
+        }
+    }
+}
