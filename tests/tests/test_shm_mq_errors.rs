@@ -65,7 +65,7 @@ fn worker_error(exec: bool) -> Res {
         if exec { "exec" } else { "fork" },
     ))
     .exec(exec)
-    .set("max_worker_processes=8")
+    .set("max_worker_processes=16")
     .start()?;
     let mut c = s
         .client()
