@@ -83,6 +83,8 @@ pub struct ErrorFields {
     pub hint: Option<String>,
     /// `P`: 1-based character position in the query string.
     pub position: Option<u32>,
+    /// `W`: the context (PostgreSQL's CONTEXT lines, e.g. `parallel worker`).
+    pub context: Option<String>,
     /// `R`: the routine that raised it.
     pub routine: Option<String>,
 }
@@ -97,6 +99,7 @@ impl ErrorFields {
             detail: None,
             hint: None,
             position: None,
+            context: None,
             routine: None,
         }
     }
@@ -337,6 +340,9 @@ impl MessageBuf {
         }
         if let Some(p) = f.position {
             m.u8(b'P').cstr(&p.to_string());
+        }
+        if let Some(w) = &f.context {
+            m.u8(b'W').cstr(w);
         }
         if let Some(r) = &f.routine {
             m.u8(b'R').cstr(r);

@@ -428,6 +428,25 @@ fn backend_messages_decode_with_postgres_protocol() {
     assert!(buf.is_empty());
 }
 
+#[test]
+fn an_error_with_a_context_carries_it_as_the_w_field_after_the_position() {
+    let mut out = MessageBuf::new();
+    let mut f = ErrorFields::new(Severity::Error, "XX000", "m").with_position(3);
+    f.context = Some("parallel worker".into());
+    out.error_response(&f);
+    let mut buf = BytesMut::from(out.as_bytes());
+    let postgres_protocol::message::backend::Message::ErrorResponse(e) =
+        backend::Message::parse(&mut buf).unwrap().unwrap()
+    else {
+        panic!("not an ErrorResponse")
+    };
+    let fields = fallible_iterator_shim::collect_fields(e.fields());
+    assert_eq!(
+        &fields[4..],
+        &[(b'P', "3".to_owned()), (b'W', "parallel worker".to_owned())]
+    );
+}
+
 /// Small adapters over `postgres-protocol`'s fallible iterators.
 mod fallible_iterator_shim {
     use postgres_protocol::message::backend::{ErrorFields, Fields, Parameters};

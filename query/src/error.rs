@@ -70,11 +70,77 @@ pub mod sqlstate {
     pub const INTERNAL_ERROR: &str = "XX000";
 }
 
+/// A five-character SQLSTATE held by value, so that a code known only at run time (an error
+/// that arrived from another process, as a parallel worker's does) fits as well as the
+/// constants of [`sqlstate`]. Reads as a `&str` (`Deref`), compares with one, and prints and
+/// debug-prints as the five characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SqlState([u8; 5]);
+
+impl SqlState {
+    /// `code` if it is five ASCII digits or upper-case letters (PostgreSQL's `MAKE_SQLSTATE`
+    /// alphabet), else `XX000` (internal error), so that a malformed code never escapes.
+    pub fn new(code: &str) -> SqlState {
+        match <[u8; 5]>::try_from(code.as_bytes()) {
+            Ok(b)
+                if b.iter()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) =>
+            {
+                SqlState(b)
+            }
+            _ => SqlState(*b"XX000"),
+        }
+    }
+
+    /// The five characters.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (`new` checks), so this never takes the fallback.
+        std::str::from_utf8(&self.0).unwrap_or("XX000")
+    }
+}
+
+impl std::ops::Deref for SqlState {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for SqlState {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SqlState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<&str> for SqlState {
+    fn from(code: &str) -> SqlState {
+        SqlState::new(code)
+    }
+}
+
 /// One PostgreSQL error report: what the backend sends as an ErrorResponse (or a notice).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
     /// Five-character SQLSTATE (`22012`).
-    pub sqlstate: &'static str,
+    pub sqlstate: SqlState,
     /// The primary message (PostgreSQL's `M` field).
     pub message: String,
     /// The `D` field.
@@ -83,18 +149,27 @@ pub struct QueryError {
     pub hint: Option<String>,
     /// 1-based character position in the statement text (PostgreSQL's `P` field).
     pub position: Option<u32>,
+    /// The `W` field (PostgreSQL's CONTEXT: where the error arose, e.g. `parallel worker`).
+    pub context: Option<String>,
 }
 
 impl QueryError {
     /// An error with only a code and a message.
-    pub fn new(sqlstate: &'static str, message: impl Into<String>) -> QueryError {
+    pub fn new(sqlstate: &str, message: impl Into<String>) -> QueryError {
         QueryError {
-            sqlstate,
+            sqlstate: SqlState::new(sqlstate),
             message: message.into(),
             detail: None,
             hint: None,
             position: None,
+            context: None,
         }
+    }
+
+    /// Adds a CONTEXT.
+    pub fn with_context(mut self, context: impl Into<String>) -> QueryError {
+        self.context = Some(context.into());
+        self
     }
 
     /// Adds a HINT.
@@ -167,14 +242,38 @@ impl std::error::Error for QueryError {}
 impl From<pgipc_guc::GucError> for QueryError {
     fn from(e: pgipc_guc::GucError) -> QueryError {
         QueryError {
-            sqlstate: e.sqlstate(),
+            sqlstate: SqlState::new(e.sqlstate()),
             message: e.to_string(),
             detail: e.detail().map(str::to_owned),
             hint: e.hint().map(str::to_owned),
             position: None,
+            context: None,
         }
     }
 }
 
 /// Result of this crate's operations.
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod sqlstate_tests {
+    use super::{QueryError, SqlState};
+
+    #[test]
+    fn a_sqlstate_known_only_at_run_time_reads_and_compares_as_its_five_characters() {
+        let code = String::from("22P02");
+        let e = QueryError::new(&code, "m").with_context("parallel worker");
+        assert_eq!(e.sqlstate, "22P02");
+        assert_eq!(e.sqlstate.as_str(), "22P02");
+        assert_eq!(e.sqlstate.len(), 5);
+        assert_eq!(
+            format!("{} {:?}", e.sqlstate, e.sqlstate),
+            "22P02 \"22P02\""
+        );
+        assert_eq!(e.context.as_deref(), Some("parallel worker"));
+        // Anything but five digits or upper-case letters is an internal error, never passed on.
+        for bad in ["", "2201", "220123", "22p02", "22 02", "ÄÖÜ"] {
+            assert_eq!(SqlState::new(bad), "XX000", "{bad:?}");
+        }
+    }
+}

@@ -78,7 +78,7 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 pub use crate::datetime::{Interval, TimeZone};
-pub use crate::error::{sqlstate, QueryError, Result};
+pub use crate::error::{sqlstate, QueryError, Result, SqlState};
 pub use crate::exec::Rows;
 pub use crate::session::{
     system_now, Catalog, Column, GucSession, RowIter, ServerFn, ServerFunction, Session, View,

@@ -312,7 +312,7 @@ fn start_pg15() -> Result<Server, String> {
 
 fn ours(sql: &str, catalog: &Catalog, session: &mut GucSession) -> Outcome {
     let err = |e: pgipc_query::QueryError| Outcome::Error {
-        sqlstate: e.sqlstate.to_owned(),
+        sqlstate: e.sqlstate.to_string(),
         message: e.message,
         position: e.position,
     };

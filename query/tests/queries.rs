@@ -37,7 +37,7 @@ fn check_err(catalog: &Catalog, sql: &str, sqlstate: &str, message: &str) -> Que
     let mut s = session();
     let e = query_text(sql, catalog, &mut s).expect_err(sql);
     assert_eq!(
-        (e.sqlstate, e.message.as_str()),
+        (e.sqlstate.as_str(), e.message.as_str()),
         (sqlstate, message),
         "{sql}"
     );
@@ -222,7 +222,7 @@ fn parameters_are_typed_and_inferred() {
     // ... but one nothing constrains is an error.
     let e = prepare("SELECT $1 IS NULL", &[], &c).unwrap_err();
     assert_eq!(
-        (e.sqlstate, e.message.as_str()),
+        (e.sqlstate.as_str(), e.message.as_str()),
         ("42P18", "could not determine data type of parameter $1")
     );
     // LIMIT from a parameter.
@@ -534,7 +534,7 @@ fn parse_each_plans_statements_apart() {
     assert!(matches!(v[3], Ok(Statement::ShowAll)));
     // A syntax error anywhere: nothing is planned.
     let e = pgipc_query::parse_each("SELECT 1; SELEC 2", &[], &c).unwrap_err();
-    assert_eq!((e.sqlstate, e.position), ("42601", Some(11)));
+    assert_eq!((e.sqlstate.as_str(), e.position), ("42601", Some(11)));
     // Through the cache: one SELECT is planned once.
     let mut cache = StatementCache::new();
     for _ in 0..2 {

@@ -476,7 +476,7 @@ fn pg_shmem_allocations_is_for_superusers_and_pg_read_all_stats() {
     let srv = Server::with(|c| c.superuser = false);
     let e = query(&srv, &mut session(), "SELECT * FROM pg_shmem_allocations").unwrap_err();
     assert_eq!(
-        (e.sqlstate, e.message.as_str()),
+        (e.sqlstate.as_str(), e.message.as_str()),
         ("42501", "permission denied for view pg_shmem_allocations")
     );
     let srv = Server::with(|c| {
@@ -844,7 +844,7 @@ fn a_negative_timeout_is_an_error() {
     let e = query(&srv, &mut session(), "SELECT pg_terminate_backend(1, -1)").unwrap_err();
     // PostgreSQL 15 and 18: ERROR 22003 "timeout" must not be negative.
     assert_eq!(
-        (e.sqlstate, e.message.as_str()),
+        (e.sqlstate.as_str(), e.message.as_str()),
         ("22003", "\"timeout\" must not be negative")
     );
 }
@@ -1021,7 +1021,7 @@ fn permission_rules_follow_postgresql() {
     .unwrap_err();
     assert_eq!(
         (
-            e.sqlstate,
+            e.sqlstate.as_str(),
             e.message.as_str(),
             e.detail.as_deref().unwrap_or("")
         ),
@@ -1180,7 +1180,7 @@ fn the_functions_have_postgresqls_signatures() {
     // An unknown argument type is refused as PostgreSQL does.
     let e = query(&srv, &mut s, "SELECT pg_cancel_backend('abc')").unwrap_err();
     assert_eq!(
-        (e.sqlstate, e.message.as_str()),
+        (e.sqlstate.as_str(), e.message.as_str()),
         ("22P02", "invalid input syntax for type integer: \"abc\"")
     );
     let e = query(&srv, &mut s, "SELECT pg_cancel_backend(1, 2)").unwrap_err();

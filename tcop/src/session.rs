@@ -165,7 +165,7 @@ fn guc_error(e: &GucError, severity: Severity) -> ErrorFields {
     f
 }
 
-/// Writes a report to the server log with its own severity, DETAIL and HINT lines, and the
+/// Writes a report to the server log with its own severity, DETAIL, HINT and CONTEXT lines, and the
 /// statement (`STATEMENT:`, per `log_min_error_statement`); `log_min_messages` decides.
 fn log_report(f: &ErrorFields, statement: Option<&str>) {
     use pgipc_elog::Severity as Log;
@@ -182,6 +182,7 @@ fn log_report(f: &ErrorFields, statement: Option<&str>) {
     pgipc_elog::emit(&pgipc_elog::Record {
         detail: f.detail.as_deref(),
         hint: f.hint.as_deref(),
+        context: f.context.as_deref(),
         statement,
         sqlstate: Some(&f.code),
         cursor_position: f.position,
@@ -1740,10 +1741,11 @@ impl QuerySession for Session<'_> {
 
 /// A query-layer error as an ErrorResponse's fields.
 fn report_of(e: QueryError) -> Report {
-    let mut f = ErrorFields::new(Severity::Error, e.sqlstate, e.message);
+    let mut f = ErrorFields::new(Severity::Error, &e.sqlstate, e.message);
     f.detail = e.detail;
     f.hint = e.hint;
     f.position = e.position;
+    f.context = e.context;
     Box::new(f)
 }
 

@@ -27,7 +27,7 @@ pub enum DsmRegistryFnError {
 
 impl DsmRegistryFnError {
     /// The SQLSTATE.
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> &str {
         match self {
             DsmRegistryFnError::Registry(e) => e.sqlstate(),
             DsmRegistryFnError::Dsm(e) => e.sqlstate(),

@@ -1,15 +1,20 @@
 //! The two SQL-callable functions (PostgreSQL's `test.c`).
 
+use crate::error_queue::ErrorQueues;
 use crate::setup::prepare;
 use crate::{LeaderEnv, TestShmMqError};
 use pgipc_shm_mq::{MqHandle, RecvResult, SendOptions, SendResult};
 use std::time::{Duration, Instant};
 
 /// What a call on a queue handle that came back `Detached` means: a pending interrupt (the
-/// watch made the handle give up), else the error `e`.
-fn detached(env: &dyn LeaderEnv, e: TestShmMqError) -> TestShmMqError {
-    match env.check_for_interrupts() {
-        Err(i) => i,
+/// watch made the handle give up), else a worker's error from its error queue (a worker that
+/// fails sends it there before its ring queues detach), else the error `e`.
+fn detached(env: &dyn LeaderEnv, errs: &mut ErrorQueues<'_>, e: TestShmMqError) -> TestShmMqError {
+    if let Err(i) = env.check_for_interrupts() {
+        return i;
+    }
+    match errs.check() {
+        Err(w) => w,
         Ok(()) => e,
     }
 }
@@ -32,25 +37,28 @@ pub fn test_shm_mq(
     }
     let ring = prepare(env, queue_size, num_workers)?;
     let (mut out, mut inq) = ring.attach()?;
-    ring.wait_for_workers_to_become_ready()?;
+    let mut errs = ring.attach_error_queues()?;
+    ring.wait_for_workers_to_become_ready(&mut errs)?;
 
-    let send = |out: &mut MqHandle<'_>, m: &[u8]| match out.send(m, SendOptions::FLUSH)? {
+    let send = |out: &mut MqHandle<'_>, errs: &mut ErrorQueues<'_>, m: &[u8]| match out
+        .send(m, SendOptions::FLUSH)?
+    {
         SendResult::Sent => Ok(()),
-        _ => Err(detached(env, TestShmMqError::CouldNotSend)),
+        _ => Err(detached(env, errs, TestShmMqError::CouldNotSend)),
     };
-    send(&mut out, message)?;
+    send(&mut out, &mut errs, message)?;
     let mut loop_count = repeat_count;
     loop {
         let m = match inq.receive(false)? {
             RecvResult::Received(m) => m,
-            _ => return Err(detached(env, TestShmMqError::CouldNotReceive)),
+            _ => return Err(detached(env, &mut errs, TestShmMqError::CouldNotReceive)),
         };
         loop_count -= 1;
         if loop_count <= 0 {
             verify_message(message, m)?;
             break;
         }
-        send(&mut out, m)?;
+        send(&mut out, &mut errs, m)?;
         // The blocking calls serve no interrupt themselves (their watch only stops them).
         env.check_for_interrupts()?;
     }
@@ -77,7 +85,8 @@ pub fn test_shm_mq_pipelined(
     }
     let ring = prepare(env, queue_size, num_workers)?;
     let (mut out, mut inq) = ring.attach()?;
-    ring.wait_for_workers_to_become_ready()?;
+    let mut errs = ring.attach_error_queues()?;
+    ring.wait_for_workers_to_become_ready(&mut errs)?;
     let me = env
         .my_proc()
         .ok_or(TestShmMqError::NoBackend("no PGPROC to wait on"))?;
@@ -97,7 +106,7 @@ pub fn test_shm_mq_pipelined(
                 }
                 SendResult::WouldBlock => {}
                 SendResult::Detached => {
-                    return Err(detached(env, TestShmMqError::CouldNotSend));
+                    return Err(detached(env, &mut errs, TestShmMqError::CouldNotSend));
                 }
             }
         }
@@ -112,7 +121,7 @@ pub fn test_shm_mq_pipelined(
                 }
                 RecvResult::WouldBlock => {}
                 RecvResult::Detached => {
-                    return Err(detached(env, TestShmMqError::CouldNotReceive));
+                    return Err(detached(env, &mut errs, TestShmMqError::CouldNotReceive));
                 }
             }
         } else {
@@ -140,7 +149,7 @@ pub fn test_shm_mq_pipelined(
                     .wait(Some(Duration::from_secs(1)))
                     .map_err(pgipc_shm_mq::ShmMqError::from)?;
                 if !ring.watch.workers_alive() {
-                    return Err(detached(env, TestShmMqError::CouldNotReceive));
+                    return Err(detached(env, &mut errs, TestShmMqError::CouldNotReceive));
                 }
             }
             me.latch().reset();

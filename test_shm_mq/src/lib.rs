@@ -9,7 +9,8 @@
 //!  ├ key 1: queue 0   leader   ──► worker 1                                                   ┤
 //!  ├ key 2: queue 1   worker 1 ──► worker 2                                                   ┤
 //!  ├ …                                                                                        ┤
-//!  └ key n+1: queue n worker n ──► leader        (each queue_size bytes, shm_mq header + ring) ┘
+//!  ├ key n+1: queue n worker n ──► leader        (each queue_size bytes, shm_mq header + ring) ┤
+//!  └ key n+1+k: error queue of worker k ──► leader (ERROR_QUEUE_SIZE bytes, k = 1..n)          ┘
 //!
 //!  leader: create segment + toc + header + queues (sender of queue 0, receiver of queue n)
 //!          ─► register n workers (type "test_shm_mq", never restarted, notify = leader pid)
@@ -18,8 +19,12 @@
 //!             test_shm_mq_pipelined: nowait both ways, latch wait when neither progresses)
 //!          ─► verify, detach (the segment goes with the last process that maps it)
 //!  worker k: attach H, toc, header; workers_attached += 1 → its number k (under the mutex)
-//!          ─► receiver of queue k-1, sender of queue k ─► workers_ready += 1, set leader latch
+//!          ─► sender of error queue k ─► receiver of queue k-1, sender of queue k
+//!          ─► workers_ready += 1, set leader latch
 //!          ─► copy messages until either queue is detached ─► detach, exit 1
+//!          (an ERROR goes into error queue k before the ring queues detach; the leader, which
+//!           reads the error queues on each latch wake-up and whenever a ring queue turns out
+//!           detached, raises it with CONTEXT "parallel worker": see `error_queue.rs`)
 //! ```
 //!
 //! # Concurrency contract
@@ -45,18 +50,24 @@
 //!
 //! # What this crate does not do
 //! It starts no process: the postmaster's table of compiled-in worker functions maps
-//! [`WORKER_FUNCTION`] to a wrapper that calls [`worker_main`]. A worker's own ERROR is
-//! logged by the worker and reaches the leader as a detached queue ("could not receive
-//! message"), not as an error queue carrying the worker's ErrorResponse.
+//! [`WORKER_FUNCTION`] to a wrapper that calls [`worker_main`] (and logs the worker's ERROR).
+//! PostgreSQL's test_shm_mq has no error queues (its workers' errors only reach the log and the
+//! leader sees a detached queue); this crate adds parallel.c's, so a worker's ERROR reaches
+//! the leader's client as in a parallel query. The leader reads them on its latch wake-ups and
+//! when a queue is detached rather than on a `PROCSIG_PARALLEL_MESSAGE` signal: the worker's
+//! send already sets the leader's latch. Only ErrorResponses travel there (no notices,
+//! NOTIFYs or the final 'X').
 //!
 //! The crate also carries PostgreSQL's `test_dsm_registry` functions ([`set_val_in_shmem`],
 //! [`get_val_in_shmem`]) and the `pg_dsm_registry_allocations` view over `pgipc_dsm_registry`
 //! ([`register_dsm_registry`]), which need the same backend environment.
 //!
 //! Key items: [`LeaderEnv`], [`test_shm_mq`], [`test_shm_mq_pipelined`], [`worker_main`],
-//! [`register`], [`TestShmMqError`].
+//! [`register`], [`TestShmMqError`], [`WorkerReport`]. With the `injection_points` feature the
+//! point `test-shm-mq-worker-copy` fails a worker as it passes a message along.
 
 mod dsm_registry_fns;
+mod error_queue;
 mod leader;
 mod setup;
 mod sql;
@@ -66,6 +77,7 @@ pub use dsm_registry_fns::{
     dsm_registry_allocations, get_val_in_shmem, register_dsm_registry, set_val_in_shmem,
     DsmRegistryFnError, TEST_DSM_REGISTRY_NAME,
 };
+pub use error_queue::{WorkerReport, ERROR_QUEUE_SIZE, PARALLEL_WORKER_CONTEXT};
 pub use leader::{test_shm_mq, test_shm_mq_pipelined};
 pub use setup::{ensure_dsm, TestShmMqHeader, PG_TEST_SHM_MQ_MAGIC};
 pub use sql::register;
@@ -159,7 +171,7 @@ pub enum TestShmMqError {
     #[error("{message}")]
     Interrupted {
         /// 57014, 57P01, or the interrupt check's code.
-        sqlstate: &'static str,
+        sqlstate: pgipc_query::SqlState,
         /// PostgreSQL's text.
         message: String,
     },
@@ -187,11 +199,27 @@ pub enum TestShmMqError {
     /// Registering or following a worker failed.
     #[error(transparent)]
     BgWorker(#[from] pgipc_bgworker::BgWorkerError),
+    /// A worker's ERROR, read from its error queue and raised by the leader (PostgreSQL's
+    /// `ProcessParallelMessage`).
+    #[error("{}", .0.message)]
+    Worker(Box<WorkerReport>),
+    /// An error queue carried something other than an ErrorResponse.
+    #[error("unrecognized message type received from parallel worker: {kind} (message length {len} bytes)")]
+    UnrecognizedMessage {
+        /// The message's first byte.
+        kind: char,
+        /// Its length.
+        len: usize,
+    },
+    /// An injection point attached to `error` in the worker's copy loop
+    /// (`test-shm-mq-worker-copy`; the `injection_points` feature only).
+    #[error(transparent)]
+    Injection(#[from] pgipc_injection_point::InjectionError),
 }
 
 impl TestShmMqError {
     /// The SQLSTATE.
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> &str {
         use TestShmMqError::*;
         match self {
             NegativeRepeatCount | NoWorkers | NegativeWorkers | QueueTooSmall { .. } => "22023",
@@ -207,6 +235,9 @@ impl TestShmMqError {
             Mq(pgipc_shm_mq::ShmMqError::MessageTooLarge { .. }) => "54000",
             Mq(_) => "XX000",
             BgWorker(e) => e.sqlstate(),
+            Worker(r) => r.sqlstate.as_str(),
+            UnrecognizedMessage { .. } => "XX000",
+            Injection(e) => e.sqlstate(),
         }
     }
 
@@ -214,16 +245,27 @@ impl TestShmMqError {
     pub fn detail(&self) -> Option<&str> {
         match self {
             TestShmMqError::Corrupted { detail } => Some(detail),
+            TestShmMqError::Worker(r) => r.detail.as_deref(),
             _ => None,
         }
     }
 
     /// PostgreSQL's HINT, if any.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<&str> {
         match self {
             TestShmMqError::CouldNotRegister => {
                 Some("You may need to increase \"max_worker_processes\".")
             }
+            TestShmMqError::Worker(r) => r.hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's CONTEXT, if any: a worker's error raised by the leader ends with
+    /// `parallel worker`.
+    pub fn context(&self) -> Option<String> {
+        match self {
+            TestShmMqError::Worker(r) => r.context.clone(),
             _ => None,
         }
     }
@@ -231,7 +273,7 @@ impl TestShmMqError {
     /// A query cancel (57014).
     pub fn cancel() -> Self {
         TestShmMqError::Interrupted {
-            sqlstate: "57014",
+            sqlstate: pgipc_query::SqlState::new("57014"),
             message: "canceling statement due to user request".into(),
         }
     }
@@ -239,7 +281,7 @@ impl TestShmMqError {
     /// A termination request (57P01).
     pub fn terminate() -> Self {
         TestShmMqError::Interrupted {
-            sqlstate: "57P01",
+            sqlstate: pgipc_query::SqlState::new("57P01"),
             message: "terminating connection due to administrator command".into(),
         }
     }

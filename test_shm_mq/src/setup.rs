@@ -1,6 +1,7 @@
 //! The leader's set-up (PostgreSQL's `setup.c`): the segment, its table of contents, the
 //! header and the ring of queues, the workers, and the wait until they are all ready.
 
+use crate::error_queue::{ErrorQueues, ERROR_QUEUE_SIZE};
 use crate::{LeaderEnv, TestShmMqError, WORKER_FUNCTION, WORKER_TYPE};
 use pgipc_bgworker::{
     BgWorkerHandle, BgWorkerShared, BgWorkerSpec, BgwHandleStatus, BgwStartTime, RestartPolicy,
@@ -140,6 +141,8 @@ pub(crate) struct Prepared<'e> {
     me: &'static MyProc,
     outq: DsmMq,
     inq: DsmMq,
+    /// Worker k's error queue at index k-1 (the leader is every one's receiver).
+    errqs: Vec<DsmMq>,
     /// The header, inside `seg`.
     hdr: NonNull<TestShmMqHeader>,
     nworkers: i32,
@@ -209,16 +212,40 @@ impl Prepared<'_> {
         Ok((out, inq))
     }
 
+    /// Attaches the leader as the receiver of every worker's error queue
+    /// (`pcxt->worker[i].error_mqh`).
+    pub(crate) fn attach_error_queues(&self) -> Result<ErrorQueues<'_>, TestShmMqError> {
+        let me = self.me;
+        let mut handles = Vec::with_capacity(self.errqs.len());
+        for q in &self.errqs {
+            handles.push(MqHandle::attach_dsm(
+                q.clone(),
+                Side::Receiver,
+                me.proc_number(),
+                me.latch().as_owner(),
+                me.global(),
+                AttachOptions::default(),
+            )?);
+        }
+        Ok(ErrorQueues { handles })
+    }
+
     /// Waits on the latch until every worker announced itself ready; a stopped worker (or a
     /// dead postmaster) is [`TestShmMqError::FailedToStart`]. Once all are ready, an error no
     /// longer terminates them: they leave on their own when the leader's queues detach.
-    pub(crate) fn wait_for_workers_to_become_ready(&self) -> Result<(), TestShmMqError> {
+    /// A worker's error sent to its error queue meanwhile is raised instead.
+    pub(crate) fn wait_for_workers_to_become_ready(
+        &self,
+        errs: &mut ErrorQueues<'_>,
+    ) -> Result<(), TestShmMqError> {
         loop {
+            errs.check()?;
             if self.hdr().ready() >= self.nworkers {
                 self.watch.workers.disarm();
                 return Ok(());
             }
             if !self.watch.workers.all_alive() {
+                errs.check()?;
                 return Err(TestShmMqError::FailedToStart);
             }
             self.me
@@ -245,7 +272,11 @@ fn segment_size(queue_size: i64, nworkers: i32) -> Result<usize, TestShmMqError>
     for _ in 0..=nworkers {
         e.estimate_chunk(q).map_err(overflow)?;
     }
-    e.estimate_keys(2 + nworkers as usize).map_err(overflow)?;
+    for _ in 0..nworkers {
+        e.estimate_chunk(ERROR_QUEUE_SIZE).map_err(overflow)?;
+    }
+    e.estimate_keys(2 + 2 * nworkers as usize)
+        .map_err(overflow)?;
     e.estimate().map_err(overflow)
 }
 
@@ -297,6 +328,16 @@ pub(crate) fn prepare(
             inq = Some(mq);
         }
     }
+    // Worker k's error queue at key nworkers + 1 + k.
+    let mut errqs = Vec::with_capacity(nworkers as usize);
+    for k in 1..=nworkers {
+        let space: NonNull<u8> = toc.allocate(ERROR_QUEUE_SIZE)?;
+        // SAFETY: a fresh TOC chunk of ERROR_QUEUE_SIZE bytes, used only through shm_mq.
+        let mq = unsafe { DsmMq::create(&seg_ref, space, ERROR_QUEUE_SIZE) }?;
+        toc.insert((nworkers + 1 + k) as u64, space)?;
+        mq.queue()?.set_receiver(me.proc_number(), waker)?;
+        errqs.push(mq);
+    }
     let (Some(outq), Some(inq)) = (outq, inq) else {
         return Err(TestShmMqError::NoBackend("no queue was created"));
     };
@@ -307,6 +348,7 @@ pub(crate) fn prepare(
         me,
         outq,
         inq,
+        errqs,
         hdr: hdr_ptr.cast(),
         nworkers,
         _seg: seg,

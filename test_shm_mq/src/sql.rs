@@ -61,6 +61,9 @@ fn query_error(e: TestShmMqError) -> QueryError {
     if let Some(h) = e.hint() {
         q = q.with_hint(h);
     }
+    if let Some(c) = e.context() {
+        q = q.with_context(c);
+    }
     q
 }
 

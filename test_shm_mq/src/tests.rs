@@ -119,7 +119,11 @@ fn the_query_layer_resolves_every_arity_and_reports_postgresql_errors() {
     let mut s = pgipc_query::GucSession::new(pgipc_guc::Settings::new());
     let mut check = |sql: &str, code: &str, message: &str| {
         let e = pgipc_query::query_text(sql, &catalog, &mut s).expect_err(sql);
-        assert_eq!((e.sqlstate, e.message.as_str()), (code, message), "{sql}");
+        assert_eq!(
+            (e.sqlstate.as_str(), e.message.as_str()),
+            (code, message),
+            "{sql}"
+        );
     };
     let negative = "repeat count size must be an integer value greater than or equal to zero";
     check("SELECT test_shm_mq(1024, 'a', -1)", "22023", negative);
@@ -186,4 +190,55 @@ fn the_query_layer_has_the_dsm_registry_functions_and_view() {
     let e = pgipc_query::query_text("SELECT get_val_in_shmem(1)", &catalog, &mut s)
         .expect_err("no such overload");
     assert_eq!(e.sqlstate, "42883");
+}
+
+#[test]
+fn a_workers_error_crosses_the_error_queue_with_context_parallel_worker() {
+    use crate::error_queue::{decode, encode};
+    let e = TestShmMqError::Corrupted {
+        detail: "The new and original messages differ at byte 3 of 10.".into(),
+    };
+    let wire = encode(&e);
+    assert_eq!(wire[0], b'E');
+    assert_eq!(wire.last(), Some(&0));
+    let r = decode(&wire).expect("a well-formed ErrorResponse");
+    assert_eq!(r.sqlstate, "XX000");
+    assert_eq!(r.message, "message corrupted");
+    assert_eq!(r.detail.as_deref(), e.detail());
+    assert_eq!(r.context.as_deref(), Some("parallel worker"));
+    // Raised by the leader: the same code, text, detail, and the CONTEXT.
+    let raised = TestShmMqError::Worker(Box::new(r));
+    assert_eq!(raised.sqlstate(), "XX000");
+    assert_eq!(raised.to_string(), "message corrupted");
+    assert_eq!(raised.context().as_deref(), Some("parallel worker"));
+    // A worker's own CONTEXT keeps its lines, `parallel worker` last (and a relayed error
+    // gets one line per hop, as PostgreSQL's nested parallelism would).
+    let again = decode(&encode(&raised)).expect("relayed");
+    assert_eq!(
+        again.context.as_deref(),
+        Some("parallel worker\nparallel worker")
+    );
+    // A termination request travels as FATAL and keeps its code.
+    let fatal = encode(&TestShmMqError::Terminated);
+    assert!(fatal.windows(7).any(|w| w == b"SFATAL\0"));
+    assert_eq!(decode(&fatal).expect("fatal").sqlstate, "57P01");
+}
+
+#[test]
+fn anything_but_an_error_response_on_an_error_queue_is_an_internal_error() {
+    use crate::error_queue::decode;
+    for bad in [&b""[..], b"X", b"Zabc", b"ECXX000", b"E"] {
+        match decode(bad) {
+            Err(e @ TestShmMqError::UnrecognizedMessage { .. }) => {
+                assert_eq!(e.sqlstate(), "XX000");
+                assert!(e
+                    .to_string()
+                    .starts_with("unrecognized message type received from parallel worker"));
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    // A malformed SQLSTATE never escapes as such.
+    let r = decode(b"ECbad\0Mm\0\0").expect("well-formed");
+    assert_eq!(r.sqlstate, "XX000");
 }

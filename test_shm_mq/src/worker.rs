@@ -68,49 +68,96 @@ pub fn worker_main(env: &WorkerEnv<'_>, main_arg: i64) -> Result<(), TestShmMqEr
     }
     let me = env.me;
     let waker = me.global();
+    // The error queue first (PostgreSQL's worker redirects its protocol output to it before
+    // anything else can fail): key total + 1 + n.
+    let err_at = toc.lookup_required(total as u64 + 1 + n as u64)?;
+    // SAFETY: keys total+2..=2*total+1 are error queues the leader created before
+    // registering us.
+    let errq = unsafe { DsmMq::from_raw(&seg_ref, err_at) }?;
+    errq.queue()?.set_sender(me.proc_number(), waker)?;
+    let mut errqh = MqHandle::attach_dsm(
+        errq,
+        Side::Sender,
+        me.proc_number(),
+        me.latch().as_owner(),
+        waker,
+        AttachOptions::default(),
+    )?;
+    let check = NotTerminated(env.terminate_pending);
+    let (mut inqh, mut outqh) = (None, None);
+    let r = ring(
+        env, &seg_ref, &toc, hdr, n, total, &check, &mut inqh, &mut outqh,
+    );
+    let r = r.and_then(|()| {
+        if (env.terminate_pending)() {
+            Err(TestShmMqError::Terminated)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = &r {
+        // Before the ring queues detach: the leader looks at the error queues when it finds
+        // a ring queue detached.
+        crate::error_queue::send(&mut errqh, e);
+    }
+    drop(inqh);
+    drop(outqh);
+    drop(errqh);
+    seg.detach();
+    r
+}
+
+/// Attaches this worker's two ring queues into `inqh` / `outqh` (left to the caller, which
+/// drops them only after an error went to the error queue), announces it is ready, and copies.
+#[allow(clippy::too_many_arguments)]
+fn ring<'a>(
+    env: &WorkerEnv<'_>,
+    seg_ref: &pgipc_dsm::DsmSegmentRef,
+    toc: &ShmToc<'_>,
+    hdr: &TestShmMqHeader,
+    n: i32,
+    total: i32,
+    check: &'a NotTerminated<'a>,
+    inqh: &mut Option<MqHandle<'a>>,
+    outqh: &mut Option<MqHandle<'a>>,
+) -> Result<(), TestShmMqError> {
+    let me = env.me;
+    let waker = me.global();
     // attach_to_queues: receiver of queue n-1 (key n), sender of queue n (key n+1).
     let (in_at, out_at) = (
         toc.lookup_required(n as u64)?,
         toc.lookup_required(n as u64 + 1)?,
     );
     // SAFETY: keys 1..=total+1 are queues the leader created before registering us.
-    let inq = unsafe { DsmMq::from_raw(&seg_ref, in_at) }?;
+    let inq = unsafe { DsmMq::from_raw(seg_ref, in_at) }?;
     // SAFETY: as above.
-    let outq = unsafe { DsmMq::from_raw(&seg_ref, out_at) }?;
+    let outq = unsafe { DsmMq::from_raw(seg_ref, out_at) }?;
     inq.queue()?.set_receiver(me.proc_number(), waker)?;
     outq.queue()?.set_sender(me.proc_number(), waker)?;
-    let check = NotTerminated(env.terminate_pending);
     let opts = || AttachOptions {
-        peer_alive: Some(&check as &dyn PeerAlive),
+        peer_alive: Some(check as &dyn PeerAlive),
         poll_interval: Duration::from_millis(500),
         spin: ring_spin(total + 1),
     };
-    let mut inqh = MqHandle::attach_dsm(
+    let inqh = inqh.insert(MqHandle::attach_dsm(
         inq,
         Side::Receiver,
         me.proc_number(),
         me.latch().as_owner(),
         waker,
         opts(),
-    )?;
-    let mut outqh = MqHandle::attach_dsm(
+    )?);
+    let outqh = outqh.insert(MqHandle::attach_dsm(
         outq,
         Side::Sender,
         me.proc_number(),
         me.latch().as_owner(),
         waker,
         opts(),
-    )?;
+    )?);
     hdr.worker_ready();
     waker.wake(hdr.leader());
-    copy_messages(&mut inqh, &mut outqh)?;
-    drop(inqh);
-    drop(outqh);
-    seg.detach();
-    if (env.terminate_pending)() {
-        return Err(TestShmMqError::Terminated);
-    }
-    Ok(())
+    copy_messages(inqh, outqh)
 }
 
 /// Passes every message from `inqh` to `outqh` until either is detached.
@@ -120,6 +167,8 @@ fn copy_messages(inqh: &mut MqHandle<'_>, outqh: &mut MqHandle<'_>) -> Result<()
             RecvResult::Received(m) => m,
             RecvResult::WouldBlock | RecvResult::Detached => return Ok(()),
         };
+        // A test's way to make a worker fail mid-run (feature `injection_points`).
+        pgipc_injection_point::injection_point!("test-shm-mq-worker-copy")?;
         match outqh.send(msg, SendOptions::FLUSH)? {
             SendResult::Sent => {}
             SendResult::WouldBlock | SendResult::Detached => return Ok(()),
