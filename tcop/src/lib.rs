@@ -88,6 +88,7 @@
 //!   through [`BackendHooks`].
 
 mod auth;
+mod auth_load;
 mod auth_views;
 mod bgworker_fns;
 mod binary;
@@ -103,6 +104,7 @@ mod user;
 mod wait;
 mod xact;
 
+pub use auth_load::preload_auth;
 pub use user::{role_command, RoleCommandDone};
 
 use pgipc_guc::Settings;
