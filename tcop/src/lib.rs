@@ -336,6 +336,18 @@ pub fn random_source_works() -> bool {
     session::random_key(1).is_some()
 }
 
+/// Does in the postmaster, once, what every forked backend would otherwise do again (the
+/// children inherit the result): the SQL parser's stack-depth guard finds the thread's stack
+/// bounds on first use (glibc parses `/proc/self/maps` for that, ~17% of a `SELECT 1`
+/// connection's backend time), and the TimeZone setting's rules are looked up. An exec'd
+/// child does both itself.
+pub fn prewarm_for_backends(settings: &Settings) {
+    let _ = pgipc_query::parse("SELECT 1", &[], &pgipc_query::Catalog::new());
+    if let Ok(name) = settings.show("TimeZone") {
+        let _ = pgipc_query::TimeZone::from_setting(&name);
+    }
+}
+
 /// Whether the TLS configuration the settings name can be loaded (`ssl_cert_file`,
 /// `ssl_key_file`, `ssl_min_protocol_version`, relative to `data_directory`): the postmaster
 /// checks it at start when `ssl` is on and refuses to start otherwise, as PostgreSQL does.
