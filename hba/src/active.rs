@@ -127,6 +127,88 @@ pub fn load_active(
     Ok((hba, ident))
 }
 
+/// What identifies one version of a file: `activate` renames a new copy into place, so the
+/// inode changes; size and mtime are checked too. `None`: the file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+fn stamp_of(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+    })
+}
+
+/// The stamps of the files [`load_active`] reads: the accepted copies, or the files
+/// themselves while no copy exists.
+fn stamps_of(data_dir: &Path, paths: &HbaPaths) -> [Option<FileStamp>; 4] {
+    let hba = stamp_of(&data_dir.join(ACTIVE_HBA));
+    let ident = stamp_of(&data_dir.join(ACTIVE_IDENT));
+    if hba.is_some() {
+        [hba, ident, None, None]
+    } else {
+        [None, ident, stamp_of(&paths.hba), stamp_of(&paths.ident)]
+    }
+}
+
+/// The rules in force as [`load_active`] parsed them, with what identifies the files they came
+/// from, so that a process can keep them and reuse them while they are current (one `stat`
+/// per file instead of a read and a parse). PostgreSQL's postmaster parses pg_hba.conf at
+/// start and on SIGHUP and its children inherit the lists through fork; here the postmaster
+/// loads an `ActiveRules` and a forked backend checks [`is_current`](Self::is_current) before
+/// it uses the inherited copy (an exec'd child has none and loads its own).
+#[derive(Debug, Clone)]
+pub struct ActiveRules {
+    /// The parsed pg_hba.conf in force.
+    pub hba: HbaFile,
+    /// The parsed pg_ident.conf in force.
+    pub ident: IdentFile,
+    data_dir: PathBuf,
+    paths: HbaPaths,
+    ssl_enabled: bool,
+    stamps: [Option<FileStamp>; 4],
+}
+
+impl ActiveRules {
+    /// [`load_active`], remembering the files' stamps (taken first: a change between the stat
+    /// and the read makes the copy look stale later, never current when it is not).
+    pub fn load(
+        data_dir: &Path,
+        paths: &HbaPaths,
+        opts: ParseOptions,
+    ) -> Result<ActiveRules, HbaError> {
+        let stamps = stamps_of(data_dir, paths);
+        let (hba, ident) = load_active(data_dir, paths, opts)?;
+        Ok(ActiveRules {
+            hba,
+            ident,
+            data_dir: data_dir.to_path_buf(),
+            paths: paths.clone(),
+            ssl_enabled: opts.ssl_enabled,
+            stamps,
+        })
+    }
+
+    /// Whether [`load_active`] with these arguments would parse the same files now.
+    pub fn is_current(&self, data_dir: &Path, paths: &HbaPaths, opts: ParseOptions) -> bool {
+        self.data_dir == data_dir
+            && self.paths == *paths
+            && self.ssl_enabled == opts.ssl_enabled
+            && self.stamps == stamps_of(data_dir, paths)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +232,32 @@ mod tests {
         let (hba, ident) = load_active(&d, &paths, opts).unwrap();
         assert_eq!(hba.lines[0].method, crate::AuthMethod::Reject);
         assert!(ident.lines.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+    #[test]
+    fn kept_rules_are_current_until_the_next_activation() {
+        let d = std::env::temp_dir().join(format!("pgipc-hba-rules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let paths = HbaPaths::new(&d, "", "");
+        let opts = ParseOptions::default();
+        std::fs::write(&paths.hba, "local all all trust\n").unwrap();
+        // No accepted copy yet: the files themselves are what counts.
+        let before = ActiveRules::load(&d, &paths, opts).unwrap();
+        assert!(before.is_current(&d, &paths, opts));
+        activate(&d, &paths, opts).unwrap();
+        assert!(!before.is_current(&d, &paths, opts));
+        let kept = ActiveRules::load(&d, &paths, opts).unwrap();
+        assert!(kept.is_current(&d, &paths, opts));
+        // An edit that is not activated changes nothing in force.
+        std::fs::write(&paths.hba, "local all all reject\n").unwrap();
+        assert!(kept.is_current(&d, &paths, opts));
+        assert!(!kept.is_current(&d, &paths, ParseOptions { ssl_enabled: true }));
+        activate(&d, &paths, opts).unwrap();
+        assert!(!kept.is_current(&d, &paths, opts));
+        let now = ActiveRules::load(&d, &paths, opts).unwrap();
+        assert_eq!(now.hba.lines[0].method, crate::AuthMethod::Reject);
+        assert_eq!(kept.hba.lines[0].method, crate::AuthMethod::Trust);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -43,7 +43,7 @@ mod hba;
 mod ident;
 mod tokenize;
 
-pub use active::{activate, load_active, HbaPaths, ACTIVE_HBA, ACTIVE_IDENT};
+pub use active::{activate, load_active, ActiveRules, HbaPaths, ACTIVE_HBA, ACTIVE_IDENT};
 pub use hba::{
     hba_file_rules, load_hba, parse_hba, Address, AuthMethod, Client, ClientAddr, ClientCert,
     ClientName, ConnType, HbaFile, HbaLine, HbaRuleRow, Membership, NoGroups, ParseOptions,

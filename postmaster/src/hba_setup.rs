@@ -109,6 +109,8 @@ pub(crate) fn start(data_dir: &Path, settings: &Settings) -> Result<(), String> 
             HbaError::Open { path, .. } => format!("could not load {}", path.display()),
         }
     })?;
+    // Parsed once here; forked backends inherit it (PostgreSQL's load_hba in PostmasterMain).
+    pgipc_tcop::preload_auth(settings);
     Ok(())
 }
 
@@ -134,4 +136,6 @@ pub(crate) fn reload(data_dir: &Path, settings: &Settings) {
             &format_args!("{} was not reloaded", which.display()),
         );
     }
+    // The rules now in force and the current roles, for the next children.
+    pgipc_tcop::preload_auth(settings);
 }

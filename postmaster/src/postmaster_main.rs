@@ -203,6 +203,8 @@ pub(crate) fn run(
         let _ = lock.remove();
         return Err(StartupError::Auth(e));
     }
+    // What each forked backend would otherwise compute again.
+    pgipc_tcop::prewarm_for_backends(&settings);
 
     // Static background workers from shared_preload_libraries.
     let mut workers = crate::bgworker::BgWorkerList::new(cfg.max_worker_processes);

@@ -2353,7 +2353,7 @@ impl<'a> Planner<'a> {
             _ => {}
         }
         // Candidates: server functions, then built-ins with a signature no server one shadows.
-        let servers = self.catalog.functions(name).to_vec();
+        let servers = self.catalog.functions(name);
         let builtins: Vec<&crate::func::BuiltinDef> = BUILTINS
             .iter()
             .filter(|b| b.name == name && !servers.iter().any(|s| s.args == b.args))

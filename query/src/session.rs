@@ -127,7 +127,17 @@ pub trait View {
 pub struct Catalog {
     functions: HashMap<String, Vec<Rc<ServerFunction>>>,
     views: HashMap<String, Rc<dyn View>>,
+    /// Entries registered on first look-up ([`Catalog::deferred`]); clones share them.
+    deferred: Option<Rc<Deferred>>,
 }
+
+/// The part of a catalog built when a query first looks a function or view up.
+struct Deferred {
+    built: std::cell::OnceCell<Catalog>,
+    build: std::cell::Cell<Option<DeferredBuild>>,
+}
+
+type DeferredBuild = Box<dyn FnOnce(&mut Catalog)>;
 
 impl fmt::Debug for Catalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,6 +146,10 @@ impl fmt::Debug for Catalog {
         f.debug_struct("Catalog")
             .field("functions", &self.functions.len())
             .field("views", &names)
+            .field(
+                "deferred",
+                &self.deferred.as_ref().map(|d| d.built.get().is_some()),
+            )
             .finish()
     }
 }
@@ -158,12 +172,52 @@ impl Catalog {
         self.views.insert(name.to_ascii_lowercase(), view);
     }
 
-    pub(crate) fn functions(&self, name: &str) -> &[Rc<ServerFunction>] {
-        self.functions.get(name).map_or(&[], |v| v.as_slice())
+    /// A catalog whose entries `build` registers the first time a query looks up a function
+    /// or a view (a statement with neither, such as `SELECT 1`, never builds them). Entries
+    /// added directly count as registered after `build`'s: a view added directly hides a
+    /// deferred one of the same name, and functions keep that order.
+    pub fn deferred(build: impl FnOnce(&mut Catalog) + 'static) -> Catalog {
+        Catalog {
+            deferred: Some(Rc::new(Deferred {
+                built: std::cell::OnceCell::new(),
+                build: std::cell::Cell::new(Some(Box::new(build))),
+            })),
+            ..Catalog::default()
+        }
+    }
+
+    /// Whether the deferred entries have been built (always true without any).
+    pub fn is_built(&self) -> bool {
+        self.deferred
+            .as_ref()
+            .is_none_or(|d| d.built.get().is_some())
+    }
+
+    fn deferred_part(&self) -> Option<&Catalog> {
+        let d = self.deferred.as_ref()?;
+        Some(d.built.get_or_init(|| {
+            let mut c = Catalog::new();
+            if let Some(build) = d.build.take() {
+                build(&mut c);
+            }
+            c
+        }))
+    }
+
+    pub(crate) fn functions(&self, name: &str) -> Vec<Rc<ServerFunction>> {
+        let mut all = self
+            .deferred_part()
+            .map_or_else(Vec::new, |d| d.functions(name));
+        if let Some(own) = self.functions.get(name) {
+            all.extend(own.iter().cloned());
+        }
+        all
     }
 
     pub(crate) fn view(&self, name: &str) -> Option<&Rc<dyn View>> {
-        self.views.get(name)
+        self.views
+            .get(name)
+            .or_else(|| self.deferred_part()?.view(name))
     }
 }
 

@@ -634,3 +634,40 @@ fn pathological_values_end_quickly_with_an_answer_or_an_error() {
     check(&c, "SELECT 1.5 ^ 2", &["2.2500000000000000"]);
     check(&c, "SELECT (-2.0) ^ 3", &["-8.0000000000000000"]);
 }
+
+#[test]
+fn a_deferred_catalog_is_built_by_the_first_look_up_and_not_before() {
+    let built = Rc::new(Cell::new(0));
+    let count = built.clone();
+    let mut c = Catalog::deferred(move |c| {
+        count.set(count.get() + 1);
+        c.add_view("pg_stat_activity", Rc::new(Backends));
+        c.add_function(ServerFunction {
+            name: "answer".into(),
+            args: vec![],
+            result: Type::Int4,
+            volatility: Volatility::Stable,
+            strict: true,
+            call: Rc::new(|_, _| Ok(Datum::Int4(42))),
+        });
+    });
+    // Added directly: counts as registered after the deferred entries.
+    c.add_function(ServerFunction {
+        name: "answer".into(),
+        args: vec![Type::Int4],
+        result: Type::Int4,
+        volatility: Volatility::Stable,
+        strict: true,
+        call: Rc::new(|_, a| Ok(a[0].clone())),
+    });
+    check(&c, "SELECT 1, 'a' || 'b', 2 + 3", &["1|ab|5"]);
+    assert_eq!(built.get(), 0, "no function or view was looked up");
+    assert!(!c.is_built());
+    check(&c, "SELECT answer(), answer(7)", &["42|7"]);
+    assert_eq!(built.get(), 1);
+    check(&c, "SELECT count(*) > 0 FROM pg_stat_activity", &["t"]);
+    let clone = c.clone();
+    check(&clone, "SELECT answer()", &["42"]);
+    assert_eq!(built.get(), 1, "built once, shared by clones");
+    assert!(clone.is_built());
+}

@@ -235,17 +235,27 @@ pub(crate) fn client_authentication(
     let opts = ParseOptions {
         ssl_enabled: settings.bool("ssl"),
     };
-    let (hba, ident) = pgipc_hba::load_active(&cfg.data_dir, &cfg.paths, opts).map_err(|e| {
-        for l in e.line_errors() {
-            tracing::info!("LOG:  {l}");
-        }
-        fatal(
-            "XX000",
-            format!("could not load {}", cfg.paths.hba.display()),
-        )
-    })?;
-    let authid = Authid::open(&cfg.data_dir)
-        .map_err(|e| fatal("XX000", format!("could not read the role catalog: {e}")))?;
+    // Preloaded by the postmaster and inherited when current, read now otherwise.
+    let kept =
+        crate::auth_load::rules_and_roles(&cfg.data_dir, &cfg.paths, opts).map_err(
+            |e| match e {
+                crate::auth_load::LoadError::Rules(e) => {
+                    for l in e.line_errors() {
+                        tracing::info!("LOG:  {l}");
+                    }
+                    fatal(
+                        "XX000",
+                        format!("could not load {}", cfg.paths.hba.display()),
+                    )
+                }
+                crate::auth_load::LoadError::Roles(e) => {
+                    fatal("XX000", format!("could not read the role catalog: {e}"))
+                }
+            },
+        )?;
+    let (hba, ident, authid) = kept
+        .parts()
+        .ok_or_else(|| fatal("XX000", "could not load the authentication rules"))?;
     let peer = Peer {
         addr: peer_of(conn),
     };
@@ -310,7 +320,7 @@ pub(crate) fn client_authentication(
                 ),
             ))
         }
-        AuthMethod::Peer => peer_auth(conn, line, &ident, user)?,
+        AuthMethod::Peer => peer_auth(conn, line, ident, user)?,
         AuthMethod::Password => {
             conn.out().auth_request(AuthRequest::CleartextPassword);
             let body = read_auth(conn, deadline, "password")?;
@@ -359,7 +369,7 @@ pub(crate) fn client_authentication(
                     deadline,
                     user,
                     scram,
-                    &authid,
+                    authid,
                     cfg.scram_iterations,
                     cbind,
                 )?;
@@ -373,7 +383,7 @@ pub(crate) fn client_authentication(
             }
         }
     }
-    check_cert_auth(conn, line, &ident, user)?;
+    check_cert_auth(conn, line, ident, user)?;
     // InitializeSessionUserId.
     let Some(role) = role else {
         return Err(fatal("28000", format!("role \"{user}\" does not exist")));

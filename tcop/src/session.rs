@@ -698,7 +698,10 @@ impl Session<'_> {
 
     // ---------------------------------------------------------------- catalog and clock
 
-    /// Builds the session's catalog: tcop's functions, then the host's.
+    /// Sets up the session's catalog: tcop's functions, the system views, the auth views and
+    /// test_shm_mq's functions are registered when a statement first looks a function or a
+    /// view up (a connection that only runs `SELECT 1` never builds them); the host's are
+    /// added now, after them in order.
     fn build_catalog(&mut self) {
         let (server_port, client) = socket_addresses(self.conn.socket());
         let info = SessionInfo {
@@ -710,7 +713,6 @@ impl Session<'_> {
             client,
             me: self.me,
         };
-        let mut cat = catalog::build(&info, self.workers.clone());
         let mut sys = SysContext::new(self.ctx.shmem.clone(), self.ctx.proc_config);
         sys.my_pid = self.pid;
         sys.postmaster_pid = self.ctx.pmsignal.as_ref().map_or(0, |p| p.postmaster_pid());
@@ -720,8 +722,7 @@ impl Session<'_> {
         sys.superuser_roles = self.superuser_roles.clone();
         sys.role_name = self.user.clone();
         let sys = Rc::new(sys);
-        pgipc_sysviews::register(&mut cat, sys.clone());
-        self.sys = Some(sys);
+        self.sys = Some(sys.clone());
         let st = &self.ctx.settings;
         let leader: Rc<dyn pgipc_test_shm_mq::LeaderEnv> = Rc::new(SessionLeader {
             shmem: self.ctx.shmem.clone(),
@@ -735,17 +736,22 @@ impl Session<'_> {
             me: self.me,
         });
         let data_dir = st.text("data_directory");
-        if !data_dir.is_empty() {
-            let views = crate::auth_views::AuthViewsContext {
-                data_dir: std::path::PathBuf::from(data_dir),
-                hba_file: st.text("hba_file").to_owned(),
-                ssl_enabled: st.bool("ssl"),
-                superuser: self.superuser,
-            };
-            crate::auth_views::register(&mut cat, Rc::new(views));
-        }
-        pgipc_test_shm_mq::register(&mut cat, leader.clone());
-        pgipc_test_shm_mq::register_dsm_registry(&mut cat, leader);
+        let views = (!data_dir.is_empty()).then(|| crate::auth_views::AuthViewsContext {
+            data_dir: std::path::PathBuf::from(data_dir),
+            hba_file: st.text("hba_file").to_owned(),
+            ssl_enabled: st.bool("ssl"),
+            superuser: self.superuser,
+        });
+        let workers = self.workers.clone();
+        let mut cat = Catalog::deferred(move |cat| {
+            *cat = catalog::build(&info, workers);
+            pgipc_sysviews::register(cat, sys);
+            if let Some(views) = views {
+                crate::auth_views::register(cat, Rc::new(views));
+            }
+            pgipc_test_shm_mq::register(cat, leader.clone());
+            pgipc_test_shm_mq::register_dsm_registry(cat, leader);
+        });
         self.ctx.hooks.register_functions(&mut cat);
         self.catalog = cat;
         self.cache.clear();

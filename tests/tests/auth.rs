@@ -720,6 +720,32 @@ fn stored_secret(s: &TestServer, role: &str) -> String {
         .unwrap_or_else(|| panic!("{role} has no password"))
 }
 
+/// Backends inherit the postmaster's copy of the role file and check it with one stat: a role
+/// created by one session can log in from the next connection, at once, every time.
+fn a_role_created_in_one_session_logs_in_from_the_next() {
+    let s = server("fresh-role");
+    let mut su = client(&s, "postgres", "").expect("superuser");
+    for i in 0..20 {
+        su.batch_execute(&format!("CREATE ROLE fresh{i} LOGIN"))
+            .expect("CREATE ROLE");
+        let mut c = client(&s, &format!("fresh{i}"), "").expect("the new role logs in");
+        let who: String = c
+            .query_one("SELECT current_user::text", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(who, format!("fresh{i}"));
+        su.batch_execute(&format!("ALTER ROLE fresh{i} NOLOGIN"))
+            .expect("ALTER ROLE");
+        let Err(e) = client(&s, &format!("fresh{i}"), "") else {
+            panic!("fresh{i} logged in after ALTER ROLE NOLOGIN");
+        };
+        assert_eq!(
+            db_error(&e).1,
+            format!("role \"fresh{i}\" is not permitted to log in")
+        );
+    }
+}
+
 fn password_command_then_a_fresh_login() {
     let s = server("password");
     roles(&s, &["CREATE ROLE alice LOGIN PASSWORD 'old'"], FAST);
@@ -1244,6 +1270,10 @@ fn main() -> ExitCode {
         (
             "password_command_then_a_fresh_login",
             password_command_then_a_fresh_login,
+        ),
+        (
+            "a_role_created_in_one_session_logs_in_from_the_next",
+            a_role_created_in_one_session_logs_in_from_the_next,
         ),
         (
             "non_superusers_may_not_signal_superusers",
