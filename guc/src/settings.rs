@@ -459,6 +459,13 @@ impl Settings {
     }
 
     fn lookup(&self, name: &str) -> Option<&Var> {
+        // Callers mostly pass the canonical lower-case name: find it without building a key.
+        // A lower-case old name (`sort_mem`) is not in the table and takes the slow path.
+        if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            if let Some(v) = self.var(name) {
+                return Some(v);
+            }
+        }
         self.var(key(name).as_str())
     }
 
