@@ -92,6 +92,38 @@ impl fmt::Debug for ServerFunction {
     }
 }
 
+/// A set-returning function's body: its rows for the arguments (one datum per column).
+pub type SetFn = Rc<dyn Fn(&mut dyn Session, &[Datum]) -> Result<RowIter>>;
+
+/// A set-returning function (`proretset`), usable in FROM (`SELECT * FROM f(...)`) and, if it
+/// has one column, as the whole target of a FROM-less SELECT (`SELECT f(...)`): built-in
+/// ones such as `pg_snapshot_xip`, or the backend's such as `pg_stat_get_activity`.
+#[derive(Clone)]
+pub struct SetFunction {
+    /// Name, lower case.
+    pub name: String,
+    /// Argument types.
+    pub args: Vec<Type>,
+    /// Result columns; a function with one column returns a scalar set, and the column is
+    /// named after the function unless an alias says otherwise.
+    pub columns: Vec<Column>,
+    /// Strict: NULL in any argument gives no rows without calling.
+    pub strict: bool,
+    /// The body.
+    pub call: SetFn,
+}
+
+impl fmt::Debug for SetFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetFunction")
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .field("columns", &self.columns)
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A result or view column: name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -126,6 +158,7 @@ pub trait View {
 #[derive(Default, Clone)]
 pub struct Catalog {
     functions: HashMap<String, Vec<Rc<ServerFunction>>>,
+    set_functions: HashMap<String, Vec<Rc<SetFunction>>>,
     views: HashMap<String, Rc<dyn View>>,
 }
 
@@ -153,6 +186,12 @@ impl Catalog {
         self.functions.entry(name).or_default().push(Rc::new(f));
     }
 
+    /// Registers a set-returning function; overloads may coexist.
+    pub fn add_set_function(&mut self, f: SetFunction) {
+        let name = f.name.to_ascii_lowercase();
+        self.set_functions.entry(name).or_default().push(Rc::new(f));
+    }
+
     /// Registers a view under `name` (lower case, as an unquoted name is folded).
     pub fn add_view(&mut self, name: &str, view: Rc<dyn View>) {
         self.views.insert(name.to_ascii_lowercase(), view);
@@ -160,6 +199,10 @@ impl Catalog {
 
     pub(crate) fn functions(&self, name: &str) -> &[Rc<ServerFunction>] {
         self.functions.get(name).map_or(&[], |v| v.as_slice())
+    }
+
+    pub(crate) fn set_functions(&self, name: &str) -> &[Rc<SetFunction>] {
+        self.set_functions.get(name).map_or(&[], |v| v.as_slice())
     }
 
     pub(crate) fn view(&self, name: &str) -> Option<&Rc<dyn View>> {

@@ -11,7 +11,7 @@
 
 use pgipc_proc::{ProcNumber, TransactionId, INVALID_TRANSACTION_ID};
 use pgipc_procarray::{ProcArray, Snapshot};
-use pgipc_query::{sqlstate, QueryError, Result};
+use pgipc_query::{sqlstate, PgSnapshot, QueryError, Result};
 use std::cell::RefCell;
 
 struct Xact {
@@ -127,13 +127,13 @@ pub(crate) fn end_transaction() {
     });
 }
 
-fn full(pa: &ProcArray, xid: TransactionId) -> i64 {
-    pa.read_next_full_transaction_id().relative(xid).0 as i64
+fn full(pa: &ProcArray, xid: TransactionId) -> u64 {
+    pa.read_next_full_transaction_id().relative(xid).0
 }
 
 /// `pg_current_xact_id()` (`assign`) / `pg_current_xact_id_if_assigned()`: the transaction's
 /// full id, assigned now if it has none and `assign` is set.
-pub(crate) fn current_xact_id(assign: bool) -> Result<Option<i64>> {
+pub(crate) fn current_xact_id(assign: bool) -> Result<Option<u64>> {
     XACT.with(|x| {
         let mut b = x.borrow_mut();
         let x = b
@@ -151,22 +151,18 @@ pub(crate) fn current_xact_id(assign: bool) -> Result<Option<i64>> {
     })
 }
 
-/// A snapshot's text form (`pg_snapshot_out`): `xmin:xmax:xip,...`, full ids, xip sorted.
-fn snapshot_text(pa: &ProcArray, s: &Snapshot) -> String {
-    let mut xip: Vec<i64> = s.xip.iter().map(|&x| full(pa, x)).collect();
-    xip.sort_unstable();
-    xip.dedup();
-    let list: Vec<String> = xip.iter().map(i64::to_string).collect();
-    format!(
-        "{}:{}:{}",
+/// A snapshot as `pg_current_snapshot` shows it: full ids, xip sorted without duplicates
+/// (subtransaction ids are not listed, as in PostgreSQL).
+fn pg_snapshot(pa: &ProcArray, s: &Snapshot) -> PgSnapshot {
+    PgSnapshot::new(
         full(pa, s.xmin),
         full(pa, s.xmax),
-        list.join(",")
+        s.xip.iter().map(|&x| full(pa, x)).collect(),
     )
 }
 
 /// `pg_current_snapshot()`: the statement's snapshot.
-pub(crate) fn current_snapshot() -> Result<String> {
+pub(crate) fn current_snapshot() -> Result<PgSnapshot> {
     XACT.with(|x| {
         let mut b = x.borrow_mut();
         let x = b
@@ -178,44 +174,6 @@ pub(crate) fn current_snapshot() -> Result<String> {
             x.have_snap = true;
             x.first_snapshot_set = true;
         }
-        Ok(snapshot_text(&x.pa, &x.snap))
-    })
-}
-
-/// A parsed `pg_snapshot` text: xmin, xmax, xip.
-pub(crate) fn parse_snapshot(s: &str) -> Result<(i64, i64, Vec<i64>)> {
-    let bad = || {
-        QueryError::new(
-            sqlstate::INVALID_TEXT_REPRESENTATION,
-            format!("invalid input syntax for type pg_snapshot: \"{s}\""),
-        )
-    };
-    let mut parts = s.splitn(3, ':');
-    let num = |p: Option<&str>| p.and_then(|v| v.parse::<i64>().ok()).ok_or_else(bad);
-    let xmin = num(parts.next())?;
-    let xmax = num(parts.next())?;
-    let rest = parts.next().ok_or_else(bad)?;
-    let xip = if rest.is_empty() {
-        Vec::new()
-    } else {
-        rest.split(',')
-            .map(|v| v.parse::<i64>().map_err(|_| bad()))
-            .collect::<Result<Vec<_>>>()?
-    };
-    if xmin <= 0 || xmax < xmin || xip.iter().any(|&x| x < xmin || x >= xmax) {
-        return Err(bad());
-    }
-    Ok((xmin, xmax, xip))
-}
-
-/// `pg_visible_in_snapshot(xid8, pg_snapshot)` (`is_visible_fxid`).
-pub(crate) fn visible_in_snapshot(xid: i64, snap: &str) -> Result<bool> {
-    let (xmin, xmax, xip) = parse_snapshot(snap)?;
-    Ok(if xid < xmin {
-        true
-    } else if xid >= xmax {
-        false
-    } else {
-        !xip.contains(&xid)
+        Ok(pg_snapshot(&x.pa, &x.snap))
     })
 }

@@ -87,6 +87,17 @@ fn script(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, St
             ),
         ),
     );
+    put(
+        "B: A's xid through pg_snapshot_xip or xmax",
+        one(
+            b,
+            &format!(
+                "SELECT count(*) FILTER (WHERE x = '{xid}') + \
+                 ('{xid}'::xid8 >= pg_snapshot_xmax(pg_current_snapshot()))::int \
+                 FROM pg_snapshot_xip(pg_current_snapshot()) x"
+            ),
+        ),
+    );
     ok(a.simple_query("COMMIT"));
     put(
         "B: visible after commit",
@@ -117,6 +128,36 @@ fn script(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, St
     put(
         "if_assigned after",
         one(a, "SELECT pg_current_xact_id_if_assigned()"),
+    );
+    // The result types, by OID: xid8 5069, pg_snapshot 5038, txid_snapshot 2970, bigint 20.
+    let types = [
+        "SELECT pg_current_xact_id()",
+        "SELECT pg_current_xact_id_if_assigned()",
+        "SELECT txid_current()",
+        "SELECT pg_current_snapshot()",
+        "SELECT txid_current_snapshot()",
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())",
+        "SELECT txid_snapshot_xmax(txid_current_snapshot())",
+        "SELECT pg_snapshot_xip(pg_current_snapshot())",
+        "SELECT txid_snapshot_xip(txid_current_snapshot())",
+    ]
+    .map(|q| ok(b.prepare(q)).columns()[0].type_().oid().to_string())
+    .join(" ");
+    put("result type OIDs", Some(types));
+    put(
+        "every id in xip is running for the snapshot",
+        one(
+            b,
+            "SELECT bool_and(NOT pg_visible_in_snapshot(x, pg_current_snapshot())) IS NOT FALSE \
+             FROM pg_snapshot_xip(pg_current_snapshot()) x",
+        ),
+    );
+    put(
+        "snapshot text round trip",
+        one(
+            b,
+            "SELECT pg_current_snapshot()::text::pg_snapshot::text = pg_current_snapshot()::text",
+        ),
     );
     put(
         "snapshot xmin/xmax functions",
