@@ -21,6 +21,8 @@
 //!               pg_stat_activity              ─► "Backend Status Array" + PGPROC (xid, xmin,
 //!                                                 wait event) (pgipc_backend_status)
 //!               pg_wait_events                ─► pgipc_wait_event's table
+//!   set-returning ─ pg_stat_get_activity(pid) ─► pg_stat_activity's rows, PostgreSQL's
+//!                                                 column order, one pid or all (NULL)
 //! ```
 //!
 //! Every view reads shared memory through its owner crate's API (the ProcArray's pid lookup
@@ -41,6 +43,7 @@
 
 mod activity;
 mod functions;
+mod get_activity;
 mod views;
 
 pub use functions::{FunctionDef, FUNCTIONS};
@@ -181,6 +184,7 @@ pub fn register(catalog: &mut Catalog, ctx: Rc<SysContext>) {
     for v in VIEWS {
         catalog.add_view(v.name, Rc::new(v.bind(&ctx)));
     }
+    catalog.add_set_function(get_activity::pg_stat_get_activity(&ctx));
 }
 
 /// An internal error (XX000) with `message`.
