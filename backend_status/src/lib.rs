@@ -411,6 +411,10 @@ pub struct BackendStatus {
     pub backend_xmin: u32,
     /// `wait_event_info` from the PGPROC (0 = not waiting).
     pub wait_event_info: u32,
+    /// Cached subtransaction ids in the PGPROC (`backend_subxact_count`).
+    pub subxact_count: u8,
+    /// Whether the PGPROC's subxid cache overflowed (`backend_subxact_overflowed`).
+    pub subxact_overflowed: bool,
 }
 
 fn nonzero(v: i64) -> Option<i64> {
@@ -467,6 +471,8 @@ impl BackendStatusArray {
                     row.backend_xid = p.xid.load(Ordering::Relaxed);
                     row.backend_xmin = p.xmin.load(Ordering::Relaxed);
                     row.wait_event_info = g.wait_event_info(procno).unwrap_or(0);
+                    row.subxact_count = p.subxid_status.count.load(Ordering::Relaxed);
+                    row.subxact_overflowed = p.subxid_status.overflowed.load(Ordering::Relaxed);
                 }
             }
         }
@@ -518,6 +524,8 @@ impl BackendStatusArray {
             backend_xid: INVALID_TRANSACTION_ID,
             backend_xmin: INVALID_TRANSACTION_ID,
             wait_event_info: 0,
+            subxact_count: 0,
+            subxact_overflowed: false,
         })
     }
 

@@ -2,13 +2,19 @@
 //! and `pg_stat_ssl` — the Backend Status Array entry of the process `pid`, or of every
 //! process with NULL (or -1, as PostgreSQL reads NULL), in the function's own column order (PostgreSQL 18's OUT parameters).
 //!
+//! With it, the per-backend accessors PostgreSQL 17+ keys by proc number:
+//! `pg_stat_get_backend_idset()` (setof int4, the proc numbers of the entries in use),
+//! `pg_stat_get_backend_pid(int4)`, and `pg_stat_get_backend_subxact(int4)` (PostgreSQL 16+:
+//! one row of `subxact_count`, `subxact_overflowed`, the PGPROC subxid cache; NULLs for a
+//! number without an entry).
+//!
 //! Each row is built from the `pg_stat_activity` row of the same entry (so both show the
 //! same values); the SSL and GSSAPI columns say "none" (`ssl` and `gss_*` false, the rest
 //! NULL): connections here carry neither.
 
 use crate::activity::{activity_row, current_status};
 use crate::SysContext;
-use pgipc_query::{Column, Datum, RowIter, SetFunction, Type};
+use pgipc_query::{Column, Datum, RowIter, ServerFunction, SetFunction, Type, Volatility};
 use std::rc::Rc;
 
 /// The OUT columns, in order (`client_addr` is inet and `backend_xid`/`backend_xmin` xid in
@@ -103,6 +109,77 @@ pub(crate) fn pg_stat_get_activity(ctx: &Rc<SysContext>) -> SetFunction {
                 .map(|r| Ok(reorder(activity_row(&ctx, r))))
                 .collect();
             Ok(Box::new(rows.into_iter()) as RowIter)
+        }),
+    }
+}
+
+/// The entry at proc number `args[0]`, if one is in use.
+fn entry_at(
+    ctx: &SysContext,
+    args: &[Datum],
+) -> pgipc_query::Result<Option<pgipc_backend_status::BackendStatus>> {
+    let Some(Datum::Int4(n)) = args.first() else {
+        return Ok(None);
+    };
+    Ok(current_status(ctx)?
+        .into_iter()
+        .find(|r| i64::from(r.proc_number) == i64::from(*n)))
+}
+
+/// `pg_stat_get_backend_idset()`: the proc numbers of the entries in use.
+pub(crate) fn pg_stat_get_backend_idset(ctx: &Rc<SysContext>) -> SetFunction {
+    let ctx = ctx.clone();
+    SetFunction {
+        name: "pg_stat_get_backend_idset".into(),
+        args: Vec::new(),
+        columns: vec![Column::new("pg_stat_get_backend_idset", Type::Int4)],
+        strict: true,
+        call: Rc::new(move |_, _| {
+            let ids: Vec<_> = current_status(&ctx)?
+                .into_iter()
+                .map(|r| Ok(vec![Datum::Int4(r.proc_number as i32)]))
+                .collect();
+            Ok(Box::new(ids.into_iter()) as RowIter)
+        }),
+    }
+}
+
+/// `pg_stat_get_backend_pid(int4)`: the pid at a proc number (NULL without an entry).
+pub(crate) fn pg_stat_get_backend_pid(ctx: &Rc<SysContext>) -> ServerFunction {
+    let ctx = ctx.clone();
+    ServerFunction {
+        name: "pg_stat_get_backend_pid".into(),
+        args: vec![Type::Int4],
+        result: Type::Int4,
+        volatility: Volatility::Stable,
+        strict: true,
+        call: Rc::new(move |_, args| {
+            Ok(entry_at(&ctx, args)?.map_or(Datum::Null, |r| Datum::Int4(r.pid)))
+        }),
+    }
+}
+
+/// `pg_stat_get_backend_subxact(int4)`: one row, the subxid cache's count and overflow flag
+/// at a proc number (NULLs without an entry).
+pub(crate) fn pg_stat_get_backend_subxact(ctx: &Rc<SysContext>) -> SetFunction {
+    let ctx = ctx.clone();
+    SetFunction {
+        name: "pg_stat_get_backend_subxact".into(),
+        args: vec![Type::Int4],
+        columns: vec![
+            Column::new("subxact_count", Type::Int4),
+            Column::new("subxact_overflowed", Type::Bool),
+        ],
+        strict: true,
+        call: Rc::new(move |_, args| {
+            let row = match entry_at(&ctx, args)? {
+                Some(r) => vec![
+                    Datum::Int4(i32::from(r.subxact_count)),
+                    Datum::Bool(r.subxact_overflowed),
+                ],
+                None => vec![Datum::Null, Datum::Null],
+            };
+            Ok(Box::new(std::iter::once(Ok(row))) as RowIter)
         }),
     }
 }

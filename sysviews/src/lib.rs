@@ -23,6 +23,9 @@
 //!               pg_wait_events                ─► pgipc_wait_event's table
 //!   set-returning ─ pg_stat_get_activity(pid) ─► pg_stat_activity's rows, PostgreSQL's
 //!                                                 column order, one pid or all (NULL)
+//!               pg_stat_get_backend_idset(), pg_stat_get_backend_pid(n),
+//!               pg_stat_get_backend_subxact(n) ─► the same entries by proc number, the
+//!                                                 PGPROC subxid cache's count and overflow
 //! ```
 //!
 //! Every view reads shared memory through its owner crate's API (the ProcArray's pid lookup
@@ -185,6 +188,9 @@ pub fn register(catalog: &mut Catalog, ctx: Rc<SysContext>) {
         catalog.add_view(v.name, Rc::new(v.bind(&ctx)));
     }
     catalog.add_set_function(get_activity::pg_stat_get_activity(&ctx));
+    catalog.add_set_function(get_activity::pg_stat_get_backend_idset(&ctx));
+    catalog.add_set_function(get_activity::pg_stat_get_backend_subxact(&ctx));
+    catalog.add_function(get_activity::pg_stat_get_backend_pid(&ctx));
 }
 
 /// An internal error (XX000) with `message`.

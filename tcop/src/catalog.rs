@@ -19,6 +19,8 @@
 //!  inet_client_addr()            text   peer address (NULL over a Unix socket; PostgreSQL's type is inet)
 //!  inet_client_port()            int4   peer port (NULL over a Unix socket)
 //!  pg_is_in_recovery()           bool   false (there is no recovery)
+//!  pg_current_xact_id(), …       xid8   the transaction's id (assigned lazily), snapshots
+//!  pgipc_current_subxact_id()    xid8   the current subtransaction's id, assigned now
 //!  pgipc_start_worker(text), pgipc_worker_pid(int4), pgipc_terminate_worker(int4)
 //! ```
 
@@ -191,6 +193,17 @@ pub(crate) fn build(info: &SessionInfo, workers: Rc<WorkerFns>) -> Catalog {
             })
         });
     }
+    // pgipc's own: the current subtransaction's id, assigned now as a write inside a savepoint
+    // would (PostgreSQL has no SQL function for `GetCurrentFullTransactionId`; its
+    // pg_current_xact_id() names the top-level transaction, as ours does).
+    add(
+        &mut cat,
+        "pgipc_current_subxact_id",
+        &[],
+        Type::Xid8,
+        Volatile,
+        |_, _| Ok(Datum::Xid8(crate::xact::current_subxact_id()?)),
+    );
     for (name, ty) in [
         ("pg_current_snapshot", Type::PgSnapshot),
         ("txid_current_snapshot", Type::TxidSnapshot),
