@@ -60,6 +60,9 @@ impl ProcArray {
             return Err(ProcArrayError::NotInProcArray { procno });
         }
         let off = off as usize;
+        // Under XidGenLock, before anything changed: a test holds the lock here (`wait`) to
+        // show another process waiting on it as LWLock/XidGen; `error` fails the assignment.
+        pgipc_injection_point::injection_point!("get-new-transaction-id")?;
         let full = FullTransactionId(self.transam.next_xid.load(Ordering::Relaxed));
         let xid = full.xid();
         self.transam
