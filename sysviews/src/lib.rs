@@ -26,6 +26,8 @@
 //!               pg_stat_get_backend_idset(), pg_stat_get_backend_pid(n),
 //!               pg_stat_get_backend_subxact(n) ─► the same entries by proc number, the
 //!                                                 PGPROC subxid cache's count and overflow
+//!   pgipc_stat_ipc, pgipc_stat_reset_ipc()    ─► "IPC Statistics" (pgipc_ipc_stats): each
+//!                                                 live process's counters
 //! ```
 //!
 //! Every view reads shared memory through its owner crate's API (the ProcArray's pid lookup
@@ -47,6 +49,7 @@
 mod activity;
 mod functions;
 mod get_activity;
+mod ipc_stats;
 mod views;
 
 pub use functions::{FunctionDef, FUNCTIONS};
@@ -191,6 +194,11 @@ pub fn register(catalog: &mut Catalog, ctx: Rc<SysContext>) {
     catalog.add_set_function(get_activity::pg_stat_get_backend_idset(&ctx));
     catalog.add_set_function(get_activity::pg_stat_get_backend_subxact(&ctx));
     catalog.add_function(get_activity::pg_stat_get_backend_pid(&ctx));
+    catalog.add_view(
+        ipc_stats::PGIPC_STAT_IPC.name,
+        Rc::new(ipc_stats::PGIPC_STAT_IPC.bind(&ctx)),
+    );
+    catalog.add_function(ipc_stats::pgipc_stat_reset_ipc(&ctx));
 }
 
 /// An internal error (XX000) with `message`.
