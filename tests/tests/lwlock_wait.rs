@@ -4,7 +4,8 @@
 //! and a third session sees B with `wait_event_type` LWLock and `wait_event` XidGen (the
 //! tranche's name, as PostgreSQL shows it). (Should B reach the point first, the roles swap
 //! and the test checks the other way round.) After the detach both get their ids, the
-//! holder's first, and both are idle in ClientRead again.
+//! holder's first, both are idle in ClientRead again, and the waiter's `pgipc_stat_ipc`
+//! counted its LWLock wait.
 //!
 //! Built with the `injection_points` feature (`cargo test -p pgipc-tests --features
 //! injection_points --test lwlock_wait`). A `harness = false` test: libtest-mimic runs it on
@@ -113,6 +114,20 @@ fn a_waiter_on_xidgenlock_shows_lwlock_xidgen() {
     } else {
         assert_eq!(xa, xb + 1, "the holder's id first, then the waiter's");
     }
+    // The waiter's IPC statistics counted the sleep on the lock.
+    let waiter = if b_waits { &b_pid } else { &a_pid };
+    let waits: i64 = one(
+        &mut c,
+        &format!(
+            "SELECT value FROM pgipc_stat_ipc WHERE pid = {waiter} \
+             AND subsystem = 'lwlock' AND counter = 'waits'"
+        ),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    println!("the waiter's lwlock waits: {waits}");
+    assert!(waits >= 1, "{waits}");
     let b_after = until(&mut c, &row(&b_pid), "idle Client/ClientRead");
     let a_after = until(&mut c, &row(&a_pid), "idle Client/ClientRead");
     println!("ids: A {xa}, B {xb}; idle again after {b_after} and {a_after} polls");
