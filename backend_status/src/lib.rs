@@ -466,6 +466,10 @@ pub struct BackendStatus {
     pub wait_event_info: u32,
     /// The TLS state (`None`: not TLS; `pg_stat_ssl.ssl` false).
     pub ssl: Option<SslStatus>,
+    /// Cached subtransaction ids in the PGPROC (`backend_subxact_count`).
+    pub subxact_count: u8,
+    /// Whether the PGPROC's subxid cache overflowed (`backend_subxact_overflowed`).
+    pub subxact_overflowed: bool,
 }
 
 fn nonzero(v: i64) -> Option<i64> {
@@ -522,6 +526,8 @@ impl BackendStatusArray {
                     row.backend_xid = p.xid.load(Ordering::Relaxed);
                     row.backend_xmin = p.xmin.load(Ordering::Relaxed);
                     row.wait_event_info = g.wait_event_info(procno).unwrap_or(0);
+                    row.subxact_count = p.subxid_status.count.load(Ordering::Relaxed);
+                    row.subxact_overflowed = p.subxid_status.overflowed.load(Ordering::Relaxed);
                 }
             }
         }
@@ -585,6 +591,8 @@ impl BackendStatusArray {
             backend_xmin: INVALID_TRANSACTION_ID,
             wait_event_info: 0,
             ssl,
+            subxact_count: 0,
+            subxact_overflowed: false,
         })
     }
 

@@ -625,6 +625,14 @@ impl DsmSegment {
     /// the exclusive create of a handle another server happens to use, the clean-up would try
     /// to destroy that name (a 1 in 2^31 collision inside a system call).
     pub fn create(size: usize, flags: CreateFlags) -> Result<Option<DsmSegment>, DsmError> {
+        let made = Self::create_uncounted(size, flags)?;
+        if made.is_some() {
+            pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::DsmCreates);
+        }
+        Ok(made)
+    }
+
+    fn create_uncounted(size: usize, flags: CreateFlags) -> Result<Option<DsmSegment>, DsmError> {
         let ctx = ctx()?;
         if let Some(pool) = ctx.pool {
             match create_in_pool(&ctx, &pool, size)? {
@@ -699,6 +707,12 @@ impl DsmSegment {
     /// is [`DsmError::NotFound`]; one this process already maps is
     /// [`DsmError::AlreadyAttached`] (use [`dsm_find_mapping`]).
     pub fn attach(handle: DsmHandle) -> Result<DsmSegment, DsmError> {
+        let seg = Self::attach_uncounted(handle)?;
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::DsmAttaches);
+        Ok(seg)
+    }
+
+    fn attach_uncounted(handle: DsmHandle) -> Result<DsmSegment, DsmError> {
         let ctx = ctx()?;
         if dsm_find_mapping(handle).is_some() {
             return Err(DsmError::AlreadyAttached { handle });

@@ -227,6 +227,26 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         startup: None,
         shutdown: None,
     },
+    // pgipc's IPC statistics: one block of counters per proc number (no PostgreSQL
+    // counterpart; beside the other statistics)
+    Subsystem {
+        name: pgipc_ipc_stats::IPC_STATS_NAME,
+        size: |c| {
+            let len = ipc_stats_len(c)?;
+            pgipc_shmem::mul_size(len, std::mem::size_of::<std::sync::atomic::AtomicU64>())
+                .map_err(IpciError::from)
+        },
+        init: |s, c| {
+            s.init_slice::<std::sync::atomic::AtomicU64>(
+                pgipc_ipc_stats::IPC_STATS_NAME,
+                ipc_stats_len(c)?,
+            )
+            .map(drop)
+            .map_err(|e| IpciError::subsystem(pgipc_ipc_stats::IPC_STATS_NAME, e))
+        },
+        startup: None,
+        shutdown: None,
+    },
     // InjectionPointShmemInit (the shared table of attached points; with the
     // `injection_points` feature only, so the default layout does not change)
     #[cfg(feature = "injection_points")]
@@ -241,3 +261,13 @@ pub static SUBSYSTEMS: &[Subsystem] = &[
         shutdown: None,
     },
 ];
+
+/// Counters in "IPC Statistics": a block per PGPROC.
+fn ipc_stats_len(c: &IpcConfig) -> Result<usize, IpciError> {
+    let procs = c
+        .proc_config()
+        .all_proc_count()
+        .map_err(|e| IpciError::subsystem(pgipc_ipc_stats::IPC_STATS_NAME, e))?
+        as usize;
+    Ok(pgipc_shmem::mul_size(procs, pgipc_ipc_stats::STRIDE)?)
+}

@@ -201,16 +201,21 @@ impl Latch {
             return;
         }
         self.is_set.store(1, Ordering::Relaxed);
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LatchSets);
         // Pairs with the fence in `prepare_sleep`: either the owner sees is_set, or we see its
         // published sleep mode.
         fence(Ordering::SeqCst);
         match SleepMode::from_raw(self.maybe_sleeping.load(Ordering::Acquire)) {
             SleepMode::Awake => {}
-            SleepMode::Futex => self.futex_wake(),
+            SleepMode::Futex => {
+                pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LatchWakeups);
+                self.futex_wake()
+            }
             SleepMode::Signal => {
                 let pid = self.owner_pid.load(Ordering::Relaxed);
                 let tid = self.sleeper_tid.load(Ordering::Relaxed);
                 if pid > 0 {
+                    pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LatchWakeups);
                     sys::send_wakeup(pid, tid);
                 }
             }

@@ -254,6 +254,7 @@ impl LWLock {
             let tranche = self.tranche.load(Ordering::Relaxed);
             slot.wait_event_info
                 .store(PG_WAIT_LWLOCK | u32::from(tranche), Ordering::Relaxed);
+            pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LWLockWaits);
             loop {
                 slot.sem.lock();
                 if slot.lw_waiting.load(Ordering::Acquire) == NOT_WAITING {
@@ -269,6 +270,7 @@ impl LWLock {
         for _ in 0..extra_waits {
             slot.sem.unlock();
         }
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LWLockAcquires);
         proc.held.set(proc.held.get() + 1);
         LWLockGuard {
             lock: self,
@@ -286,6 +288,7 @@ impl LWLock {
         if self.attempt(mode) {
             None
         } else {
+            pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LWLockAcquires);
             proc.held.set(proc.held.get() + 1);
             Some(LWLockGuard {
                 lock: self,
@@ -306,6 +309,7 @@ impl LWLock {
             // An infinite limit never reports stuck.
             let _ = delay.pause();
         }
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LWLockAcquires);
         proc.held.set(proc.held.get() + 1);
         LWLockGuard {
             lock: self,

@@ -108,6 +108,7 @@ fn proc_kill(global: &ProcGlobal, procno: ProcNumber, pid: i32, aux: bool) {
     pgipc_wait_event::reset_wait_event_storage();
     // Latch first: the next owner's `own` must not find us.
     latch_glue::disown(p, pid);
+    pgipc_ipc_stats::clear_my_block();
     global.shmem().set_proc_number(None);
     MY_PROC_NUMBER.store(INVALID_PROC_NUMBER, Ordering::Relaxed);
     let _ = if aux {
@@ -115,6 +116,26 @@ fn proc_kill(global: &ProcGlobal, procno: ProcNumber, pid: i32, aux: bool) {
     } else {
         global.release_slot(procno)
     };
+}
+
+/// Points this process's IPC counters at its block of "IPC Statistics", if the segment has
+/// that region (ipci creates it; segments made for unit tests may not).
+fn attach_ipc_stats(global: &ProcGlobal, procno: ProcNumber) {
+    let shmem = global.shmem();
+    let Some((off, size)) = shmem.find_raw(pgipc_ipc_stats::IPC_STATS_NAME) else {
+        return;
+    };
+    let len = size / std::mem::size_of::<std::sync::atomic::AtomicU64>();
+    let Some(region) = shmem.view_slice::<std::sync::atomic::AtomicU64>(off, len) else {
+        return;
+    };
+    let start = procno as usize * pgipc_ipc_stats::STRIDE;
+    if let Some(block) = region.get(start..start + pgipc_ipc_stats::STRIDE) {
+        // SAFETY: the block lives in the main segment, which stays mapped while `global`
+        // (held by the exit callback registered next) lives; that callback clears the pointer
+        // before the proc number is released, and only the holder of `procno` counts here.
+        unsafe { pgipc_ipc_stats::set_my_block(block.as_ptr()) };
+    }
 }
 
 fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyProc, ProcError> {
@@ -147,6 +168,7 @@ fn init_common(global: &ProcGlobal, kind: BackendType, aux: bool) -> Result<MyPr
     }
     global.shmem().set_proc_number(Some(procno));
     MY_PROC_NUMBER.store(procno, Ordering::Relaxed);
+    attach_ipc_stats(global, procno);
     let g = global.clone();
     if let Err(e) = pgipc_ipc::on_shmem_exit(move |_| proc_kill(&g, procno, pid, aux)) {
         proc_kill(global, procno, pid, aux);

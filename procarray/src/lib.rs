@@ -96,6 +96,9 @@ pub enum ProcArrayError {
     /// A size overflowed.
     #[error(transparent)]
     Size(#[from] pgipc_shmem::SizeError),
+    /// An injection point attached to `error` was passed (tests only).
+    #[error(transparent)]
+    Injection(#[from] pgipc_injection_point::InjectionError),
 }
 
 impl ProcArrayError {
@@ -106,6 +109,7 @@ impl ProcArrayError {
             ProcArrayError::Proc(e) => e.sqlstate(),
             ProcArrayError::Ipc(e) => e.sqlstate(),
             ProcArrayError::Size(_) => "54000",
+            ProcArrayError::Injection(e) => e.sqlstate(),
             _ => "XX000",
         }
     }

@@ -107,6 +107,7 @@ impl ProcArray {
                 p.xmin.store(snap.xmin, Ordering::Relaxed);
             }
             snap.reused = true;
+            pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::SnapshotsReused);
             return Ok(());
         }
         let latest = FullTransactionId(self.transam.latest_completed_xid.load(Ordering::Relaxed));
@@ -169,6 +170,7 @@ impl ProcArray {
         snap.suboverflowed = suboverflowed;
         snap.snap_xact_completion_count = count;
         snap.reused = false;
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::SnapshotsComputed);
         Ok(())
     }
 

@@ -481,3 +481,72 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn aborted_subtransactions_leave_the_subxid_cache() {
+    let pa = setup(&cfg(10));
+    let me = backend(&pa, 1);
+    let a = backend(&pa, 2);
+    let top = pa.assign_transaction_id(a, false).unwrap();
+    let s1 = pa.assign_transaction_id(a, true).unwrap();
+    let s2 = pa.assign_transaction_id(a, true).unwrap();
+    let s3 = pa.assign_transaction_id(a, true).unwrap();
+    let count = || {
+        let st = &pa.procs().subxid_states()[1];
+        (
+            st.count.load(Ordering::Relaxed),
+            pa.procs()
+                .proc(a)
+                .unwrap()
+                .subxid_status
+                .count
+                .load(Ordering::Relaxed),
+        )
+    };
+    assert_eq!(count(), (3, 3));
+    let done_before = pa.transam().xact_completion_count.load(Ordering::Relaxed);
+    // s2 aborts with its committed child s3 (ROLLBACK TO a savepoint holding both).
+    assert_eq!(
+        pa.xid_cache_remove_running_xids(a, s2, &[s3], s3).unwrap(),
+        0
+    );
+    assert_eq!(count(), (1, 1));
+    assert_eq!(
+        pa.transam().xact_completion_count.load(Ordering::Relaxed),
+        done_before + 1
+    );
+    assert_eq!(
+        pa.transam().latest_completed_xid.load(Ordering::Relaxed),
+        u64::from(s3)
+    );
+    pa.check_consistency().unwrap();
+    let mut s = Snapshot::new();
+    pa.get_snapshot_data(me, &mut s).unwrap();
+    assert_eq!((s.xip.clone(), s.subxip.clone()), (vec![top], vec![s1]));
+    assert!(!s.xid_in_snapshot(s2) && !s.xid_in_snapshot(s3));
+    assert!(s.xid_in_snapshot(s1));
+    // An id that is not cached is reported, and nothing changes.
+    assert_eq!(pa.xid_cache_remove_running_xids(a, s3, &[], s3).unwrap(), 1);
+    assert_eq!(count(), (1, 1));
+    // Past 64 the cache overflows; removing cached ids keeps the flag.
+    let more: Vec<_> = (0..64)
+        .map(|_| pa.assign_transaction_id(a, true).unwrap())
+        .collect();
+    assert!(pa.procs().subxid_states()[1]
+        .overflowed
+        .load(Ordering::Relaxed));
+    let last = *more.last().unwrap();
+    assert_eq!(
+        pa.xid_cache_remove_running_xids(a, last, &more[..10], last)
+            .unwrap(),
+        1,
+        "the 65th never fitted"
+    );
+    assert_eq!(count(), (54, 54));
+    assert!(pa.procs().subxid_states()[1]
+        .overflowed
+        .load(Ordering::Relaxed));
+    pa.check_consistency().unwrap();
+    pa.end_transaction(a, last).unwrap();
+    assert_eq!(count(), (0, 0));
+}

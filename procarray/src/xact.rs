@@ -60,6 +60,9 @@ impl ProcArray {
             return Err(ProcArrayError::NotInProcArray { procno });
         }
         let off = off as usize;
+        // Under XidGenLock, before anything changed: a test holds the lock here (`wait`) to
+        // show another process waiting on it as LWLock/XidGen; `error` fails the assignment.
+        pgipc_injection_point::injection_point!("get-new-transaction-id")?;
         let full = FullTransactionId(self.transam.next_xid.load(Ordering::Relaxed));
         let xid = full.xid();
         self.transam
@@ -83,6 +86,66 @@ impl ProcArray {
             }
         }
         Ok(xid)
+    }
+
+    /// Removes aborted subtransaction ids from `procno`'s subxid cache (PostgreSQL's
+    /// `XidCacheRemoveRunningXids`): `xid` (the aborted subtransaction's own) and `children`
+    /// (its committed children's), each found from the newest end and replaced by the
+    /// cache's last entry, the count lowered in the PGPROC and the dense array alike. The
+    /// `overflowed` flag stays set: ids that never fitted cannot be told apart. Under
+    /// ProcArrayLock exclusive, which also advances `latestCompletedXid` to `latest_xid` and
+    /// counts a completion (snapshots taken before are not reused).
+    ///
+    /// Returns how many of the ids were not in the cache: none unless it overflowed
+    /// (PostgreSQL warns `did not find subXID` in that case).
+    #[doc(alias = "XidCacheRemoveRunningXids")]
+    pub fn xid_cache_remove_running_xids(
+        &self,
+        procno: ProcNumber,
+        xid: TransactionId,
+        children: &[TransactionId],
+        latest_xid: TransactionId,
+    ) -> Result<usize, ProcArrayError> {
+        let p = self.proc_checked(procno)?;
+        let me = self.actor(procno);
+        let _g = self.proc_array_lock().acquire(&me, LWLockMode::Exclusive);
+        let off = p.pgxactoff.load(Ordering::Relaxed);
+        if off == INVALID_PROC_NUMBER {
+            return Err(ProcArrayError::NotInProcArray { procno });
+        }
+        let dense = &self.procs.subxid_states()[off as usize];
+        let mut missing = 0;
+        // Children first, newest first, then the subtransaction itself (the likely order
+        // of the cache's tail).
+        for &x in children.iter().rev().chain(std::iter::once(&xid)) {
+            if !transaction_id_is_valid(x) {
+                continue;
+            }
+            let n = usize::from(p.subxid_status.count.load(Ordering::Relaxed))
+                .min(PGPROC_MAX_CACHED_SUBXIDS);
+            match (0..n)
+                .rev()
+                .find(|&j| p.subxids[j].load(Ordering::Relaxed) == x)
+            {
+                Some(j) => {
+                    let last = p.subxids[n - 1].load(Ordering::Relaxed);
+                    p.subxids[j].store(last, Ordering::Relaxed);
+                    // A reader holding ProcArrayLock shared cannot be here; the lowered count
+                    // is published after the move.
+                    fence(Ordering::Release);
+                    p.subxid_status.count.store(n as u8 - 1, Ordering::Release);
+                    dense.count.store(n as u8 - 1, Ordering::Release);
+                }
+                None => missing += 1,
+            }
+        }
+        if transaction_id_is_valid(latest_xid) {
+            self.maintain_latest_completed_xid(latest_xid);
+        }
+        self.transam
+            .xact_completion_count
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(missing)
     }
 
     /// The next id that will be handed out (`ReadNextFullTransactionId`).

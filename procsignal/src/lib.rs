@@ -616,7 +616,9 @@ impl ProcSignal {
             } else {
                 ProcSignalError::Kill { pid, source }
             }
-        })
+        })?;
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::ProcSignalSends);
+        Ok(())
     }
 
     /// Raises `reason` in `slot` if `pid` owns it (checked under the lock).

@@ -11,7 +11,7 @@ use crate::error::{sqlstate, QueryError, Result};
 use crate::exec::{Plan, SortKey, Source, SrfKind};
 use crate::expr::{AggCall, AggKind, BinOp, CmpOp, Expr, FuncImpl, SrcPos, MAX_DEPTH};
 use crate::func::{self, BUILTINS};
-use crate::session::{Catalog, Column, View};
+use crate::session::{Catalog, Column, SetFunction, View};
 use crate::types::{known_unsupported_type, Category, Type};
 use crate::value::{self, CastCtx, Datum};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
@@ -275,14 +275,28 @@ const SRF: &[(&[Type], Type, SrfKind)] = &[
     ),
 ];
 
-fn is_generate_series(e: &ast::Expr) -> Option<&ast::Function> {
+/// The function call `e`, with its name, if it is one.
+fn function_call(e: &ast::Expr) -> Option<(&ast::Function, String)> {
     match e {
-        ast::Expr::Function(f)
-            if object_name_last(&f.name).is_some_and(|(n, _)| n == "generate_series") =>
-        {
-            Some(f)
-        }
+        ast::Expr::Function(f) => object_name_last(&f.name).map(|(n, _)| (f, n)),
         _ => None,
+    }
+}
+
+/// One way to produce a set-returning function's rows.
+enum SrfImpl {
+    /// generate_series, which streams its arithmetic in the executor.
+    Series(SrfKind, Type),
+    /// A function returning a row iterator (built in or the backend's).
+    Fn(Rc<SetFunction>),
+}
+
+impl SrfImpl {
+    fn args(&self, idx: usize) -> &[Type] {
+        match self {
+            SrfImpl::Series(..) => SRF[idx].0,
+            SrfImpl::Fn(f) => &f.args,
+        }
     }
 }
 
@@ -407,10 +421,11 @@ impl<'a> Planner<'a> {
         };
         // FROM
         let mut source = Source::One;
-        let mut srf_target: Option<usize> = None;
+        let mut srf_target: Option<(usize, String)> = None;
         match s.from.len() {
             0 => {
-                // A FROM-less SELECT whose target is generate_series(...) runs it as the source.
+                // A FROM-less SELECT whose target is a set-returning function (such as
+                // generate_series(...)) runs it as the source.
                 let srfs: Vec<usize> = s
                     .projection
                     .iter()
@@ -418,7 +433,7 @@ impl<'a> Planner<'a> {
                     .filter(|(_, it)| match it {
                         ast::SelectItem::UnnamedExpr(e)
                         | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                            is_generate_series(e).is_some()
+                            function_call(e).is_some_and(|(_, n)| self.is_srf(&n))
                         }
                         _ => false,
                     })
@@ -435,12 +450,19 @@ impl<'a> Planner<'a> {
                         | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
                         _ => unreachable_select(),
                     };
-                    let f = is_generate_series(e).ok_or_else(internal)?;
+                    let (f, fname) = function_call(e).ok_or_else(internal)?;
                     let args = self.function_args(f)?;
-                    let (src, ty) = self.plan_srf(&args, self.pos(&f.name))?;
+                    let pos = self.pos(&f.name);
+                    let (src, cols) = self.plan_srf(&fname, &args, pos)?;
+                    if cols.len() != 1 {
+                        return Err(QueryError::not_supported(format!(
+                            "{fname} returns a record: it is only supported in FROM"
+                        ))
+                        .at(pos));
+                    }
                     source = src;
-                    self.columns = vec![Column::new("generate_series", ty)];
-                    srf_target = Some(i);
+                    self.columns = vec![Column::new(fname.clone(), cols[0].ty)];
+                    srf_target = Some((i, fname));
                 }
             }
             1 => {
@@ -473,10 +495,10 @@ impl<'a> Planner<'a> {
         let mut targets: Vec<Te> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for (i, item) in s.projection.iter().enumerate() {
-            if srf_target == Some(i) {
+            if let Some((_, fname)) = srf_target.as_ref().filter(|t| t.0 == i) {
                 let name = match item {
                     ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
-                    _ => "generate_series".into(),
+                    _ => fname.clone(),
                 };
                 targets.push(Te::new(
                     Expr::Col(0, SrcPos(None)),
@@ -969,14 +991,14 @@ impl<'a> Planner<'a> {
             }
         }
         self.clause = saved;
-        if name != "generate_series" {
-            // A scalar function in FROM: PostgreSQL allows it; here only generate_series is.
+        if !self.is_srf(name) {
+            // A scalar function in FROM: PostgreSQL allows it; here only set-returning ones are.
             let tys: Vec<Type> = tes.iter().map(|t| t.ty).collect();
             let exists =
                 BUILTINS.iter().any(|b| b.name == name) || !self.catalog.functions(name).is_empty();
             if exists {
                 return Err(QueryError::not_supported(format!(
-                    "function {name}({}) in FROM is not supported (only generate_series is)",
+                    "function {name}({}) in FROM is not supported (only set-returning functions are)",
                     type_list(&tys)
                 )));
             }
@@ -987,40 +1009,62 @@ impl<'a> Planner<'a> {
             .with_hint(no_function_hint())
             .at(pos));
         }
-        let (src, ty) = self.plan_srf(&tes, pos)?;
-        let (rel, col) = match alias {
-            Some(a) => {
-                let rel = ident_name(&a.name);
-                let col = a
-                    .columns
-                    .first()
-                    .map(|c| ident_name(&c.name))
-                    .unwrap_or_else(|| rel.clone());
-                if a.columns.len() > 1 {
-                    return Err(QueryError::new(
-                        "42601",
-                        "too many column aliases specified for function generate_series",
-                    ));
-                }
-                (rel, col)
+        let (src, mut cols) = self.plan_srf(name, &tes, pos)?;
+        let mut rel = name.to_owned();
+        if let Some(a) = alias {
+            rel = ident_name(&a.name);
+            if cols.len() == 1 {
+                // A scalar set: the alias names the column too.
+                cols[0].name = rel.clone();
             }
-            None => ("generate_series".to_owned(), "generate_series".to_owned()),
-        };
-        Ok((src, vec![Column::new(col, ty)], rel))
+            if a.columns.len() > cols.len() {
+                return Err(QueryError::new(
+                    "42601",
+                    format!("too many column aliases specified for function {name}"),
+                ));
+            }
+            for (c, ac) in cols.iter_mut().zip(a.columns.iter()) {
+                c.name = ident_name(&ac.name);
+            }
+        }
+        Ok((src, cols, rel))
     }
 
-    fn plan_srf(&mut self, args: &[Te], pos: Option<u32>) -> Result<(Source, Type)> {
+    /// Whether `name` is a set-returning function (built in or the catalog's).
+    fn is_srf(&self, name: &str) -> bool {
+        name == "generate_series"
+            || crate::xid8::is_set_function(name)
+            || !self.catalog.set_functions(name).is_empty()
+    }
+
+    /// Resolves the set-returning function `name` for `args` (PostgreSQL's overload rules)
+    /// and plans it as a row source; returns the source and its result columns.
+    fn plan_srf(
+        &mut self,
+        name: &str,
+        args: &[Te],
+        pos: Option<u32>,
+    ) -> Result<(Source, Vec<Column>)> {
+        let cands: Vec<SrfImpl> = if name == "generate_series" {
+            SRF.iter()
+                .map(|&(_, ret, kind)| SrfImpl::Series(kind, ret))
+                .collect()
+        } else {
+            crate::xid8::set_functions(name)
+                .into_iter()
+                .map(Rc::new)
+                .chain(self.catalog.set_functions(name))
+                .map(SrfImpl::Fn)
+                .collect()
+        };
         let tys: Vec<Type> = args.iter().map(|t| t.ty).collect();
-        let cands: Vec<&[Type]> = SRF.iter().map(|s| s.0).collect();
-        let idx = match func::select_candidate(&tys, &cands) {
+        let decls: Vec<&[Type]> = cands.iter().enumerate().map(|(k, c)| c.args(k)).collect();
+        let idx = match func::select_candidate(&tys, &decls) {
             Ok(Some(i)) => i,
             Ok(None) => {
                 return Err(QueryError::new(
                     sqlstate::UNDEFINED_FUNCTION,
-                    format!(
-                        "function generate_series({}) does not exist",
-                        type_list(&tys)
-                    ),
+                    format!("function {name}({}) does not exist", type_list(&tys)),
                 )
                 .with_hint(no_function_hint())
                 .at(pos))
@@ -1028,28 +1072,40 @@ impl<'a> Planner<'a> {
             Err(()) => {
                 return Err(QueryError::new(
                     sqlstate::AMBIGUOUS_FUNCTION,
-                    format!(
-                        "function generate_series({}) is not unique",
-                        type_list(&tys)
-                    ),
+                    format!("function {name}({}) is not unique", type_list(&tys)),
                 )
                 .with_hint(not_unique_hint())
                 .at(pos))
             }
         };
-        let (decl, ret, kind) = SRF[idx];
+        let decl = decls[idx].to_vec();
         let mut exprs = Vec::new();
         for (te, d) in args.iter().cloned().zip(decl.iter()) {
             exprs.push(self.coerce(te, *d)?);
         }
-        Ok((
-            Source::Series {
-                kind,
-                ty: ret,
-                args: exprs,
-            },
-            ret,
-        ))
+        Ok(match &cands[idx] {
+            SrfImpl::Series(kind, ret) => (
+                Source::Series {
+                    kind: *kind,
+                    ty: *ret,
+                    args: exprs,
+                },
+                vec![Column::new(name, *ret)],
+            ),
+            SrfImpl::Fn(f) => {
+                let mut cols = f.columns.clone();
+                if let [c] = cols.as_mut_slice() {
+                    c.name = name.to_owned();
+                }
+                (
+                    Source::SetFn {
+                        func: f.clone(),
+                        args: exprs,
+                    },
+                    cols,
+                )
+            }
+        })
     }
 
     // ---- expressions ----
@@ -1918,7 +1974,8 @@ impl<'a> Planner<'a> {
             x => x,
         };
         if lt == rt {
-            return (lt != TextArray && lt != Void).then_some(lt);
+            // pg_snapshot has no comparison operators.
+            return (!matches!(lt, TextArray | Void | PgSnapshot | TxidSnapshot)).then_some(lt);
         }
         if let (Some(a), Some(b)) = (lt.numeric_rank(), rt.numeric_rank()) {
             return Some(if a >= b { lt } else { rt });
@@ -2170,10 +2227,10 @@ impl<'a> Planner<'a> {
         if name == "make_interval" {
             return self.make_interval(f, pos);
         }
-        if name == "generate_series" {
-            return Err(QueryError::not_supported(
-                "generate_series is only supported in FROM or as a whole target of a FROM-less SELECT",
-            )
+        if self.is_srf(&name) {
+            return Err(QueryError::not_supported(format!(
+                "{name} is only supported in FROM or as a whole target of a FROM-less SELECT"
+            ))
             .at(pos));
         }
         let _ = whole;

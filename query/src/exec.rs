@@ -1,7 +1,7 @@
 //! The executor: a pull pipeline over rows (PostgreSQL's executor/ in miniature).
 //!
 //! ```text
-//!   source (one row | generate_series | view) ─► WHERE ─► [aggregate ─► HAVING] ─► project
+//!   source (one row | generate_series | set-returning function | view) ─► WHERE ─► [aggregate ─► HAVING] ─► project
 //!        ─► [DISTINCT] ─► [sort] ─► OFFSET/LIMIT ─► caller
 //! ```
 //! Without aggregation or sorting every step streams: a row is computed when the caller asks
@@ -16,7 +16,7 @@ use crate::datetime::{self, Interval, TimeZone};
 use crate::error::{sqlstate, QueryError, Result};
 use crate::expr::{eval, AggCall, AggKind, EvalCx, Expr};
 use crate::numeric::Numeric;
-use crate::session::{Column, RowIter, Session, View};
+use crate::session::{Column, RowIter, Session, SetFunction, View};
 use crate::types::Type;
 use crate::value::{self, Datum, Key};
 
@@ -39,6 +39,11 @@ pub(crate) enum Source {
         ty: Type,
         args: Vec<Expr>,
     },
+    /// Any other set-returning function (`pg_snapshot_xip`, the backend's).
+    SetFn {
+        func: Rc<SetFunction>,
+        args: Vec<Expr>,
+    },
     /// A backend view.
     View(Rc<dyn View>),
 }
@@ -48,6 +53,7 @@ impl std::fmt::Debug for Source {
         match self {
             Source::One => f.write_str("One"),
             Source::Series { kind, .. } => write!(f, "Series({kind:?})"),
+            Source::SetFn { func, .. } => write!(f, "SetFn({})", func.name),
             Source::View(_) => f.write_str("View"),
         }
     }
@@ -184,6 +190,16 @@ fn open_source(plan: &Plan, cx: &mut EvalCx<'_>) -> Result<SourceIter> {
     Ok(match &plan.source {
         Source::One => SourceIter::One(false),
         Source::View(v) => SourceIter::View(v.scan(cx.session)?),
+        Source::SetFn { func, args } => {
+            let mut vals = Vec::with_capacity(args.len());
+            for a in args {
+                vals.push(eval(a, &[], cx)?);
+            }
+            if func.strict && vals.iter().any(Datum::is_null) {
+                return Ok(SourceIter::Done);
+            }
+            SourceIter::View((func.call)(cx.session, &vals)?)
+        }
         Source::Series { kind, ty, args } => {
             let mut vals = Vec::new();
             for a in args {

@@ -228,6 +228,35 @@ pub(crate) static BUILTINS: &[BuiltinDef] = &[
     f!("pg_size_pretty", [Numeric], Text, Immutable, |a, _| {
         size_pretty_numeric(num(&a[0]))
     }),
+    f!(
+        "pg_snapshot_xmax",
+        [PgSnapshot],
+        Xid8,
+        Immutable,
+        |a, _| Ok(Datum::Xid8(snap(&a[0])?.xmax))
+    ),
+    f!(
+        "pg_snapshot_xmin",
+        [PgSnapshot],
+        Xid8,
+        Immutable,
+        |a, _| Ok(Datum::Xid8(snap(&a[0])?.xmin))
+    ),
+    f!(
+        "pg_visible_in_snapshot",
+        [Xid8, PgSnapshot],
+        Bool,
+        Immutable,
+        |a, _| {
+            let Datum::Xid8(x) = a[0] else {
+                return Err(QueryError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "xid8 argument expected",
+                ));
+            };
+            Ok(Datum::Bool(snap(&a[1])?.visible(x)))
+        }
+    ),
     f!("pi", [], Float8, Immutable, |_, _| Ok(Datum::Float8(
         std::f64::consts::PI
     ))),
@@ -373,6 +402,27 @@ pub(crate) static BUILTINS: &[BuiltinDef] = &[
     f!("trunc", [Numeric, Int4], Numeric, Immutable, |a, _| Ok(
         Datum::Numeric(num(&a[0]).trunc(int(&a[1]) as i32))
     )),
+    f!(
+        "txid_snapshot_xmax",
+        [TxidSnapshot],
+        Int8,
+        Immutable,
+        |a, _| Ok(Datum::Int8(snap(&a[0])?.xmax as i64))
+    ),
+    f!(
+        "txid_snapshot_xmin",
+        [TxidSnapshot],
+        Int8,
+        Immutable,
+        |a, _| Ok(Datum::Int8(snap(&a[0])?.xmin as i64))
+    ),
+    f!(
+        "txid_visible_in_snapshot",
+        [Int8, TxidSnapshot],
+        Bool,
+        Immutable,
+        |a, _| Ok(Datum::Bool(snap(&a[1])?.visible(int(&a[0]) as u64)))
+    ),
     f!("upper", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
         txt(&a[0]).to_ascii_uppercase()
     ))),
@@ -395,6 +445,17 @@ fn flt(d: &Datum) -> f64 {
         _ => f64::NAN,
     }
 }
+/// A pg_snapshot / txid_snapshot argument.
+fn snap(d: &Datum) -> Result<&crate::xid8::PgSnapshot> {
+    match d {
+        Datum::Snapshot(s) => Ok(s),
+        _ => Err(QueryError::new(
+            sqlstate::INTERNAL_ERROR,
+            "pg_snapshot argument expected",
+        )),
+    }
+}
+
 fn txt(d: &Datum) -> &str {
     match d {
         Datum::Text(s) => s,

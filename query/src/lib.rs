@@ -21,10 +21,14 @@
 //! What is here:
 //! - Types ([`Type`]): bool, int2/int4/int8, numeric (arbitrary precision with PostgreSQL's
 //!   display scales, [`numeric::Numeric`]), float8 (shortest-exact output), text, name,
-//!   timestamptz, interval, oid, text\[\] (view columns) and void; their input, output,
+//!   timestamptz, interval, oid, text\[\] (view columns), void, and xid8, pg_snapshot and
+//!   txid_snapshot (full transaction ids and snapshots, [`PgSnapshot`]); their input, output,
 //!   casts and operators with overflow checks (22003), division by zero (22012) and
 //!   NULL logic.
-//! - SELECT with one FROM item (a backend [`View`] or `generate_series`), WHERE, GROUP BY
+//! - SELECT with one FROM item (a backend [`View`] or a set-returning function: the built-in
+//!   `generate_series` and `pg_snapshot_xip`, or a backend [`SetFunction`] such as
+//!   `pg_stat_get_activity`; a one-column one may also be a FROM-less SELECT's whole
+//!   target), WHERE, GROUP BY
 //!   with count/sum/avg/min/max/string_agg/bool_and/bool_or (DISTINCT, FILTER, ORDER BY
 //!   inside), HAVING, ORDER BY (position, alias, expression; NULLS FIRST/LAST),
 //!   DISTINCT, LIMIT/OFFSET, `$n` parameters; `SHOW name`; SET/RESET/SHOW ALL and
@@ -68,6 +72,7 @@ pub mod numeric;
 mod session;
 mod types;
 mod value;
+mod xid8;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -81,11 +86,12 @@ pub use crate::datetime::{Interval, TimeZone};
 pub use crate::error::{sqlstate, QueryError, Result, SqlState};
 pub use crate::exec::Rows;
 pub use crate::session::{
-    system_now, Catalog, Column, GucSession, RowIter, ServerFn, ServerFunction, Session, View,
-    Volatility,
+    system_now, Catalog, Column, GucSession, RowIter, ServerFn, ServerFunction, Session, SetFn,
+    SetFunction, View, Volatility,
 };
 pub use crate::types::Type;
 pub use crate::value::{format_float8, Datum};
+pub use crate::xid8::PgSnapshot;
 
 /// How deep the parser may recurse (parentheses, unary operators, nested calls).
 const MAX_PARSE_DEPTH: usize = 500;

@@ -92,6 +92,38 @@ impl fmt::Debug for ServerFunction {
     }
 }
 
+/// A set-returning function's body: its rows for the arguments (one datum per column).
+pub type SetFn = Rc<dyn Fn(&mut dyn Session, &[Datum]) -> Result<RowIter>>;
+
+/// A set-returning function (`proretset`), usable in FROM (`SELECT * FROM f(...)`) and, if it
+/// has one column, as the whole target of a FROM-less SELECT (`SELECT f(...)`): built-in
+/// ones such as `pg_snapshot_xip`, or the backend's such as `pg_stat_get_activity`.
+#[derive(Clone)]
+pub struct SetFunction {
+    /// Name, lower case.
+    pub name: String,
+    /// Argument types.
+    pub args: Vec<Type>,
+    /// Result columns; a function with one column returns a scalar set, and the column is
+    /// named after the function unless an alias says otherwise.
+    pub columns: Vec<Column>,
+    /// Strict: NULL in any argument gives no rows without calling.
+    pub strict: bool,
+    /// The body.
+    pub call: SetFn,
+}
+
+impl fmt::Debug for SetFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetFunction")
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .field("columns", &self.columns)
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A result or view column: name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -126,6 +158,7 @@ pub trait View {
 #[derive(Default, Clone)]
 pub struct Catalog {
     functions: HashMap<String, Vec<Rc<ServerFunction>>>,
+    set_functions: HashMap<String, Vec<Rc<SetFunction>>>,
     views: HashMap<String, Rc<dyn View>>,
     /// Entries registered on first look-up ([`Catalog::deferred`]); clones share them.
     deferred: Option<Rc<Deferred>>,
@@ -167,13 +200,19 @@ impl Catalog {
         self.functions.entry(name).or_default().push(Rc::new(f));
     }
 
+    /// Registers a set-returning function; overloads may coexist.
+    pub fn add_set_function(&mut self, f: SetFunction) {
+        let name = f.name.to_ascii_lowercase();
+        self.set_functions.entry(name).or_default().push(Rc::new(f));
+    }
+
     /// Registers a view under `name` (lower case, as an unquoted name is folded).
     pub fn add_view(&mut self, name: &str, view: Rc<dyn View>) {
         self.views.insert(name.to_ascii_lowercase(), view);
     }
 
     /// A catalog whose entries `build` registers the first time a query looks up a function
-    /// or a view (a statement with neither, such as `SELECT 1`, never builds them). Entries
+    /// (set-returning ones included) or a view (a statement with neither, such as `SELECT 1`, never builds them). Entries
     /// added directly count as registered after `build`'s: a view added directly hides a
     /// deferred one of the same name, and functions keep that order.
     pub fn deferred(build: impl FnOnce(&mut Catalog) + 'static) -> Catalog {
@@ -209,6 +248,16 @@ impl Catalog {
             .deferred_part()
             .map_or_else(Vec::new, |d| d.functions(name));
         if let Some(own) = self.functions.get(name) {
+            all.extend(own.iter().cloned());
+        }
+        all
+    }
+
+    pub(crate) fn set_functions(&self, name: &str) -> Vec<Rc<SetFunction>> {
+        let mut all = self
+            .deferred_part()
+            .map_or_else(Vec::new, |d| d.set_functions(name));
+        if let Some(own) = self.set_functions.get(name) {
             all.extend(own.iter().cloned());
         }
         all

@@ -32,6 +32,14 @@ pub enum Type {
     Void,
     /// `unknown` (705): a quoted literal whose type is not yet decided.
     Unknown,
+    /// `xid8` (5069): a full (64-bit, epoch-extended) transaction id, what
+    /// `pg_current_xact_id()` returns.
+    Xid8,
+    /// `pg_snapshot` (5038): `xmin:xmax:xip,...` in full transaction ids.
+    PgSnapshot,
+    /// `txid_snapshot` (2970): the older name of the same value, what
+    /// `txid_current_snapshot()` returns.
+    TxidSnapshot,
 }
 
 /// PostgreSQL's type categories (`typcategory`), which drive implicit coercion choices.
@@ -44,6 +52,8 @@ pub(crate) enum Category {
     Timespan,
     Array,
     Pseudo,
+    /// `U`: user-defined and miscellaneous types (xid8, pg_snapshot).
+    User,
     Unknown,
 }
 
@@ -65,6 +75,9 @@ impl Type {
             Type::Oid => 26,
             Type::Void => 2278,
             Type::Unknown => 705,
+            Type::Xid8 => 5069,
+            Type::PgSnapshot => 5038,
+            Type::TxidSnapshot => 2970,
         }
     }
 
@@ -85,6 +98,9 @@ impl Type {
             Type::Oid,
             Type::Void,
             Type::Unknown,
+            Type::Xid8,
+            Type::PgSnapshot,
+            Type::TxidSnapshot,
         ]
         .into_iter()
         .find(|t| t.oid() == oid)
@@ -96,11 +112,15 @@ impl Type {
             Type::Bool => 1,
             Type::Int2 => 2,
             Type::Int4 | Type::Oid | Type::Void => 4,
-            Type::Int8 | Type::Float8 | Type::Timestamptz => 8,
+            Type::Int8 | Type::Float8 | Type::Timestamptz | Type::Xid8 => 8,
             Type::Interval => 16,
             Type::Name => 64,
             Type::Unknown => -2,
-            Type::Numeric | Type::Text | Type::TextArray => -1,
+            Type::Numeric
+            | Type::Text
+            | Type::TextArray
+            | Type::PgSnapshot
+            | Type::TxidSnapshot => -1,
         }
     }
 
@@ -121,6 +141,9 @@ impl Type {
             Type::Oid => "oid",
             Type::Void => "void",
             Type::Unknown => "unknown",
+            Type::Xid8 => "xid8",
+            Type::PgSnapshot => "pg_snapshot",
+            Type::TxidSnapshot => "txid_snapshot",
         }
     }
 
@@ -141,6 +164,9 @@ impl Type {
             Type::Oid => "oid",
             Type::Void => "void",
             Type::Unknown => "unknown",
+            Type::Xid8 => "xid8",
+            Type::PgSnapshot => "pg_snapshot",
+            Type::TxidSnapshot => "txid_snapshot",
         }
     }
 
@@ -156,6 +182,7 @@ impl Type {
             Type::TextArray => Category::Array,
             Type::Void => Category::Pseudo,
             Type::Unknown => Category::Unknown,
+            Type::Xid8 | Type::PgSnapshot | Type::TxidSnapshot => Category::User,
         }
     }
 
@@ -218,6 +245,9 @@ impl Type {
             "void" => Type::Void,
             "unknown" => Type::Unknown,
             "_text" | "text[]" => Type::TextArray,
+            "xid8" => Type::Xid8,
+            "pg_snapshot" => Type::PgSnapshot,
+            "txid_snapshot" => Type::TxidSnapshot,
             _ => return None,
         })
     }

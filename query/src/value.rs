@@ -7,6 +7,7 @@ use crate::datetime::{self, Interval, TimeZone};
 use crate::error::{sqlstate, QueryError, Result};
 use crate::numeric::Numeric;
 use crate::types::Type;
+use crate::xid8::{self, PgSnapshot};
 
 /// One value. Text, `name` and `unknown` share [`Datum::Text`]; the column's [`Type`] tells
 /// them apart.
@@ -38,6 +39,10 @@ pub enum Datum {
     Oid(u32),
     /// void: what a function with no result returns (prints as empty text)
     Void,
+    /// xid8: a full transaction id
+    Xid8(u64),
+    /// pg_snapshot and txid_snapshot (boxed: the type is rare and its list unbounded)
+    Snapshot(Box<PgSnapshot>),
 }
 
 impl Datum {
@@ -62,6 +67,8 @@ impl Datum {
             Datum::Interval(iv) => datetime::format_interval(iv),
             Datum::TextArray(items) => format_text_array(items),
             Datum::Void => String::new(),
+            Datum::Xid8(v) => v.to_string(),
+            Datum::Snapshot(s) => s.to_text(),
         })
     }
 }
@@ -286,6 +293,10 @@ pub(crate) fn from_text(text: &str, ty: Type, cx: CastCtx<'_>) -> Result<Datum> 
             ))
         }
         Type::Void => Datum::Void,
+        Type::Xid8 => Datum::Xid8(xid8::parse_xid8(text)?),
+        Type::PgSnapshot | Type::TxidSnapshot => {
+            Datum::Snapshot(Box::new(PgSnapshot::parse(text)?))
+        }
     })
 }
 
@@ -317,6 +328,7 @@ pub(crate) fn cast_exists(from: Type, to: Type) -> bool {
         (a, b) if a.numeric_rank().is_some() && b.numeric_rank().is_some() => true,
         (Int4 | Int8 | Int2, Oid) | (Oid, Int4 | Int8 | Numeric | Float8) => true,
         (Bool, Int4) | (Int4, Bool) => true,
+        (PgSnapshot, TxidSnapshot) | (TxidSnapshot, PgSnapshot) => true,
         _ => false,
     }
 }
@@ -340,6 +352,11 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
     }
     if let Datum::Text(s) = &d {
         return from_text(s, to, cx);
+    }
+    if matches!(to, Type::PgSnapshot | Type::TxidSnapshot) {
+        if let Datum::Snapshot(_) = d {
+            return Ok(d);
+        }
     }
     let int_range = |v: i128, to: Type| -> Result<Datum> {
         Ok(match to {
@@ -436,6 +453,7 @@ pub(crate) fn compare(a: &Datum, b: &Datum) -> Ordering {
         (Int4(x), Int4(y)) => x.cmp(y),
         (Int8(x), Int8(y)) => x.cmp(y),
         (Oid(x), Oid(y)) => x.cmp(y),
+        (Xid8(x), Xid8(y)) => x.cmp(y),
         (Numeric(x), Numeric(y)) => x.cmp_num(y),
         (Float8(x), Float8(y)) => cmp_f64(*x, *y),
         (Text(x), Text(y)) => x.as_bytes().cmp(y.as_bytes()),
@@ -478,6 +496,8 @@ impl Key {
             Datum::Int4(v) => Key::Int(*v as i128),
             Datum::Int8(v) => Key::Int(*v as i128),
             Datum::Oid(v) => Key::Int(*v as i128),
+            Datum::Xid8(v) => Key::Int(*v as i128),
+            Datum::Snapshot(s) => Key::Str(s.to_text()),
             Datum::Timestamptz(v) => Key::Int(*v as i128),
             Datum::Interval(iv) => Key::Int(iv.cmp_key()),
             Datum::Float8(f) => {

@@ -671,3 +671,97 @@ fn a_deferred_catalog_is_built_by_the_first_look_up_and_not_before() {
     assert_eq!(built.get(), 1, "built once, shared by clones");
     assert!(clone.is_built());
 }
+
+#[test]
+fn a_deferred_catalog_builds_for_its_set_returning_functions() {
+    use pgipc_query::SetFunction;
+    let c = Catalog::deferred(|c| {
+        c.add_set_function(SetFunction {
+            name: "three".into(),
+            args: vec![],
+            columns: vec![Column::new("n", Type::Int4)],
+            strict: true,
+            call: Rc::new(
+                |_, _| Ok(Box::new((1..=3).map(|n| Ok(vec![Datum::Int4(n)]))) as RowIter),
+            ),
+        });
+    });
+    assert!(!c.is_built());
+    check(&c, "SELECT * FROM three()", &["1", "2", "3"]);
+    check(&c, "SELECT three()", &["1", "2", "3"]);
+    assert!(c.is_built());
+}
+
+#[test]
+fn catalog_set_functions_are_row_sources_in_from_and_as_a_lone_target() {
+    use pgipc_query::SetFunction;
+    let mut c = Catalog::new();
+    // A two-column, non-strict function: NULL means "all", as pg_stat_get_activity's pid.
+    c.add_set_function(SetFunction {
+        name: "pairs".into(),
+        args: vec![Type::Int4],
+        columns: vec![Column::new("n", Type::Int4), Column::new("sq", Type::Int8)],
+        strict: false,
+        call: Rc::new(|_, a| {
+            let only = match a[0] {
+                Datum::Int4(v) => Some(v),
+                _ => None,
+            };
+            let rows: Vec<_> = (1..=3)
+                .filter(move |n| only.is_none_or(|o| o == *n))
+                .map(|n| Ok(vec![Datum::Int4(n), Datum::Int8(i64::from(n * n))]))
+                .collect();
+            Ok(Box::new(rows.into_iter()) as RowIter)
+        }),
+    });
+    c.add_set_function(SetFunction {
+        name: "ones".into(),
+        args: vec![Type::Int4],
+        columns: vec![Column::new("ignored", Type::Int4)],
+        strict: true,
+        call: Rc::new(|_, a| {
+            let n = match a[0] {
+                Datum::Int4(v) => v,
+                _ => 0,
+            };
+            Ok(Box::new((0..n).map(|_| Ok(vec![Datum::Int4(1)]))) as RowIter)
+        }),
+    });
+    check(&c, "SELECT * FROM pairs(NULL)", &["1|1", "2|4", "3|9"]);
+    check(&c, "SELECT sq FROM pairs(2)", &["4"]);
+    check(
+        &c,
+        "SELECT p.x, y FROM pairs(NULL) AS p(x, y) WHERE y > 1",
+        &["2|4", "3|9"],
+    );
+    check(&c, "SELECT ones(2)", &["1", "1"]);
+    check(&c, "SELECT ones FROM ones(1)", &["1"]);
+    check(&c, "SELECT count(*) FROM ones(NULL)", &["0"]);
+    let mut s = session();
+    let (cols, _) = query_text("SELECT * FROM ones(1) o", &c, &mut s).unwrap();
+    assert_eq!(cols, vec![Column::new("o", Type::Int4)]);
+    check_err(
+        &c,
+        "SELECT pairs(1)",
+        "0A000",
+        "pairs returns a record: it is only supported in FROM",
+    );
+    check_err(
+        &c,
+        "SELECT 1 + ones(1)",
+        "0A000",
+        "ones is only supported in FROM or as a whole target of a FROM-less SELECT",
+    );
+    check_err(
+        &c,
+        "SELECT * FROM pairs('x')",
+        "22P02",
+        "invalid input syntax for type integer: \"x\"",
+    );
+    check_err(
+        &c,
+        "SELECT * FROM pairs(1) AS p(a, b, c)",
+        "42601",
+        "too many column aliases specified for function pairs",
+    );
+}

@@ -735,6 +735,22 @@ impl Shmem {
         }
     }
 
+    /// Finds the structure `name` without creating it: its offset and size, or `None` if the
+    /// segment has none (a reader's lookup, under ShmemIndexLock shared).
+    pub fn find_raw(&self, name: &str) -> Option<(u64, usize)> {
+        let key = IndexKey::new(name).ok()?;
+        let index = self.index().ok()?;
+        let me = self.lwlock_proc();
+        let _g = self
+            .main_lwlock(MainLWLockId::ShmemIndex)
+            .acquire(&me, LWLockMode::Shared);
+        let ent = index.find(&key)?;
+        Some((
+            ent.location.load(Ordering::Relaxed),
+            ent.size.load(Ordering::Relaxed) as usize,
+        ))
+    }
+
     /// Finds or creates the `T` named `name`. A created one is all-zero; initialise it when
     /// [`InitKind::Created`] comes back, before other processes can look for it.
     pub fn init_struct<T: ShmemSafe>(

@@ -21,6 +21,13 @@
 //!               pg_stat_activity              ─► "Backend Status Array" + PGPROC (xid, xmin,
 //!                                                 wait event) (pgipc_backend_status)
 //!               pg_wait_events                ─► pgipc_wait_event's table
+//!   set-returning ─ pg_stat_get_activity(pid) ─► pg_stat_activity's rows, PostgreSQL's
+//!                                                 column order, one pid or all (NULL)
+//!               pg_stat_get_backend_idset(), pg_stat_get_backend_pid(n),
+//!               pg_stat_get_backend_subxact(n) ─► the same entries by proc number, the
+//!                                                 PGPROC subxid cache's count and overflow
+//!   pgipc_stat_ipc, pgipc_stat_reset_ipc()    ─► "IPC Statistics" (pgipc_ipc_stats): each
+//!                                                 live process's counters
 //! ```
 //!
 //! Every view reads shared memory through its owner crate's API (the ProcArray's pid lookup
@@ -41,6 +48,8 @@
 
 mod activity;
 mod functions;
+mod get_activity;
+mod ipc_stats;
 mod views;
 
 pub use activity::{mask_activity_row, may_see_activity};
@@ -182,6 +191,15 @@ pub fn register(catalog: &mut Catalog, ctx: Rc<SysContext>) {
     for v in VIEWS {
         catalog.add_view(v.name, Rc::new(v.bind(&ctx)));
     }
+    catalog.add_set_function(get_activity::pg_stat_get_activity(&ctx));
+    catalog.add_set_function(get_activity::pg_stat_get_backend_idset(&ctx));
+    catalog.add_set_function(get_activity::pg_stat_get_backend_subxact(&ctx));
+    catalog.add_function(get_activity::pg_stat_get_backend_pid(&ctx));
+    catalog.add_view(
+        ipc_stats::PGIPC_STAT_IPC.name,
+        Rc::new(ipc_stats::PGIPC_STAT_IPC.bind(&ctx)),
+    );
+    catalog.add_function(ipc_stats::pgipc_stat_reset_ipc(&ctx));
 }
 
 /// An internal error (XX000) with `message`.

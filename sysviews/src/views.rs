@@ -29,7 +29,7 @@ pub struct ViewDef {
     pub columns: &'static [(&'static str, Type)],
     /// Who may read it.
     pub access: Access,
-    rows: Rows,
+    pub(crate) rows: Rows,
 }
 
 impl ViewDef {

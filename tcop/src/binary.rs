@@ -2,7 +2,7 @@
 //! functions), for Bind parameters and results in format 1. numeric and text[] have no
 //! binary format here: asking for one is 0A000.
 
-use pgipc_query::{Datum, Interval, QueryError, Type};
+use pgipc_query::{Datum, Interval, PgSnapshot, QueryError, Type};
 
 fn not_supported(what: &str) -> QueryError {
     QueryError::not_supported(format!("binary format of type {what} is not supported"))
@@ -28,6 +28,18 @@ pub(crate) fn encode(d: &Datum) -> Result<Option<Vec<u8>>, QueryError> {
             b
         }
         Datum::Void => Vec::new(),
+        Datum::Xid8(v) => v.to_be_bytes().to_vec(),
+        Datum::Snapshot(s) => {
+            // pg_snapshot_send: nxip, xmin, xmax, then each in-progress id.
+            let mut b = Vec::with_capacity(20 + 8 * s.xip.len());
+            b.extend_from_slice(&(s.xip.len() as i32).to_be_bytes());
+            b.extend_from_slice(&s.xmin.to_be_bytes());
+            b.extend_from_slice(&s.xmax.to_be_bytes());
+            for x in &s.xip {
+                b.extend_from_slice(&x.to_be_bytes());
+            }
+            b
+        }
         Datum::Numeric(_) => return Err(not_supported("numeric")),
         Datum::TextArray(_) => return Err(not_supported("text[]")),
     }))
@@ -77,9 +89,46 @@ pub(crate) fn decode(b: &[u8], ty: Type, n: usize) -> Result<Datum, QueryError> 
             })?)
         }
         Type::Void => Datum::Void,
+        Type::Xid8 => Datum::Xid8(u64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
+        Type::PgSnapshot | Type::TxidSnapshot => Datum::Snapshot(Box::new(decode_snapshot(b)?)),
         Type::Numeric => return Err(not_supported("numeric")),
         Type::TextArray => return Err(not_supported("text[]")),
     })
+}
+
+/// `pg_snapshot_recv`: the fields in order, checked as the text input checks them.
+fn decode_snapshot(b: &[u8]) -> Result<PgSnapshot, QueryError> {
+    let bad = || QueryError::new("22P03", "invalid external pg_snapshot data");
+    let u64_at = |k: usize| -> Result<u64, QueryError> {
+        b.get(k..k + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(bad)
+    };
+    let nxip = b
+        .get(0..4)
+        .and_then(|s| s.try_into().ok())
+        .map(i32::from_be_bytes)
+        .ok_or_else(bad)?;
+    let nxip = usize::try_from(nxip).map_err(|_| bad())?;
+    if b.len() != 20 + nxip.checked_mul(8).ok_or_else(bad)? {
+        return Err(bad());
+    }
+    let (xmin, xmax) = (u64_at(4)?, u64_at(12)?);
+    if xmin == 0 || xmax == 0 || xmax < xmin {
+        return Err(bad());
+    }
+    let mut xip: Vec<u64> = Vec::with_capacity(nxip);
+    for k in 0..nxip {
+        let x = u64_at(20 + 8 * k)?;
+        if x < xmin || x >= xmax || xip.last().is_some_and(|&l| x < l) {
+            return Err(bad());
+        }
+        if xip.last() != Some(&x) {
+            xip.push(x);
+        }
+    }
+    Ok(PgSnapshot { xmin, xmax, xip })
 }
 
 #[cfg(test)]
@@ -105,6 +154,11 @@ mod tests {
                 Type::Interval,
             ),
             (Datum::Text("héllo".into()), Type::Text),
+            (Datum::Xid8(u64::MAX), Type::Xid8),
+            (
+                Datum::Snapshot(Box::new(PgSnapshot::new(795, 798, vec![796, 795]))),
+                Type::PgSnapshot,
+            ),
         ];
         for (d, ty) in cases {
             let b = encode(&d).unwrap().unwrap();

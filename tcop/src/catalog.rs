@@ -19,6 +19,8 @@
 //!  inet_client_addr()            text   peer address (NULL over a Unix socket; PostgreSQL's type is inet)
 //!  inet_client_port()            int4   peer port (NULL over a Unix socket)
 //!  pg_is_in_recovery()           bool   false (there is no recovery)
+//!  pg_current_xact_id(), …       xid8   the transaction's id (assigned lazily), snapshots
+//!  pgipc_current_subxact_id()    xid8   the current subtransaction's id, assigned now
 //!  pgipc_start_worker(text), pgipc_worker_pid(int4), pgipc_terminate_worker(int4)
 //! ```
 
@@ -174,52 +176,42 @@ pub(crate) fn build(info: &SessionInfo, workers: Rc<WorkerFns>) -> Catalog {
         |_, _| Ok(Datum::Bool(false)),
     );
 
-    // Transaction ids and snapshots (xid8 is bigint and pg_snapshot text here: the query
-    // layer has neither type).
-    for (name, assign) in [
-        ("pg_current_xact_id", true),
-        ("txid_current", true),
-        ("pg_current_xact_id_if_assigned", false),
-        ("txid_current_if_assigned", false),
+    // Transaction ids and snapshots: xid8 and pg_snapshot, bigint and txid_snapshot for the
+    // older txid_* names (pg_snapshot_xmin/xmax/xip and pg_visible_in_snapshot are the query
+    // layer's: they need no server state).
+    for (name, assign, ty) in [
+        ("pg_current_xact_id", true, Type::Xid8),
+        ("txid_current", true, Type::Int8),
+        ("pg_current_xact_id_if_assigned", false, Type::Xid8),
+        ("txid_current_if_assigned", false, Type::Int8),
     ] {
-        add(&mut cat, name, &[], Type::Int8, Stable, move |_, _| {
-            Ok(crate::xact::current_xact_id(assign)?.map_or(Datum::Null, Datum::Int8))
+        add(&mut cat, name, &[], ty, Stable, move |_, _| {
+            Ok(match crate::xact::current_xact_id(assign)? {
+                None => Datum::Null,
+                Some(x) if ty == Type::Xid8 => Datum::Xid8(x),
+                Some(x) => Datum::Int8(x as i64),
+            })
         });
     }
-    for name in ["pg_current_snapshot", "txid_current_snapshot"] {
-        add(&mut cat, name, &[], Type::Text, Stable, |_, _| {
-            Ok(Datum::Text(crate::xact::current_snapshot()?))
-        });
-    }
-    for (name, xmax) in [("pg_snapshot_xmin", false), ("pg_snapshot_xmax", true)] {
-        add(
-            &mut cat,
-            name,
-            &[Type::Text],
-            Type::Int8,
-            Immutable,
-            move |_, a| {
-                let [Datum::Text(s)] = a else {
-                    return Ok(Datum::Null);
-                };
-                let (lo, hi, _) = crate::xact::parse_snapshot(s)?;
-                Ok(Datum::Int8(if xmax { hi } else { lo }))
-            },
-        );
-    }
+    // pgipc's own: the current subtransaction's id, assigned now as a write inside a savepoint
+    // would (PostgreSQL has no SQL function for `GetCurrentFullTransactionId`; its
+    // pg_current_xact_id() names the top-level transaction, as ours does).
     add(
         &mut cat,
-        "pg_visible_in_snapshot",
-        &[Type::Int8, Type::Text],
-        Type::Bool,
-        Immutable,
-        |_, a| match a {
-            [Datum::Int8(x), Datum::Text(s)] => {
-                Ok(Datum::Bool(crate::xact::visible_in_snapshot(*x, s)?))
-            }
-            _ => Ok(Datum::Null),
-        },
+        "pgipc_current_subxact_id",
+        &[],
+        Type::Xid8,
+        Volatile,
+        |_, _| Ok(Datum::Xid8(crate::xact::current_subxact_id()?)),
     );
+    for (name, ty) in [
+        ("pg_current_snapshot", Type::PgSnapshot),
+        ("txid_current_snapshot", Type::TxidSnapshot),
+    ] {
+        add(&mut cat, name, &[], ty, Stable, |_, _| {
+            Ok(Datum::Snapshot(Box::new(crate::xact::current_snapshot()?)))
+        });
+    }
 
     let me = info.me;
     add(

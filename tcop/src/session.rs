@@ -1260,6 +1260,7 @@ impl Session<'_> {
                 self.begin_guc_xact();
                 let level = self.ctx.settings.new_nest_level();
                 self.savepoints.push((name.clone(), level));
+                crate::xact::subxact_start();
                 "SAVEPOINT".into()
             }
             Statement::Release(name) => {
@@ -1272,12 +1273,14 @@ impl Session<'_> {
                         self.ctx.settings.at_eoxact(true, level);
                     }
                 }
+                crate::xact::subxact_release(at);
                 "RELEASE".into()
             }
             Statement::RollbackTo(name) => {
                 self.require_block("ROLLBACK TO SAVEPOINT")?;
                 let at = self.find_savepoint(name)?;
                 self.savepoints.truncate(at + 1);
+                crate::xact::subxact_rollback_to(at).map_err(report_of)?;
                 let level = self.savepoints[at].1;
                 // The savepoint's subtransaction and those above abort; it starts again.
                 self.ctx.settings.at_eoxact(false, level);

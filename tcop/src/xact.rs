@@ -5,19 +5,39 @@
 //! `transaction_isolation` as it stands at that first snapshot; utility statements such as
 //! BEGIN, SET and SHOW take none, as in PostgreSQL),
 //! `ProcArrayEndTransaction` when the transaction ends (at ReadyForQuery outside a block, and
-//! at exit), and MyProc's `xmin` cleared between statements.
+//! at exit, recording the newest id of the transaction and its subtransactions), and MyProc's
+//! `xmin` cleared between statements.
+//!
+//! Savepoints are subtransactions: one that asks for an id (`pgipc_current_subxact_id()`,
+//! what a write would do) gets one after its parents, into the PGPROC subxid cache (64, then
+//! the overflow flag); RELEASE keeps the ids running as children of the parent; ROLLBACK TO
+//! removes the aborted ids and their committed children from the cache
+//! (`XidCacheRemoveRunningXids`). `pg_current_xact_id()` names the top-level transaction
+//! only, as in PostgreSQL.
 //!
 //! Process-local state: the backend is single-threaded.
 
 use pgipc_proc::{ProcNumber, TransactionId, INVALID_TRANSACTION_ID};
 use pgipc_procarray::{ProcArray, Snapshot};
-use pgipc_query::{sqlstate, QueryError, Result};
+use pgipc_query::{sqlstate, PgSnapshot, QueryError, Result};
 use std::cell::RefCell;
+
+/// One open subtransaction (a savepoint): its id, if it took one, and the ids of its
+/// committed (released) children, which abort with it (`childXids`).
+struct SubXact {
+    xid: TransactionId,
+    children: Vec<TransactionId>,
+}
 
 struct Xact {
     pa: ProcArray,
     procno: ProcNumber,
     xid: TransactionId,
+    /// The newest id the transaction was given (its own or a subtransaction's): what
+    /// `ProcArrayEndTransaction` records as latestCompletedXid.
+    latest_xid: TransactionId,
+    /// Open subtransactions, outermost first (one per savepoint).
+    subxacts: Vec<SubXact>,
     snap: Snapshot,
     have_snap: bool,
     /// REPEATABLE READ or SERIALIZABLE: one snapshot for the whole transaction.
@@ -43,6 +63,8 @@ pub(crate) fn init(pa: ProcArray, procno: ProcNumber) -> std::result::Result<(),
             pa,
             procno,
             xid: INVALID_TRANSACTION_ID,
+            latest_xid: INVALID_TRANSACTION_ID,
+            subxacts: Vec::new(),
             snap: Snapshot::new(),
             have_snap: false,
             per_transaction: false,
@@ -61,6 +83,7 @@ pub(crate) fn begin() {
             x.per_transaction = false;
             x.have_snap = false;
             x.first_snapshot_set = false;
+            x.subxacts.clear();
         }
     });
 }
@@ -117,8 +140,15 @@ pub(crate) fn end_transaction() {
             return;
         };
         if let Some(x) = b.as_mut() {
-            let _ = x.pa.end_transaction(x.procno, x.xid);
+            let latest = if x.xid == INVALID_TRANSACTION_ID {
+                INVALID_TRANSACTION_ID
+            } else {
+                x.latest_xid
+            };
+            let _ = x.pa.end_transaction(x.procno, latest);
             x.xid = INVALID_TRANSACTION_ID;
+            x.latest_xid = INVALID_TRANSACTION_ID;
+            x.subxacts.clear();
             x.have_snap = false;
             x.per_transaction = false;
             x.first_snapshot_set = false;
@@ -127,13 +157,13 @@ pub(crate) fn end_transaction() {
     });
 }
 
-fn full(pa: &ProcArray, xid: TransactionId) -> i64 {
-    pa.read_next_full_transaction_id().relative(xid).0 as i64
+fn full(pa: &ProcArray, xid: TransactionId) -> u64 {
+    pa.read_next_full_transaction_id().relative(xid).0
 }
 
 /// `pg_current_xact_id()` (`assign`) / `pg_current_xact_id_if_assigned()`: the transaction's
 /// full id, assigned now if it has none and `assign` is set.
-pub(crate) fn current_xact_id(assign: bool) -> Result<Option<i64>> {
+pub(crate) fn current_xact_id(assign: bool) -> Result<Option<u64>> {
     XACT.with(|x| {
         let mut b = x.borrow_mut();
         let x = b
@@ -146,27 +176,111 @@ pub(crate) fn current_xact_id(assign: bool) -> Result<Option<i64>> {
             x.xid =
                 x.pa.assign_transaction_id(x.procno, false)
                     .map_err(internal)?;
+            x.latest_xid = x.xid;
         }
         Ok(Some(full(&x.pa, x.xid)))
     })
 }
 
-/// A snapshot's text form (`pg_snapshot_out`): `xmin:xmax:xip,...`, full ids, xip sorted.
-fn snapshot_text(pa: &ProcArray, s: &Snapshot) -> String {
-    let mut xip: Vec<i64> = s.xip.iter().map(|&x| full(pa, x)).collect();
-    xip.sort_unstable();
-    xip.dedup();
-    let list: Vec<String> = xip.iter().map(i64::to_string).collect();
-    format!(
-        "{}:{}:{}",
+/// A savepoint starts a subtransaction (`DefineSavepoint`, `StartSubTransaction`); it has
+/// no id until it asks for one.
+pub(crate) fn subxact_start() {
+    XACT.with(|x| {
+        if let Some(x) = x.borrow_mut().as_mut() {
+            x.subxacts.push(SubXact {
+                xid: INVALID_TRANSACTION_ID,
+                children: Vec::new(),
+            });
+        }
+    });
+}
+
+/// `RELEASE`: the subtransactions above depth `keep` commit into their parents
+/// (`CommitSubTransaction`): their ids join the parent's children and stay in the PGPROC
+/// subxid cache, running until the top-level transaction ends.
+pub(crate) fn subxact_release(keep: usize) {
+    XACT.with(|x| {
+        if let Some(x) = x.borrow_mut().as_mut() {
+            while x.subxacts.len() > keep {
+                let Some(s) = x.subxacts.pop() else { break };
+                if let Some(parent) = x.subxacts.last_mut() {
+                    if s.xid != INVALID_TRANSACTION_ID {
+                        parent.children.push(s.xid);
+                    }
+                    parent.children.extend(s.children);
+                }
+            }
+        }
+    });
+}
+
+/// `ROLLBACK TO`: the subtransactions at and above depth `at` abort, innermost first
+/// (`AbortSubTransaction`: each one with an id leaves the subxid cache with its committed
+/// children through `XidCacheRemoveRunningXids`), and the savepoint's subtransaction starts
+/// again, without an id.
+pub(crate) fn subxact_rollback_to(at: usize) -> Result<()> {
+    XACT.with(|x| {
+        let mut b = x.borrow_mut();
+        let Some(x) = b.as_mut() else { return Ok(()) };
+        while x.subxacts.len() > at {
+            let Some(s) = x.subxacts.pop() else { break };
+            if s.xid != INVALID_TRANSACTION_ID {
+                // Ids are handed out in order: the newest is the last child, or the xid.
+                let latest = s.children.last().copied().unwrap_or(s.xid);
+                x.pa.xid_cache_remove_running_xids(x.procno, s.xid, &s.children, latest)
+                    .map_err(internal)?;
+            }
+        }
+        x.subxacts.push(SubXact {
+            xid: INVALID_TRANSACTION_ID,
+            children: Vec::new(),
+        });
+        Ok(())
+    })
+}
+
+/// The current subtransaction's full id, assigned now (parents first, as
+/// `AssignTransactionId` does) if it has none: what a write inside a savepoint takes
+/// (`GetCurrentFullTransactionId`). Outside any savepoint it is the top-level id.
+pub(crate) fn current_subxact_id() -> Result<u64> {
+    XACT.with(|x| {
+        let mut b = x.borrow_mut();
+        let x = b
+            .as_mut()
+            .ok_or_else(|| internal("the session has no transaction state"))?;
+        if x.xid == INVALID_TRANSACTION_ID {
+            x.xid =
+                x.pa.assign_transaction_id(x.procno, false)
+                    .map_err(internal)?;
+            x.latest_xid = x.xid;
+        }
+        let mut newest = x.xid;
+        for k in 0..x.subxacts.len() {
+            if x.subxacts[k].xid == INVALID_TRANSACTION_ID {
+                let id =
+                    x.pa.assign_transaction_id(x.procno, true)
+                        .map_err(internal)?;
+                x.subxacts[k].xid = id;
+                x.latest_xid = id;
+            }
+            newest = x.subxacts[k].xid;
+        }
+        Ok(full(&x.pa, newest))
+    })
+}
+
+/// A snapshot as `pg_current_snapshot` shows it: full ids, xip sorted without duplicates
+/// (subtransaction ids are not listed, as in PostgreSQL).
+fn pg_snapshot(pa: &ProcArray, s: &Snapshot) -> PgSnapshot {
+    PgSnapshot::new(
         full(pa, s.xmin),
         full(pa, s.xmax),
-        list.join(",")
+        s.xip.iter().map(|&x| full(pa, x)).collect(),
     )
 }
 
 /// `pg_current_snapshot()`: the statement's snapshot.
-pub(crate) fn current_snapshot() -> Result<String> {
+pub(crate) fn current_snapshot() -> Result<PgSnapshot> {
     XACT.with(|x| {
         let mut b = x.borrow_mut();
         let x = b
@@ -178,44 +292,6 @@ pub(crate) fn current_snapshot() -> Result<String> {
             x.have_snap = true;
             x.first_snapshot_set = true;
         }
-        Ok(snapshot_text(&x.pa, &x.snap))
-    })
-}
-
-/// A parsed `pg_snapshot` text: xmin, xmax, xip.
-pub(crate) fn parse_snapshot(s: &str) -> Result<(i64, i64, Vec<i64>)> {
-    let bad = || {
-        QueryError::new(
-            sqlstate::INVALID_TEXT_REPRESENTATION,
-            format!("invalid input syntax for type pg_snapshot: \"{s}\""),
-        )
-    };
-    let mut parts = s.splitn(3, ':');
-    let num = |p: Option<&str>| p.and_then(|v| v.parse::<i64>().ok()).ok_or_else(bad);
-    let xmin = num(parts.next())?;
-    let xmax = num(parts.next())?;
-    let rest = parts.next().ok_or_else(bad)?;
-    let xip = if rest.is_empty() {
-        Vec::new()
-    } else {
-        rest.split(',')
-            .map(|v| v.parse::<i64>().map_err(|_| bad()))
-            .collect::<Result<Vec<_>>>()?
-    };
-    if xmin <= 0 || xmax < xmin || xip.iter().any(|&x| x < xmin || x >= xmax) {
-        return Err(bad());
-    }
-    Ok((xmin, xmax, xip))
-}
-
-/// `pg_visible_in_snapshot(xid8, pg_snapshot)` (`is_visible_fxid`).
-pub(crate) fn visible_in_snapshot(xid: i64, snap: &str) -> Result<bool> {
-    let (xmin, xmax, xip) = parse_snapshot(snap)?;
-    Ok(if xid < xmin {
-        true
-    } else if xid >= xmax {
-        false
-    } else {
-        !xip.contains(&xid)
+        Ok(pg_snapshot(&x.pa, &x.snap))
     })
 }

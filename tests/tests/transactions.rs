@@ -87,6 +87,17 @@ fn script(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, St
             ),
         ),
     );
+    put(
+        "B: A's xid through pg_snapshot_xip or xmax",
+        one(
+            b,
+            &format!(
+                "SELECT count(*) FILTER (WHERE x = '{xid}') + \
+                 ('{xid}'::xid8 >= pg_snapshot_xmax(pg_current_snapshot()))::int \
+                 FROM pg_snapshot_xip(pg_current_snapshot()) x"
+            ),
+        ),
+    );
     ok(a.simple_query("COMMIT"));
     put(
         "B: visible after commit",
@@ -117,6 +128,36 @@ fn script(a: &mut postgres::Client, b: &mut postgres::Client) -> Vec<(String, St
     put(
         "if_assigned after",
         one(a, "SELECT pg_current_xact_id_if_assigned()"),
+    );
+    // The result types, by OID: xid8 5069, pg_snapshot 5038, txid_snapshot 2970, bigint 20.
+    let types = [
+        "SELECT pg_current_xact_id()",
+        "SELECT pg_current_xact_id_if_assigned()",
+        "SELECT txid_current()",
+        "SELECT pg_current_snapshot()",
+        "SELECT txid_current_snapshot()",
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())",
+        "SELECT txid_snapshot_xmax(txid_current_snapshot())",
+        "SELECT pg_snapshot_xip(pg_current_snapshot())",
+        "SELECT txid_snapshot_xip(txid_current_snapshot())",
+    ]
+    .map(|q| ok(b.prepare(q)).columns()[0].type_().oid().to_string())
+    .join(" ");
+    put("result type OIDs", Some(types));
+    put(
+        "every id in xip is running for the snapshot",
+        one(
+            b,
+            "SELECT bool_and(NOT pg_visible_in_snapshot(x, pg_current_snapshot())) IS NOT FALSE \
+             FROM pg_snapshot_xip(pg_current_snapshot()) x",
+        ),
+    );
+    put(
+        "snapshot text round trip",
+        one(
+            b,
+            "SELECT pg_current_snapshot()::text::pg_snapshot::text = pg_current_snapshot()::text",
+        ),
     );
     put(
         "snapshot xmin/xmax functions",
@@ -294,6 +335,15 @@ SELECT pg_current_xact_id() = pg_current_xact_id_if_assigned();
 ROLLBACK TO s;
 SELECT pg_current_xact_id_if_assigned() IS NOT NULL;
 COMMIT;
+BEGIN;
+SAVEPOINT s;
+SELECT pg_current_xact_id() IS NOT NULL;
+ROLLBACK TO s;
+SELECT pg_current_xact_id_if_assigned() IS NOT NULL;
+RELEASE s;
+SELECT pg_current_xact_id_if_assigned() IS NOT NULL;
+ROLLBACK;
+SELECT pg_current_xact_id_if_assigned() IS NULL;
 ";
 
 /// `CONTROL_SCRIPT` through psql (`-a`, VERBOSITY verbose so errors show their SQLSTATE),
@@ -366,6 +416,119 @@ fn transaction_control_matches_postgresql_15() {
     assert_eq!(ours, theirs);
 }
 
+/// B's view of A's PGPROC subxid cache: `count|overflowed` from
+/// `pg_stat_get_backend_subxact` at A's proc number.
+fn subxact_cache(b: &mut postgres::Client, procno: &str) -> String {
+    let row = ok(b.simple_query(&format!(
+        "SELECT subxact_count::text || '|' || subxact_overflowed::text \
+         FROM pg_stat_get_backend_subxact({procno})"
+    )));
+    row.into_iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_else(|| "NULL".into())
+}
+
+/// Subtransaction ids (pgipc's own check: PostgreSQL gives a subtransaction an id only when
+/// it writes, which needs a table; `pgipc_current_subxact_id()` asks for one as a write
+/// would). The parent is assigned first; each id goes into the PGPROC subxid cache; a
+/// released savepoint's id stays until the top-level end; ROLLBACK TO removes the aborted
+/// ids with their committed children (`XidCacheRemoveRunningXids`); past 64 the cache
+/// overflows, and the flag stays until the transaction ends; the end records the newest id.
+fn subtransaction_ids_use_the_pgproc_subxid_cache() {
+    let srv = ok(Builder::in_dir(scratch("pgipc-xact", "subxids")).start());
+    let (mut a, mut b) = (ok(srv.client()), ok(srv.client()));
+    let a_pid = one(&mut a, "SELECT pg_backend_pid()").unwrap();
+    let procno = one(
+        &mut b,
+        &format!(
+            "SELECT n FROM pg_stat_get_backend_idset() n WHERE pg_stat_get_backend_pid(n) = {a_pid}"
+        ),
+    )
+    .unwrap();
+    let id = |c: &mut postgres::Client, sql: &str| -> u64 { one(c, sql).unwrap().parse().unwrap() };
+    assert_eq!(subxact_cache(&mut b, &procno), "0|false");
+
+    ok(a.simple_query("BEGIN; SAVEPOINT s1"));
+    let sx1 = id(&mut a, "SELECT pgipc_current_subxact_id()");
+    let top = id(&mut a, "SELECT pg_current_xact_id_if_assigned()");
+    assert!(top < sx1, "the parent is assigned first: {top} < {sx1}");
+    assert_eq!(id(&mut a, "SELECT pgipc_current_subxact_id()"), sx1, "kept");
+    assert_eq!(subxact_cache(&mut b, &procno), "1|false");
+    assert_eq!(
+        one(
+            &mut b,
+            &format!("SELECT backend_xid FROM pg_stat_activity WHERE pid = {a_pid}")
+        ),
+        Some(top.to_string()),
+        "backend_xid is the top-level id"
+    );
+
+    ok(a.simple_query("SAVEPOINT s2"));
+    let sx2 = id(&mut a, "SELECT pgipc_current_subxact_id()");
+    assert!(sx2 > sx1);
+    ok(a.simple_query("RELEASE s2"));
+    assert_eq!(
+        subxact_cache(&mut b, &procno),
+        "2|false",
+        "released: still running"
+    );
+
+    ok(a.simple_query("SAVEPOINT s3"));
+    let sx3 = id(&mut a, "SELECT pgipc_current_subxact_id()");
+    assert!(sx3 > sx2);
+    assert_eq!(subxact_cache(&mut b, &procno), "3|false");
+    ok(a.simple_query("ROLLBACK TO s3"));
+    assert_eq!(subxact_cache(&mut b, &procno), "2|false", "s3 aborted");
+    assert_eq!(
+        id(&mut a, "SELECT pgipc_current_subxact_id()"),
+        sx3 + 1,
+        "the restarted savepoint takes a new id"
+    );
+    ok(a.simple_query("ROLLBACK TO s1"));
+    assert_eq!(
+        subxact_cache(&mut b, &procno),
+        "0|false",
+        "s1 aborted with its released child s2 and the restarted s3"
+    );
+    assert_eq!(
+        id(&mut a, "SELECT pg_current_xact_id()"),
+        top,
+        "the top survives"
+    );
+
+    // s1 restarted (open, no id yet) and 65 subtransactions inside it, each asking for an
+    // id: s1's comes first, so p64 and p65 overflow the cache.
+    let batch: String = (1..=65)
+        .map(|k| format!("SAVEPOINT p{k}; SELECT pgipc_current_subxact_id();"))
+        .collect();
+    ok(a.simple_query(&batch));
+    assert_eq!(subxact_cache(&mut b, &procno), "64|true");
+    let newest = id(&mut a, "SELECT pgipc_current_subxact_id()");
+    ok(a.simple_query("ROLLBACK TO p1"));
+    assert_eq!(
+        subxact_cache(&mut b, &procno),
+        "1|true",
+        "p1..p65's cached ids leave (s1's stays), the overflow flag stays"
+    );
+    ok(a.simple_query("COMMIT"));
+    assert_eq!(subxact_cache(&mut b, &procno), "0|false");
+    assert_eq!(
+        one(
+            &mut b,
+            &format!(
+                "SELECT (pg_snapshot_xmax(pg_current_snapshot()) > '{newest}')::text || ' ' || \
+                 pg_visible_in_snapshot('{top}', pg_current_snapshot())::text"
+            )
+        ),
+        Some("true true".into()),
+        "the newest subtransaction id completed; the top-level one ended"
+    );
+    println!("top {top}; subtransactions {sx1}, {sx2}, {sx3} … {newest}");
+}
+
 fn main() -> ExitCode {
     if let Some(code) = common::server::serve_if_asked() {
         return code;
@@ -383,6 +546,10 @@ fn main() -> ExitCode {
         (
             "transaction_control_matches_postgresql_15",
             transaction_control_matches_postgresql_15,
+        ),
+        (
+            "subtransaction_ids_use_the_pgproc_subxid_cache",
+            subtransaction_ids_use_the_pgproc_subxid_cache,
         ),
     ])
 }

@@ -376,6 +376,7 @@ impl<'l> WaitEventSet<'l> {
         wait_event_info: u32,
     ) -> Result<usize, WaitEventSetError> {
         let latch = self.latch;
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LatchWaits);
         self.wait_with(latch, timeout, occurred, wait_event_info)
     }
 

@@ -475,3 +475,30 @@ SELECT extract(epoch from g) FROM generate_series('2026-12-01 00:00:00+00'::time
 SELECT g, g + interval '30 minutes' AS later FROM generate_series('2026-12-01 23:00+00'::timestamptz, '2026-12-02 00:00+00'::timestamptz, '30 minutes') g;
 SELECT date_trunc('hour', g) AS h, count(*) FROM generate_series('2026-12-01 00:00+00'::timestamptz, '2026-12-01 02:59+00'::timestamptz, '15 minutes') g GROUP BY h ORDER BY h;
 SELECT to_timestamp(1796163301)::text;
+
+-- xid8 and pg_snapshot (utils/adt/xid.c, xid8funcs.c)
+SELECT '795'::xid8, '795'::xid8 = '795'::xid8, '795'::xid8 < '796'::xid8, '9'::xid8 > '10'::xid8;
+SELECT '18446744073709551615'::xid8;
+SELECT 'abc'::xid8;
+SELECT '795'::xid8 + 1;
+SELECT '795:798:795,796'::pg_snapshot;
+SELECT '795:798:'::pg_snapshot, '10:20:11,11,12'::pg_snapshot;
+SELECT '795:798:795,796'::txid_snapshot;
+SELECT '0:798:'::pg_snapshot;
+SELECT '800:798:'::pg_snapshot;
+SELECT '795:798:799'::pg_snapshot;
+SELECT '795:798:796,795'::pg_snapshot;
+SELECT '795:798:x'::pg_snapshot;
+SELECT '795:798'::pg_snapshot;
+SELECT pg_snapshot_xmin('795:798:795,796'), pg_snapshot_xmax('795:798:795,796');
+SELECT txid_snapshot_xmin('795:798:795,796'), txid_snapshot_xmax('795:798:795,796');
+SELECT pg_visible_in_snapshot('794', '795:798:795,796'), pg_visible_in_snapshot('795', '795:798:795,796'), pg_visible_in_snapshot('797', '795:798:795,796'), pg_visible_in_snapshot('798', '795:798:795,796');
+SELECT txid_visible_in_snapshot(796, '795:798:795,796'), txid_visible_in_snapshot(797, '795:798:795,796');
+SELECT pg_snapshot_xip('795:798:795,796');
+SELECT x FROM pg_snapshot_xip('795:798:795,796') x ORDER BY x DESC;
+SELECT * FROM pg_snapshot_xip('795:798:795,796');
+SELECT * FROM txid_snapshot_xip('795:798:795,796') AS t(id);
+SELECT pg_snapshot_xip('795:798:');
+SELECT count(*) FROM pg_snapshot_xip(NULL);
+SELECT '795:798:'::pg_snapshot = '795:798:'::pg_snapshot;
+SELECT pg_snapshot_xmin('1:2:'::txid_snapshot);
