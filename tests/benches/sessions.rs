@@ -4,7 +4,8 @@
 //! A small client speaks the protocol itself over the Unix socket (a startup packet, trust
 //! authentication, ReadyForQuery), so that one process can hold 10,000 sessions for the price
 //! of one descriptor each. The bench raises its own descriptor limit to the hard limit, and
-//! the servers inherit it; ours runs with `max_connections = 10000`, PostgreSQL 15 with 4100.
+//! the servers inherit it; ours runs with `max_connections = 10100` (10,000 held sessions and
+//! room for pgbench and psql beside them), PostgreSQL 15 with 4100.
 //!
 //! * **sequential**: N sessions opened one after another and held; the time per connection
 //!   of each tenth, and the last tenth over the first (N = 1000, 4000, 10000; PostgreSQL at
@@ -23,7 +24,8 @@
 //! Lines: `BENCH sessions/<name> <value> <unit> <ratio>x <baseline>`, and plain lines for the
 //! per-tenth figures. Run: `cargo bench -p pgipc-tests --bench sessions` (as root, for
 //! `runuser -u postgres`); `SESSIONS_PARTS=seq,storm,connect,idle,memory` picks parts,
-//! `SESSIONS_SEQ=1000,4000` the sequential sizes, `SESSIONS_ROUNDS` the rounds of the tps figures (default 3).
+//! `SESSIONS_SEQ=1000,4000` the sequential sizes, `SESSIONS_ROUNDS` the rounds of the tps figures (default 3), `SESSIONS_HOLD_SECS` how long
+//! the memory part keeps its 10,000 sessions open afterwards (for a profiler).
 
 use pgipc_tests::bench::{line, median};
 use pgipc_tests::{free_port, postmaster};
@@ -34,7 +36,10 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-const OUR_MAX: u32 = 10_000;
+/// Ours: room for 10,000 held sessions plus pgbench's and psql's.
+const OUR_MAX: u32 = 10_100;
+/// The most sessions the bench holds on our server.
+const HELD: usize = 10_000;
 const PG_MAX: u32 = 4100;
 const SECONDS: u32 = 3;
 
@@ -175,11 +180,12 @@ impl Target {
             .and_then(|l| l.split_whitespace().nth(2))
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| {
-                panic!(
-                    "{}: pgbench failed: {out}\n{}",
+                println!(
+                    "{}: pgbench {args:?} failed: {out}\n{}",
                     self.name,
-                    String::from_utf8_lossy(&o.stderr)
-                )
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                f64::NAN
             })
     }
 
@@ -391,8 +397,11 @@ fn run_sequential(t: &Target, n: usize) -> Option<(f64, f64, f64, f64)> {
     let start = Instant::now();
     let r = sequential(t, n, &mut held);
     let total = start.elapsed().as_secs_f64();
+    // Every session closes at once: the postmaster reaps them all.
+    let closing = Instant::now();
     drop(held);
     t.settle(0);
+    let closed = closing.elapsed().as_secs_f64();
     let fmt = |v: &[f64], d: usize| -> String {
         v.iter()
             .map(|x| format!("{x:.d$}"))
@@ -402,7 +411,7 @@ fn run_sequential(t: &Target, n: usize) -> Option<(f64, f64, f64, f64)> {
     match r {
         Ok(r) => {
             println!(
-                "sequential {} n={n}: {total:.2} s\n  wall ms per connection by tenth:     {}\n  postmaster CPU us per connection:    {}\n  backend CPU us (median, start-up):   {}",
+                "sequential {} n={n}: {total:.2} s (all closed and reaped in {closed:.2} s)\n  wall ms per connection by tenth:     {}\n  postmaster CPU us per connection:    {}\n  backend CPU us (median, start-up):   {}",
                 t.name,
                 fmt(&r.wall_ms, 2),
                 fmt(&r.postmaster_us, 0),
@@ -818,7 +827,7 @@ fn main() -> ExitCode {
                 );
             }
         }
-        match hold(&ours, &mut held, OUR_MAX as usize) {
+        match hold(&ours, &mut held, HELD) {
             Ok(()) => {
                 let (pm, be) = memory(&ours, &held);
                 bench(
@@ -837,6 +846,18 @@ fn main() -> ExitCode {
                     1.0,
                     "ours",
                 );
+                // SESSIONS_HOLD_SECS: keep them open for a profiler (the socket path printed).
+                if let Some(secs) = std::env::var("SESSIONS_HOLD_SECS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    println!(
+                        "holding {} sessions on {} for {secs} s",
+                        held.len(),
+                        ours.socket_path().display()
+                    );
+                    std::thread::sleep(Duration::from_secs(secs));
+                }
             }
             Err(e) => println!("memory: {e}"),
         }
