@@ -16,7 +16,9 @@
 //! * **connect**: `pgbench -C` connections per second with 1 and 4 clients.
 //! * **idle**: `SELECT 1`, `SELECT pg_current_snapshot()` and `SELECT pg_current_xact_id()`
 //!   tps (pgbench, one client, prepared) with 0, 100, 1000 and 10,000 idle sessions held open
-//!   (PostgreSQL at 0, 100, 1000), and the ratios the issues ask for.
+//!   (PostgreSQL at 0, 100, 1000), and the ratios the issues ask for; beside each, the server
+//!   CPU per transaction (pgbench's backend's CPU, from the postmaster's reaped-children time),
+//!   which moves far less with the machine's other work than the tps does.
 //! * **memory**: the Pss (`/proc/PID/smaps_rollup`) of the postmaster and of idle backends
 //!   (median of 20) with 10,000 sessions (PostgreSQL with 1000).
 //! * `shared_memory_size` (`-C`) at `max_connections = 10000`, both servers.
@@ -157,13 +159,50 @@ impl Target {
             .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     }
 
-    /// pgbench, one client, prepared, [`SECONDS`] seconds: the tps.
-    fn pgbench(&self, script: &Path) -> f64 {
-        self.pgbench_with(&["-c", "1", "-M", "prepared"], script)
+    /// The CPU time of the postmaster's reaped children (`cutime + cstime` of
+    /// `/proc/PID/stat`), in microseconds: a backend's whole CPU lands there when it exits.
+    fn reaped_cpu_us(&self) -> f64 {
+        let pid = self.postmaster_pid();
+        let t = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let f: Vec<&str> = t
+            .rsplit_once(") ")
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let tick = |i: usize| {
+            f.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        // Fields 16 and 17 of stat; 3 (the state) is index 0 after the command name.
+        (tick(13) + tick(14)) * 1e6 / hz
+    }
+
+    /// pgbench, one client, prepared, [`SECONDS`] seconds: the tps and the server CPU its session cost per transaction, in
+    /// microseconds: the CPU of pgbench's backend, read from the postmaster's reaped-children
+    /// time once it has exited (so the figure does not move with the other work on the
+    /// machine as the tps does; held idle sessions add to it only if they cost each
+    /// transaction something). Resolution: one clock tick over the whole run.
+    fn pgbench_cpu(&self, script: &Path) -> (f64, f64) {
+        let before = self.reaped_cpu_us();
+        let (tps, n) = self.pgbench_counted(&["-c", "1", "-M", "prepared"], script);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut after = self.reaped_cpu_us();
+        while after == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            after = self.reaped_cpu_us();
+        }
+        (tps, (after - before) / n)
     }
 
     /// pgbench with `args`, [`SECONDS`] seconds: the tps.
     fn pgbench_with(&self, args: &[&str], script: &Path) -> f64 {
+        self.pgbench_counted(args, script).0
+    }
+
+    /// pgbench with `args`, [`SECONDS`] seconds: the tps and the transactions it ran.
+    fn pgbench_counted(&self, args: &[&str], script: &Path) -> (f64, f64) {
         let o = Command::new("pgbench")
             .arg("-n")
             .args(args)
@@ -175,18 +214,26 @@ impl Target {
             .output()
             .expect("pgbench");
         let out = String::from_utf8_lossy(&o.stdout);
-        out.lines()
-            .find(|l| l.starts_with("tps = "))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
+        let field = |prefix: &str, i: usize| -> Option<f64> {
+            out.lines()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.split_whitespace().nth(i))
+                .and_then(|v| v.parse().ok())
+        };
+        match (
+            field("tps = ", 2),
+            field("number of transactions actually processed:", 5),
+        ) {
+            (Some(tps), Some(n)) => (tps, n),
+            _ => {
                 println!(
                     "{}: pgbench {args:?} failed: {out}\n{}",
                     self.name,
                     String::from_utf8_lossy(&o.stderr).trim()
                 );
-                f64::NAN
-            })
+                (f64::NAN, f64::NAN)
+            }
+        }
     }
 
     /// Waits until every backend of closed sessions is gone (the server's backend count, as
@@ -727,6 +774,7 @@ fn main() -> ExitCode {
     if want("idle") {
         let mut pg_held: Vec<Session> = Vec::new();
         let mut base_rate = [f64::NAN; 3];
+        let mut base_cpu = [f64::NAN; 3];
         for idle in [0usize, 100, 1000, 10_000] {
             if let Err(e) = hold(&ours, &mut held, idle) {
                 println!("idle {idle}: {e}");
@@ -740,17 +788,24 @@ fn main() -> ExitCode {
             }
             let mut ours_rate = [0.0; 3];
             for (k, (name, script)) in scripts.iter().enumerate() {
-                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let (mut a, mut b, mut ca, mut cb) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..rounds {
-                    a.push(ours.pgbench(script));
+                    let (tps, cpu) = ours.pgbench_cpu(script);
+                    a.push(tps);
+                    ca.push(cpu);
                     if let Some(p) = pg_here {
-                        b.push(p.pgbench(script));
+                        let (tps, cpu) = p.pgbench_cpu(script);
+                        b.push(tps);
+                        cb.push(cpu);
                     }
                 }
                 let (ma, mb) = (median(&a), median(&b));
+                let (mca, mcb) = (median(&ca), median(&cb));
                 ours_rate[k] = ma;
                 if idle == 0 {
                     base_rate[k] = ma;
+                    base_cpu[k] = mca;
                 }
                 bench(
                     &format!("{name}_tps_{idle}_idle"),
@@ -760,6 +815,14 @@ fn main() -> ExitCode {
                     ma / base_rate[k],
                     &format!("ours_{name}_0_idle"),
                 );
+                bench(
+                    &format!("{name}_cpu_us_per_tx_{idle}_idle"),
+                    mca,
+                    1,
+                    "us",
+                    mca / base_cpu[k],
+                    &format!("ours_{name}_0_idle"),
+                );
                 if pg_here.is_some() {
                     bench(
                         &format!("postgres15_{name}_tps_{idle}_idle"),
@@ -767,6 +830,14 @@ fn main() -> ExitCode {
                         0,
                         "tps",
                         ma / mb,
+                        "ours/postgres15",
+                    );
+                    bench(
+                        &format!("postgres15_{name}_cpu_us_per_tx_{idle}_idle"),
+                        mcb,
+                        1,
+                        "us",
+                        mca / mcb,
                         "ours/postgres15",
                     );
                 }
