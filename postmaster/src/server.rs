@@ -827,7 +827,7 @@ impl Postmaster {
     }
 
     fn start_child_if_missing(&mut self, kind: BackendType) {
-        if self.children.first(kind).is_none() {
+        if self.children.count(kind) == 0 {
             self.start_child(kind);
         }
     }
