@@ -342,6 +342,7 @@ pub fn random_source_works() -> bool {
 /// connection's backend time), and the TimeZone setting's rules are looked up. An exec'd
 /// child does both itself.
 pub fn prewarm_for_backends(settings: &Settings) {
+    let _ = wait::spin_enabled();
     let _ = pgipc_query::parse("SELECT 1", &[], &pgipc_query::Catalog::new());
     if let Ok(name) = settings.show("TimeZone") {
         let _ = pgipc_query::TimeZone::from_setting(&name);

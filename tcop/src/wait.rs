@@ -7,7 +7,8 @@ use pgipc_libpq::{Interest, Readiness, SocketWait};
 use pgipc_waiteventset::{WaitEvent, WaitEventSet, WaitEvents};
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// `PG_WAIT_CLIENT`, the wait-event class of client reads and writes.
 const PG_WAIT_CLIENT: u32 = 0x0600_0000;
@@ -15,6 +16,83 @@ const PG_WAIT_CLIENT: u32 = 0x0600_0000;
 pub(crate) const WAIT_EVENT_CLIENT_READ: u32 = PG_WAIT_CLIENT;
 /// `WAIT_EVENT_CLIENT_WRITE`.
 pub(crate) const WAIT_EVENT_CLIENT_WRITE: u32 = PG_WAIT_CLIENT | 1;
+
+/// How long a backend that found no client message watches its socket before it sleeps.
+///
+/// Beyond PostgreSQL, which sleeps at once. A client that sends its next statement as soon as
+/// it has the last result (a driver's pipeline, pgbench) answers within tens of microseconds;
+/// a sleep and wake-up across CPUs costs about as much again, on both sides of every
+/// statement. The watch yields the CPU between looks (`sched_yield`), and it is skipped when
+/// the scheduler preempted this backend since its last wait (the CPUs have more runnable
+/// processes than they can run: spinning would take time from them) or when only one CPU is
+/// online ([`spin_enabled`]).
+const CLIENT_READ_SPIN: Duration = Duration::from_micros(30);
+
+/// Whether [`CLIENT_READ_SPIN`] applies: more than one CPU online. Asked once, in the
+/// postmaster (see `prewarm_for_backends`), so that forked backends inherit the answer.
+pub(crate) fn spin_enabled() -> bool {
+    static MULTI_CPU: OnceLock<bool> = OnceLock::new();
+    *MULTI_CPU.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// This process's involuntary context switches so far (`ru_nivcsw`): the scheduler took the
+/// CPU from it for another runnable process.
+fn involuntary_switches() -> i64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is a valid, writable `rusage`; getrusage(RUSAGE_SELF) only writes it.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return -1;
+    }
+    // SAFETY: getrusage returned 0, so it filled the struct (and it was zeroed before).
+    unsafe { ru.assume_init() }.ru_nivcsw
+}
+
+/// What [`spin_for_input`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Spin {
+    /// Input arrived.
+    Input,
+    /// The time ran out, or the latch was set.
+    Nothing,
+    /// A `sched_yield` handed the CPU to another process: the CPUs are busy.
+    Contended,
+}
+
+/// Watches `sock` for input for up to [`CLIENT_READ_SPIN`]. Stops early when the latch is set
+/// (an interrupt to serve: the wait that follows reports it) or when a yield shows that other
+/// processes wanted the CPU.
+fn spin_for_input(sock: BorrowedFd<'_>, latch: &pgipc_latch::Latch) -> Spin {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let start = Instant::now();
+    loop {
+        if latch.is_set() {
+            return Spin::Nothing;
+        }
+        let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+        if matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
+            return Spin::Input;
+        }
+        let before_yield = Instant::now();
+        if before_yield.duration_since(start) >= CLIENT_READ_SPIN {
+            return Spin::Nothing;
+        }
+        rustix::thread::sched_yield();
+        if before_yield.elapsed() >= YIELD_GAVE_CPU {
+            return Spin::Contended;
+        }
+    }
+}
+
+/// A `sched_yield` that returns later than this ran another process in between.
+const YIELD_GAVE_CPU: Duration = Duration::from_micros(10);
+
+/// Waits without watching after [`Spin::Contended`] or a preemption.
+const SPIN_BACKOFF_WAITS: u32 = 16;
 
 const LATCH_DATA: u64 = 1;
 const PM_DATA: u64 = 2;
@@ -27,6 +105,10 @@ pub(crate) struct BackendWait<'s> {
     latch_pos: usize,
     sock_pos: usize,
     interest: Interest,
+    /// `ru_nivcsw` at the previous wait ([`CLIENT_READ_SPIN`]'s condition).
+    preempted_at: i64,
+    /// Waits left to go without watching the socket first (the CPUs were found busy).
+    spin_backoff: u32,
     /// Postmaster death was seen; the session must end.
     pub(crate) postmaster_died: bool,
 }
@@ -63,6 +145,8 @@ impl<'s> BackendWait<'s> {
             latch_pos,
             sock_pos,
             interest: Interest::Readable,
+            preempted_at: -1,
+            spin_backoff: 0,
             postmaster_died: false,
         })
     }
@@ -80,10 +164,26 @@ impl<'s> BackendWait<'s> {
 impl SocketWait for BackendWait<'_> {
     fn wait(
         &mut self,
-        _sock: BorrowedFd<'_>,
+        sock: BorrowedFd<'_>,
         interest: Interest,
         deadline: Option<Instant>,
     ) -> io::Result<Readiness> {
+        if interest == Interest::Readable && spin_enabled() {
+            let preempted = involuntary_switches();
+            let uncontended = preempted == self.preempted_at;
+            self.preempted_at = preempted;
+            if !uncontended {
+                self.spin_backoff = SPIN_BACKOFF_WAITS;
+            } else if self.spin_backoff > 0 {
+                self.spin_backoff -= 1;
+            } else {
+                match spin_for_input(sock, self.latch.latch()) {
+                    Spin::Input => return Ok(Readiness::Ready),
+                    Spin::Nothing => {}
+                    Spin::Contended => self.spin_backoff = SPIN_BACKOFF_WAITS,
+                }
+            }
+        }
         if interest != self.interest {
             let ev = match interest {
                 Interest::Readable => WaitEvents::SOCKET_READABLE,
