@@ -380,33 +380,21 @@ impl<'s, W: SocketWait> Conn<'s, W> {
         if self.tls.is_some() {
             return self.fill_tls(deadline);
         }
-        let old = self.input.len();
-        self.input.resize(old + RECV_CHUNK, 0);
+        // Read into the spare capacity: no zeroing of a chunk per read.
+        self.input.reserve(RECV_CHUNK);
         loop {
-            match rustix::io::read(self.sock, &mut self.input[old..]) {
-                Ok(0) => {
-                    self.input.truncate(old);
-                    return Ok(false);
-                }
-                Ok(n) => {
-                    self.input.truncate(old + n);
-                    return Ok(true);
-                }
+            match rustix::io::read(self.sock, rustix::buffer::spare_capacity(&mut self.input)) {
+                Ok(0) => return Ok(false),
+                Ok(_) => return Ok(true),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::AGAIN) => {
-                    self.input.truncate(old);
                     match self.waiter.wait(self.sock, Interest::Readable, deadline)? {
-                        Readiness::Ready => {
-                            self.input.resize(old + RECV_CHUNK, 0);
-                        }
+                        Readiness::Ready => {}
                         Readiness::Interrupted => return Err(ReadError::Interrupted),
                         Readiness::TimedOut => return Err(ReadError::TimedOut),
                     }
                 }
-                Err(e) => {
-                    self.input.truncate(old);
-                    return Err(ReadError::Io(e.into()));
-                }
+                Err(e) => return Err(ReadError::Io(e.into())),
             }
         }
     }
