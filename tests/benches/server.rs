@@ -18,7 +18,7 @@
 //! name contains NAME, e.g. `-- tls`). Needs pgbench, psql and
 //! /usr/lib/postgresql/15/bin; skips (and says so) when PostgreSQL is missing.
 
-use pgipc_tests::bench::report_pair;
+use pgipc_tests::bench::report_vs_postgres15;
 use pgipc_tests::{free_port, postmaster};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -149,29 +149,11 @@ impl Target {
 
     /// psql connected to this server, unaligned tuples only.
     fn psql(&self) -> Command {
-        let mut c = Command::new("psql");
-        c.args(["-X", "-At", "-h"]).arg(&self.sock).args([
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-        ]);
-        c
+        pgipc_tests::bench::psql(&self.sock, self.port)
     }
 
     fn psql_ok(&self, sql: &str) -> Option<String> {
-        let o = self
-            .psql()
-            .args(["-c", sql])
-            .env("PGCONNECT_TIMEOUT", "2")
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        pgipc_tests::bench::psql_ok(self.psql(), sql)
     }
 
     fn sleeper(&self) -> Child {
@@ -378,19 +360,7 @@ fn wait_up(t: &Target) {
 /// Prints the figure's two `BENCH` lines (the kit's format): PostgreSQL 15's median as the
 /// baseline and ours with the median of the per-round ratios.
 fn report(name: &str, unit: &str, decimals: usize, ours: &[f64], pg: &[f64]) {
-    let (base, base_ref) = (
-        format!("server/postgres15_{name}"),
-        format!("postgres15/{name}"),
-    );
-    let lines = report_pair(
-        (&format!("server/{name}"), ours),
-        (&base, &base_ref, pg),
-        decimals,
-        unit,
-    );
-    for l in lines {
-        println!("{l}");
-    }
+    report_vs_postgres15("server", name, unit, decimals, ours, pg);
 }
 
 fn main() -> ExitCode {

@@ -138,25 +138,7 @@ impl Target {
     }
 
     fn psql_ok(&self, sql: &str) -> Option<String> {
-        let o = Command::new("psql")
-            .args(["-X", "-At", "-h"])
-            .arg(&self.sock)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-c", sql])
-            .env("PGCONNECT_TIMEOUT", "2")
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        pgipc_tests::bench::psql_ok(pgipc_tests::bench::psql(&self.sock, self.port), sql)
     }
 
     /// The CPU time of the postmaster's reaped children (`cutime + cstime` of

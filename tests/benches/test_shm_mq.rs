@@ -17,7 +17,7 @@
 //!
 //! Run: `cargo bench -p pgipc-tests --bench test_shm_mq` (as root, for `runuser -u postgres`).
 
-use pgipc_tests::bench::{interleave, report_pair};
+use pgipc_tests::bench::{interleave, report_vs_postgres15};
 use pgipc_tests::{free_port, postmaster};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -209,16 +209,7 @@ fn figures() -> Vec<Figure> {
 }
 
 fn print_pair(name: &str, unit: &str, decimals: usize, ours: &[f64], pg: &[f64]) {
-    let base = format!("test_shm_mq/postgres15_{name}");
-    let base_ref = format!("postgres15/{name}");
-    for l in report_pair(
-        (&format!("test_shm_mq/{name}"), ours),
-        (&base, &base_ref, pg),
-        decimals,
-        unit,
-    ) {
-        println!("{l}");
-    }
+    report_vs_postgres15("test_shm_mq", name, unit, decimals, ours, pg);
 }
 
 fn main() -> ExitCode {

@@ -11,6 +11,8 @@
 //! batches on command, through words of shared memory the caller maps.
 
 use crate::harness::{wait_child, Proc};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,58 @@ pub fn report(name: &str, unit: &str, cand: &[f64], base_name: &str, base: &[f64
     for l in report_pair((name, cand), (base_name, base_name, base), 3, unit) {
         println!("{l}");
     }
+}
+
+/// Prints [`report_pair`] for a figure measured on this server and on PostgreSQL 15:
+/// `group/name` against `group/postgres15_name`, the baseline referred to as
+/// `postgres15/name`.
+pub fn report_vs_postgres15(
+    group: &str,
+    name: &str,
+    unit: &str,
+    decimals: usize,
+    ours: &[f64],
+    pg: &[f64],
+) {
+    let base = format!("{group}/postgres15_{name}");
+    let base_ref = format!("postgres15/{name}");
+    for l in report_pair(
+        (&format!("{group}/{name}"), ours),
+        (&base, &base_ref, pg),
+        decimals,
+        unit,
+    ) {
+        println!("{l}");
+    }
+}
+
+/// psql as `postgres` to database `postgres` of the server listening in socket directory
+/// `sock` on `port`, printing unaligned tuples only (`-X -At`).
+pub fn psql(sock: &Path, port: u16) -> Command {
+    let mut c = Command::new("psql");
+    c.args(["-X", "-At", "-h"]).arg(sock).args([
+        "-p",
+        &port.to_string(),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+    ]);
+    c
+}
+
+/// Runs `sql` through `psql` (a [`psql`] command): the trimmed output, or `None` when psql
+/// failed (the server not up yet, an error). Gives up connecting after 2 s.
+pub fn psql_ok(mut psql: Command, sql: &str) -> Option<String> {
+    let o = psql
+        .args(["-c", sql])
+        .env("PGCONNECT_TIMEOUT", "2")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
 
 // The command words [`serve`] and [`Driver`] share: indexes into the caller's words.
