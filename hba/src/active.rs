@@ -1,9 +1,11 @@
 //! The rules in force: PostgreSQL 18's postmaster loads pg_hba.conf and pg_ident.conf at start
 //! and on SIGHUP, keeps the old rules when a file has an error, and its children use what it
 //! accepted. Here the postmaster ([`activate`]) copies each file it accepted to
-//! `global/pgipc_hba.active` / `global/pgipc_ident.active` (temporary file, fsync, rename), and
-//! a backend ([`load_active`]) parses those copies at connection start. A fork and an exec'd
-//! child see the same rules, and a bad edit never reaches a backend.
+//! `global/pgipc_hba.active` / `global/pgipc_ident.active` (temporary file, fsync, rename) and
+//! parses them once into [`ActiveRules`]; a forked backend inherits those and checks them with
+//! one `stat` per file ([`ActiveRules::is_current`]), parsing the copies again ([`load_active`])
+//! only when they changed or when it was exec'd. A fork and an exec'd child see the same rules,
+//! and a bad edit never reaches a backend.
 
 use crate::{
     load_hba, load_ident, parse_hba, parse_ident, HbaError, HbaFile, IdentFile, ParseOptions,
