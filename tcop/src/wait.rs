@@ -1,6 +1,8 @@
 //! How a backend sleeps on its client socket: one wait-event set over the socket, the process
 //! latch (set by the signal handlers and by other processes) and postmaster death, as
-//! PostgreSQL's `secure_read`/`secure_write` wait on `FeBeWaitSet`.
+//! PostgreSQL's `secure_read`/`secure_write` wait on `FeBeWaitSet`. Unlike PostgreSQL, a read
+//! that finds nothing first watches the socket for a few microseconds while the CPUs are idle
+//! ([`CLIENT_READ_SPIN`]).
 
 use pgipc_latch::LatchOwner;
 use pgipc_libpq::{Interest, Readiness, SocketWait};
