@@ -93,8 +93,14 @@ fn spin_for_input(sock: BorrowedFd<'_>, latch: &pgipc_latch::Latch) -> Spin {
 /// A `sched_yield` that returns later than this ran another process in between.
 const YIELD_GAVE_CPU: Duration = Duration::from_micros(10);
 
-/// Waits without watching after [`Spin::Contended`] or a preemption.
+/// Waits without watching after [`Spin::Contended`] or a preemption. Each back-off that
+/// follows another without a watch that found input in between is twice as long, up to
+/// [`SPIN_BACKOFF_MAX`]: on CPUs that stay busy the watch, and the `getrusage` that decides
+/// it, are left out of almost every wait.
 const SPIN_BACKOFF_WAITS: u32 = 16;
+
+/// The longest back-off, in waits.
+const SPIN_BACKOFF_MAX: u32 = 1024;
 
 const LATCH_DATA: u64 = 1;
 const PM_DATA: u64 = 2;
@@ -111,6 +117,8 @@ pub(crate) struct BackendWait<'s> {
     preempted_at: i64,
     /// Waits left to go without watching the socket first (the CPUs were found busy).
     spin_backoff: u32,
+    /// The length of the next back-off.
+    backoff_len: u32,
     /// Postmaster death was seen; the session must end.
     pub(crate) postmaster_died: bool,
 }
@@ -149,8 +157,15 @@ impl<'s> BackendWait<'s> {
             interest: Interest::Readable,
             preempted_at: -1,
             spin_backoff: 0,
+            backoff_len: SPIN_BACKOFF_WAITS,
             postmaster_died: false,
         })
+    }
+
+    /// Starts a back-off ([`SPIN_BACKOFF_WAITS`]) and doubles the next one.
+    fn back_off(&mut self) {
+        self.spin_backoff = self.backoff_len;
+        self.backoff_len = (self.backoff_len * 2).min(SPIN_BACKOFF_MAX);
     }
 
     /// Waits on `latch` from now on (the PGPROC's, once the backend has one).
@@ -171,18 +186,27 @@ impl SocketWait for BackendWait<'_> {
         deadline: Option<Instant>,
     ) -> io::Result<Readiness> {
         if interest == Interest::Readable && spin_enabled() {
-            let preempted = involuntary_switches();
-            let uncontended = preempted == self.preempted_at;
-            self.preempted_at = preempted;
-            if !uncontended {
-                self.spin_backoff = SPIN_BACKOFF_WAITS;
-            } else if self.spin_backoff > 0 {
+            if self.spin_backoff > 0 {
+                // Backing off: no system call here. The last wait of the back-off takes the
+                // baseline that the next one compares with.
                 self.spin_backoff -= 1;
+                if self.spin_backoff == 0 {
+                    self.preempted_at = involuntary_switches();
+                }
             } else {
-                match spin_for_input(sock, self.latch.latch()) {
-                    Spin::Input => return Ok(Readiness::Ready),
-                    Spin::Nothing => {}
-                    Spin::Contended => self.spin_backoff = SPIN_BACKOFF_WAITS,
+                let preempted = involuntary_switches();
+                if preempted != self.preempted_at {
+                    self.preempted_at = preempted;
+                    self.back_off();
+                } else {
+                    match spin_for_input(sock, self.latch.latch()) {
+                        Spin::Input => {
+                            self.backoff_len = SPIN_BACKOFF_WAITS;
+                            return Ok(Readiness::Ready);
+                        }
+                        Spin::Nothing => {}
+                        Spin::Contended => self.back_off(),
+                    }
                 }
             }
         }
