@@ -391,6 +391,7 @@ pub(crate) static IN_EFFECT: &[&str] = &[
     "send_abort_for_kill",
     "shared_preload_libraries",
     "exec_backend",
+    "spare_backends",
     "data_directory",
     "config_file",
     "application_name",
@@ -525,6 +526,7 @@ pub static DEFS: &[Def] = &[
     b("vacuum_truncate", User, VACUUM_DEFAULT, "Enables vacuum to truncate empty pages at the end of the table.", "", 0, true),
     // pgipc's own.
     b("exec_backend", Postmaster, DEVELOPER_OPTIONS, "Starts children with fork+exec of the server binary (PostgreSQL's EXEC_BACKEND build).", "pgipc only. Forces shared_memory_type = memfd.", PGIPC, false),
+    i("spare_backends", Sighup, CONN_AUTH_SETTINGS, "Sets the number of backends the postmaster starts ahead of connections.", "pgipc only. A new connection goes to a waiting spare backend instead of a fork at accept; 0 forks at accept, as PostgreSQL does. Not used with exec_backend.", PGIPC, 2, 0, 64),
     // ---- integers ----
     i("archive_timeout", Sighup, WAL_ARCHIVING, "Sets the amount of time to wait before forcing a switch to the next WAL file.", "0 disables the timeout.", UNIT_S, 0, 0, INT_MAX / 2),
     i("post_auth_delay", Backend, DEVELOPER_OPTIONS, "Sets the amount of time to wait after authentication on connection startup.", "This allows attaching a debugger to the process.", NOT_IN_SAMPLE | UNIT_S, 0, 0, INT_MAX / 1_000_000),

@@ -59,6 +59,11 @@ impl Launcher {
         }
     }
 
+    /// Whether children are forked (not fork+exec'd).
+    pub(crate) fn forks(&self) -> bool {
+        !self.exec
+    }
+
     /// Starts a child with `env` (prepared by the postmaster; a forked child gets it as is,
     /// an exec'd one rebuilds it from its command line and environment); in the parent returns
     /// its pid. On failure returns the error and gives the client socket back (to tell the
@@ -74,6 +79,44 @@ impl Launcher {
             self.launch_exec(&env, interlock_shmid, client, cac)
         } else {
             self.launch_fork(env, client, cac)
+        }
+    }
+
+    /// Forks a spare backend (`env.kind` is `Backend`, see [`crate::spare`]); in the parent
+    /// returns its pid and the postmaster's end of its channel. Fork mode only.
+    pub(crate) fn launch_spare(&mut self, env: ChildEnv) -> std::io::Result<(i32, OwnedFd)> {
+        let (ours, theirs) = crate::spare::channel()?;
+        let old_mask = signals::block_all()?;
+        // SAFETY: as in `launch_fork`: the postmaster is single-threaded.
+        let forked = unsafe { nix::unistd::fork() };
+        if !matches!(forked, Ok(nix::unistd::ForkResult::Child)) {
+            let _ = signals::restore_mask(&old_mask);
+        }
+        match forked {
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                drop(theirs);
+                Ok((child.as_raw(), ours))
+            }
+            Ok(nix::unistd::ForkResult::Child) => {
+                drop(ours);
+                self.close_listen_sockets();
+                let watch = self
+                    .death_pipe
+                    .take()
+                    .map(PostmasterDeathPipe::into_child_watch);
+                let code = spare_start(env, watch, theirs);
+                pgipc_ipc::proc_exit(code)
+            }
+            Err(e) => Err(std::io::Error::from(e)),
+        }
+    }
+
+    /// In a forked child: closes its copies of the listen sockets (the parent's stay open).
+    fn close_listen_sockets(&self) {
+        for fd in &self.listen_fds {
+            // SAFETY: closing our copies of the listen sockets; nothing in the child uses
+            // them, and the parent's descriptors are unaffected.
+            unsafe { libc::close(*fd) };
         }
     }
 
@@ -100,11 +143,7 @@ impl Launcher {
                 Ok(child.as_raw())
             }
             Ok(nix::unistd::ForkResult::Child) => {
-                for fd in &self.listen_fds {
-                    // SAFETY: closing our copies of the listen sockets; nothing in the child
-                    // uses them, and the parent's descriptors are unaffected.
-                    unsafe { libc::close(*fd) };
-                }
+                self.close_listen_sockets();
                 let watch = self
                     .death_pipe
                     .take()
@@ -198,39 +237,8 @@ fn child_start(
     client: Option<OwnedFd>,
     cac: CanAcceptConnections,
 ) -> i32 {
-    pgipc_ipc::on_exit_reset();
-    pgipc_waiteventset::forget_wait_sets_after_fork();
-    // Children see the points attached in shared memory (the postmaster never does).
-    pgipc_injection_point::attach_shared(&env.shmem);
-    if let Err(e) = signals::reset_for_child() {
-        elog(
-            Severity::Fatal,
-            &format_args!("could not set up signal handling: {e}"),
-        );
-        return 1;
-    }
-    // Our own session: signals the postmaster sends to the group reach what we start.
-    let _ = nix::unistd::setsid();
-    if let Some(w) = watch {
-        if w.install().is_err() {
-            elog(
-                Severity::Fatal,
-                &"could not install the postmaster-death watch",
-            );
-            return 1;
-        }
-    }
-    if let Err(e) = pgipc_waiteventset::initialize_wait_event_support() {
-        elog(Severity::Fatal, &format_args!("{e}"));
-        return 1;
-    }
-    set_process_name(env.kind);
-    pgipc_elog::set_backend_type(backend_type_desc(env.kind));
-    // A process-local latch until the child has a PGPROC.
-    let latch: &'static pgipc_latch::Latch = Box::leak(Box::new(pgipc_latch::Latch::new()));
-    if let Ok(owned) = pgipc_latch::OwnedLatch::own(latch) {
-        std::mem::forget(owned);
-        pgipc_latch::install_my_latch(latch);
+    if let Err(code) = common_start(&env, watch) {
+        return code;
     }
     match env.kind {
         BackendType::Backend | BackendType::DeadEndBackend => match client {
@@ -252,6 +260,59 @@ fn child_start(
             1
         }
     }
+}
+
+/// A spare backend: the common start, then a wait for the client socket the postmaster
+/// hands over, then the session (see [`crate::spare`]). Returns the exit code.
+fn spare_start(mut env: ChildEnv, watch: Option<PostmasterDeathWatch>, channel: OwnedFd) -> i32 {
+    if let Err(code) = common_start(&env, watch) {
+        return code;
+    }
+    env.init_ps_display("spare backend");
+    match crate::spare::wait_for_client(channel) {
+        Ok(client) => crate::backend::backend_main(&mut env, client, CanAcceptConnections::Ok),
+        Err(e) => crate::spare::report_end(&e),
+    }
+}
+
+/// What every child does first (PostgreSQL's `InitPostmasterChild`); `Err` holds the exit
+/// code of a child that cannot go on.
+fn common_start(env: &ChildEnv, watch: Option<PostmasterDeathWatch>) -> Result<(), i32> {
+    pgipc_ipc::on_exit_reset();
+    pgipc_waiteventset::forget_wait_sets_after_fork();
+    // Children see the points attached in shared memory (the postmaster never does).
+    pgipc_injection_point::attach_shared(&env.shmem);
+    if let Err(e) = signals::reset_for_child() {
+        elog(
+            Severity::Fatal,
+            &format_args!("could not set up signal handling: {e}"),
+        );
+        return Err(1);
+    }
+    // Our own session: signals the postmaster sends to the group reach what we start.
+    let _ = nix::unistd::setsid();
+    if let Some(w) = watch {
+        if w.install().is_err() {
+            elog(
+                Severity::Fatal,
+                &"could not install the postmaster-death watch",
+            );
+            return Err(1);
+        }
+    }
+    if let Err(e) = pgipc_waiteventset::initialize_wait_event_support() {
+        elog(Severity::Fatal, &format_args!("{e}"));
+        return Err(1);
+    }
+    set_process_name(env.kind);
+    pgipc_elog::set_backend_type(backend_type_desc(env.kind));
+    // A process-local latch until the child has a PGPROC.
+    let latch: &'static pgipc_latch::Latch = Box::leak(Box::new(pgipc_latch::Latch::new()));
+    if let Ok(owned) = pgipc_latch::OwnedLatch::own(latch) {
+        std::mem::forget(owned);
+        pgipc_latch::install_my_latch(latch);
+    }
+    Ok(())
 }
 
 /// Names the thread after the child's kind (what `ps -o comm` and `top` show), PostgreSQL's

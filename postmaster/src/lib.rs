@@ -32,6 +32,7 @@
 //!  auxprocess     the auxiliary processes' common part (auxprocess.c)
 //!    startup, checkpointer, bgwriter, walwriter, autovacuum, ioworker   one module per kind
 //!  backend        a client backend: tcop's session (backend_startup.c)
+//!  spare          spare backends: forked ahead of their connection, handed its socket
 //!  bgworker       the postmaster's half of bgworker.c
 //!  launch         fork / fork+exec of a child and its common start (launch_backend.c)
 //!  server         ServerLoop, the reaper, pmState transitions, crash reset (postmaster.c)
@@ -85,5 +86,6 @@ mod postmaster_main;
 mod server;
 mod shmem_setup;
 mod signals;
+mod spare;
 mod startup;
 mod walwriter;

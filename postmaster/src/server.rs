@@ -27,6 +27,7 @@ use crate::launch::Launcher;
 use crate::pmstate::{PmState, Shutdown};
 use crate::shmem_setup::{create_shared_state, PmShmem, ShmemSetupError};
 use crate::signals::{self, Pending};
+use crate::spare::Spares;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -98,6 +99,8 @@ pub(crate) struct Postmaster {
     pub(crate) pools: ChildPools,
     /// Background workers known to the postmaster.
     pub(crate) workers: BgWorkerList,
+    /// Idle spare backends (`spare_backends`).
+    spares: Spares,
     exit_code: Option<i32>,
     /// When postmaster.pid was last checked (PostgreSQL's `RecheckDataDirLockFile`, each minute).
     last_lock_check: Instant,
@@ -141,6 +144,7 @@ impl Postmaster {
             children: ChildList::default(),
             pools,
             workers,
+            spares: Spares::default(),
             exit_code: None,
             last_lock_check: Instant::now(),
             startup_crashed: false,
@@ -273,6 +277,7 @@ impl Postmaster {
                 // A signal may have arrived between two waits without the latch being seen.
                 self.process_pending();
                 self.launch_missing_background_processes();
+                self.maintain_spares();
                 self.kill_stragglers();
                 self.recheck_lock_file();
                 self.state_machine();
@@ -350,6 +355,7 @@ impl Postmaster {
             return; // only escalation counts
         }
         self.shutdown = mode;
+        self.spares.retire_all();
         self.set_pid_status(status::STOPPING);
         match mode {
             Shutdown::Smart => {
@@ -402,6 +408,9 @@ impl Postmaster {
             elog(Severity::Log, &line);
         }
         crate::hba_setup::reload(&self.data_dir, &self.settings);
+        // Spares were forked under the old settings (and TLS configuration): they go, and
+        // ServerLoop forks new ones.
+        self.spares.retire_all();
         self.signal_children(Signal::SIGHUP, |c| c.kind != BackendType::DeadEndBackend);
     }
 
@@ -493,6 +502,9 @@ impl Postmaster {
             return;
         };
         let clean_slot = self.release_slot(&child);
+        if child.kind == BackendType::Backend {
+            self.spares.forget(pid);
+        }
         let desc = self.child_desc(&child);
         match child.kind {
             BackendType::Startup => {
@@ -603,6 +615,7 @@ impl Postmaster {
             Severity::Log,
             &"terminating any other active server processes",
         );
+        self.spares.retire_all();
         if let Some(p) = self.pmsignal() {
             p.set_quit_signal_reason(pgipc_pmsignal::QuitSignalReason::ForCrash);
         }
@@ -702,6 +715,23 @@ impl Postmaster {
             }
         };
         let mut cac = self.can_accept_connections();
+        let mut client = client;
+        if cac == CanAcceptConnections::Ok {
+            while let Some(spare) = self.spares.take() {
+                match spare.hand_over(client) {
+                    Ok(_) => return,
+                    // The spare is gone or wedged: the next one, or a fork. Its channel is
+                    // closed; the reaper collects it.
+                    Err((e, c)) => {
+                        elog(
+                            Severity::Log,
+                            &format_args!("could not hand a connection to a spare backend: {e}"),
+                        );
+                        client = c;
+                    }
+                }
+            }
+        }
         let mut slot = 0;
         let mut kind = BackendType::DeadEndBackend;
         if cac == CanAcceptConnections::Ok {
@@ -783,6 +813,58 @@ impl Postmaster {
             .as_ref()
             .and_then(|s| s.ipc().interlock.as_ref().map(|l| l.shmid()));
         self.launcher.launch(env, shmid, client, cac)
+    }
+
+    /// Keeps `spare_backends` spares waiting while connections are accepted (PM_RUN, no
+    /// shutdown, no crash being handled; fork mode); retires them otherwise.
+    fn maintain_spares(&mut self) {
+        let want = if self.launcher.forks()
+            && self.state == PmState::Run
+            && self.conns_allowed
+            && self.shutdown == Shutdown::No
+            && !self.fatal_error
+        {
+            self.settings.int("spare_backends").max(0) as usize
+        } else {
+            0
+        };
+        if want == 0 {
+            self.spares.retire_all();
+            return;
+        }
+        while self.spares.len() < want {
+            let Some(slot) = self.pools.assign(BackendType::Backend) else {
+                return;
+            };
+            if let Some(p) = self.pmsignal() {
+                let _ = p.mark_child_slot_assigned(slot);
+            }
+            let launched = self
+                .child_env(BackendType::Backend, slot, None)
+                .and_then(|env| self.launcher.launch_spare(env));
+            match launched {
+                Ok((pid, channel)) => {
+                    self.children.push(PmChild {
+                        pid,
+                        slot,
+                        kind: BackendType::Backend,
+                        worker: None,
+                    });
+                    self.spares.push(pid, channel);
+                }
+                Err(e) => {
+                    elog(
+                        Severity::Log,
+                        &format_args!("could not fork spare backend process: {e}"),
+                    );
+                    self.pools.release(BackendType::Backend, slot);
+                    if let Some(p) = self.pmsignal() {
+                        p.mark_child_slot_unassigned(slot);
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     // ---- background processes --------------------------------------------------------------

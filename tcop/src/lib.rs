@@ -349,6 +349,21 @@ pub fn prewarm_for_backends(settings: &Settings) {
     }
 }
 
+/// Installs the session's signal handlers and lets signals in, ahead of the session. A spare
+/// backend (forked before its client connects: the postmaster's `spare` module) waits with
+/// them, so that what arrives meanwhile raises the flags the session reads once it runs: a
+/// SIGHUP makes the session re-read the configuration, and a SIGTERM before any client
+/// arrived is seen by [`die_pending`].
+pub fn install_signal_handlers_early() -> Result<(), nix::Error> {
+    sys::install_handlers()?;
+    sys::unblock_signals()
+}
+
+/// Whether SIGTERM arrived (the flag stays raised for the session).
+pub fn die_pending() -> bool {
+    sys::peek(sys::Pending::Die)
+}
+
 /// Builds the TLS configuration the settings name (`ssl_cert_file`, `ssl_key_file`,
 /// `ssl_ca_file`, `ssl_min_protocol_version`, relative to `data_directory`) and keeps it in
 /// this process, for the backends it forks to inherit (PostgreSQL's `be_tls_init` in the

@@ -1,7 +1,8 @@
 //! Process titles as `ps -o args` shows them (issue 13): every child kind, the backend's
 //! activity through a psql session (idle, idle in transaction, aborted, the running command),
 //! cluster_name, a TCP client, update_process_title = off, fork and exec modes, and the same
-//! titles from the installed PostgreSQL 15 for the kinds both servers have.
+//! titles from the installed PostgreSQL 15 for the kinds both servers have. Spare backends
+//! (pgipc only) are titled `spare backend`.
 
 mod common;
 
@@ -99,8 +100,9 @@ fn wait_title(pid: i32, title: &str) -> Result<(), String> {
 }
 
 /// The auxiliary and worker titles a server with two I/O workers and the demo worker shows,
-/// sorted; `p` is the prefix (`postgres: ` or `postgres: <cluster>: `).
-fn expected_aux(p: &str, update: bool) -> Vec<String> {
+/// sorted; `p` is the prefix (`postgres: ` or `postgres: <cluster>: `). A forked server also
+/// keeps `spare_backends` (2) spare backends waiting for connections; an exec'd one has none.
+fn expected_aux(p: &str, update: bool, spares: usize) -> Vec<String> {
     let io = |n: u32| {
         if update {
             format!("{p}io worker {n}")
@@ -117,6 +119,7 @@ fn expected_aux(p: &str, update: bool) -> Vec<String> {
         io(1),
         format!("{p}pgipc demo worker "),
     ];
+    v.extend((0..spares).map(|_| format!("{p}spare backend ")));
     v.sort();
     v
 }
@@ -139,7 +142,7 @@ fn server(name: &str, exec: bool, extra: &[&str]) -> TestServer {
 fn all_kinds(exec: bool) {
     let s = server(if exec { "exec" } else { "fork" }, exec, &[]);
     let pm = s.pid();
-    let want = expected_aux("postgres: ", true);
+    let want = expected_aux("postgres: ", true, if exec { 0 } else { 2 });
     let aux = |pm: i32| -> Vec<String> {
         titles(pm)
             .into_iter()
@@ -195,7 +198,7 @@ fn cluster_name_and_tcp_client() {
         &["cluster_name=main", "listen_addresses=127.0.0.1"],
     );
     let pm = s.pid();
-    let want = expected_aux("postgres: main: ", true);
+    let want = expected_aux("postgres: main: ", true, 2);
     ok(s.wait_for("every auxiliary title", LIMIT, |_| {
         titles(pm)
             .into_iter()
@@ -226,7 +229,7 @@ fn cluster_name_and_tcp_client() {
 fn update_process_title_off() {
     let s = server("noupdate", true, &["update_process_title=off"]);
     let pm = s.pid();
-    let want = expected_aux("postgres: ", false);
+    let want = expected_aux("postgres: ", false, 0);
     ok(s.wait_for("every auxiliary title", LIMIT, |_| {
         titles(pm)
             .into_iter()
