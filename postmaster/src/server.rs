@@ -270,7 +270,10 @@ impl Postmaster {
                         self.process_pending();
                     } else if ev.events.intersects(WaitEvents::SOCKET_ACCEPT) {
                         if let Some(s) = sockets.get(ev.user_data as usize) {
-                            self.accept_connection(s);
+                            // While spares wait, take every connection already queued before
+                            // forking their replacements (a burst is not served one fork
+                            // apart).
+                            while self.accept_connection(s) && !self.spares.is_empty() {}
                         }
                     }
                 }
@@ -698,10 +701,12 @@ impl Postmaster {
         CanAcceptConnections::Ok
     }
 
-    fn accept_connection(&mut self, listener: &OwnedFd) {
+    /// Accepts one connection, if one is queued, and gives it a backend: a spare, else a fork
+    /// (a dead-end one when the server cannot accept it). True when a spare took it.
+    fn accept_connection(&mut self, listener: &OwnedFd) -> bool {
         let client = match crate::listen::accept(listener.as_fd()) {
             Ok(Some(c)) => c,
-            Ok(None) => return,
+            Ok(None) => return false,
             Err(e) => {
                 elog(
                     Severity::Log,
@@ -711,7 +716,7 @@ impl Postmaster {
                 // as PostgreSQL's AcceptConnection does (most likely out of descriptors; all
                 // one can do is hope some are freed) instead of spinning on the CPU.
                 std::thread::sleep(crate::listen::ACCEPT_RETRY_DELAY);
-                return;
+                return false;
             }
         };
         let mut cac = self.can_accept_connections();
@@ -719,7 +724,7 @@ impl Postmaster {
         if cac == CanAcceptConnections::Ok {
             while let Some(spare) = self.spares.take() {
                 match spare.hand_over(client) {
-                    Ok(_) => return,
+                    Ok(_) => return true,
                     // The spare is gone or wedged: the next one, or a fork. Its channel is
                     // closed; the reaper collects it.
                     Err((e, c)) => {
@@ -769,6 +774,7 @@ impl Postmaster {
                 }
             }
         }
+        false
     }
 
     /// What a new child of `kind` in `slot` starts with.

@@ -62,6 +62,11 @@ impl Spares {
         self.idle.len()
     }
 
+    /// Whether none is idle.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.idle.is_empty()
+    }
+
     /// Adds a spare just forked.
     pub(crate) fn push(&mut self, pid: i32, channel: OwnedFd) {
         self.idle.push_back(Spare { pid, channel });
