@@ -138,6 +138,10 @@ fn cancel_keys(exec: bool) -> TestResult {
             // No timed checkpoint during the test: pg_control must not move.
             "-c",
             "checkpoint_timeout=86400",
+            // Each held connection below must start a child of its own (a spare would take
+            // it instead, and none replaces the spare once the slots run out).
+            "-c",
+            "spare_backends=0",
         ],
     );
     s.start()?;

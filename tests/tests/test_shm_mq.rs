@@ -43,6 +43,9 @@ fn server(name: &str, exec: bool, max_workers: u32) -> Result<TestServer, Failed
         Builder::in_dir(scratch(&format!("pgipc-shmmq-{name}"), mode(exec)))
             .exec(exec)
             .set(&format!("max_worker_processes={max_workers}"))
+            // The failure tests tell a call's processes by the children that appear during
+            // it: a spare's replacement would be one of them, and stays.
+            .set("spare_backends=0")
             .start()?,
     )
 }
