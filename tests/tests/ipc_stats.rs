@@ -7,6 +7,9 @@
 //!   SIGINT handler), one set that needed a wake-up system call (it was asleep), and waited;
 //! * lwlock: `pg_current_xact_id()` takes LWLocks (XidGenLock among them);
 //! * dsm: `test_shm_mq` creates one segment in the calling backend;
+//! * sinval: every process lists messages written/read, catch-up signals and resets; no
+//!   server process joins the invalidation queue yet, so they read 0 here (sinval's
+//!   multiprocess test moves them with a writer and a stalled reader);
 //! * `pgipc_stat_reset_ipc()` zeroes every counter.
 //!
 //! A `harness = false` test: libtest-mimic runs it on one thread (the sleeping session runs on
@@ -81,7 +84,22 @@ fn each_subsystem_moves_its_counters() {
     );
     assert_eq!(kinds, [["2".to_owned(), "1".to_owned()]]);
     assert_eq!(total, procs * counters);
-    assert_eq!(counters, 10);
+    assert_eq!(counters, 14);
+    let sinval = rows(
+        &mut c,
+        "SELECT counter, sum(value) FROM pgipc_stat_ipc \
+         WHERE subsystem = 'sinval' GROUP BY counter ORDER BY counter",
+    );
+    assert_eq!(
+        sinval,
+        [
+            "catchup_signals",
+            "messages_read",
+            "messages_written",
+            "resets"
+        ]
+        .map(|n| vec![n.to_owned(), "0".to_owned()])
+    );
 
     // Snapshots: one per statement.
     let s0 = mine(&mut a);
