@@ -39,6 +39,22 @@ fn rows(c: &mut postgres::Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// An `xid` read in binary: its four bytes, big-endian.
+struct Xid(u32);
+
+impl<'a> postgres::types::FromSql<'a> for Xid {
+    fn from_sql(
+        _: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Xid, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Xid(u32::from_be_bytes(raw.try_into()?)))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        ty.oid() == 28
+    }
+}
+
 /// A client over TCP to 127.0.0.1 at `port`.
 fn tcp_client(port: u16) -> postgres::Client {
     ok(postgres::Config::new()
@@ -125,6 +141,18 @@ fn script(
     ] {
         out.push((sql.to_owned(), rows(t, sql)));
     }
+    // The binary formats (inet_send, xidsend) through the extended protocol: the client
+    // decodes inet itself; xid's four bytes are read raw.
+    let sql = "SELECT client_addr, inet_client_addr(), $1::inet, '::1/64'::inet, '7'::xid \
+               FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+    let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+    let r = ok(t.query_one(sql, &[&ip]));
+    let xid: Xid = r.get(4);
+    let binary: Vec<String> = (0..4)
+        .map(|i| format!("{:?}", r.get::<_, Option<std::net::IpAddr>>(i)))
+        .chain([format!("xid {}", xid.0)])
+        .collect();
+    out.push((sql.to_owned(), binary));
     // PostgreSQL 15's first 28 OUT columns; 16 added gss_delegation before leader_pid.
     let names: Vec<String> = ok(a.prepare("SELECT * FROM pg_stat_get_activity(NULL)"))
         .columns()
