@@ -1999,6 +1999,8 @@ impl<'a> Planner<'a> {
         match (lt, rt) {
             (Text, Name) | (Name, Text) => Some(Text),
             (Oid, t) | (t, Oid) if t.is_integer() => Some(Int8),
+            // xideqint4 / xidneqint4 (xid on the left only): the integer read as an xid.
+            (Xid, Int4) => Some(Xid),
             _ => None,
         }
     }
@@ -2357,7 +2359,14 @@ impl<'a> Planner<'a> {
                 }
                 let ctx = name.to_uppercase();
                 let (v, t) = self.coerce_all(args, &ctx)?;
-                if name != "coalesce" && (self.comparison_type(t, t).is_none() || t == Type::Xid) {
+                if name != "coalesce" && t == Type::Xid {
+                    // xid has equality but no btree order.
+                    return Err(QueryError::new(
+                        sqlstate::UNDEFINED_FUNCTION,
+                        "could not identify a comparison function for type xid",
+                    ));
+                }
+                if name != "coalesce" && self.comparison_type(t, t).is_none() {
                     return Err(self.no_function(name, &[t], pos));
                 }
                 let e = match name {

@@ -391,6 +391,8 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
     match (&d, to) {
         (Datum::Regtype(v), Type::Oid) => return Ok(Datum::Oid(*v)),
         (Datum::Oid(v), Type::Regtype) => return Ok(Datum::Regtype(*v)),
+        // Only reached through `xid = int4` (there is no cast from integer to xid).
+        (Datum::Int4(v), Type::Xid) => return Ok(Datum::Xid(*v as u32)),
         _ => {}
     }
     if let (Datum::Xid8(v), Type::Xid) = (&d, to) {
