@@ -23,7 +23,8 @@
 //!   display scales, [`numeric::Numeric`]), float8 (shortest-exact output), text, name,
 //!   timestamptz, interval, oid, text\[\] (view columns), void, and xid8, pg_snapshot and
 //!   txid_snapshot (full transaction ids and snapshots, [`PgSnapshot`]), xid (32-bit ids,
-//!   `=` and `<>` only) and inet (addresses, [`Inet`]); their input, output,
+//!   `=` and `<>` only), inet (addresses, [`Inet`]) and regtype (what `pg_typeof`
+//!   returns); their input, output,
 //!   casts and operators with overflow checks (22003), division by zero (22012) and
 //!   NULL logic.
 //! - SELECT with one FROM item (a backend [`View`] or a set-returning function: the built-in
