@@ -82,6 +82,15 @@ counters! {
     SnapshotsComputed = ("snapshot", "computed"),
     /// Snapshots reused because no transaction ended since the last one.
     SnapshotsReused = ("snapshot", "reused"),
+    /// Shared invalidation messages appended to the ring (`SIInsertDataEntries`).
+    SinvalWrites = ("sinval", "messages_written"),
+    /// Shared invalidation messages read from the ring (`SIGetDataEntries`).
+    SinvalReads = ("sinval", "messages_read"),
+    /// Catch-up signals sent to a reader falling behind (counted by the sender).
+    SinvalCatchups = ("sinval", "catchup_signals"),
+    /// Resets: a reader that fell so far behind that its messages were lost (counted by
+    /// that reader when it finds out).
+    SinvalResets = ("sinval", "resets"),
 }
 
 /// Counters per block: [`Counter::ALL`]'s length rounded up to whole 64-byte cache lines.

@@ -102,6 +102,18 @@ fn no_function_hint() -> &'static str {
     "No function matches the given name and argument types. You might need to add explicit type casts."
 }
 
+/// ORDER BY a type without a btree ordering (xid).
+fn no_ordering(ty: Type) -> QueryError {
+    QueryError::new(
+        sqlstate::UNDEFINED_FUNCTION,
+        format!(
+            "could not identify an ordering operator for type {}",
+            ty.sql_name()
+        ),
+    )
+    .with_hint("Use an explicit ordering operator or modify the query.")
+}
+
 fn no_operator_hint() -> &'static str {
     "No operator matches the given name and argument types. You might need to add explicit type casts."
 }
@@ -668,6 +680,9 @@ impl<'a> Planner<'a> {
                             "ORDER BY an expression of type {} is not supported",
                             te.ty.sql_name()
                         )));
+                    }
+                    if te.ty == Type::Xid {
+                        return Err(no_ordering(te.ty).at(te.pos));
                     }
                     match targets.iter().position(|t| t.e == te.e) {
                         Some(k) => k,
@@ -1962,6 +1977,7 @@ impl<'a> Planner<'a> {
         let pos = self.pos_before(b).or_else(|| self.pos(whole));
         let t = self
             .comparison_type(l.ty, r.ty)
+            .filter(|&t| t != Type::Xid || matches!(sym, "=" | "<>"))
             .ok_or_else(|| self.op_error(sym, l.ty, r.ty, pos))?;
         Ok((self.coerce(l, t)?, self.coerce(r, t)?))
     }
@@ -1983,6 +1999,8 @@ impl<'a> Planner<'a> {
         match (lt, rt) {
             (Text, Name) | (Name, Text) => Some(Text),
             (Oid, t) | (t, Oid) if t.is_integer() => Some(Int8),
+            // xideqint4 / xidneqint4 (xid on the left only): the integer read as an xid.
+            (Xid, Int4) => Some(Xid),
             _ => None,
         }
     }
@@ -2227,6 +2245,19 @@ impl<'a> Planner<'a> {
         if name == "make_interval" {
             return self.make_interval(f, pos);
         }
+        if name == "pg_typeof" {
+            // pg_typeof("any"): the argument's type, known when the statement is planned.
+            let args = self.function_args(f)?;
+            if let [a] = args.as_slice() {
+                return Ok(Te::new(
+                    Expr::Const(Datum::Regtype(a.ty.oid())),
+                    Type::Regtype,
+                    pos,
+                ));
+            }
+            let tys: Vec<Type> = args.iter().map(|a| a.ty).collect();
+            return Err(self.no_function(&name, &tys, pos));
+        }
         if self.is_srf(&name) {
             return Err(QueryError::not_supported(format!(
                 "{name} is only supported in FROM or as a whole target of a FROM-less SELECT"
@@ -2328,6 +2359,13 @@ impl<'a> Planner<'a> {
                 }
                 let ctx = name.to_uppercase();
                 let (v, t) = self.coerce_all(args, &ctx)?;
+                if name != "coalesce" && t == Type::Xid {
+                    // xid has equality but no btree order.
+                    return Err(QueryError::new(
+                        sqlstate::UNDEFINED_FUNCTION,
+                        "could not identify a comparison function for type xid",
+                    ));
+                }
                 if name != "coalesce" && self.comparison_type(t, t).is_none() {
                     return Err(self.no_function(name, &[t], pos));
                 }
@@ -2608,7 +2646,7 @@ impl<'a> Planner<'a> {
                 } else {
                     tys[0]
                 };
-                if self.comparison_type(t, t).is_none() || t == Type::Bool {
+                if self.comparison_type(t, t).is_none() || matches!(t, Type::Bool | Type::Xid) {
                     return Err(self.no_function(name, &tys, pos));
                 }
                 (vec![t], t)

@@ -146,12 +146,18 @@ pub(crate) static BUILTINS: &[BuiltinDef] = &[
         flt(&a[0]).exp(),
         flt(&a[0])
     )),
+    f!("family", [Inet], Int4, Immutable, |a, _| Ok(Datum::Int4(
+        if inet(&a[0])?.addr.is_ipv4() { 4 } else { 6 }
+    ))),
     f!("floor", [Numeric], Numeric, Immutable, |a, _| Ok(
         Datum::Numeric(num(&a[0]).floor())
     )),
     f!("floor", [Float8], Float8, Immutable, |a, _| Ok(
         Datum::Float8(flt(&a[0]).floor())
     )),
+    f!("host", [Inet], Text, Immutable, |a, _| Ok(Datum::Text(
+        inet(&a[0])?.host_text()
+    ))),
     f!("initcap", [Text], Text, Immutable, |a, _| Ok(Datum::Text(
         initcap(txt(&a[0]))
     ))),
@@ -201,6 +207,9 @@ pub(crate) static BUILTINS: &[BuiltinDef] = &[
     f!("ltrim", [Text, Text], Text, Immutable, |a, _| Ok(
         Datum::Text(trim(txt(&a[0]), txt(&a[1]), true, false))
     )),
+    f!("masklen", [Inet], Int4, Immutable, |a, _| Ok(Datum::Int4(
+        i32::from(inet(&a[0])?.bits)
+    ))),
     f!("mod", [Int2, Int2], Int2, Immutable, |a, cx| {
         crate::expr::binop(crate::expr::BinOp::Mod, a[0].clone(), a[1].clone(), cx)
     }),
@@ -445,6 +454,17 @@ fn flt(d: &Datum) -> f64 {
         _ => f64::NAN,
     }
 }
+/// An inet argument.
+fn inet(d: &Datum) -> Result<&crate::network::Inet> {
+    match d {
+        Datum::Inet(i) => Ok(i),
+        _ => Err(QueryError::new(
+            sqlstate::INTERNAL_ERROR,
+            "inet argument expected",
+        )),
+    }
+}
+
 /// A pg_snapshot / txid_snapshot argument.
 fn snap(d: &Datum) -> Result<&crate::xid8::PgSnapshot> {
     match d {

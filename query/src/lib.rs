@@ -22,7 +22,9 @@
 //! - Types ([`Type`]): bool, int2/int4/int8, numeric (arbitrary precision with PostgreSQL's
 //!   display scales, [`numeric::Numeric`]), float8 (shortest-exact output), text, name,
 //!   timestamptz, interval, oid, text\[\] (view columns), void, and xid8, pg_snapshot and
-//!   txid_snapshot (full transaction ids and snapshots, [`PgSnapshot`]); their input, output,
+//!   txid_snapshot (full transaction ids and snapshots, [`PgSnapshot`]), xid (32-bit ids,
+//!   `=` and `<>` only), inet (addresses, [`Inet`]) and regtype (what `pg_typeof`
+//!   returns); their input, output,
 //!   casts and operators with overflow checks (22003), division by zero (22012) and
 //!   NULL logic.
 //! - SELECT with one FROM item (a backend [`View`] or a set-returning function: the built-in
@@ -68,6 +70,7 @@ mod error;
 mod exec;
 mod expr;
 mod func;
+mod network;
 pub mod numeric;
 mod session;
 mod types;
@@ -85,6 +88,7 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 pub use crate::datetime::{Interval, TimeZone};
 pub use crate::error::{sqlstate, QueryError, Result, SqlState};
 pub use crate::exec::Rows;
+pub use crate::network::Inet;
 pub use crate::session::{
     system_now, Catalog, Column, GucSession, RowIter, ServerFn, ServerFunction, Session, SetFn,
     SetFunction, View, Volatility,

@@ -40,6 +40,13 @@ pub enum Type {
     /// `txid_snapshot` (2970): the older name of the same value, what
     /// `txid_current_snapshot()` returns.
     TxidSnapshot,
+    /// `xid` (28): a 32-bit transaction id (`pg_stat_activity.backend_xid`); only `=` and
+    /// `<>` compare it.
+    Xid,
+    /// `inet` (869): an IPv4 or IPv6 address with its netmask (`client_addr`).
+    Inet,
+    /// `regtype` (2206): a type's OID printed as its name, what `pg_typeof` returns.
+    Regtype,
 }
 
 /// PostgreSQL's type categories (`typcategory`), which drive implicit coercion choices.
@@ -52,8 +59,10 @@ pub(crate) enum Category {
     Timespan,
     Array,
     Pseudo,
-    /// `U`: user-defined and miscellaneous types (xid8, pg_snapshot).
+    /// `U`: user-defined and miscellaneous types (xid8, pg_snapshot, xid).
     User,
+    /// `I`: network addresses (inet).
+    Network,
     Unknown,
 }
 
@@ -78,6 +87,9 @@ impl Type {
             Type::Xid8 => 5069,
             Type::PgSnapshot => 5038,
             Type::TxidSnapshot => 2970,
+            Type::Xid => 28,
+            Type::Inet => 869,
+            Type::Regtype => 2206,
         }
     }
 
@@ -101,6 +113,9 @@ impl Type {
             Type::Xid8,
             Type::PgSnapshot,
             Type::TxidSnapshot,
+            Type::Xid,
+            Type::Inet,
+            Type::Regtype,
         ]
         .into_iter()
         .find(|t| t.oid() == oid)
@@ -111,7 +126,7 @@ impl Type {
         match self {
             Type::Bool => 1,
             Type::Int2 => 2,
-            Type::Int4 | Type::Oid | Type::Void => 4,
+            Type::Int4 | Type::Oid | Type::Void | Type::Xid | Type::Regtype => 4,
             Type::Int8 | Type::Float8 | Type::Timestamptz | Type::Xid8 => 8,
             Type::Interval => 16,
             Type::Name => 64,
@@ -120,7 +135,8 @@ impl Type {
             | Type::Text
             | Type::TextArray
             | Type::PgSnapshot
-            | Type::TxidSnapshot => -1,
+            | Type::TxidSnapshot
+            | Type::Inet => -1,
         }
     }
 
@@ -144,6 +160,9 @@ impl Type {
             Type::Xid8 => "xid8",
             Type::PgSnapshot => "pg_snapshot",
             Type::TxidSnapshot => "txid_snapshot",
+            Type::Xid => "xid",
+            Type::Inet => "inet",
+            Type::Regtype => "regtype",
         }
     }
 
@@ -167,29 +186,43 @@ impl Type {
             Type::Xid8 => "xid8",
             Type::PgSnapshot => "pg_snapshot",
             Type::TxidSnapshot => "txid_snapshot",
+            Type::Xid => "xid",
+            Type::Inet => "inet",
+            Type::Regtype => "regtype",
         }
     }
 
     pub(crate) fn category(self) -> Category {
         match self {
             Type::Bool => Category::Bool,
-            Type::Int2 | Type::Int4 | Type::Int8 | Type::Numeric | Type::Float8 | Type::Oid => {
-                Category::Numeric
-            }
+            Type::Int2
+            | Type::Int4
+            | Type::Int8
+            | Type::Numeric
+            | Type::Float8
+            | Type::Oid
+            | Type::Regtype => Category::Numeric,
             Type::Text | Type::Name => Category::String,
             Type::Timestamptz => Category::DateTime,
             Type::Interval => Category::Timespan,
             Type::TextArray => Category::Array,
             Type::Void => Category::Pseudo,
             Type::Unknown => Category::Unknown,
-            Type::Xid8 | Type::PgSnapshot | Type::TxidSnapshot => Category::User,
+            Type::Xid8 | Type::PgSnapshot | Type::TxidSnapshot | Type::Xid => Category::User,
+            Type::Inet => Category::Network,
         }
     }
 
     pub(crate) fn is_preferred(self) -> bool {
         matches!(
             self,
-            Type::Bool | Type::Float8 | Type::Text | Type::Timestamptz | Type::Interval | Type::Oid
+            Type::Bool
+                | Type::Float8
+                | Type::Text
+                | Type::Timestamptz
+                | Type::Interval
+                | Type::Oid
+                | Type::Inet
         )
     }
 
@@ -248,6 +281,9 @@ impl Type {
             "xid8" => Type::Xid8,
             "pg_snapshot" => Type::PgSnapshot,
             "txid_snapshot" => Type::TxidSnapshot,
+            "xid" => Type::Xid,
+            "inet" => Type::Inet,
+            "regtype" => Type::Regtype,
             _ => return None,
         })
     }
@@ -276,13 +312,11 @@ pub(crate) fn known_unsupported_type(name: &str) -> bool {
             | "json"
             | "jsonb"
             | "uuid"
-            | "inet"
             | "cidr"
             | "money"
             | "xml"
             | "regclass"
             | "regproc"
-            | "regtype"
             | "bit"
             | "varbit"
             | "point"

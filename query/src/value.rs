@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use crate::datetime::{self, Interval, TimeZone};
 use crate::error::{sqlstate, QueryError, Result};
+use crate::network::{self, Inet};
 use crate::numeric::Numeric;
 use crate::types::Type;
 use crate::xid8::{self, PgSnapshot};
@@ -43,6 +44,12 @@ pub enum Datum {
     Xid8(u64),
     /// pg_snapshot and txid_snapshot (boxed: the type is rare and its list unbounded)
     Snapshot(Box<PgSnapshot>),
+    /// xid: a 32-bit transaction id
+    Xid(u32),
+    /// inet: an address and its netmask
+    Inet(Inet),
+    /// regtype: a type OID, printed as the type's name
+    Regtype(u32),
 }
 
 impl Datum {
@@ -69,6 +76,11 @@ impl Datum {
             Datum::Void => String::new(),
             Datum::Xid8(v) => v.to_string(),
             Datum::Snapshot(s) => s.to_text(),
+            Datum::Xid(v) => v.to_string(),
+            Datum::Inet(i) => i.to_text(),
+            Datum::Regtype(oid) => {
+                Type::from_oid(*oid).map_or_else(|| oid.to_string(), |t| t.sql_name().to_owned())
+            }
         })
     }
 }
@@ -297,6 +309,19 @@ pub(crate) fn from_text(text: &str, ty: Type, cx: CastCtx<'_>) -> Result<Datum> 
         Type::PgSnapshot | Type::TxidSnapshot => {
             Datum::Snapshot(Box::new(PgSnapshot::parse(text)?))
         }
+        Type::Xid => Datum::Xid(network::parse_xid(text)?),
+        Type::Inet => Datum::Inet(Inet::parse(text)?),
+        Type::Regtype => Datum::Regtype(
+            Type::from_name(text.trim())
+                .map(Type::oid)
+                .or_else(|| text.trim().parse::<u32>().ok())
+                .ok_or_else(|| {
+                    QueryError::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("type \"{}\" does not exist", text.trim()),
+                    )
+                })?,
+        ),
     })
 }
 
@@ -329,6 +354,7 @@ pub(crate) fn cast_exists(from: Type, to: Type) -> bool {
         (Int4 | Int8 | Int2, Oid) | (Oid, Int4 | Int8 | Numeric | Float8) => true,
         (Bool, Int4) | (Int4, Bool) => true,
         (PgSnapshot, TxidSnapshot) | (TxidSnapshot, PgSnapshot) => true,
+        (Xid8, Xid) | (Regtype, Oid) | (Oid, Regtype) => true,
         _ => false,
     }
 }
@@ -341,6 +367,10 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
     if let (Datum::Bool(b), Type::Text | Type::Name | Type::Unknown) = (&d, to) {
         // booltext: the cast spells the word out, unlike boolout's t/f.
         return Ok(Datum::Text(if *b { "true" } else { "false" }.into()));
+    }
+    if let (Datum::Inet(i), Type::Text | Type::Name) = (&d, to) {
+        // text(inet): network_show, which always prints the netmask.
+        return Ok(Datum::Text(i.show()));
     }
     if matches!(to, Type::Text | Type::Unknown) {
         return Ok(Datum::Text(d.to_text(cx.tz).unwrap_or_default()));
@@ -357,6 +387,17 @@ pub(crate) fn cast(d: Datum, from: Type, to: Type, cx: CastCtx<'_>) -> Result<Da
         if let Datum::Snapshot(_) = d {
             return Ok(d);
         }
+    }
+    match (&d, to) {
+        (Datum::Regtype(v), Type::Oid) => return Ok(Datum::Oid(*v)),
+        (Datum::Oid(v), Type::Regtype) => return Ok(Datum::Regtype(*v)),
+        // Only reached through `xid = int4` (there is no cast from integer to xid).
+        (Datum::Int4(v), Type::Xid) => return Ok(Datum::Xid(*v as u32)),
+        _ => {}
+    }
+    if let (Datum::Xid8(v), Type::Xid) = (&d, to) {
+        // xid(xid8): the low 32 bits, the epoch dropped.
+        return Ok(Datum::Xid(*v as u32));
     }
     let int_range = |v: i128, to: Type| -> Result<Datum> {
         Ok(match to {
@@ -454,6 +495,8 @@ pub(crate) fn compare(a: &Datum, b: &Datum) -> Ordering {
         (Int8(x), Int8(y)) => x.cmp(y),
         (Oid(x), Oid(y)) => x.cmp(y),
         (Xid8(x), Xid8(y)) => x.cmp(y),
+        (Xid(x), Xid(y)) | (Regtype(x), Regtype(y)) => x.cmp(y),
+        (Inet(x), Inet(y)) => x.cmp_inet(y),
         (Numeric(x), Numeric(y)) => x.cmp_num(y),
         (Float8(x), Float8(y)) => cmp_f64(*x, *y),
         (Text(x), Text(y)) => x.as_bytes().cmp(y.as_bytes()),
@@ -498,6 +541,8 @@ impl Key {
             Datum::Oid(v) => Key::Int(*v as i128),
             Datum::Xid8(v) => Key::Int(*v as i128),
             Datum::Snapshot(s) => Key::Str(s.to_text()),
+            Datum::Xid(v) | Datum::Regtype(v) => Key::Int(*v as i128),
+            Datum::Inet(i) => Key::Str(i.show()),
             Datum::Timestamptz(v) => Key::Int(*v as i128),
             Datum::Interval(iv) => Key::Int(iv.cmp_key()),
             Datum::Float8(f) => {

@@ -127,7 +127,14 @@ fn strtou64(s: &str) -> (u64, &str) {
 /// Text input of `xid8` (`xid8in`, PostgreSQL 16+'s `uint64in_subr` with base 0): white
 /// space around, an optional sign, decimal, `0x` hexadecimal or `0` octal digits.
 pub(crate) fn parse_xid8(text: &str) -> Result<u64> {
-    let bad = || QueryError::invalid_input("xid8", text);
+    parse_unsigned(text, "xid8")
+}
+
+/// What `strtoul`/`strtou64` with base 0 reads as a whole input of type `typname`: white
+/// space around, an optional sign (a minus negates modulo 2^64), decimal, `0x` hexadecimal
+/// or `0` octal digits; 22P02 without digits or with anything after them, 22003 past 64 bits.
+pub(crate) fn parse_unsigned(text: &str, typname: &str) -> Result<u64> {
+    let bad = || QueryError::invalid_input(typname, text);
     let t = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -148,7 +155,7 @@ pub(crate) fn parse_xid8(text: &str) -> Result<u64> {
     let v = u64::from_str_radix(digits, radix).map_err(|_| {
         QueryError::new(
             sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
-            format!("value \"{text}\" is out of range for type xid8"),
+            format!("value \"{text}\" is out of range for type {typname}"),
         )
     })?;
     Ok(if neg { v.wrapping_neg() } else { v })

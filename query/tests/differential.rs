@@ -29,6 +29,14 @@ fn pg_bin() -> PathBuf {
 /// crate follows), or that this crate answers differently by design.
 const ALLOWED: &[(&str, &str)] = &[
     (
+        "SELECT 'x'::xid",
+        "PostgreSQL 16 checks xid input (uint32in_subr: 22P02); 15's xidin read it with an unchecked strtoul as 0",
+    ),
+    (
+        "SELECT '4294967296'::xid",
+        "PostgreSQL 16 checks xid input (uint32in_subr: 22003); 15's xidin truncated it to 32 bits",
+    ),
+    (
         "SELECT 'abc'::xid8",
         "PostgreSQL 16 checks xid8 input (uint64in_subr: 22P02); 15's xid8in read it with an unchecked strtou64 as 0",
     ),

@@ -44,6 +44,8 @@
 //!   gives the locks up to send a catch-up signal the writer loops and checks again, so a full
 //!   queue cannot block a writer forever.
 //! * Counters are `i32`, rebased by [`MSGNUMWRAPAROUND`] when the minimum passes it.
+//! * Each process counts its own work in the IPC statistics (pgipc_ipc_stats): messages
+//!   written and read, catch-up signals sent, and resets it found on reading.
 //!
 //! # What this crate does not do
 //! * It does not interpret messages: catcache/relcache/smgr handling belongs to their caches;
@@ -65,6 +67,7 @@ pub use message::{
 };
 pub use pgipc_proc::{LocalTransactionId, ProcNumber};
 
+use pgipc_ipc_stats::Counter;
 use pgipc_lwlock::{LWLockGuard, LWLockMode, LWLockProc, MainLWLockId, SpinLock};
 use pgipc_procsignal::{ProcSignal, ProcSignalReason};
 use pgipc_shmem::{add_size, mul_size, InitKind, Shared, Shmem, ShmemError, ShmemSafe, SizeError};
@@ -499,6 +502,7 @@ impl SharedInval {
             // `has_messages` will see the flags at their next lock acquisition.
             fence(Ordering::SeqCst);
             drop(guard);
+            pgipc_ipc_stats::add(Counter::SinvalWrites, n as u64);
         }
     }
 
@@ -586,10 +590,12 @@ impl SharedInval {
                 drop(r);
                 drop(w);
                 if let Some(ps) = self.proc_signal() {
-                    if let Err(e) =
-                        ps.send_proc_signal(pid, ProcSignalReason::CatchupInterrupt, Some(procno))
+                    match ps.send_proc_signal(pid, ProcSignalReason::CatchupInterrupt, Some(procno))
                     {
-                        tracing::debug!(target: "pgipc", "sinval: catch-up signal to {pid}: {e}");
+                        Ok(_) => pgipc_ipc_stats::count(Counter::SinvalCatchups),
+                        Err(e) => {
+                            tracing::debug!(target: "pgipc", "sinval: catch-up signal to {pid}: {e}")
+                        }
                     }
                 }
                 caller_held.then(|| write_lock.acquire(me, LWLockMode::Exclusive))
@@ -678,6 +684,7 @@ impl SInvalBackend {
             st.reset_state.store(false, Ordering::Relaxed);
             st.signaled.store(false, Ordering::Relaxed);
             self.counter.fetch_add(1, Ordering::Relaxed);
+            pgipc_ipc_stats::count(Counter::SinvalResets);
             return Ok(Received::Reset);
         }
         let mut next = st.next_msg_num.load(Ordering::Relaxed);
@@ -694,6 +701,7 @@ impl SInvalBackend {
             st.has_messages.store(true, Ordering::Relaxed);
         }
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        pgipc_ipc_stats::add(Counter::SinvalReads, n as u64);
         Ok(Received::Messages(n))
     }
 

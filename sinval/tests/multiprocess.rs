@@ -1,5 +1,7 @@
 //! The invalidation queue with real processes: readers that keep up, a reader that stops
-//! (catch-up signal, then reset, then resumes), and the catch-up daisy chain.
+//! (catch-up signal, then reset, then resumes), and the catch-up daisy chain. The stalled
+//! reader's scenario also checks the IPC statistics each side counts (messages written and
+//! catch-up signals sent by the writer, the reset and the messages read by the reader).
 //!
 //! libtest-mimic on one test thread: each scenario is a trial on the main thread, the writer of a
 //! segment of its own, and re-executed copies of this binary are the readers (they take their
@@ -7,12 +9,13 @@
 //! and `alarm(90)` guards the writer itself, so a bug fails the test instead of hanging it.
 
 use libtest_mimic::{Arguments, Trial};
+use pgipc_ipc_stats::{Counter, STRIDE};
 use pgipc_latch::{install_my_latch, Latch, LatchWait, OwnedLatch};
 use pgipc_shmem::{Shared, Shmem, ShmemSafe};
 use pgipc_sinval::{shmem_init, Received, SInvalBackend, SharedInval, SharedInvalidationMessage};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const SLOTS: usize = 8;
@@ -31,6 +34,9 @@ struct TestState {
     acks: [AtomicU32; SLOTS],
     wakeups: [AtomicU32; SLOTS],
     resets: [AtomicU32; SLOTS],
+    /// The IPC statistics blocks of the writer and of the stalled reader.
+    writer_stats: [AtomicU64; STRIDE],
+    stalled_stats: [AtomicU64; STRIDE],
 }
 // SAFETY: repr(C), atomics only, zero is valid.
 unsafe impl ShmemSafe for TestState {}
@@ -111,6 +117,9 @@ fn keep_up_reader(procno: u32) {
 /// Does not read until told to; counts catch-up wake-ups meanwhile.
 fn stalled_reader(procno: u32) {
     let (b, st, latch) = join(procno);
+    // SAFETY: the block is in the test segment, mapped until this process exits; only this
+    // process counts into it.
+    unsafe { pgipc_ipc_stats::set_my_block(st.stalled_stats.as_ptr()) };
     let until = deadline(60);
     while st.go.load(Ordering::SeqCst) == 0 {
         if Instant::now() > until {
@@ -322,6 +331,9 @@ fn idle_reader_is_signalled_then_reset_then_resumes() {
     } = writer();
     // 2. A reader that stops is signalled to catch up; still idle, it is reset; then it
     //    resumes from the current position. The writer never blocks on it.
+    // SAFETY: the block is in the writer's segment, mapped until the end of this trial, where
+    // counting stops; no other process counts into it.
+    unsafe { pgipc_ipc_stats::set_my_block(st.writer_stats.as_ptr()) };
     let mut kids = Kids(vec![spawn(&fd, "stalled", STALLED)]);
     wait_for(&mut kids, "stalled reader ready", || {
         st.ready.load(Ordering::SeqCst) == 1
@@ -348,6 +360,26 @@ fn idle_reader_is_signalled_then_reset_then_resumes() {
     });
     insert(&si, 1_000_000..1_000_010);
     reap(&mut kids);
+    pgipc_ipc_stats::clear_my_block();
+    let stat = |block: &[AtomicU64; STRIDE], c: Counter| block[c as usize].load(Ordering::SeqCst);
+    assert_eq!(
+        (
+            stat(&st.writer_stats, Counter::SinvalWrites),
+            stat(&st.writer_stats, Counter::SinvalCatchups),
+            stat(&st.writer_stats, Counter::SinvalReads),
+        ),
+        (50_010, 1, 0),
+        "the writer: every message written, one catch-up signal, nothing read"
+    );
+    assert_eq!(
+        (
+            stat(&st.stalled_stats, Counter::SinvalResets),
+            stat(&st.stalled_stats, Counter::SinvalReads),
+            stat(&st.stalled_stats, Counter::SinvalWrites),
+        ),
+        (1, 10, 0),
+        "the stalled reader: one reset, then the ten messages sent after it"
+    );
     println!(
         "sinval: idle reader signalled once, then reset, then resumed at the current position; \
          writer passed it with 47600 messages in {writer_ms:.1} ms"

@@ -3,7 +3,7 @@
 
 use crate::{internal, SysContext};
 use pgipc_backend_status::{backend_type_desc, BackendStatus};
-use pgipc_query::{Datum, Result, Session};
+use pgipc_query::{Datum, Inet, Result, Session};
 
 fn text(s: Option<String>) -> Datum {
     s.map_or(Datum::Null, Datum::Text)
@@ -25,8 +25,14 @@ fn xid(v: u32) -> Datum {
     if v == 0 {
         Datum::Null
     } else {
-        Datum::Text(v.to_string())
+        Datum::Xid(v)
     }
+}
+
+/// `client_addr`: the Backend Status Array's address as an `inet` host.
+fn inet(addr: Option<String>) -> Datum {
+    addr.and_then(|a| a.parse().ok())
+        .map_or(Datum::Null, |a| Datum::Inet(Inet::host(a)))
 }
 
 /// The entries of every process of the server (`pgstat_read_current_status`).
@@ -81,7 +87,7 @@ pub(crate) fn activity_row(ctx: &SysContext, r: BackendStatus) -> Vec<Datum> {
         oid(r.user_id),
         named(r.user_id, r.usename),
         Datum::Text(r.appname),
-        text(r.client_addr),
+        inet(r.client_addr),
         text(r.client_hostname),
         r.client_port.map_or(Datum::Null, Datum::Int4),
         ts(r.backend_start),

@@ -17,8 +17,7 @@ use crate::SysContext;
 use pgipc_query::{Column, Datum, RowIter, ServerFunction, SetFunction, Type, Volatility};
 use std::rc::Rc;
 
-/// The OUT columns, in order (`client_addr` is inet and `backend_xid`/`backend_xmin` xid in
-/// PostgreSQL: text here, as in `pg_stat_activity`).
+/// The OUT columns, in order.
 const COLUMNS: &[(&str, Type)] = &[
     ("datid", Type::Oid),
     ("pid", Type::Int4),
@@ -32,11 +31,11 @@ const COLUMNS: &[(&str, Type)] = &[
     ("query_start", Type::Timestamptz),
     ("backend_start", Type::Timestamptz),
     ("state_change", Type::Timestamptz),
-    ("client_addr", Type::Text),
+    ("client_addr", Type::Inet),
     ("client_hostname", Type::Text),
     ("client_port", Type::Int4),
-    ("backend_xid", Type::Text),
-    ("backend_xmin", Type::Text),
+    ("backend_xid", Type::Xid),
+    ("backend_xmin", Type::Xid),
     ("backend_type", Type::Text),
     ("ssl", Type::Bool),
     ("sslversion", Type::Text),

@@ -28,6 +28,8 @@
 //!                                                 PGPROC subxid cache's count and overflow
 //!   pgipc_stat_ipc, pgipc_stat_reset_ipc()    ─► "IPC Statistics" (pgipc_ipc_stats): each
 //!                                                 live process's counters
+//!   pgipc_sinval_roundtrip(n)                 ─► "shmInvalBuffer" (pgipc_sinval): join,
+//!                                                 write n, read back, leave
 //! ```
 //!
 //! Every view reads shared memory through its owner crate's API (the ProcArray's pid lookup
@@ -200,6 +202,7 @@ pub fn register(catalog: &mut Catalog, ctx: Rc<SysContext>) {
         Rc::new(ipc_stats::PGIPC_STAT_IPC.bind(&ctx)),
     );
     catalog.add_function(ipc_stats::pgipc_stat_reset_ipc(&ctx));
+    catalog.add_function(ipc_stats::pgipc_sinval_roundtrip(&ctx));
 }
 
 /// An internal error (XX000) with `message`.

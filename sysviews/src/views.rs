@@ -77,7 +77,7 @@ impl View for BoundView {
     }
 }
 
-use Type::{Bool, Float8, Int4, Int8, Name, Numeric, Oid, Text, TextArray, Timestamptz};
+use Type::{Bool, Float8, Inet, Int4, Int8, Name, Numeric, Oid, Text, TextArray, Timestamptz, Xid};
 
 /// Every view this crate registers.
 pub static VIEWS: &[ViewDef] = &[
@@ -159,8 +159,7 @@ pub static VIEWS: &[ViewDef] = &[
         access: Access::Public,
         rows: pg_stat_checkpointer,
     },
-    // PostgreSQL 18's pg_stat_activity; client_addr (inet) and backend_xid/backend_xmin (xid)
-    // are text here: the query layer has neither type.
+    // PostgreSQL 18's pg_stat_activity.
     ViewDef {
         name: "pg_stat_activity",
         columns: &[
@@ -171,7 +170,7 @@ pub static VIEWS: &[ViewDef] = &[
             ("usesysid", Oid),
             ("usename", Name),
             ("application_name", Text),
-            ("client_addr", Text),
+            ("client_addr", Inet),
             ("client_hostname", Text),
             ("client_port", Int4),
             ("backend_start", Timestamptz),
@@ -181,8 +180,8 @@ pub static VIEWS: &[ViewDef] = &[
             ("wait_event_type", Text),
             ("wait_event", Text),
             ("state", Text),
-            ("backend_xid", Text),
-            ("backend_xmin", Text),
+            ("backend_xid", Xid),
+            ("backend_xmin", Xid),
             ("query_id", Int8),
             ("query", Text),
             ("backend_type", Text),

@@ -2,7 +2,7 @@
 //! functions), for Bind parameters and results in format 1. numeric and text[] have no
 //! binary format here: asking for one is 0A000.
 
-use pgipc_query::{Datum, Interval, PgSnapshot, QueryError, Type};
+use pgipc_query::{Datum, Inet, Interval, PgSnapshot, QueryError, Type};
 
 fn not_supported(what: &str) -> QueryError {
     QueryError::not_supported(format!("binary format of type {what} is not supported"))
@@ -29,6 +29,8 @@ pub(crate) fn encode(d: &Datum) -> Result<Option<Vec<u8>>, QueryError> {
         }
         Datum::Void => Vec::new(),
         Datum::Xid8(v) => v.to_be_bytes().to_vec(),
+        Datum::Xid(v) | Datum::Regtype(v) => v.to_be_bytes().to_vec(),
+        Datum::Inet(i) => i.to_binary(),
         Datum::Snapshot(s) => {
             // pg_snapshot_send: nxip, xmin, xmax, then each in-progress id.
             let mut b = Vec::with_capacity(20 + 8 * s.xip.len());
@@ -91,6 +93,11 @@ pub(crate) fn decode(b: &[u8], ty: Type, n: usize) -> Result<Datum, QueryError> 
         Type::Void => Datum::Void,
         Type::Xid8 => Datum::Xid8(u64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
         Type::PgSnapshot | Type::TxidSnapshot => Datum::Snapshot(Box::new(decode_snapshot(b)?)),
+        Type::Xid => Datum::Xid(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?)),
+        Type::Regtype => {
+            Datum::Regtype(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?))
+        }
+        Type::Inet => Datum::Inet(Inet::from_binary(b)?),
         Type::Numeric => return Err(not_supported("numeric")),
         Type::TextArray => return Err(not_supported("text[]")),
     })
@@ -155,6 +162,13 @@ mod tests {
             ),
             (Datum::Text("héllo".into()), Type::Text),
             (Datum::Xid8(u64::MAX), Type::Xid8),
+            (Datum::Xid(u32::MAX), Type::Xid),
+            (Datum::Regtype(869), Type::Regtype),
+            (Datum::Inet(Inet::host([127, 0, 0, 1].into())), Type::Inet),
+            (
+                Datum::Inet(Inet::host(std::net::Ipv6Addr::LOCALHOST.into())),
+                Type::Inet,
+            ),
             (
                 Datum::Snapshot(Box::new(PgSnapshot::new(795, 798, vec![796, 795]))),
                 Type::PgSnapshot,

@@ -16,7 +16,8 @@
 //!  current_catalog
 //!  current_schema()              name   "public"
 //!  inet_server_port()            int4   local TCP port (NULL over a Unix socket)
-//!  inet_client_addr()            text   peer address (NULL over a Unix socket; PostgreSQL's type is inet)
+//!  inet_client_addr()            inet   peer address (NULL over a Unix socket)
+//!  inet_server_addr()            inet   local address (NULL over a Unix socket)
 //!  inet_client_port()            int4   peer port (NULL over a Unix socket)
 //!  pg_is_in_recovery()           bool   false (there is no recovery)
 //!  pg_current_xact_id(), …       xid8   the transaction's id (assigned lazily), snapshots
@@ -28,7 +29,7 @@ use crate::bgworker_fns::WorkerFns;
 use crate::sys;
 use pgipc_proc::MyProc;
 use pgipc_query::{
-    sqlstate, system_now, Catalog, Datum, QueryError, Result, ServerFunction, Session, Type,
+    sqlstate, system_now, Catalog, Datum, Inet, QueryError, Result, ServerFunction, Session, Type,
     Volatility,
 };
 use pgipc_waiteventset::WaitEvents;
@@ -51,8 +52,10 @@ pub(crate) struct SessionInfo {
     pub(crate) server_version: String,
     /// The local TCP port, `None` over a Unix socket.
     pub(crate) server_port: Option<i32>,
+    /// The local address, `None` over a Unix socket.
+    pub(crate) server_addr: Option<std::net::IpAddr>,
     /// The client's address and port, `None` over a Unix socket.
-    pub(crate) client: Option<(String, i32)>,
+    pub(crate) client: Option<(std::net::IpAddr, i32)>,
     /// The session's PGPROC, whose latch `pg_sleep` waits on.
     pub(crate) me: Option<&'static MyProc>,
 }
@@ -141,20 +144,15 @@ pub(crate) fn build(info: &SessionInfo, workers: Rc<WorkerFns>) -> Catalog {
         Stable,
         move |_, _| Ok(port.map_or(Datum::Null, Datum::Int4)),
     );
-    let client = info.client.clone();
-    add(
-        &mut cat,
-        "inet_client_addr",
-        &[],
-        Type::Text,
-        Stable,
-        move |_, _| {
-            Ok(client
-                .as_ref()
-                .map_or(Datum::Null, |(a, _)| Datum::Text(a.clone())))
-        },
-    );
-    let client = info.client.clone();
+    for (name, addr) in [
+        ("inet_client_addr", info.client.map(|(a, _)| a)),
+        ("inet_server_addr", info.server_addr),
+    ] {
+        add(&mut cat, name, &[], Type::Inet, Stable, move |_, _| {
+            Ok(addr.map_or(Datum::Null, |a| Datum::Inet(Inet::host(a))))
+        });
+    }
+    let client = info.client;
     add(
         &mut cat,
         "inet_client_port",

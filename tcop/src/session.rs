@@ -21,6 +21,7 @@ use pgipc_query::{
 };
 use pgipc_sysviews::SysContext;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -703,13 +704,14 @@ impl Session<'_> {
     /// view up (a connection that only runs `SELECT 1` never builds them); the host's are
     /// added now, after them in order.
     fn build_catalog(&mut self) {
-        let (server_port, client) = socket_addresses(self.conn.socket());
+        let (server, client) = socket_addresses(self.conn.socket());
         let info = SessionInfo {
             pid: self.pid,
             user: self.user.clone(),
             database: self.database.clone(),
             server_version: self.ctx.settings.show("server_version").unwrap_or_default(),
-            server_port,
+            server_port: server.map(|(_, p)| p),
+            server_addr: server.map(|(a, _)| a),
             client,
             me: self.me,
         };
@@ -1812,21 +1814,24 @@ fn utility_tag(stmt: &Statement) -> &'static str {
     }
 }
 
-/// The local TCP port and the peer's address and port (`None` over a Unix socket).
-fn socket_addresses(sock: std::os::fd::BorrowedFd<'_>) -> (Option<i32>, Option<(String, i32)>) {
+/// An address and a port of a TCP connection.
+type Endpoint = (IpAddr, i32);
+
+/// The local and the peer address and port of a TCP connection (`None` over a Unix socket).
+fn socket_addresses(sock: std::os::fd::BorrowedFd<'_>) -> (Option<Endpoint>, Option<Endpoint>) {
     use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
     use std::os::fd::AsRawFd;
     let fd = sock.as_raw_fd();
-    let inet = |a: SockaddrStorage| -> Option<(String, i32)> {
+    let inet = |a: SockaddrStorage| -> Option<Endpoint> {
         if let Some(v4) = a.as_sockaddr_in() {
-            return Some((v4.ip().to_string(), i32::from(v4.port())));
+            return Some((v4.ip().into(), i32::from(v4.port())));
         }
         a.as_sockaddr_in6()
-            .map(|v6| (v6.ip().to_string(), i32::from(v6.port())))
+            .map(|v6| (v6.ip().into(), i32::from(v6.port())))
     };
     let local = getsockname::<SockaddrStorage>(fd).ok().and_then(inet);
     let peer = getpeername::<SockaddrStorage>(fd).ok().and_then(inet);
-    (local.map(|(_, p)| p), peer)
+    (local, peer)
 }
 
 fn no_statement(name: &str) -> ErrorFields {

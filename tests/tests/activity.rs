@@ -198,7 +198,7 @@ fn pg_wait_events_lists_the_events_with_descriptions() {
             vec![
                 s("LWLock"),
                 s("ProcArray"),
-                s("Waiting for the ProcArray lock.")
+                s("Waiting to access the shared per-process data structures (typically, to get a snapshot or report a session's transaction ID).")
             ],
             vec![
                 s("Timeout"),

@@ -7,6 +7,10 @@
 //!   SIGINT handler), one set that needed a wake-up system call (it was asleep), and waited;
 //! * lwlock: `pg_current_xact_id()` takes LWLocks (XidGenLock among them);
 //! * dsm: `test_shm_mq` creates one segment in the calling backend;
+//! * sinval: nothing here sends invalidations (no statement changes a catalog), so the
+//!   counters start at 0; `pgipc_sinval_roundtrip(100)` writes 100 messages and reads them
+//!   back (no catch-up signal, no reset: sinval's multiprocess test moves those, with a
+//!   writer and a stalled reader);
 //! * `pgipc_stat_reset_ipc()` zeroes every counter.
 //!
 //! A `harness = false` test: libtest-mimic runs it on one thread (the sleeping session runs on
@@ -81,7 +85,43 @@ fn each_subsystem_moves_its_counters() {
     );
     assert_eq!(kinds, [["2".to_owned(), "1".to_owned()]]);
     assert_eq!(total, procs * counters);
-    assert_eq!(counters, 10);
+    assert_eq!(counters, 14);
+    let sinval = rows(
+        &mut c,
+        "SELECT counter, sum(value) FROM pgipc_stat_ipc \
+         WHERE subsystem = 'sinval' GROUP BY counter ORDER BY counter",
+    );
+    assert_eq!(
+        sinval,
+        [
+            "catchup_signals",
+            "messages_read",
+            "messages_written",
+            "resets"
+        ]
+        .map(|n| vec![n.to_owned(), "0".to_owned()])
+    );
+
+    // Shared invalidation: a round trip of 100 messages through the queue.
+    let i0 = mine(&mut a);
+    assert_eq!(
+        rows(&mut a, "SELECT pgipc_sinval_roundtrip(100)"),
+        [["100".to_owned()]]
+    );
+    let i1 = mine(&mut a);
+    let moved = [
+        "sinval.messages_written",
+        "sinval.messages_read",
+        "sinval.catchup_signals",
+        "sinval.resets",
+    ]
+    .map(|k| delta(&i0, &i1, k));
+    println!("pgipc_sinval_roundtrip(100): written, read, signals, resets +{moved:?}");
+    assert_eq!(moved, [100, 100, 0, 0]);
+    let e = a
+        .simple_query("SELECT pgipc_sinval_roundtrip(5000)")
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("22023"));
 
     // Snapshots: one per statement.
     let s0 = mine(&mut a);

@@ -23,8 +23,9 @@
 //!
 //! # What this crate does not do
 //! No custom (extension or injection point) wait events, no heavyweight Lock, BufferPin or IO
-//! events (pgipc has none of those waits). LWLock rows of `pg_wait_events` carry pgipc's own
-//! one-line description, not PostgreSQL's per-lock sentences.
+//! events (pgipc has none of those waits). LWLock rows of `pg_wait_events` list the
+//! individual locks and the `LockFastPath` tranche with PostgreSQL 18's sentences; pgipc's
+//! own `Test` tranche and add-in tranches have no row.
 //!
 //! Key items: [`WaitClass`], [`decode`], [`report_wait_start`], [`report_wait_end`],
 //! [`set_wait_event_storage`], [`pg_wait_events`], and the `WAIT_EVENT_*` constants.
@@ -244,6 +245,14 @@ pub struct WaitEventRow {
     pub info: u32,
 }
 
+/// PostgreSQL 18's documentation sentence for the LWLock tranche `name` (with its markup).
+fn lwlock_description(name: &str) -> Option<&'static str> {
+    table::LWLOCK
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+}
+
 /// `ARCHIVE_CLEANUP_COMMAND` → `ArchiveCleanupCommand`.
 fn camel(symbol: &str) -> String {
     let mut out = String::with_capacity(symbol.len());
@@ -304,12 +313,18 @@ fn rows() -> &'static [WaitEventRow] {
                 });
             }
         }
-        for lock in MainLWLockId::ALL {
+        let tranches = MainLWLockId::ALL
+            .iter()
+            .map(|l| l.tranche())
+            .chain([pgipc_lwlock::tranche::builtin::LOCK_FASTPATH]);
+        for tranche in tranches {
+            let name = tranche_name(tranche);
             rows.push(WaitEventRow {
                 class: WaitClass::LWLock,
-                name: lock.name().to_owned(),
-                description: format!("Waiting for the {} lock.", lock.name()),
-                info: lwlock_event(lock.tranche()),
+                name: name.to_owned(),
+                description: lwlock_description(name)
+                    .map_or_else(|| format!("Waiting for the {name} lock."), plain),
+                info: lwlock_event(tranche),
             });
         }
         rows.sort_by(|a, b| {

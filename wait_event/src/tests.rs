@@ -102,6 +102,23 @@ fn pg_wait_events_rows_carry_plain_descriptions() {
         find("LWLock", "ProcArray").info,
         lwlock_event(MainLWLockId::ProcArray.tranche())
     );
+    // LWLocks carry PostgreSQL 18's sentence for each lock, markup removed.
+    assert_eq!(
+        find("LWLock", "XidGen").description,
+        "Waiting to allocate a new transaction ID."
+    );
+    assert_eq!(
+        find("LWLock", "ControlFile").description,
+        "Waiting to read or update the pg_control file or create a new WAL file."
+    );
+    assert_eq!(
+        find("LWLock", "LockFastPath").description,
+        "Waiting to read or update a process' fast-path lock information."
+    );
+    assert_eq!(
+        find("LWLock", "LockFastPath").info,
+        lwlock_event(pgipc_lwlock::tranche::builtin::LOCK_FASTPATH)
+    );
     // Classes in PostgreSQL's case-insensitive order: Activity, Client, IPC, LWLock, Timeout.
     let mut classes: Vec<&str> = rows.iter().map(|r| r.class.name()).collect();
     classes.dedup();
@@ -126,4 +143,33 @@ fn reports_go_to_the_local_word_until_storage_is_set_then_to_the_storage() {
     report_wait_start(WAIT_EVENT_CLIENT_WRITE);
     assert_eq!(shared.load(Ordering::Relaxed), 0);
     report_wait_end();
+}
+
+#[test]
+fn every_listed_lwlock_has_postgresql_s_description_and_the_table_nothing_else() {
+    let names: Vec<&str> = MainLWLockId::ALL
+        .iter()
+        .map(|l| l.name())
+        .chain(["LockFastPath"])
+        .collect();
+    let table: Vec<&str> = table::LWLOCK.iter().map(|(n, _)| *n).collect();
+    assert_eq!(table, names, "one sentence per lock, in lwlocklist.h order");
+    let lw: Vec<&WaitEventRow> = pg_wait_events()
+        .iter()
+        .filter(|r| r.class == WaitClass::LWLock)
+        .collect();
+    assert_eq!(lw.len(), names.len());
+    for r in lw {
+        assert!(
+            !r.description.starts_with("Waiting for the "),
+            "{}: generic description {:?}",
+            r.name,
+            r.description
+        );
+        assert_eq!(decode(r.info), Some(("LWLock", tranche_name_of(r))));
+    }
+}
+
+fn tranche_name_of(r: &WaitEventRow) -> &'static str {
+    pgipc_lwlock::tranche_name(pgipc_lwlock::TrancheId((r.info & 0xFFFF) as u16))
 }
