@@ -15,7 +15,8 @@
 //!  children (launch.rs, fork or fork+exec, each with a child_env::ChildEnv):
 //!     auxiliary processes (auxprocess.rs, then startup.rs, checkpointer.rs, bgwriter.rs,
 //!     walwriter.rs, autovacuum.rs, ioworker.rs)
-//!     client backends and dead-end backends (backend.rs: tcop's session with the server's hooks)
+//!     client backends and dead-end backends (backend.rs: tcop's session with the server's hooks),
+//!     spare backends (spare.rs: forked ahead of a connection, then a client backend)
 //!     background workers (bgworker.rs: the postmaster's list and the worker code; the shared
 //!     slots and the backend's API are the pgipc_bgworker crate)
 //! ```

@@ -6,8 +6,9 @@
 //!            │ handlers: set a pending bit + set the postmaster's latch                 │
 //!            ▼                                                                          │
 //!  ServerLoop: wait(latch, listen sockets, timeout) ─► reset latch ─► shutdown request ─►
-//!     reload ─► reap children ─► pmsignals ─► accept: fork a backend (or a dead-end one)
-//!     ─► launch missing background processes ─► SIGKILL stragglers after 5 s ─► state machine
+//!     reload ─► reap children ─► pmsignals ─► accept: hand the socket to a spare backend, or
+//!     fork a backend (or a dead-end one) ─► launch missing background processes ─► fork
+//!     spare backends up to `spare_backends` ─► SIGKILL stragglers after 5 s ─► state machine
 //!
 //!  INIT ─► STARTUP ─(startup exits 0)─► RUN ─(shutdown / crash)─► STOP_BACKENDS ─► WAIT_BACKENDS
 //!     ─► WAIT_XLOG_SHUTDOWN (checkpointer: shutdown checkpoint) ─► WAIT_XLOG_ARCHIVAL
