@@ -44,6 +44,8 @@ pub(crate) struct Launcher {
     exec: bool,
     /// The listen sockets' numbers (closed in forked children).
     pub(crate) listen_fds: Vec<RawFd>,
+    /// The idle spare backends (their channels are closed in forked children).
+    pub(crate) spares: crate::spare::Spares,
     death_pipe: Option<PostmasterDeathPipe>,
     args: Vec<OsString>,
 }
@@ -54,6 +56,7 @@ impl Launcher {
         Launcher {
             exec,
             listen_fds: Vec::new(),
+            spares: crate::spare::Spares::default(),
             death_pipe: Some(death_pipe),
             args,
         }
@@ -86,72 +89,73 @@ impl Launcher {
     /// returns its pid and the postmaster's end of its channel. Fork mode only.
     pub(crate) fn launch_spare(&mut self, env: ChildEnv) -> std::io::Result<(i32, OwnedFd)> {
         let (ours, theirs) = crate::spare::channel()?;
-        let old_mask = signals::block_all()?;
-        // SAFETY: as in `launch_fork`: the postmaster is single-threaded.
-        let forked = unsafe { nix::unistd::fork() };
-        if !matches!(forked, Ok(nix::unistd::ForkResult::Child)) {
-            let _ = signals::restore_mask(&old_mask);
-        }
-        match forked {
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                drop(theirs);
-                Ok((child.as_raw(), ours))
+        let ours_raw = ours.as_raw_fd();
+        let mut theirs = Some(theirs);
+        let pid = self.fork_child(|watch| {
+            // The postmaster's end must not stay open here too: the spare learns that it is
+            // retired from end of file on its own end.
+            // SAFETY: our copy of the postmaster's end, closed once (this child never returns
+            // to the code that owns `ours`: it exits from fork_child).
+            unsafe { libc::close(ours_raw) };
+            match theirs.take() {
+                Some(channel) => spare_start(env, watch, channel),
+                None => 1,
             }
-            Ok(nix::unistd::ForkResult::Child) => {
-                drop(ours);
-                self.close_listen_sockets();
-                let watch = self
-                    .death_pipe
-                    .take()
-                    .map(PostmasterDeathPipe::into_child_watch);
-                let code = spare_start(env, watch, theirs);
-                pgipc_ipc::proc_exit(code)
-            }
-            Err(e) => Err(std::io::Error::from(e)),
-        }
-    }
-
-    /// In a forked child: closes its copies of the listen sockets (the parent's stay open).
-    fn close_listen_sockets(&self) {
-        for fd in &self.listen_fds {
-            // SAFETY: closing our copies of the listen sockets; nothing in the child uses
-            // them, and the parent's descriptors are unaffected.
-            unsafe { libc::close(*fd) };
-        }
+        })?;
+        // The child's end stays open in the child only.
+        drop(theirs);
+        Ok((pid, ours))
     }
 
     fn launch_fork(
         &mut self,
         env: ChildEnv,
-        client: Option<OwnedFd>,
+        mut client: Option<OwnedFd>,
         cac: CanAcceptConnections,
     ) -> Result<i32, (std::io::Error, Option<OwnedFd>)> {
-        let old_mask = match signals::block_all() {
-            Ok(m) => m,
-            Err(e) => return Err((std::io::Error::from(e), client)),
-        };
+        match self.fork_child(|watch| child_start(env, watch, client.take(), cac)) {
+            // The child has its own copy of the client socket; ours closes on drop.
+            Ok(pid) => Ok(pid),
+            Err(e) => Err((e, client)),
+        }
+    }
+
+    /// Forks with every signal blocked (the parent restores its mask; the child unblocks once
+    /// its handlers exist). The child closes its copies of the listen sockets, takes the
+    /// death pipe's child end, runs `body` and exits with the code it returns; the parent gets
+    /// the child's pid.
+    fn fork_child(
+        &mut self,
+        body: impl FnOnce(Option<PostmasterDeathWatch>) -> i32,
+    ) -> std::io::Result<i32> {
+        let old_mask = signals::block_all()?;
         // SAFETY: the postmaster is single-threaded (it never starts threads), so the child
         // is a complete copy and may use the heap and any library freely.
         let forked = unsafe { nix::unistd::fork() };
         if !matches!(forked, Ok(nix::unistd::ForkResult::Child)) {
             let _ = signals::restore_mask(&old_mask);
         }
-        match forked {
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                // The child has its own copy of the client socket; ours closes on drop.
-                drop(client);
-                Ok(child.as_raw())
-            }
-            Ok(nix::unistd::ForkResult::Child) => {
-                self.close_listen_sockets();
+        match forked? {
+            nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+            nix::unistd::ForkResult::Child => {
+                for fd in self
+                    .listen_fds
+                    .iter()
+                    .copied()
+                    .chain(self.spares.channel_fds())
+                {
+                    // SAFETY: closing our copies of the listen sockets and of the idle spares'
+                    // channels (a copy here would keep a retired spare from seeing end of
+                    // file); nothing in the child uses them, the parent's stay open, and the
+                    // child never returns to the code that owns them (it exits below).
+                    unsafe { libc::close(fd) };
+                }
                 let watch = self
                     .death_pipe
                     .take()
                     .map(PostmasterDeathPipe::into_child_watch);
-                let code = child_start(env, watch, client, cac);
-                pgipc_ipc::proc_exit(code)
+                pgipc_ipc::proc_exit(body(watch))
             }
-            Err(e) => Err((std::io::Error::from(e), client)),
         }
     }
 

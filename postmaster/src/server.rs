@@ -28,7 +28,6 @@ use crate::launch::Launcher;
 use crate::pmstate::{PmState, Shutdown};
 use crate::shmem_setup::{create_shared_state, PmShmem, ShmemSetupError};
 use crate::signals::{self, Pending};
-use crate::spare::Spares;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -100,8 +99,6 @@ pub(crate) struct Postmaster {
     pub(crate) pools: ChildPools,
     /// Background workers known to the postmaster.
     pub(crate) workers: BgWorkerList,
-    /// Idle spare backends (`spare_backends`).
-    spares: Spares,
     exit_code: Option<i32>,
     /// When postmaster.pid was last checked (PostgreSQL's `RecheckDataDirLockFile`, each minute).
     last_lock_check: Instant,
@@ -145,7 +142,6 @@ impl Postmaster {
             children: ChildList::default(),
             pools,
             workers,
-            spares: Spares::default(),
             exit_code: None,
             last_lock_check: Instant::now(),
             startup_crashed: false,
@@ -274,7 +270,7 @@ impl Postmaster {
                             // While spares wait, take every connection already queued before
                             // forking their replacements (a burst is not served one fork
                             // apart).
-                            while self.accept_connection(s) && !self.spares.is_empty() {}
+                            while self.accept_connection(s) && !self.launcher.spares.is_empty() {}
                         }
                     }
                 }
@@ -359,7 +355,7 @@ impl Postmaster {
             return; // only escalation counts
         }
         self.shutdown = mode;
-        self.spares.retire_all();
+        self.launcher.spares.retire_all();
         self.set_pid_status(status::STOPPING);
         match mode {
             Shutdown::Smart => {
@@ -414,7 +410,7 @@ impl Postmaster {
         crate::hba_setup::reload(&self.data_dir, &self.settings);
         // Spares were forked under the old settings (and TLS configuration): they go, and
         // ServerLoop forks new ones.
-        self.spares.retire_all();
+        self.launcher.spares.retire_all();
         self.signal_children(Signal::SIGHUP, |c| c.kind != BackendType::DeadEndBackend);
     }
 
@@ -507,7 +503,7 @@ impl Postmaster {
         };
         let clean_slot = self.release_slot(&child);
         if child.kind == BackendType::Backend {
-            self.spares.forget(pid);
+            self.launcher.spares.forget(pid);
         }
         let desc = self.child_desc(&child);
         match child.kind {
@@ -619,7 +615,7 @@ impl Postmaster {
             Severity::Log,
             &"terminating any other active server processes",
         );
-        self.spares.retire_all();
+        self.launcher.spares.retire_all();
         if let Some(p) = self.pmsignal() {
             p.set_quit_signal_reason(pgipc_pmsignal::QuitSignalReason::ForCrash);
         }
@@ -723,7 +719,7 @@ impl Postmaster {
         let mut cac = self.can_accept_connections();
         let mut client = client;
         if cac == CanAcceptConnections::Ok {
-            while let Some(spare) = self.spares.take() {
+            while let Some(spare) = self.launcher.spares.take() {
                 match spare.hand_over(client) {
                     Ok(_) => return true,
                     // The spare is gone or wedged: the next one, or a fork. Its channel is
@@ -836,10 +832,10 @@ impl Postmaster {
             0
         };
         if want == 0 {
-            self.spares.retire_all();
+            self.launcher.spares.retire_all();
             return;
         }
-        while self.spares.len() < want {
+        while self.launcher.spares.len() < want {
             let Some(slot) = self.pools.assign(BackendType::Backend) else {
                 return;
             };
@@ -857,7 +853,7 @@ impl Postmaster {
                         kind: BackendType::Backend,
                         worker: None,
                     });
-                    self.spares.push(pid, channel);
+                    self.launcher.spares.push(pid, channel);
                 }
                 Err(e) => {
                     elog(

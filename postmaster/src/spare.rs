@@ -8,8 +8,8 @@
 //!                                                  on {channel, latch, postmaster death}
 //!  accept ─► hand_over: the client socket    ──► the socket arrives ─► backend_main: the
 //!    in one SCM_RIGHTS message, our end closed     session, exactly as a backend forked now
-//!  reload, shutdown, crash: retire (close    ──► end of file (or SIGTERM) ─► exit 0
-//!    every idle spare's channel)
+//!  reload, shutdown, crash: retire (close    ──► end of file or SIGTERM ─► exit 0
+//!    every idle spare's channel, SIGTERM)
 //! ```
 //!
 //! Why: a fork copies the postmaster's page tables, and the child then faults in the pages
@@ -28,6 +28,8 @@
 //!   the hand-over and the session's start is not lost.
 //! - A spare exits with code 0 or 1 (end of file, SIGTERM, postmaster death), which the
 //!   reaper treats as a clean exit; anything else is a crash like any backend's.
+//! - Only the postmaster and the spare hold a channel's ends: every forked child closes its
+//!   copies of the idle spares' channels, as it closes the listen sockets.
 
 use crate::elog::{elog, Severity};
 use nix::sys::socket::{
@@ -84,11 +86,25 @@ impl Spares {
         self.idle.len() != before
     }
 
-    /// Closes every idle spare's channel: each sees end of file and exits with code 0.
-    /// Returns how many were retired.
+    /// The postmaster's ends of the idle spares' channels (a forked child closes its copies).
+    pub(crate) fn channel_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.idle.iter().map(|s| s.channel.as_raw_fd())
+    }
+
+    /// Closes every idle spare's channel: each sees end of file and exits with code 0. Each
+    /// also gets SIGTERM, which ends a waiting spare the same way, so that nothing holding a
+    /// copy of a channel could keep a retired spare waiting (and a smart shutdown waiting for
+    /// it). Returns how many were retired.
     pub(crate) fn retire_all(&mut self) -> usize {
         let n = self.idle.len();
-        self.idle.clear();
+        for s in self.idle.drain(..) {
+            // An idle spare has not been reaped (the reaper forgets it first), so its pid is
+            // still its own.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(s.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
         n
     }
 }

@@ -81,6 +81,20 @@ fn connections_go_to_spares() {
             .collect();
         let after = wait_spares(&s, 2);
         assert!(!after.contains(&pid));
+        // Its only socket is the client's: no copy of a spare's channel (the postmaster's
+        // end of its own, or of the others') stays open in it.
+        let sockets = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fd list")
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count();
+        assert_eq!(
+            sockets, 1,
+            "round {round}: backend {pid} has {sockets} sockets"
+        );
         assert!(
             listed.iter().all(|p| !after.contains(p) || *p == pid),
             "pg_stat_activity {listed:?} lists a spare of {after:?}"
@@ -89,11 +103,20 @@ fn connections_go_to_spares() {
     assert_eq!(s.restarts(), 0, "{}", s.log_text());
 }
 
-/// A reload retires every spare (they were forked under the old settings); the next session
-/// runs under the new ones. `spare_backends` itself changes on reload.
+/// A reload retires every spare (they were forked under the old settings), and they exit even
+/// with a child forked after them still running; the next session runs under the new ones. `spare_backends` itself changes on reload.
 fn reload_retires_spares() {
     let mut s = server("reload", false, &[]);
     let old = wait_spares(&s, 2);
+    // A long-lived child forked while they wait (a dynamic worker): it must not hold their
+    // channels open, or they would never see that they are retired.
+    let mut w = client_at(s.sock_dir(), s.port()).expect("connect");
+    let handle: i32 = w
+        .query_one("SELECT pgipc_start_worker('pgipc_worker_sleep')", &[])
+        .expect("start worker")
+        .get(0);
+    let old: BTreeSet<i32> = old.intersection(&spares(s.pid())).copied().collect();
+    assert!(!old.is_empty(), "no spare stayed idle");
     let conf = s.data_dir().join("postgresql.conf");
     let text = std::fs::read_to_string(&conf).expect("conf");
     std::fs::write(
@@ -104,6 +127,12 @@ fn reload_retires_spares() {
     ok(s.signal(libc::SIGHUP));
     let new = wait_spares(&s, 3);
     assert!(old.is_disjoint(&new), "old {old:?} new {new:?}");
+    ok(s.wait_for("the retired spares to exit", LIMIT, |s| {
+        let kids = children_of(s.pid());
+        old.iter().all(|p| !kids.contains_key(p))
+    }));
+    w.simple_query(&format!("SELECT pgipc_terminate_worker({handle})"))
+        .expect("terminate worker");
     assert_eq!(query_one(&s, "SHOW work_mem"), "7MB");
     std::fs::write(&conf, format!("{text}\nspare_backends = 0\n")).expect("conf");
     ok(s.signal(libc::SIGHUP));
