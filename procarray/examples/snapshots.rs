@@ -29,7 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [reader, a, b, c] = backends[..] else {
         unreachable!()
     };
-    println!("members (sorted proc numbers): {:?}", pa.members());
+    println!(
+        "members (proc numbers in joining order): {:?}",
+        pa.members()
+    );
 
     let xa = pa.assign_transaction_id(a, false)?;
     let xb = pa.assign_transaction_id(b, false)?;

@@ -1,5 +1,5 @@
-//! The ProcArray itself: its shared header, creation/attach, and keeping the sorted proc
-//! numbers and the dense arrays in step on add and remove.
+//! The ProcArray itself: its shared header, creation/attach, and keeping the proc numbers
+//! and the dense arrays in step on add (append) and remove (the last entry fills the hole).
 
 use crate::transam::{
     transaction_id_is_valid, FullTransactionId, TransamVariables, FIRST_NORMAL_TRANSACTION_ID,
@@ -23,7 +23,7 @@ pub const TRANSAM_VARIABLES_NAME: &str = "TransamVariables";
 const MAGIC: u32 = 0x5041_5252; // "PARR"
 
 /// The fixed part of the ProcArray (PostgreSQL's `ProcArrayStruct` up to `pgprocnos`); the
-/// sorted proc numbers follow it in the same allocation.
+/// members' proc numbers follow it in the same allocation (in no particular order).
 ///
 /// # Layout
 /// `#[repr(C)]`, nine 32-bit words (36 bytes), as PostgreSQL's `offsetof(pgprocnos)`; then
@@ -230,7 +230,8 @@ impl ProcArray {
             ))
     }
 
-    /// The members' proc numbers in array order (sorted), read under ProcArrayLock shared.
+    /// The members' proc numbers in array order (joining order, with the last member moved
+    /// into each leaver's place; not sorted), read under ProcArrayLock shared.
     pub fn members(&self) -> Vec<ProcNumber> {
         let me = self.procs.shmem().lwlock_proc();
         let _g = self.proc_array_lock().acquire(&me, LWLockMode::Shared);
@@ -241,7 +242,7 @@ impl ProcArray {
             .collect()
     }
 
-    /// Checks every invariant of the dense arrays (sorted numbers, `pgxactoff` back-links,
+    /// Checks every invariant of the dense arrays (`pgxactoff` back-links, so each member once,
     /// mirrors equal to the PGPROC fields); returns a description of the first violation.
     /// Takes ProcArrayLock shared.
     pub fn check_consistency(&self) -> Result<(), String> {
@@ -249,13 +250,8 @@ impl ProcArray {
         let _g = self.proc_array_lock().acquire(&me, LWLockMode::Shared);
         let n = self.hdr.num_procs.load(Ordering::Relaxed) as usize;
         let all = self.procs.all_procs();
-        let mut prev = None;
         for i in 0..n {
             let pn = self.pgprocnos[i].load(Ordering::Relaxed);
-            if prev.is_some_and(|p| p >= pn) {
-                return Err(format!("pgprocnos not sorted at {i}"));
-            }
-            prev = Some(pn);
             let p = all
                 .get(pn as usize)
                 .ok_or(format!("bad proc number {pn} at {i}"))?;
@@ -308,9 +304,16 @@ impl ProcArray {
             .store(to as u32, Ordering::Relaxed);
     }
 
-    /// Adds `procno` to the array (PostgreSQL's `ProcArrayAdd`): inserted at its sorted place,
-    /// later entries shifted right, its xid/subxid state/flags copied into the dense arrays.
-    /// A full array gives [`ProcArrayError::TooManyClients`] (53300).
+    /// Adds `procno` to the array (PostgreSQL's `ProcArrayAdd`): appended after the last
+    /// member, its xid/subxid state/flags copied into the dense arrays. A full array gives
+    /// [`ProcArrayError::TooManyClients`] (53300).
+    ///
+    /// PostgreSQL inserts at the proc number's sorted place and shifts every later entry,
+    /// rewriting each moved proc's `pgxactoff`: with 10,000 members and proc numbers handed
+    /// out in no particular order (the free list is FIFO, so after sessions close it holds
+    /// them in exit order) that touched thousands of PGPROCs per connection, a page fault for
+    /// every few in a freshly forked backend, under both locks. Appending is O(1), and the
+    /// snapshot scans read the dense arrays in whatever order they are.
     #[doc(alias = "ProcArrayAdd")]
     pub fn add(&self, procno: ProcNumber) -> Result<(), ProcArrayError> {
         let p = self.proc_checked(procno)?;
@@ -324,22 +327,8 @@ impl ProcArray {
         if n >= self.hdr.max_procs.load(Ordering::Relaxed) as usize {
             return Err(ProcArrayError::TooManyClients);
         }
-        // First position whose proc number is greater (binary search: the numbers are sorted).
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.pgprocnos[mid].load(Ordering::Relaxed) < procno {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let idx = lo;
-        for j in (idx..n).rev() {
-            self.move_entry(j, j + 1);
-        }
-        // Mid-update, both locks held: the dense arrays are shifted but the new entry is not
-        // written yet. Nothing may leave this state but a crash, so an `error` attached here is
+        let idx = n;
+        // Mid-update, both locks held: the new entry is not written yet. Nothing may leave this state but a crash, so an `error` attached here is
         // promoted to a panic, as PostgreSQL promotes an ERROR inside a critical section.
         if let Err(e) = pgipc_injection_point::injection_point!("procarray-add") {
             panic!("{e} (in a critical section)");
@@ -408,10 +397,11 @@ impl ProcArray {
                 .xact_completion_count
                 .fetch_add(1, Ordering::Relaxed);
         }
-        for j in off + 1..n {
-            self.move_entry(j, j - 1);
-        }
+        // The last member fills the hole (PostgreSQL shifts every later entry down instead).
         let last = n - 1;
+        if off != last {
+            self.move_entry(last, off);
+        }
         self.pgprocnos[last].store(INVALID_PROC_NUMBER, Ordering::Relaxed);
         self.procs.xids()[last].store(INVALID_TRANSACTION_ID, Ordering::Relaxed);
         self.procs.subxid_states()[last]

@@ -16,6 +16,12 @@
 //!                      xact_completion_count (ProcArrayLock)
 //! ```
 //!
+//! A joining proc is appended and a leaving one's place is taken by the last entry, so joining
+//! and leaving move at most one entry. PostgreSQL keeps `pgprocnos` sorted instead, shifting
+//! and re-pointing every later member on each join and leave: with thousands of sessions and
+//! proc numbers coming back from the free list in exit order, that cost each new backend
+//! about a millisecond of page faults under both locks (issue 17; figures in BENCHMARKS.md).
+//!
 //! Snapshots scan only the small dense arrays, not the PGPROCs. The completion counter lets a
 //! process reuse its previous snapshot when no transaction ended since it was taken.
 //!

@@ -30,28 +30,39 @@ fn backend(pa: &ProcArray, pid: i32) -> ProcNumber {
 }
 
 #[test]
-fn add_keeps_sorted_and_remove_shifts() {
+fn add_appends_and_remove_moves_the_last_entry_into_the_hole() {
     let pa = setup(&cfg(10));
     let g = pa.procs();
     let slots: Vec<_> = (0..6)
         .map(|i| g.alloc_slot(BackendType::Backend, 100 + i).unwrap())
         .collect();
-    for &i in &[4usize, 1, 5, 0, 3, 2] {
+    let order = [4usize, 1, 5, 0, 3, 2];
+    for &i in &order {
         pa.add(slots[i]).unwrap();
         pa.check_consistency().unwrap();
     }
-    assert_eq!(pa.members(), slots);
-    let x = pa.assign_transaction_id(slots[4], false).unwrap();
-    pa.remove(slots[2], INVALID_TRANSACTION_ID).unwrap();
+    // Joining order, whatever the proc numbers: nothing already in the array moved.
+    assert_eq!(pa.members(), order.map(|i| slots[i]));
+    let x = pa.assign_transaction_id(slots[2], false).unwrap();
+    // slots[1] sits at position 1; the last entry (slots[2], with its xid) takes its place.
+    pa.remove(slots[1], INVALID_TRANSACTION_ID).unwrap();
     pa.check_consistency().unwrap();
-    assert_eq!(pa.members(), [0, 1, 3, 4, 5]);
+    assert_eq!(pa.members(), [4, 2, 5, 0, 3].map(|i| slots[i]));
     assert_eq!(
-        g.xids()[3].load(Ordering::Relaxed),
+        g.xids()[1].load(Ordering::Relaxed),
         x,
         "the xid moved with its proc"
     );
+    assert_eq!(
+        g.proc(slots[2]).unwrap().pgxactoff.load(Ordering::Relaxed),
+        1
+    );
+    // Removing the last entry moves nothing.
+    pa.remove(slots[3], INVALID_TRANSACTION_ID).unwrap();
+    pa.check_consistency().unwrap();
+    assert_eq!(pa.members(), [4, 2, 5, 0].map(|i| slots[i]));
     assert!(matches!(
-        pa.remove(slots[2], 0),
+        pa.remove(slots[3], 0),
         Err(ProcArrayError::NotInProcArray { .. })
     ));
     assert!(matches!(
@@ -439,7 +450,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-    /// Random adds, removes, xid assignments and ends against a model: members sorted, every
+    /// Random adds, removes, xid assignments and ends against a model: the members are the model's set, every
     /// `pgxactoff` pointing back, dense mirrors equal to the PGPROC fields.
     #[test]
     fn dense_arrays_follow_the_model(ops in proptest::collection::vec(op(), 1..120)) {
@@ -475,7 +486,8 @@ proptest! {
                 }
             }
             prop_assert_eq!(pa.check_consistency(), Ok(()));
-            prop_assert_eq!(pa.members(), model.iter().copied().collect::<Vec<_>>());
+            prop_assert_eq!(pa.members().into_iter().collect::<BTreeSet<_>>(), model.clone());
+            prop_assert_eq!(pa.members().len(), model.len());
             let dense: BTreeSet<_> = pa.procs().xids().iter().map(|x| x.load(Ordering::Relaxed)).filter(|&x| x != 0).collect();
             prop_assert_eq!(dense, running.values().copied().collect::<BTreeSet<_>>());
         }

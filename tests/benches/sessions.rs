@@ -9,7 +9,11 @@
 //!
 //! * **sequential**: N sessions opened one after another and held; the time per connection
 //!   of each tenth, and the last tenth over the first (N = 1000, 4000, 10000; PostgreSQL at
-//!   1000 and 4000).
+//!   1000 and 4000). Beside the wall time, per tenth: the postmaster's CPU, the backends'
+//!   start-up CPU and, where the kernel runs DAMON (`kdamond`), that thread's CPU per
+//!   connection: its page-access sampling walks every mapping of a sampled page, so it
+//!   grows with the number of held sessions, and while it walks it holds the locks the
+//!   postmaster's `fork` must take (issue 17's measurements are in BENCHMARKS.md).
 //! * **storm**: N connection attempts all outstanding at once (16 threads connect and send
 //!   their startup packets without waiting, then read every answer); all must be served; the
 //!   total time (N = 1024, 4096).
@@ -379,13 +383,33 @@ fn cpu_ns(pid: i32) -> Option<f64> {
         .ok()
 }
 
+/// The pids of the kernel's DAMON threads (`kdamond.N`), if the machine runs any.
+///
+/// DAMON in physical-address mode samples pages and, for each, walks every mapping of it
+/// (`rmap`): a page of the shared segment, of the binary or of the postmaster's heap is
+/// mapped by every held session, so its CPU grows with their number (on the machine of
+/// issue 17: 10 ms/s with 500 sessions, 309 ms/s with 9500) and is taken from the two cores
+/// the sessions are opened on.
+fn kdamond_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("kdamond"))
+        })
+        .collect()
+}
+
 /// Per tenth of a sequential run: wall ms per connection, the postmaster's CPU µs per
-/// connection, and the median CPU µs a backend of that tenth has used (its start-up, as it
-/// has been idle since).
+/// connection, the median CPU µs a backend of that tenth has used (its start-up, as it
+/// has been idle since), and the CPU µs per connection of the kernel's DAMON threads.
 struct Tenths {
     wall_ms: Vec<f64>,
     postmaster_us: Vec<f64>,
     backend_us: Vec<f64>,
+    kdamond_us: Vec<f64>,
 }
 
 /// Opens `n` sessions one by one; holds them in `held`.
@@ -396,9 +420,13 @@ fn sequential(t: &Target, n: usize, held: &mut Vec<Session>) -> Result<Tenths, S
         wall_ms: Vec::new(),
         postmaster_us: Vec::new(),
         backend_us: Vec::new(),
+        kdamond_us: Vec::new(),
     };
+    let kdamonds = kdamond_pids();
+    let kdamond_ns = || kdamonds.iter().filter_map(|p| cpu_ns(*p)).sum::<f64>();
     for b in 0..10 {
         let pm_before = cpu_ns(pm).unwrap_or(f64::NAN);
+        let kd_before = kdamond_ns();
         let start = Instant::now();
         for i in 0..batch {
             let s = t
@@ -411,6 +439,8 @@ fn sequential(t: &Target, n: usize, held: &mut Vec<Session>) -> Result<Tenths, S
         let pm_after = cpu_ns(pm).unwrap_or(f64::NAN);
         out.postmaster_us
             .push((pm_after - pm_before) / 1000.0 / batch as f64);
+        out.kdamond_us
+            .push((kdamond_ns() - kd_before) / 1000.0 / batch as f64);
     }
     for chunk in held.chunks(batch).take(10) {
         let v: Vec<f64> = chunk.iter().filter_map(|s| cpu_ns(s.pid)).collect();
@@ -440,11 +470,19 @@ fn run_sequential(t: &Target, n: usize) -> Option<(f64, f64, f64, f64)> {
     match r {
         Ok(r) => {
             println!(
-                "sequential {} n={n}: {total:.2} s (all closed and reaped in {closed:.2} s)\n  wall ms per connection by tenth:     {}\n  postmaster CPU us per connection:    {}\n  backend CPU us (median, start-up):   {}",
+                "sequential {} n={n}: {total:.2} s (all closed and reaped in {closed:.2} s)\n  wall ms per connection by tenth:     {}\n  postmaster CPU us per connection:    {}\n  backend CPU us (median, start-up):   {}{}",
                 t.name,
                 fmt(&r.wall_ms, 2),
                 fmt(&r.postmaster_us, 0),
                 fmt(&r.backend_us, 0),
+                if r.kdamond_us.iter().all(|x| *x == 0.0) {
+                    String::new()
+                } else {
+                    format!(
+                        "\n  kernel kdamond CPU us per connection: {}",
+                        fmt(&r.kdamond_us, 0)
+                    )
+                },
             );
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
             Some((
