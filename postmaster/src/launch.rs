@@ -273,6 +273,10 @@ fn spare_start(mut env: ChildEnv, watch: Option<PostmasterDeathWatch>, channel: 
         return code;
     }
     env.init_ps_display("spare backend");
+    // While no client waits: run the statement parser once, so that its code pages are
+    // mapped and the heap pages it writes are this process's own before the first statement
+    // (the postmaster did the same at start, but a fork does not carry code mappings over).
+    pgipc_tcop::prewarm_for_backends(&env.settings);
     match crate::spare::wait_for_client(channel) {
         Ok(client) => crate::backend::backend_main(&mut env, client, CanAcceptConnections::Ok),
         Err(e) => crate::spare::report_end(&e),
