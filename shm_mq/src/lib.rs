@@ -10,8 +10,8 @@
 //!  caller's space (8-byte aligned, >= minimum_size())
 //!  ┌───────────────────────────────── ShmMq header (192 B) ──────────────────────────────┐
 //!  │ line 0: mutex │ receiver │ sender │ detached │ ring_size  (set-once / sticky fields)  │
-//!  │ line 1: bytes_read      (receiver stores)                                           │
-//!  │ line 2: bytes_written   (sender stores)                                             │
+//!  │ line 1: bytes_read    receiver_waiting   (receiver stores)                          │
+//!  │ line 2: bytes_written sender_waiting     (sender stores)                            │
 //!  ├───────────────────────────────── ring (ring_size B, multiple of 8) ─────────────────┤
 //!  │ ... free ... │ len │ payload..pad │ len │ payload ...  │ ... free ...               │
 //!  │              ^ bytes_read % ring_size           bytes_written % ring_size ^          │
@@ -30,15 +30,38 @@
 //! * Batching: a side keeps written/consumed bytes private (`pending`) and publishes them only
 //!   when more than a quarter of the ring is pending, when it would otherwise have to wait
 //!   (ring full / empty from its view), at the end of a message sent with
-//!   [`SendOptions::force_flush`], or on detach. Publishing sets the peer's latch, so the peer
-//!   is woken rarely. A sender that stops without flushing or detaching leaves its last
-//!   message invisible, as in PostgreSQL.
+//!   [`SendOptions::force_flush`], or on detach. A sender that stops without flushing or
+//!   detaching leaves its last message invisible, as in PostgreSQL.
+//! * Wake-ups only to a side that may be sleeping (beyond PostgreSQL, whose publisher sets the
+//!   peer's latch on every publication). A side that finds nothing to do raises its
+//!   `*_waiting` flag (`receiver_waiting` next to `bytes_read`, `sender_waiting` next to
+//!   `bytes_written`), issues a full barrier and looks at the peer's counter once more; only
+//!   if it is unchanged does it sleep (or, `nowait`, return `WouldBlock`), and it lowers the
+//!   flag when it wakes (or on its next call). A publisher stores its counter, issues a full
+//!   barrier and sets the peer's latch only if the peer's flag is up. With both barriers
+//!   sequentially consistent, at least one side sees the other's store: the waiter sees the
+//!   new counter and does not sleep, or the publisher sees the flag and sets the latch, whose
+//!   own protocol then wakes the sleeper (a Dekker pair, as the latch's). A streaming peer
+//!   that never waits costs the publisher a barrier and a load of a line it reads anyway, and
+//!   its latch is never touched. Setting attach (`set_sender`/`set_receiver`) and detaching
+//!   always wake. A caller that waits on its latch for a queue must first have had
+//!   `WouldBlock` from it (PostgreSQL's loops do exactly that). Wake-ups go to the peer's
+//!   latch through a caller-supplied [`ProcWaker`] (implemented for `pgipc_proc::ProcGlobal`
+//!   and for [`Latches`]).
 //! * Waiting follows the latch protocol: look at the counters, sleep on our own latch, reset it,
-//!   look again. Wake-ups go to the peer's latch through a caller-supplied [`ProcWaker`]
-//!   (implemented for `pgipc_proc::ProcGlobal` and for [`Latches`]). Unlike PostgreSQL, a
-//!   waiter first watches its latch for a short while ([`AttachOptions::spin`], 100 us by
-//!   default on multi-CPU machines) before sleeping: a streaming peer on another CPU usually
-//!   publishes within that time, and a cross-CPU futex wake-up costs ~50 us on small VMs.
+//!   look again.
+//! * The watch before a sleep (beyond PostgreSQL, which sleeps at once): a blocking send or
+//!   receive that finds the ring full or empty first watches the peer's counter for up to
+//!   [`AttachOptions::spin`] ([`DEFAULT_SPIN`], 50 us, when more than one CPU is online),
+//!   with a CPU pause between looks and without raising its flag, so the peer's
+//!   publications cost it nothing; it stops at once when its latch is set (an interrupt, a
+//!   detach) or the queue is detached. A streaming peer on another CPU usually publishes
+//!   within that time, while a sleep and a cross-CPU futex wake-up cost ~50 us on small VMs.
+//!   The watch is adaptive ([`Spin`]): after one that found nothing the next 1, 2, 4 … 64
+//!   waits sleep at once, and it is skipped when the scheduler preempted the process since
+//!   the previous watch (`ru_nivcsw` moved; read with `getrusage` only when a watch is about
+//!   to start), because then the CPUs have more runnable work than they can run and
+//!   spinning would take time from the process we wait for.
 //! * Beyond PostgreSQL, a message longer than a quarter of the ring is also published in
 //!   quarter-ring steps while it is being sent and received, so both ends work in parallel.
 //! * Peer death: PostgreSQL learns of a dead worker from the postmaster through a bgworker
@@ -74,6 +97,7 @@ mod error;
 mod handle;
 mod queue;
 mod segment;
+mod spin;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -82,6 +106,7 @@ pub use error::ShmMqError;
 pub use handle::{AttachOptions, AttachResult, MqHandle, RecvResult, SendOptions, SendResult};
 pub use queue::{minimum_size, MqRef, ShmMq, Side, MAXALIGN, MAX_MESSAGE_SIZE};
 pub use segment::DsmMq;
+pub use spin::{Spin, Watched, DEFAULT_SPIN};
 
 use pgipc_latch::Latch;
 use pgipc_proc::ProcNumber;
