@@ -10,7 +10,7 @@ use pgipc_dsm::DetachCallbackId;
 use pgipc_latch::LatchOwner;
 use pgipc_proc::ProcNumber;
 use std::fmt;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Outcome of a send.
@@ -174,8 +174,6 @@ pub struct MqHandle<'a> {
     tie: Option<Tie>,
     poll_interval: Duration,
     spin: Spin,
-    /// Whether our `*_waiting` flag is up (we may sleep until the peer's counter moves).
-    waiting: bool,
     /// Peer's proc number once known (then read without the mutex).
     peer: Option<ProcNumber>,
     /// Local copy of the counter this side owns (bytes_written or bytes_read).
@@ -258,7 +256,6 @@ impl<'a> MqHandle<'a> {
             tie: None,
             poll_interval: opts.poll_interval,
             spin: Spin::new(opts.spin.unwrap_or_else(Spin::default_budget)),
-            waiting: false,
             peer: None,
             my_count,
             pending: 0,
@@ -356,64 +353,26 @@ impl<'a> MqHandle<'a> {
         false
     }
 
-    /// The peer's counter (`bytes_read` for a sender, `bytes_written` for a receiver) and
-    /// our own waiting flag, then the peer's.
-    fn counters(&self) -> (&'a AtomicU64, &'a AtomicU32, &'a AtomicU32) {
+    /// The peer's counter: `bytes_read` for a sender, `bytes_written` for a receiver.
+    fn peer_counter(&self) -> &'a AtomicU64 {
         let hdr = self.mq.header();
         match self.side {
-            Side::Sender => (&hdr.bytes_read, &hdr.sender_waiting, &hdr.receiver_waiting),
-            Side::Receiver => (
-                &hdr.bytes_written,
-                &hdr.receiver_waiting,
-                &hdr.sender_waiting,
-            ),
-        }
-    }
-
-    /// Whether the peer's counter moved from `seen` or the queue was detached.
-    fn peer_moved(&self, seen: u64) -> bool {
-        self.counters().0.load(Ordering::Relaxed) != seen || self.mq.is_detached()
-    }
-
-    /// Raises our waiting flag and looks at the peer's counter again after a full barrier
-    /// (pairs with the barrier in [`wake_if_waiting`](Self::wake_if_waiting)): true when it
-    /// moved from `seen` meanwhile (then do not sleep). Otherwise every later publication by
-    /// the peer sets our latch.
-    fn raise_waiting(&mut self, seen: u64) -> bool {
-        if !self.waiting {
-            self.counters().1.store(1, Ordering::Relaxed);
-            self.waiting = true;
-        }
-        fence(Ordering::SeqCst);
-        self.peer_moved(seen)
-    }
-
-    /// Lowers our waiting flag (we are awake and will look at the counters ourselves).
-    #[inline]
-    fn lower_waiting(&mut self) {
-        if self.waiting {
-            self.counters().1.store(0, Ordering::Relaxed);
-            self.waiting = false;
+            Side::Sender => &hdr.bytes_read,
+            Side::Receiver => &hdr.bytes_written,
         }
     }
 
     /// Blocks until the peer's counter has moved from `seen`, the queue is detached, or our
     /// latch is set (a spurious return is possible; callers look again): watch the counter
-    /// adaptively, raise our flag, look again, sleep, lower the flag.
+    /// adaptively ([`Spin`]), then sleep on the latch.
     fn wait_for_peer(&mut self, seen: u64, wait_event_info: u32) -> Result<(), ShmMqError> {
-        let (peer_counter, _, _) = self.counters();
+        let peer_counter = self.peer_counter();
         let mq = self.mq;
         let moved = || peer_counter.load(Ordering::Relaxed) != seen || mq.is_detached();
         if self.spin.watch(self.my_latch.latch(), moved) == Watched::Progress {
             return Ok(());
         }
-        if self.raise_waiting(seen) {
-            self.lower_waiting();
-            return Ok(());
-        }
-        let r = self.sleep(wait_event_info);
-        self.lower_waiting();
-        r
+        self.sleep(wait_event_info)
     }
 
     /// Sleeps on our latch (bounded when a peer-alive check exists), then resets it: the
@@ -466,16 +425,6 @@ impl<'a> MqHandle<'a> {
         }
     }
 
-    /// After publishing our counter: sets the peer's latch if its waiting flag is up. The
-    /// full barrier pairs with the one in [`raise_waiting`](Self::raise_waiting): either the
-    /// peer sees our counter before it sleeps, or we see its flag.
-    fn wake_if_waiting(&mut self) {
-        fence(Ordering::SeqCst);
-        if self.counters().2.load(Ordering::Relaxed) != 0 {
-            self.wake_peer();
-        }
-    }
-
     /// Stores `pending` into the counter this side owns (release: the ring bytes written or
     /// read before stay before it). Returns whether anything was published.
     fn publish_pending(&mut self) -> bool {
@@ -493,11 +442,13 @@ impl<'a> MqHandle<'a> {
         true
     }
 
-    /// Publishes pending written (sender) or consumed (receiver) bytes and, if any, wakes
-    /// the peer if it waits for them.
+    /// Publishes pending written (sender) or consumed (receiver) bytes and sets the peer's
+    /// latch: always for a sender (PostgreSQL's `shm_mq_inc_bytes_written` + `SetLatch`), when
+    /// anything was consumed for a receiver. `Latch::set` makes no system call when the latch
+    /// is already set or its owner is awake.
     fn flush(&mut self) {
-        if self.publish_pending() {
-            self.wake_if_waiting();
+        if self.publish_pending() || self.side == Side::Sender {
+            self.wake_peer();
         }
     }
 
@@ -529,7 +480,6 @@ impl<'a> MqHandle<'a> {
         if self.detached {
             return Ok(SendResult::Detached);
         }
-        self.lower_waiting();
         let word = (nbytes as u64).to_ne_bytes();
         // The stream is the length word followed by the payload; only the last chunk of a
         // message may end off an 8-byte boundary, so the length word is never split.
@@ -596,9 +546,6 @@ impl<'a> MqHandle<'a> {
                 // Full from our view: publish what we have so the receiver can drain it.
                 self.flush();
                 if nowait {
-                    if self.raise_waiting(rb) {
-                        continue;
-                    }
                     return Ok(Err(Blocked::WouldBlock));
                 }
                 if self.counterparty_gone() {
@@ -673,9 +620,6 @@ impl<'a> MqHandle<'a> {
             // Nothing (enough) to read: free the space we consumed and wake the sender.
             self.flush();
             if nowait {
-                if self.raise_waiting(written) {
-                    continue;
-                }
                 return Ok(Err(Blocked::WouldBlock));
             }
             if let Some(check) = self.peer_alive {
@@ -701,7 +645,6 @@ impl<'a> MqHandle<'a> {
     }
 
     fn receive_message(&mut self, nowait: bool) -> Result<RecvResult<'_>, ShmMqError> {
-        self.lower_waiting();
         if self.side != Side::Receiver {
             return Err(ShmMqError::WrongSide {
                 side: self.side.name(),

@@ -10,8 +10,8 @@
 //!  caller's space (8-byte aligned, >= minimum_size())
 //!  ┌───────────────────────────────── ShmMq header (192 B) ──────────────────────────────┐
 //!  │ line 0: mutex │ receiver │ sender │ detached │ ring_size  (set-once / sticky fields)  │
-//!  │ line 1: bytes_read    receiver_waiting   (receiver stores)                          │
-//!  │ line 2: bytes_written sender_waiting     (sender stores)                            │
+//!  │ line 1: bytes_read      (receiver stores)                                           │
+//!  │ line 2: bytes_written   (sender stores)                                             │
 //!  ├───────────────────────────────── ring (ring_size B, multiple of 8) ─────────────────┤
 //!  │ ... free ... │ len │ payload..pad │ len │ payload ...  │ ... free ...               │
 //!  │              ^ bytes_read % ring_size           bytes_written % ring_size ^          │
@@ -32,36 +32,29 @@
 //!   (ring full / empty from its view), at the end of a message sent with
 //!   [`SendOptions::force_flush`], or on detach. A sender that stops without flushing or
 //!   detaching leaves its last message invisible, as in PostgreSQL.
-//! * Wake-ups only to a side that may be sleeping (beyond PostgreSQL, whose publisher sets the
-//!   peer's latch on every publication). A side that finds nothing to do raises its
-//!   `*_waiting` flag (`receiver_waiting` next to `bytes_read`, `sender_waiting` next to
-//!   `bytes_written`), issues a full barrier and looks at the peer's counter once more; only
-//!   if it is unchanged does it sleep (or, `nowait`, return `WouldBlock`), and it lowers the
-//!   flag when it wakes (or on its next call). A publisher stores its counter, issues a full
-//!   barrier and sets the peer's latch only if the peer's flag is up. With both barriers
-//!   sequentially consistent, at least one side sees the other's store: the waiter sees the
-//!   new counter and does not sleep, or the publisher sees the flag and sets the latch, whose
-//!   own protocol then wakes the sleeper (a Dekker pair, as the latch's). A streaming peer
-//!   that never waits costs the publisher a barrier and a load of a line it reads anyway, and
-//!   its latch is never touched. Setting attach (`set_sender`/`set_receiver`) and detaching
-//!   always wake. A caller that waits on its latch for a queue must first have had
-//!   `WouldBlock` from it (PostgreSQL's loops do exactly that). Wake-ups go to the peer's
-//!   latch through a caller-supplied [`ProcWaker`] (implemented for `pgipc_proc::ProcGlobal`
-//!   and for [`Latches`]).
+//! * Wake-ups: publishing sets the peer's latch (a sender's every flush, a receiver's when it
+//!   consumed anything), as PostgreSQL. Together with the batching the peer is woken rarely,
+//!   and `Latch::set` makes no system call when the latch is already set or its owner is not
+//!   sleeping. (Waking only a peer that raised a "may sleep" flag was built and measured on
+//!   2 CPUs: it made the 3-worker test_shm_mq figures 2-3x slower, see BENCHMARKS.md,
+//!   2026-12-08, so it was not kept.)
 //! * Waiting follows the latch protocol: look at the counters, sleep on our own latch, reset it,
 //!   look again.
 //! * The watch before a sleep (beyond PostgreSQL, which sleeps at once): a blocking send or
 //!   receive that finds the ring full or empty first watches the peer's counter for up to
 //!   [`AttachOptions::spin`] ([`DEFAULT_SPIN`], 50 us, when more than one CPU is online),
-//!   with a CPU pause between looks and without raising its flag, so the peer's
-//!   publications cost it nothing; it stops at once when its latch is set (an interrupt, a
-//!   detach) or the queue is detached. A streaming peer on another CPU usually publishes
+//!   with a CPU pause between looks (the spin hint for 5 us, then `sched_yield`); it stops
+//!   at once when the counter moves, when its latch is set (the peer's wake-up, an
+//!   interrupt, a detach), when the queue is detached, or when a yield comes back late
+//!   (another process wanted the CPU). A streaming peer on another CPU usually publishes
 //!   within that time, while a sleep and a cross-CPU futex wake-up cost ~50 us on small VMs.
 //!   The watch is adaptive ([`Spin`]): after one that found nothing the next 1, 2, 4 … 64
 //!   waits sleep at once, and it is skipped when the scheduler preempted the process since
 //!   the previous watch (`ru_nivcsw` moved; read with `getrusage` only when a watch is about
 //!   to start), because then the CPUs have more runnable work than they can run and
-//!   spinning would take time from the process we wait for.
+//!   spinning would take time from the process we wait for. It does not see every such
+//!   case: a caller that knows its processes outnumber the CPUs (test_shm_mq's ring) passes
+//!   `Some(Duration::ZERO)`.
 //! * Beyond PostgreSQL, a message longer than a quarter of the ring is also published in
 //!   quarter-ring steps while it is being sent and received, so both ends work in parallel.
 //! * Peer death: PostgreSQL learns of a dead worker from the postmaster through a bgworker

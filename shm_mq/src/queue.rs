@@ -34,9 +34,7 @@ pub(crate) const fn maxalign(n: usize) -> usize {
 /// | 12 | `detached: AtomicU32` (0/1, never back to 0) | either side |
 /// | 16 | `ring_size: AtomicU64` | the creator only, before anyone attaches |
 /// | 64 | `bytes_read: AtomicU64` | the receiver only (load + store, no read-modify-write) |
-/// | 72 | `receiver_waiting: AtomicU32` (0/1) | the receiver only |
 /// | 128 | `bytes_written: AtomicU64` | the sender only (load + store) |
-/// | 136 | `sender_waiting: AtomicU32` (0/1) | the sender only |
 /// | 192 | ring bytes | the sender writes free bytes, the receiver reads unread bytes |
 ///
 /// The counters are padded with plain `u64` arrays, not crossbeam's `CachePadded` (align 128):
@@ -51,12 +49,6 @@ pub(crate) const fn maxalign(n: usize) -> usize {
 /// writing them; the receiver mirrors that. Invariant:
 /// `0 <= bytes_written - bytes_read <= ring_size`, unread data starts at
 /// `bytes_read % ring_size`.
-///
-/// Wake-ups: a side that may sleep until the other's counter moves raises its `*_waiting`
-/// flag, fences, and looks at the counter once more before sleeping; a side that publishes
-/// its counter fences and sets the other's latch only when that flag is up (see the crate
-/// documentation). Each flag sits on the line of the counter its owner stores, which the
-/// other side reads anyway.
 #[repr(C)]
 pub struct ShmMq {
     mutex: SpinLock,
@@ -66,13 +58,9 @@ pub struct ShmMq {
     ring_size: AtomicU64,
     _pad0: [u64; 5],
     pub(crate) bytes_read: AtomicU64,
-    pub(crate) receiver_waiting: AtomicU32,
-    _pad1a: u32,
-    _pad1: [u64; 6],
+    _pad1: [u64; 7],
     pub(crate) bytes_written: AtomicU64,
-    pub(crate) sender_waiting: AtomicU32,
-    _pad2a: u32,
-    _pad2: [u64; 6],
+    _pad2: [u64; 7],
 }
 
 // SAFETY: #[repr(C)], atomics, a SpinLock and padding only; all-zero is a valid (if unusable,

@@ -199,44 +199,7 @@ fn batching_publishes_only_past_a_quarter() {
             .load(std::sync::atomic::Ordering::SeqCst),
         264
     );
-    assert!(
-        !pr.latches[1].is_set(),
-        "a receiver that is not waiting is not woken"
-    );
-
-    // Once the receiver found nothing (its flag is up), the next publication sets its latch.
-    let lr = OwnedLatch::own(&pr.latches[1]).expect("own");
-    let mut rx = MqHandle::attach(
-        q,
-        Side::Receiver,
-        1,
-        lr.as_owner(),
-        waker,
-        AttachOptions::default(),
-    )
-    .expect("attach");
-    for _ in 0..11 {
-        assert_eq!(rx.receive(true), Ok(RecvResult::Received(&[7u8; 16][..])));
-    }
-    assert_eq!(rx.receive(true), Ok(RecvResult::WouldBlock));
-    let flag = |f: &std::sync::atomic::AtomicU32| f.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(flag(&q.header().receiver_waiting), 1);
-    assert!(
-        pr.latches[0].is_set() || flag(&q.header().sender_waiting) == 0,
-        "the sender was not waiting"
-    );
-    assert_eq!(tx.send(b"x", SendOptions::FLUSH), Ok(SendResult::Sent));
-    assert!(
-        pr.latches[1].is_set(),
-        "publishing wakes a waiting receiver"
-    );
-    lr.reset();
-    // Its next call lowers the flag: publications no longer touch its latch.
-    assert_eq!(rx.receive(true), Ok(RecvResult::Received(&b"x"[..])));
-    assert_eq!(flag(&q.header().receiver_waiting), 0);
-    assert_eq!(tx.send(b"y", SendOptions::FLUSH), Ok(SendResult::Sent));
-    assert!(!pr.latches[1].is_set());
-    assert_eq!(rx.receive(true), Ok(RecvResult::Received(&b"y"[..])));
+    assert!(pr.latches[1].is_set(), "publishing wakes the receiver");
 }
 
 #[test]
