@@ -38,7 +38,8 @@ pub enum Watched {
 /// comes back late (another thread ran: the CPUs are busy) ends the watch. It skips the watch
 /// when it does not pay:
 /// * after a watch that found nothing, the next 1, 2, 4, … (at most 64) waits go straight to
-///   sleep; a watch that finds progress resets that to none;
+///   sleep; a watch that finds progress starts the sequence over (a watch ended by the
+///   latch changes nothing);
 /// * when the scheduler preempted this thread since the previous watch (its involuntary
 ///   context switches, `ru_nivcsw`, moved: the CPUs have more runnable work than they can
 ///   run, and spinning would only take time from the process we wait for), it sleeps and
