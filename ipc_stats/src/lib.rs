@@ -91,6 +91,14 @@ counters! {
     /// Resets: a reader that fell so far behind that its messages were lost (counted by
     /// that reader when it finds out).
     SinvalResets = ("sinval", "resets"),
+    /// Messages sent through shm_mq queues (counted when a send completes).
+    ShmMqSent = ("shm_mq", "messages_sent"),
+    /// Payload bytes of those messages (length words and padding not counted).
+    ShmMqBytesSent = ("shm_mq", "bytes_sent"),
+    /// Messages received from shm_mq queues.
+    ShmMqReceived = ("shm_mq", "messages_received"),
+    /// Payload bytes of those messages.
+    ShmMqBytesReceived = ("shm_mq", "bytes_received"),
 }
 
 /// Counters per block: [`Counter::ALL`]'s length rounded up to whole 64-byte cache lines.
@@ -138,6 +146,23 @@ pub fn add(c: Counter, n: u64) {
 #[inline]
 pub fn count(c: Counter) {
     add(c, 1);
+}
+
+/// Counts one message of `bytes` payload bytes: one in `messages` and `bytes` in the counter
+/// that follows it ([`Counter::ShmMqSent`] → [`Counter::ShmMqBytesSent`],
+/// [`Counter::ShmMqReceived`] → [`Counter::ShmMqBytesReceived`]); one load of the block
+/// pointer for both.
+#[inline]
+pub fn count_message(messages: Counter, bytes: usize) {
+    let p = MY_BLOCK.load(Ordering::Relaxed);
+    let k = messages as usize;
+    if !p.is_null() && k + 1 < Counter::ALL.len() {
+        // SAFETY: as in `add`; `k` and `k + 1` are below Counter::ALL.len() <= STRIDE.
+        unsafe {
+            (*p.add(k)).fetch_add(1, Ordering::Relaxed);
+            (*p.add(k + 1)).fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counter `c` of the block starting at `k * STRIDE` in `region`.

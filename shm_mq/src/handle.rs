@@ -4,13 +4,14 @@
 use crate::error::ShmMqError;
 use crate::queue::{maxalign, MqRef, Side, MAXALIGN, MAX_MESSAGE_SIZE};
 use crate::segment::DsmMq;
+use crate::spin::{Spin, Watched};
 use crate::{PeerAlive, ProcWaker};
 use pgipc_dsm::DetachCallbackId;
 use pgipc_latch::LatchOwner;
 use pgipc_proc::ProcNumber;
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Outcome of a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +82,13 @@ pub struct AttachOptions<'a> {
     pub peer_alive: Option<&'a dyn PeerAlive>,
     /// Longest sleep between peer-alive checks (only used with `peer_alive`).
     pub poll_interval: Duration,
-    /// How long to watch our latch (busy, without a system call) before sleeping on it.
-    /// `None` chooses: 100 us when the machine has more than one CPU online (the peer can
-    /// make progress meanwhile, and a cross-CPU wake-up costs ~50 us on small VMs; the bench
-    /// measured 0.15-0.25x of the raw ring without spinning, 0.5x with 20 us and ~0.9-1.1x with
-    /// 100 us), else 0 (on one CPU spinning only delays the peer). Processes pinned to one
-    /// shared CPU should pass `Some(Duration::ZERO)`.
+    /// The longest watch of the peer's counter (busy, without a system call) before a
+    /// blocking call sleeps; the watch is adaptive ([`Spin`](crate::Spin): skipped after
+    /// fruitless watches and after a preemption). `None` chooses
+    /// [`DEFAULT_SPIN`](crate::DEFAULT_SPIN) when the machine has more than one CPU online
+    /// (the peer can make progress meanwhile, and a cross-CPU wake-up costs ~50 us on small
+    /// VMs), else 0 (on one CPU spinning only delays the peer). `Some(Duration::ZERO)` never
+    /// watches (PostgreSQL's behaviour).
     pub spin: Option<Duration>,
 }
 
@@ -171,7 +173,7 @@ pub struct MqHandle<'a> {
     /// mapped, and the segment's detach callback.
     tie: Option<Tie>,
     poll_interval: Duration,
-    spin: Duration,
+    spin: Spin,
     /// Peer's proc number once known (then read without the mutex).
     peer: Option<ProcNumber>,
     /// Local copy of the counter this side owns (bytes_written or bytes_read).
@@ -253,13 +255,7 @@ impl<'a> MqHandle<'a> {
             peer_alive: opts.peer_alive,
             tie: None,
             poll_interval: opts.poll_interval,
-            spin: opts.spin.unwrap_or_else(|| {
-                if crate::sys::cpus_online() > 1 {
-                    Duration::from_micros(100)
-                } else {
-                    Duration::ZERO
-                }
-            }),
+            spin: Spin::new(opts.spin.unwrap_or_else(Spin::default_budget)),
             peer: None,
             my_count,
             pending: 0,
@@ -357,21 +353,32 @@ impl<'a> MqHandle<'a> {
         false
     }
 
+    /// The peer's counter: `bytes_read` for a sender, `bytes_written` for a receiver.
+    fn peer_counter(&self) -> &'a AtomicU64 {
+        let hdr = self.mq.header();
+        match self.side {
+            Side::Sender => &hdr.bytes_read,
+            Side::Receiver => &hdr.bytes_written,
+        }
+    }
+
+    /// Blocks until the peer's counter has moved from `seen`, the queue is detached, or our
+    /// latch is set (a spurious return is possible; callers look again): watch the counter
+    /// adaptively ([`Spin`]), then sleep on the latch.
+    fn wait_for_peer(&mut self, seen: u64, wait_event_info: u32) -> Result<(), ShmMqError> {
+        let peer_counter = self.peer_counter();
+        let mq = self.mq;
+        let moved = || peer_counter.load(Ordering::Relaxed) != seen || mq.is_detached();
+        if self.spin.watch(self.my_latch.latch(), moved) == Watched::Progress {
+            return Ok(());
+        }
+        self.sleep(wait_event_info)
+    }
+
     /// Sleeps on our latch (bounded when a peer-alive check exists), then resets it: the
     /// bottom of PostgreSQL's `WaitLatch; ResetLatch` loop.
     /// The wait publishes `wait_event_info` (IPC/MessageQueueSend, …Receive, …Internal).
     fn sleep(&self, wait_event_info: u32) -> Result<(), ShmMqError> {
-        if !self.spin.is_zero() {
-            let start = Instant::now();
-            let mut i = 0u32;
-            while !self.my_latch.latch().is_set() {
-                std::hint::spin_loop();
-                i = i.wrapping_add(1);
-                if i % 64 == 0 && start.elapsed() >= self.spin {
-                    break;
-                }
-            }
-        }
         let timeout = self.peer_alive.map(|_| self.poll_interval);
         pgipc_wait_event::report_wait_start(wait_event_info);
         let r = self.my_latch.wait(timeout);
@@ -409,7 +416,10 @@ impl<'a> MqHandle<'a> {
         }
     }
 
-    fn wake_peer(&self) {
+    fn wake_peer(&mut self) {
+        if self.peer.is_none() {
+            self.peer = self.mq.get(self.other());
+        }
         if let Some(p) = self.peer {
             self.waker.wake(p);
         }
@@ -432,15 +442,12 @@ impl<'a> MqHandle<'a> {
         true
     }
 
-    /// Sender: publishes pending written bytes and wakes the receiver.
-    fn flush_written(&mut self) {
-        self.publish_pending();
-        self.wake_peer();
-    }
-
-    /// Receiver: publishes pending consumed bytes and, if any, wakes the sender.
-    fn flush_read(&mut self) {
-        if self.publish_pending() {
+    /// Publishes pending written (sender) or consumed (receiver) bytes and sets the peer's
+    /// latch: always for a sender (PostgreSQL's `shm_mq_inc_bytes_written` + `SetLatch`), when
+    /// anything was consumed for a receiver. `Latch::set` makes no system call when the latch
+    /// is already set or its owner is awake.
+    fn flush(&mut self) {
+        if self.publish_pending() || self.side == Side::Sender {
             self.wake_peer();
         }
     }
@@ -492,8 +499,9 @@ impl<'a> MqHandle<'a> {
             self.peer = self.mq.receiver();
         }
         if opts.force_flush || self.pending > (self.mq.ring_size() as u64 >> 2) {
-            self.flush_written();
+            self.flush();
         }
+        pgipc_ipc_stats::count_message(pgipc_ipc_stats::Counter::ShmMqSent, nbytes);
         Ok(SendResult::Sent)
     }
 
@@ -536,14 +544,14 @@ impl<'a> MqHandle<'a> {
             }
             if available == 0 {
                 // Full from our view: publish what we have so the receiver can drain it.
-                self.flush_written();
+                self.flush();
                 if nowait {
                     return Ok(Err(Blocked::WouldBlock));
                 }
                 if self.counterparty_gone() {
                     return Ok(Err(Blocked::Detached));
                 }
-                self.sleep(pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_SEND)?;
+                self.wait_for_peer(rb, pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_SEND)?;
                 continue;
             }
             let offset = (wb % ring as u64) as usize;
@@ -573,7 +581,7 @@ impl<'a> MqHandle<'a> {
             if self.partial < total && self.pending > (ring as u64 >> 2) {
                 // A long message: hand over what is written so the receiver can work in
                 // parallel instead of waiting for the ring to fill.
-                self.flush_written();
+                self.flush();
             }
         }
         Ok(Ok(()))
@@ -610,7 +618,7 @@ impl<'a> MqHandle<'a> {
                 return Ok(Err(Blocked::Detached));
             }
             // Nothing (enough) to read: free the space we consumed and wake the sender.
-            self.flush_read();
+            self.flush();
             if nowait {
                 return Ok(Err(Blocked::WouldBlock));
             }
@@ -621,7 +629,7 @@ impl<'a> MqHandle<'a> {
                     continue;
                 }
             }
-            self.sleep(pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_RECEIVE)?;
+            self.wait_for_peer(written, pgipc_wait_event::WAIT_EVENT_MESSAGE_QUEUE_RECEIVE)?;
         }
     }
 
@@ -629,6 +637,14 @@ impl<'a> MqHandle<'a> {
     /// [`RecvResult::Detached`]; a `nowait` one may return [`RecvResult::WouldBlock`] and
     /// continues the same message on the next call.
     pub fn receive(&mut self, nowait: bool) -> Result<RecvResult<'_>, ShmMqError> {
+        let r = self.receive_message(nowait)?;
+        if let RecvResult::Received(m) = &r {
+            pgipc_ipc_stats::count_message(pgipc_ipc_stats::Counter::ShmMqReceived, m.len());
+        }
+        Ok(r)
+    }
+
+    fn receive_message(&mut self, nowait: bool) -> Result<RecvResult<'_>, ShmMqError> {
         if self.side != Side::Receiver {
             return Err(ShmMqError::WrongSide {
                 side: self.side.name(),
@@ -655,7 +671,7 @@ impl<'a> MqHandle<'a> {
             }
         }
         if self.pending > (self.mq.ring_size() as u64 >> 2) {
-            self.flush_read();
+            self.flush();
         }
         let nbytes = match self.expected {
             Some(n) => n,
@@ -689,9 +705,20 @@ impl<'a> MqHandle<'a> {
                 n
             }
         };
+        let ring = self.mq.ring_size();
         loop {
             let still = nbytes - self.partial;
-            let (avail, ptr) = match self.receive_bytes(still, nowait)? {
+            // Wait for the whole rest only while it could still be lent out of the ring in
+            // one piece; otherwise copy whatever has arrived, so that a message longer than
+            // the ring (or one that wraps) moves in the chunks the sender publishes while it
+            // is still writing, instead of waiting for the ring's end each time.
+            let offset = ((self.my_count + self.pending) % ring as u64) as usize;
+            let needed = if self.partial == 0 && offset + nbytes <= ring {
+                still
+            } else {
+                still.min(MAXALIGN)
+            };
+            let (avail, ptr) = match self.receive_bytes(needed, nowait)? {
                 Ok(x) => x,
                 Err(Blocked::WouldBlock) => return Ok(RecvResult::WouldBlock),
                 Err(Blocked::Detached) => {
@@ -715,7 +742,7 @@ impl<'a> MqHandle<'a> {
             self.pending += maxalign(n) as u64;
             if self.pending > (self.mq.ring_size() as u64 >> 2) {
                 // The bytes are copied out: free them for the sender now.
-                self.flush_read();
+                self.flush();
             }
             if self.partial == nbytes {
                 self.expected = None;

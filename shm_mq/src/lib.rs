@@ -30,15 +30,31 @@
 //! * Batching: a side keeps written/consumed bytes private (`pending`) and publishes them only
 //!   when more than a quarter of the ring is pending, when it would otherwise have to wait
 //!   (ring full / empty from its view), at the end of a message sent with
-//!   [`SendOptions::force_flush`], or on detach. Publishing sets the peer's latch, so the peer
-//!   is woken rarely. A sender that stops without flushing or detaching leaves its last
-//!   message invisible, as in PostgreSQL.
+//!   [`SendOptions::force_flush`], or on detach. A sender that stops without flushing or
+//!   detaching leaves its last message invisible, as in PostgreSQL.
+//! * Wake-ups: publishing sets the peer's latch (a sender's every flush, a receiver's when it
+//!   consumed anything), as PostgreSQL. Together with the batching the peer is woken rarely,
+//!   and `Latch::set` makes no system call when the latch is already set or its owner is not
+//!   sleeping. (Waking only a peer that raised a "may sleep" flag was built and measured on
+//!   2 CPUs: it made the 3-worker test_shm_mq figures 2-3x slower, see BENCHMARKS.md,
+//!   2026-12-08, so it was not kept.)
 //! * Waiting follows the latch protocol: look at the counters, sleep on our own latch, reset it,
-//!   look again. Wake-ups go to the peer's latch through a caller-supplied [`ProcWaker`]
-//!   (implemented for `pgipc_proc::ProcGlobal` and for [`Latches`]). Unlike PostgreSQL, a
-//!   waiter first watches its latch for a short while ([`AttachOptions::spin`], 100 us by
-//!   default on multi-CPU machines) before sleeping: a streaming peer on another CPU usually
-//!   publishes within that time, and a cross-CPU futex wake-up costs ~50 us on small VMs.
+//!   look again.
+//! * The watch before a sleep (beyond PostgreSQL, which sleeps at once): a blocking send or
+//!   receive that finds the ring full or empty first watches the peer's counter for up to
+//!   [`AttachOptions::spin`] ([`DEFAULT_SPIN`], 50 us, when more than one CPU is online),
+//!   with a CPU pause between looks (the spin hint for 5 us, then `sched_yield`); it stops
+//!   at once when the counter moves, when its latch is set (the peer's wake-up, an
+//!   interrupt, a detach), when the queue is detached, or when a yield comes back late
+//!   (another process wanted the CPU). A streaming peer on another CPU usually publishes
+//!   within that time, while a sleep and a cross-CPU futex wake-up cost ~50 us on small VMs.
+//!   The watch is adaptive ([`Spin`]): after one that found nothing the next 1, 2, 4 … 64
+//!   waits sleep at once, and it is skipped when the scheduler preempted the process since
+//!   the previous watch (`ru_nivcsw` moved; read with `getrusage` only when a watch is about
+//!   to start), because then the CPUs have more runnable work than they can run and
+//!   spinning would take time from the process we wait for. It does not see every such
+//!   case: a caller that knows its processes outnumber the CPUs (test_shm_mq's ring) passes
+//!   `Some(Duration::ZERO)`.
 //! * Beyond PostgreSQL, a message longer than a quarter of the ring is also published in
 //!   quarter-ring steps while it is being sent and received, so both ends work in parallel.
 //! * Peer death: PostgreSQL learns of a dead worker from the postmaster through a bgworker
@@ -74,6 +90,7 @@ mod error;
 mod handle;
 mod queue;
 mod segment;
+mod spin;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -82,6 +99,7 @@ pub use error::ShmMqError;
 pub use handle::{AttachOptions, AttachResult, MqHandle, RecvResult, SendOptions, SendResult};
 pub use queue::{minimum_size, MqRef, ShmMq, Side, MAXALIGN, MAX_MESSAGE_SIZE};
 pub use segment::DsmMq;
+pub use spin::{Spin, Watched, DEFAULT_SPIN};
 
 use pgipc_latch::Latch;
 use pgipc_proc::ProcNumber;

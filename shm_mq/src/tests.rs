@@ -515,3 +515,53 @@ mod in_dsm {
         drop(srv);
     }
 }
+
+#[test]
+fn the_watch_ends_on_progress_or_a_set_latch_and_backs_off_exponentially() {
+    use std::cell::Cell;
+    use std::time::Duration;
+    let latch = Latch::new();
+    // A first watch never counts as preempted (no earlier sample): it looks.
+    assert_eq!(
+        Spin::new(Duration::from_micros(200)).watch(&latch, || true),
+        Watched::Progress
+    );
+    latch.set();
+    assert_eq!(
+        Spin::new(Duration::from_micros(200)).watch(&latch, || false),
+        Watched::LatchSet,
+        "a set latch ends the watch at once"
+    );
+    let looked = Cell::new(false);
+    let look = || {
+        looked.set(true);
+        false
+    };
+    assert_eq!(
+        Spin::new(Duration::ZERO).watch(&latch, look),
+        Watched::Nothing
+    );
+    assert!(!looked.get(), "a zero budget never looks");
+
+    let clear = Latch::new();
+    let mut s = Spin::new(Duration::from_micros(50));
+    let looks = |s: &mut Spin| {
+        looked.set(false);
+        assert_eq!(s.watch(&clear, look), Watched::Nothing);
+        looked.get()
+    };
+    assert!(
+        looks(&mut s),
+        "the first watch looks until its budget runs out"
+    );
+    // Whether the next one finds this thread preempted or looks in vain, it backs off the
+    // same way: 1 wait skipped, then 2, then 4.
+    assert!(!looks(&mut s), "one wait skips the watch");
+    looks(&mut s);
+    assert!(!looks(&mut s));
+    assert!(!looks(&mut s), "then two");
+    looks(&mut s);
+    for _ in 0..4 {
+        assert!(!looks(&mut s), "then four");
+    }
+}

@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
     run_tests(&[
         ("stream_1e6_random_sizes_with_checksum", stream),
         ("nowait_both_ends_report_would_block", nowait),
+        ("stream_with_the_adaptive_watch_on_every_cpu", stream_spin),
         ("sender_detach_is_seen_after_draining", sender_detach),
         ("receiver_detach_is_seen_by_blocked_sender", receiver_detach),
         ("sigkilled_sender_is_detected", killed_sender),
@@ -59,18 +60,25 @@ fn child(role: &str, args: &[String]) -> i32 {
     let waker = kit.waker();
     let latch = kit.own(CHILD);
     let w = &kit.arena.words;
-    let sender = matches!(role, "stream" | "nowait" | "detach-sender" | "sleep-sender");
+    let sender = matches!(
+        role,
+        "stream" | "nowait" | "stream-spin" | "detach-sender" | "sleep-sender"
+    );
     if sender {
         kit.mq().set_sender(CHILD, &waker).expect("set sender");
     } else {
         kit.mq().set_receiver(CHILD, &waker).expect("set receiver");
     }
     let side = if sender { Side::Sender } else { Side::Receiver };
-    // Stream tests pin both processes to CPU 0: spinning would only delay the peer.
-    let mut h = attach(&kit, &waker, &latch, side, None, Some(Duration::ZERO));
+    // Stream tests pin both processes to CPU 0: spinning would only delay the peer. The
+    // adaptive watch's test runs unpinned with the default watch.
+    let spin = (role != "stream-spin").then_some(Duration::ZERO);
+    let mut h = attach(&kit, &waker, &latch, side, None, spin);
     match role {
-        "stream" | "nowait" => {
-            pin(&[0]);
+        "stream" | "nowait" | "stream-spin" => {
+            if role != "stream-spin" {
+                pin(&[0]);
+            }
             let nowait = role == "nowait";
             let mut g = Gen::new(kit.mq().ring_size());
             let mut sum = 0u64;
@@ -89,8 +97,10 @@ fn child(role: &str, args: &[String]) -> i32 {
                     match h.sendv(&[&msg[..cut], &msg[cut..]], opts) {
                         Ok(SendResult::Sent) => break,
                         Ok(SendResult::WouldBlock) => {
+                            // No timeout: a lost wake-up hangs here and the watchdog fails
+                            // the test.
                             blocked += 1;
-                            let _ = latch.wait(Some(Duration::from_millis(10)));
+                            let _ = latch.wait(None);
                             latch.reset();
                         }
                         other => {
@@ -174,8 +184,13 @@ fn receive_all(
     }
 }
 
+/// Streams `n` random messages from a child to this process. Every sleep is unbounded (no
+/// peer-alive check, no latch timeout), so a lost wake-up hangs the test until its watchdog.
 fn stream_with(role: &str, nowait: bool, n: u64, space: usize) -> Result<(u64, u64), String> {
-    pin(&[0]);
+    let spin = role == "stream-spin";
+    if !spin {
+        pin(&[0]);
+    }
     let kit = setup(space, Side::Receiver);
     let waker = kit.waker();
     let latch = kit.own(PARENT);
@@ -186,10 +201,10 @@ fn stream_with(role: &str, nowait: bool, n: u64, space: usize) -> Result<(u64, u
         &latch,
         Side::Receiver,
         None,
-        Some(Duration::ZERO),
+        (!spin).then_some(Duration::ZERO),
     );
     let (count, sum, blocked) = receive_all(&mut h, nowait, || {
-        let _ = latch.wait(Some(Duration::from_millis(10)));
+        let _ = latch.wait(None);
         latch.reset();
     })?;
     expect_success(&mut c, WATCHDOG)?;
@@ -207,6 +222,12 @@ fn stream_with(role: &str, nowait: bool, n: u64, space: usize) -> Result<(u64, u
 
 fn stream() -> Result<(), String> {
     stream_with("stream", false, STREAM_MESSAGES, STREAM_SPACE).map(|_| ())
+}
+
+/// Blocking calls with the default (adaptive) watch, both processes free to run on any CPU:
+/// watches that find the counter moved, fruitless ones, backed-off waits and sleeps mix.
+fn stream_spin() -> Result<(), String> {
+    stream_with("stream-spin", false, 200_000, 192 + 1024).map(|_| ())
 }
 
 fn nowait() -> Result<(), String> {

@@ -3,8 +3,8 @@
 use crate::error_queue::ErrorQueues;
 use crate::setup::prepare;
 use crate::{LeaderEnv, TestShmMqError};
-use pgipc_shm_mq::{MqHandle, RecvResult, SendOptions, SendResult};
-use std::time::{Duration, Instant};
+use pgipc_shm_mq::{MqHandle, RecvResult, SendOptions, SendResult, Spin};
+use std::time::Duration;
 
 /// What a call on a queue handle that came back `Detached` means: a pending interrupt (the
 /// watch made the handle give up), else a worker's error from its error queue (a worker that
@@ -94,7 +94,10 @@ pub fn test_shm_mq_pipelined(
         nowait: true,
         force_flush: true,
     };
-    let spin = crate::setup::ring_spin(ring.processes()).is_none();
+    // The adaptive watch of shm_mq's blocking calls, here over the latch that both queues'
+    // peers set once our nowait calls returned WouldBlock.
+    let mut spin =
+        Spin::new(crate::setup::ring_spin(ring.processes()).unwrap_or_else(Spin::default_budget));
     let (mut send_count, mut receive_count) = (0i32, 0i32);
     loop {
         let mut wait = true;
@@ -135,16 +138,11 @@ pub fn test_shm_mq_pipelined(
         }
         if wait {
             // Watch the latch briefly first (a peer on another CPU usually answers within
-            // that time) unless the ring has more processes than CPUs, then sleep; wake at
-            // least once a second to look at the workers.
-            let start = Instant::now();
-            while spin
-                && !me.latch().latch().is_set()
-                && start.elapsed() < Duration::from_micros(50)
-            {
-                std::hint::spin_loop();
-            }
-            if !me.latch().latch().is_set() {
+            // that time; skipped when it does not pay), then sleep; wake at least once a
+            // second to look at the workers.
+            let latch = me.latch().latch();
+            spin.watch(latch, || latch.is_set());
+            if !latch.is_set() {
                 me.latch()
                     .wait(Some(Duration::from_secs(1)))
                     .map_err(pgipc_shm_mq::ShmMqError::from)?;

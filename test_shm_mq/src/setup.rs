@@ -68,15 +68,20 @@ thread_local! {
 }
 
 /// How long a queue handle of a ring of `processes` processes (the leader and its workers)
-/// watches its latch before sleeping: shm_mq's default (a short spin) while every process of
-/// the ring can have a CPU of its own and one CPU is left for the rest (the client, the other
-/// sessions), else none, as PostgreSQL. When the ring's processes share CPUs a spinning waiter
-/// only takes the CPU from the process it waits for: on 2 CPUs the bench against PostgreSQL 15
-/// measured 0.21-0.23x of PostgreSQL with a 16 KiB queue and 0.26-0.62x with 3 workers while
-/// spinning, 1.15-1.32x without (BENCHMARKS.md, test_shm_mq).
+/// watches its peer's counter before sleeping: shm_mq's adaptive default (`None`) while each
+/// process of the ring can have a CPU of its own, else none, as PostgreSQL.
+///
+/// With more ring processes than CPUs a waiter's watch takes the CPU from a process of the
+/// ring that is runnable, and the adaptive watch does not see it reliably (the process it
+/// waits for may be queued on the other CPU, so a yield comes back at once and the watch
+/// often ends in progress, which re-arms it). Measured on 2 CPUs (BENCHMARKS.md, 2026-12-08):
+/// with the watch, 1 KiB messages through a 16 KiB queue went from 1.30-2.04x of PostgreSQL 15
+/// to 1.94-4.51x with one worker (2 processes) but fell from 1.09-1.17x to 0.43-0.66x with
+/// three (4 processes). (Until then the ring watched only with a CPU to spare, `processes <
+/// CPUs`, because the fixed 100 us latch spin of that time also hurt with one worker.)
 pub(crate) fn ring_spin(processes: i32) -> Option<Duration> {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if usize::try_from(processes).is_ok_and(|p| p < cpus) {
+    if usize::try_from(processes).is_ok_and(|p| p <= cpus) {
         None
     } else {
         Some(Duration::ZERO)
@@ -176,9 +181,7 @@ impl Prepared<'_> {
     pub(crate) fn processes(&self) -> i32 {
         self.nworkers + 1
     }
-}
 
-impl Prepared<'_> {
     fn hdr(&self) -> &TestShmMqHeader {
         // SAFETY: `hdr` points into `seg`, which `self` keeps mapped.
         unsafe { self.hdr.as_ref() }

@@ -11,6 +11,7 @@
 //!   counters start at 0; `pgipc_sinval_roundtrip(100)` writes 100 messages and reads them
 //!   back (no catch-up signal, no reset: sinval's multiprocess test moves those, with a
 //!   writer and a stalled reader);
+//! * shm_mq: `test_shm_mq_pipelined` counts the leader's messages and bytes both ways;
 //! * `pgipc_stat_reset_ipc()` zeroes every counter.
 //!
 //! A `harness = false` test: libtest-mimic runs it on one thread (the sleeping session runs on
@@ -85,7 +86,7 @@ fn each_subsystem_moves_its_counters() {
     );
     assert_eq!(kinds, [["2".to_owned(), "1".to_owned()]]);
     assert_eq!(total, procs * counters);
-    assert_eq!(counters, 14);
+    assert_eq!(counters, 18);
     let sinval = rows(
         &mut c,
         "SELECT counter, sum(value) FROM pgipc_stat_ipc \
@@ -154,6 +155,23 @@ fn each_subsystem_moves_its_counters() {
         "test_shm_mq: dsm creates +1, latch sets +{} (the worker's latch)",
         delta(&d0, &d1, "latch.sets")
     );
+
+    // shm_mq: the leader sends 10 messages of 1000 bytes into the ring and receives them
+    // back (its workers' counters leave with them).
+    let m0 = mine(&mut a);
+    ok(a.simple_query("SELECT test_shm_mq_pipelined(16384, repeat('x', 1000), 10, 1)"));
+    let m1 = mine(&mut a);
+    let moved: Vec<i64> = [
+        "shm_mq.messages_sent",
+        "shm_mq.bytes_sent",
+        "shm_mq.messages_received",
+        "shm_mq.bytes_received",
+    ]
+    .iter()
+    .map(|k| delta(&m0, &m1, k))
+    .collect();
+    println!("test_shm_mq_pipelined 10 x 1000 B: shm_mq sent/bytes/received/bytes +{moved:?}");
+    assert_eq!(moved, [10, 10_000, 10, 10_000]);
 
     // Latch: a cancelled pg_sleep. The SIGINT handler sets the session's own latch once.
     let a_pid = rows(&mut a, "SELECT pg_backend_pid()")[0][0].clone();
