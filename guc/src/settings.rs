@@ -287,6 +287,8 @@ pub struct Settings {
     nest_level: u32,
     under_postmaster: bool,
     reported: BTreeMap<&'static str, String>,
+    /// Bumped by every change to a variable ([`generation`](Self::generation)).
+    generation: u64,
 }
 
 impl Default for Settings {
@@ -445,6 +447,7 @@ impl Settings {
             nest_level: 0,
             under_postmaster: false,
             reported: BTreeMap::new(),
+            generation: 0,
         };
         // PostgreSQL raises max_stack_depth from its boot value to what the stack limit allows
         // (2MB on a default Linux stack of 8MB).
@@ -479,6 +482,7 @@ impl Settings {
     /// (folding its own copies back first), else this `Settings`' own copy, made on first
     /// change.
     fn var_mut(&mut self, k: &str) -> Option<&mut Var> {
+        self.generation += 1;
         if Arc::get_mut(&mut self.base).is_none() {
             if !self.changed.contains_key(k) {
                 let (name, var) = self.base.get_key_value(k)?;
@@ -494,6 +498,7 @@ impl Settings {
 
     /// Adds a variable (a placeholder) where [`var_mut`](Self::var_mut) would change it.
     fn insert_var(&mut self, k: Name, var: Var) {
+        self.generation += 1;
         match Arc::get_mut(&mut self.base) {
             Some(base) => {
                 base.append(&mut self.changed);
@@ -926,12 +931,13 @@ impl Settings {
     /// `XactIsoLevel = DefaultXactIsoLevel` and `XactReadOnly = DefaultXactReadOnly`).
     /// Nothing happens if either is unknown or the two already agree.
     pub fn assign_from(&mut self, name: &str, from: &str) {
-        let Some(v) = self.get(from).cloned() else {
+        let (Some(v), Some(cur)) = (self.get(from), self.get(name)) else {
             return;
         };
-        if self.get(name).is_none_or(|cur| *cur == v) {
+        if cur == v {
             return;
         }
+        let v = v.clone();
         if let Some(var) = self.var_mut(&key(name)) {
             var.cur.value = v;
         }
@@ -943,6 +949,12 @@ impl Settings {
     }
 
     // ---- reading -----------------------------------------------------------------------------
+
+    /// A number that changes whenever any variable may have changed (every write bumps it),
+    /// so that a caller can keep what it derived from the settings until it moves.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {

@@ -107,6 +107,11 @@ struct Session<'s> {
     savepoints: Vec<(String, u32)>,
     /// Something may have changed a `GUC_REPORT` setting since the last ReadyForQuery.
     report_pending: bool,
+    /// The settings' generation when a transaction last started with its modes set from the
+    /// defaults: while it has not moved, they still are.
+    modes_generation: Option<u64>,
+    /// `transaction_isolation` and the settings' generation it was read at.
+    isolation: std::cell::Cell<(u64, &'static str)>,
     /// The simple Query being run has several statements (PostgreSQL's implicit
     /// transaction block).
     implicit_block: bool,
@@ -273,6 +278,8 @@ pub(crate) fn run(sock: &OwnedFd, ctx: &mut BackendContext) -> i32 {
         guc_xact: false,
         savepoints: Vec::new(),
         report_pending: false,
+        modes_generation: None,
+        isolation: std::cell::Cell::new((u64::MAX, "read committed")),
         implicit_block: false,
         superuser: true,
         role_oid: pgipc_sysviews::BOOTSTRAP_SUPERUSERID,
@@ -780,17 +787,32 @@ impl Session<'_> {
             self.xact_ts = Some(self.stmt_ts);
             pgipc_backend_status::report_xact_timestamp(self.stmt_ts);
             crate::xact::begin();
-            // StartTransaction: the transaction's modes start as the session's defaults.
+            // StartTransaction: the transaction's modes start as the session's defaults
+            // (looked up only when a setting changed since they last were).
             let st = &mut self.ctx.settings;
-            st.assign_from("transaction_isolation", "default_transaction_isolation");
-            st.assign_from("transaction_read_only", "default_transaction_read_only");
+            if self.modes_generation != Some(st.generation()) {
+                st.assign_from("transaction_isolation", "default_transaction_isolation");
+                st.assign_from("transaction_read_only", "default_transaction_read_only");
+                self.modes_generation = Some(st.generation());
+            }
         }
     }
 
     /// A statement that reads takes its snapshot (SHOW and utility statements take none).
     fn take_snapshot(&self, q: &pgipc_query::Prepared) {
         if !q.is_show() {
-            crate::xact::statement_start(self.ctx.settings.text("transaction_isolation"));
+            let generation = self.ctx.settings.generation();
+            let (at, mut level) = self.isolation.get();
+            if at != generation {
+                level = match self.ctx.settings.text("transaction_isolation") {
+                    "serializable" => "serializable",
+                    "repeatable read" => "repeatable read",
+                    "read uncommitted" => "read uncommitted",
+                    _ => "read committed",
+                };
+                self.isolation.set((generation, level));
+            }
+            crate::xact::statement_start(level);
         }
     }
 
