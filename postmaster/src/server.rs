@@ -586,6 +586,25 @@ impl Postmaster {
         }
     }
 
+    /// A child slot of `kind`'s pool for a child about to be launched, marked assigned in
+    /// PMSignal; `None` when the pool is empty.
+    fn take_slot(&mut self, kind: BackendType) -> Option<u32> {
+        let slot = self.pools.assign(kind)?;
+        if let Some(p) = self.pmsignal() {
+            let _ = p.mark_child_slot_assigned(slot);
+        }
+        Some(slot)
+    }
+
+    /// Gives back a slot [`take_slot`](Self::take_slot) took for a child that was not
+    /// launched.
+    fn give_back_slot(&mut self, kind: BackendType, slot: u32) {
+        self.pools.release(kind, slot);
+        if let Some(p) = self.pmsignal() {
+            p.mark_child_slot_unassigned(slot);
+        }
+    }
+
     /// Gives the child's slot back; false when PMSignal says the child did not exit cleanly.
     fn release_slot(&mut self, child: &PmChild) -> bool {
         if child.slot == 0 {
@@ -737,16 +756,13 @@ impl Postmaster {
         let mut slot = 0;
         let mut kind = BackendType::DeadEndBackend;
         if cac == CanAcceptConnections::Ok {
-            match self.pools.assign(BackendType::Backend) {
+            match self.take_slot(BackendType::Backend) {
                 Some(s) => {
                     slot = s;
                     kind = BackendType::Backend;
                 }
                 None => cac = CanAcceptConnections::TooMany,
             }
-        }
-        if let (Some(p), true) = (self.pmsignal(), slot != 0) {
-            let _ = p.mark_child_slot_assigned(slot);
         }
         match self.launch(kind, slot, None, Some(client), cac) {
             Ok(pid) => self.children.push(PmChild {
@@ -764,10 +780,7 @@ impl Postmaster {
                     crate::listen::report_fork_failure(c, &e);
                 }
                 if slot != 0 {
-                    self.pools.release(kind, slot);
-                    if let Some(p) = self.pmsignal() {
-                        p.mark_child_slot_unassigned(slot);
-                    }
+                    self.give_back_slot(kind, slot);
                 }
             }
         }
@@ -836,12 +849,9 @@ impl Postmaster {
             return;
         }
         while self.launcher.spares.len() < want {
-            let Some(slot) = self.pools.assign(BackendType::Backend) else {
+            let Some(slot) = self.take_slot(BackendType::Backend) else {
                 return;
             };
-            if let Some(p) = self.pmsignal() {
-                let _ = p.mark_child_slot_assigned(slot);
-            }
             let launched = self
                 .child_env(BackendType::Backend, slot, None)
                 .and_then(|env| self.launcher.launch_spare(env));
@@ -860,10 +870,7 @@ impl Postmaster {
                         Severity::Log,
                         &format_args!("could not fork spare backend process: {e}"),
                     );
-                    self.pools.release(BackendType::Backend, slot);
-                    if let Some(p) = self.pmsignal() {
-                        p.mark_child_slot_unassigned(slot);
-                    }
+                    self.give_back_slot(BackendType::Backend, slot);
                     return;
                 }
             }
@@ -874,16 +881,13 @@ impl Postmaster {
 
     /// Starts an auxiliary-style child of `kind`; its pid, or `None` on failure (logged).
     fn start_child(&mut self, kind: BackendType) -> Option<i32> {
-        let Some(slot) = self.pools.assign(kind) else {
+        let Some(slot) = self.take_slot(kind) else {
             elog(
                 Severity::Log,
                 &format_args!("no free child slot for {} process", backend_type_desc(kind)),
             );
             return None;
         };
-        if let Some(p) = self.pmsignal() {
-            let _ = p.mark_child_slot_assigned(slot);
-        }
         match self.launch(kind, slot, None, None, CanAcceptConnections::Ok) {
             Ok(pid) => {
                 self.children.push(PmChild {
@@ -902,10 +906,7 @@ impl Postmaster {
                         backend_type_desc(kind)
                     ),
                 );
-                self.pools.release(kind, slot);
-                if let Some(p) = self.pmsignal() {
-                    p.mark_child_slot_unassigned(slot);
-                }
+                self.give_back_slot(kind, slot);
                 None
             }
         }
@@ -970,13 +971,10 @@ impl Postmaster {
         }
         let due = self.workers.due(self.state, 100);
         for w in due {
-            let Some(slot) = self.pools.assign(BackendType::BgWorker) else {
+            let Some(slot) = self.take_slot(BackendType::BgWorker) else {
                 self.workers.mark_crashed(w);
                 continue;
             };
-            if let Some(p) = self.pmsignal() {
-                let _ = p.mark_child_slot_assigned(slot);
-            }
             let spec = self.workers.get(w).map(|r| r.spec.clone());
             match self.launch(
                 BackendType::BgWorker,
@@ -1000,10 +998,7 @@ impl Postmaster {
                         Severity::Log,
                         &format_args!("could not fork background worker process: {e}"),
                     );
-                    self.pools.release(BackendType::BgWorker, slot);
-                    if let Some(p) = self.pmsignal() {
-                        p.mark_child_slot_unassigned(slot);
-                    }
+                    self.give_back_slot(BackendType::BgWorker, slot);
                     self.workers.mark_crashed(w);
                 }
             }
