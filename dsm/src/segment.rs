@@ -83,6 +83,7 @@ impl Ctx {
             }
             Ok(1) => match self.imp.destroy(None, handle) {
                 Ok(()) => {
+                    pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::DsmDestroys);
                     let _ =
                         self.locked(|v| v.items[slot as usize].refcnt.store(0, Ordering::Relaxed));
                 }
@@ -628,6 +629,7 @@ impl DsmSegment {
         let made = Self::create_uncounted(size, flags)?;
         if made.is_some() {
             pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::DsmCreates);
+            pgipc_ipc_stats::add(pgipc_ipc_stats::Counter::DsmBytesCreated, size as u64);
         }
         Ok(made)
     }

@@ -25,8 +25,9 @@
 //!
 //! # What this crate does not do
 //! The region itself is created by ipci (it needs the shmem crate, which needs lwlock, which
-//! counts through this crate); counts of processes that exited leave with them; there are no
-//! per-tranche LWLock counters or wait times yet.
+//! counts through this crate); counts of processes that exited leave with them; LWLock counters
+//! and wait time are summed over all tranches, ProcSignal sends over all reasons, and the
+//! postmaster (no proc number) counts nothing.
 //!
 //! Key items: [`Counter`], [`count`], [`add`], [`set_my_block`], [`STRIDE`], [`IPC_STATS_NAME`].
 
@@ -99,6 +100,22 @@ counters! {
     ShmMqReceived = ("shm_mq", "messages_received"),
     /// Payload bytes of those messages.
     ShmMqBytesReceived = ("shm_mq", "bytes_received"),
+    /// Microseconds LWLock acquisitions spent asleep on the semaphore (all tranches).
+    LWLockWaitMicros = ("lwlock", "wait_time_us"),
+    /// Spinlock waits that slept (PostgreSQL's `perform_spin_delay` past its spins).
+    SpinDelays = ("spinlock", "delays"),
+    /// ProcSignal barriers emitted (`EmitProcSignalBarrier`).
+    BarrierEmits = ("procsignal", "barrier_emits"),
+    /// Barrier generations absorbed (`ProcessProcSignalBarrier` that caught up).
+    BarrierAbsorbs = ("procsignal", "barrier_absorbs"),
+    /// Dynamic shared memory segments destroyed by this process (the last reference).
+    DsmDestroys = ("dsm", "destroys"),
+    /// Bytes of the dynamic shared memory segments this process created.
+    DsmBytesCreated = ("dsm", "bytes_created"),
+    /// Sleeps of a shm_mq sender on its latch (the ring was full or the receiver absent).
+    ShmMqSendSleeps = ("shm_mq", "send_sleeps"),
+    /// Sleeps of a shm_mq receiver on its latch (the ring was empty).
+    ShmMqReceiveSleeps = ("shm_mq", "receive_sleeps"),
 }
 
 /// Counters per block: [`Counter::ALL`]'s length rounded up to whole 64-byte cache lines.

@@ -255,6 +255,7 @@ impl LWLock {
             slot.wait_event_info
                 .store(PG_WAIT_LWLOCK | u32::from(tranche), Ordering::Relaxed);
             pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::LWLockWaits);
+            let slept = std::time::Instant::now();
             loop {
                 slot.sem.lock();
                 if slot.lw_waiting.load(Ordering::Acquire) == NOT_WAITING {
@@ -264,6 +265,10 @@ impl LWLock {
                 extra_waits += 1;
             }
             slot.wait_event_info.store(0, Ordering::Relaxed);
+            pgipc_ipc_stats::add(
+                pgipc_ipc_stats::Counter::LWLockWaitMicros,
+                slept.elapsed().as_micros() as u64,
+            );
             // We have run; let releasers wake the next waiters again.
             self.state.fetch_and(!FLAG_WAKE_PENDING, Ordering::Release);
         }

@@ -186,6 +186,7 @@ impl SpinDelay {
             self.cur_delay_us = MIN_DELAY_US;
         }
         let remaining = self.limit - waited;
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::SpinDelays);
         std::thread::sleep(Duration::from_micros(self.cur_delay_us).min(remaining));
         // xorshift: cheap, no shared state, good enough to de-synchronise waiters.
         self.rng ^= self.rng << 13;

@@ -694,6 +694,7 @@ impl ProcSignal {
     /// `EmitProcSignalBarrier`). Never fails: processes that cannot be signalled absorb it at
     /// their next check or are gone (their slot then satisfies waiters).
     pub fn emit_proc_signal_barrier(&self, kind: ProcSignalBarrierType) -> u64 {
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::BarrierEmits);
         let bit = 1u32 << (kind as u32);
         // Masks first, generation second (see the crate docs).
         for s in self.slots.iter() {
@@ -817,6 +818,7 @@ impl ProcSignal {
         }
         slot.barrier_generation.store(shared, Ordering::SeqCst);
         broadcast(slot);
+        pgipc_ipc_stats::count(pgipc_ipc_stats::Counter::BarrierAbsorbs);
         Ok(BarrierProgress::Absorbed)
     }
 }

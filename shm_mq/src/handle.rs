@@ -379,6 +379,10 @@ impl<'a> MqHandle<'a> {
     /// bottom of PostgreSQL's `WaitLatch; ResetLatch` loop.
     /// The wait publishes `wait_event_info` (IPC/MessageQueueSend, …Receive, …Internal).
     fn sleep(&self, wait_event_info: u32) -> Result<(), ShmMqError> {
+        pgipc_ipc_stats::count(match self.side {
+            Side::Sender => pgipc_ipc_stats::Counter::ShmMqSendSleeps,
+            Side::Receiver => pgipc_ipc_stats::Counter::ShmMqReceiveSleeps,
+        });
         let timeout = self.peer_alive.map(|_| self.poll_interval);
         pgipc_wait_event::report_wait_start(wait_event_info);
         let r = self.my_latch.wait(timeout);

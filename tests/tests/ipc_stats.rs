@@ -86,7 +86,7 @@ fn each_subsystem_moves_its_counters() {
     );
     assert_eq!(kinds, [["2".to_owned(), "1".to_owned()]]);
     assert_eq!(total, procs * counters);
-    assert_eq!(counters, 18);
+    assert_eq!(counters, 26);
     let sinval = rows(
         &mut c,
         "SELECT counter, sum(value) FROM pgipc_stat_ipc \
@@ -151,8 +151,13 @@ fn each_subsystem_moves_its_counters() {
     ok(a.simple_query("SELECT test_shm_mq(1024, 'a', 1, 1)"));
     let d1 = mine(&mut a);
     assert_eq!(delta(&d0, &d1, "dsm.creates"), 1);
+    // The segment holds a header and two 1024-byte queues, and whoever detaches last
+    // (this backend or its worker) destroys it.
+    let bytes = delta(&d0, &d1, "dsm.bytes_created");
+    assert!(bytes > 2048, "{bytes}");
     println!(
-        "test_shm_mq: dsm creates +1, latch sets +{} (the worker's latch)",
+        "test_shm_mq: dsm creates +1 ({bytes} bytes), destroys +{}, latch sets +{} (the worker's latch)",
+        delta(&d0, &d1, "dsm.destroys"),
         delta(&d0, &d1, "latch.sets")
     );
 
