@@ -126,8 +126,20 @@ fn a_waiter_on_xidgenlock_shows_lwlock_xidgen() {
     .unwrap()
     .parse()
     .unwrap();
-    println!("the waiter's lwlock waits: {waits}");
+    let waited_us: i64 = one(
+        &mut c,
+        &format!(
+            "SELECT value FROM pgipc_stat_ipc WHERE pid = {waiter} \
+             AND subsystem = 'lwlock' AND counter = 'wait_time_us'"
+        ),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    println!("the waiter's lwlock waits: {waits}, {waited_us} us asleep");
     assert!(waits >= 1, "{waits}");
+    // It slept while the holder stood at the injection point, which this test saw happen.
+    assert!(waited_us >= 1, "{waited_us}");
     let b_after = until(&mut c, &row(&b_pid), "idle Client/ClientRead");
     let a_after = until(&mut c, &row(&a_pid), "idle Client/ClientRead");
     println!("ids: A {xa}, B {xb}; idle again after {b_after} and {a_after} polls");
