@@ -116,26 +116,20 @@ fn a_waiter_on_xidgenlock_shows_lwlock_xidgen() {
     }
     // The waiter's IPC statistics counted the sleep on the lock.
     let waiter = if b_waits { &b_pid } else { &a_pid };
-    let waits: i64 = one(
-        &mut c,
-        &format!(
-            "SELECT value FROM pgipc_stat_ipc WHERE pid = {waiter} \
-             AND subsystem = 'lwlock' AND counter = 'waits'"
-        ),
-    )
-    .unwrap()
-    .parse()
-    .unwrap();
-    let waited_us: i64 = one(
-        &mut c,
-        &format!(
-            "SELECT value FROM pgipc_stat_ipc WHERE pid = {waiter} \
-             AND subsystem = 'lwlock' AND counter = 'wait_time_us'"
-        ),
-    )
-    .unwrap()
-    .parse()
-    .unwrap();
+    let mut counter = |name: &str| -> i64 {
+        one(
+            &mut c,
+            &format!(
+                "SELECT value FROM pgipc_stat_ipc WHERE pid = {waiter} \
+                 AND subsystem = 'lwlock' AND counter = '{name}'"
+            ),
+        )
+        .unwrap()
+        .parse()
+        .unwrap()
+    };
+    let waits = counter("waits");
+    let waited_us = counter("wait_time_us");
     println!("the waiter's lwlock waits: {waits}, {waited_us} us asleep");
     assert!(waits >= 1, "{waits}");
     // It slept while the holder stood at the injection point, which this test saw happen.
